@@ -1,0 +1,43 @@
+"""The `redline` command: one subcommand per service, plus the operator's tools."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from redline import __version__
+from redline.cli.demo import demo
+from redline.cli.dev import dev, ping
+from redline.logs import configure
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="redline")
+@click.option(
+    "--log-level",
+    default=lambda: os.environ.get("REDLINE_LOG_LEVEL", "info"),
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    help="Log level (env: REDLINE_LOG_LEVEL).",
+    show_default="info",
+)
+@click.option(
+    "--log-format",
+    default=lambda: os.environ.get("REDLINE_LOG_FORMAT", "kv"),
+    type=click.Choice(["kv", "json"]),
+    show_default="kv",
+    help="One line per event as key=value or JSON (env: REDLINE_LOG_FORMAT).",
+)
+def main(log_level: str, log_format: str) -> None:
+    """redline: stateless microservices that talk through Redis.
+
+    Every command takes --redis URL; without it redline uses 127.0.0.1:6379, else the server
+    `redline dev` runs, else starts an embedded Valkey server for the duration of the command.
+    """
+    configure(log_level, log_format)
+
+
+for command in (dev, ping, demo):
+    main.add_command(command)

@@ -1,0 +1,116 @@
+"""What every command shares: server resolution, config loading, signals, exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from redline.config import ServiceConfig, load_config
+from redline.embedded import EmbeddedServer, default_state_dir, ensure_server
+from redline.errors import ConfigError, RedlineError
+
+__all__ = [
+    "EXIT_CONFIG",
+    "config_options",
+    "fail",
+    "load_or_exit",
+    "run_until_signal",
+    "server_for",
+    "state_dir",
+]
+
+EXIT_CONFIG = 2
+C = TypeVar("C", bound=ServiceConfig)
+
+
+def state_dir() -> Path:
+    """Where `redline dev` publishes its server (``REDLINE_STATE_DIR`` overrides)."""
+    override = os.environ.get("REDLINE_STATE_DIR")
+    return Path(override) if override else default_state_dir()
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print `message` as an error and exit with `code`."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+@contextlib.contextmanager
+def server_for(url: str | None) -> Iterator[str]:
+    """The URL to use; starts (and at exit stops) an embedded server when none is reachable."""
+    try:
+        resolved, owned = ensure_server(url, state_dir())
+    except RedlineError as exc:
+        fail(str(exc))
+        raise  # unreachable: fail() exits
+    if owned is not None:
+        click.echo(
+            f"no Redis at the default address: started an embedded server at {resolved}", err=True
+        )
+    try:
+        yield resolved
+    finally:
+        if owned is not None:
+            owned.stop()
+
+
+def load_or_exit(model: type[C], path: Path | None, sets: tuple[str, ...], **fixed: Any) -> C:
+    """Load and validate a config; on problems print one line each and exit 2."""
+    extra = tuple(f"{key}={value}" for key, value in fixed.items() if value is not None)
+    try:
+        return load_config(model, path, os.environ, sets + extra)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(f"config error: {problem}", err=True)
+        sys.exit(EXIT_CONFIG)
+
+
+def config_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--config FILE`` (or env ``propsFile``), ``--redis URL`` and repeatable ``--set k=v``."""
+    func = click.option(
+        "--set",
+        "sets",
+        multiple=True,
+        metavar="FIELD=VALUE",
+        help="Override one config field (JSON value or plain string); repeatable.",
+    )(func)
+    func = click.option(
+        "--redis",
+        "redis_url",
+        metavar="URL",
+        help="Redis URL (redis://, rediss://, unix://, redis+cluster://, redis+sentinel://). "
+        "Default: the config's, else 127.0.0.1:6379, else `redline dev`'s, else an embedded one.",
+    )(func)
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        envvar="propsFile",
+        metavar="FILE",
+        help="Config file, TOML or JSON (env: propsFile).",
+    )(func)
+
+
+def run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run `main(stopping)` in a new event loop; SIGTERM and SIGINT set `stopping`."""
+
+    async def wrapper() -> None:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
+        await main(stopping)
+
+    asyncio.run(wrapper())
+
+
+def dev_server(port: int | None, data_dir: Path | None) -> EmbeddedServer:
+    return EmbeddedServer(port=port, data_dir=data_dir, state_dir=state_dir())

@@ -1,0 +1,135 @@
+"""Service configuration: one file (TOML or JSON) per service, overridable, validated once.
+
+Field names in files are the seed's camelCase (``popTimeout``, ``serviceNamespace``); in Python
+they are snake_case attributes. Every field can be overridden by an environment variable
+``REDLINE_<FIELD>`` (``REDLINE_POP_TIMEOUT=5``) and by ``--set field=value`` on the command line,
+values read as JSON when they parse (``--set 'out=["a","b"]'``) and as plain strings otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+
+from redline.connection import mask_url
+from redline.errors import ConfigError
+
+__all__ = ["ServiceConfig", "env_name", "load_config", "masked"]
+
+C = TypeVar("C", bound=BaseModel)
+
+_SECRET = re.compile(r"password|secret|token", re.IGNORECASE)
+
+
+class ServiceConfig(BaseModel):
+    """Fields every service has. Services subclass it with their own fields."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    redis: str | None = Field(None, description="Redis URL; none: the default or embedded server")
+    pop_timeout: float = Field(10, alias="popTimeout", gt=0, description="seconds a pop blocks")
+    service_namespace: str | None = Field(
+        None,
+        alias="serviceNamespace",
+        validation_alias=AliasChoices("serviceNamespace", "redisNamespace", "service_namespace"),
+        description="prefix of lifecycle, tracking and metrics keys",
+    )
+    service_redis: str | None = Field(None, alias="serviceRedis")
+    service_expire: int = Field(60, alias="serviceExpire", gt=0)
+    service_renew: float = Field(15, alias="serviceRenew", gt=0)
+    service_capacity: int = Field(10, alias="serviceCapacity", gt=0)
+
+
+def env_name(field_alias: str) -> str:
+    """``popTimeout`` → ``REDLINE_POP_TIMEOUT``."""
+    return "REDLINE_" + re.sub(r"(?<!^)(?=[A-Z])", "_", field_alias).upper()
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError([f"config file {str(path)!r}: cannot read it ({exc.strerror})"]) from exc
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        kind = "TOML" if path.suffix == ".toml" else "JSON"
+        raise ConfigError([f"config file {str(path)!r}: not valid {kind}: {exc}"]) from exc
+    if not isinstance(data, dict):
+        raise ConfigError([f"config file {str(path)!r}: expected an object of fields at top level"])
+    return data
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _overrides(
+    model: type[BaseModel], env: Mapping[str, str], sets: Iterable[str]
+) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        alias = field.alias or name
+        if env_name(alias) in env:
+            found[alias] = _value(env[env_name(alias)])
+    for item in sets:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ConfigError([f"--set {item!r}: expected field=value"])
+        found[key.strip()] = _value(text)
+    return found
+
+
+def _problem(model: type[BaseModel], error: Any, data: Mapping[str, Any]) -> str:
+    where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    if error["type"] == "missing":
+        return f"{where}: missing — a value is required"
+    if error["type"] == "extra_forbidden":
+        known = ", ".join(sorted(f.alias or n for n, f in model.model_fields.items()))
+        return f"{where}: {error['input']!r} — unknown field (known fields: {known})"
+    value = error.get("input")
+    shown = "***" if _SECRET.search(where) else repr(value)
+    return f"{where}: {shown} — {error['msg']}"
+
+
+def load_config(
+    model: type[C],
+    path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    sets: Iterable[str] = (),
+    defaults: Mapping[str, Any] | None = None,
+) -> C:
+    """Read, merge (defaults < file < env < --set) and validate.
+
+    Raises ConfigError listing every problem, one line each.
+    """
+    data: dict[str, Any] = dict(defaults or {})
+    if path is not None:
+        data.update(_read_file(path))
+    data.update(_overrides(model, env or {}, sets))
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError([_problem(model, e, data) for e in exc.errors()]) from None
+
+
+def masked(config: BaseModel) -> dict[str, Any]:
+    """The effective config by its file names, with passwords in URLs and secret fields masked."""
+    out: dict[str, Any] = {}
+    for key, value in config.model_dump(by_alias=True).items():
+        if _SECRET.search(key) and value:
+            out[key] = "***"
+        elif isinstance(value, str) and "://" in value:
+            out[key] = mask_url(value)
+        else:
+            out[key] = value
+    return out

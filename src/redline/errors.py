@@ -1,0 +1,40 @@
+"""One exception hierarchy for everything a user of redline can cause."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "ConnectionURLError",
+    "CrossSlotError",
+    "EmbeddedServerError",
+    "RedlineError",
+    "ShutdownRequested",
+]
+
+
+class RedlineError(Exception):
+    """Base of every error redline raises on purpose."""
+
+
+class ConfigError(RedlineError):
+    """A configuration that cannot be used; `problems` has one line per field."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n" + "\n".join(problems))
+
+
+class ConnectionURLError(RedlineError):
+    """A Redis URL that redline cannot turn into a client."""
+
+
+class CrossSlotError(RedlineError):
+    """Keys that one atomic operation touches do not hash to one cluster slot."""
+
+
+class EmbeddedServerError(RedlineError):
+    """The embedded Valkey server could not be started or found."""
+
+
+class ShutdownRequested(RedlineError):
+    """Raised inside a service when its lifecycle says it must stop (hash deleted, replaced)."""

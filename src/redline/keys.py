@@ -1,0 +1,53 @@
+"""Every key name redline derives from a user's names is built here, and nowhere else.
+
+Redis Cluster hashes a key on the part inside its first ``{...}`` when there is one, else on the
+whole name. So a queue ``orders`` and its derived key ``{orders}:inflight`` share a slot, and a
+name that already carries a tag (``{demo:mpush}:in``) keeps it in every derived key.
+"""
+
+from __future__ import annotations
+
+import binascii
+
+from redline.errors import CrossSlotError
+
+__all__ = ["derived", "hash_slot", "hash_tag", "require_same_slot", "tagged"]
+
+
+def hash_tag(name: str) -> str:
+    """The part of `name` that Redis Cluster hashes (the tag if it has one, else the name)."""
+    start = name.find("{")
+    if start != -1:
+        end = name.find("}", start + 1)
+        if end > start + 1:
+            return name[start + 1 : end]
+    return name
+
+
+def tagged(name: str) -> str:
+    """`name` in a form whose suffixes keep its slot: ``orders`` → ``{orders}``."""
+    if hash_tag(name) != name:
+        return name
+    return "{" + name + "}"
+
+
+def derived(name: str, *suffix: str) -> str:
+    """A key in the slot of `name`: ``derived("orders", "dead")`` → ``{orders}:dead``."""
+    return ":".join([tagged(name), *suffix])
+
+
+def hash_slot(key: str) -> int:
+    """The Redis Cluster slot of `key` (CRC16/XMODEM of its hash tag, mod 16384)."""
+    return binascii.crc_hqx(hash_tag(key).encode(), 0) % 16384
+
+
+def require_same_slot(what: str, keys: dict[str, str]) -> None:
+    """Refuse keys (role → name) that one atomic operation cannot use together on a cluster."""
+    slots = {role: hash_slot(key) for role, key in keys.items()}
+    if len(set(slots.values())) <= 1:
+        return
+    listing = ", ".join(f"{role}={keys[role]!r} (slot {slot})" for role, slot in slots.items())
+    raise CrossSlotError(
+        f"{what}: keys must share one cluster slot but do not: {listing}. "
+        "Give them a common hash tag, e.g. '{app}:in' and '{app}:out'."
+    )

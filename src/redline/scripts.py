@@ -1,0 +1,47 @@
+"""The one registry of server-side Lua: each atomic operation is a `.lua` file in `redline/lua/`.
+
+A script is read once, and called through redis-py's script object (EVALSHA, reloaded on
+NOSCRIPT), so the same object works on standalone servers, clusters and pipelines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from redis.commands.core import AsyncScript, Script
+
+from redline.connection import AsyncClient, SyncClient
+
+__all__ = ["lua_source", "run", "run_sync"]
+
+Arg = str | bytes | int | float
+
+
+@cache
+def lua_source(name: str) -> str:
+    """The text of ``redline/lua/<name>.lua``."""
+    return resources.files("redline").joinpath("lua", f"{name}.lua").read_text()
+
+
+@cache
+def _async_script(name: str) -> AsyncScript:
+    # No registered client: every call passes its own. Bytes, so no encoder is needed to hash it.
+    return AsyncScript(None, lua_source(name).encode())  # type: ignore[arg-type]
+
+
+@cache
+def _sync_script(name: str) -> Script:
+    return Script(None, lua_source(name).encode())  # type: ignore[arg-type]
+
+
+async def run(client: AsyncClient, name: str, keys: Sequence[str], args: Sequence[Arg] = ()) -> Any:
+    """Run script `name` with `keys` (all in one cluster slot) and `args`."""
+    return await _async_script(name)(keys=list(keys), args=list(args), client=client)
+
+
+def run_sync(client: SyncClient, name: str, keys: Sequence[str], args: Sequence[Arg] = ()) -> Any:
+    """Blocking twin of `run`."""
+    return _sync_script(name)(keys=list(keys), args=list(args), client=client)

@@ -1,0 +1,93 @@
+"""Fixtures: real servers started once per session, and a clean database or key prefix per test."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis
+
+from redline.connection import AsyncClient, connect
+from tests.servers import Cluster, ServerProcess
+
+_db_numbers = itertools.count(1)
+
+
+def needs_tool(tool: str, package: str) -> pytest.MarkDecorator:
+    """Skip (naming the tool and the Debian package) when `tool` is not on PATH."""
+    return pytest.mark.skipif(
+        shutil.which(tool) is None,
+        reason=f"needs `{tool}` on PATH (apt-get install {package})",
+    )
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[ServerProcess]:
+    """The session's standalone server; each test gets its own database on it."""
+    srv = ServerProcess().start()
+    yield srv
+    srv.close()
+
+
+@pytest.fixture(scope="session")
+def second_server() -> Iterator[ServerProcess]:
+    """A second, independent server (for transfers between servers)."""
+    srv = ServerProcess().start()
+    yield srv
+    srv.close()
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    """A real 3-master cluster made from the same binary."""
+    made = Cluster().start()
+    yield made
+    made.close()
+
+
+def _fresh_db_url(srv: ServerProcess) -> str:
+    db = next(_db_numbers)
+    redis.Redis(port=srv.port, db=db).flushdb()
+    return f"redis://127.0.0.1:{srv.port}/{db}"
+
+
+@pytest.fixture
+def redis_url(server: ServerProcess) -> str:
+    """URL of an empty database of its own on the session server."""
+    return _fresh_db_url(server)
+
+
+@pytest.fixture
+def remote_url(second_server: ServerProcess) -> str:
+    """URL of an empty database of its own on the second server."""
+    return _fresh_db_url(second_server)
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A key prefix no other test uses (for the cluster, which has only database 0)."""
+    return f"t{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def aredis(redis_url: str) -> AsyncIterator[AsyncClient]:
+    client = connect(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def sredis(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+async def acluster(cluster: Cluster) -> AsyncIterator[AsyncClient]:
+    client = connect(cluster.url)
+    yield client
+    await client.aclose()

@@ -1,0 +1,70 @@
+"""Small helpers the tests share: running redline as a real process, waiting for conditions."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REDLINE = [sys.executable, "-m", "redline"]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10, interval: float = 0.05) -> Any:
+    """Poll `predicate` until it returns something truthy; fail the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {predicate}")
+        time.sleep(interval)
+
+
+def spawn(
+    *args: str, log: Path | None = None, env: dict[str, str] | None = None, **kwargs: Any
+) -> subprocess.Popen[str]:
+    """Start `redline ARGS…` as a real process; output to `log` (or a pipe)."""
+    out = open(log, "a") if log else subprocess.PIPE  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen(
+        [*REDLINE, *args],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
+        **kwargs,
+    )
+    if log:
+        out.close()  # type: ignore[union-attr]
+    return proc
+
+
+def run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60, **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
+    """Run `redline ARGS…` to completion and capture its output."""
+    return subprocess.run(
+        [*REDLINE, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        **kwargs,
+    )
+
+
+def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+    """Signal `proc` and wait for it; SIGKILL if it does not stop in time."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode

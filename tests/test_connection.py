@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import pytest
+
+from redline.connection import connect, connect_sync, mask_url, parse_url
+from redline.errors import ConnectionURLError
+from redline.scripts import run
+from tests.servers import Cluster, ServerProcess
+
+
+def test_url_forms() -> None:
+    plain = parse_url("redis://alice:s3cret@db.example:6380/4")
+    assert (plain.mode, plain.username, plain.password, plain.db) == (
+        "standalone",
+        "alice",
+        "s3cret",
+        4,
+    )
+    assert parse_url("rediss://h:6380/0").tls
+    assert parse_url("unix:///run/redis.sock?db=3").db == 3
+    cluster = parse_url("redis+cluster://h1:7000,h2:7001")
+    assert cluster.mode == "cluster" and cluster.nodes == (("h1", 7000), ("h2", 7001))
+    sentinel = parse_url("redis+sentinel://:pw@s1:26379,s2:26379/mymaster/2")
+    assert (sentinel.service, sentinel.db, sentinel.password) == ("mymaster", 2, "pw")
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("http://localhost", "unsupported Redis URL scheme"),
+        ("redis+cluster://", "no host:port"),
+        ("redis+sentinel://h:26379", "names no service"),
+        ("redis://h:6379/abc", "database must be a number"),
+        ("redis+cluster://h:notaport", "expected host:port"),
+    ],
+)
+def test_bad_urls_say_what_is_wrong(url: str, says: str) -> None:
+    with pytest.raises(ConnectionURLError, match=says):
+        parse_url(url)
+
+
+def test_passwords_are_masked() -> None:
+    assert mask_url("redis://u:topsecret@h:1/0") == "redis://u:***@h:1/0"
+    with pytest.raises(ConnectionURLError) as err:
+        parse_url("ftp://u:topsecret@h")
+    assert "topsecret" not in str(err.value)
+
+
+async def test_standalone_and_sync_clients(redis_url: str) -> None:
+    client = connect(redis_url)
+    await client.set("k", "v")
+    assert connect_sync(redis_url).get("k") == b"v"
+    await client.aclose()
+
+
+async def test_acl_user(server: ServerProcess, redis_url: str) -> None:
+    admin = server.client()
+    admin.acl_setuser(
+        "queueuser", enabled=True, passwords=["+pw1"], keys=["q:*"], commands=["+@all"]
+    )
+    try:
+        client = connect(redis_url.replace("redis://", "redis://queueuser:pw1@"))
+        assert await client.lpush("q:a", "x") == 1
+        await client.aclose()
+    finally:
+        admin.acl_deluser("queueuser")
+
+
+async def test_script_on_cluster_with_shared_hash_tag(cluster: Cluster, prefix: str) -> None:
+    client = connect(cluster.url)
+    keys = [f"{{{prefix}}}:a", f"{{{prefix}}}:b"]
+    await client.lpush(keys[0], "m")
+    # lmove-like atomic move through the script registry, keys in one slot.
+    moved = await run(client, "_selftest_move", keys)
+    assert moved == b"m" and await client.lrange(keys[1], 0, -1) == [b"m"]
+    await client.aclose()

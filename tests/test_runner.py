@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import asyncio
+import time
+
+from redline.config import ServiceConfig
+from redline.errors import ShutdownRequested
+from redline.runner import Context, run_service
+
+
+class Mover:
+    """A minimal service: blocking move from `a` to `b`, like lpush."""
+
+    name = "mover"
+
+    async def step(self, ctx: Context) -> None:
+        await ctx.redis.blmove("a", "b", ctx.config.pop_timeout, "RIGHT", "LEFT")
+
+
+class StopAfterTicks:
+    def __init__(self, ticks: int) -> None:
+        self.ticks, self.events = ticks, []
+
+    async def start(self, ctx: Context) -> None:
+        self.events.append("start")
+
+    async def tick(self, ctx: Context) -> None:
+        self.ticks -= 1
+        if self.ticks == 0:
+            raise ShutdownRequested("enough ticks")
+
+    async def stop(self, ctx: Context) -> None:
+        self.events.append("stop")
+
+
+async def test_runs_steps_and_stops_within_pop_timeout(redis_url: str, aredis) -> None:  # type: ignore[no-untyped-def]
+    config = ServiceConfig(redis=redis_url, popTimeout=1)
+    stopping = asyncio.Event()
+    task = asyncio.create_task(run_service(Mover(), config, stopping=stopping))
+    await aredis.lpush("a", "one", "two")
+    for _ in range(500):
+        if await aredis.llen("b") == 2:
+            break
+        await asyncio.sleep(0.01)
+    began = time.monotonic()
+    stopping.set()
+    await asyncio.wait_for(task, 5)
+    assert time.monotonic() - began < 2  # at most popTimeout (1 s) plus slack
+    assert await aredis.lrange("b", 0, -1) == [b"two", b"one"]
+
+
+async def test_a_hook_can_stop_the_service(redis_url: str) -> None:
+    hook = StopAfterTicks(2)
+    config = ServiceConfig(redis=redis_url, popTimeout=0.2)
+    await asyncio.wait_for(run_service(Mover(), config, [hook], tick_interval=0.05), 5)
+    assert hook.events == ["start", "stop"]
+
+
+async def test_unreachable_server_is_retried_not_fatal() -> None:
+    config = ServiceConfig(redis="redis://127.0.0.1:1/0", popTimeout=0.2)
+    stopping = asyncio.Event()
+    task = asyncio.create_task(run_service(Mover(), config, stopping=stopping))
+    await asyncio.sleep(0.5)
+    assert not task.done()
+    stopping.set()
+    await asyncio.wait_for(task, 5)
