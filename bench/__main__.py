@@ -1,0 +1,32 @@
+"""Run every benchmark module in this package (or the ones named) and print their tables.
+
+A benchmark is a module ``bench/<name>.py`` with a ``main() -> None`` that measures redline and
+its comparisons (the raw Redis ceiling, peer tools) in the same run and prints one table.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+from pathlib import Path
+
+
+def names() -> list[str]:
+    here = Path(__file__).parent
+    return sorted(m.name for m in pkgutil.iter_modules([str(here)]) if not m.name.startswith("_"))
+
+
+def main(argv: list[str]) -> int:
+    wanted = argv or names()
+    unknown = sorted(set(wanted) - set(names()))
+    if unknown:
+        print(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(names())}")
+        return 2
+    for name in wanted:
+        importlib.import_module(f"bench.{name}").main()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
