@@ -1,0 +1,110 @@
+"""TLS (rediss://) end to end, against Debian's redis-server (the embedded Valkey has no TLS)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from redline.connection import connect, connect_sync
+from tests.conftest import needs_tool
+from tests.servers import ServerProcess, free_port
+
+pytestmark = [needs_tool("redis-server", "redis-server"), needs_tool("openssl", "openssl")]
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_certs(where: Path) -> None:
+    """A self-signed CA and a server certificate for 127.0.0.1 signed by it."""
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=redline-test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        cwd=where,
+    )
+    _openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        cwd=where,
+    )
+    (where / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.pem",
+        cwd=where,
+    )
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
+    """(TLS port, certificate directory) of a redis-server speaking TLS with our test CA."""
+    certs = tmp_path_factory.mktemp("certs")
+    make_certs(certs)
+    tls_port = free_port()
+    srv = ServerProcess(
+        binary=shutil.which("redis-server"),
+        config={
+            "tls-port": tls_port,
+            "tls-cert-file": certs / "server.pem",
+            "tls-key-file": certs / "server.key",
+            "tls-ca-cert-file": certs / "ca.pem",
+            "tls-auth-clients": "no",
+        },
+    ).start()
+    yield tls_port, certs
+    srv.close()
+
+
+async def test_rediss_with_our_ca(tls_server: tuple[int, Path]) -> None:
+    port, certs = tls_server
+    ca = certs / "ca.pem"
+    url = f"rediss://127.0.0.1:{port}/0?ssl_cert_reqs=required&ssl_ca_certs={ca}"
+    client = connect(url)
+    await client.set("tls", "yes")
+    assert await client.get("tls") == b"yes"
+    await client.aclose()
+    assert connect_sync(url).get("tls") == b"yes"
+
+
+def test_rediss_refuses_an_unknown_ca(tls_server: tuple[int, Path]) -> None:
+    _, port = tls_server
+    client = connect_sync(f"rediss://127.0.0.1:{port}/0?ssl_cert_reqs=required")
+    with pytest.raises(Exception, match=r"(?i)certificate"):
+        client.ping()
