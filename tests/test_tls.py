@@ -104,7 +104,7 @@ async def test_rediss_with_our_ca(tls_server: tuple[int, Path]) -> None:
 
 
 def test_rediss_refuses_an_unknown_ca(tls_server: tuple[int, Path]) -> None:
-    _, port = tls_server
+    port, _ = tls_server
     client = connect_sync(f"rediss://127.0.0.1:{port}/0?ssl_cert_reqs=required")
     with pytest.raises(Exception, match=r"(?i)certificate"):
         client.ping()
