@@ -63,8 +63,10 @@ class ServerProcess:
         port: int | None = None,
         config: dict[str, Any] | None = None,
         data_dir: Path | None = None,
+        conf_file: str | None = None,
     ) -> None:
         self.binary = binary or server_binary()
+        self.conf_file = conf_file  # a config file must come first (sentinels need one)
         self.port = port or free_port()
         self.config = {"save": "", "appendonly": "no", "databases": "10000", **(config or {})}
         self._own_dir = data_dir is None
@@ -78,6 +80,7 @@ class ServerProcess:
     def args(self) -> list[str]:
         args = [
             self.binary,
+            *([self.conf_file] if self.conf_file else []),
             "--port",
             str(self.port),
             "--bind",
@@ -85,8 +88,8 @@ class ServerProcess:
             "--dir",
             str(self.data_dir),
         ]
-        for key, value in self.config.items():
-            args += [f"--{key}", *(str(value).split() or [""])]
+        for key, value in self.config.items():  # None: a bare flag such as --sentinel
+            args += [f"--{key}"] if value is None else [f"--{key}", *(str(value).split() or [""])]
         return args
 
     def start(self, timeout: float = 10) -> ServerProcess:
@@ -149,6 +152,13 @@ class Cluster:
         return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
 
     def start(self) -> Cluster:
+        try:
+            return self._start()
+        except Exception:
+            self.close()
+            raise
+
+    def _start(self) -> Cluster:
         for node in self.nodes:
             node.start()
         clients = [node.client() for node in self.nodes]
@@ -176,4 +186,48 @@ class Cluster:
 
     def close(self) -> None:
         for node in self.nodes:
+            node.close()
+
+
+class Sentinels:
+    """A primary, one replica and three sentinels watching them, all local."""
+
+    SERVICE = "mymaster"
+
+    def __init__(self) -> None:
+        self.primary = ServerProcess(config={"databases": "16"})
+        self.replica = ServerProcess(config={"databases": "16"})
+        self.sentinels: list[ServerProcess] = []
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+        return f"redis+sentinel://{hosts}/{self.SERVICE}/0"
+
+    def start(self) -> Sentinels:
+        try:
+            return self._start()
+        except Exception:
+            self.close()
+            raise
+
+    def _start(self) -> Sentinels:
+        self.primary.start()
+        self.replica.config["replicaof"] = f"127.0.0.1 {self.primary.port}"
+        self.replica.start()
+        for _ in range(3):
+            node = ServerProcess(config={})
+            node.config = {"sentinel": None}
+            conf = node.data_dir / "sentinel.conf"
+            conf.write_text(
+                f"sentinel monitor {self.SERVICE} 127.0.0.1 {self.primary.port} 2\n"
+                f"sentinel down-after-milliseconds {self.SERVICE} 1000\n"
+                f"sentinel failover-timeout {self.SERVICE} 4000\n"
+            )
+            node.conf_file = str(conf)
+            self.sentinels.append(node.start())
+        return self
+
+    def close(self) -> None:
+        for node in [*self.sentinels, self.replica, self.primary]:
             node.close()
