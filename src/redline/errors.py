@@ -7,6 +7,7 @@ __all__ = [
     "ConnectionURLError",
     "CrossSlotError",
     "EmbeddedServerError",
+    "QueryError",
     "RedlineError",
     "ShutdownRequested",
 ]
@@ -38,3 +39,15 @@ class EmbeddedServerError(RedlineError):
 
 class ShutdownRequested(RedlineError):
     """Raised inside a service when its lifecycle says it must stop (hash deleted, replaced)."""
+
+
+class QueryError(RedlineError):
+    """An rquery request that cannot be run; `code` names the kind, the message says why."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        super().__init__(message)
+
+    def document(self) -> dict[str, str]:
+        """The error as it goes into a reply: ``{"code": ..., "message": ...}``."""
+        return {"code": self.code, "message": str(self)}

@@ -9,6 +9,8 @@ import click
 from redline import __version__
 from redline.cli.demo import demo
 from redline.cli.dev import dev, ping
+from redline.cli.rquery import rquery, rquery_service
+from redline.cli.vpush import vpush
 from redline.logs import configure
 
 __all__ = ["main"]
@@ -39,5 +41,5 @@ def main(log_level: str, log_format: str) -> None:
     configure(log_level, log_format)
 
 
-for command in (dev, ping, demo):
+for command in (dev, ping, demo, rquery, rquery_service, vpush):
     main.add_command(command)

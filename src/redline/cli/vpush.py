@@ -1,0 +1,35 @@
+"""`redline vpush`: move messages to a list on another Redis, exactly once, one at a time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from redline.cli.common import config_options, load_or_exit, run_until_signal, server_for
+from redline.runner import run_service
+from redline.services.vpush import VpushConfig, VpushService
+
+__all__ = ["vpush"]
+
+
+@click.command()
+@config_options
+def vpush(config_path: Path | None, redis_url: str | None, sets: tuple[str, ...]) -> None:
+    """Move messages from the `in` queue (on --redis) to the `out` list on `outRedis`.
+
+    \b
+    Example:
+      redline vpush --redis redis://local:6379/0 \\
+        --set in=demo:vpush:in --set out=demo:vpush:out --set outRedis=redis://remote:6379/0
+
+    Every message arrives once, in order. Run any number of replicas: one is active (a lease
+    on the input server), the others take over within `lease` seconds if it dies. Delivery is
+    retried forever with backoff up to `retryMax` seconds; `batch` moves N messages at a time.
+    Metrics: the hash <serviceNamespace>:metrics:vpush, else {in}:vpush:metrics. See docs/vpush.md.
+    """
+    config = load_or_exit(VpushConfig, config_path, sets, redis=redis_url)
+    with server_for(config.redis) as url:
+        config = config.model_copy(update={"redis": url})
+        service = VpushService(config)
+        run_until_signal(lambda stopping: run_service(service, config, [service], stopping))
