@@ -23,7 +23,7 @@ import os
 import socket
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis.exceptions
 from pydantic import Field, model_validator
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 # Anything the remote can answer with, or fail by, is retried: the message must get there.
 REMOTE_ERRORS = (redis.exceptions.RedisError, OSError)
+METRICS_EVERY = 1.0  # seconds between metrics writes while messages flow
 
 
 class VpushConfig(ServiceConfig):
@@ -99,6 +100,34 @@ class VpushKeys:
         return derived(self.out, "vpush", transfer_id)
 
 
+@dataclass
+class _Tally:
+    """Deliveries not yet added to the metrics hash (written once per METRICS_EVERY)."""
+
+    count: int = 0
+    messages: int = 0
+    ms: float = 0.0
+    max_ms: float = 0.0
+    duplicates: int = 0
+    since: float = field(default_factory=time.monotonic)
+
+    def add(self, messages: int, ms: float, duplicate: bool) -> None:
+        self.count += 1
+        self.messages += messages
+        self.ms += ms
+        self.max_ms = max(self.max_ms, ms)
+        self.duplicates += int(duplicate)
+
+    def args(self) -> list[int | float]:
+        return [
+            self.count,
+            self.messages,
+            round(self.ms, 3),
+            round(self.max_ms, 3),
+            self.duplicates,
+        ]
+
+
 @dataclass(frozen=True)
 class Transfer:
     """Messages claimed together (oldest first) under one transfer id."""
@@ -136,6 +165,7 @@ class VpushService:
         self.holder: str | None = None  # "<instance>#<token>" while this instance is active
         self._renewed = 0.0
         self._done = ""  # transfer on the remote but not yet finished on the input side
+        self._tally = _Tally()
 
     async def step(self, ctx: Context) -> None:
         """Move one transfer, or wait (as standby, or for input) up to popTimeout."""
@@ -146,6 +176,7 @@ class VpushService:
             return
         transfer = await self._claim(ctx.redis, holder, self.config.batch)
         if transfer is None:
+            await self._flush(ctx)
             if self.holder is not None:  # idle: block until input arrives, leave it in place
                 queue = self.keys.in_queue
                 await ctx.redis.blmove(queue, queue, wait, "RIGHT", "RIGHT")  # type: ignore[arg-type]
@@ -250,9 +281,15 @@ class VpushService:
                 attempt,
                 duplicate,
             )
-        args = [len(transfer.messages), round(seconds * 1000, 3), int(duplicate)]
-        with contextlib.suppress(*TRANSIENT):
-            await run(ctx.lifecycle_redis, "vpush_metrics", [self.keys.metrics], args)
+        self._tally.add(len(transfer.messages), seconds * 1000, duplicate)
+        if attempt or time.monotonic() - self._tally.since >= METRICS_EVERY:
+            await self._flush(ctx)
+
+    async def _flush(self, ctx: Context) -> None:
+        tally, self._tally = self._tally, _Tally()
+        if tally.count:
+            with contextlib.suppress(*TRANSIENT):
+                await run(ctx.lifecycle_redis, "vpush_metrics", [self.keys.metrics], tally.args())
 
     async def _metrics(self, ctx: Context, fields: dict[str, str | int], retries: int = 0) -> None:
         # Metrics must never hold up a transfer: a failed write is dropped.
@@ -272,6 +309,7 @@ class VpushService:
 
     async def stop(self, ctx: Context) -> None:
         try:
+            await self._flush(ctx)
             if self.holder:
                 if self._done:
                     await self._claim(ctx.redis, self.holder, 0)
