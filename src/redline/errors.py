@@ -7,6 +7,7 @@ __all__ = [
     "ConnectionURLError",
     "CrossSlotError",
     "EmbeddedServerError",
+    "QueueError",
     "RedlineError",
     "ShutdownRequested",
 ]
@@ -34,6 +35,10 @@ class CrossSlotError(RedlineError):
 
 class EmbeddedServerError(RedlineError):
     """The embedded Valkey server could not be started or found."""
+
+
+class QueueError(RedlineError):
+    """A queue operation called with arguments it cannot use (the message says which)."""
 
 
 class ShutdownRequested(RedlineError):
