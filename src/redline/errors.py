@@ -8,6 +8,7 @@ __all__ = [
     "CrossSlotError",
     "EmbeddedServerError",
     "QueryError",
+    "QueueError",
     "RedlineError",
     "ShutdownRequested",
 ]
@@ -35,6 +36,10 @@ class CrossSlotError(RedlineError):
 
 class EmbeddedServerError(RedlineError):
     """The embedded Valkey server could not be started or found."""
+
+
+class QueueError(RedlineError):
+    """A queue operation called with arguments it cannot use (the message says which)."""
 
 
 class ShutdownRequested(RedlineError):

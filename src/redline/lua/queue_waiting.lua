@@ -1,0 +1,30 @@
+-- queue_waiting: list waiting messages in delivery order (claim list first, then the waiting
+-- list, oldest first), with the id push gave them ('' for a raw LPUSH, which gets its id on pop).
+-- KEYS[1] waiting list   KEYS[2] claim list   KEYS[3] ids hash (see queue_push)
+-- ARGV[1] start (0-based)   ARGV[2] count
+-- Returns {id1, payload1, id2, payload2, ...}.
+local start, count = tonumber(ARGV[1]), tonumber(ARGV[2])
+local need = start + count
+local ordered = {}
+for _, list in ipairs({KEYS[2], KEYS[1]}) do
+  if #ordered < need then
+    local got = redis.call('LRANGE', list, -(need - #ordered), -1)
+    for i = #got, 1, -1 do ordered[#ordered + 1] = got[i] end
+  end
+end
+local seen, out = {}, {}
+for i, payload in ipairs(ordered) do
+  local digest = redis.sha1hex(payload)
+  local id = ''
+  local head = redis.call('HGET', KEYS[3], digest)
+  if head then
+    local a, b = string.match(head, '^(%d+) (%d+)$')
+    local nth = tonumber(a) + (seen[digest] or 0) + 1
+    seen[digest] = (seen[digest] or 0) + 1
+    if nth <= tonumber(b) then
+      id = redis.call('HGET', KEYS[3], digest .. ':' .. string.format('%d', nth)) or ''
+    end
+  end
+  if i > start then out[#out + 1], out[#out + 2] = id, payload end
+end
+return out

@@ -1,0 +1,66 @@
+"""Keeping leases alive while a consumer works: a heartbeat owned by a context manager."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from redis.exceptions import RedisError
+
+from redline.queue.model import Delivery
+
+if TYPE_CHECKING:
+    from redline.queue.reliable import ReliableQueue
+
+__all__ = ["LeaseKeeper"]
+
+log = logging.getLogger(__name__)
+
+
+class LeaseKeeper:
+    """Extends the leases of `deliveries` every `every` seconds until the block ends.
+
+    `lost` lists the deliveries whose lease could not be kept (recovered and redelivered, or
+    acknowledged meanwhile); their ack would be refused, so a handler may check it and stop early.
+    """
+
+    def __init__(self, queue: ReliableQueue, deliveries: Sequence[Delivery], every: float) -> None:
+        self.queue = queue
+        self.every = every
+        self.held = list(deliveries)
+        self.lost: list[Delivery] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> LeaseKeeper:
+        self._task = asyncio.create_task(self._run(), name="redline-keep-leases")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while self.held:
+            await asyncio.sleep(self.every)
+            try:
+                kept = await self.queue.extend(*self.held)
+            except RedisError as exc:
+                log.warning("lease extension failed error=%r retry_in=%.1fs", exc, self.every)
+                continue
+            lost = [d for d in self.held if d not in kept]
+            if lost:
+                log.warning("leases lost ids=%s", ",".join(d.id for d in lost))
+                self.lost += lost
+            self.held = kept

@@ -1,0 +1,123 @@
+"""The values the ReliableQueue hands out, and the names of the keys beside each queue."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, fields
+
+from redline.keys import derived
+
+__all__ = [
+    "SCRIPT_KEYS",
+    "Delivery",
+    "MessageState",
+    "QueueInfo",
+    "QueueKeys",
+    "QueuedMessage",
+]
+
+# The KEYS of each script, by role (a field of QueueKeys), in order: the one place that says it.
+SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
+    "queue_push": ("waiting", "ids", "seq"),
+    "queue_pop": (
+        "waiting",
+        "claimed",
+        "ids",
+        "seq",
+        "inflight",
+        "delayed",
+        "payloads",
+        "deliveries",
+        "since",
+    ),
+    "queue_ack": ("inflight", "delayed", "payloads", "deliveries", "since", "reasons"),
+    "queue_extend": ("inflight", "deliveries"),
+    "queue_nack": ("inflight", "delayed", "dead", "deliveries", "since", "reasons"),
+    "queue_recover": ("inflight", "delayed", "dead", "deliveries", "since", "reasons"),
+    "queue_info": ("waiting", "claimed", "inflight", "delayed", "dead"),
+    "queue_waiting": ("waiting", "claimed", "ids"),
+    "queue_view": ("inflight", "delayed", "dead", "payloads", "deliveries", "since", "reasons"),
+    "queue_purge": ("waiting", "claimed", "ids", "delayed", "payloads", "deliveries", "reasons"),
+    "queue_requeue": ("dead", "delayed", "deliveries", "reasons"),
+    "queue_delete": ("dead", "payloads", "deliveries", "reasons"),
+}
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message handed to one consumer.
+
+    `deliveries` is 1 on the first delivery and grows with each redelivery; it is also the
+    fencing token that ack, nack and extend check, so a consumer whose lease was recovered and
+    redelivered to someone else cannot ack (or extend) the new delivery.
+    """
+
+    key: str
+    id: str
+    payload: bytes
+    deliveries: int
+
+
+@dataclass(frozen=True)
+class QueueInfo:
+    """The counts of one queue (`expired`: in flight past the lease, about to be redelivered)."""
+
+    key: str
+    waiting: int
+    inflight: int
+    delayed: int
+    dead: int
+    expired: int = 0
+
+
+class MessageState(enum.StrEnum):
+    WAITING = "waiting"
+    INFLIGHT = "inflight"
+    DELAYED = "delayed"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True)
+class QueuedMessage:
+    """A message as `inspect` and `dead` show it.
+
+    `id` is "" for a waiting message that a plain LPUSH produced (it gets its id on delivery).
+    `elapsed`: seconds since it was delivered (in flight) or dead-lettered (dead).
+    `remaining`: seconds until its lease ends (in flight) or it is due (delayed; <= 0: due now).
+    """
+
+    key: str
+    id: str
+    payload: bytes
+    state: MessageState
+    deliveries: int = 0
+    elapsed: float | None = None
+    remaining: float | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class QueueKeys:
+    """Every key of queue `waiting`; all derived from its name, so they share its cluster slot."""
+
+    waiting: str  # the plain list of payloads: LPUSH in, RPOP out
+    claimed: str  # list: what blocking consumers' BLMOVE took, claimed by the next pop
+    ids: str  # hash: sha1(payload) -> "taken added", sha1:n -> id given by push
+    seq: str  # the id counter
+    inflight: str  # zset: id -> lease deadline (ms)
+    delayed: str  # zset: id -> due time (ms)
+    dead: str  # zset: id -> dead-lettered at (ms)
+    payloads: str  # hash: id -> payload, once a message has an id
+    deliveries: str  # hash: id -> delivery count (the fencing token)
+    since: str  # hash: id -> delivered at (ms), while in flight
+    reasons: str  # hash: id -> last nack or dead-letter reason
+
+    @classmethod
+    def of(cls, name: str) -> QueueKeys:
+        """The keys of the queue whose waiting list is `name`."""
+        suffixes = [f.name for f in fields(cls)][1:]
+        return cls(name, *(derived(name, suffix) for suffix in suffixes))
+
+    def of_script(self, script: str) -> list[str]:
+        """The KEYS of `script`, in its order (see SCRIPT_KEYS)."""
+        return [getattr(self, role) for role in SCRIPT_KEYS[script]]

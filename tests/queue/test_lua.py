@@ -1,0 +1,151 @@
+"""Each queue script on its own, against the real server: what it returns and what it leaves."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from redline import scripts
+from redline.connection import AsyncClient
+from redline.queue import QueueKeys
+
+K = QueueKeys.of("q")
+
+
+async def call(client: AsyncClient, script: str, *args: Any) -> Any:
+    return await scripts.run(client, script, K.of_script(script), args)
+
+
+async def server_ms(client: AsyncClient) -> int:
+    seconds, micros = await client.time()
+    return seconds * 1000 + micros // 1000
+
+
+async def test_push_lpushes_payloads_and_records_their_ids(aredis: AsyncClient) -> None:
+    assert await call(aredis, "queue_push", b"a", b"b", b"a") == [b"1", b"2", b"3"]
+    assert await aredis.lrange("q", 0, -1) == [b"a", b"b", b"a"]  # oldest at the right
+    digest = hashlib.sha1(b"a").hexdigest()
+    ids = await aredis.hgetall(K.ids)
+    assert ids[digest.encode()] == b"0 2"  # none taken, two added
+    assert (ids[f"{digest}:1".encode()], ids[f"{digest}:2".encode()]) == (b"1", b"3")
+    assert await aredis.get(K.seq) == b"3"
+
+
+async def test_pop_takes_pushed_ids_and_gives_raw_payloads_fresh_ones(aredis: AsyncClient) -> None:
+    await call(aredis, "queue_push", b"pushed")
+    await aredis.lpush("q", b"raw")
+    before = await server_ms(aredis)
+    reply = await call(aredis, "queue_pop", 10, 5000)
+    assert reply == [-1, 5000, b"1", b"pushed", 1, b"2", b"raw", 1]
+    assert not await aredis.exists("q", K.ids)
+    assert await aredis.hgetall(K.payloads) == {b"1": b"pushed", b"2": b"raw"}
+    assert await aredis.hgetall(K.deliveries) == {b"1": b"1", b"2": b"1"}
+    since = int(await aredis.hget(K.since, "1"))
+    assert since >= before
+    assert await aredis.zscore(K.inflight, "1") == since + 5000
+
+
+async def test_pop_order_is_due_delayed_then_claim_list_then_waiting(aredis: AsyncClient) -> None:
+    await aredis.lpush("q", b"waiting")
+    await aredis.lpush(K.claimed, b"claimed")
+    await aredis.zadd(K.delayed, {"7": 0, "8": 9e12})
+    await aredis.hset(K.payloads, mapping={"7": b"due", "8": b"later"})
+    await aredis.hset(K.deliveries, mapping={"7": 1, "8": 1})
+    reply = await call(aredis, "queue_pop", 2, 1000)
+    assert reply[1:] == [1000, b"7", b"due", 2, b"1", b"claimed", 1]
+    assert reply[0] > 0  # ms until "8" is due
+    assert await aredis.lrange("q", 0, -1) == [b"waiting"]
+
+
+async def test_ack_checks_the_fencing_token(aredis: AsyncClient) -> None:
+    await call(aredis, "queue_push", b"a", b"b")
+    await call(aredis, "queue_pop", 2, 1000)
+    assert await call(aredis, "queue_ack", "1", 2, "2", 1, "9", 1) == [b"2"]
+    assert await aredis.zrange(K.inflight, 0, -1) == [b"1"]
+    assert await aredis.hkeys(K.payloads) == [b"1"]
+    assert not await aredis.hexists(K.since, "2")
+
+
+async def test_extend_renews_held_leases_only(aredis: AsyncClient) -> None:
+    await call(aredis, "queue_push", b"a", b"b")
+    await call(aredis, "queue_pop", 2, 1000)
+    assert await call(aredis, "queue_extend", 60000, "1", 1, "2", 5) == [b"1"]
+    assert await aredis.zscore(K.inflight, "1") >= await server_ms(aredis) + 50000
+    assert await aredis.zscore(K.inflight, "2") < await server_ms(aredis) + 2000
+
+
+async def test_nack_delays_dead_letters_or_refuses(aredis: AsyncClient) -> None:
+    await call(aredis, "queue_push", b"a", b"b", b"c")
+    await call(aredis, "queue_pop", 3, 1000)
+    assert await call(aredis, "queue_nack", "1", 2, 0, 5, "", "retry") == 0  # stale token
+    assert await call(aredis, "queue_nack", "1", 1, 60000, 5, "later", "retry") == 1
+    assert await aredis.zscore(K.delayed, "1") >= await server_ms(aredis) + 50000
+    assert await aredis.hget(K.reasons, "1") == b"later"
+    assert await call(aredis, "queue_nack", "2", 1, 0, 1, "boom", "retry") == 2
+    assert await aredis.hget(K.reasons, "2") == b"max deliveries (1) reached: boom"
+    assert await call(aredis, "queue_nack", "3", 1, 0, 5, "bad", "dead") == 2
+    assert await aredis.zrange(K.dead, 0, -1) == [b"2", b"3"]
+    assert await aredis.zcard(K.inflight) == 0
+    assert await aredis.hlen(K.since) == 0
+
+
+async def test_recover_moves_expired_or_old_enough_deliveries(aredis: AsyncClient) -> None:
+    await call(aredis, "queue_push", b"a", b"b", b"c")
+    await call(aredis, "queue_pop", 3, 60000)
+    await aredis.zadd(K.inflight, {"1": 0})  # lease over
+    assert await call(aredis, "queue_recover", 10, -1, 5) == [1, 0]
+    assert await aredis.zrange(K.delayed, 0, -1) == [b"1"]
+    await aredis.hset(K.deliveries, "2", 5)
+    assert await call(aredis, "queue_recover", 10, 0, 5) == [1, 1]  # delivered >= 0 ms ago
+    assert await aredis.zrange(K.dead, 0, -1) == [b"2"]
+    assert await aredis.zcard(K.inflight) == 0
+
+
+async def test_info_counts(aredis: AsyncClient) -> None:
+    await call(aredis, "queue_push", b"a", b"b", b"c", b"d")
+    await aredis.lpush(K.claimed, b"x")
+    await call(aredis, "queue_pop", 2, 60000)  # takes "x" (from the claim list) and "a"
+    await aredis.zadd(K.inflight, {"1": 0})
+    await aredis.zadd(K.delayed, {"8": 0})
+    await aredis.zadd(K.dead, {"9": 0})
+    assert await call(aredis, "queue_info") == [3, 2, 1, 1, 1]
+
+
+async def test_waiting_pages_in_delivery_order_with_known_ids(aredis: AsyncClient) -> None:
+    await call(aredis, "queue_push", b"same", b"same")
+    await aredis.lpush("q", b"same", b"raw")
+    await aredis.lpush(K.claimed, b"claimed")
+    page = await call(aredis, "queue_waiting", 0, 10)
+    assert page == [b"", b"claimed", b"1", b"same", b"2", b"same", b"", b"same", b"", b"raw"]
+    assert await call(aredis, "queue_waiting", 2, 2) == [b"2", b"same", b"", b"same"]
+
+
+async def test_view_lists_a_page_of_one_zset(aredis: AsyncClient) -> None:
+    await call(aredis, "queue_push", b"a", b"b")
+    await call(aredis, "queue_pop", 2, 60000)
+    await call(aredis, "queue_nack", "2", 1, 0, 1, "why", "dead")
+    now, *inflight = await call(aredis, "queue_view", 0, 10, 1)
+    since = int(await aredis.hget(K.since, "1"))
+    assert inflight == [b"1", b"a", 1, since + 60000, since, b""]
+    _, *dead = await call(aredis, "queue_view", 0, 10, 3)
+    assert dead[:3] == [b"2", b"b", 1] and dead[4:] == [0, b"why"]
+    assert dead[3] <= now
+    assert len(await call(aredis, "queue_view", 1, 10, 1)) == 1  # past the end: just the time
+
+
+async def test_purge_requeue_delete(aredis: AsyncClient) -> None:
+    await call(aredis, "queue_push", b"a", b"b", b"c", b"d")
+    await call(aredis, "queue_pop", 3, 60000)
+    await call(aredis, "queue_nack", "1", 1, 60000, 5, "", "retry")
+    await call(aredis, "queue_nack", "2", 1, 0, 5, "x", "dead")
+    await call(aredis, "queue_nack", "3", 1, 0, 5, "y", "dead")
+    assert await call(aredis, "queue_purge") == 2  # "d" waiting, "1" delayed
+    assert not await aredis.exists("q", K.delayed, K.ids)
+    assert not await aredis.hexists(K.payloads, "1")
+    assert await call(aredis, "queue_requeue", "2", "1") == 1
+    assert await aredis.zrange(K.delayed, 0, -1) == [b"2"]
+    assert await aredis.hget(K.deliveries, "2") == b"0"
+    assert not await aredis.hexists(K.reasons, "2")
+    assert await call(aredis, "queue_delete", "3", "2") == 1
+    assert not await aredis.exists(K.dead, K.reasons)
+    assert await aredis.hkeys(K.payloads) == [b"2"]
