@@ -11,6 +11,8 @@ from redline.cli.demo import demo
 from redline.cli.dev import dev, ping
 from redline.cli.rquery import rquery, rquery_service
 from redline.cli.vpush import vpush
+from redline.cli.scale import cscale, scale
+from redline.cli.status import services_command, status
 from redline.logs import configure
 
 __all__ = ["main"]
@@ -41,5 +43,6 @@ def main(log_level: str, log_format: str) -> None:
     configure(log_level, log_format)
 
 
-for command in (dev, ping, demo, rquery, rquery_service, vpush):
+commands = (dev, ping, demo, rquery, rquery_service, vpush, scale, cscale, status, services_command)
+for command in commands:
     main.add_command(command)

@@ -1,0 +1,215 @@
+"""`redline status [--watch]` (one screen: services, replicas, queues, events) and
+`redline services` (every live instance)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+from redline.cli.common import server_for
+from redline.connection import AsyncClient, connect
+from redline.cscale import AGENTS_KEY, DESIRED_KEY, SPECS_KEY, recent_events
+from redline.health import Health, assess
+from redline.keys import derived
+from redline.metrics import read_metrics
+from redline.registry import Instance, all_instances, instances, services
+
+__all__ = ["services_command", "status"]
+
+_REDIS = click.option("--redis", "redis_url", metavar="URL", help="Redis URL (default: as dev).")
+
+
+@dataclass
+class Snapshot:
+    """Everything one screen shows, read at `taken`."""
+
+    taken: float
+    live: dict[str, list[Instance]]
+    desired: dict[str, int]
+    specs: dict[str, dict[str, Any]]
+    health: dict[str, Health]
+    queues: dict[str, tuple[int, int, int]]
+    agents: list[tuple[str, float]]
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _text(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+async def _size(client: AsyncClient, key: str) -> int:
+    kind = _text(await client.type(key))
+    sizes = {"list": client.llen, "zset": client.zcard, "hash": client.hlen, "set": client.scard}
+    return int(await sizes[kind](key)) if kind in sizes else 0
+
+
+async def _queue(client: AsyncClient, name: str) -> tuple[int, int, int]:
+    """Waiting, in flight and dead-lettered messages of queue `name`."""
+    waiting = await client.llen(name)
+    return (
+        waiting,
+        await _size(client, derived(name, "inflight")),
+        await _size(client, derived(name, "dead")),
+    )
+
+
+def _queue_names(specs: dict[str, dict[str, Any]], extra: tuple[str, ...]) -> list[str]:
+    names = {spec["autoscale"]["queue"] for spec in specs.values() if spec.get("autoscale")}
+    return sorted(names | set(extra))
+
+
+async def snapshot(client: AsyncClient, queues: tuple[str, ...] = ()) -> Snapshot:
+    """Read everything `redline status` shows."""
+    desired = {_text(k): int(v) for k, v in (await client.hgetall(DESIRED_KEY)).items()}
+    specs = {_text(k): json.loads(v) for k, v in (await client.hgetall(SPECS_KEY)).items()}
+    live = await all_instances(client)
+    for ns in (*desired, *specs):
+        if ns not in live:
+            live[ns] = await instances(client, ns)
+    health = {ns: assess(await read_metrics(client, ns)) for ns in live}
+    counts = {q: await _queue(client, q) for q in _queue_names(specs, queues)}
+    scored = await client.zrange(AGENTS_KEY, 0, -1, withscores=True)
+    agents = [(_text(pair[0]), float(pair[1])) for pair in scored]
+    events = await recent_events(client, 8)
+    return Snapshot(
+        time.time(), dict(sorted(live.items())), desired, specs, health, counts, agents, events
+    )
+
+
+def _services_table(snap: Snapshot) -> Table:
+    table = Table(title="services", title_justify="left")
+    for column in ("namespace", "service", "desired", "live", "active", "standby", "health"):
+        table.add_column(column)
+    for ns, live in snap.live.items():
+        active = sum(1 for inst in live if inst.role == "active")
+        standby_want = snap.specs.get(ns, {}).get("standby", 0)
+        desired = snap.desired.get(ns)
+        health = snap.health[ns]
+        table.add_row(
+            ns,
+            live[0].service if live else "",
+            "-" if desired is None else str(desired),
+            str(len(live)),
+            str(active),
+            f"{len(live) - active}/{standby_want}",
+            "ok" if health.ok else f"[red]unhealthy[/red] {health.reason}",
+        )
+    return table
+
+
+def _queues_table(snap: Snapshot, before: Snapshot | None) -> Table:
+    table = Table(title="queues", title_justify="left")
+    for column in ("queue", "length", "in flight", "dead", "length/s", "dead/s"):
+        table.add_column(column, justify="right" if column != "queue" else "left")
+    for name, (waiting, inflight, dead) in snap.queues.items():
+        rates = ["", ""]
+        if before is not None and name in before.queues and snap.taken > before.taken:
+            span = snap.taken - before.taken
+            old = before.queues[name]
+            rates = [f"{(waiting - old[0]) / span:+.1f}", f"{(dead - old[2]) / span:+.1f}"]
+        table.add_row(name, str(waiting), str(inflight), str(dead), *rates)
+    return table
+
+
+def _events_table(snap: Snapshot) -> Table:
+    table = Table(title="recent events", title_justify="left")
+    for column in ("time", "service", "agent", "event"):
+        table.add_column(column)
+    for event in snap.events:
+        stamp = time.strftime("%H:%M:%S", time.localtime(event.get("t", 0)))
+        table.add_row(stamp, event.get("ns", ""), event.get("agent", ""), event.get("msg", ""))
+    return table
+
+
+def render(snap: Snapshot, before: Snapshot | None = None) -> Group:
+    """The status screen as rich renderables."""
+    agents = ", ".join(f"{host} ({snap.taken - seen:.0f}s ago)" for host, seen in snap.agents)
+    parts: list[Any] = [_services_table(snap), f"cscale agents: {agents or 'none'}"]
+    if snap.queues:
+        parts.append(_queues_table(snap, before))
+    parts.append(_events_table(snap))
+    return Group(*parts)
+
+
+async def _watch(client: AsyncClient, queues: tuple[str, ...], every: float) -> None:
+    before = None
+    with Live(render(await snapshot(client, queues)), auto_refresh=False) as live:
+        while True:
+            snap = await snapshot(client, queues)
+            live.update(render(snap, before), refresh=True)
+            before = snap
+            await asyncio.sleep(every)
+
+
+@click.command()
+@_REDIS
+@click.option("--watch", is_flag=True, help="Refresh until Ctrl-C.")
+@click.option("--every", default=2.0, show_default=True, help="Seconds between refreshes.")
+@click.option("--queue", "queues", multiple=True, metavar="NAME", help="Also show this queue.")
+def status(redis_url: str | None, watch: bool, every: float, queues: tuple[str, ...]) -> None:
+    """One screen: services with desired vs live replicas, standbys and health; queues with
+    length, in-flight and dead letters; cscale agents; recent scaling events."""
+
+    async def main(url: str) -> None:
+        client = connect(url)
+        try:
+            if watch:
+                await _watch(client, queues, every)
+            else:
+                Console().print(render(await snapshot(client, queues)))
+        finally:
+            await client.aclose()
+
+    with server_for(redis_url) as url, contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main(url))
+
+
+@click.command(name="services")
+@_REDIS
+def services_command(redis_url: str | None) -> None:
+    """List every registered service and its live instances (host, pid, started, renewed,
+    version, role, what it serves)."""
+
+    async def main(url: str) -> None:
+        client = connect(url)
+        try:
+            table = Table(title="live instances", title_justify="left")
+            columns = ("namespace", "id", "service", "host", "pid", "started", "renewed", "version")
+            for column in (*columns, "role", "serves"):
+                table.add_column(column)
+            for ns in await services(client):
+                for inst in await instances(client, ns):
+                    table.add_row(*_instance_row(inst))
+            Console().print(table)
+        finally:
+            await client.aclose()
+
+    with server_for(redis_url) as url:
+        asyncio.run(main(url))
+
+
+def _instance_row(inst: Instance) -> list[str]:
+    def clock(t: int) -> str:
+        return time.strftime("%H:%M:%S", time.localtime(t)) if t else "-"
+
+    return [
+        inst.namespace,
+        inst.id,
+        inst.service,
+        inst.host,
+        str(inst.pid),
+        clock(inst.started),
+        clock(inst.renewed),
+        inst.version,
+        inst.role,
+        inst.serves,
+    ]

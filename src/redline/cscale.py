@@ -1,0 +1,152 @@
+"""cscale: declarative scaling — desired replica counts are data in Redis.
+
+A "service" here is a lifecycle namespace: its live instances are the ``<ns>:<id>`` hashes that
+`redline.registry` lists. The control-plane keys (all names built here):
+
+- ``redline:scale`` — hash namespace → desired number of *active* replicas (``redline scale``
+  writes it; so can any client: ``redis-cli hset redline:scale demo:worker 3``)
+- ``redline:cscale:specs`` — hash namespace → JSON of the spec the agents run (for status)
+- ``redline:cscale:agents`` — sorted set of agent host names, scored by last heartbeat (s)
+- ``redline:cscale:events`` — list of recent decisions and failures, newest first (JSON)
+- ``{<ns>}:cscale:lock`` — the per-service lease an agent holds while it decides
+- ``{<ns>}:cscale:starting`` — sorted set of start claims, scored by their deadline (ms)
+- ``{<ns>}:cscale:active`` — sorted set of active-slot leases (see `redline.standby`)
+- ``{<ns>}:cscale:autoscale`` — the lease of the agent that runs the autoscaling policy
+
+The agent itself is `redline.cscale_agent`; this module holds the spec, the keys and the
+decisions, which are plain functions.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from redline.autoscale import AutoscalePolicy
+from redline.config import load_config
+from redline.connection import AsyncClient
+from redline.keys import derived
+from redline.registry import Instance
+
+__all__ = [
+    "AGENTS_KEY",
+    "DESIRED_KEY",
+    "EVENTS_KEY",
+    "SPECS_KEY",
+    "ScaleFile",
+    "ServiceSpec",
+    "active_key",
+    "autoscale_key",
+    "choose_victims",
+    "get_desired",
+    "load_scale_file",
+    "lock_key",
+    "recent_events",
+    "record_event",
+    "set_desired",
+    "starting_key",
+]
+
+DESIRED_KEY = "redline:scale"
+SPECS_KEY = "redline:cscale:specs"
+EVENTS_KEY = "redline:cscale:events"
+AGENTS_KEY = "redline:cscale:agents"
+EVENTS_KEPT = 100
+
+
+def lock_key(ns: str) -> str:
+    return derived(ns, "cscale", "lock")
+
+
+def starting_key(ns: str) -> str:
+    return derived(ns, "cscale", "starting")
+
+
+def active_key(ns: str) -> str:
+    return derived(ns, "cscale", "active")
+
+
+def autoscale_key(ns: str) -> str:
+    return derived(ns, "cscale", "autoscale")
+
+
+class ServiceSpec(BaseModel):
+    """How to run one service: its command, how many, and its policy.
+
+    ``service = "lpush"`` runs ``python -m redline lpush``; ``argv = [...]`` runs any program
+    that takes ``--config``, ``--redis`` and ``--set`` the way redline services do.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    service: str | None = Field(None, description="redline subcommand, e.g. lpush")
+    argv: list[str] | None = Field(None, description="full command instead of `service`")
+    config: Path | None = Field(None, description="the service's config file")
+    sets: list[str] = Field(default_factory=list, description="extra --set FIELD=VALUE")
+    replicas: int | None = Field(None, ge=0, description="desired count when Redis has none")
+    standby: int = Field(0, ge=0, description="idle registered instances kept ready")
+    capacity: int = Field(100, gt=0, description="serviceCapacity given to each instance")
+    start_timeout: float = Field(30, alias="startTimeout", gt=0)
+    autoscale: AutoscalePolicy | None = None
+
+    @model_validator(mode="after")
+    def _one_command(self) -> ServiceSpec:
+        if (self.service is None) == (self.argv is None):
+            raise ValueError("give exactly one of `service` (a redline command) or `argv`")
+        return self
+
+
+class ScaleFile(BaseModel):
+    """A cscale file: ``[services."<namespace>"]`` tables, one per service."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    services: dict[str, ServiceSpec]
+
+
+def load_scale_file(path: Path) -> ScaleFile:
+    """Read and validate a cscale file (TOML or JSON); raises ConfigError listing problems."""
+    return load_config(ScaleFile, path)
+
+
+async def get_desired(client: AsyncClient, ns: str) -> int | None:
+    """The desired active replicas of `ns`, or None when nobody has set it."""
+    value = await client.hget(DESIRED_KEY, ns)
+    return None if value is None else int(value)
+
+
+async def set_desired(client: AsyncClient, ns: str, replicas: int) -> None:
+    """Set the desired active replicas of `ns`; the agents converge to it."""
+    if replicas < 0:
+        raise ValueError(f"replicas must be 0 or more, got {replicas}")
+    await client.hset(DESIRED_KEY, ns, replicas)
+
+
+async def record_event(client: AsyncClient, ns: str, message: str, **extra: Any) -> None:
+    """Add a decision or failure to the recent events `redline status` shows."""
+    event = {"t": time.time(), "ns": ns, "host": socket.gethostname(), "msg": message, **extra}
+    pipe = client.pipeline(transaction=False)
+    pipe.lpush(EVENTS_KEY, json.dumps(event))
+    pipe.ltrim(EVENTS_KEY, 0, EVENTS_KEPT - 1)
+    await pipe.execute()
+
+
+async def recent_events(client: AsyncClient, count: int = 10) -> list[dict[str, Any]]:
+    """The newest `count` events."""
+    return [json.loads(raw) for raw in await client.lrange(EVENTS_KEY, 0, count - 1)]
+
+
+def choose_victims(live: Sequence[Instance], count: int, active_limit: int) -> list[Instance]:
+    """The `count` instances to stop: the newest, starting with active ones beyond the limit
+    (so that scaling down keeps the standbys that are asked for)."""
+    newest = sorted(live, key=lambda inst: int(inst.id) if inst.id.isdigit() else 0, reverse=True)
+    active = [inst for inst in newest if inst.role == "active"]
+    surplus = active[: max(0, len(active) - active_limit)]
+    rest = [inst for inst in newest if inst not in surplus]
+    return (surplus + rest)[: max(0, count)]

@@ -1,0 +1,234 @@
+"""The cscale agent: one per host, converging live instances to the desired counts.
+
+Every round (``interval`` seconds) the agent buries its children that died (deletes their
+lifecycle hash at once, so a replacement starts without waiting for the hash to expire), notes
+which of its starts have registered, runs the autoscaling policy where it leads it, and then,
+per service, under the service's lease:
+
+1. lists the start claims still pending (any agent's, with unexpired deadlines), *then*
+2. lists the live instances (an agent drops its claim only after seeing its child registered,
+   so an instance is never missed between the two reads — at worst counted twice, briefly);
+3. when short of ``desired + standby``, records claims (the script checks the lease is still
+   held) and starts that many processes locally — at most its share when several agents live;
+4. when more instances live than wanted, deletes the hashes of the newest (the lifecycle
+   shutdown). Pending claims do not count here: one may be counted twice with its instance.
+
+No agent starts without a claim and claims are only written under the lease, so two agents
+acting at once never start more than the shortfall. A start that has not registered by its
+deadline is killed, so a late registration never overshoots either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import signal
+import socket
+import sys
+import time
+import uuid
+
+from redline import scripts
+from redline.autoscale import Autoscaler
+from redline.backoff import Backoff
+from redline.connection import AsyncClient
+from redline.cscale import (
+    AGENTS_KEY,
+    DESIRED_KEY,
+    SPECS_KEY,
+    ScaleFile,
+    ServiceSpec,
+    active_key,
+    autoscale_key,
+    choose_victims,
+    get_desired,
+    lock_key,
+    record_event,
+    set_desired,
+    starting_key,
+)
+from redline.procs import Child, Children
+from redline.registry import Instance, instances, retire
+from redline.runner import TRANSIENT
+
+__all__ = ["Agent"]
+
+log = logging.getLogger(__name__)
+
+CLAIM_MARGIN = 10.0  # seconds a claim outlives the local start timeout (the kill lands first)
+
+
+class Agent:
+    """Runs `plan` on this host against `client` (see the module doc)."""
+
+    def __init__(
+        self, client: AsyncClient, url: str, host: str, plan: ScaleFile, interval: float = 1.0
+    ) -> None:
+        self.client, self.url, self.host, self.plan = client, url, host, plan
+        self.interval, self.lease_ms = interval, int(max(5.0, 5 * interval) * 1000)
+        self.children = Children()
+        self.autoscalers: dict[str, Autoscaler] = {}
+        self.next_eval: dict[str, float] = {}
+        self.machine = socket.gethostname()
+
+    async def run(self, stopping: asyncio.Event, stop_grace: float = 30) -> None:
+        """Converge until `stopping` is set, then stop this host's instances cleanly."""
+        backoff = Backoff(f"cscale agent {self.host}")
+        log.info("cscale agent host=%s services=%s", self.host, ",".join(self.plan.services))
+        try:
+            await self._publish()
+            while not stopping.is_set():
+                try:
+                    await self.round()
+                except TRANSIENT as exc:
+                    await backoff.failed(exc)
+                else:
+                    backoff.succeeded()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), self.interval)
+        finally:
+            await self.shutdown(stop_grace)
+
+    async def _publish(self) -> None:
+        for ns, spec in self.plan.services.items():
+            await self.client.hset(SPECS_KEY, ns, spec.model_dump_json(by_alias=True))
+            if spec.replicas is not None:
+                await self.client.hsetnx(DESIRED_KEY, ns, spec.replicas)
+
+    async def round(self) -> None:
+        """One pass: bury, confirm, autoscale, reconcile every service."""
+        await self.client.zadd(AGENTS_KEY, {self.host: time.time()})
+        for child in self.children.reap():
+            await self._bury(child)
+        for ns, spec in self.plan.services.items():
+            await self._confirm(ns, spec, await instances(self.client, ns))
+            if spec.autoscale is not None:
+                await self._autoscale(ns, spec)
+            await self._reconcile(ns, spec)
+
+    async def _bury(self, child: Child) -> None:
+        """A child exited: drop its claim; if its hash is still there, it died — delete the
+        hash now, so the shortfall shows at once (not when the hash expires)."""
+        ns, code = child.tag, child.process.returncode
+        if child.claim:
+            await self.client.zrem(starting_key(ns), child.claim)
+        found = [i for i in await instances(self.client, ns) if self._started(i, child)]
+        for inst in found:
+            await self._event(ns, f"{inst.key} pid {child.pid} died code={code}: replacing it")
+            await retire(self.client, inst)
+            await self.client.zrem(active_key(ns), inst.id)
+        if not found and not child.instance_id:
+            await self._event(ns, f"pid {child.pid} exited code={code} before registering")
+
+    def _started(self, inst: Instance, child: Child) -> bool:
+        return inst.host == self.machine and inst.pid == child.pid
+
+    async def _confirm(self, ns: str, spec: ServiceSpec, live: list[Instance]) -> None:
+        mine = {inst.pid: inst for inst in live if inst.host == self.machine}  # see _started
+        for child in self.children.of(ns):
+            if child.instance_id:
+                continue
+            inst = mine.get(child.pid)
+            if inst is not None:
+                child.instance_id = inst.id
+                await scripts.run(
+                    self.client, "hash_set_if_exists", [inst.key], ["agent", self.host]
+                )
+                await self.client.zrem(starting_key(ns), child.claim)
+                child.claim = ""
+            elif time.monotonic() - child.started > spec.start_timeout:
+                await self._event(ns, f"pid {child.pid} not registered in time: killing it")
+                self.children.kill(child)
+
+    async def _reconcile(self, ns: str, spec: ServiceSpec) -> None:
+        token = uuid.uuid4().hex
+        if not await self.client.set(lock_key(ns), token, nx=True, px=self.lease_ms):
+            return
+        try:
+            pending = await scripts.run(self.client, "cscale_pending", [starting_key(ns)])
+            live = await instances(self.client, ns)
+            desired = await get_desired(self.client, ns) or 0
+            target, have = desired + spec.standby, len(live) + len(pending)
+            why = f"live={len(live)} starting={len(pending)} target={desired}+{spec.standby}"
+            if have < target:
+                await self._start(ns, spec, token, await self._share(target - have), why)
+            elif len(live) > target:  # not `have`: a claim and its instance may both be counted
+                await self._stop(ns, choose_victims(live, len(live) - target, desired), why)
+        finally:
+            await scripts.run(self.client, "cscale_unlock", [lock_key(ns)], [token])
+
+    async def _share(self, short: int) -> int:
+        """This agent's part of a shortfall: an equal share among the agents alive."""
+        alive = await self.client.zcount(AGENTS_KEY, time.time() - 3 * self.interval, "+inf")
+        return math.ceil(short / max(1, alive))
+
+    async def _start(self, ns: str, spec: ServiceSpec, token: str, count: int, why: str) -> None:
+        claims = [f"{self.host}:{uuid.uuid4().hex[:12]}" for _ in range(count)]
+        ttl_ms = int((spec.start_timeout + CLAIM_MARGIN) * 1000)
+        args: list[str | int] = [token, ttl_ms, *claims]
+        if (
+            await scripts.run(self.client, "cscale_claim", [lock_key(ns), starting_key(ns)], args)
+            < 0
+        ):
+            return  # the lease expired under us: the next round decides again
+        for claim in claims:
+            child = self.children.start(ns, self.argv(ns, spec))
+            child.claim = claim
+        await self._event(ns, f"starting {count} on {self.host}: {why}")
+
+    async def _stop(self, ns: str, victims: list[Instance], why: str) -> None:
+        for inst in victims:
+            await retire(self.client, inst)
+            await self.client.zrem(active_key(ns), inst.id)
+        await self._event(ns, f"stopping {','.join(i.key for i in victims)} (newest): {why}")
+
+    def argv(self, ns: str, spec: ServiceSpec) -> list[str]:
+        """The command line of one instance of `spec` in namespace `ns`."""
+        base = spec.argv or [sys.executable, "-m", "redline", str(spec.service)]
+        config = ["--config", str(spec.config)] if spec.config else []
+        fixed = [f"serviceNamespace={ns}", f"serviceCapacity={spec.capacity}", *spec.sets]
+        return [*base, *config, "--redis", self.url, *(a for s in fixed for a in ("--set", s))]
+
+    async def _autoscale(self, ns: str, spec: ServiceSpec) -> None:
+        policy = spec.autoscale
+        now = time.monotonic()
+        if policy is None or now < self.next_eval.get(ns, 0.0):
+            return
+        self.next_eval[ns] = now + policy.interval
+        if not await self._lead(autoscale_key(ns), int(3 * policy.interval * 1000)):
+            self.autoscalers.pop(ns, None)  # another agent decides; start afresh if we take over
+            return
+        scaler = self.autoscalers.setdefault(ns, Autoscaler(policy))
+        length = await self.client.llen(policy.queue)
+        current = await get_desired(self.client, ns) or 0
+        decision = scaler.decide(now, length, current)
+        if decision is not None:
+            await set_desired(self.client, ns, decision.replicas)
+            await self._event(ns, f"autoscale {current} -> {decision.replicas}: {decision.reason}")
+
+    async def _lead(self, key: str, lease_ms: int) -> bool:
+        if await self.client.set(key, self.host, nx=True, px=lease_ms):
+            return True
+        if await self.client.get(key) == self.host.encode():
+            return bool(await self.client.pexpire(key, lease_ms))
+        return False
+
+    async def _event(self, ns: str, message: str) -> None:
+        log.info("ns=%s %s", ns, message)
+        await record_event(self.client, ns, message, agent=self.host)
+
+    async def shutdown(self, grace: float) -> None:
+        """Stop this host's instances the lifecycle way; kill what has not stopped in `grace`."""
+        with contextlib.suppress(*TRANSIENT):
+            await self.client.zrem(AGENTS_KEY, self.host)
+            for child in list(self.children.running.values()):
+                if child.instance_id:
+                    await retire(self.client, Instance(child.tag, child.instance_id, "", 0, 0, 0))
+                    await self.client.zrem(active_key(child.tag), child.instance_id)
+                else:
+                    self.children.kill(child, signal.SIGTERM)
+                if child.claim:
+                    await self.client.zrem(starting_key(child.tag), child.claim)
+        await asyncio.to_thread(self.children.wait_all, grace)

@@ -1,0 +1,152 @@
+"""cscale agents as real processes converging real workers; SIGKILL of workers and agents."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from tests.helpers import run, spawn, stop, wait_for
+
+NS = "t:worker"
+FAST = ["popTimeout=0.5", "serviceRenew=1", "serviceExpire=60", "queue=t:work", "done=t:done"]
+
+
+def write_plan(path: Path, **extra: Any) -> Path:
+    spec = {"argv": [sys.executable, "-m", "tests.scale_worker"], "sets": FAST, **extra}
+    path.write_text(json.dumps({"services": {NS: spec}}))
+    return path
+
+
+def live(client: redis.Redis) -> list[dict[str, str]]:
+    """The live instances of NS, read as an operator would (ids list, then each hash)."""
+    found = []
+    for ident in client.lrange(f"{NS}:ids", 0, -1):
+        fields = client.hgetall(f"{NS}:{ident.decode()}")
+        if b"pid" in fields:
+            found.append(
+                {k.decode(): v.decode() for k, v in fields.items()} | {"id": ident.decode()}
+            )
+    return found
+
+
+class Sampler(threading.Thread):
+    """Counts live instances continuously; `samples` holds (phase, count)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.client = redis.Redis.from_url(url)
+        self.phase, self.samples, self.done = "", list[tuple[str, int]](), threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            self.samples.append((self.phase, len(live(self.client))))
+            time.sleep(0.02)
+
+    def counts(self, phase: str) -> list[int]:
+        return [count for name, count in self.samples if name == phase]
+
+
+def agent(plan: Path, host: str, url: str, log: Path) -> subprocess.Popen[str]:
+    args = ("cscale", str(plan), "--host", host, "--redis", url, "--interval", "0.2")
+    return spawn(*args, "--stop-grace", "10", log=log)
+
+
+@pytest.fixture
+def agents(tmp_path: Path, redis_url: str, sredis: redis.Redis) -> Iterator[list[Any]]:
+    """Started agents; at the end: scale to 0, wait for it, stop them, kill any leftover."""
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    sredis.hset("redline:scale", NS, 0)
+    if any(proc.poll() is None for proc in started):
+        wait_for(lambda: not live(sredis), timeout=30)
+    for proc in started:
+        stop(proc)
+    for inst in live(sredis):
+        os.kill(int(inst["pid"]), signal.SIGKILL)
+
+
+def scale(url: str, replicas: int) -> None:
+    result = run("scale", NS, str(replicas), "--redis", url)
+    assert result.returncode == 0, result.stderr
+
+
+def settle(client: redis.Redis, replicas: int, timeout: float = 60) -> list[dict[str, str]]:
+    return wait_for(lambda: (found := live(client)) and len(found) == replicas and found, timeout)
+
+
+def test_two_agents_converge_without_overshoot(
+    tmp_path: Path, redis_url: str, sredis: redis.Redis, agents: list[Any]
+) -> None:
+    plan = write_plan(tmp_path / "plan.json")
+    scale(redis_url, 0)
+    agents += [agent(plan, h, redis_url, tmp_path / f"{h}.log") for h in ("alpha", "beta")]
+    wait_for(lambda: sredis.zcard("redline:cscale:agents") == 2, timeout=30)
+    sampler = Sampler(redis_url)
+    sampler.start()
+    for target in (5, 2, 0):
+        sampler.phase = f"to {target}"
+        scale(redis_url, target)
+        if target:
+            settle(sredis, target)
+        else:
+            wait_for(lambda: not live(sredis), timeout=60)
+        sampler.phase = f"at {target}"
+        time.sleep(1.5)  # observe the settled state across several agent rounds
+        if target == 5:  # both hosts took part
+            assert {inst.get("agent") for inst in live(sredis)} == {"alpha", "beta"}
+    sampler.done.set()
+    sampler.join()
+    assert max(sampler.counts("to 5")) <= 5
+    assert set(sampler.counts("at 5")) == {5}
+    assert max(sampler.counts("to 2")) <= 5 and set(sampler.counts("at 2")) == {2}
+    assert max(sampler.counts("to 0")) <= 2 and set(sampler.counts("at 0")) == {0}
+
+
+def test_a_killed_worker_is_replaced_by_its_agent(
+    tmp_path: Path, redis_url: str, sredis: redis.Redis, agents: list[Any]
+) -> None:
+    plan = write_plan(tmp_path / "plan.json", replicas=2)
+    agents.append(agent(plan, "alpha", redis_url, tmp_path / "alpha.log"))
+    victim = settle(sredis, 2)[0]
+    os.kill(int(victim["pid"]), signal.SIGKILL)
+    # serviceExpire is 60 s: the hash can only vanish this soon because the agent deleted it.
+    after = wait_for(
+        lambda: (
+            (found := live(sredis))
+            and len(found) == 2
+            and victim["id"] not in {i["id"] for i in found}
+            and found
+        ),
+        timeout=15,
+    )
+    assert victim["pid"] not in {inst["pid"] for inst in after}
+
+
+def test_killing_one_agent_leaves_the_other_converging(
+    tmp_path: Path, redis_url: str, sredis: redis.Redis, agents: list[Any]
+) -> None:
+    plan = write_plan(tmp_path / "plan.json")
+    scale(redis_url, 0)
+    alpha, beta = (agent(plan, h, redis_url, tmp_path / f"{h}.log") for h in ("alpha", "beta"))
+    agents += [alpha, beta]
+    wait_for(lambda: sredis.zcard("redline:cscale:agents") == 2, timeout=30)
+    scale(redis_url, 4)
+    settle(sredis, 4)
+    alpha.kill()
+    alpha.wait()
+    scale(redis_url, 1)
+    settle(sredis, 1)
+    scale(redis_url, 3)
+    found = settle(sredis, 3)
+    assert sum(1 for inst in found if inst.get("agent") == "beta") >= 2
