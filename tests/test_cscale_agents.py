@@ -150,3 +150,55 @@ def test_killing_one_agent_leaves_the_other_converging(
     scale(redis_url, 3)
     found = settle(sredis, 3)
     assert sum(1 for inst in found if inst.get("agent") == "beta") >= 2
+
+
+def test_a_standby_takes_over_when_the_active_instance_dies(
+    tmp_path: Path, redis_url: str, sredis: redis.Redis, agents: list[Any]
+) -> None:
+    plan = write_plan(tmp_path / "plan.json", replicas=1, standby=1)
+    agents.append(agent(plan, "alpha", redis_url, tmp_path / "alpha.log"))
+    roles = lambda: sorted(inst.get("role", "") for inst in live(sredis))  # noqa: E731
+    wait_for(lambda: roles() == ["active", "standby"], timeout=30)
+    active = next(inst for inst in live(sredis) if inst["role"] == "active")
+    standby = next(inst for inst in live(sredis) if inst["role"] == "standby")
+    sredis.lpush("t:work", *range(5))
+    wait_for(lambda: sredis.llen("t:done") == 5)
+    os.kill(int(active["pid"]), signal.SIGKILL)
+    # the standby, not a new start, becomes active (serviceExpire 60 s: only the agent's
+    # clean-up of the dead instance frees its slot this soon)
+    wait_for(lambda: sredis.hget(f"{NS}:{standby['id']}", "role") == b"active", timeout=15)
+    sredis.lpush("t:work", *range(5, 10))
+    wait_for(lambda: sredis.llen("t:done") == 10)
+    wait_for(lambda: roles() == ["active", "standby"], timeout=30)  # a new standby
+    assert sredis.zrange("{t:worker}:cscale:active", 0, -1) == [standby["id"].encode()]
+
+
+def test_autoscaling_follows_a_burst_up_and_back_down_without_flapping(
+    tmp_path: Path, redis_url: str, sredis: redis.Redis, agents: list[Any]
+) -> None:
+    policy = {"queue": "t:work", "perReplica": 10, "min": 1, "max": 4}
+    policy |= {"interval": 0.3, "downAfter": 2}
+    plan = write_plan(tmp_path / "plan.json", replicas=1, autoscale=policy)
+    FAST.append("work=0.05")
+    try:
+        agents += [agent(plan, h, redis_url, tmp_path / f"{h}.log") for h in ("alpha", "beta")]
+        settle(sredis, 1)
+        history: list[int] = []
+
+        def desired() -> int:
+            value = int(sredis.hget("redline:scale", NS) or 0)
+            if not history or history[-1] != value:
+                history.append(value)
+            return value
+
+        sredis.lpush("t:work", *range(200))
+        wait_for(lambda: desired() == 4, timeout=30)
+        wait_for(lambda: sredis.llen("t:done") == 200 and desired() == 1, timeout=40)
+        settle(sredis, 1)
+    finally:
+        FAST.remove("work=0.05")
+    peak = history.index(4)
+    assert history[: peak + 1] == sorted(history[: peak + 1])  # only up, to the max
+    assert history[peak:] == [4, 3, 2, 1]  # then down one step at a time, never back up
+    events = [json.loads(e)["msg"] for e in sredis.lrange("redline:cscale:events", 0, -1)]
+    assert any("autoscale 1 -> 4" in e and "length=" in e for e in events)

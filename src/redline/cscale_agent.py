@@ -150,8 +150,9 @@ class Agent:
             pending = await scripts.run(self.client, "cscale_pending", [starting_key(ns)])
             live = await instances(self.client, ns)
             desired = await get_desired(self.client, ns) or 0
-            target, have = desired + spec.standby, len(live) + len(pending)
-            why = f"live={len(live)} starting={len(pending)} target={desired}+{spec.standby}"
+            standby = spec.standby if desired else 0  # scaled to 0: the service is off
+            target, have = desired + standby, len(live) + len(pending)
+            why = f"live={len(live)} starting={len(pending)} target={desired}+{standby}"
             if have < target:
                 await self._start(ns, spec, token, await self._share(target - have), why)
             elif len(live) > target:  # not `have`: a claim and its instance may both be counted
