@@ -10,9 +10,9 @@ from redline import __version__
 from redline.cli.demo import demo
 from redline.cli.dev import dev, ping
 from redline.cli.rquery import rquery, rquery_service
-from redline.cli.vpush import vpush
 from redline.cli.scale import cscale, scale
 from redline.cli.status import services_command, status
+from redline.cli.vpush import vpush
 from redline.logs import configure
 
 __all__ = ["main"]

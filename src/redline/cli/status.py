@@ -19,7 +19,6 @@ from redline.cli.common import server_for
 from redline.connection import AsyncClient, connect
 from redline.cscale import AGENTS_KEY, DESIRED_KEY, SPECS_KEY, recent_events
 from redline.health import Health, assess
-from redline.keys import derived
 from redline.metrics import read_metrics
 from redline.registry import Instance, all_instances, instances, services
 
