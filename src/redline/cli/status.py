@@ -53,12 +53,9 @@ async def _size(client: AsyncClient, key: str) -> int:
 
 async def _queue(client: AsyncClient, name: str) -> tuple[int, int, int]:
     """Waiting, in flight and dead-lettered messages of queue `name`."""
+    keys = QueueKeys.of(name)
     waiting = await client.llen(name)
-    return (
-        waiting,
-        await _size(client, derived(name, "inflight")),
-        await _size(client, derived(name, "dead")),
-    )
+    return waiting, await _size(client, keys.inflight), await _size(client, keys.dead)
 
 
 def _queue_names(specs: dict[str, dict[str, Any]], extra: tuple[str, ...]) -> list[str]:
