@@ -20,6 +20,7 @@ from redline.connection import AsyncClient, connect
 from redline.cscale import AGENTS_KEY, DESIRED_KEY, SPECS_KEY, recent_events
 from redline.health import Health, assess
 from redline.metrics import read_metrics
+from redline.queue.model import QueueKeys
 from redline.registry import Instance, all_instances, instances, services
 
 __all__ = ["services_command", "status"]
