@@ -9,7 +9,9 @@ import click
 from redline import __version__
 from redline.cli.demo import demo
 from redline.cli.dev import dev, ping
+from redline.cli.metrics import metrics_command
 from redline.cli.rquery import rquery, rquery_service
+from redline.cli.services import lpush_command, mbalance_command, mpush_command
 from redline.cli.vpush import vpush
 from redline.logs import configure
 
@@ -41,5 +43,7 @@ def main(log_level: str, log_format: str) -> None:
     configure(log_level, log_format)
 
 
-for command in (dev, ping, demo, rquery, rquery_service, vpush):
+COMMANDS = (dev, ping, demo, rquery, rquery_service, vpush)
+COMMANDS += (mpush_command, lpush_command, mbalance_command, metrics_command)
+for command in COMMANDS:
     main.add_command(command)
