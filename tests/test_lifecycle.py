@@ -87,7 +87,9 @@ async def test_a_hash_changed_by_someone_else_stops_it_and_is_left_alone(
     assert await aredis.hget(hook.key, "pid") == b"1"  # not ours any more: not deleted
 
 
-async def test_start_up_compacts_ids_whose_hash_expired(redis_url: str, aredis: AsyncClient) -> None:
+async def test_start_up_compacts_ids_whose_hash_expired(
+    redis_url: str, aredis: AsyncClient
+) -> None:
     await aredis.lpush(ids_key(NS), "3", "4", "5")
     await aredis.hset(instance_key(NS, 4), "pid", "1")
     assert await compact(aredis, NS) == ["5", "3"]

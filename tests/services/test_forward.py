@@ -64,10 +64,13 @@ def demo(url: str, prefix: str = "demo:mpush", **fields: object) -> MpushConfig:
     )
 
 
-async def wait_until(check, timeout: float = 20) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not await check():
-            await asyncio.sleep(0.02)
+async def wait_until(check) -> None:  # type: ignore[no-untyped-def]
+    """Poll the async predicate `check` for up to 20 s."""
+    for _ in range(1000):
+        if await check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"condition not met within 20 s: {check}")
 
 
 async def running(config: MpushConfig):  # type: ignore[no-untyped-def]
@@ -99,7 +102,10 @@ async def test_start_up_recovers_dead_instances_pending_not_live_ones(
     await wait_until(forwarded)
     assert await aredis.lrange("demo:mpush:out0", 0, -1) == [b"from-dead"]
     assert await aredis.lrange(pending_key(base, "42"), 0, -1) == [b"from-live"]
-    assert set(await aredis.hkeys(registry_key(base))) == {b"42", forwarder.mine.rsplit(":", 1)[1].encode()}
+    assert set(await aredis.hkeys(registry_key(base))) == {
+        b"42",
+        forwarder.mine.rsplit(":", 1)[1].encode(),
+    }
     stopping.set()
     await asyncio.wait_for(task, 10)
     assert await aredis.hget(metrics_key("demo:mpush", "forwarded"), "count") == b"1"
@@ -119,7 +125,7 @@ async def test_stop_returns_what_is_parked_in_its_own_pending(
 
 def test_cross_slot_config_is_refused_on_a_cluster(cluster: Cluster) -> None:
     config = demo(cluster.url)
-    with pytest.raises(CrossSlotError, match="share one cluster slot.*out\\[0\\]"):
+    with pytest.raises(CrossSlotError, match=r"share one cluster slot.*out\[0\]"):
         check_slots("mpush", config, route(config))
     tagged = demo(cluster.url, prefix="{demo}")
     check_slots("mpush", tagged, route(tagged))
@@ -130,7 +136,7 @@ async def test_mpush_on_a_cluster_with_hash_tagged_names(
     cluster: Cluster, acluster: AsyncClient, prefix: str
 ) -> None:
     config = demo(cluster.url, prefix="{" + prefix + "}", serviceNamespace=f"{prefix}:svc")
-    forwarder, stopping, task = await running(config)
+    _, stopping, task = await running(config)
     names = [f"m{i}".encode() for i in range(500)]
     await acluster.lpush(config.in_, *names)
 

@@ -40,7 +40,7 @@ WAIT = 15.0  # seconds the demo waits for what it expects
 def _show(command: str, reply: object) -> None:
     click.echo(f"$ redis-cli {command}")
     if isinstance(reply, list | tuple):
-        lines = [f"{i}) \"{_text(item)}\"" for i, item in enumerate(reply, 1)] or ["(empty list)"]
+        lines = [f'{i}) "{_text(item)}"' for i, item in enumerate(reply, 1)] or ["(empty list)"]
         click.echo("\n".join(lines))
     elif isinstance(reply, dict):
         for key, value in reply.items():
