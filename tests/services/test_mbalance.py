@@ -73,18 +73,21 @@ def test_uneven_consumers(tmp_path: Path, redis_url: str, sredis: redis.Redis) -
         threading.Thread(target=consume, args=(redis_url, q, d, got[q], done))
         for q, d in (("w:fast", 0.0), ("w:slow", 0.02))
     ]
-    for thread in threads:
-        thread.start()
     proc = spawn("mbalance", "--config", str(config), log=tmp_path / "mbalance.log")
     messages = [f"m{i}".encode() for i in range(1500)]
     try:
         wait_for(lambda: sredis.llen(ids_key("w:mb")) == 1, timeout=20)
         sredis.lpush("w:in", *messages)
+        # every queue fills to its limit (back-pressure) before the consumers start
+        wait_for(lambda: [sredis.llen(q) for q in outs] == [20, 20, 20], timeout=20)
+        for thread in threads:
+            thread.start()
         wait_for(lambda: len(got["w:fast"]) + len(got["w:slow"]) == len(messages) - 20, 60)
     finally:
         done.set()
         for thread in threads:
-            thread.join()
+            if thread.is_alive():
+                thread.join()
         assert stop(proc) == 0
     stopped = sredis.lrange("w:stopped", 0, -1)
     assert len(stopped) == 20  # it stopped growing at its limit
