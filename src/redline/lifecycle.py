@@ -105,11 +105,12 @@ class Lifecycle:
         if stale:
             log.info("ns=%s compacted ids=%s (hash expired)", self.namespace, ",".join(stale))
         ident = str(await client.incr(counter_key(self.namespace)))
-        self.key, self.started = instance_key(self.namespace, ident), int(time.time())
-        await client.hset(self.key, mapping=self._fields())
-        await client.expire(self.key, self.expire)
+        key, self.started = instance_key(self.namespace, ident), int(time.time())
+        await client.hset(key, mapping=self._fields())
+        await client.expire(key, self.expire)
         await client.lpush(ids_key(self.namespace), ident)
         await client.ltrim(ids_key(self.namespace), 0, self.capacity - 1)
+        self.key = key  # set last: a non-empty key means "registered"
         ctx.instance_id, self._renewed_at = ident, time.monotonic()
         ctx.extra["lifecycle_key"] = self.key
         log.info("registered %s host=%s pid=%s", self.key, self.host, self.pid)

@@ -43,7 +43,7 @@ def main(log_level: str, log_format: str) -> None:
     configure(log_level, log_format)
 
 
-COMMANDS = (dev, ping, demo, rquery, rquery_service, vpush)
-COMMANDS += (mpush_command, lpush_command, mbalance_command, metrics_command)
-for command in COMMANDS:
+for command in (dev, ping, demo, rquery, rquery_service, vpush):
+    main.add_command(command)
+for command in (mpush_command, lpush_command, mbalance_command, metrics_command):
     main.add_command(command)
