@@ -9,7 +9,9 @@ import click
 from redline import __version__
 from redline.cli.demo import demo
 from redline.cli.dev import dev, ping
+from redline.cli.metrics import metrics_command
 from redline.cli.rquery import rquery, rquery_service
+from redline.cli.services import lpush_command, mbalance_command, mpush_command
 from redline.cli.vpush import vpush
 from redline.logs import configure
 
@@ -42,4 +44,6 @@ def main(log_level: str, log_format: str) -> None:
 
 
 for command in (dev, ping, demo, rquery, rquery_service, vpush):
+    main.add_command(command)
+for command in (mpush_command, lpush_command, mbalance_command, metrics_command):
     main.add_command(command)
