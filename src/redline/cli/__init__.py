@@ -9,8 +9,10 @@ import click
 from redline import __version__
 from redline.cli.demo import demo
 from redline.cli.dev import dev, ping
+from redline.cli.metrics import metrics_command
 from redline.cli.rquery import rquery, rquery_service
 from redline.cli.scale import cscale, scale
+from redline.cli.services import lpush_command, mbalance_command, mpush_command
 from redline.cli.status import services_command, status
 from redline.cli.vpush import vpush
 from redline.logs import configure
@@ -43,6 +45,21 @@ def main(log_level: str, log_format: str) -> None:
     configure(log_level, log_format)
 
 
-commands = (dev, ping, demo, rquery, rquery_service, vpush, scale, cscale, status, services_command)
-for command in commands:
+COMMANDS = (
+    dev,
+    ping,
+    demo,
+    mpush_command,
+    lpush_command,
+    mbalance_command,
+    metrics_command,
+    rquery,
+    rquery_service,
+    vpush,
+    scale,
+    cscale,
+    status,
+    services_command,
+)
+for command in COMMANDS:
     main.add_command(command)

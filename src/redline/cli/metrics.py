@@ -1,0 +1,44 @@
+"""`redline metrics NS`: the ``<ns>:metrics:*`` hashes of a namespace, as a table."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from redline.cli.common import fail, server_for
+from redline.connection import connect_sync
+from redline.errors import RedlineError
+from redline.metrics import HISTOGRAM, read_metrics_sync
+
+__all__ = ["metrics_command", "metrics_table"]
+
+
+def metrics_table(ns: str, metrics: dict[str, dict[str, int]]) -> Table:
+    """One row per metric: count, mean, max, sum and the histogram of tenths of the timeout."""
+    table = Table(title=f"metrics of {ns}  (durations in ms; histo30: within 30% of the timeout)")
+    for column in ("name", "count", "avg", "max", "sum", *HISTOGRAM):
+        table.add_column(column, justify="left" if column == "name" else "right")
+    for name, values in metrics.items():
+        count = values.get("count", 0)
+        mean = f"{values['sum'] / count:.1f}" if count and "sum" in values else ""
+        cells = [str(values[f]) if f in values else "" for f in ("max", "sum", *HISTOGRAM)]
+        table.add_row(name, str(count), mean, *cells)
+    return table
+
+
+@click.command("metrics")
+@click.argument("namespace")
+@click.option("--redis", "redis_url", metavar="URL", help="Redis URL (default as every command).")
+def metrics_command(namespace: str, redis_url: str | None) -> None:
+    """Print the metrics of NAMESPACE (e.g. demo:mpush) as a table."""
+    with server_for(redis_url) as url:
+        try:
+            found = read_metrics_sync(connect_sync(url), namespace)
+        except RedlineError as exc:
+            fail(str(exc))
+            return
+    if not found:
+        click.echo(f"no metrics under {namespace}:metrics:* (is the namespace right?)")
+        return
+    Console().print(metrics_table(namespace, found))

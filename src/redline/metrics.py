@@ -1,0 +1,181 @@
+"""Metrics: ``<ns>:metrics:<name>`` hashes, shared by every replica, readable by any client.
+
+Each hash has ``count``, ``sum`` and ``max`` (milliseconds for durations, so ``sum / count`` is
+the mean) and, for durations measured against a timeout, a histogram of tenths of that timeout:
+``histo10`` (≤ 10 %) … ``histo100`` (≤ 100 %) and ``above`` (timed out).
+
+A service observes into a local `Metrics` accumulator (no round trip per message); the
+accumulator is a runner `Hook` that adds what it holds to Redis on every tick and at stop, one
+script call per metric name. `serve_prometheus` exposes the same hashes in Prometheus text format.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from redline import scripts
+from redline.connection import AsyncClient, SyncClient, connect_sync
+from redline.runner import Context
+
+__all__ = [
+    "HISTOGRAM",
+    "Metrics",
+    "bucket",
+    "metrics_key",
+    "read_metrics",
+    "read_metrics_sync",
+    "serve_prometheus",
+]
+
+log = logging.getLogger(__name__)
+
+HISTOGRAM = (*(f"histo{tenth}" for tenth in range(10, 101, 10)), "above")
+FIELDS = ("count", "sum", "max", *HISTOGRAM)
+
+
+def metrics_key(ns: str, name: str) -> str:
+    """``<ns>:metrics:<name>``."""
+    return f"{ns}:metrics:{name}"
+
+
+def bucket(value: float, timeout: float) -> str:
+    """The histogram field of `value` measured against `timeout` (same unit)."""
+    if value > timeout:
+        return "above"
+    tenth = max(1, math.ceil(10 * value / timeout)) if timeout > 0 else 10
+    return f"histo{tenth * 10}"
+
+
+@dataclass
+class _Pending:
+    fields: dict[str, int] = field(default_factory=dict)
+    max: int | None = None
+
+    def add(self, name: str, amount: int) -> None:
+        self.fields[name] = self.fields.get(name, 0) + amount
+
+
+@dataclass
+class Metrics:
+    """Accumulates observations locally; as a `Hook`, adds them to Redis every tick and at stop.
+
+    >>> metrics = Metrics("demo:mpush", timeout_ms=10_000)
+    >>> metrics.observe("done", 250)        # a duration, histogram against the timeout
+    >>> metrics.count("forwarded", 100)     # a plain counter
+    """
+
+    namespace: str
+    timeout_ms: int = 10_000
+    _pending: dict[str, _Pending] = field(default_factory=dict)
+
+    def count(self, name: str, amount: int = 1) -> None:
+        """Add `amount` to the ``count`` of metric `name`."""
+        self._pending.setdefault(name, _Pending()).add("count", amount)
+
+    def observe(self, name: str, millis: float, histogram: bool = True) -> None:
+        """Record one duration: count, sum, max and (with `histogram`) its tenth of the timeout."""
+        value = round(millis)
+        pending = self._pending.setdefault(name, _Pending())
+        pending.add("count", 1)
+        pending.add("sum", value)
+        pending.max = value if pending.max is None else max(pending.max, value)
+        if histogram:
+            pending.add(bucket(value, self.timeout_ms), 1)
+
+    async def flush(self, client: AsyncClient) -> None:
+        """Add everything observed since the last flush to the metrics hashes."""
+        taken, self._pending = self._pending, {}
+        for name, pending in taken.items():
+            args: list[str | int] = ["" if pending.max is None else pending.max]
+            for key, amount in pending.fields.items():
+                args += [key, amount]
+            await scripts.run(client, "metrics_add", [metrics_key(self.namespace, name)], args)
+
+    async def start(self, ctx: Context) -> None:
+        return None
+
+    async def tick(self, ctx: Context) -> None:
+        await self.flush(ctx.lifecycle_redis)
+
+    async def stop(self, ctx: Context) -> None:
+        await self.flush(ctx.lifecycle_redis)
+
+
+def _pattern(ns: str) -> str:
+    escaped = "".join("\\" + c if c in "*?[]\\" else c for c in ns)
+    return metrics_key(escaped, "*")
+
+
+def _decode(raw: dict[Any, Any]) -> dict[str, int]:
+    out = {}
+    for key, value in raw.items():
+        name = key.decode() if isinstance(key, bytes) else str(key)
+        out[name] = int(float(value))
+    return out
+
+
+def _name(ns: str, key: Any) -> str:
+    text = key.decode() if isinstance(key, bytes) else str(key)
+    return text[len(metrics_key(ns, "")) :]
+
+
+async def read_metrics(client: AsyncClient, ns: str) -> dict[str, dict[str, int]]:
+    """Every metric of namespace `ns`: name → fields (``count``, ``sum``, ``max``, …)."""
+    found = {}
+    async for key in client.scan_iter(match=_pattern(ns), count=500):
+        found[_name(ns, key)] = _decode(await client.hgetall(key))
+    return dict(sorted(found.items()))
+
+
+def read_metrics_sync(client: SyncClient, ns: str) -> dict[str, dict[str, int]]:
+    """Blocking twin of `read_metrics`."""
+    found = {}
+    for key in client.scan_iter(match=_pattern(ns), count=500):
+        found[_name(ns, key)] = _decode(client.hgetall(key))
+    return dict(sorted(found.items()))
+
+
+class RedisMetricsCollector(Collector):
+    """Reads the metrics hashes of a namespace at every scrape (so all replicas are included)."""
+
+    def __init__(self, url: str, ns: str) -> None:
+        self.client, self.ns = connect_sync(url, socket_timeout=5), ns
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["namespace", "name"]
+        families = {
+            "count": GaugeMetricFamily("redline_metric_count", "observations", labels=labels),
+            "sum": GaugeMetricFamily("redline_metric_sum_ms", "sum of durations", labels=labels),
+            "max": GaugeMetricFamily("redline_metric_max_ms", "largest duration", labels=labels),
+        }
+        histo = GaugeMetricFamily(
+            "redline_metric_histogram",
+            "observations per tenth of the timeout (le=1.1: above it)",
+            labels=[*labels, "le"],
+        )
+        for name, values in read_metrics_sync(self.client, self.ns).items():
+            for key, family in families.items():
+                if key in values:
+                    family.add_metric([self.ns, name], values[key])
+            for index, key in enumerate(HISTOGRAM, start=1):
+                if key in values:
+                    histo.add_metric([self.ns, name, f"{index / 10:.1f}"], values[key])
+        yield from families.values()
+        yield histo
+
+
+def serve_prometheus(port: int, url: str, ns: str, host: str = "0.0.0.0") -> CollectorRegistry:
+    """Serve the namespace's metrics at ``http://host:port/metrics`` (a daemon thread)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(RedisMetricsCollector(url, ns))
+    start_http_server(port, addr=host, registry=registry)
+    log.info("metrics: serving Prometheus text on port %s for ns=%s", port, ns)
+    return registry

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import urllib.request
+
+from redline.connection import AsyncClient
+from redline.metrics import Metrics, bucket, metrics_key, read_metrics, serve_prometheus
+from tests.helpers import wait_for
+from tests.servers import free_port
+
+NS = "demo:m"
+
+
+def test_buckets_are_tenths_of_the_timeout() -> None:
+    assert bucket(0, 1000) == "histo10"
+    assert bucket(100, 1000) == "histo10"
+    assert bucket(101, 1000) == "histo20"
+    assert bucket(1000, 1000) == "histo100"
+    assert bucket(1001, 1000) == "above"
+
+
+async def test_observations_are_added_to_the_hash_on_flush(aredis: AsyncClient) -> None:
+    metrics = Metrics(NS, timeout_ms=1000)
+    metrics.observe("done", 50)
+    metrics.observe("done", 950)
+    metrics.observe("done", 2000)
+    metrics.count("forwarded", 100)
+    assert not await aredis.exists(metrics_key(NS, "done"))  # nothing until a flush
+    await metrics.flush(aredis)
+    metrics.observe("done", 10)
+    await metrics.flush(aredis)
+    done = await aredis.hgetall(metrics_key(NS, "done"))
+    assert done == {
+        b"count": b"4",
+        b"sum": b"3010",
+        b"max": b"2000",
+        b"histo10": b"2",
+        b"histo100": b"1",
+        b"above": b"1",
+    }
+    found = await read_metrics(aredis, NS)
+    assert list(found) == ["done", "forwarded"] and found["forwarded"] == {"count": 100}
+
+
+async def test_prometheus_text_endpoint(redis_url: str, aredis: AsyncClient) -> None:
+    metrics = Metrics(NS, timeout_ms=1000)
+    metrics.observe("done", 250)
+    await metrics.flush(aredis)
+    port = free_port()
+    serve_prometheus(port, redis_url, NS, host="127.0.0.1")
+
+    def scrape() -> str:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+                return str(reply.read().decode())
+        except OSError:
+            return ""
+
+    text = wait_for(scrape)
+    assert 'redline_metric_count{name="done",namespace="demo:m"} 1.0' in text
+    assert 'redline_metric_max_ms{name="done",namespace="demo:m"} 250.0' in text
+    assert 'redline_metric_histogram{le="0.3",name="done",namespace="demo:m"} 1.0' in text
