@@ -41,9 +41,24 @@ async def test_observations_are_added_to_the_hash_on_flush(aredis: AsyncClient) 
     assert list(found) == ["done", "forwarded"] and found["forwarded"] == {"count": 100}
 
 
+async def test_values_are_set_not_added_and_read_back_as_numbers_or_text(
+    aredis: AsyncClient,
+) -> None:
+    metrics = Metrics(NS)
+    metrics.count("retries", 2)
+    metrics.set("retries", attempt=2, lastError="ConnectionError: refused")
+    await metrics.flush(aredis)
+    metrics.count("retries")
+    metrics.set("retries", attempt=3)
+    await metrics.flush(aredis)
+    found = await read_metrics(aredis, NS)
+    assert found["retries"] == {"count": 3, "attempt": 3, "lastError": "ConnectionError: refused"}
+
+
 async def test_prometheus_text_endpoint(redis_url: str, aredis: AsyncClient) -> None:
     metrics = Metrics(NS, timeout_ms=1000)
     metrics.observe("done", 250)
+    metrics.set("done", attempt=4, lastError="a note, left out")
     await metrics.flush(aredis)
     port = free_port()
     serve_prometheus(port, redis_url, NS, host="127.0.0.1")
@@ -59,3 +74,5 @@ async def test_prometheus_text_endpoint(redis_url: str, aredis: AsyncClient) -> 
     assert 'redline_metric_count{name="done",namespace="demo:m"} 1.0' in text
     assert 'redline_metric_max_ms{name="done",namespace="demo:m"} 250.0' in text
     assert 'redline_metric_histogram{le="0.3",name="done",namespace="demo:m"} 1.0' in text
+    assert 'redline_metric_value{field="attempt",name="done",namespace="demo:m"} 4.0' in text
+    assert "a note" not in text

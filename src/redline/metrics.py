@@ -2,7 +2,9 @@
 
 Each hash has ``count``, ``sum`` and ``max`` (milliseconds for durations, so ``sum / count`` is
 the mean) and, for durations measured against a timeout, a histogram of tenths of that timeout:
-``histo10`` (≤ 10 %) … ``histo100`` (≤ 100 %) and ``above`` (timed out).
+``histo10`` (≤ 10 %) … ``histo100`` (≤ 100 %) and ``above`` (timed out). Beside them a hash may
+hold *values*: fields set rather than added to (a gauge such as the current attempt, or a note
+such as the last error), where the latest write wins.
 
 A service observes into a local `Metrics` accumulator (no round trip per message); the
 accumulator is a runner `Hook` that adds what it holds to Redis on every tick and at stop, one
@@ -26,10 +28,13 @@ from redline.connection import AsyncClient, SyncClient, connect_sync
 from redline.runner import Context
 
 __all__ = [
+    "FIELDS",
     "HISTOGRAM",
     "Metrics",
+    "Value",
     "bucket",
     "metrics_key",
+    "numbers",
     "read_metrics",
     "read_metrics_sync",
     "serve_prometheus",
@@ -54,10 +59,14 @@ def bucket(value: float, timeout: float) -> str:
     return f"histo{tenth * 10}"
 
 
+Value = int | str
+
+
 @dataclass
 class _Pending:
     fields: dict[str, int] = field(default_factory=dict)
     max: int | None = None
+    values: dict[str, Value] = field(default_factory=dict)
 
     def add(self, name: str, amount: int) -> None:
         self.fields[name] = self.fields.get(name, 0) + amount
@@ -70,6 +79,7 @@ class Metrics:
     >>> metrics = Metrics("demo:mpush", timeout_ms=10_000)
     >>> metrics.observe("done", 250)        # a duration, histogram against the timeout
     >>> metrics.count("forwarded", 100)     # a plain counter
+    >>> metrics.set("retries", attempt=3, lastError="ConnectionError: refused")  # latest wins
     """
 
     namespace: str
@@ -90,13 +100,18 @@ class Metrics:
         if histogram:
             pending.add(bucket(value, self.timeout_ms), 1)
 
+    def set(self, name: str, **values: Value) -> None:
+        """Set fields of metric `name` to `values` (replacing, not adding) at the next flush."""
+        self._pending.setdefault(name, _Pending()).values.update(values)
+
     async def flush(self, client: AsyncClient) -> None:
         """Add everything observed since the last flush to the metrics hashes."""
         taken, self._pending = self._pending, {}
         for name, pending in taken.items():
-            args: list[str | int] = ["" if pending.max is None else pending.max]
-            for key, amount in pending.fields.items():
-                args += [key, amount]
+            args: list[Value] = ["" if pending.max is None else pending.max, len(pending.fields)]
+            for pairs in (pending.fields, pending.values):
+                for key, value in pairs.items():
+                    args += [key, value]
             await scripts.run(client, "metrics_add", [metrics_key(self.namespace, name)], args)
 
     async def start(self, ctx: Context) -> None:
@@ -114,12 +129,21 @@ def _pattern(ns: str) -> str:
     return metrics_key(escaped, "*")
 
 
-def _decode(raw: dict[Any, Any]) -> dict[str, int]:
-    out = {}
+def _decode(raw: dict[Any, Any]) -> dict[str, Value]:
+    out: dict[str, Value] = {}
     for key, value in raw.items():
         name = key.decode() if isinstance(key, bytes) else str(key)
-        out[name] = int(float(value))
+        text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+        try:
+            out[name] = int(float(text))
+        except (ValueError, OverflowError):
+            out[name] = text  # a note, such as a last error
     return out
+
+
+def numbers(values: dict[str, Value]) -> dict[str, int]:
+    """The numeric fields of one metric (leaving out notes)."""
+    return {key: value for key, value in values.items() if isinstance(value, int)}
 
 
 def _name(ns: str, key: Any) -> str:
@@ -127,15 +151,15 @@ def _name(ns: str, key: Any) -> str:
     return text[len(metrics_key(ns, "")) :]
 
 
-async def read_metrics(client: AsyncClient, ns: str) -> dict[str, dict[str, int]]:
-    """Every metric of namespace `ns`: name → fields (``count``, ``sum``, ``max``, …)."""
+async def read_metrics(client: AsyncClient, ns: str) -> dict[str, dict[str, Value]]:
+    """Every metric of namespace `ns`: name → fields (``count``, ``sum``, ``max``, values…)."""
     found = {}
     async for key in client.scan_iter(match=_pattern(ns), count=500):
         found[_name(ns, key)] = _decode(await client.hgetall(key))
     return dict(sorted(found.items()))
 
 
-def read_metrics_sync(client: SyncClient, ns: str) -> dict[str, dict[str, int]]:
+def read_metrics_sync(client: SyncClient, ns: str) -> dict[str, dict[str, Value]]:
     """Blocking twin of `read_metrics`."""
     found = {}
     for key in client.scan_iter(match=_pattern(ns), count=500):
@@ -161,15 +185,20 @@ class RedisMetricsCollector(Collector):
             "observations per tenth of the timeout (le=1.1: above it)",
             labels=[*labels, "le"],
         )
-        for name, values in read_metrics_sync(self.client, self.ns).items():
+        gauge = GaugeMetricFamily(
+            "redline_metric_value", "a numeric value set by a service", labels=[*labels, "field"]
+        )
+        for name, found in read_metrics_sync(self.client, self.ns).items():
+            values = numbers(found)
             for key, family in families.items():
                 if key in values:
                     family.add_metric([self.ns, name], values[key])
             for index, key in enumerate(HISTOGRAM, start=1):
                 if key in values:
                     histo.add_metric([self.ns, name, f"{index / 10:.1f}"], values[key])
-        yield from families.values()
-        yield histo
+            for key in sorted(set(values) - set(FIELDS)):
+                gauge.add_metric([self.ns, name, key], values[key])
+        yield from (*families.values(), histo, gauge)
 
 
 def serve_prometheus(port: int, url: str, ns: str, host: str = "0.0.0.0") -> CollectorRegistry:

@@ -13,8 +13,9 @@ from redline.lifecycle import instance_key
 from redline.metrics import metrics_key
 from redline.runner import Context
 from redline.services import serve
-from redline.services.forward import check_slots, pending_key, registry_key
+from redline.services.forward import check_slots
 from redline.services.mpush import MpushConfig, build, route
+from redline.services.pending import pending_key, registry_key
 from tests.servers import Cluster
 
 

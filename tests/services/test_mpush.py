@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from redline.lifecycle import ids_key, instance_key
-from redline.services.forward import registry_key
+from redline.services.pending import registry_key
 from tests.helpers import spawn, stop, wait_for
 
 NS = "demo:mpush"

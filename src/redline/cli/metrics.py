@@ -9,21 +9,24 @@ from rich.table import Table
 from redline.cli.common import fail, server_for
 from redline.connection import connect_sync
 from redline.errors import RedlineError
-from redline.metrics import HISTOGRAM, read_metrics_sync
+from redline.metrics import FIELDS, HISTOGRAM, Value, numbers, read_metrics_sync
 
 __all__ = ["metrics_command", "metrics_table"]
 
 
-def metrics_table(ns: str, metrics: dict[str, dict[str, int]]) -> Table:
-    """One row per metric: count, mean, max, sum and the histogram of tenths of the timeout."""
+def metrics_table(ns: str, metrics: dict[str, dict[str, Value]]) -> Table:
+    """One row per metric: count, mean, max, sum, the histogram of tenths of the timeout, and
+    the values a service set (``attempt=0 lastError=…``)."""
     table = Table(title=f"metrics of {ns}  (durations in ms; histo30: within 30% of the timeout)")
-    for column in ("name", "count", "avg", "max", "sum", *HISTOGRAM):
-        table.add_column(column, justify="left" if column == "name" else "right")
-    for name, values in metrics.items():
+    for column in ("name", "count", "avg", "max", "sum", *HISTOGRAM, "values"):
+        table.add_column(column, justify="left" if column in ("name", "values") else "right")
+    for name, found in metrics.items():
+        values = numbers(found)
         count = values.get("count", 0)
         mean = f"{values['sum'] / count:.1f}" if count and "sum" in values else ""
         cells = [str(values[f]) if f in values else "" for f in ("max", "sum", *HISTOGRAM)]
-        table.add_row(name, str(count), mean, *cells)
+        notes = " ".join(f"{k}={v}" for k, v in sorted(found.items()) if k not in FIELDS)
+        table.add_row(name, str(count), mean, *cells, notes)
     return table
 
 

@@ -1,8 +1,9 @@
 """Services: one small module per seed service, all on `redline.runner.run_service`.
 
 Every service gets the same hooks around its loop, built by `standard_hooks`: lifecycle
-(registration, renewal, remote shutdown), metrics (flushed every tick) and, when the config names
-a ``done`` list, message tracking with its monitors. `serve` runs a service with them.
+(registration, renewal, remote shutdown), metrics (flushed every tick) and, when the config is a
+`TrackedConfig` naming a ``done`` list, message tracking with its monitors. `serve` runs a
+service with them.
 """
 
 from __future__ import annotations
@@ -10,18 +11,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from redline.config import ServiceConfig
+from redline.keys import derived
 from redline.lifecycle import Lifecycle, check_interval
 from redline.metrics import Metrics
 from redline.runner import Hook, Service, run_service
 from redline.tracking import TrackedConfig, Tracker
 
-__all__ = ["StandardHooks", "serve", "standard_hooks"]
+__all__ = ["StandardHooks", "default_namespace", "serve", "standard_hooks"]
 
 
 class StandardHooks:
     """The lifecycle, metrics and (optional) tracking hooks of one service instance."""
 
-    def __init__(self, service: str, config: TrackedConfig, namespace: str, serves: str) -> None:
+    def __init__(self, service: str, config: ServiceConfig, namespace: str, serves: str) -> None:
         self.lifecycle = Lifecycle(
             namespace,
             service,
@@ -30,30 +33,46 @@ class StandardHooks:
             renew=config.service_renew,
             capacity=config.service_capacity,
         )
-        self.metrics = Metrics(namespace, timeout_ms=int(config.message_timeout * 1000))
+        tracked = config if isinstance(config, TrackedConfig) else None
+        timeout = tracked.message_timeout if tracked else 10.0
+        self.metrics = Metrics(namespace, timeout_ms=int(timeout * 1000))
         self.tracker: Tracker | None = None
-        if config.done:
+        if tracked and tracked.done:
             self.tracker = Tracker(
                 namespace,
                 service,
                 self.metrics,
-                done=config.done,
-                expire=config.message_expire,
-                timeout=config.message_timeout,
-                capacity=config.message_capacity,
+                done=tracked.done,
+                expire=tracked.message_expire,
+                timeout=tracked.message_timeout,
+                capacity=tracked.message_capacity,
             )
+
+    def around(self, service: Hook) -> list[Hook]:
+        """The hooks in running order: lifecycle, the service's own, tracking, metrics."""
+        tracking: list[Hook] = [] if self.tracker is None else [self.tracker]
+        return [self.lifecycle, service, *tracking, self.metrics]
 
 
 def standard_hooks(
-    service: str, config: TrackedConfig, namespace: str, serves: str = ""
+    service: str, config: ServiceConfig, namespace: str, serves: str = ""
 ) -> StandardHooks:
     """Build the standard hooks for `service` in `namespace`."""
     return StandardHooks(service, config, namespace, serves)
 
 
+def default_namespace(config: ServiceConfig, source: str) -> str:
+    """The lifecycle/metrics namespace: ``serviceNamespace``, else ``{<source>}:service``.
+
+    Services that need an instance id (a pending list, a lease holder) always register, so they
+    need a namespace even when none is configured; `source` is the list they consume.
+    """
+    return config.service_namespace or derived(source, "service")
+
+
 async def serve(
     service: Service,
-    config: TrackedConfig,
+    config: ServiceConfig,
     hooks: Sequence[Hook],
     stopping: asyncio.Event | None = None,
 ) -> None:

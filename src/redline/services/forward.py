@@ -7,10 +7,8 @@ instance's own pending list, and the next script call forwards it *and* removes 
 in the same atomic step. So a SIGKILL at any moment leaves every message either in ``in``, in a
 pending list, or on every output it was meant for — never lost, never twice.
 
-Pending lists are per instance (``{<pending>}:<id>``) and listed in ``{<pending>}:instances``
-with the lifecycle hash of their owner. An instance returns its own pending list to ``in`` when
-it stops; at start-up and at every renewal it returns the lists of instances whose lifecycle hash
-has expired (dead ones), never a live replica's.
+Pending lists are per instance and recovered from dead instances through the lifecycle: see
+`redline.services.pending`, which rquery uses too.
 """
 
 from __future__ import annotations
@@ -18,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -28,10 +25,10 @@ from pydantic import Field
 from redline import scripts
 from redline.connection import AsyncClient, is_cluster
 from redline.keys import derived, require_same_slot
-from redline.lifecycle import is_alive
 from redline.metrics import Metrics
 from redline.runner import Context, Hook
-from redline.services import standard_hooks
+from redline.services import default_namespace, standard_hooks
+from redline.services.pending import PendingClaims
 from redline.tracking import TrackedConfig, Tracker
 
 __all__ = [
@@ -43,8 +40,6 @@ __all__ = [
     "check_slots",
     "forwarding",
     "namespace_of",
-    "pending_key",
-    "registry_key",
 ]
 
 log = logging.getLogger(__name__)
@@ -65,16 +60,6 @@ class ForwardConfig(TrackedConfig):
     @property
     def pending_base(self) -> str:
         return self.pending or derived(self.in_, "pending")
-
-
-def pending_key(pending: str, instance_id: str) -> str:
-    """The pending list of one instance, in the slot of `pending`."""
-    return derived(pending, instance_id)
-
-
-def registry_key(pending: str) -> str:
-    """Hash of instance id → lifecycle hash, for every instance that has a pending list."""
-    return derived(pending, "instances")
 
 
 class Route(Protocol):
@@ -130,8 +115,8 @@ def check_slots(service: str, config: ForwardConfig, route: Route) -> None:
     require_same_slot(service, keys)
 
 
-class Forwarder:
-    """The forwarding `Service`, and the `Hook` that recovers pending lists around it."""
+class Forwarder(PendingClaims):
+    """The forwarding `Service`; as a `Hook` it owns and recovers the pending lists."""
 
     def __init__(
         self,
@@ -141,13 +126,10 @@ class Forwarder:
         metrics: Metrics,
         tracker: Tracker | None = None,
     ) -> None:
-        self.name, self.config, self.route = name, config, route
+        super().__init__(name, config.in_, config.pending_base, config.service_renew)
+        self.config, self.route = config, route
         self.metrics, self.tracker = metrics, tracker
-        self.source, self.base = config.in_, config.pending_base
-        self.mine = ""
-        self._lifecycle_key = ""
         self._wait = 0.0
-        self._recovered_at = 0.0
 
     @property
     def serves(self) -> str:
@@ -155,39 +137,7 @@ class Forwarder:
 
     async def start(self, ctx: Context) -> None:
         check_slots(self.name, self.config, self.route)
-        if not ctx.instance_id:
-            raise RuntimeError("Forwarder needs the Lifecycle hook before it (an instance id)")
-        self.mine = pending_key(self.base, ctx.instance_id)
-        self._lifecycle_key = str(ctx.extra.get("lifecycle_key", ""))
-        await ctx.redis.hset(registry_key(self.base), ctx.instance_id, self._lifecycle_key)
-        await self.recover_dead(ctx)
-
-    async def tick(self, ctx: Context) -> None:
-        if time.monotonic() - self._recovered_at >= self.config.service_renew:
-            await self.recover_dead(ctx)
-
-    async def stop(self, ctx: Context) -> None:
-        if self.mine:
-            returned = await self._return(ctx.redis, ctx.instance_id, self.mine)
-            if returned:
-                log.info("service=%s returned=%s to in=%s", self.name, returned, self.source)
-
-    async def recover_dead(self, ctx: Context) -> int:
-        """Return to ``in`` what instances whose lifecycle hash expired left pending."""
-        total, self._recovered_at = 0, time.monotonic()
-        entries = await ctx.redis.hgetall(registry_key(self.base))
-        for raw_id, raw_key in entries.items():
-            ident, owner = _text(raw_id), _text(raw_key)
-            if ident == ctx.instance_id or (owner and await is_alive(ctx.lifecycle_redis, owner)):
-                continue
-            count = await self._return(ctx.redis, ident, pending_key(self.base, ident))
-            log.info("service=%s recovered=%s from dead instance=%s", self.name, count, ident)
-            total += count
-        return total
-
-    async def _return(self, client: AsyncClient, ident: str, pending: str) -> int:
-        keys = [registry_key(self.base), pending, self.source]
-        return int(await scripts.run(client, "forward_recover", keys, [ident]))
+        await super().start(ctx)
 
     async def step(self, ctx: Context) -> None:
         outcome = await self.forward(ctx.redis)
@@ -215,25 +165,8 @@ class Forwarder:
         return Outcome(int(str(reply[1])), (), full)
 
     async def _block(self, ctx: Context) -> None:
-        """Wait up to popTimeout for a message, parked in our pending list; stop cuts it short."""
-        timeout = self.config.pop_timeout
-        pop = asyncio.ensure_future(
-            # Redis takes a fractional timeout; redis-py's annotation says int.
-            ctx.redis.blmove(self.source, self.mine, timeout, "RIGHT", "LEFT")  # type: ignore[arg-type]
-        )
-        stop = asyncio.ensure_future(ctx.stopping.wait())
-        try:
-            await asyncio.wait({pop, stop}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-            if not pop.done():
-                # The connection is closed on cancel: a message the server moved anyway is in
-                # our pending list, which stop() returns to `in`.
-                pop.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await pop
-        if not pop.cancelled():
-            pop.result()  # surfaces connection errors to the runner's backoff
+        """Wait up to popTimeout for a message; the next `forward` takes it from pending."""
+        await self.claim(ctx, self.config.pop_timeout)
 
     async def _backpressure(self, ctx: Context) -> None:
         if not self._wait:
@@ -250,11 +183,8 @@ class Forwarder:
 
 
 def namespace_of(config: ForwardConfig) -> str:
-    """The lifecycle/metrics namespace: ``serviceNamespace``, else ``{<in>}:service``.
-
-    Forwarding needs an instance id (for its pending list), so it always registers.
-    """
-    return config.service_namespace or derived(config.in_, "service")
+    """The lifecycle/metrics namespace: ``serviceNamespace``, else ``{<in>}:service``."""
+    return default_namespace(config, config.in_)
 
 
 def forwarding(name: str, config: ForwardConfig, route: Route) -> tuple[Forwarder, list[Hook]]:
@@ -262,12 +192,4 @@ def forwarding(name: str, config: ForwardConfig, route: Route) -> tuple[Forwarde
     std = standard_hooks(name, config, namespace_of(config), "")
     forwarder = Forwarder(name, config, route, std.metrics, std.tracker)
     std.lifecycle.serves = forwarder.serves
-    hooks: list[Hook] = [std.lifecycle, forwarder]
-    if std.tracker is not None:
-        hooks.append(std.tracker)
-    hooks.append(std.metrics)
-    return forwarder, hooks
-
-
-def _text(raw: object) -> str:
-    return raw.decode() if isinstance(raw, bytes) else str(raw)
+    return forwarder, std.around(forwarder)

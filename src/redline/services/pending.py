@@ -1,0 +1,121 @@
+"""Per-instance pending lists: how a consumer takes from a list without ever losing a message.
+
+A consumer parks what it takes from ``in`` in its own pending list ``{<pending>}:<id>`` (``id``:
+its lifecycle instance id) and removes it from there in the same atomic step that finishes it
+(the forwarding script of mpush, the reply script of rquery). So a SIGKILL at any moment leaves
+every message in ``in``, in a pending list, or finished.
+
+Pending lists are listed in ``{<pending>}:instances`` with the lifecycle hash of their owner.
+An instance returns its own pending list to ``in`` when it stops; at start-up and every
+``recover_every`` seconds it returns the lists of instances whose lifecycle hash has expired
+(dead ones), never a live replica's. `PendingClaims` is that runner `Hook`; services that
+consume this way subclass it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from redline import scripts
+from redline.connection import AsyncClient
+from redline.keys import derived
+from redline.lifecycle import is_alive
+from redline.runner import Context
+
+__all__ = ["PendingClaims", "blocking_move", "pending_key", "registry_key"]
+
+log = logging.getLogger(__name__)
+
+
+def pending_key(pending: str, instance_id: str) -> str:
+    """The pending list of one instance, in the slot of `pending`."""
+    return derived(pending, instance_id)
+
+
+def registry_key(pending: str) -> str:
+    """Hash of instance id → lifecycle hash, for every instance that has a pending list."""
+    return derived(pending, "instances")
+
+
+async def blocking_move(
+    ctx: Context, source: str, destination: str, seconds: float, ends: tuple[str, str]
+) -> bytes | None:
+    """``BLMOVE source destination *ends seconds``, cut short when the service is stopping.
+
+    On a stop the connection is closed: an element the server moved anyway is in
+    `destination`, which is why callers block only into a list they recover (or onto `source`
+    itself). Connection errors are raised, for the runner's backoff.
+    """
+    pop = asyncio.ensure_future(
+        # Redis takes a fractional timeout; redis-py's annotation says int.
+        ctx.redis.blmove(source, destination, seconds, *ends)  # type: ignore[arg-type]
+    )
+    stop = asyncio.ensure_future(ctx.stopping.wait())
+    try:
+        await asyncio.wait({pop, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+        if not pop.done():
+            pop.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await pop
+    if pop.cancelled():
+        return None
+    moved = pop.result()
+    return moved if isinstance(moved, bytes) else None
+
+
+class PendingClaims:
+    """The `Hook` that owns this instance's pending list and recovers dead instances' lists."""
+
+    def __init__(self, name: str, source: str, base: str, recover_every: float) -> None:
+        self.name, self.source, self.base = name, source, base
+        self.recover_every = recover_every
+        self.mine = ""
+        self._recovered_at = 0.0
+
+    async def start(self, ctx: Context) -> None:
+        if not ctx.instance_id:
+            raise RuntimeError(f"{self.name} needs the Lifecycle hook before it (an instance id)")
+        self.mine = pending_key(self.base, ctx.instance_id)
+        lifecycle_key = str(ctx.extra.get("lifecycle_key", ""))
+        await ctx.redis.hset(registry_key(self.base), ctx.instance_id, lifecycle_key)
+        await self.recover_dead(ctx)
+
+    async def tick(self, ctx: Context) -> None:
+        if time.monotonic() - self._recovered_at >= self.recover_every:
+            await self.recover_dead(ctx)
+
+    async def stop(self, ctx: Context) -> None:
+        if self.mine:
+            returned = await self._return(ctx.redis, ctx.instance_id, self.mine)
+            if returned:
+                log.info("service=%s returned=%s to in=%s", self.name, returned, self.source)
+
+    async def claim(self, ctx: Context, seconds: float) -> bytes | None:
+        """Wait up to `seconds` for one message from ``in``, parked in our pending list."""
+        return await blocking_move(ctx, self.source, self.mine, seconds, ("RIGHT", "LEFT"))
+
+    async def recover_dead(self, ctx: Context) -> int:
+        """Return to ``in`` what instances whose lifecycle hash expired left pending."""
+        total, self._recovered_at = 0, time.monotonic()
+        entries = await ctx.redis.hgetall(registry_key(self.base))
+        for raw_id, raw_key in entries.items():
+            ident, owner = _text(raw_id), _text(raw_key)
+            if ident == ctx.instance_id or (owner and await is_alive(ctx.lifecycle_redis, owner)):
+                continue
+            count = await self._return(ctx.redis, ident, pending_key(self.base, ident))
+            log.info("service=%s recovered=%s from dead instance=%s", self.name, count, ident)
+            total += count
+        return total
+
+    async def _return(self, client: AsyncClient, ident: str, pending: str) -> int:
+        keys = [registry_key(self.base), pending, self.source]
+        return int(await scripts.run(client, "forward_recover", keys, [ident]))
+
+
+def _text(raw: object) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
