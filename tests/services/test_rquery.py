@@ -12,8 +12,11 @@ import redis
 
 from redline.connection import AsyncClient
 from redline.keys import derived
-from redline.runner import run_service
-from redline.services.rquery import RQueryConfig, RQueryService, recover
+from redline.lifecycle import ids_key, instance_key
+from redline.metrics import read_metrics
+from redline.services import serve
+from redline.services.pending import pending_key, registry_key
+from redline.services.rquery import RQueryConfig, RQueryService, build
 from tests.helpers import spawn, stop, wait_for
 
 SEED = {
@@ -29,10 +32,12 @@ SEED = {
 async def service(redis_url: str, aredis: AsyncClient) -> AsyncIterator[RQueryService]:
     await aredis.hset("article:12345", "section", "news")
     await aredis.hset("section:news", "label", "News")
-    config = RQueryConfig(redis=redis_url, popTimeout=0.5, lease=2, replyPrefixes=["reply:"])
-    svc = RQueryService(config)
+    config = RQueryConfig(
+        redis=redis_url, popTimeout=0.5, replyPrefixes=["reply:"], serviceNamespace="demo:rq"
+    )
+    svc, hooks = build(config)
     stopping = asyncio.Event()
-    task = asyncio.create_task(run_service(svc, config, [svc], stopping))
+    task = asyncio.create_task(serve(svc, config, hooks, stopping))
     yield svc
     stopping.set()
     await asyncio.wait_for(task, 10)
@@ -51,6 +56,27 @@ async def test_answers_the_seed_request_on_its_reply_list(
 ) -> None:
     reply = await ask(aredis, {"id": "r1", "reply": "reply:1", **SEED}, "reply:1")
     assert reply == {"id": "r1", "values": {"section": "news", "label": "News"}}
+    assert await aredis.hget(f"demo:rq:{svc_id(service)}", "service") == b"rquery"
+
+
+def svc_id(service: RQueryService) -> str:
+    return service.mine.rsplit(":", 1)[1]
+
+
+async def test_registered_counted_and_stopped_by_deleting_its_hash(
+    redis_url: str, aredis: AsyncClient
+) -> None:
+    config = RQueryConfig(redis=redis_url, popTimeout=0.5, serviceNamespace="demo:rq")
+    svc, hooks = build(config)
+    task = asyncio.create_task(serve(svc, config, hooks, asyncio.Event()))
+    await ask(aredis, {"reply": "r:ok", "commands": [{"command": "get k"}]}, "r:ok")
+    await ask(aredis, {"reply": "r:no", "commands": [{"command": "flushall"}]}, "r:no")
+    await aredis.delete(instance_key("demo:rq", svc_id(svc)))
+    await asyncio.wait_for(task, 10)
+    metrics = await read_metrics(aredis, "demo:rq")
+    assert metrics["answered"]["count"] == 2 and metrics["refused"]["count"] == 1
+    assert await aredis.llen(ids_key("demo:rq")) == 0
+    assert await aredis.exists(registry_key(derived("rquery:in", "pending"))) == 0
 
 
 @pytest.mark.parametrize(
@@ -95,22 +121,21 @@ async def test_requests_without_a_usable_reply_list_go_to_the_errors_list(
 async def test_a_dead_instances_pending_requests_are_answered(
     redis_url: str, aredis: AsyncClient
 ) -> None:
-    # The state a SIGKILL leaves: a request moved into a pending list, its owner's lease gone.
+    # The state a SIGKILL leaves: a request parked in a pending list, its owner's hash expired.
     await aredis.set("k", "v")
     request = json.dumps({"reply": "reply:dead", "commands": [{"command": "get k", "save": "k"}]})
-    await aredis.lpush(derived("rquery:in", "pending", "ghost"), request)
-    await aredis.sadd(derived("rquery:in", "instances"), "ghost")
-    assert await recover(aredis, "rquery:in") == 1
-    assert await aredis.lrange("rquery:in", 0, -1) == [request.encode()]
-    config = RQueryConfig(redis=redis_url, popTimeout=0.5, lease=2)
-    svc = RQueryService(config)
+    base = derived("rquery:in", "pending")
+    await aredis.lpush(pending_key(base, "41"), request)
+    await aredis.hset(registry_key(base), "41", instance_key("demo:rq", 41))
+    config = RQueryConfig(redis=redis_url, popTimeout=0.5, serviceNamespace="demo:rq")
+    svc, hooks = build(config)
     stopping = asyncio.Event()
-    task = asyncio.create_task(run_service(svc, config, [svc], stopping))
+    task = asyncio.create_task(serve(svc, config, hooks, stopping))
     popped = await aredis.brpop(["reply:dead"], 10)  # type: ignore[arg-type]
     stopping.set()
     await asyncio.wait_for(task, 10)
     assert popped is not None and json.loads(popped[1]) == {"values": {"k": "v"}}
-    assert await aredis.smembers(derived("rquery:in", "instances")) == set()
+    assert await aredis.exists(registry_key(base), pending_key(base, "41")) == 0
 
 
 def test_a_sigkilled_service_loses_no_request(redis_url: str, tmp_path: Path) -> None:
@@ -120,7 +145,8 @@ def test_a_sigkilled_service_loses_no_request(redis_url: str, tmp_path: Path) ->
     for i in range(total):
         request = {"id": i, "reply": "replies", "commands": [{"command": "get k", "save": "k"}]}
         client.lpush("rquery:in", json.dumps(request))
-    args = ("rquery-service", "--redis", redis_url, "--set", "popTimeout=0.5", "--set", "lease=2")
+    sets = ("popTimeout=0.5", "serviceExpire=2", "serviceRenew=0.5")
+    args = ("rquery-service", "--redis", redis_url, *(a for s in sets for a in ("--set", s)))
     first = spawn(*args, log=tmp_path / "first.log")
     wait_for(lambda: client.llen("replies") >= 20, timeout=60)
     stop(first, signal.SIGKILL)

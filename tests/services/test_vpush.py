@@ -11,9 +11,11 @@ from redline.config import load_config
 from redline.connection import AsyncClient, connect
 from redline.errors import ConfigError
 from redline.keys import derived
-from redline.runner import run_service
+from redline.lifecycle import ids_key
+from redline.metrics import read_metrics
 from redline.scripts import run
-from redline.services.vpush import VpushConfig, VpushKeys, VpushService
+from redline.services import serve
+from redline.services.vpush import VpushConfig, VpushKeys, VpushService, build, namespace_of
 
 
 def config_for(redis_url: str, remote_url: str, **fields: Any) -> VpushConfig:
@@ -23,10 +25,10 @@ def config_for(redis_url: str, remote_url: str, **fields: Any) -> VpushConfig:
 
 
 @contextlib.asynccontextmanager
-async def running(config: VpushConfig, instance: str | None = None) -> AsyncIterator[VpushService]:
-    service = VpushService(config, instance)
+async def running(config: VpushConfig) -> AsyncIterator[VpushService]:
+    service, hooks = build(config)
     stopping = asyncio.Event()
-    task = asyncio.create_task(run_service(service, config, [service], stopping))
+    task = asyncio.create_task(serve(service, config, hooks, stopping))
     try:
         yield service
     finally:
@@ -62,10 +64,12 @@ async def test_moves_every_message_once_in_order(
         await until(lambda: _has(remote, len(sent)))
     assert (await remote.lrange("out", 0, -1))[::-1] == sent
     assert await aredis.llen("in") == 0
-    keys = VpushKeys.of(config_for(redis_url, remote_url))
+    config = config_for(redis_url, remote_url)
+    keys = VpushKeys.of(config)
     assert await aredis.exists(keys.transfer, keys.transfer_id, keys.lease) == 0
-    metrics = await aredis.hgetall(keys.metrics)
-    assert int(metrics[b"messages"]) == len(sent) and int(metrics[b"count"]) == len(sent)
+    metrics = await read_metrics(aredis, namespace_of(config))
+    assert metrics["forwarded"]["count"] == len(sent) and metrics["transfers"]["count"] == len(sent)
+    assert metrics["lease"]["count"] == 1 and "retries" not in metrics
 
 
 async def _has(client: AsyncClient, n: int) -> bool:
@@ -81,8 +85,8 @@ async def test_batches_keep_order(
     async with running(config):
         await until(lambda: _has(remote, len(sent)))
     assert (await remote.lrange("out", 0, -1))[::-1] == sent
-    metrics = await aredis.hgetall("demo:vpush:metrics:vpush")
-    assert int(metrics[b"messages"]) == 1000 and int(metrics[b"count"]) < 1000
+    metrics = await read_metrics(aredis, "demo:vpush")
+    assert metrics["forwarded"]["count"] == 1000 and int(metrics["transfers"]["count"]) < 1000
 
 
 async def test_one_active_instance_and_a_clean_handover(
@@ -90,18 +94,33 @@ async def test_one_active_instance_and_a_clean_handover(
 ) -> None:
     config = config_for(redis_url, remote_url)
     await aredis.lpush("in", *messages(100))
-    async with running(config, "a") as a:
+    async with running(config) as a:
         await until(lambda: _has(remote, 100))
-        async with running(config, "b") as b:
+        async with running(config) as b:
             await aredis.lpush("in", *messages(100)[::-1])  # any content; count below
             await until(lambda: _has(remote, 200))
             assert a.holder is not None and b.holder is None
         await aredis.lpush("in", b"after b")
         await until(lambda: _has(remote, 201))
-    async with running(config, "c") as c:  # a released the lease on stop: no wait for expiry
+    async with running(config) as c:  # a released the lease on stop: no wait for expiry
         await aredis.lpush("in", b"to c")
         await until(lambda: _has(remote, 202), within=1.5)
         assert c.holder is not None and c.holder.endswith("#2")
+
+
+async def test_registered_with_the_lifecycle_and_stopped_by_deleting_its_hash(
+    redis_url: str, remote_url: str, aredis: AsyncClient, remote: AsyncClient
+) -> None:
+    config = config_for(redis_url, remote_url, serviceNamespace="demo:vpush")
+    service, hooks = build(config)
+    task = asyncio.create_task(serve(service, config, hooks, asyncio.Event()))
+    await aredis.lpush("in", b"one")
+    await until(lambda: _has(remote, 1))
+    assert service.holder is not None and service.holder.startswith(f"{service.instance}#")
+    assert await aredis.hget(service.instance, "service") == b"vpush"
+    await aredis.delete(service.instance)  # the lifecycle's remote shutdown
+    await asyncio.wait_for(task, 10)
+    assert await aredis.exists(VpushKeys.of(config).lease, ids_key("demo:vpush")) == 0
 
 
 async def test_the_remote_push_is_exactly_once_per_transfer_id(

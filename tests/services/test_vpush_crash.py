@@ -13,6 +13,8 @@ import pytest
 import redis
 
 from redline.keys import derived
+from redline.lifecycle import ids_key
+from redline.metrics import Value, read_metrics_sync
 from tests.helpers import spawn, stop, wait_for
 from tests.servers import ServerProcess
 
@@ -63,8 +65,10 @@ def assert_exactly_once(redis_url: str, remote_url: str, sent: list[bytes]) -> N
     wait_for(lambda: local.exists(derived("in", "vpush", "transfer")) == 0)
 
 
-def metrics(redis_url: str) -> dict[bytes, bytes]:
-    return redis.Redis.from_url(redis_url).hgetall(derived("in", "vpush", "metrics"))
+def metrics(redis_url: str, name: str) -> dict[str, Value]:
+    """One vpush metric (the namespace defaults to {in}:service)."""
+    found = read_metrics_sync(redis.Redis.from_url(redis_url), derived("in", "service"))
+    return found.get(name, {})
 
 
 def test_remote_stopped_and_restarted_mid_stream(
@@ -77,15 +81,15 @@ def test_remote_stopped_and_restarted_mid_stream(
         wait_for(lambda: llen(remote_url) >= 2000, timeout=120)
         durable_remote.kill()
         began = time.monotonic()
-        wait_for(lambda: int(metrics(redis_url).get(b"attempt", 0)) >= 3, timeout=30)
+        wait_for(lambda: int(metrics(redis_url, "retries").get("attempt", 0)) >= 3, timeout=30)
         time.sleep(max(0.0, OUTAGE - (time.monotonic() - began)))  # the outage, not a sync
-        assert b"Connection" in metrics(redis_url)[b"lastError"]
+        assert "Connection" in str(metrics(redis_url, "retries")["lastError"])
         durable_remote.start()
         assert_exactly_once(redis_url, remote_url, sent)
     finally:
         assert stop(proc) == 0, (tmp_path / "vpush.log").read_text()[-3000:]
-    assert int(metrics(redis_url)[b"retries"]) >= 3
-    assert int(metrics(redis_url)[b"attempt"]) == 0
+    assert int(metrics(redis_url, "retries")["count"]) >= 3
+    assert metrics(redis_url, "retries")["attempt"] == 0
 
 
 class Cutter(threading.Thread):
@@ -129,13 +133,20 @@ def test_remote_connection_cut_at_the_push(
         cutter.join(5)
         assert stop(proc) == 0, (tmp_path / "vpush.log").read_text()[-3000:]
     assert cutter.cuts >= 20
-    assert int(metrics(redis_url)[b"retries"]) >= 1
+    assert int(metrics(redis_url, "retries")["count"]) >= 1
+    local = redis.Redis.from_url(redis_url)  # SIGTERM cleaned up: unregistered, lease released
+    assert local.llen(ids_key(derived("in", "service"))) == 0
+    assert local.exists(derived("in", "vpush", "lease")) == 0
 
 
 def active_pid(redis_url: str) -> int:
-    value = redis.Redis.from_url(redis_url).get(derived("in", "vpush", "lease"))
+    """The pid in the lifecycle hash of the lease holder (``<ns>:<id>#<token>``)."""
+    client = redis.Redis.from_url(redis_url)
+    value = client.get(derived("in", "vpush", "lease"))
     assert value is not None
-    return int(value.decode().rsplit("#", 1)[0].split(":")[-2])
+    pid = client.hget(value.decode().rsplit("#", 1)[0], "pid")
+    assert pid is not None
+    return int(pid)
 
 
 def test_active_killed_mid_transfer_and_a_standby_takes_over(
@@ -155,4 +166,4 @@ def test_active_killed_mid_transfer_and_a_standby_takes_over(
     finally:
         for proc in procs:
             assert stop(proc) == 0
-    assert int(metrics(redis_url)[b"token"]) >= 3
+    assert int(metrics(redis_url, "lease")["token"]) >= 3

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import click
 
-from redline.cli.common import config_options, load_or_exit, run_until_signal, server_for
+from redline.cli.common import config_options, load_or_exit, server_for
+from redline.cli.services import metrics_port_option, serve_until_signal
 from redline.connection import connect
 from redline.errors import QueryError
 from redline.rquery import parse_query, run_query
-from redline.runner import run_service
-from redline.services.rquery import RQueryConfig, RQueryService
+from redline.services.rquery import RQueryConfig, build, namespace_of
 
 __all__ = ["rquery", "rquery_service"]
 
@@ -70,16 +70,22 @@ def rquery(
 
 @click.command("rquery-service")
 @config_options
-def rquery_service(config_path: Path | None, redis_url: str | None, sets: tuple[str, ...]) -> None:
+@metrics_port_option
+def rquery_service(
+    config_path: Path | None, redis_url: str | None, sets: tuple[str, ...], metrics_port: int | None
+) -> None:
     """Answer query requests from the `in` queue (default rquery:in), each on its reply list.
 
     \b
     A request:  {"id": "r1", "reply": "app:reply:7", "parameters": {...}, "commands": [...]}
     Its reply:  {"id": "r1", "values": {...}}  or  {"id": "r1", "error": {"code", "message"}}
-    Requests without a usable reply list are answered on {in}:errors. See docs/rquery.md.
+    Requests without a usable reply list are answered on {in}:errors. Each instance registers
+    under serviceNamespace (default {in}:service); a killed instance's requests are answered by
+    another once its lifecycle hash expires (serviceExpire). Metrics: <ns>:metrics:answered
+    and :refused. See docs/rquery.md.
     """
     config = load_or_exit(RQueryConfig, config_path, sets, redis=redis_url)
     with server_for(config.redis) as url:
         config = config.model_copy(update={"redis": url})
-        service = RQueryService(config)
-        run_until_signal(lambda stopping: run_service(service, config, [service], stopping))
+        service, hooks = build(config)
+        serve_until_signal(service, config, hooks, namespace_of(config), metrics_port)

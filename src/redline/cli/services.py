@@ -16,13 +16,21 @@ from redline.cli.common import (
     run_until_signal,
     server_for,
 )
+from redline.config import ServiceConfig
 from redline.errors import CrossSlotError
 from redline.metrics import serve_prometheus
-from redline.runner import Hook
+from redline.runner import Hook, Service
 from redline.services import lpush, mbalance, mpush, serve
 from redline.services.forward import ForwardConfig, Forwarder, check_slots, namespace_of
 
-__all__ = ["lpush_command", "mbalance_command", "metrics_port_option", "mpush_command", "run"]
+__all__ = [
+    "lpush_command",
+    "mbalance_command",
+    "metrics_port_option",
+    "mpush_command",
+    "run",
+    "serve_until_signal",
+]
 
 F = TypeVar("F", bound=ForwardConfig)
 Builder = Callable[[F], tuple[Forwarder, list[Hook]]]
@@ -39,6 +47,19 @@ def metrics_port_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+def serve_until_signal(
+    service: Service,
+    config: ServiceConfig,
+    hooks: list[Hook],
+    namespace: str,
+    metrics_port: int | None,
+) -> None:
+    """Serve the namespace's metrics if asked, then run the service until SIGTERM/SIGINT."""
+    if metrics_port is not None:
+        serve_prometheus(metrics_port, config.service_redis or str(config.redis), namespace)
+    run_until_signal(lambda stopping: serve(service, config, hooks, stopping))
+
+
 def run(config: F, build: Builder[F], metrics_port: int | None) -> None:
     """Resolve the server, refuse cross-slot keys, and run the service until SIGTERM/SIGINT."""
     with server_for(config.redis) as url:
@@ -48,9 +69,7 @@ def run(config: F, build: Builder[F], metrics_port: int | None) -> None:
             check_slots(forwarder.name, config, forwarder.route)
         except CrossSlotError as exc:
             fail(str(exc), EXIT_CONFIG)
-        if metrics_port is not None:
-            serve_prometheus(metrics_port, config.service_redis or url, namespace_of(config))
-        run_until_signal(lambda stopping: serve(forwarder, config, hooks, stopping))
+        serve_until_signal(forwarder, config, hooks, namespace_of(config), metrics_port)
 
 
 @click.command("mpush")

@@ -9,34 +9,35 @@ and its reply, pushed (LPUSH) onto ``reply``, is ``{"id": "r1", "values": {...}}
 list (malformed JSON, no ``reply``) is answered on ``{in}:errors`` with the raw request.
 
 No request is lost if an instance is killed: each is moved (BLMOVE) from the input queue into the
-instance's own pending list ``{in}:pending:<instance>`` and removed from there in the same script
-that pushes its reply. An instance renews ``{in}:alive:<instance>`` (TTL ``lease``); the others
-give the pending requests of an instance whose key expired back to the input queue.
+instance's own pending list ``{in}:pending:<id>`` and removed from there in the same script that
+pushes its reply. The pending lists are those of `redline.services.pending` (as for mpush): the
+instance registers with the lifecycle, and the pending requests of an instance whose lifecycle
+hash expired go back to the input queue.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import socket
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio.cluster
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from redline.config import ServiceConfig
 from redline.connection import AsyncClient
 from redline.errors import QueryError
 from redline.keys import derived, hash_slot
+from redline.metrics import Metrics
 from redline.rquery import Policy, parse_query, run_query
-from redline.runner import Context
+from redline.runner import Context, Hook
 from redline.scripts import run
+from redline.services import default_namespace, standard_hooks
+from redline.services.pending import PendingClaims
 
-__all__ = ["RQueryConfig", "RQueryService", "answer"]
+__all__ = ["RQueryConfig", "RQueryService", "answer", "build", "namespace_of"]
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +53,6 @@ class RQueryConfig(ServiceConfig):
     reply_prefixes: list[str] = Field(default_factory=list, alias="replyPrefixes")
     reply_expire: int = Field(60, alias="replyExpire", gt=0, description="reply list TTL, s")
     max_commands: int = Field(100, alias="maxCommands", gt=0)
-    lease: float = Field(30, gt=0, description="seconds a silent instance keeps its requests")
-
-    @model_validator(mode="after")
-    def _lease_outlives_a_pop(self) -> RQueryConfig:
-        if self.lease < 2 * self.pop_timeout:
-            raise ValueError(
-                f"lease ({self.lease}) must be at least twice popTimeout ({self.pop_timeout}): "
-                "an instance renews its lease between pops"
-            )
-        return self
 
     def policy(self) -> Policy:
         widened = Policy.widened(self.allow, self.key_prefixes)
@@ -124,59 +115,43 @@ async def answer(client: AsyncClient, raw: bytes, config: RQueryConfig) -> Answe
     return Answer(reply_to, result if request_id is None else {"id": request_id, **result})
 
 
-def _instance_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
-class RQueryService:
-    """Pops requests, runs them, replies. Also a runner hook: it recovers dead instances' work."""
+class RQueryService(PendingClaims):
+    """Takes requests, runs them, replies. As a `Hook` it owns and recovers the pending lists."""
 
     name = "rquery"
 
-    def __init__(self, config: RQueryConfig, instance: str | None = None) -> None:
-        self.config = config
-        self.instance = instance or _instance_name()
-        self.pending = derived(config.in_queue, "pending", self.instance)
-        self.alive = derived(config.in_queue, "alive", self.instance)
-        self.instances = derived(config.in_queue, "instances")
-        self._renewed = 0.0
-        self._recovered = 0.0
+    def __init__(self, config: RQueryConfig, metrics: Metrics) -> None:
+        pending = derived(config.in_queue, "pending")
+        super().__init__(self.name, config.in_queue, pending, config.service_renew)
+        self.config, self.metrics = config, metrics
         self._resume = True  # look at our own pending list first (after a start or a failure)
 
     async def step(self, ctx: Context) -> None:
         """Answer one request, or wait up to popTimeout for one."""
-        await self._renew(ctx.redis)
-        raw = await self._next(ctx.redis)
-        if raw is None:
-            await self._recover_maybe(ctx.redis)
-            return
-        self._resume = True  # until the reply is written, a failure leaves it in pending
-        result = await answer(ctx.redis, raw, self.config)
-        await self._reply(ctx.redis, raw, result)
+        resume, self._resume = self._resume, True  # a failure below leaves a request in pending
+        raw = await self._next(ctx, resume)
+        if raw is not None:
+            began = time.monotonic()
+            result = await answer(ctx.redis, raw, self.config)
+            await self._reply(ctx.redis, raw, result)
+            self.metrics.observe("answered", (time.monotonic() - began) * 1000, histogram=False)
+            if "error" in result.document:
+                self.metrics.count("refused")
         self._resume = False
 
-    async def _next(self, client: AsyncClient) -> bytes | None:
-        if self._resume:
-            raw = await client.lindex(self.pending, -1)
+    async def _next(self, ctx: Context, resume: bool) -> bytes | None:
+        if resume:
+            raw = await ctx.redis.lindex(self.mine, -1)
             if isinstance(raw, bytes):
                 return raw
-            self._resume = False
-        timeout = min(self.config.pop_timeout, self.config.lease / 3)
-        moved = await client.blmove(
-            self.config.in_queue,
-            self.pending,
-            timeout,  # type: ignore[arg-type]  # redis-py says int; the server takes seconds as float
-            "RIGHT",
-            "LEFT",
-        )
-        return moved if isinstance(moved, bytes) else None
+        return await self.claim(ctx, self.config.pop_timeout)
 
     async def _reply(self, client: AsyncClient, raw: bytes, result: Answer) -> None:
         document = json.dumps(result.document)
         if "error" in result.document:
             log.info("request refused reply=%s error=%s", result.reply_to, document)
         expire = self.config.reply_expire
-        cross_slot = hash_slot(result.reply_to) != hash_slot(self.pending)
+        cross_slot = hash_slot(result.reply_to) != hash_slot(self.mine)
         if isinstance(client, redis.asyncio.cluster.RedisCluster) and cross_slot:
             # One atomic step is impossible across slots: reply first, so a crash between the two
             # answers the request twice rather than never (the queries only read).
@@ -184,52 +159,18 @@ class RQueryService:
             pipe.lpush(result.reply_to, document)
             pipe.expire(result.reply_to, expire)
             await pipe.execute()
-            await client.lrem(self.pending, -1, raw)  # type: ignore[arg-type]
+            await client.lrem(self.mine, -1, raw)  # type: ignore[arg-type]
             return
-        await run(client, "rquery_reply", [self.pending, result.reply_to], [raw, document, expire])
-
-    async def _renew(self, client: AsyncClient) -> None:
-        now = time.monotonic()
-        if now - self._renewed < self.config.lease / 3:
-            return
-        await client.set(self.alive, "1", px=int(self.config.lease * 1000))
-        await client.sadd(self.instances, self.instance)
-        self._renewed = now
-
-    async def _recover_maybe(self, client: AsyncClient) -> None:
-        now = time.monotonic()
-        if now - self._recovered >= self.config.lease / 2:
-            self._recovered = now
-            await recover(client, self.config.in_queue, skip=self.instance)
-
-    # Hook protocol: recover at start, leave the pending list to the others at stop.
-    async def start(self, ctx: Context) -> None:
-        await self._renew(ctx.redis)
-        await recover(ctx.redis, self.config.in_queue, skip=self.instance)
-
-    async def tick(self, ctx: Context) -> None:
-        return None
-
-    async def stop(self, ctx: Context) -> None:
-        # A clean stop hands back anything left in hand at once instead of after the lease.
-        await ctx.redis.delete(self.alive)
-        await recover(ctx.redis, self.config.in_queue, only=self.instance)
+        await run(client, "rquery_reply", [self.mine, result.reply_to], [raw, document, expire])
 
 
-async def recover(
-    client: AsyncClient, in_queue: str, skip: str | None = None, only: str | None = None
-) -> int:
-    """Return the pending requests of instances whose lease expired to `in_queue`."""
-    instances = derived(in_queue, "instances")
-    members = [only] if only else await client.smembers(instances)
-    names = [n.decode() if isinstance(n, bytes) else str(n) for n in members]
-    total = 0
-    for name in names:
-        if name == skip:
-            continue
-        keys = [in_queue, derived(in_queue, "pending", name), derived(in_queue, "alive", name)]
-        moved = int(await run(client, "rquery_recover", [*keys, instances], [name]))
-        if moved > 0:
-            log.warning("recovered requests=%d of stopped instance=%s", moved, name)
-        total += max(moved, 0)
-    return total
+def namespace_of(config: RQueryConfig) -> str:
+    """The lifecycle/metrics namespace: ``serviceNamespace``, else ``{<in>}:service``."""
+    return default_namespace(config, config.in_queue)
+
+
+def build(config: RQueryConfig) -> tuple[RQueryService, list[Hook]]:
+    """The rquery service and its hooks (lifecycle, rquery, metrics), for `services.serve`."""
+    std = standard_hooks("rquery", config, namespace_of(config), f"{config.in_queue} -> replies")
+    service = RQueryService(config, std.metrics)
+    return service, std.around(service)

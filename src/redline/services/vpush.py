@@ -11,7 +11,11 @@
   expiring after ``dedupeWindow``) and pushes, so a retry after a crash, a takeover or a lost
   reply finds the record and does not push again.
 - **Retried forever**, with exponential backoff and jitter capped at ``retryMax``, one log line
-  per backoff step, and the retry count and last error in the metrics hash.
+  per backoff step, and the retry count and last error in the metrics.
+
+Like every service it runs with the standard hooks (`build`): it registers with the lifecycle
+(its lease holder is named after its ``<ns>:<id>`` hash, so deleting that hash stops it) and
+writes its metrics through `redline.metrics.Metrics`.
 """
 
 from __future__ import annotations
@@ -19,29 +23,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import redis.exceptions
 from pydantic import Field, model_validator
 
 from redline.backoff import delay_for
 from redline.config import ServiceConfig
-from redline.connection import AsyncClient, connect
+from redline.connection import AsyncClient, connect, mask_url
 from redline.keys import derived
-from redline.runner import TRANSIENT, Context
+from redline.metrics import Metrics
+from redline.runner import Context, Hook
 from redline.scripts import run
+from redline.services import default_namespace, standard_hooks
+from redline.services.pending import blocking_move
 
-__all__ = ["Transfer", "VpushConfig", "VpushKeys", "VpushService"]
+__all__ = ["Transfer", "VpushConfig", "VpushKeys", "VpushService", "build", "namespace_of"]
 
 log = logging.getLogger(__name__)
 
 # Anything the remote can answer with, or fail by, is retried: the message must get there.
 REMOTE_ERRORS = (redis.exceptions.RedisError, OSError)
-METRICS_EVERY = 1.0  # seconds between metrics writes while messages flow
 
 
 class VpushConfig(ServiceConfig):
@@ -78,13 +82,10 @@ class VpushKeys:
     transfer: str
     transfer_id: str
     out: str
-    metrics: str
 
     @classmethod
     def of(cls, config: VpushConfig) -> VpushKeys:
         inq = config.in_queue
-        ns = config.service_namespace
-        metrics = f"{ns}:metrics:vpush" if ns else derived(inq, "vpush", "metrics")
         return cls(
             inq,
             derived(inq, "vpush", "lease"),
@@ -92,40 +93,11 @@ class VpushKeys:
             derived(inq, "vpush", "transfer"),
             derived(inq, "vpush", "transfer-id"),
             config.out,
-            metrics,
         )
 
     def dedupe(self, transfer_id: str) -> str:
         """The remote record of a transfer, in the output list's slot."""
         return derived(self.out, "vpush", transfer_id)
-
-
-@dataclass
-class _Tally:
-    """Deliveries not yet added to the metrics hash (written once per METRICS_EVERY)."""
-
-    count: int = 0
-    messages: int = 0
-    ms: float = 0.0
-    max_ms: float = 0.0
-    duplicates: int = 0
-    since: float = field(default_factory=time.monotonic)
-
-    def add(self, messages: int, ms: float, duplicate: bool) -> None:
-        self.count += 1
-        self.messages += messages
-        self.ms += ms
-        self.max_ms = max(self.max_ms, ms)
-        self.duplicates += int(duplicate)
-
-    def args(self) -> list[int | float]:
-        return [
-            self.count,
-            self.messages,
-            round(self.ms, 3),
-            round(self.max_ms, 3),
-            self.duplicates,
-        ]
 
 
 @dataclass(frozen=True)
@@ -136,10 +108,6 @@ class Transfer:
     messages: tuple[bytes, ...]
 
 
-def _instance_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
 async def _sleep(stopping: asyncio.Event, seconds: float) -> bool:
     """Sleep up to `seconds`; False if `stopping` was set meanwhile."""
     with contextlib.suppress(asyncio.TimeoutError):
@@ -148,15 +116,15 @@ async def _sleep(stopping: asyncio.Event, seconds: float) -> bool:
 
 
 class VpushService:
-    """The vpush loop (`step`) and its runner hook (release the lease, close the remote)."""
+    """The vpush loop (`step`) and its runner hook (name itself, release the lease, close)."""
 
     name = "vpush"
 
     def __init__(
-        self, config: VpushConfig, instance: str | None = None, remote: AsyncClient | None = None
+        self, config: VpushConfig, metrics: Metrics, remote: AsyncClient | None = None
     ) -> None:
-        self.config = config
-        self.instance = instance or _instance_name()
+        self.config, self.metrics = config, metrics
+        self.instance = ""  # the lifecycle hash (<ns>:<id>), known at start
         self.keys = VpushKeys.of(config)
         timeout = max(1.0, config.lease / 2)  # a hung remote must not outlast the lease
         self.remote = remote or connect(
@@ -165,7 +133,10 @@ class VpushService:
         self.holder: str | None = None  # "<instance>#<token>" while this instance is active
         self._renewed = 0.0
         self._done = ""  # transfer on the remote but not yet finished on the input side
-        self._tally = _Tally()
+
+    @property
+    def serves(self) -> str:
+        return f"{self.keys.in_queue} -> {mask_url(self.config.out_redis)} {self.keys.out}"
 
     async def step(self, ctx: Context) -> None:
         """Move one transfer, or wait (as standby, or for input) up to popTimeout."""
@@ -176,10 +147,9 @@ class VpushService:
             return
         transfer = await self._claim(ctx.redis, holder, self.config.batch)
         if transfer is None:
-            await self._flush(ctx)
             if self.holder is not None:  # idle: block until input arrives, leave it in place
                 queue = self.keys.in_queue
-                await ctx.redis.blmove(queue, queue, wait, "RIGHT", "RIGHT")  # type: ignore[arg-type]
+                await blocking_move(ctx, queue, queue, wait, ("RIGHT", "RIGHT"))
             return
         if await self._deliver(ctx, transfer):
             self._done = transfer.id
@@ -204,8 +174,10 @@ class VpushService:
         if holder is None:
             log.warning("vpush lease lost instance=%s: standing by", self.instance)
         else:
-            log.info("vpush active instance=%s token=%s", self.instance, holder.rsplit("#", 1)[1])
-            await self._metrics(ctx, {"active": self.instance, "token": holder.rsplit("#", 1)[1]})
+            token = int(holder.rsplit("#", 1)[1])
+            log.info("vpush active instance=%s token=%s", self.instance, token)
+            self.metrics.count("lease")
+            self.metrics.set("lease", active=self.instance, token=token)
         self.holder, self._done = holder, ""
 
     async def _claim(self, client: AsyncClient, holder: str, batch: int) -> Transfer | None:
@@ -263,12 +235,8 @@ class VpushService:
                 error,
                 delay,
             )
-        fields: dict[str, str | int] = {
-            "attempt": attempt,
-            "lastError": error,
-            "lastErrorAt": int(time.time()),
-        }
-        await self._metrics(ctx, fields, retries=1)
+        self.metrics.count("retries")
+        self.metrics.set("retries", attempt=attempt, lastError=error, lastErrorAt=int(time.time()))
 
     async def _delivered(
         self, ctx: Context, transfer: Transfer, attempt: int, duplicate: bool, seconds: float
@@ -281,27 +249,18 @@ class VpushService:
                 attempt,
                 duplicate,
             )
-        self._tally.add(len(transfer.messages), seconds * 1000, duplicate)
-        if attempt or time.monotonic() - self._tally.since >= METRICS_EVERY:
-            await self._flush(ctx)
-
-    async def _flush(self, ctx: Context) -> None:
-        tally, self._tally = self._tally, _Tally()
-        if tally.count:
-            with contextlib.suppress(*TRANSIENT):
-                await run(ctx.lifecycle_redis, "vpush_metrics", [self.keys.metrics], tally.args())
-
-    async def _metrics(self, ctx: Context, fields: dict[str, str | int], retries: int = 0) -> None:
-        # Metrics must never hold up a transfer: a failed write is dropped.
-        with contextlib.suppress(*TRANSIENT):
-            pipe = ctx.lifecycle_redis.pipeline(transaction=False)
-            pipe.hset(self.keys.metrics, items=[x for pair in fields.items() for x in pair])
-            if retries:
-                pipe.hincrby(self.keys.metrics, "retries", retries)
-            await pipe.execute()
+        self.metrics.observe("transfers", seconds * 1000, histogram=False)
+        self.metrics.count("forwarded", len(transfer.messages))
+        if duplicate:
+            self.metrics.count("duplicates")
+        if attempt:
+            self.metrics.set("retries", attempt=0)
 
     # Runner hook: on a clean stop, finish what is delivered and hand the lease over at once.
     async def start(self, ctx: Context) -> None:
+        self.instance = str(ctx.extra.get("lifecycle_key", "")) or ctx.instance_id
+        if not self.instance:
+            raise RuntimeError("vpush needs the Lifecycle hook before it (an instance name)")
         log.info("vpush instance=%s in=%s out=%s", self.instance, self.keys.in_queue, self.keys.out)
 
     async def tick(self, ctx: Context) -> None:
@@ -309,10 +268,24 @@ class VpushService:
 
     async def stop(self, ctx: Context) -> None:
         try:
-            await self._flush(ctx)
             if self.holder:
                 if self._done:
                     await self._claim(ctx.redis, self.holder, 0)
                 await run(ctx.redis, "vpush_release", [self.keys.lease], [self.holder])
         finally:
             await self.remote.aclose()
+
+
+def namespace_of(config: VpushConfig) -> str:
+    """The lifecycle/metrics namespace: ``serviceNamespace``, else ``{<in>}:service``."""
+    return default_namespace(config, config.in_queue)
+
+
+def build(
+    config: VpushConfig, remote: AsyncClient | None = None
+) -> tuple[VpushService, list[Hook]]:
+    """The vpush service and its hooks (lifecycle, vpush, metrics), for `redline.services.serve`."""
+    std = standard_hooks("vpush", config, namespace_of(config))
+    service = VpushService(config, std.metrics, remote)
+    std.lifecycle.serves = service.serves
+    return service, std.around(service)
