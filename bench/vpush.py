@@ -16,8 +16,8 @@ from rich.table import Table
 
 from redline.connection import AsyncClient, connect
 from redline.embedded import EmbeddedServer
-from redline.runner import run_service
-from redline.services.vpush import VpushConfig, VpushService
+from redline.services import serve
+from redline.services.vpush import VpushConfig, build
 
 N = 5000
 
@@ -37,9 +37,9 @@ def _vpush(batch: int) -> Callable[[AsyncClient, AsyncClient, str, str], Awaitab
     async def move(here: AsyncClient, there: AsyncClient, url: str, remote: str) -> None:
         fields = {"redis": url, "in": "in", "out": "out", "outRedis": remote, "batch": batch}
         config = VpushConfig.model_validate({**fields, "popTimeout": 0.2, "lease": 5})
-        service = VpushService(config)
+        service, hooks = build(config)
         stopping = asyncio.Event()
-        task = asyncio.create_task(run_service(service, config, [service], stopping))
+        task = asyncio.create_task(serve(service, config, hooks, stopping))
         while int(await there.llen("out")) < N:  # noqa: ASYNC110 - Redis state, no event
             await asyncio.sleep(0.01)
         stopping.set()
