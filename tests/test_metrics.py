@@ -2,8 +2,15 @@ from __future__ import annotations
 
 import urllib.request
 
-from redline.connection import AsyncClient
-from redline.metrics import Metrics, bucket, metrics_key, read_metrics, serve_prometheus
+from redline.connection import AsyncClient, SyncClient
+from redline.metrics import (
+    Metrics,
+    bucket,
+    metrics_key,
+    read_all_sync,
+    read_metrics,
+    serve_prometheus,
+)
 from tests.helpers import wait_for
 from tests.servers import free_port
 
@@ -42,7 +49,7 @@ async def test_observations_are_added_to_the_hash_on_flush(aredis: AsyncClient) 
 
 
 async def test_values_are_set_not_added_and_read_back_as_numbers_or_text(
-    aredis: AsyncClient,
+    aredis: AsyncClient, sredis: SyncClient
 ) -> None:
     metrics = Metrics(NS)
     metrics.count("retries", 2)
@@ -51,8 +58,13 @@ async def test_values_are_set_not_added_and_read_back_as_numbers_or_text(
     metrics.count("retries")
     metrics.set("retries", attempt=3)
     await metrics.flush(aredis)
-    found = await read_metrics(aredis, NS)
-    assert found["retries"] == {"count": 3, "attempt": 3, "lastError": "ConnectionError: refused"}
+    everything = read_all_sync(sredis, NS)
+    assert everything["retries"] == {
+        "count": 3,
+        "attempt": 3,
+        "lastError": "ConnectionError: refused",
+    }
+    assert (await read_metrics(aredis, NS))["retries"] == {"count": 3, "attempt": 3}
 
 
 async def test_prometheus_text_endpoint(redis_url: str, aredis: AsyncClient) -> None:

@@ -34,7 +34,7 @@ __all__ = [
     "Value",
     "bucket",
     "metrics_key",
-    "numbers",
+    "read_all_sync",
     "read_metrics",
     "read_metrics_sync",
     "serve_prometheus",
@@ -141,8 +141,7 @@ def _decode(raw: dict[Any, Any]) -> dict[str, Value]:
     return out
 
 
-def numbers(values: dict[str, Value]) -> dict[str, int]:
-    """The numeric fields of one metric (leaving out notes)."""
+def _numbers(values: dict[str, Value]) -> dict[str, int]:
     return {key: value for key, value in values.items() if isinstance(value, int)}
 
 
@@ -151,20 +150,28 @@ def _name(ns: str, key: Any) -> str:
     return text[len(metrics_key(ns, "")) :]
 
 
-async def read_metrics(client: AsyncClient, ns: str) -> dict[str, dict[str, Value]]:
-    """Every metric of namespace `ns`: name → fields (``count``, ``sum``, ``max``, values…)."""
+async def read_metrics(client: AsyncClient, ns: str) -> dict[str, dict[str, int]]:
+    """Every metric of namespace `ns`: name → numeric fields (``count``, ``sum``, ``max``, …).
+
+    Text values (a last error) are left out; `read_all_sync` has them too.
+    """
     found = {}
     async for key in client.scan_iter(match=_pattern(ns), count=500):
-        found[_name(ns, key)] = _decode(await client.hgetall(key))
+        found[_name(ns, key)] = _numbers(_decode(await client.hgetall(key)))
     return dict(sorted(found.items()))
 
 
-def read_metrics_sync(client: SyncClient, ns: str) -> dict[str, dict[str, Value]]:
-    """Blocking twin of `read_metrics`."""
+def read_all_sync(client: SyncClient, ns: str) -> dict[str, dict[str, Value]]:
+    """Every metric of namespace `ns` with every field: numbers, and text values as text."""
     found = {}
     for key in client.scan_iter(match=_pattern(ns), count=500):
         found[_name(ns, key)] = _decode(client.hgetall(key))
     return dict(sorted(found.items()))
+
+
+def read_metrics_sync(client: SyncClient, ns: str) -> dict[str, dict[str, int]]:
+    """Blocking twin of `read_metrics`."""
+    return {name: _numbers(values) for name, values in read_all_sync(client, ns).items()}
 
 
 class RedisMetricsCollector(Collector):
@@ -188,8 +195,7 @@ class RedisMetricsCollector(Collector):
         gauge = GaugeMetricFamily(
             "redline_metric_value", "a numeric value set by a service", labels=[*labels, "field"]
         )
-        for name, found in read_metrics_sync(self.client, self.ns).items():
-            values = numbers(found)
+        for name, values in read_metrics_sync(self.client, self.ns).items():
             for key, family in families.items():
                 if key in values:
                     family.add_metric([self.ns, name], values[key])

@@ -14,7 +14,7 @@ import redis
 
 from redline.keys import derived
 from redline.lifecycle import ids_key
-from redline.metrics import Value, read_metrics_sync
+from redline.metrics import Value, read_all_sync
 from tests.helpers import spawn, stop, wait_for
 from tests.servers import ServerProcess
 
@@ -67,7 +67,7 @@ def assert_exactly_once(redis_url: str, remote_url: str, sent: list[bytes]) -> N
 
 def metrics(redis_url: str, name: str) -> dict[str, Value]:
     """One vpush metric (the namespace defaults to {in}:service)."""
-    found = read_metrics_sync(redis.Redis.from_url(redis_url), derived("in", "service"))
+    found = read_all_sync(redis.Redis.from_url(redis_url), derived("in", "service"))
     return found.get(name, {})
 
 

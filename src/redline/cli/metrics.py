@@ -9,7 +9,7 @@ from rich.table import Table
 from redline.cli.common import fail, server_for
 from redline.connection import connect_sync
 from redline.errors import RedlineError
-from redline.metrics import FIELDS, HISTOGRAM, Value, numbers, read_metrics_sync
+from redline.metrics import FIELDS, HISTOGRAM, Value, read_all_sync
 
 __all__ = ["metrics_command", "metrics_table"]
 
@@ -21,7 +21,7 @@ def metrics_table(ns: str, metrics: dict[str, dict[str, Value]]) -> Table:
     for column in ("name", "count", "avg", "max", "sum", *HISTOGRAM, "values"):
         table.add_column(column, justify="left" if column in ("name", "values") else "right")
     for name, found in metrics.items():
-        values = numbers(found)
+        values = {key: value for key, value in found.items() if isinstance(value, int)}
         count = values.get("count", 0)
         mean = f"{values['sum'] / count:.1f}" if count and "sum" in values else ""
         cells = [str(values[f]) if f in values else "" for f in ("max", "sum", *HISTOGRAM)]
@@ -37,7 +37,7 @@ def metrics_command(namespace: str, redis_url: str | None) -> None:
     """Print the metrics of NAMESPACE (e.g. demo:mpush) as a table."""
     with server_for(redis_url) as url:
         try:
-            found = read_metrics_sync(connect_sync(url), namespace)
+            found = read_all_sync(connect_sync(url), namespace)
         except RedlineError as exc:
             fail(str(exc))
             return
