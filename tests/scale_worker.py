@@ -1,9 +1,10 @@
 """A tiny sample worker for the scaling tests, run as a real process:
 
-``python -m tests.scale_worker --redis URL --set serviceNamespace=NS --set queue=Q``
+``python -m tests.scale_worker --redis URL --set serviceNamespace=NS --set queue=Q --set out=O``
 
-It pops from `queue`, waits `work` seconds, and pushes the item to `done`; it registers through
-the real lifecycle hook and waits as a standby behind `StandbyGate` when no slot is free.
+It pops from `queue`, waits `work` seconds, and pushes the item to `out`. Its hooks are the
+standard ones (`redline.services.standard_hooks`), as for every redline service: it registers
+through the lifecycle and, when cscale starts it with ``serviceStandby``, waits as a standby.
 """
 
 from __future__ import annotations
@@ -14,16 +15,15 @@ from pathlib import Path
 import click
 
 from redline.cli.common import config_options, load_or_exit, run_until_signal
-from redline.config import ServiceConfig
-from redline.lifecycle import Lifecycle, check_interval
 from redline.logs import configure
-from redline.runner import Context, run_service
-from redline.standby import StandbyGate
+from redline.runner import Context
+from redline.services import serve, standard_hooks
+from redline.tracking import TrackedConfig
 
 
-class WorkerConfig(ServiceConfig):
+class WorkerConfig(TrackedConfig):
     queue: str = "work"
-    done: str = "done"
+    out: str = "done"
     work: float = 0.0
 
 
@@ -36,7 +36,7 @@ class Worker:
         item = await ctx.redis.brpop([config.queue], timeout=config.pop_timeout)
         if item is not None:
             await asyncio.sleep(config.work)
-            await ctx.redis.lpush(config.done, item[1])
+            await ctx.redis.lpush(config.out, item[1])
 
 
 @click.command()
@@ -45,21 +45,8 @@ def main(config_path: Path | None, redis_url: str | None, sets: tuple[str, ...])
     configure("info", "kv")
     config = load_or_exit(WorkerConfig, config_path, sets, redis=redis_url)
     assert config.service_namespace, "the tests always give serviceNamespace"
-    lifecycle = Lifecycle(
-        config.service_namespace,
-        Worker.name,
-        serves=config.queue,
-        expire=config.service_expire,
-        renew=config.service_renew,
-        capacity=config.service_capacity,
-    )
-    hooks = [lifecycle, StandbyGate(lifecycle)]
-    tick = check_interval(config.service_renew, config.pop_timeout)
-
-    async def run(stopping: asyncio.Event) -> None:
-        await run_service(Worker(), config, hooks, stopping, tick_interval=tick)
-
-    run_until_signal(run)
+    hooks = standard_hooks(Worker.name, config, config.service_namespace, config.queue).around()
+    run_until_signal(lambda stopping: serve(Worker(), config, hooks, stopping))
 
 
 if __name__ == "__main__":

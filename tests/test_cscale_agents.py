@@ -1,4 +1,8 @@
-"""cscale agents as real processes converging real workers; SIGKILL of workers and agents."""
+"""cscale agents as real processes converging real workers; SIGKILL of workers and agents.
+
+The workers renew every second and their hashes expire after 60 s: an instance that vanishes
+sooner was removed by an agent, not by expiry.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,10 +19,11 @@ from typing import Any
 import pytest
 import redis
 
-from tests.helpers import run, spawn, stop, wait_for
+from tests import cscale_helpers as ch
+from tests.helpers import wait_for
 
 NS = "t:worker"
-FAST = ["popTimeout=0.5", "serviceRenew=1", "serviceExpire=60", "queue=t:work", "done=t:done"]
+FAST = ["popTimeout=0.5", "serviceRenew=1", "serviceExpire=60", "queue=t:work", "out=t:done"]
 
 
 def write_plan(path: Path, **extra: Any) -> Path:
@@ -29,80 +33,45 @@ def write_plan(path: Path, **extra: Any) -> Path:
 
 
 def live(client: redis.Redis) -> list[dict[str, str]]:
-    """The live instances of NS, read as an operator would (ids list, then each hash)."""
-    found = []
-    for ident in client.lrange(f"{NS}:ids", 0, -1):
-        fields = client.hgetall(f"{NS}:{ident.decode()}")
-        if b"pid" in fields:
-            found.append(
-                {k.decode(): v.decode() for k, v in fields.items()} | {"id": ident.decode()}
-            )
-    return found
-
-
-class Sampler(threading.Thread):
-    """Counts live instances continuously; `samples` holds (phase, count)."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(daemon=True)
-        self.client = redis.Redis.from_url(url)
-        self.phase, self.samples, self.done = "", list[tuple[str, int]](), threading.Event()
-
-    def run(self) -> None:
-        while not self.done.is_set():
-            self.samples.append((self.phase, len(live(self.client))))
-            time.sleep(0.02)
-
-    def counts(self, phase: str) -> list[int]:
-        return [count for name, count in self.samples if name == phase]
+    return ch.live(client, NS)
 
 
 def agent(plan: Path, host: str, url: str, log: Path) -> subprocess.Popen[str]:
-    args = ("cscale", str(plan), "--host", host, "--redis", url, "--interval", "0.2")
-    return spawn(*args, "--stop-grace", "10", log=log)
+    return ch.agent(plan, host, url, log)
 
 
 @pytest.fixture
-def agents(tmp_path: Path, redis_url: str, sredis: redis.Redis) -> Iterator[list[Any]]:
-    """Started agents; at the end: scale to 0, wait for it, stop them, kill any leftover."""
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    sredis.hset("redline:scale", NS, 0)
-    if any(proc.poll() is None for proc in started):
-        wait_for(lambda: not live(sredis), timeout=30)
-    for proc in started:
-        stop(proc)
-    for inst in live(sredis):
-        os.kill(int(inst["pid"]), signal.SIGKILL)
+def agents(sredis: redis.Redis) -> Iterator[list[subprocess.Popen[str]]]:
+    with ch.agents(sredis) as started:
+        yield started
 
 
-def scale(url: str, replicas: int) -> None:
-    result = run("scale", NS, str(replicas), "--redis", url)
-    assert result.returncode == 0, result.stderr
+def scale(client: redis.Redis, replicas: int) -> None:
+    ch.scale(client, NS, replicas)
 
 
 def settle(client: redis.Redis, replicas: int, timeout: float = 60) -> list[dict[str, str]]:
-    return wait_for(lambda: (found := live(client)) and len(found) == replicas and found, timeout)
+    return ch.settle(client, NS, replicas, timeout)
 
 
 def test_two_agents_converge_without_overshoot(
     tmp_path: Path, redis_url: str, sredis: redis.Redis, agents: list[Any]
 ) -> None:
     plan = write_plan(tmp_path / "plan.json")
-    scale(redis_url, 0)
+    scale(sredis, 0)
     agents += [agent(plan, h, redis_url, tmp_path / f"{h}.log") for h in ("alpha", "beta")]
     wait_for(lambda: sredis.zcard("redline:cscale:agents") == 2, timeout=30)
-    sampler = Sampler(redis_url)
+    sampler = ch.Sampler(redis_url, NS)
     sampler.start()
     for target in (5, 2, 0):
         sampler.phase = f"to {target}"
-        scale(redis_url, target)
+        scale(sredis, target)
         if target:
             settle(sredis, target)
         else:
             wait_for(lambda: not live(sredis), timeout=60)
         sampler.phase = f"at {target}"
-        time.sleep(1.5)  # observe the settled state across several agent rounds
+        time.sleep(1.0)  # observe the settled state across five agent rounds (not a wait)
         if target == 5:  # both hosts took part
             assert {inst.get("agent") for inst in live(sredis)} == {"alpha", "beta"}
     sampler.done.set()
@@ -137,17 +106,17 @@ def test_killing_one_agent_leaves_the_other_converging(
     tmp_path: Path, redis_url: str, sredis: redis.Redis, agents: list[Any]
 ) -> None:
     plan = write_plan(tmp_path / "plan.json")
-    scale(redis_url, 0)
+    scale(sredis, 0)
     alpha, beta = (agent(plan, h, redis_url, tmp_path / f"{h}.log") for h in ("alpha", "beta"))
     agents += [alpha, beta]
     wait_for(lambda: sredis.zcard("redline:cscale:agents") == 2, timeout=30)
-    scale(redis_url, 4)
+    scale(sredis, 4)
     settle(sredis, 4)
     alpha.kill()
     alpha.wait()
-    scale(redis_url, 1)
+    scale(sredis, 1)
     settle(sredis, 1)
-    scale(redis_url, 3)
+    scale(sredis, 3)
     settle(sredis, 3)
     wait_for(lambda: sum(1 for inst in live(sredis) if inst.get("agent") == "beta") >= 2)
     assert len(live(sredis)) == 3
@@ -158,7 +127,7 @@ def test_a_standby_takes_over_when_the_active_instance_dies(
 ) -> None:
     plan = write_plan(tmp_path / "plan.json", replicas=1, standby=1)
     agents.append(agent(plan, "alpha", redis_url, tmp_path / "alpha.log"))
-    roles = lambda: sorted(inst.get("role", "") for inst in live(sredis))  # noqa: E731
+    roles = lambda: ch.roles(sredis, NS)  # noqa: E731
     wait_for(lambda: roles() == ["active", "standby"], timeout=30)
     active = next(inst for inst in live(sredis) if inst["role"] == "active")
     standby = next(inst for inst in live(sredis) if inst["role"] == "standby")
@@ -178,7 +147,7 @@ def test_autoscaling_follows_a_burst_up_and_back_down_without_flapping(
     tmp_path: Path, redis_url: str, sredis: redis.Redis, agents: list[Any]
 ) -> None:
     policy = {"queue": "t:work", "perReplica": 10, "min": 1, "max": 4}
-    policy |= {"interval": 0.3, "downAfter": 2}
+    policy |= {"interval": 0.3, "downAfter": 1}
     slow = [*FAST, "work=0.05"]  # 20 items/s per replica: one replica alone would take 10 s
     plan = write_plan(tmp_path / "plan.json", replicas=1, autoscale=policy, sets=slow)
     agents += [agent(plan, h, redis_url, tmp_path / f"{h}.log") for h in ("alpha", "beta")]

@@ -44,6 +44,11 @@ class ServiceConfig(BaseModel):
     service_expire: int = Field(60, alias="serviceExpire", gt=0)
     service_renew: float = Field(15, alias="serviceRenew", gt=0)
     service_capacity: int = Field(10, alias="serviceCapacity", gt=0)
+    service_standby: bool = Field(
+        False,
+        alias="serviceStandby",
+        description="wait as a standby for an active slot when cscale scales the namespace",
+    )
 
 
 def env_name(field_alias: str) -> str:

@@ -44,12 +44,14 @@ __all__ = [
     "active_key",
     "autoscale_key",
     "choose_victims",
+    "claim_name",
     "get_desired",
     "load_scale_file",
     "lock_key",
     "recent_events",
     "record_event",
     "set_desired",
+    "split_claims",
     "starting_key",
 ]
 
@@ -150,3 +152,24 @@ def choose_victims(live: Sequence[Instance], count: int, active_limit: int) -> l
     surplus = active[: max(0, len(active) - active_limit)]
     rest = [inst for inst in newest if inst not in surplus]
     return (surplus + rest)[: max(0, count)]
+
+
+def claim_name(agent: str, machine: str, pid: int) -> str:
+    """The start claim of process `pid` on `machine`, started by `agent`."""
+    return f"{agent}:{machine}:{pid}"
+
+
+def split_claims(claims: Sequence[Any], live: Sequence[Instance]) -> tuple[list[str], list[str]]:
+    """The claims whose process is not among the `live` instances (still starting), and those
+    whose process is (registered: the claim has done its job and may be dropped by anyone)."""
+    running = {(inst.host, inst.pid) for inst in live}
+    names = [c.decode() if isinstance(c, bytes) else str(c) for c in claims]
+    registered = [c for c in names if _machine_pid(c) in running]
+    return [c for c in names if c not in registered], registered
+
+
+def _machine_pid(claim: str) -> tuple[str, int]:
+    parts = claim.rsplit(":", 2)
+    if len(parts) < 3 or not parts[2].isdigit():
+        return "", -1  # not a process's claim: it always counts
+    return parts[1], int(parts[2])

@@ -6,12 +6,14 @@ which of its starts have registered, runs the autoscaling policy where it leads 
 per service, under the service's lease:
 
 1. lists the start claims still pending (any agent's, with unexpired deadlines), *then*
-2. lists the live instances (an agent drops its claim only after seeing its child registered,
-   so an instance is never missed between the two reads — at worst counted twice, briefly);
+2. lists the live instances, and counts only the claims whose process is not among them (a
+   claim names the host and pid of its process, so an instance is counted exactly once; a
+   claim whose process is seen registered is dropped, by whichever agent sees it, so the
+   claims of an agent that died do not hold back starts);
 3. when short of ``desired + standby``, records claims (the script checks the lease is still
    held) and starts that many processes locally — at most its share when several agents live;
 4. when more instances live than wanted, deletes the hashes of the newest (the lifecycle
-   shutdown). Pending claims do not count here: one may be counted twice with its instance.
+   shutdown). Pending claims do not count here.
 
 No agent starts without a claim and claims are only written under the lease, so two agents
 acting at once never start more than the shortfall. A start that has not registered by its
@@ -43,10 +45,12 @@ from redline.cscale import (
     active_key,
     autoscale_key,
     choose_victims,
+    claim_name,
     get_desired,
     lock_key,
     record_event,
     set_desired,
+    split_claims,
     starting_key,
 )
 from redline.procs import Child, Children
@@ -67,7 +71,7 @@ class Agent:
         self, client: AsyncClient, url: str, host: str, plan: ScaleFile, interval: float = 1.0
     ) -> None:
         self.client, self.url, self.host, self.plan = client, url, host, plan
-        self.interval, self.lease_ms = interval, int(max(5.0, 5 * interval) * 1000)
+        self.interval, self.lease_ms = interval, int(max(1.0, 5 * interval) * 1000)
         self.children = Children()
         self.autoscalers: dict[str, Autoscaler] = {}
         self.next_eval: dict[str, float] = {}
@@ -147,8 +151,11 @@ class Agent:
         if not await self.client.set(lock_key(ns), token, nx=True, px=self.lease_ms):
             return
         try:
-            pending = await scripts.run(self.client, "cscale_pending", [starting_key(ns)])
+            claims = await scripts.run(self.client, "cscale_pending", [starting_key(ns)])
             live = await instances(self.client, ns)
+            pending, registered = split_claims(claims, live)
+            if registered:  # its agent may have died before dropping it
+                await self.client.zrem(starting_key(ns), *registered)
             desired = await get_desired(self.client, ns) or 0
             standby = spec.standby if desired else 0  # scaled to 0: the service is off
             target, have = desired + standby, len(live) + len(pending)
@@ -166,17 +173,20 @@ class Agent:
         return math.ceil(short / max(1, alive))
 
     async def _start(self, ns: str, spec: ServiceSpec, token: str, count: int, why: str) -> None:
-        claims = [f"{self.host}:{uuid.uuid4().hex[:12]}" for _ in range(count)]
+        """Start `count` processes and claim them (a claim names its process, so any agent can
+        tell it from the instance once registered). Starting before claiming is safe: nobody
+        counts while we hold the lease, and a child needs far longer to register than the claim
+        takes; if the lease was lost meanwhile, the children are killed before they register."""
+        started = [self.children.start(ns, self.argv(ns, spec)) for _ in range(count)]
+        for child in started:
+            child.claim = claim_name(self.host, self.machine, child.pid)
         ttl_ms = int((spec.start_timeout + CLAIM_MARGIN) * 1000)
-        args: list[str | int] = [token, ttl_ms, *claims]
-        if (
-            await scripts.run(self.client, "cscale_claim", [lock_key(ns), starting_key(ns)], args)
-            < 0
-        ):
-            return  # the lease expired under us: the next round decides again
-        for claim in claims:
-            child = self.children.start(ns, self.argv(ns, spec))
-            child.claim = claim
+        args: list[str | int] = [token, ttl_ms, *(child.claim for child in started)]
+        keys = [lock_key(ns), starting_key(ns)]
+        if await scripts.run(self.client, "cscale_claim", keys, args) < 0:
+            for child in started:  # the lease expired under us: the next round decides again
+                self.children.kill(child)
+            return
         await self._event(ns, f"starting {count} on {self.host}: {why}")
 
     async def _stop(self, ns: str, victims: list[Instance], why: str) -> None:
@@ -190,6 +200,8 @@ class Agent:
         base = spec.argv or [sys.executable, "-m", "redline", str(spec.service)]
         config = ["--config", str(spec.config)] if spec.config else []
         fixed = [f"serviceNamespace={ns}", f"serviceCapacity={spec.capacity}", *spec.sets]
+        if spec.standby:  # the instance waits behind `redline.standby.StandbyGate`
+            fixed.append("serviceStandby=true")
         return [*base, *config, "--redis", self.url, *(a for s in fixed for a in ("--set", s))]
 
     async def _autoscale(self, ns: str, spec: ServiceSpec) -> None:

@@ -1,9 +1,11 @@
 """Services: one small module per seed service, all on `redline.runner.run_service`.
 
 Every service gets the same hooks around its loop, built by `standard_hooks`: lifecycle
-(registration, renewal, remote shutdown), metrics (flushed every tick) and, when the config is a
-`TrackedConfig` naming a ``done`` list, message tracking with its monitors. `serve` runs a
-service with them.
+(registration, renewal, remote shutdown), metrics (flushed every tick), when the config is a
+`TrackedConfig` naming a ``done`` list, message tracking with its monitors, and, when
+``serviceStandby`` is set (cscale sets it for a service with ``standby: K``), the `StandbyGate`
+that keeps the instance idle until it holds an active slot. `StandardHooks.around` puts a
+service's own hooks in their place; `serve` runs a service with them.
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ from redline.keys import derived
 from redline.lifecycle import Lifecycle, check_interval
 from redline.metrics import Metrics
 from redline.runner import Hook, Service, run_service
+from redline.standby import StandbyGate
 from redline.tracking import TrackedConfig, Tracker
 
 __all__ = ["StandardHooks", "default_namespace", "serve", "standard_hooks"]
 
 
 class StandardHooks:
-    """The lifecycle, metrics and (optional) tracking hooks of one service instance."""
+    """The lifecycle, metrics and (optional) tracking and standby hooks of one instance."""
 
     def __init__(self, service: str, config: ServiceConfig, namespace: str, serves: str) -> None:
         self.lifecycle = Lifecycle(
@@ -47,11 +50,17 @@ class StandardHooks:
                 timeout=tracked.message_timeout,
                 capacity=tracked.message_capacity,
             )
+        self.gate = StandbyGate(self.lifecycle) if config.service_standby else None
 
-    def around(self, service: Hook) -> list[Hook]:
-        """The hooks in running order: lifecycle, the service's own, tracking, metrics."""
-        tracking: list[Hook] = [] if self.tracker is None else [self.tracker]
-        return [self.lifecycle, service, *tracking, self.metrics]
+    def around(self, *own: Hook) -> list[Hook]:
+        """The hooks in order: lifecycle, standby gate, the service's `own`, tracking, metrics.
+
+        The gate comes before `own`, so a standby starts none of the service's hooks (it moves
+        nothing, not even what dead instances left pending) until it becomes active.
+        """
+        first = [self.lifecycle] if self.gate is None else [self.lifecycle, self.gate]
+        last = [self.metrics] if self.tracker is None else [self.tracker, self.metrics]
+        return [*first, *own, *last]
 
 
 def standard_hooks(

@@ -1,0 +1,90 @@
+"""What the cscale tests share: running agents as real processes and reading instances the way
+an operator would (the ids list, then each hash)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import redis
+
+from tests.helpers import spawn, stop, wait_for
+
+
+def live(client: redis.Redis, ns: str) -> list[dict[str, str]]:
+    """The live instances of `ns`: their hash fields, plus ``id``."""
+    found = []
+    for ident in client.lrange(f"{ns}:ids", 0, -1):
+        fields = client.hgetall(f"{ns}:{ident.decode()}")
+        if b"pid" in fields:
+            found.append(
+                {k.decode(): v.decode() for k, v in fields.items()} | {"id": ident.decode()}
+            )
+    return found
+
+
+def roles(client: redis.Redis, ns: str) -> list[str]:
+    """The sorted roles of the live instances of `ns`."""
+    return sorted(inst.get("role", "") for inst in live(client, ns))
+
+
+def settle(
+    client: redis.Redis, ns: str, replicas: int, timeout: float = 60
+) -> list[dict[str, str]]:
+    """Wait until exactly `replicas` instances of `ns` live; return them."""
+    return wait_for(
+        lambda: (found := live(client, ns)) and len(found) == replicas and found, timeout
+    )
+
+
+def scale(client: redis.Redis, ns: str, replicas: int) -> None:
+    """What `redline scale NS N` does (tested on its own in test_cscale), without a process."""
+    client.hset("redline:scale", ns, replicas)
+
+
+def agent(plan: Path, host: str, url: str, log: Path) -> subprocess.Popen[str]:
+    """A `redline cscale` agent as host `host`, deciding every 0.2 s."""
+    args = ("cscale", str(plan), "--host", host, "--redis", url, "--interval", "0.2")
+    return spawn(*args, "--stop-grace", "10", log=log)
+
+
+@contextmanager
+def agents(client: redis.Redis) -> Iterator[list[subprocess.Popen[str]]]:
+    """Agents the caller starts; at the end: scale every service to 0, wait for it, stop the
+    agents, kill any leftover instance."""
+    started: list[subprocess.Popen[str]] = []
+    try:
+        yield started
+    finally:
+        namespaces = [ns.decode() for ns in client.hkeys("redline:scale")]
+        for ns in namespaces:
+            client.hset("redline:scale", ns, 0)
+        if any(proc.poll() is None for proc in started):
+            wait_for(lambda: not any(live(client, ns) for ns in namespaces), timeout=30)
+        for proc in started:
+            stop(proc)
+        for inst in (inst for ns in namespaces for inst in live(client, ns)):
+            os.kill(int(inst["pid"]), signal.SIGKILL)
+
+
+class Sampler(threading.Thread):
+    """Counts the live instances of `ns` continuously; `samples` holds (phase, count)."""
+
+    def __init__(self, url: str, ns: str) -> None:
+        super().__init__(daemon=True)
+        self.client, self.ns = redis.Redis.from_url(url), ns
+        self.phase, self.samples, self.done = "", list[tuple[str, int]](), threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            self.samples.append((self.phase, len(live(self.client, self.ns))))
+            time.sleep(0.02)
+
+    def counts(self, phase: str) -> list[int]:
+        return [count for name, count in self.samples if name == phase]
