@@ -4,11 +4,15 @@ import urllib.request
 
 from redline.connection import AsyncClient, SyncClient
 from redline.metrics import (
+    ERRORS_KEPT,
     Metrics,
     bucket,
+    errors_key,
     metrics_key,
     read_all_sync,
     read_metrics,
+    recent_errors,
+    record_error,
     serve_prometheus,
 )
 from tests.helpers import wait_for
@@ -88,3 +92,26 @@ async def test_prometheus_text_endpoint(redis_url: str, aredis: AsyncClient) -> 
     assert 'redline_metric_histogram{le="0.3",name="done",namespace="demo:m"} 1.0' in text
     assert 'redline_metric_value{field="attempt",name="done",namespace="demo:m"} 4.0' in text
     assert "a note" not in text
+
+
+async def test_each_instance_counts_its_calls_timeouts_and_errors(aredis: AsyncClient) -> None:
+    metrics = Metrics(NS, timeout_ms=1000)
+    await aredis.hset(f"{NS}:1", "pid", 1)
+    metrics.observe("done", 2000)
+    metrics.count("forwarded", 9)
+    metrics.count("errors", 2)
+    await metrics.flush(aredis, f"{NS}:1")
+    assert await aredis.hmget(f"{NS}:1", "calls", "timeouts", "errors") == [b"10", b"1", b"2"]
+    await aredis.delete(f"{NS}:1")
+    metrics.count("forwarded")
+    await metrics.flush(aredis, f"{NS}:1")
+    assert not await aredis.exists(f"{NS}:1")  # a deleted lifecycle hash is never recreated
+
+
+async def test_recent_errors_are_capped_and_counted(aredis: AsyncClient) -> None:
+    for n in range(ERRORS_KEPT + 5):
+        await record_error(aredis, NS, f"boom {n}")
+    found = await recent_errors(aredis, NS, 3)
+    assert [e["msg"] for e in found] == [f"boom {n}" for n in (54, 53, 52)]
+    assert await aredis.llen(errors_key(NS)) == ERRORS_KEPT
+    assert await aredis.hget(metrics_key(NS, "errors"), "count") == str(ERRORS_KEPT + 5).encode()

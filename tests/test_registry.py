@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -98,3 +99,19 @@ def test_status_on_the_embedded_server(redis_url: str, sredis) -> None:  # type:
     assert result.returncode == 0, result.stderr
     assert "demo:w" in result.stdout and "unhealthy" in result.stdout
     assert "demo:in" in result.stdout
+
+
+def test_status_shows_an_unhealthy_instance_and_recent_errors(redis_url: str, sredis) -> None:  # type: ignore[no-untyped-def]
+    sredis.hset("redline:registry", "demo:h", json.dumps({"service": "worker"}))
+    sredis.hset("redline:cscale:specs", "demo:h", json.dumps({"health": {"threshold": 0.2}}))
+    for ident, errors in (("1", 0), ("2", 5)):
+        sredis.hset(f"demo:h:{ident}", mapping={"pid": 9, "calls": 20, "errors": errors})
+        sredis.expire(f"demo:h:{ident}", 60)
+        sredis.lpush("demo:h:ids", ident)
+    sredis.hset("demo:h:metrics:forwarded", "count", 40)  # the service as a whole: 5/40 is fine
+    error = {"t": 0, "instance": "demo:h:2", "msg": "step failed 3 times: refused"}
+    sredis.lpush("demo:h:errors", json.dumps(error))
+    result = run("status", "--redis", redis_url, env={"COLUMNS": "250"})  # no wrapped cells
+    assert result.returncode == 0, result.stderr
+    assert "unhealthy instance 2: errors 5/20 = 25% > 20%" in result.stdout
+    assert "step failed 3 times: refused" in result.stdout

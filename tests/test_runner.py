@@ -3,8 +3,13 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+import redis.exceptions
+
 from redline.config import ServiceConfig
 from redline.errors import ShutdownRequested
+from redline.lifecycle import Lifecycle
+from redline.metrics import metrics_key, recent_errors
 from redline.runner import Context, run_service
 
 
@@ -64,3 +69,48 @@ async def test_unreachable_server_is_retried_not_fatal() -> None:
     assert not task.done()
     stopping.set()
     await asyncio.wait_for(task, 5)
+
+
+class Flaky:
+    """Fails `failures` times with a transient error, then stops the service on its next step."""
+
+    name = "flaky"
+
+    def __init__(self, failures: int, then: Exception | None = None) -> None:
+        self.failures, self.then = failures, then
+
+    async def step(self, ctx: Context) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise redis.exceptions.ConnectionError(f"flaky, {self.failures} to go")
+        if self.then is not None:
+            raise self.then
+        ctx.stopping.set()
+
+
+async def test_a_run_of_step_failures_is_kept_among_recent_errors(redis_url: str, aredis) -> None:  # type: ignore[no-untyped-def]
+    hook = Lifecycle("t:flaky", "flaky", renew=0.1)
+    config = ServiceConfig(redis=redis_url, popTimeout=0.2)
+    seen: dict[str, dict[bytes, bytes]] = {}
+
+    class Peek:  # reads the lifecycle hash just before it is deleted at stop
+        async def start(self, ctx: Context) -> None: ...
+        async def tick(self, ctx: Context) -> None: ...
+        async def stop(self, ctx: Context) -> None:
+            seen["hash"] = await aredis.hgetall(hook.key)
+
+    await asyncio.wait_for(run_service(Flaky(2), config, [hook, Peek()]), 10)
+    [error] = await recent_errors(aredis, "t:flaky")
+    assert "step failed 2 times, then recovered: flaky, 0 to go" in error["msg"]
+    assert error["instance"] == "t:flaky:1"
+    assert seen["hash"][b"errors"] == b"1"
+    assert await aredis.hget(metrics_key("t:flaky", "errors"), "count") == b"1"
+
+
+async def test_an_error_that_ends_the_service_is_recorded(redis_url: str, aredis) -> None:  # type: ignore[no-untyped-def]
+    hook = Lifecycle("t:crash", "crash", renew=0.1)
+    config = ServiceConfig(redis=redis_url, popTimeout=0.2)
+    with pytest.raises(ValueError, match="bad payload"):
+        await asyncio.wait_for(run_service(Flaky(0, ValueError("bad payload")), config, [hook]), 10)
+    [error] = await recent_errors(aredis, "t:crash")
+    assert "stopped by an error: ValueError('bad payload')" in error["msg"]

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from redline.autoscale import AutoscalePolicy
 from redline.config import load_config
 from redline.connection import AsyncClient
+from redline.health import DEFAULT_POLICY, HealthPolicy
 from redline.keys import derived
 from redline.registry import Instance
 
@@ -96,6 +97,7 @@ class ServiceSpec(BaseModel):
     capacity: int = Field(100, gt=0, description="serviceCapacity given to each instance")
     start_timeout: float = Field(30, alias="startTimeout", gt=0)
     autoscale: AutoscalePolicy | None = None
+    health: HealthPolicy = Field(DEFAULT_POLICY, description="when it counts as unhealthy")
 
     @model_validator(mode="after")
     def _one_command(self) -> ServiceSpec:

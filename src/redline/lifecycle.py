@@ -127,7 +127,7 @@ class Lifecycle:
             await pipe.execute()
         self.key = key  # set last: a non-empty key means "registered"
         ctx.instance_id, self._renewed_at = ident, time.monotonic()
-        ctx.extra["lifecycle_key"] = self.key
+        ctx.extra["lifecycle_key"], ctx.extra["namespace"] = self.key, self.namespace
         log.info("registered %s host=%s pid=%s", self.key, self.host, self.pid)
         log.info("renew: started %s every=%ss expire=%ss", self.key, self.renew, self.expire)
 

@@ -8,16 +8,27 @@ such as the last error), where the latest write wins.
 
 A service observes into a local `Metrics` accumulator (no round trip per message); the
 accumulator is a runner `Hook` that adds what it holds to Redis on every tick and at stop, one
-script call per metric name. `serve_prometheus` exposes the same hashes in Prometheus text format.
+script call per metric name. It also adds, in one more call, the instance's own totals since its
+start to its lifecycle hash (``calls``, ``timeouts``, ``errors``: what `redline.health` judges an
+instance by). A metric named ``errors`` (or ending in ``:errors``/``_errors``) counts failures.
+
+Errors are also kept as text: `record_error` (called by the runner when a step fails, and by any
+service that wants to) pushes onto ``<ns>:errors``, a list capped at `ERRORS_KEPT`, newest first,
+which `redline status` shows. It costs nothing until something fails.
+
+`serve_prometheus` exposes the metrics hashes in Prometheus text format.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -25,18 +36,25 @@ from prometheus_client.registry import Collector
 
 from redline import scripts
 from redline.connection import AsyncClient, SyncClient, connect_sync
-from redline.runner import Context
+
+if TYPE_CHECKING:  # the runner imports `record_error` from here
+    from redline.runner import Context
 
 __all__ = [
+    "ERRORS_KEPT",
     "FIELDS",
     "HISTOGRAM",
     "Metrics",
     "Value",
     "bucket",
+    "errors_key",
+    "is_error_metric",
     "metrics_key",
     "read_all_sync",
     "read_metrics",
     "read_metrics_sync",
+    "recent_errors",
+    "record_error",
     "serve_prometheus",
 ]
 
@@ -44,11 +62,43 @@ log = logging.getLogger(__name__)
 
 HISTOGRAM = (*(f"histo{tenth}" for tenth in range(10, 101, 10)), "above")
 FIELDS = ("count", "sum", "max", *HISTOGRAM)
+ERRORS_KEPT = 50
 
 
 def metrics_key(ns: str, name: str) -> str:
     """``<ns>:metrics:<name>``."""
     return f"{ns}:metrics:{name}"
+
+
+def errors_key(ns: str) -> str:
+    """``<ns>:errors``: the recent errors of the namespace's instances (JSON), newest first."""
+    return f"{ns}:errors"
+
+
+def is_error_metric(name: str) -> bool:
+    """True for a metric that counts failures (``errors``, ``…:errors``, ``…_errors``)."""
+    return name == "errors" or name.endswith((":errors", "_errors"))
+
+
+async def record_error(client: AsyncClient, ns: str, message: str, instance: str = "") -> None:
+    """Note one error of `ns`: keep `message` in ``<ns>:errors`` (capped), count it in
+    ``<ns>:metrics:errors`` and, given its lifecycle hash `instance`, in that hash's ``errors``.
+
+    >>> await record_error(client, "demo:mpush", "bad payload 7", "demo:mpush:3")
+    """
+    entry = {"t": time.time(), "host": socket.gethostname(), "instance": instance, "msg": message}
+    async with client.pipeline(transaction=False) as pipe:  # keys in several slots
+        pipe.lpush(errors_key(ns), json.dumps(entry))
+        pipe.ltrim(errors_key(ns), 0, ERRORS_KEPT - 1)
+        pipe.hincrby(metrics_key(ns, "errors"), "count", 1)
+        await pipe.execute()
+    if instance:
+        await scripts.run(client, "hash_incr_if_exists", [instance], ["errors", 1])
+
+
+async def recent_errors(client: AsyncClient, ns: str, count: int = 10) -> list[dict[str, Any]]:
+    """The newest `count` errors of `ns` (``t``, ``host``, ``instance``, ``msg``)."""
+    return [json.loads(raw) for raw in await client.lrange(errors_key(ns), 0, count - 1)]
 
 
 def bucket(value: float, timeout: float) -> str:
@@ -104,8 +154,9 @@ class Metrics:
         """Set fields of metric `name` to `values` (replacing, not adding) at the next flush."""
         self._pending.setdefault(name, _Pending()).values.update(values)
 
-    async def flush(self, client: AsyncClient) -> None:
-        """Add everything observed since the last flush to the metrics hashes."""
+    async def flush(self, client: AsyncClient, instance: str = "") -> None:
+        """Add everything observed since the last flush to the metrics hashes and, given the
+        lifecycle hash `instance`, the totals to that instance's own counters."""
         taken, self._pending = self._pending, {}
         for name, pending in taken.items():
             args: list[Value] = ["" if pending.max is None else pending.max, len(pending.fields)]
@@ -113,15 +164,28 @@ class Metrics:
                 for key, value in pairs.items():
                     args += [key, value]
             await scripts.run(client, "metrics_add", [metrics_key(self.namespace, name)], args)
+        totals = _instance_totals(taken)
+        if instance and totals:
+            await scripts.run(client, "hash_incr_if_exists", [instance], totals)
 
     async def start(self, ctx: Context) -> None:
         return None
 
     async def tick(self, ctx: Context) -> None:
-        await self.flush(ctx.lifecycle_redis)
+        await self.flush(ctx.lifecycle_redis, str(ctx.extra.get("lifecycle_key", "")))
 
     async def stop(self, ctx: Context) -> None:
-        await self.flush(ctx.lifecycle_redis)
+        await self.flush(ctx.lifecycle_redis, str(ctx.extra.get("lifecycle_key", "")))
+
+
+def _instance_totals(taken: dict[str, _Pending]) -> list[str | int]:
+    """``calls``, ``timeouts``, ``errors`` of one flush, as HINCRBY arguments (none if zero)."""
+    totals = {"calls": 0, "timeouts": 0, "errors": 0}
+    for name, pending in taken.items():
+        count = pending.fields.get("count", 0)
+        totals["errors" if is_error_metric(name) else "calls"] += count
+        totals["timeouts"] += pending.fields.get("above", 0)
+    return [item for pair in totals.items() if pair[1] for item in pair]
 
 
 def _pattern(ns: str) -> str:

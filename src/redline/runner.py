@@ -7,6 +7,10 @@ is honoured within that time and the message in hand is always finished, never d
 Everything around the loop — lifecycle registration and renewal, metrics monitors — is a
 `Hook`: ``start`` before the first step, ``tick`` every ``tick_interval`` seconds beside the
 loop, ``stop`` after the last step. A hook that raises `ShutdownRequested` stops the service.
+
+A step that fails is kept among the namespace's recent errors (`redline.metrics.record_error`):
+a run of transient failures once the step succeeds again (Redis is reachable then), an
+exception that ends the service before it propagates.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from redline.backoff import Backoff
 from redline.config import ServiceConfig, masked
 from redline.connection import AsyncClient, connect, mask_url
 from redline.errors import ShutdownRequested
+from redline.metrics import record_error
 
 __all__ = ["Context", "Hook", "Service", "run_service"]
 
@@ -75,7 +80,19 @@ async def _step_loop(service: Service, ctx: Context) -> None:
         except TRANSIENT as exc:
             await backoff.failed(exc)
         else:
+            if backoff.attempt:
+                failures = f"step failed {backoff.attempt} times, then recovered"
+                await _report(ctx, f"service={service.name} {failures}: {backoff.last_error}")
             backoff.succeeded()
+
+
+async def _report(ctx: Context, message: str) -> None:
+    """Keep `message` among the recent errors of the instance's namespace, if it has one
+    (the lifecycle hook names it); best effort, as Redis may be what failed."""
+    ns, instance = ctx.extra.get("namespace"), ctx.extra.get("lifecycle_key", "")
+    if ns:
+        with contextlib.suppress(*TRANSIENT):
+            await record_error(ctx.lifecycle_redis, str(ns), message, str(instance))
 
 
 async def _tick_loop(hooks: Sequence[Hook], ctx: Context, interval: float) -> None:
@@ -128,6 +145,10 @@ async def run_service(
             _tick_loop(started, ctx, tick_interval or config.service_renew)
         )
         await _step_loop(service, ctx)
+    except Exception as exc:
+        if not isinstance(exc, ShutdownRequested):
+            await _report(ctx, f"service={service.name} stopped by an error: {exc!r}")
+        raise
     finally:
         ctx.stopping.set()
         if ticker is not None:

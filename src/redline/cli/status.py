@@ -18,8 +18,8 @@ from rich.table import Table
 from redline.cli.common import server_for
 from redline.connection import AsyncClient, connect
 from redline.cscale import AGENTS_KEY, DESIRED_KEY, SPECS_KEY, recent_events
-from redline.health import Health, assess
-from redline.metrics import read_metrics
+from redline.health import Health, HealthPolicy, assess, assess_instance
+from redline.metrics import read_metrics, recent_errors
 from redline.queue.model import QueueKeys
 from redline.registry import Instance, all_instances, instances, services
 
@@ -40,6 +40,7 @@ class Snapshot:
     queues: dict[str, tuple[int, int, int]]
     agents: list[tuple[str, float]]
     events: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _text(raw: Any) -> str:
@@ -72,14 +73,31 @@ async def snapshot(client: AsyncClient, queues: tuple[str, ...] = ()) -> Snapsho
     for ns in (*desired, *specs):
         if ns not in live:
             live[ns] = await instances(client, ns)
-    health = {ns: assess(await read_metrics(client, ns)) for ns in live}
+    health = {ns: await _health(client, ns, live[ns], specs.get(ns, {})) for ns in live}
     counts = {q: await _queue(client, q) for q in _queue_names(specs, queues)}
     scored = await client.zrange(AGENTS_KEY, 0, -1, withscores=True)
     agents = [(_text(pair[0]), float(pair[1])) for pair in scored]
     events = await recent_events(client, 8)
+    errors = [{"ns": ns, **e} for ns in live for e in await recent_errors(client, ns, 8)]
+    errors = sorted(errors, key=lambda e: -float(e.get("t", 0)))[:8]
     return Snapshot(
-        time.time(), dict(sorted(live.items())), desired, specs, health, counts, agents, events
+        time.time(),
+        dict(sorted(live.items())),
+        *(desired, specs, health, counts, agents, events, errors),
     )
+
+
+async def _health(
+    client: AsyncClient, ns: str, live: list[Instance], spec: dict[str, Any]
+) -> Health:
+    """The service's health, then (if it is fine) that of each instance since its start."""
+    policy = HealthPolicy.model_validate(spec.get("health", {}))
+    verdict = assess(await read_metrics(client, ns), policy)
+    if not verdict.ok:
+        return verdict
+    sick = [(inst.id, assess_instance(inst.fields, policy)) for inst in live]
+    reasons = [f"instance {ident}: {health.reason}" for ident, health in sick if not health.ok]
+    return Health(not reasons, "; ".join(reasons))
 
 
 def _services_table(snap: Snapshot) -> Table:
@@ -127,6 +145,16 @@ def _events_table(snap: Snapshot) -> Table:
     return table
 
 
+def _errors_table(snap: Snapshot) -> Table:
+    table = Table(title="recent errors", title_justify="left")
+    for column in ("time", "service", "instance", "error"):
+        table.add_column(column)
+    for error in snap.errors:
+        stamp = time.strftime("%H:%M:%S", time.localtime(error.get("t", 0)))
+        table.add_row(stamp, error["ns"], error.get("instance", ""), error.get("msg", ""))
+    return table
+
+
 def render(snap: Snapshot, before: Snapshot | None = None) -> Group:
     """The status screen as rich renderables."""
     agents = ", ".join(f"{host} ({snap.taken - seen:.0f}s ago)" for host, seen in snap.agents)
@@ -134,6 +162,8 @@ def render(snap: Snapshot, before: Snapshot | None = None) -> Group:
     if snap.queues:
         parts.append(_queues_table(snap, before))
     parts.append(_events_table(snap))
+    if snap.errors:
+        parts.append(_errors_table(snap))
     return Group(*parts)
 
 
@@ -154,7 +184,12 @@ async def _watch(client: AsyncClient, queues: tuple[str, ...], every: float) -> 
 @click.option("--queue", "queues", multiple=True, metavar="NAME", help="Also show this queue.")
 def status(redis_url: str | None, watch: bool, every: float, queues: tuple[str, ...]) -> None:
     """One screen: services with desired vs live replicas, standbys and health; queues with
-    length, in-flight and dead letters; cscale agents; recent scaling events."""
+    length, in-flight and dead letters; cscale agents; recent scaling events and errors.
+
+    \b
+    A service is unhealthy when its errors or timeouts pass a share of its calls (10 % over
+    at least 10 calls; a cscale file sets `health = {threshold, minCount}`), as a whole or in
+    any one instance since that instance started."""
 
     async def main(url: str) -> None:
         client = connect(url)
