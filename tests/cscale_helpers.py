@@ -3,6 +3,7 @@ an operator would (the ids list, then each hash)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -56,8 +57,9 @@ def agent(plan: Path, host: str, url: str, log: Path) -> subprocess.Popen[str]:
 
 @contextmanager
 def agents(client: redis.Redis) -> Iterator[list[subprocess.Popen[str]]]:
-    """Agents the caller starts; at the end: scale every service to 0, wait for it, stop the
-    agents, kill any leftover instance."""
+    """Agents the caller starts; at the end: scale every service to 0 and stop the agents all
+    at once (each stops its own instances cleanly), then kill any instance left by an agent
+    that was killed."""
     started: list[subprocess.Popen[str]] = []
     try:
         yield started
@@ -65,12 +67,14 @@ def agents(client: redis.Redis) -> Iterator[list[subprocess.Popen[str]]]:
         namespaces = [ns.decode() for ns in client.hkeys("redline:scale")]
         for ns in namespaces:
             client.hset("redline:scale", ns, 0)
-        if any(proc.poll() is None for proc in started):
-            wait_for(lambda: not any(live(client, ns) for ns in namespaces), timeout=30)
+        for proc in started:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
         for proc in started:
             stop(proc)
         for inst in (inst for ns in namespaces for inst in live(client, ns)):
-            os.kill(int(inst["pid"]), signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(inst["pid"]), signal.SIGKILL)
 
 
 class Sampler(threading.Thread):

@@ -71,7 +71,7 @@ def test_two_agents_converge_without_overshoot(
         else:
             wait_for(lambda: not live(sredis), timeout=60)
         sampler.phase = f"at {target}"
-        time.sleep(1.0)  # observe the settled state across five agent rounds (not a wait)
+        time.sleep(0.6)  # observe the settled state across three agent rounds (not a wait)
         if target == 5:  # both hosts took part
             assert {inst.get("agent") for inst in live(sredis)} == {"alpha", "beta"}
     sampler.done.set()
