@@ -135,23 +135,14 @@ def _queues_table(snap: Snapshot, before: Snapshot | None) -> Table:
     return table
 
 
-def _events_table(snap: Snapshot) -> Table:
-    table = Table(title="recent events", title_justify="left")
-    for column in ("time", "service", "agent", "event"):
+def _timeline(title: str, rows: list[dict[str, Any]], who: str, what: str) -> Table:
+    """Recent events or errors: time, service, then the fields `who` and `what`."""
+    table = Table(title=title, title_justify="left")
+    for column in ("time", "service", who, what):
         table.add_column(column)
-    for event in snap.events:
-        stamp = time.strftime("%H:%M:%S", time.localtime(event.get("t", 0)))
-        table.add_row(stamp, event.get("ns", ""), event.get("agent", ""), event.get("msg", ""))
-    return table
-
-
-def _errors_table(snap: Snapshot) -> Table:
-    table = Table(title="recent errors", title_justify="left")
-    for column in ("time", "service", "instance", "error"):
-        table.add_column(column)
-    for error in snap.errors:
-        stamp = time.strftime("%H:%M:%S", time.localtime(error.get("t", 0)))
-        table.add_row(stamp, error["ns"], error.get("instance", ""), error.get("msg", ""))
+    for row in rows:
+        stamp = time.strftime("%H:%M:%S", time.localtime(row.get("t", 0)))
+        table.add_row(stamp, row.get("ns", ""), row.get(who, ""), row.get("msg", ""))
     return table
 
 
@@ -161,9 +152,9 @@ def render(snap: Snapshot, before: Snapshot | None = None) -> Group:
     parts: list[Any] = [_services_table(snap), f"cscale agents: {agents or 'none'}"]
     if snap.queues:
         parts.append(_queues_table(snap, before))
-    parts.append(_events_table(snap))
+    parts.append(_timeline("recent events", snap.events, "agent", "event"))
     if snap.errors:
-        parts.append(_errors_table(snap))
+        parts.append(_timeline("recent errors", snap.errors, "instance", "error"))
     return Group(*parts)
 
 
