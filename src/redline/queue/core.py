@@ -258,9 +258,8 @@ class QueueCore:
         kept: list[Delivery] = []
         for key, group in _by_key(deliveries).items():
             for chunk in _chunks(group):
-                reply = yield Call("queue_extend", key, [lease_ms, *_tokens(chunk)])
-                ids = {_text(i) for i in reply}
-                kept += [d for d in chunk if d.id in ids]
+                flags = yield Call("queue_extend", key, [lease_ms, *_tokens(chunk)])
+                kept += [d for d, flag in zip(chunk, flags, strict=True) if flag]
         return kept
 
     def _recover(self, key: str, count: int, elapsed: float | None) -> Steps[int]:
