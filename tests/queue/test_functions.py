@@ -56,7 +56,7 @@ def test_a_flushed_library_is_loaded_again(redis_url: str) -> None:
     assert [d.payload for d in queue.pop("q", count=2)] == [b"a", b"b"]
 
 
-async def test_without_functions_the_scripts_run_through_evalsha(no_functions: ServerProcess) -> None:
+async def test_without_functions_scripts_run_through_evalsha(no_functions: ServerProcess) -> None:
     client = connect(no_functions.url)
     await client.flushdb()
     queue = ReliableQueue(client)
