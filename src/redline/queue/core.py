@@ -107,8 +107,13 @@ def _acked(reply: Sequence[Any], acked: list[str]) -> Sequence[Any]:
 
 def _warn_refused(wanted: Sequence[Delivery], acked: Sequence[str]) -> None:
     if len(acked) < len(wanted):
-        done = set(acked)
-        stale = [f"{d.key}/{d.id}" for d in wanted if d.id not in done]
+        done = list(acked)
+        stale = []
+        for d in wanted:
+            if d.id in done:
+                done.remove(d.id)
+            else:
+                stale.append(f"{d.key}/{d.id}")
         log.warning("ack refused (stale or unknown) messages=%s", ",".join(stale))
 
 
