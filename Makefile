@@ -19,8 +19,18 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check src tests $(wildcard bench)
 	$(BIN)/mypy src
 
+# The full suite on the embedded Valkey, then the queue and connection tests again on Debian's
+# Redis 7 (REDLINE_TEST_SERVER=redis-server) when it is installed.
+REDIS7_TESTS := tests/queue tests/cli/test_queue.py tests/test_connection.py tests/test_keys.py
+
 test: lint
 	$(BIN)/pytest
+	@if command -v redis-server >/dev/null; then \
+		echo "Redis 7 pass: $$(redis-server --version | cut -d' ' -f1-3)"; \
+		REDLINE_TEST_SERVER=redis-server $(BIN)/pytest -q $(REDIS7_TESTS); \
+	else \
+		echo "skipped: Redis 7 pass (needs redis-server: apt-get install redis-server)"; \
+	fi
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench

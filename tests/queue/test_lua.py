@@ -36,7 +36,7 @@ async def test_pop_takes_pushed_ids_and_gives_raw_payloads_fresh_ones(aredis: As
     await aredis.lpush("q", b"raw")
     before = await server_ms(aredis)
     reply = await call(aredis, "queue_pop", 10, 5000)
-    assert reply == [-1, 5000, b"1", b"pushed", 1, b"2", b"raw", 1]
+    assert reply == [-1, 5000, 0, b"1", b"pushed", 1, b"2", b"raw", 1]
     assert not await aredis.exists("q", K.ids)
     assert await aredis.hgetall(K.payloads) == {b"1": b"pushed", b"2": b"raw"}
     assert await aredis.hgetall(K.deliveries) == {b"1": b"1", b"2": b"1"}
@@ -52,7 +52,7 @@ async def test_pop_order_is_due_delayed_then_claim_list_then_waiting(aredis: Asy
     await aredis.hset(K.payloads, mapping={"7": b"due", "8": b"later"})
     await aredis.hset(K.deliveries, mapping={"7": 1, "8": 1})
     reply = await call(aredis, "queue_pop", 2, 1000)
-    assert reply[1:] == [1000, b"7", b"due", 2, b"1", b"claimed", 1]
+    assert reply[1:] == [1000, 0, b"7", b"due", 2, b"1", b"claimed", 1]
     assert reply[0] > 0  # ms until "8" is due
     assert await aredis.lrange("q", 0, -1) == [b"waiting"]
 
@@ -60,7 +60,7 @@ async def test_pop_order_is_due_delayed_then_claim_list_then_waiting(aredis: Asy
 async def test_ack_checks_the_fencing_token(aredis: AsyncClient) -> None:
     await call(aredis, "queue_push", b"a", b"b")
     await call(aredis, "queue_pop", 2, 1000)
-    assert await call(aredis, "queue_ack", "1", 2, "2", 1, "9", 1) == [b"2"]
+    assert (await call(aredis, "queue_pop", 0, 0, "1", 2, "2", 1, "9", 1))[2:] == [1, b"2"]
     assert await aredis.zrange(K.inflight, 0, -1) == [b"1"]
     assert await aredis.hkeys(K.payloads) == [b"1"]
     assert not await aredis.hexists(K.since, "2")
@@ -69,7 +69,7 @@ async def test_ack_checks_the_fencing_token(aredis: AsyncClient) -> None:
 async def test_extend_renews_held_leases_only(aredis: AsyncClient) -> None:
     await call(aredis, "queue_push", b"a", b"b")
     await call(aredis, "queue_pop", 2, 1000)
-    assert await call(aredis, "queue_extend", 60000, "1", 1, "2", 5) == [b"1"]
+    assert await call(aredis, "queue_extend", 60000, "1", 1, "2", 5) == [1, 0]
     assert await aredis.zscore(K.inflight, "1") >= await server_ms(aredis) + 50000
     assert await aredis.zscore(K.inflight, "2") < await server_ms(aredis) + 2000
 
@@ -148,4 +148,13 @@ async def test_purge_requeue_delete(aredis: AsyncClient) -> None:
     assert not await aredis.hexists(K.reasons, "2")
     assert await call(aredis, "queue_delete", "3", "2") == 1
     assert not await aredis.exists(K.dead, K.reasons)
+    assert await aredis.hkeys(K.payloads) == [b"2"]
+
+
+async def test_pop_acks_first_then_delivers_in_the_same_call(aredis: AsyncClient) -> None:
+    await call(aredis, "queue_push", b"a", b"b")
+    await call(aredis, "queue_pop", 1, 60000)  # delivers "1"
+    reply = await call(aredis, "queue_pop", 1, 60000, "1", 1)
+    assert reply[2:] == [1, b"1", b"2", b"b", 1]
+    assert await aredis.zrange(K.inflight, 0, -1) == [b"2"]
     assert await aredis.hkeys(K.payloads) == [b"2"]

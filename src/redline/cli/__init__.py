@@ -10,6 +10,7 @@ from redline import __version__
 from redline.cli.demo import demo
 from redline.cli.dev import dev, ping
 from redline.cli.metrics import metrics_command
+from redline.cli.queue import queue
 from redline.cli.rquery import rquery, rquery_service
 from redline.cli.scale import cscale, scale
 from redline.cli.services import lpush_command, mbalance_command, mpush_command
@@ -53,6 +54,7 @@ COMMANDS = (
     lpush_command,
     mbalance_command,
     metrics_command,
+    queue,
     rquery,
     rquery_service,
     vpush,

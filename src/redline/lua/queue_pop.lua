@@ -1,17 +1,37 @@
--- queue_pop: deliver up to ARGV[1] messages of one queue, without blocking: due delayed messages
--- first, then the claim list (filled by blocking consumers' BLMOVE), then the waiting list. Each
--- delivered message gets a lease in the in-flight set and one more delivery (its fencing token).
+-- queue_pop: acknowledge the (id, token) pairs after ARGV[2], then deliver up to ARGV[1] messages
+-- of one queue, without blocking: due delayed messages first, then the claim list (filled by
+-- blocking consumers' BLMOVE), then the waiting list. Each delivered message gets a lease in the
+-- in-flight set and one more delivery (its fencing token). With ARGV[1] = 0 it only acknowledges:
+-- an ack is accepted while the token (delivery count) is current and the message is in flight or
+-- recovered but not yet redelivered; one redelivered since or dead-lettered is refused.
 -- KEYS[1] waiting list       KEYS[2] claim list        KEYS[3] ids hash (see queue_push)
 -- KEYS[4] id counter         KEYS[5] inflight zset: id -> lease deadline (ms)
 -- KEYS[6] delayed zset: id -> due time (ms)            KEYS[7] payloads hash: id -> payload
 -- KEYS[8] deliveries hash: id -> count                 KEYS[9] since hash: id -> delivered at (ms)
--- ARGV[1] count (at most 1000)   ARGV[2] lease (ms)
--- Returns {delayed_wait, lease_wait, id1, payload1, deliveries1, ...}: the waits are the ms until
--- the next delayed message is due and until the next lease expires (0: already; -1: none).
+-- KEYS[10] reasons hash: id -> last nack or dead-letter reason
+-- ARGV[1] count (0 to 1000)   ARGV[2] lease (ms)   ARGV[3..] id1, token1, id2, token2, ... to ack
+-- Returns {delayed_wait, lease_wait, n, acked_id1 .. acked_idn, id1, payload1, deliveries1, ...}:
+-- the waits are the ms until the next delayed message is due and until the next lease expires
+-- (0: already; -1: none); then the n ids acknowledged; then the deliveries.
 local count, lease = tonumber(ARGV[1]), tonumber(ARGV[2])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-local out, leases, since = {0, 0}, {}, {}
+
+local acked = {}
+for i = 3, #ARGV, 2 do
+  local id = ARGV[i]
+  if redis.call('HGET', KEYS[8], id) == ARGV[i + 1]
+    and (redis.call('ZREM', KEYS[5], id) == 1 or redis.call('ZREM', KEYS[6], id) == 1) then
+    acked[#acked + 1] = id
+  end
+end
+for i = 1, #acked, 1000 do
+  local chunk = {unpack(acked, i, math.min(i + 999, #acked))}
+  for _, k in ipairs({7, 8, 9, 10}) do redis.call('HDEL', KEYS[k], unpack(chunk)) end
+end
+
+local out, leases, since = {0, 0, #acked}, {}, {}
+for _, id in ipairs(acked) do out[#out + 1] = id end
 
 local function deliver(id, payload, n)
   out[#out + 1], out[#out + 2], out[#out + 3] = id, payload, n
@@ -42,7 +62,8 @@ local function wait_for(zset)
   return math.max(0, tonumber(first[2]) - now)
 end
 
-local due = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now, 'LIMIT', 0, count)
+local due = {}
+if count > 0 then due = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now, 'LIMIT', 0, count) end
 if #due > 0 then redis.call('ZREM', KEYS[6], unpack(due)) end
 for _, id in ipairs(due) do
   local payload = redis.call('HGET', KEYS[7], id)

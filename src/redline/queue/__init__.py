@@ -12,6 +12,7 @@ from __future__ import annotations
 from redline.queue.leases import LeaseKeeper
 from redline.queue.model import Delivery, MessageState, QueuedMessage, QueueInfo, QueueKeys
 from redline.queue.reliable import ReliableQueue
+from redline.queue.sync import SyncLeaseKeeper, SyncReliableQueue
 
 __all__ = [
     "Delivery",
@@ -21,4 +22,6 @@ __all__ = [
     "QueueKeys",
     "QueuedMessage",
     "ReliableQueue",
+    "SyncLeaseKeeper",
+    "SyncReliableQueue",
 ]

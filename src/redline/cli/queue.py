@@ -1,0 +1,271 @@
+"""`redline queue …`: an operator's view of ReliableQueues (counts, messages, dead letters)."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import click
+from redis.exceptions import RedisError
+from rich.console import Console
+from rich.table import Table
+
+from redline.cli.common import fail, server_for
+from redline.connection import connect_sync, mask_url
+from redline.errors import RedlineError
+from redline.queue import Delivery, QueuedMessage, QueueKeys, SyncReliableQueue
+
+__all__ = ["queue"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+PREVIEW = 80  # characters of a payload shown in tables
+
+
+def _redis_option(func: F) -> F:
+    return click.option(
+        "--redis",
+        "redis_url",
+        envvar="REDLINE_REDIS",
+        metavar="URL",
+        help="Redis URL (env: REDLINE_REDIS); default 127.0.0.1:6379 or `redline dev`'s server.",
+    )(func)
+
+
+@contextlib.contextmanager
+def _queue(redis_url: str | None, **settings: Any) -> Iterator[SyncReliableQueue]:
+    """A SyncReliableQueue on the server; Redis and queue errors end the command clearly."""
+    with server_for(redis_url) as url:
+        client = connect_sync(url)
+        try:
+            yield SyncReliableQueue(client, **settings)
+        except RedisError as exc:
+            fail(f"Redis at {mask_url(url)} failed: {exc} (is the server up? check --redis)")
+        except RedlineError as exc:
+            fail(str(exc))
+        finally:
+            client.close()
+
+
+def _show(payload: bytes) -> str:
+    text = payload.decode("utf-8", errors="backslashreplace")
+    return text if len(text) <= PREVIEW else text[: PREVIEW - 1] + "…"
+
+
+def _seconds(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}s"
+
+
+def _print(table: Table) -> None:
+    Console().print(table)
+
+
+def _messages_table(title: str, messages: Sequence[QueuedMessage]) -> Table:
+    table = Table(title=title)
+    for column in ("id", "state", "deliveries", "elapsed", "remaining", "payload", "reason"):
+        table.add_column(column, justify="right" if column == "deliveries" else "left")
+    for m in messages:
+        table.add_row(
+            m.id or "(on first pop)",
+            m.state.value,
+            str(m.deliveries),
+            _seconds(m.elapsed),
+            _seconds(m.remaining),
+            _show(m.payload),
+            m.reason,
+        )
+    return table
+
+
+def _deliveries_table(deliveries: Sequence[Delivery]) -> Table:
+    table = Table(title=f"{len(deliveries)} delivered (ack with: redline queue ack KEY ID:TOKEN)")
+    for column in ("queue", "id:token", "deliveries", "payload"):
+        table.add_column(column)
+    for d in deliveries:
+        table.add_row(d.key, f"{d.id}:{d.deliveries}", str(d.deliveries), _show(d.payload))
+    return table
+
+
+@click.group()
+def queue() -> None:
+    """Look at and operate ReliableQueues: counts, messages, dead letters (see docs/queue.md).
+
+    \b
+    Examples:
+      redline queue push orders '{"sku": 7}'
+      redline queue info orders
+      redline queue pop orders --count 10
+      redline queue ack orders 1:1
+      redline queue dead orders
+      redline queue requeue orders --all
+    """
+
+
+@queue.command()
+@click.argument("keys", nargs=-1, required=True)
+@_redis_option
+def info(keys: tuple[str, ...], redis_url: str | None) -> None:
+    """Counts of each queue KEY: waiting, in flight, delayed, dead, expired leases."""
+    with _queue(redis_url) as q:
+        rows = [q.info(key) for key in keys]
+    table = Table(title="queues")
+    for column in ("queue", "waiting", "inflight", "delayed", "dead", "expired"):
+        table.add_column(column, justify="left" if column == "queue" else "right")
+    for i in rows:
+        table.add_row(
+            i.key, *(str(n) for n in (i.waiting, i.inflight, i.delayed, i.dead, i.expired))
+        )
+    _print(table)
+
+
+@queue.command()
+@click.argument("key")
+@click.option("--pending", is_flag=True, help="In-flight messages (soonest lease end first).")
+@click.option("--delayed", is_flag=True, help="Delayed messages (retries, soonest due first).")
+@click.option("--start", default=0, show_default=True, type=click.IntRange(min=0))
+@click.option("--count", default=20, show_default=True, type=click.IntRange(min=1))
+@_redis_option
+def inspect(
+    key: str, pending: bool, delayed: bool, start: int, count: int, redis_url: str | None
+) -> None:
+    """A page of KEY's waiting messages (in delivery order), or in-flight or delayed ones."""
+    if pending and delayed:
+        raise click.UsageError("give --pending or --delayed, not both")
+    with _queue(redis_url) as q:
+        messages = q.inspect(key, pending, start, count, delayed=delayed)
+    _print(_messages_table(f"{key}: {len(messages)} from #{start}", messages))
+
+
+@queue.command()
+@click.argument("key")
+@click.option("--start", default=0, show_default=True, type=click.IntRange(min=0))
+@click.option("--count", default=20, show_default=True, type=click.IntRange(min=1))
+@_redis_option
+def dead(key: str, start: int, count: int, redis_url: str | None) -> None:
+    """A page of KEY's dead letters, oldest first, with the reason each died."""
+    with _queue(redis_url) as q:
+        messages = q.dead(key, start, count)
+    _print(_messages_table(f"{key}: dead letters from #{start}", messages))
+
+
+@queue.command()
+@click.argument("key")
+@click.argument("payloads", nargs=-1, required=True)
+@_redis_option
+def push(key: str, payloads: tuple[str, ...], redis_url: str | None) -> None:
+    """Push PAYLOADS (oldest first) onto KEY and print their ids; `-` reads one per line
+    from stdin."""
+    lines = [line.rstrip("\n") for line in sys.stdin] if payloads == ("-",) else list(payloads)
+    with _queue(redis_url) as q:
+        ids = q.push(key, *lines)
+    click.echo("\n".join(ids))
+
+
+@queue.command()
+@click.argument("keys", nargs=-1, required=True)
+@click.option("--count", default=1, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--block", type=click.FloatRange(min=0), help="Wait up to this many seconds.")
+@click.option("--lease", default=30.0, show_default=True, type=click.FloatRange(min=0.001))
+@_redis_option
+def pop(
+    keys: tuple[str, ...], count: int, block: float | None, lease: float, redis_url: str | None
+) -> None:
+    """Take up to COUNT messages from KEYS (first key first). They stay in flight until acked
+    (`redline queue ack KEY ID:TOKEN`) or until the lease ends, then they are redelivered."""
+    with _queue(redis_url, lease=lease) as q:
+        got = q.pop(*keys, count=count, block=block)
+    _print(_deliveries_table(got))
+
+
+def _receipts(q: SyncReliableQueue, key: str, receipts: Sequence[str]) -> list[Delivery]:
+    """`ID:TOKEN` as pop printed it, or a bare ID (acks the current delivery, whoever has it)."""
+    found = []
+    for receipt in receipts:
+        mid, _, token = receipt.partition(":")
+        if not token:
+            current = q.client.hget(QueueKeys.of(key).deliveries, mid)
+            token = current.decode() if isinstance(current, bytes) else "0"
+        if not token.isdigit():
+            raise click.BadParameter(f"{receipt!r}: expected ID or ID:TOKEN (as pop prints it)")
+        found.append(Delivery(key, mid, b"", int(token)))
+    return found
+
+
+@queue.command()
+@click.argument("key")
+@click.argument("receipts", nargs=-1, required=True, metavar="ID[:TOKEN]...")
+@_redis_option
+def ack(key: str, receipts: tuple[str, ...], redis_url: str | None) -> None:
+    """Acknowledge messages of KEY. ID:TOKEN (as `pop` prints it) is refused when the message
+    was redelivered since; a bare ID acknowledges whatever delivery is current."""
+    with _queue(redis_url) as q:
+        acked = q.ack(*_receipts(q, key, receipts))
+    click.echo(f"acknowledged {len(acked)} of {len(receipts)}: {' '.join(acked)}")
+    if len(acked) < len(receipts):
+        sys.exit(1)
+
+
+@queue.command()
+@click.argument("key")
+@click.option("--count", default=1000, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--elapsed",
+    type=click.FloatRange(min=0),
+    help="Seconds since delivery (else: expired leases only).",
+)
+@click.option("--max-deliveries", default=10, show_default=True, type=click.IntRange(min=1))
+@_redis_option
+def recover(
+    key: str, count: int, elapsed: float | None, max_deliveries: int, redis_url: str | None
+) -> None:
+    """Give KEY's expired in-flight messages back for redelivery (past --max-deliveries:
+    to the dead letters)."""
+    with _queue(redis_url, max_deliveries=max_deliveries) as q:
+        moved = q.recover(key, count, elapsed)
+    click.echo(f"recovered {moved}")
+
+
+def _dead_option(what: str) -> Callable[[F], F]:
+    return click.option("--all", "everything", is_flag=True, help=f"{what} every dead letter.")
+
+
+def _ids_or_all(ids: tuple[str, ...], everything: bool) -> None:
+    if bool(ids) == everything:
+        raise click.UsageError("give dead-letter IDS or --all (one of the two)")
+
+
+@queue.command()
+@click.argument("key")
+@click.argument("ids", nargs=-1)
+@_dead_option("Requeue")
+@_redis_option
+def requeue(key: str, ids: tuple[str, ...], everything: bool, redis_url: str | None) -> None:
+    """Give dead letters IDS of KEY (or --all) another life: due now, delivery count reset."""
+    _ids_or_all(ids, everything)
+    with _queue(redis_url) as q:
+        click.echo(f"requeued {q.requeue(key, *ids, everything=everything)}")
+
+
+@queue.command()
+@click.argument("key")
+@click.argument("ids", nargs=-1)
+@_dead_option("Delete")
+@_redis_option
+def delete(key: str, ids: tuple[str, ...], everything: bool, redis_url: str | None) -> None:
+    """Delete dead letters IDS of KEY (or --all) for good."""
+    _ids_or_all(ids, everything)
+    with _queue(redis_url) as q:
+        click.echo(f"deleted {q.delete(key, *ids, everything=everything)}")
+
+
+@queue.command()
+@click.argument("key")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@_redis_option
+def purge(key: str, yes: bool, redis_url: str | None) -> None:
+    """Drop every waiting and delayed message of KEY (in-flight ones and dead letters stay)."""
+    if not yes:
+        click.confirm(f"drop every waiting and delayed message of {key!r}?", abort=True)
+    with _queue(redis_url) as q:
+        click.echo(f"purged {q.purge(key)}")

@@ -1,0 +1,133 @@
+"""Redis Functions built from the script registry's `.lua` files, with EVALSHA as the fallback.
+
+A `Library` wraps the body of each ``redline/lua/<script>.lua`` into
+``redis.register_function{function_name='redline_<script>', callback=function(KEYS, ARGV) … end}``
+so one Lua source serves both ways: `FCALL redline_<script>` where the server has Functions
+(Redis 7+, Valkey), `EVALSHA` of the same file where it does not (older servers, or a user whose
+ACL forbids FUNCTION). The library is loaded with ``FUNCTION LOAD REPLACE`` on a client's first
+call (on a cluster, on every primary), and again when a call finds it missing (a restarted
+server without persistence), so other languages can `FCALL` the same names.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Iterable, Sequence
+from functools import cached_property
+from typing import Any
+
+from redis.exceptions import ResponseError
+
+from redline import scripts
+from redline.connection import AsyncClient, SyncClient
+
+__all__ = ["Library", "function_name"]
+
+log = logging.getLogger(__name__)
+
+Arg = scripts.Arg
+
+
+def function_name(script: str) -> str:
+    """The FCALL name of `script`: ``queue_push`` → ``redline_queue_push``."""
+    return f"redline_{script}"
+
+
+def _missing(exc: ResponseError) -> bool:
+    return "function not found" in str(exc).lower()
+
+
+class Library:
+    """The Redis Functions library `name` made of `scripts`; `read_only` ones get the
+    ``no-writes`` flag (so `FCALL_RO` and replicas accept them)."""
+
+    def __init__(self, name: str, scripts: Iterable[str], read_only: Iterable[str] = ()) -> None:
+        self.name = name
+        self.scripts = tuple(scripts)
+        self.read_only = frozenset(read_only)
+        # Per client: True once the library is loaded there, False when the server has no
+        # Functions (then every call is an EVALSHA). Weak: a closed client is forgotten.
+        self._modes: weakref.WeakKeyDictionary[object, bool] = weakref.WeakKeyDictionary()
+
+    @cached_property
+    def source(self) -> str:
+        """The library's Lua text, as ``FUNCTION LOAD`` takes it."""
+        parts = [f"#!lua name={self.name}"]
+        for script in self.scripts:
+            flags = ", flags={'no-writes'}" if script in self.read_only else ""
+            parts.append(
+                f"redis.register_function{{function_name='{function_name(script)}',"
+                f" callback=function(KEYS, ARGV)\n{scripts.lua_source(script)}\nend{flags}}}"
+            )
+        return "\n".join(parts) + "\n"
+
+    def uses_functions(self, client: AsyncClient | SyncClient) -> bool | None:
+        """True: calls on `client` are FCALLs; False: EVALSHA; None: not decided yet."""
+        return self._modes.get(client)
+
+    def _loaded(self, client: object, error: ResponseError | None) -> bool:
+        if error is None:
+            self._modes[client] = True
+            return True
+        log.warning(
+            "Redis Functions unavailable (%s); library=%s runs through EVALSHA", error, self.name
+        )
+        self._modes[client] = False
+        return False
+
+    async def load(self, client: AsyncClient) -> bool:
+        """``FUNCTION LOAD REPLACE`` the library; False when the server cannot (fallback)."""
+        try:
+            await client.function_load(self.source, replace=True)
+        except ResponseError as exc:
+            return self._loaded(client, exc)
+        return self._loaded(client, None)
+
+    def load_sync(self, client: SyncClient) -> bool:
+        """Blocking twin of `load`."""
+        try:
+            client.function_load(self.source, replace=True)
+        except ResponseError as exc:
+            return self._loaded(client, exc)
+        return self._loaded(client, None)
+
+    async def call(
+        self, client: AsyncClient, script: str, keys: Sequence[str], args: Sequence[Arg] = ()
+    ) -> Any:
+        """Run `script` with `keys` (one cluster slot) and `args`: FCALL, or EVALSHA."""
+        mode = self._modes.get(client)
+        if mode is None:
+            mode = await self.load(client)
+        if not mode:
+            return await scripts.run(client, script, keys, args)
+        command = ("FCALL", function_name(script), len(keys), *keys, *args)
+        try:
+            return await client.execute_command(*command)
+        except ResponseError as exc:
+            if not _missing(exc):
+                raise
+        log.info("library %s missing on the server (restarted?); loading it again", self.name)
+        if not await self.load(client):
+            return await scripts.run(client, script, keys, args)
+        return await client.execute_command(*command)
+
+    def call_sync(
+        self, client: SyncClient, script: str, keys: Sequence[str], args: Sequence[Arg] = ()
+    ) -> Any:
+        """Blocking twin of `call`."""
+        mode = self._modes.get(client)
+        if mode is None:
+            mode = self.load_sync(client)
+        if not mode:
+            return scripts.run_sync(client, script, keys, args)
+        command = ("FCALL", function_name(script), len(keys), *keys, *args)
+        try:
+            return client.execute_command(*command)  # type: ignore[no-untyped-call]
+        except ResponseError as exc:
+            if not _missing(exc):
+                raise
+        log.info("library %s missing on the server (restarted?); loading it again", self.name)
+        if not self.load_sync(client):
+            return scripts.run_sync(client, script, keys, args)
+        return client.execute_command(*command)  # type: ignore[no-untyped-call]

@@ -1,0 +1,349 @@
+"""The ReliableQueue's logic without I/O, shared by the asyncio and the blocking classes.
+
+Each operation is a generator that yields the server calls it needs (`Call`: run one queue
+script; `Block`: wait on a queue with BLMOVE) and receives their replies; `ReliableQueue` drives
+it with `await`, `SyncReliableQueue` with plain calls. So checking arguments, building KEYS and
+ARGV, parsing replies, batching and the blocking pop's rounds exist once.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import os
+import socket
+import time
+import uuid
+from collections.abc import Generator, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from redline.backoff import delay_for
+from redline.errors import QueueError
+from redline.queue.model import Delivery, MessageState, QueuedMessage, QueueInfo, QueueKeys
+
+__all__ = ["BATCH", "Block", "Call", "QueueCore", "Steps", "keys_of", "positive_seconds"]
+
+log = logging.getLogger("redline.queue")
+
+BATCH = 1000  # messages per script call, far below Lua's limit on unpack()
+T = TypeVar("T")
+_VIEWS = (MessageState.INFLIGHT, MessageState.DELAYED, MessageState.DEAD)  # queue_view's ARGV[3]
+
+
+@dataclass(frozen=True)
+class Call:
+    """Run queue script `script` on the keys of queue `key` with `args`."""
+
+    script: str
+    key: str
+    args: Sequence[Any] = ()
+
+
+@dataclass(frozen=True)
+class Block:
+    """BLMOVE from queue `key` into its claim list, waiting up to `seconds`."""
+
+    key: str
+    seconds: float
+
+
+Steps = Generator[Call | Block, Any, T]
+
+
+@functools.lru_cache(maxsize=4096)
+def keys_of(name: str) -> QueueKeys:
+    """The keys of queue `name` (cached: building them hashes the name)."""
+    return QueueKeys.of(name)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def positive_seconds(name: str, value: float) -> float:
+    if not isinstance(value, int | float) or not value > 0 or math.isinf(value):
+        raise QueueError(f"{name} must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def _count(count: int) -> None:
+    if not isinstance(count, int) or count < 1:
+        raise QueueError(f"count must be an integer >= 1, got {count!r}")
+
+
+def _ms(seconds: float) -> int:
+    return max(0, round(seconds * 1000))
+
+
+def _chunks(items: Sequence[T], size: int = BATCH) -> Iterable[Sequence[T]]:
+    return (items[i : i + size] for i in range(0, len(items), size))
+
+
+def _by_key(deliveries: Iterable[Delivery]) -> dict[str, list[Delivery]]:
+    groups: dict[str, list[Delivery]] = {}
+    for delivery in deliveries:
+        groups.setdefault(delivery.key, []).append(delivery)
+    return groups
+
+
+def _tokens(deliveries: Iterable[Delivery]) -> list[str | int]:
+    return [x for d in deliveries for x in (d.id, d.deliveries)]
+
+
+def _payload(value: object) -> bytes | str:
+    if isinstance(value, bytes | str):
+        return value
+    raise QueueError(f"a payload must be bytes or str, got {type(value).__name__}: {value!r:.60}")
+
+
+def _acked(reply: Sequence[Any], acked: list[str]) -> Sequence[Any]:
+    """Adds queue_pop's acknowledged ids to `acked`; returns the deliveries part of `reply`."""
+    n = int(reply[2])
+    acked += [_text(i) for i in reply[3 : 3 + n]]
+    return reply[3 + n :]
+
+
+def _warn_refused(wanted: Sequence[Delivery], acked: Sequence[str]) -> None:
+    if len(acked) < len(wanted):
+        done = list(acked)
+        stale = []
+        for d in wanted:
+            if d.id in done:
+                done.remove(d.id)
+            else:
+                stale.append(f"{d.key}/{d.id}")
+        log.warning("ack refused (stale or unknown) messages=%s", ",".join(stale))
+
+
+class QueueCore:
+    """Settings and the operations as generators of server calls (see the module docstring).
+
+    `lease`: seconds a delivery is owned before it may be recovered and redelivered.
+    `max_deliveries`: a message given back (nack, expired lease) after this many deliveries goes
+    to the dead letters. `retry_base`/`retry_cap`: the backoff of `nack(delay=None)`. `poll`:
+    when `pop` blocks on several keys it waits on the first one at most this long per round, so
+    the others are looked at that often. `longest_block`: the most one BLMOVE may wait (below
+    the client's socket timeout).
+    """
+
+    def __init__(
+        self,
+        lease: float,
+        max_deliveries: int,
+        consumer: str | None,
+        retry: tuple[float, float],
+        poll: float,
+        longest_block: float,
+    ) -> None:
+        if not isinstance(max_deliveries, int) or max_deliveries < 1:
+            raise QueueError(f"max_deliveries must be an integer >= 1, got {max_deliveries!r}")
+        self.lease = positive_seconds("lease", lease)
+        self.max_deliveries = max_deliveries
+        self.consumer = consumer or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.retry_base = positive_seconds("retry_base", retry[0])
+        self.retry_cap = positive_seconds("retry_cap", retry[1])
+        self.poll = positive_seconds("poll", poll)
+        self.longest_block = longest_block
+
+    # -- producing ---------------------------------------------------------------------------
+
+    def _push(self, key: str, payloads: Sequence[object]) -> Steps[list[str]]:
+        checked = [_payload(p) for p in payloads]
+        ids: list[str] = []
+        for chunk in _chunks(checked):
+            ids += [_text(i) for i in (yield Call("queue_push", key, chunk))]
+        return ids
+
+    # -- consuming ---------------------------------------------------------------------------
+
+    def _pop(
+        self, keys: Sequence[str], count: int, block: float | None, ack: Sequence[Delivery]
+    ) -> Steps[list[Delivery]]:
+        if not keys:
+            raise QueueError("pop needs at least one queue key")
+        _count(count)
+        until = None if not block else time.monotonic() + positive_seconds("block", block)
+        acks = _by_key(ack)
+        acked: list[str] = []
+        while True:
+            batch, wait = yield from self._take(keys, count, acks, acked)
+            if acks:  # keys the pass did not reach (count filled first, or not popped at all)
+                acked += yield from self._ack_groups(acks)
+                acks = {}
+            _warn_refused(ack, acked)
+            ack = ()
+            if batch or until is None:
+                return batch
+            left = until - time.monotonic()
+            if left <= 0:
+                return []
+            yield Block(keys[0], max(0.01, min(left, wait, self.longest_block)))
+
+    def _take(
+        self, keys: Sequence[str], count: int, acks: dict[str, list[Delivery]], acked: list[str]
+    ) -> Steps[tuple[list[Delivery], float]]:
+        """One non-blocking pass over `keys`; also the seconds until something is scheduled."""
+        batch: list[Delivery] = []
+        wait = math.inf if len(keys) == 1 else self.poll
+        for key in keys:
+            if len(batch) >= count:
+                break
+            got, next_event = yield from self._take_key(key, count - len(batch), acks, acked)
+            batch += got
+            wait = min(wait, next_event)
+        return batch, wait
+
+    def _take_key(
+        self, key: str, count: int, acks: dict[str, list[Delivery]], acked: list[str]
+    ) -> Steps[tuple[list[Delivery], float]]:
+        got, due, expires = yield from self._pop_script(key, count, acks.pop(key, []), acked)
+        if len(got) < count and expires == 0:  # lazy recovery of expired leases
+            yield from self._recover(key, count - len(got), None)
+            more, due, expires = yield from self._pop_script(key, count - len(got), [], acked)
+            got += more
+        waits = [w / 1000 for w in (due, expires) if w >= 0]
+        return got, min(waits, default=math.inf)
+
+    def _pop_script(
+        self, key: str, count: int, ack: Sequence[Delivery], acked: list[str]
+    ) -> Steps[tuple[list[Delivery], int, int]]:
+        """queue_pop until `count` are delivered or the queue is dry; the acks (the last
+        BATCH of them) go with the first call."""
+        if len(ack) > BATCH:
+            acked += yield from self._ack_groups({key: list(ack[:-BATCH])})
+            ack = ack[-BATCH:]
+        got: list[Delivery] = []
+        tokens = _tokens(ack)
+        while True:
+            want = min(count - len(got), BATCH)
+            reply = yield Call("queue_pop", key, [want, _ms(self.lease), *tokens])
+            tokens = []
+            flat = _acked(reply, acked)
+            got += [
+                Delivery(key, _text(flat[i]), flat[i + 1], int(flat[i + 2]))
+                for i in range(0, len(flat), 3)
+            ]
+            if len(flat) < 3 * want or len(got) >= count:
+                return got, int(reply[0]), int(reply[1])
+
+    # -- settling ----------------------------------------------------------------------------
+
+    def _ack(self, deliveries: Sequence[Delivery]) -> Steps[list[str]]:
+        acked = yield from self._ack_groups(_by_key(deliveries))
+        _warn_refused(deliveries, acked)
+        return acked
+
+    def _ack_groups(self, groups: dict[str, list[Delivery]]) -> Steps[list[str]]:
+        acked: list[str] = []
+        for key, group in groups.items():
+            for chunk in _chunks(group):
+                _acked((yield Call("queue_pop", key, [0, 0, *_tokens(chunk)])), acked)
+        return acked
+
+    def _nack(self, delivery: Delivery, delay: float | None, reason: str) -> Steps[bool]:
+        if delay is None:
+            delay = delay_for(delivery.deliveries, self.retry_base, self.retry_cap)
+        elif not isinstance(delay, int | float) or delay < 0:
+            raise QueueError(f"delay must be seconds >= 0 or None, got {delay!r}")
+        return (yield from self._give_back(delivery, delay, reason, "retry"))
+
+    def _give_back(self, delivery: Delivery, delay: float, reason: str, mode: str) -> Steps[bool]:
+        args = [delivery.id, delivery.deliveries, _ms(delay), self.max_deliveries, reason, mode]
+        outcome = int((yield Call("queue_nack", delivery.key, args)))
+        if outcome == 2:
+            log.warning("dead letter queue=%s id=%s reason=%r", delivery.key, delivery.id, reason)
+        elif outcome == 0:
+            log.warning("nack refused (stale) queue=%s id=%s", delivery.key, delivery.id)
+        return outcome != 0
+
+    def _extend(self, deliveries: Sequence[Delivery], lease: float | None) -> Steps[list[Delivery]]:
+        lease_ms = _ms(self.lease if lease is None else positive_seconds("lease", lease))
+        kept: list[Delivery] = []
+        for key, group in _by_key(deliveries).items():
+            for chunk in _chunks(group):
+                flags = yield Call("queue_extend", key, [lease_ms, *_tokens(chunk)])
+                kept += [d for d, flag in zip(chunk, flags, strict=True) if flag]
+        return kept
+
+    def _recover(self, key: str, count: int, elapsed: float | None) -> Steps[int]:
+        _count(count)
+        limit = -1 if elapsed is None else _ms(elapsed)
+        requeued, dead = yield Call("queue_recover", key, [count, limit, self.max_deliveries])
+        if requeued or dead:
+            log.info("recovered queue=%s requeued=%d dead=%d", key, requeued, dead)
+        return int(requeued) + int(dead)
+
+    # -- operating ---------------------------------------------------------------------------
+
+    def _info(self, key: str) -> Steps[QueueInfo]:
+        reply = yield Call("queue_info", key)
+        return QueueInfo(key, *(int(n) for n in reply))
+
+    def _inspect(
+        self, key: str, pending: bool, start: int, count: int, delayed: bool
+    ) -> Steps[list[QueuedMessage]]:
+        if pending or delayed:
+            state = MessageState.INFLIGHT if pending else MessageState.DELAYED
+            return (yield from self._view(key, state, start, count))
+        flat = yield Call("queue_waiting", key, [start, count])
+        return [
+            QueuedMessage(key, _text(flat[i]), flat[i + 1], MessageState.WAITING)
+            for i in range(0, len(flat), 2)
+        ]
+
+    def _view(
+        self, key: str, state: MessageState, start: int, count: int
+    ) -> Steps[list[QueuedMessage]]:
+        now, *flat = yield Call("queue_view", key, [start, count, _VIEWS.index(state) + 1])
+        return [_viewed(key, state, int(now), flat[i : i + 6]) for i in range(0, len(flat), 6)]
+
+    def _purge(self, key: str) -> Steps[int]:
+        return int((yield Call("queue_purge", key)))
+
+    def _dead(self, key: str, start: int, count: int) -> Steps[list[QueuedMessage]]:
+        return (yield from self._view(key, MessageState.DEAD, start, count))
+
+    def _settle_dead(
+        self, script: str, key: str, ids: Sequence[str], everything: bool
+    ) -> Steps[int]:
+        if everything and ids:
+            raise QueueError(f"give dead letter ids or everything=True, not both (ids: {ids!r})")
+        if everything:
+            return (yield from self._all_dead(script, key))
+        return (yield from self._by_ids(script, key, ids))
+
+    def _by_ids(self, script: str, key: str, ids: Sequence[str]) -> Steps[int]:
+        done = 0
+        for chunk in _chunks(ids):
+            done += int((yield Call(script, key, chunk)))
+        return done
+
+    def _all_dead(self, script: str, key: str) -> Steps[int]:
+        """`script` (queue_requeue or queue_delete) on every dead letter there was at the start,
+        a page at a time (both take what they handle out of the dead set)."""
+        info = yield from self._info(key)
+        done, left = 0, info.dead
+        while left > 0:
+            page = yield from self._view(key, MessageState.DEAD, 0, min(left, BATCH))
+            if not page:
+                break
+            done += yield from self._by_ids(script, key, [m.id for m in page])
+            left -= len(page)
+        return done
+
+
+def _viewed(key: str, state: MessageState, now: int, row: Sequence[Any]) -> QueuedMessage:
+    mid, payload, deliveries, score, since, reason = row
+    elapsed: float | None = None
+    remaining: float | None = None
+    if state is MessageState.INFLIGHT:
+        elapsed, remaining = (now - int(since)) / 1000, (int(score) - now) / 1000
+    elif state is MessageState.DELAYED:
+        remaining = (int(score) - now) / 1000
+    else:
+        elapsed = (now - int(score)) / 1000
+    return QueuedMessage(
+        key, _text(mid), payload, state, int(deliveries), elapsed, remaining, _text(reason)
+    )

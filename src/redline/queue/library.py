@@ -1,0 +1,33 @@
+"""The queue's server-side functions: library `redline_queue`, one function per `queue_*.lua`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redline import scripts
+from redline.connection import AsyncClient, SyncClient
+from redline.functions import Library
+from redline.queue.core import Call, keys_of
+from redline.queue.model import SCRIPT_KEYS
+
+__all__ = ["LIBRARY", "run_async", "run_sync"]
+
+LIBRARY = Library(
+    "redline_queue", SCRIPT_KEYS, read_only=("queue_info", "queue_view", "queue_waiting")
+)
+
+
+async def run_async(client: AsyncClient, call: Call, use_functions: bool) -> Any:
+    """Perform `call`: FCALL where the server has Functions (and `use_functions`), else EVALSHA."""
+    keys = keys_of(call.key).of_script(call.script)
+    if use_functions:
+        return await LIBRARY.call(client, call.script, keys, call.args)
+    return await scripts.run(client, call.script, keys, call.args)
+
+
+def run_sync(client: SyncClient, call: Call, use_functions: bool) -> Any:
+    """Blocking twin of `run_async`."""
+    keys = keys_of(call.key).of_script(call.script)
+    if use_functions:
+        return LIBRARY.call_sync(client, call.script, keys, call.args)
+    return scripts.run_sync(client, call.script, keys, call.args)

@@ -1,0 +1,188 @@
+"""The blocking ReliableQueue, for threads and scripts: the same operations on a sync client.
+
+Its logic is `redline.queue.core`, shared with the asyncio `ReliableQueue`; this class only
+performs the calls with `redline.connection.connect_sync` clients.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from redline.connection import SyncClient
+from redline.queue.core import Block, Call, QueueCore, Steps, keys_of, positive_seconds
+from redline.queue.library import run_sync
+from redline.queue.model import Delivery, QueuedMessage, QueueInfo
+from redline.queue.reliable import check_client, longest_block
+
+__all__ = ["SyncLeaseKeeper", "SyncReliableQueue"]
+
+log = logging.getLogger(__name__)
+
+
+class SyncReliableQueue(QueueCore):
+    """The ReliableQueue with a blocking API; arguments and results as in `ReliableQueue`.
+
+    queue = SyncReliableQueue(connect_sync(url), lease=30.0)
+    batch = queue.pop("orders", count=100, block=5)
+    queue.ack(*batch)
+    """
+
+    def __init__(
+        self,
+        client: SyncClient,
+        lease: float = 30.0,
+        max_deliveries: int = 10,
+        consumer: str | None = None,
+        *,
+        retry_base: float = 1.0,
+        retry_cap: float = 300.0,
+        poll: float = 0.5,
+        use_functions: bool = True,
+    ) -> None:
+        check_client(client)
+        retry = (retry_base, retry_cap)
+        super().__init__(lease, max_deliveries, consumer, retry, poll, longest_block(client))
+        self.client = client
+        self.use_functions = use_functions
+
+    def _drive(self, steps: Steps[Any]) -> Any:
+        reply: Any = None
+        try:
+            while True:
+                step = steps.send(reply)
+                if isinstance(step, Call):
+                    reply = run_sync(self.client, step, self.use_functions)
+                else:
+                    reply = self._block(step)
+        except StopIteration as done:
+            return done.value
+
+    def _block(self, step: Block) -> Any:
+        k = keys_of(step.key)
+        return self.client.blmove(k.waiting, k.claimed, step.seconds, "RIGHT", "LEFT")  # type: ignore[arg-type]
+
+    def push(self, key: str, *payloads: bytes | str) -> list[str]:
+        """See `ReliableQueue.push`."""
+        result: list[str] = self._drive(self._push(key, payloads))
+        return result
+
+    def pop(
+        self,
+        *keys: str,
+        count: int = 1,
+        block: float | None = None,
+        ack: Sequence[Delivery] = (),
+    ) -> list[Delivery]:
+        """See `ReliableQueue.pop`."""
+        result: list[Delivery] = self._drive(self._pop(keys, count, block, ack))
+        return result
+
+    def ack(self, *deliveries: Delivery) -> list[str]:
+        """See `ReliableQueue.ack`."""
+        result: list[str] = self._drive(self._ack(deliveries))
+        return result
+
+    def nack(self, delivery: Delivery, delay: float | None = None, reason: str = "") -> bool:
+        """See `ReliableQueue.nack`."""
+        return bool(self._drive(self._nack(delivery, delay, reason)))
+
+    def dead_letter(self, delivery: Delivery, reason: str = "") -> bool:
+        """See `ReliableQueue.dead_letter`."""
+        return bool(self._drive(self._give_back(delivery, 0, reason, "dead")))
+
+    def extend(self, *deliveries: Delivery, lease: float | None = None) -> list[Delivery]:
+        """See `ReliableQueue.extend`."""
+        result: list[Delivery] = self._drive(self._extend(deliveries, lease))
+        return result
+
+    def keep_leases(
+        self, deliveries: Sequence[Delivery], every: float | None = None
+    ) -> SyncLeaseKeeper:
+        """``with queue.keep_leases(batch) as keeper:`` extends the leases from a thread every
+        `every` seconds (default a third of the lease); `keeper.lost` as in `LeaseKeeper`."""
+        return SyncLeaseKeeper(self, deliveries, positive_seconds("every", every or self.lease / 3))
+
+    def recover(self, key: str, count: int = 100, elapsed: float | None = None) -> int:
+        """See `ReliableQueue.recover`."""
+        return int(self._drive(self._recover(key, count, elapsed)))
+
+    def info(self, key: str) -> QueueInfo:
+        """See `ReliableQueue.info`."""
+        result: QueueInfo = self._drive(self._info(key))
+        return result
+
+    def inspect(
+        self,
+        key: str,
+        pending: bool = False,
+        start: int = 0,
+        count: int = 100,
+        *,
+        delayed: bool = False,
+    ) -> list[QueuedMessage]:
+        """See `ReliableQueue.inspect`."""
+        result: list[QueuedMessage] = self._drive(
+            self._inspect(key, pending, start, count, delayed)
+        )
+        return result
+
+    def dead(self, key: str, start: int = 0, count: int = 100) -> list[QueuedMessage]:
+        """See `ReliableQueue.dead`."""
+        result: list[QueuedMessage] = self._drive(self._dead(key, start, count))
+        return result
+
+    def purge(self, key: str) -> int:
+        """See `ReliableQueue.purge`."""
+        return int(self._drive(self._purge(key)))
+
+    def requeue(self, key: str, *ids: str, everything: bool = False) -> int:
+        """See `ReliableQueue.requeue`."""
+        return int(self._drive(self._settle_dead("queue_requeue", key, ids, everything)))
+
+    def delete(self, key: str, *ids: str, everything: bool = False) -> int:
+        """See `ReliableQueue.delete`."""
+        return int(self._drive(self._settle_dead("queue_delete", key, ids, everything)))
+
+
+class SyncLeaseKeeper:
+    """`LeaseKeeper` for the blocking queue: a daemon thread extends the leases."""
+
+    def __init__(self, queue: SyncReliableQueue, deliveries: Sequence[Delivery], every: float):
+        self.queue = queue
+        self.every = every
+        self.held = list(deliveries)
+        self.lost: list[Delivery] = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="redline-keep-leases", daemon=True)
+
+    def __enter__(self) -> SyncLeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while self.held and not self._done.wait(self.every):
+            try:
+                kept = self.queue.extend(*self.held)
+            except RedisError as exc:
+                log.warning("lease extension failed error=%r retry_in=%.1fs", exc, self.every)
+                continue
+            lost = [d for d in self.held if d not in kept]
+            if lost:
+                log.warning("leases lost ids=%s", ",".join(d.id for d in lost))
+                self.lost += lost
+            self.held = kept

@@ -1,0 +1,52 @@
+"""`redline queue …` as an operator types it, against a real server."""
+
+from __future__ import annotations
+
+from redline.connection import connect_sync
+from redline.queue import SyncReliableQueue
+from tests.helpers import run
+
+
+def test_push_info_pop_ack(redis_url: str) -> None:
+    pushed = run("queue", "push", "jobs", "a", "b", "--redis", redis_url)
+    assert pushed.returncode == 0 and pushed.stdout.split() == ["1", "2"]
+    info = run("queue", "info", "jobs", "--redis", redis_url)
+    assert "jobs" in info.stdout and " 2 " in info.stdout
+    waiting = run("queue", "inspect", "jobs", "--redis", redis_url)
+    assert "waiting" in waiting.stdout and "b" in waiting.stdout
+    popped = run("queue", "pop", "jobs", "--count", "2", "--redis", redis_url)
+    assert "1:1" in popped.stdout and "2:1" in popped.stdout
+    pending = run("queue", "inspect", "jobs", "--pending", "--redis", redis_url)
+    assert "inflight" in pending.stdout
+    acked = run("queue", "ack", "jobs", "1:1", "2", "--redis", redis_url)
+    assert acked.returncode == 0 and "acknowledged 2 of 2" in acked.stdout
+    stale = run("queue", "ack", "jobs", "1:1", "--redis", redis_url)
+    assert stale.returncode == 1 and "acknowledged 0 of 1" in stale.stdout
+
+
+def test_dead_letters_requeue_delete_recover_purge(redis_url: str) -> None:
+    queue = SyncReliableQueue(connect_sync(redis_url), max_deliveries=1)
+    queue.push("jobs", b"x", b"y", b"\xff")
+    for delivery in queue.pop("jobs", count=2):
+        queue.dead_letter(delivery, "broken")
+    dead = run("queue", "dead", "jobs", "--redis", redis_url)
+    assert dead.stdout.count("broken") == 2
+    assert "IDS or --all" in run("queue", "requeue", "jobs", "--redis", redis_url).stderr
+    assert run("queue", "requeue", "jobs", "1", "--redis", redis_url).stdout == "requeued 1\n"
+    assert run("queue", "delete", "jobs", "--all", "--redis", redis_url).stdout == "deleted 1\n"
+    queue.pop("jobs", count=1)  # "1" again, in flight
+    recovered = run("queue", "recover", "jobs", "--elapsed", "0", "--redis", redis_url)
+    assert recovered.stdout == "recovered 1\n"
+    purged = run("queue", "purge", "jobs", "--yes", "--redis", redis_url)
+    assert purged.stdout == "purged 2\n"  # "1" (delayed) and the waiting b"\xff"
+
+
+def test_errors_are_clear(redis_url: str) -> None:
+    down = run("queue", "info", "jobs", "--redis", "redis://127.0.0.1:1/0")
+    assert down.returncode != 0 and "error:" in down.stderr
+    assert "Traceback" not in down.stderr
+    bad = run("queue", "ack", "jobs", "1:x", "--redis", redis_url)
+    assert bad.returncode == 2 and "ID:TOKEN" in bad.stderr
+    helped = run("queue", "--help")
+    for command in ("info", "inspect", "push", "pop", "ack", "recover", "requeue", "purge"):
+        assert command in helped.stdout

@@ -1,0 +1,85 @@
+"""The queue as a Redis Functions library (FCALL), and the EVALSHA fallback where there is none."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from redline.connection import connect, connect_sync
+from redline.functions import function_name
+from redline.queue import QueueKeys, ReliableQueue, SyncReliableQueue
+from redline.queue.library import LIBRARY
+from tests.servers import ServerProcess
+
+
+@pytest.fixture(scope="module")
+def no_functions() -> Iterator[ServerProcess]:
+    """A real server whose FUNCTION command is renamed away, as on a server older than Redis 7."""
+    srv = ServerProcess(config={"rename-command": "FUNCTION nofunctions"}).start()
+    yield srv
+    srv.close()
+
+
+def test_the_library_registers_one_function_per_script(redis_url: str) -> None:
+    client = connect_sync(redis_url)
+    queue = SyncReliableQueue(client)
+    queue.push("q", b"x")
+    library = client.function_list(library="redline_queue")[0]
+    functions = {f[1]: f[5] for f in library[library.index(b"functions") + 1]}
+    assert set(functions) == {function_name(s).encode() for s in LIBRARY.scripts}
+    assert functions[b"redline_queue_info"] == [b"no-writes"]
+    assert LIBRARY.uses_functions(client) is True
+
+
+def test_fcall_from_any_client_with_the_documented_keys(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    SyncReliableQueue(connect_sync(redis_url)).info("warm")  # loads the library
+    k = QueueKeys.of("q")
+    pop_keys = [getattr(k, r) for r in ("waiting", "claimed", "ids", "seq", "inflight")]
+    pop_keys += [getattr(k, r) for r in ("delayed", "payloads", "deliveries", "since", "reasons")]
+    assert client.fcall("redline_queue_push", 3, "q", k.ids, k.seq, "hello") == [b"1"]
+    reply = client.fcall("redline_queue_pop", 10, *pop_keys, 1, 30000)
+    assert reply[2:] == [0, b"1", b"hello", 1]
+    assert client.fcall("redline_queue_pop", 10, *pop_keys, 0, 0, "1", 1)[2:] == [1, b"1"]
+    info_keys = [k.waiting, k.claimed, k.inflight, k.delayed, k.dead]
+    assert client.fcall_ro("redline_queue_info", 5, *info_keys) == [0, 0, 0, 0, 0]
+
+
+def test_a_flushed_library_is_loaded_again(redis_url: str) -> None:
+    client = connect_sync(redis_url)
+    queue = SyncReliableQueue(client)
+    queue.push("q", b"a")
+    client.function_flush()
+    assert queue.push("q", b"b") == ["2"]
+    assert [d.payload for d in queue.pop("q", count=2)] == [b"a", b"b"]
+
+
+async def test_without_functions_scripts_run_through_evalsha(no_functions: ServerProcess) -> None:
+    client = connect(no_functions.url)
+    await client.flushdb()
+    queue = ReliableQueue(client)
+    assert await queue.push("q", b"a", b"b") == ["1", "2"]
+    batch = await queue.pop("q", count=2)
+    assert await queue.ack(*batch) == ["1", "2"]
+    assert LIBRARY.uses_functions(client) is False
+    await client.aclose()
+
+
+@pytest.mark.parametrize("use_functions", [True, False], ids=["fcall", "evalsha"])
+async def test_both_ways_give_the_same_results(redis_url: str, use_functions: bool) -> None:
+    client = connect(redis_url)
+    queue = ReliableQueue(client, max_deliveries=2, use_functions=use_functions)
+    await queue.push("q", b"a", b"b")
+    first, second = await queue.pop("q", count=2)
+    assert await queue.nack(second, delay=0)
+    again = await queue.pop("q", count=5, ack=[first])
+    assert [(d.id, d.deliveries) for d in again] == [("2", 2)]
+    assert await queue.nack(again[0], delay=0, reason="boom")
+    assert [(m.id, m.reason) for m in await queue.dead("q")] == [
+        ("2", "max deliveries (2) reached: boom")
+    ]
+    assert await queue.requeue("q", everything=True) == 1
+    assert (await queue.info("q")).delayed == 1
+    await client.aclose()
