@@ -12,7 +12,7 @@
     $ redline handler hello.py --set in=web:hello
 
 The pattern is ``[METHOD[,METHOD…] ]PATH_REGEX``; the regex must match the whole decoded path
-and its named groups arrive as keyword arguments (together with any params hrouter found). A
+and its named groups arrive as keyword arguments (hrouter's are in ``request.params``). A
 handler may be sync or async and return a `Response`, ``str`` (text/plain), ``bytes``
 (application/octet-stream), a ``dict`` or ``list`` (JSON), or a ``(status, body)`` tuple.
 """
@@ -27,8 +27,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redline.http.envelope import Request, Response
+from redline.http.worker import HttpService, Outcome, WorkerConfig
+from redline.runner import Context
 
-__all__ = ["HandlerFunc", "HandlerSet", "handler", "registry", "to_response"]
+__all__ = [
+    "HandlerFunc",
+    "HandlerService",
+    "HandlerSet",
+    "handler",
+    "registry",
+    "to_response",
+]
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +82,7 @@ class HandlerSet:
                 continue
             found = entry.path.fullmatch(path)
             if found:
-                params = {**request.params, **{k: v for k, v in found.groupdict().items() if v}}
+                params = {k: v for k, v in found.groupdict().items() if v is not None}
                 return await _call(entry.func, request, params)
         return Response.text(request.id, "not found\n", 404)
 
@@ -122,3 +131,17 @@ def to_response(request: Request, result: object) -> Response:
 
 def _rest(response: Response) -> tuple[int, Any, bytes]:
     return response.status, response.headers, response.body
+
+
+class HandlerService(HttpService):
+    """Runs the `HandlerSet` of a user's module (see the module docstring)."""
+
+    name = "handler"
+    concurrent = True
+
+    def __init__(self, config: WorkerConfig, handlers: HandlerSet | None = None) -> None:
+        super().__init__(config)
+        self.handlers = registry if handlers is None else handlers
+
+    async def respond(self, ctx: Context, request: Request) -> Outcome:
+        return await self.handlers.respond(request)

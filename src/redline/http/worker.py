@@ -1,0 +1,160 @@
+"""What every HTTP handler service shares: pop requests, answer or forward each, ack.
+
+One step pops a batch from the service's ``in`` queue (a ReliableQueue), works out each
+request's outcome — a `Response` for the reply list named in the envelope, or a `Forward` onto
+another queue (hrouter) — sends them all (one pipeline of LPUSH+EXPIRE per batch for replies, one
+push per target queue), and only then acks the batch. A replica killed at any point leaves its
+requests in flight; when their lease runs out a surviving replica's pop takes them again.
+
+A request whose deadline has passed is acked without an answer (the importer has already sent
+504); a handler still working at the deadline is cancelled. A payload that is not an envelope is
+dead-lettered with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from pydantic import Field
+
+from redline.config import ServiceConfig
+from redline.errors import EnvelopeError
+from redline.http.envelope import Request, Response
+from redline.http.hmetrics import Metrics
+from redline.queue import Delivery, ReliableQueue
+from redline.runner import Context
+
+__all__ = ["Forward", "HttpService", "Outcome", "WorkerConfig"]
+
+log = logging.getLogger(__name__)
+
+REPLY_TTL = 60  # seconds a reply list outlives its last reply (its importer may be gone)
+
+
+class WorkerConfig(ServiceConfig):
+    """Fields every HTTP handler service has."""
+
+    in_: str = Field(alias="in", description="the queue this service pops requests from")
+    batch: int = Field(64, gt=0, description="requests taken per pop")
+    lease: float = Field(5, gt=0, description="seconds before a dead replica's requests return")
+    max_deliveries: int = Field(5, alias="maxDeliveries", gt=0)
+    pop_timeout: float = Field(1, alias="popTimeout", gt=0)
+
+    @property
+    def namespace(self) -> str:
+        return self.service_namespace or f"redline:{self.in_}"
+
+
+@dataclass(frozen=True)
+class Forward:
+    """Send `request` on to `queue` (instead of answering it)."""
+
+    queue: str
+    request: Request
+
+
+Outcome = Response | Forward | None
+
+
+class HttpService:
+    """Base of hrouter, hassets, hrender and handler services: override `respond`.
+
+    `concurrent` services run a batch's requests side by side (each bounded by its deadline,
+    leases kept alive meanwhile); the others answer them one after another.
+    """
+
+    name = "http"
+    concurrent = False
+
+    def __init__(self, config: WorkerConfig) -> None:
+        self.config = config
+        self.metrics = Metrics(config.namespace, 10_000)
+        self._queue: ReliableQueue | None = None
+
+    async def respond(self, ctx: Context, request: Request) -> Outcome:
+        raise NotImplementedError
+
+    def queue(self, ctx: Context) -> ReliableQueue:
+        if self._queue is None:
+            self._queue = ReliableQueue(
+                ctx.redis, lease=self.config.lease, max_deliveries=self.config.max_deliveries
+            )
+        return self._queue
+
+    async def step(self, ctx: Context) -> None:
+        queue, config = self.queue(ctx), self.config
+        batch = await queue.pop(config.in_, count=config.batch, block=config.pop_timeout)
+        if not batch:
+            return
+        requests = [(d, r) for d, r in [(d, await self._decode(queue, d)) for d in batch] if r]
+        live = [(d, r) for d, r in requests if not self._expired(r)]
+        if self.concurrent:
+            async with queue.keep_leases([d for d, _ in live]):
+                outcomes = await asyncio.gather(*(self._bounded(ctx, r) for _, r in live))
+        else:
+            outcomes = [await self._safe(ctx, r) for _, r in live]
+        await self._send(ctx, queue, zip([r for _, r in live], outcomes, strict=True))
+        await queue.ack(*(d for d, _ in requests))
+
+    async def _decode(self, queue: ReliableQueue, delivery: Delivery) -> Request | None:
+        try:
+            request = Request.decode(delivery.payload)
+        except EnvelopeError as exc:
+            log.warning("%s dead-lettered id=%s reason=%s", self.name, delivery.id, exc)
+            await queue.dead_letter(delivery, reason=str(exc))
+            return None
+        if delivery.deliveries > 1:
+            self.metrics.count("redelivered")
+            log.info(
+                "%s redelivered id=%s deliveries=%d", self.name, request.id, delivery.deliveries
+            )
+        return request
+
+    def _expired(self, request: Request) -> bool:
+        if request.expired():
+            self.metrics.count("expired")
+            log.info("%s skipped expired id=%s path=%s", self.name, request.id, request.path)
+            return True
+        return False
+
+    async def _safe(self, ctx: Context, request: Request) -> Outcome:
+        try:
+            return await self.respond(ctx, request)
+        except Exception:
+            log.exception("%s failed id=%s path=%s", self.name, request.id, request.path)
+            return Response.text(request.id, "internal server error\n", 500)
+
+    async def _bounded(self, ctx: Context, request: Request) -> Outcome:
+        remaining = request.deadline - time.time() if request.deadline else None
+        try:
+            return await asyncio.wait_for(self._safe(ctx, request), remaining)
+        except TimeoutError:
+            self.metrics.count("expired")
+            log.warning(
+                "%s gave up at the deadline id=%s path=%s", self.name, request.id, request.path
+            )
+            return None
+
+    async def _send(
+        self, ctx: Context, queue: ReliableQueue, outcomes: Iterable[tuple[Request, Outcome]]
+    ) -> None:
+        replies: dict[str, list[bytes]] = defaultdict(list)
+        forwards: dict[str, list[bytes]] = defaultdict(list)
+        for request, outcome in outcomes:
+            if isinstance(outcome, Response) and request.reply:
+                replies[request.reply].append(outcome.encode())
+            elif isinstance(outcome, Forward):
+                forwards[outcome.queue].append(outcome.request.encode())
+        for target, payloads in forwards.items():
+            await queue.push(target, *payloads)
+        if replies:
+            pipe = ctx.redis.pipeline(transaction=False)
+            for key, payloads in replies.items():
+                pipe.lpush(key, *payloads)
+                pipe.expire(key, REPLY_TTL)
+            await pipe.execute()
