@@ -4,6 +4,7 @@ A topology file (TOML or JSON)::
 
     redis = "redis://127.0.0.1:6379/0"   # optional: without it, the default or an embedded one
     port = 8080                          # the HTTP port (given to every himporter)
+    seed = "seed.redis"                  # optional: Redis commands run once before the start
 
     [defaults]                           # fields merged into every service's config
     serviceNamespace = "website"
@@ -20,8 +21,10 @@ then SIGKILL after a grace period.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
+import shlex
 import signal
 import subprocess
 import sys
@@ -35,10 +38,19 @@ from typing import Any
 from redline.backoff import delay_for
 from redline.errors import ConfigError
 
-__all__ = ["Replica", "ServicePlan", "Supervisor", "Topology", "load_topology", "replicas_for"]
+__all__ = [
+    "Replica",
+    "ServicePlan",
+    "Supervisor",
+    "Topology",
+    "load_topology",
+    "replicas_for",
+    "seed_commands",
+]
 
 log = logging.getLogger(__name__)
 
+PR_SET_PDEATHSIG = 1
 RESET_AFTER = 30.0  # seconds a replica must run for its restart backoff to start over
 
 
@@ -58,6 +70,7 @@ class Topology:
     redis: str | None
     port: int | None
     services: tuple[ServicePlan, ...]
+    seed: Path | None = None
 
     @property
     def directory(self) -> Path:
@@ -91,12 +104,20 @@ def _plan(name: str, raw: Any, defaults: Mapping[str, Any], port: int | None) ->
 
 
 def load_topology(
-    path: Path, validate: Callable[[ServicePlan], list[str]] | None = None
+    path: Path,
+    validate: Callable[[ServicePlan], list[str]] | None = None,
+    port: int | None = None,
 ) -> Topology:
-    """Read a topology file; `validate` returns problems for a plan (its config, checked early)."""
+    """Read a topology file; `validate` returns problems for a plan (its config, checked early).
+
+    `port`, when given, replaces the file's HTTP port.
+    """
     data = _read(path)
-    unknown = sorted(set(data) - {"redis", "port", "defaults", "services"})
-    problems = [f"{key}: unknown field (known: redis, port, defaults, services)" for key in unknown]
+    if port is not None:
+        data["port"] = port
+    known = {"redis", "port", "seed", "defaults", "services"}
+    unknown = sorted(set(data) - known)
+    problems = [f"{key}: unknown field (known: {', '.join(sorted(known))})" for key in unknown]
     services = data.get("services") or {}
     if not isinstance(services, dict) or not services:
         problems.append("services: missing — add at least one [services.NAME] table")
@@ -111,7 +132,21 @@ def load_topology(
         problems += [f"services.{plan.name}.{p}" for p in (validate(plan) if validate else [])]
     if problems:
         raise ConfigError(problems)
-    return Topology(path.resolve(), data.get("redis"), data.get("port"), tuple(plans))
+    seed = path.resolve().parent / data["seed"] if data.get("seed") else None
+    if seed is not None and not seed.is_file():
+        raise ConfigError([f"seed: {str(seed)!r} — no such file"])
+    return Topology(path.resolve(), data.get("redis"), data.get("port"), tuple(plans), seed)
+
+
+def seed_commands(path: Path) -> list[list[str]]:
+    """The commands of a seed file: one per line, shell-like quoting, ``#`` comments."""
+    return [words for line in path.read_text().splitlines() if (words := shlex.split(line, True))]
+
+
+def _die_with_parent() -> None:
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass
@@ -127,7 +162,11 @@ class Replica:
     restart_at: float = 0.0
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(self.argv, cwd=self.cwd)
+        # Own session: a terminal's Ctrl-C reaches only `up`, which stops the replicas in order
+        # (before the embedded server); a replica still gets SIGTERM if `up` itself dies.
+        self.proc = subprocess.Popen(
+            self.argv, cwd=self.cwd, start_new_session=True, preexec_fn=_die_with_parent
+        )
         self.started = time.monotonic()
         log.info("up started replica=%s pid=%d", self.name, self.proc.pid)
 
