@@ -51,7 +51,10 @@ async def web(redis_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient
         Assets(AssetsConfig.model_validate({**common, "in": "t:assets", "root": tmp_path})),
         HandlerService(WorkerConfig.model_validate({**common, "in": "t:hello"}), hello),
     ]
-    tasks = [asyncio.create_task(run_service(s, s.config, stopping=stopping)) for s in services]
+    tasks = [
+        asyncio.create_task(run_service(s, s.config, s.hooks(), stopping=stopping))
+        for s in services
+    ]
     settings = ImporterSettings.model_validate(
         {**common, "out": "t:http", "timeout": 2, "maxBody": 100, "maxConcurrency": 3}
     )

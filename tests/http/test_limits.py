@@ -40,7 +40,7 @@ serviceNamespace = "lim"
 
 [services.himporter]
 out = "lim:http"
-timeout = 4
+timeout = 8
 maxBody = 1000
 maxHeader = 2000
 maxConcurrency = 2
@@ -102,7 +102,7 @@ def test_past_the_concurrency_limit_is_503_with_retry_after(
     hanging = [threading.Thread(target=hang) for _ in range(2)]
     for thread in hanging:
         thread.start()
-    refused = wait_for(lambda: _refused(site), timeout=3.5, interval=0.02)
+    refused = wait_for(lambda: _refused(site), timeout=6, interval=0.02)
     assert refused.headers["retry-after"] == "3"
     for thread in hanging:
         thread.join()

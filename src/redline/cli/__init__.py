@@ -15,8 +15,8 @@ from redline.cli.rquery import rquery, rquery_service
 from redline.cli.scale import cscale, scale
 from redline.cli.services import lpush_command, mbalance_command, mpush_command
 from redline.cli.status import services_command, status
-from redline.cli.vpush import vpush
 from redline.cli.up import up
+from redline.cli.vpush import vpush
 from redline.logs import configure
 
 __all__ = ["main"]

@@ -64,7 +64,7 @@ def _run_worker(service: HttpService, config: ServiceConfig) -> None:
     with server_for(config.redis) as url:
         config = config.model_copy(update={"redis": url})
         run_until_signal(
-            lambda stopping: run_service(service, config, [service.metrics], stopping, 1.0)
+            lambda stopping: run_service(service, config, service.hooks(), stopping, 1.0)
         )
 
 

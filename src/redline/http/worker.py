@@ -27,7 +27,7 @@ from redline.errors import EnvelopeError
 from redline.http.envelope import Request, Response
 from redline.http.hmetrics import Metrics
 from redline.queue import Delivery, ReliableQueue
-from redline.runner import Context
+from redline.runner import Context, Hook
 
 __all__ = ["Forward", "HttpService", "Outcome", "WorkerConfig"]
 
@@ -44,6 +44,7 @@ class WorkerConfig(ServiceConfig):
     lease: float = Field(5, gt=0, description="seconds before a dead replica's requests return")
     max_deliveries: int = Field(5, alias="maxDeliveries", gt=0)
     pop_timeout: float = Field(1, alias="popTimeout", gt=0)
+    concurrency: int = Field(64, gt=0, description="requests at once (hrender, handlers)")
 
     @property
     def namespace(self) -> str:
@@ -64,8 +65,10 @@ Outcome = Response | Forward | None
 class HttpService:
     """Base of hrouter, hassets, hrender and handler services: override `respond`.
 
-    `concurrent` services run a batch's requests side by side (each bounded by its deadline,
-    leases kept alive meanwhile); the others answer them one after another.
+    Quick services (hrouter, hassets) answer a batch one request after another and ack it
+    whole. `concurrent` ones (hrender, handlers) run each request as a task of its own, up to
+    ``concurrency`` at once, each bounded by its deadline with its lease kept alive meanwhile,
+    and keep popping while slow ones run. Run it with `hooks()` so that a stop waits for them.
     """
 
     name = "http"
@@ -75,6 +78,22 @@ class HttpService:
         self.config = config
         self.metrics = Metrics(config.namespace, 10_000)
         self._queue: ReliableQueue | None = None
+        self._running: set[asyncio.Task[None]] = set()
+
+    def hooks(self) -> list[Hook]:
+        """The runner hooks this service needs: its metrics, and itself (drains at stop)."""
+        return [self.metrics, self]
+
+    async def start(self, ctx: Context) -> None:
+        return None
+
+    async def tick(self, ctx: Context) -> None:
+        return None
+
+    async def stop(self, ctx: Context) -> None:
+        """Wait for requests still running (each ends by its deadline at the latest)."""
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
 
     async def respond(self, ctx: Context, request: Request) -> Outcome:
         raise NotImplementedError
@@ -87,19 +106,44 @@ class HttpService:
         return self._queue
 
     async def step(self, ctx: Context) -> None:
+        if self.concurrent:
+            await self._step_concurrent(ctx)
+            return
         queue, config = self.queue(ctx), self.config
         batch = await queue.pop(config.in_, count=config.batch, block=config.pop_timeout)
         if not batch:
             return
         requests = [(d, r) for d, r in [(d, await self._decode(queue, d)) for d in batch] if r]
-        live = [(d, r) for d, r in requests if not self._expired(r)]
-        if self.concurrent:
-            async with queue.keep_leases([d for d, _ in live]):
-                outcomes = await asyncio.gather(*(self._bounded(ctx, r) for _, r in live))
-        else:
-            outcomes = [await self._safe(ctx, r) for _, r in live]
-        await self._send(ctx, queue, zip([r for _, r in live], outcomes, strict=True))
+        live = [r for _, r in requests if not self._expired(r)]
+        outcomes = [await self._safe(ctx, r) for r in live]
+        await self._send(ctx, queue, zip(live, outcomes, strict=True))
         await queue.ack(*(d for d, _ in requests))
+
+    async def _step_concurrent(self, ctx: Context) -> None:
+        queue, config = self.queue(ctx), self.config
+        self._running = {task for task in self._running if not task.done()}
+        room = config.concurrency - len(self._running)
+        if room <= 0:
+            await asyncio.wait(
+                self._running, timeout=config.pop_timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            return
+        batch = await queue.pop(config.in_, count=min(room, config.batch), block=config.pop_timeout)
+        for delivery in batch:
+            self._running.add(asyncio.create_task(self._one(ctx, queue, delivery)))
+
+    async def _one(self, ctx: Context, queue: ReliableQueue, delivery: Delivery) -> None:
+        """One request of a concurrent service: answer, send, ack (a failure leaves the lease
+        to run out, so that the request is redelivered)."""
+        try:
+            request = await self._decode(queue, delivery)
+            if request is not None and not self._expired(request):
+                async with queue.keep_leases([delivery]):
+                    outcome = await self._bounded(ctx, request)
+                await self._send(ctx, queue, [(request, outcome)])
+            await queue.ack(delivery)
+        except Exception as exc:
+            log.warning("%s could not finish id=%s error=%r", self.name, delivery.id, exc)
 
     async def _decode(self, queue: ReliableQueue, delivery: Delivery) -> Request | None:
         try:
