@@ -25,7 +25,7 @@ from redline.config import ServiceConfig
 from redline.errors import ConfigError
 from redline.http.handler import HandlerService, HandlerSet, registry
 from redline.http.hassets import Assets, AssetsConfig
-from redline.http.himporter import ImporterSettings, create_app
+from redline.http.himporter import ImporterSettings, create_app, direct
 from redline.http.hrender import Render, RenderConfig
 from redline.http.hrouter import Router, RouterConfig
 from redline.http.worker import HttpService, WorkerConfig
@@ -60,7 +60,17 @@ def load_handlers(module: str) -> HandlerSet:
     return registry
 
 
+def _fast_loop() -> None:
+    """uvloop when installed (it is with uvicorn's extras): the same loop uvicorn picks."""
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
 def _run_worker(service: HttpService, config: ServiceConfig) -> None:
+    _fast_loop()
     with server_for(config.redis) as url:
         config = config.model_copy(update={"redis": url})
         run_until_signal(
@@ -93,6 +103,9 @@ def _listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit it: without it a keep-alive response written in two parts
+    # (head, body) waits for the client's delayed ACK, 40 ms per request.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if hasattr(socket, "SO_REUSEPORT"):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
@@ -131,8 +144,11 @@ def himporter(
                 f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}; "
                 "choose another --port"
             )
-        app = create_app(settings)
-        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
+        app = direct(create_app(settings))
+        config = uvicorn.Config(
+            app, log_config=None, access_log=False, lifespan="on", proxy_headers=False
+        )
+        _fast_loop()
         click.echo(f"himporter listening on http://{settings.host}:{settings.port}/", err=True)
         asyncio.run(uvicorn.Server(config).serve(sockets=[sock]))
 

@@ -229,6 +229,21 @@ async def _send(scope: Scope, send: Send, response: Response) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def direct(app: Starlette) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    """`app` as served: HTTP requests go straight to its importer, skipping Starlette's
+    middleware stack (measured at about a sixth of the CPU per request); lifespan goes through
+    Starlette as usual."""
+    importer: Importer = app.state.importer
+
+    async def serve(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await importer(scope, receive, send)
+        else:
+            await app(scope, receive, send)
+
+    return serve
+
+
 def create_app(settings: ImporterSettings) -> Starlette:
     """The himporter ASGI app; ``app.state.importer`` is the `Importer`."""
     importer = Importer(settings)
