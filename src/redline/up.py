@@ -7,7 +7,7 @@ A topology file (TOML or JSON)::
     seed = "seed.redis"                  # optional: Redis commands run once before the start
 
     [defaults]                           # fields merged into every service's config
-    serviceNamespace = "website"
+    serviceNamespace = "website"         # a prefix here: service NAME gets "website:NAME"
 
     [services.front]
     kind = "himporter"                   # the `redline` subcommand; default: the table's name
@@ -94,6 +94,8 @@ def _plan(name: str, raw: Any, defaults: Mapping[str, Any], port: int | None) ->
     if not isinstance(raw, dict):
         raise ConfigError([f"services.{name}: expected a table of fields"])
     config = {**defaults, **raw}
+    if "serviceNamespace" in defaults and "serviceNamespace" not in raw:
+        config["serviceNamespace"] = f"{defaults['serviceNamespace']}:{name}"
     kind = str(config.pop("kind", name))
     replicas = config.pop("replicas", 1)
     if not isinstance(replicas, int) or replicas < 0:

@@ -86,8 +86,11 @@ def test_headers_over_the_limit_are_431(limited: tuple[str, redis.Redis]) -> Non
 def test_no_answer_is_504_and_counted(limited: tuple[str, redis.Redis]) -> None:
     site, client = limited
     assert httpx.get(f"{site}/never", timeout=30).status_code == 504
-    wait_for(lambda: int(client.hget("lim:metrics:timeout", "count") or 0) >= 1, timeout=10)
-    assert int(client.hget("lim:metrics:response", "count") or 0) >= 1  # /ok, /echo
+    metric = "lim:himporter:metrics:timeout"
+    wait_for(lambda: int(client.hget(metric, "count") or 0) >= 1, timeout=10)
+    answered = client.hgetall("lim:himporter:metrics:response")
+    assert int(answered[b"count"]) >= 1 and b"histo10" in answered  # /ok, /echo
+    assert client.exists("lim:himporter:ids") and client.exists("lim:app:ids")  # registered
 
 
 def test_past_the_concurrency_limit_is_503_with_retry_after(

@@ -30,10 +30,11 @@ from redline.config import ServiceConfig
 from redline.connection import AsyncClient, connect
 from redline.errors import EnvelopeError
 from redline.http.envelope import Request, Response
-from redline.http.hmetrics import Metrics
 from redline.http.mdispatch import Dispatcher
+from redline.http.worker import lifecycle
+from redline.metrics import Metrics
 from redline.queue import ReliableQueue
-from redline.runner import Context, run_service
+from redline.runner import Context, Hook, run_service
 
 __all__ = ["Importer", "ImporterSettings", "create_app"]
 
@@ -136,7 +137,7 @@ class Importer:
         self._client = connect(self.settings.redis)
         pusher = asyncio.create_task(self._push_loop(ReliableQueue(self._client)))
         reader = asyncio.create_task(
-            run_service(ReplyReader(self), self.settings, [self.metrics], self.stopping, 1.0)
+            run_service(ReplyReader(self), self.settings, self._hooks(), self.stopping, 1.0)
         )
         log.info(
             "himporter instance=%s replies=%s out=%s",
@@ -154,6 +155,11 @@ class Importer:
             with contextlib.suppress(Exception):
                 await self._client.delete(self.reply_key)
             await self._client.aclose()
+
+    def _hooks(self) -> list[Hook]:
+        settings = self.settings
+        serves = f"http://{settings.host}:{settings.port} -> {settings.out}"
+        return [lifecycle("himporter", settings, serves), self.metrics]
 
     async def _push_loop(self, queue: ReliableQueue) -> None:
         while True:

@@ -25,11 +25,12 @@ from pydantic import Field
 from redline.config import ServiceConfig
 from redline.errors import EnvelopeError
 from redline.http.envelope import Request, Response
-from redline.http.hmetrics import Metrics
+from redline.lifecycle import Lifecycle
+from redline.metrics import Metrics
 from redline.queue import Delivery, ReliableQueue
 from redline.runner import Context, Hook
 
-__all__ = ["Forward", "HttpService", "Outcome", "WorkerConfig"]
+__all__ = ["Forward", "HttpService", "Outcome", "WorkerConfig", "lifecycle"]
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +47,18 @@ class WorkerConfig(ServiceConfig):
     pop_timeout: float = Field(1, alias="popTimeout", gt=0)
     concurrency: int = Field(64, gt=0, description="requests at once (hrender, handlers)")
 
-    @property
-    def namespace(self) -> str:
-        return self.service_namespace or f"redline:{self.in_}"
+
+def lifecycle(service: str, config: ServiceConfig, serves: str) -> Lifecycle:
+    """The lifecycle hook of a web service instance, in its namespace."""
+    namespace = config.service_namespace or f"redline:{service}"
+    return Lifecycle(
+        namespace,
+        service,
+        serves,
+        expire=config.service_expire,
+        renew=config.service_renew,
+        capacity=config.service_capacity,
+    )
 
 
 @dataclass(frozen=True)
@@ -76,13 +86,18 @@ class HttpService:
 
     def __init__(self, config: WorkerConfig) -> None:
         self.config = config
-        self.metrics = Metrics(config.namespace, 10_000)
+        self.metrics = Metrics(config.service_namespace or f"redline:{self.name}", 10_000)
         self._queue: ReliableQueue | None = None
         self._running: set[asyncio.Task[None]] = set()
 
     def hooks(self) -> list[Hook]:
-        """The runner hooks this service needs: its metrics, and itself (drains at stop)."""
-        return [self.metrics, self]
+        """The runner hooks: lifecycle (registration, renewal, remote shutdown), metrics, and
+        the service itself (it drains running requests at stop)."""
+        return [
+            lifecycle(self.name, self.config, f"{self.config.in_} -> replies"),
+            self.metrics,
+            self,
+        ]
 
     async def start(self, ctx: Context) -> None:
         return None
