@@ -84,18 +84,22 @@ def _worker(
     @click.command(name=name, help=summary)
     @config_options
     def command(config_path: Path | None, redis_url: str | None, sets: tuple[str, ...]) -> None:
-        config = load_or_exit(model, config_path, sets, redis=redis_url)
-        try:
-            service = build(config)
-        except ConfigError as exc:
-            for problem in exc.problems:
-                click.echo(f"config error: {problem}", err=True)
-            sys.exit(EXIT_CONFIG)
-        except OSError as exc:
-            fail(str(exc), EXIT_CONFIG)
-        _run_worker(service, config)
+        _start(model, build, load_or_exit(model, config_path, sets, redis=redis_url))
 
     return command
+
+
+def _start(model: type[C], build: Callable[[Any], HttpService], config: C) -> None:
+    try:
+        service = build(config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(f"config error: {problem}", err=True)
+        sys.exit(EXIT_CONFIG)
+    except OSError as exc:
+        fail(str(exc), EXIT_CONFIG)
+        return
+    _run_worker(service, config)
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -157,6 +161,21 @@ def _handler(config: HandlerConfig) -> HttpService:
     return HandlerService(config, load_handlers(config.module))
 
 
+@click.command()
+@click.argument("module", required=False)
+@config_options
+def handler(
+    module: str | None, config_path: Path | None, redis_url: str | None, sets: tuple[str, ...]
+) -> None:
+    """Run the @handler functions of MODULE (a .py file or a dotted module name).
+
+    MODULE may also come from the config's `module`. Requests are popped from `in`:
+    `redline handler hello.py --set in=web:hello`. See docs/web.md.
+    """
+    config = load_or_exit(HandlerConfig, config_path, sets, redis=redis_url, module=module)
+    _start(HandlerConfig, _handler, config)
+
+
 COMMANDS = [
     himporter,
     _worker(
@@ -177,10 +196,5 @@ COMMANDS = [
         Render,
         "Render Jinja2 `pages` (or JSON) with data from Redis fetched by rquery commands.",
     ),
-    _worker(
-        "handler",
-        HandlerConfig,
-        _handler,
-        "Run the @handler functions of `module` (a .py file or dotted module name).",
-    ),
+    handler,
 ]
