@@ -26,7 +26,9 @@ async def test_resolves_by_id_and_counts_late_answers() -> None:
     expiring = dispatcher.track("b")
     assert dispatcher.resolve(Response("a", 201))
     assert (await answered).status == 201
+    sweeper = asyncio.create_task(dispatcher.sweep(0.01))
     assert (await asyncio.wait_for(expiring, 5)).status == 504
+    sweeper.cancel()
     assert not dispatcher.resolve(Response("b", 200))  # after its timeout: dropped
     assert not dispatcher.resolve(Response("zzz", 200))  # never dispatched here
     assert metrics.seen == [("response", -1), ("timeout", 1), ("late", 1), ("late", 1)]

@@ -136,6 +136,7 @@ class Importer:
         assert self.settings.redis, "create_app needs settings.redis (the CLI resolves it)"
         self._client = connect(self.settings.redis)
         pusher = asyncio.create_task(self._push_loop(ReliableQueue(self._client)))
+        sweeper = asyncio.create_task(self.dispatcher.sweep())
         reader = asyncio.create_task(
             run_service(ReplyReader(self), self.settings, self._hooks(), self.stopping, 1.0)
         )
@@ -151,7 +152,8 @@ class Importer:
             self.stopping.set()
             self.dispatcher.cancel_all()
             pusher.cancel()
-            await asyncio.gather(pusher, reader, return_exceptions=True)
+            sweeper.cancel()
+            await asyncio.gather(pusher, sweeper, reader, return_exceptions=True)
             with contextlib.suppress(Exception):
                 await self._client.delete(self.reply_key)
             await self._client.aclose()
