@@ -154,6 +154,7 @@ def test_steady_load_while_killing_an_assets_then_a_router_replica(stack: Stack)
     kills.start()
     ok, failed, other, hung = _load(url, seconds=20, deadline=5, here=stack.here)
     kills.join()
+    print(f"load: ok={ok} 5xx={failed} other={other} hung={hung}")  # shown with pytest -s
     assert other == 0 and hung == 0, (ok, failed, other, hung)
     assert ok > 100, (ok, failed)
     for key in ("res:http", "res:assets"):
