@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo demo-web test lint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,10 @@ $(BIN)/.installed: pyproject.toml
 
 demo: $(BIN)/.installed
 	$(BIN)/redline demo
+
+# The example website (docs/web.md) on http://127.0.0.1:8080/ until Ctrl-C.
+demo-web: $(BIN)/.installed
+	$(BIN)/redline up examples/website/redline.toml
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests $(wildcard bench)

@@ -7,6 +7,7 @@ __all__ = [
     "ConnectionURLError",
     "CrossSlotError",
     "EmbeddedServerError",
+    "EnvelopeError",
     "QueryError",
     "QueueError",
     "RedlineError",
@@ -56,3 +57,7 @@ class QueryError(RedlineError):
     def document(self) -> dict[str, str]:
         """The error as it goes into a reply: ``{"code": ..., "message": ...}``."""
         return {"code": self.code, "message": str(self)}
+
+
+class EnvelopeError(RedlineError):
+    """A queued HTTP message that is not a valid redline request/response envelope."""

@@ -9,12 +9,14 @@ import click
 from redline import __version__
 from redline.cli.demo import demo
 from redline.cli.dev import dev, ping
+from redline.cli.http import COMMANDS as HTTP_COMMANDS
 from redline.cli.metrics import metrics_command
 from redline.cli.queue import queue
 from redline.cli.rquery import rquery, rquery_service
 from redline.cli.scale import cscale, scale
 from redline.cli.services import lpush_command, mbalance_command, mpush_command
 from redline.cli.status import services_command, status
+from redline.cli.up import up
 from redline.cli.vpush import vpush
 from redline.logs import configure
 
@@ -62,6 +64,8 @@ COMMANDS = (
     cscale,
     status,
     services_command,
+    up,
+    *HTTP_COMMANDS,
 )
 for command in COMMANDS:
     main.add_command(command)

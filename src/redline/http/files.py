@@ -1,0 +1,185 @@
+"""hassets' file logic: a request for a path under a directory → a response, all in memory.
+
+Content type by extension; ``ETag``/``If-None-Match`` and ``Last-Modified``/``If-Modified-Since``
+(304); a single ``Range`` (206, or 416 when unsatisfiable); ``HEAD``; gzip for compressible
+types when the client accepts it. A path that escapes the directory — ``..``, its encoded form
+``%2e%2e``, a symlink pointing outside — gets 404 and a warning in the log.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import gzip
+import logging
+import mimetypes
+import re
+import stat
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from redline.http.envelope import Request, Response
+
+__all__ = ["Asset", "StaticFiles"]
+
+log = logging.getLogger(__name__)
+
+_COMPRESSIBLE = re.compile(r"^(text/|application/(json|javascript|xml|.*\+xml)|image/svg)")
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+GZIP_MIN = 256
+
+
+@dataclass(frozen=True)
+class Asset:
+    """A file found under the root: where it is and what its validators are."""
+
+    path: Path
+    size: int
+    mtime: float
+    etag: str
+    content_type: str
+
+    @property
+    def last_modified(self) -> str:
+        return email.utils.formatdate(self.mtime, usegmt=True)
+
+
+def _content_type(path: Path) -> str:
+    guessed, _ = mimetypes.guess_type(path.name)
+    kind = guessed or "application/octet-stream"
+    return f"{kind}; charset=utf-8" if kind.startswith("text/") else kind
+
+
+@lru_cache(maxsize=256)
+def _gzipped(path: Path, etag: str) -> bytes:  # etag in the key: a changed file misses
+    return gzip.compress(path.read_bytes(), compresslevel=6, mtime=0)
+
+
+def _accepts_gzip(request: Request) -> bool:
+    for part in (request.header("accept-encoding") or "").split(","):
+        coding, _, quality = part.strip().partition(";")
+        if coding.strip().lower() in ("gzip", "*"):
+            return quality.strip().replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+    return False
+
+
+def _byte_range(spec: str, size: int) -> tuple[int, int] | None:
+    """(first, last) inclusive for one ``bytes=`` range, or None when unsatisfiable."""
+    found = _RANGE.match(spec.strip())
+    if not found or found.groups() == ("", ""):
+        return None
+    first, last = found.groups()
+    if first == "":
+        length = int(last)
+        return (max(size - length, 0), size - 1) if length and size else None
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    return (start, end) if start <= end else None
+
+
+class StaticFiles:
+    """Serves files under `root`; `respond(request)` never raises for a bad path."""
+
+    def __init__(self, root: Path | str, index: str = "index.html") -> None:
+        self.root = Path(root).resolve()
+        self.index = index
+        if not self.root.is_dir():
+            raise NotADirectoryError(f"hassets root {str(root)!r} is not a directory")
+
+    def respond(self, request: Request) -> Response:
+        """The response for `request` (GET or HEAD of a file under the root)."""
+        if request.method not in ("GET", "HEAD"):
+            return Response.text(
+                request.id, "method not allowed\n", 405, headers=[("allow", "GET, HEAD")]
+            )
+        wanted = request.params.get("path", request.route_path)
+        asset = self.find(wanted, request)
+        if asset is None:
+            return Response.text(request.id, "not found\n", 404)
+        return self._serve(request, asset)
+
+    def find(self, wanted: str, request: Request | None = None) -> Asset | None:
+        """The file for URL path `wanted` (already percent-decoded), or None."""
+        parts = [p for p in wanted.replace("\\", "/").split("/") if p not in ("", ".")]
+        if ".." in parts or "\x00" in wanted:
+            return self._refused(wanted, "dot-dot segment", request)
+        target = self.root.joinpath(*parts).resolve()
+        if target != self.root and not target.is_relative_to(self.root):
+            return self._refused(wanted, "resolves outside the root", request)
+        try:
+            info = target.stat()
+            if stat.S_ISDIR(info.st_mode):
+                target = target / self.index
+                info = target.stat()
+        except OSError:
+            return None
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        etag = f'"{info.st_size:x}-{info.st_mtime_ns:x}"'
+        return Asset(target, info.st_size, info.st_mtime, etag, _content_type(target))
+
+    def _refused(self, wanted: str, why: str, request: Request | None) -> Asset | None:
+        who = f" id={request.id} client={request.client}" if request else ""
+        log.warning("hassets refused path=%r reason=%r%s", wanted, why, who)
+        return None
+
+    def _serve(self, request: Request, asset: Asset) -> Response:
+        headers = [
+            ("etag", asset.etag),
+            ("last-modified", asset.last_modified),
+            ("accept-ranges", "bytes"),
+        ]
+        if _not_modified(request, asset):
+            return Response(request.id, 304, tuple(headers))
+        spec = request.header("range")
+        if spec is not None and request.header("if-range") in (None, asset.etag):
+            return self._partial(request, asset, spec, headers)
+        headers.append(("content-type", asset.content_type))
+        if asset.size >= GZIP_MIN and _COMPRESSIBLE.match(asset.content_type):
+            headers.append(("vary", "accept-encoding"))
+            if _accepts_gzip(request):
+                body = _gzipped(asset.path, asset.etag)
+                headers[0] = ("etag", asset.etag[:-1] + '-gz"')
+                headers.append(("content-encoding", "gzip"))
+                return _finish(request, 200, headers, body)
+        return _finish(request, 200, headers, _read(asset.path))
+
+    def _partial(
+        self, request: Request, asset: Asset, spec: str, headers: list[tuple[str, str]]
+    ) -> Response:
+        span = _byte_range(spec, asset.size)
+        if span is None:
+            headers.append(("content-range", f"bytes */{asset.size}"))
+            return Response(request.id, 416, tuple(headers))
+        first, last = span
+        headers.append(("content-type", asset.content_type))
+        headers.append(("content-range", f"bytes {first}-{last}/{asset.size}"))
+        with asset.path.open("rb") as handle:
+            handle.seek(first)
+            body = handle.read(last - first + 1)
+        return _finish(request, 206, headers, body)
+
+
+def _not_modified(request: Request, asset: Asset) -> bool:
+    tags = request.header("if-none-match")
+    if tags is not None:
+        offered = {t.strip().removeprefix("W/") for t in tags.split(",")}
+        return "*" in offered or bool(offered & {asset.etag, asset.etag[:-1] + '-gz"'})
+    since = request.header("if-modified-since")
+    if since:
+        try:
+            when = email.utils.parsedate_to_datetime(since).timestamp()
+        except (TypeError, ValueError):
+            return False
+        return int(asset.mtime) <= when
+    return False
+
+
+def _read(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def _finish(request: Request, status: int, headers: list[tuple[str, str]], body: bytes) -> Response:
+    """HEAD keeps the headers (Content-Length included) and drops the body."""
+    headers.append(("content-length", str(len(body))))
+    return Response(request.id, status, tuple(headers), b"" if request.method == "HEAD" else body)

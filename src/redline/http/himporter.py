@@ -1,0 +1,260 @@
+"""himporter: the HTTP front. Each request becomes a message on the routing queue; the response
+that comes back on this instance's own reply list is sent to the client.
+
+Built with `create_app(settings)`: a Starlette app (for its lifespan and ``app.state``) whose one
+mount is the importer itself, a plain ASGI callable — per request it does no more than read the
+body, build the envelope and wait for the answer. Pushes are batched (one round trip carries
+every request that arrived meanwhile) and replies are popped in batches.
+
+Limits: a body over ``maxBody`` → 413; headers over ``maxHeader`` bytes → 431; no response
+within ``timeout`` seconds → 504; more than ``maxConcurrency`` requests in flight → 503 with
+``Retry-After``. Any number of replicas can run: each has its own reply list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import Any
+
+from pydantic import Field
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from redline.config import ServiceConfig
+from redline.connection import AsyncClient, connect
+from redline.errors import EnvelopeError
+from redline.http.envelope import Request, Response
+from redline.http.mdispatch import Dispatcher
+from redline.http.worker import lifecycle
+from redline.metrics import Metrics
+from redline.queue import ReliableQueue
+from redline.runner import Context, Hook, run_service
+
+__all__ = ["Importer", "ImporterSettings", "create_app"]
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+PUSH_BATCH = 512
+REPLY_BATCH = 512
+
+
+class ImporterSettings(ServiceConfig):
+    """himporter's configuration (file names in camelCase)."""
+
+    host: str = Field("127.0.0.1", description="address to listen on")
+    port: int = Field(8080, ge=0, le=65535, description="port to listen on")
+    out: str = Field("redline:http", description="the routing queue hrouter reads")
+    replies: str = Field("redline:http:reply", description="prefix of per-instance reply lists")
+    timeout: float = Field(10, gt=0, description="seconds a request may take → else 504")
+    max_body: int = Field(1 << 20, alias="maxBody", ge=0, description="bytes → else 413")
+    max_header: int = Field(8192, alias="maxHeader", gt=0, description="bytes → else 431")
+    max_concurrency: int = Field(1000, alias="maxConcurrency", gt=0, description="→ else 503")
+    retry_after: int = Field(1, alias="retryAfter", ge=0, description="seconds, with 503")
+    pop_timeout: float = Field(1, alias="popTimeout", gt=0)
+
+    @property
+    def namespace(self) -> str:
+        return self.service_namespace or "redline:himporter"
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class Importer:
+    """The ASGI callable; its `lifespan` starts and stops the push and reply loops."""
+
+    def __init__(self, settings: ImporterSettings) -> None:
+        self.settings = settings
+        self.instance = os.urandom(6).hex()
+        self.reply_key = f"{settings.replies}:{self.instance}"
+        self.metrics = Metrics(settings.namespace, round(settings.timeout * 1000))
+        self.dispatcher = Dispatcher(self.metrics, settings.timeout)
+        self.outbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+        self.stopping = asyncio.Event()
+        self._ids = itertools.count()
+        self._client: AsyncClient | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        response = await self.handle(scope, receive)
+        await _send(scope, send, response)
+
+    async def handle(self, scope: Scope, receive: Receive) -> Response:
+        """The response for one HTTP request: dispatched, or refused by a limit."""
+        settings, request_id = self.settings, f"{self.instance}-{next(self._ids)}"
+        if len(self.dispatcher) >= settings.max_concurrency:
+            self.metrics.count("rejected")
+            retry = [("retry-after", str(settings.retry_after))]
+            return Response.text(request_id, "too many requests in flight\n", 503, headers=retry)
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        if sum(len(k) + len(v) + 4 for k, v in headers) > settings.max_header:
+            self.metrics.count("headers")
+            return Response.text(request_id, "request headers too large\n", 431)
+        try:
+            body = await _read_body(receive, headers, settings.max_body)
+        except _TooLarge:
+            self.metrics.count("toolarge")
+            return Response.text(request_id, "request body too large\n", 413)
+        request = self._envelope(request_id, scope, headers, body)
+        future = self.dispatcher.track(request_id)
+        self.outbox.put_nowait((request_id, request.encode()))
+        return await future
+
+    def _envelope(
+        self, request_id: str, scope: Scope, headers: list[tuple[str, str]], body: bytes
+    ) -> Request:
+        raw = scope.get("raw_path") or scope["path"].encode()
+        client = scope.get("client") or ("", 0)
+        return Request(
+            id=request_id,
+            method=scope["method"],
+            path=raw.decode("latin-1"),
+            query=scope.get("query_string", b"").decode("latin-1"),
+            headers=tuple(headers),
+            body=body,
+            client=f"{client[0]}:{client[1]}",
+            deadline=time.time() + self.settings.timeout,
+            reply=self.reply_key,
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        """Start the push loop and the reply reader (on the service runner); stop them after."""
+        assert self.settings.redis, "create_app needs settings.redis (the CLI resolves it)"
+        self._client = connect(self.settings.redis)
+        pusher = asyncio.create_task(self._push_loop(ReliableQueue(self._client)))
+        sweeper = asyncio.create_task(self.dispatcher.sweep())
+        reader = asyncio.create_task(
+            run_service(ReplyReader(self), self.settings, self._hooks(), self.stopping, 1.0)
+        )
+        log.info(
+            "himporter instance=%s replies=%s out=%s",
+            self.instance,
+            self.reply_key,
+            self.settings.out,
+        )
+        try:
+            yield
+        finally:
+            self.stopping.set()
+            self.dispatcher.cancel_all()
+            pusher.cancel()
+            sweeper.cancel()
+            await asyncio.gather(pusher, sweeper, reader, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await self._client.delete(self.reply_key)
+            await self._client.aclose()
+
+    def _hooks(self) -> list[Hook]:
+        settings = self.settings
+        serves = f"http://{settings.host}:{settings.port} -> {settings.out}"
+        return [lifecycle("himporter", settings, serves), self.metrics]
+
+    async def _push_loop(self, queue: ReliableQueue) -> None:
+        while True:
+            batch = [await self.outbox.get()]
+            while not self.outbox.empty() and len(batch) < PUSH_BATCH:
+                batch.append(self.outbox.get_nowait())
+            try:
+                await queue.push(self.settings.out, *(payload for _, payload in batch))
+            except Exception as exc:  # Redis down: answer now rather than at the timeout
+                log.warning("himporter push failed requests=%d error=%r", len(batch), exc)
+                for request_id, _ in batch:
+                    answer = Response.text(request_id, "service unavailable\n", 503)
+                    self.dispatcher.fail(request_id, answer)
+
+    def deliver(self, replies: list[bytes]) -> None:
+        """Hand each reply to the request waiting for it (unknown or late ones are counted)."""
+        for data in replies:
+            try:
+                self.dispatcher.resolve(Response.decode(data))
+            except EnvelopeError as exc:
+                log.warning("himporter dropped a bad reply error=%s", exc)
+
+
+class ReplyReader:
+    """The runner service of a himporter: each step pops a batch of this instance's replies."""
+
+    name = "himporter"
+
+    def __init__(self, importer: Importer) -> None:
+        self.importer = importer
+
+    async def step(self, ctx: Context) -> None:
+        key = self.importer.reply_key
+        replies: Any = await ctx.redis.rpop(key, REPLY_BATCH)
+        if not replies:
+            found = await ctx.redis.brpop([key], timeout=ctx.config.pop_timeout)
+            replies = [found[1]] if found else []
+        self.importer.deliver(list(replies))
+
+
+async def _read_body(receive: Receive, headers: list[tuple[str, str]], limit: int) -> bytes:
+    for name, value in headers:
+        if name == "content-length" and value.strip().isdigit() and int(value) > limit:
+            raise _TooLarge
+    chunks, size, more = [], 0, True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+_NO_BODY = {204, 304}
+_HOP = {"connection", "transfer-encoding", "keep-alive"}
+
+
+async def _send(scope: Scope, send: Send, response: Response) -> None:
+    headers = [
+        (k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers if k not in _HOP
+    ]
+    body = response.body
+    if response.status not in _NO_BODY and response.header("content-length") is None:
+        headers.append((b"content-length", str(len(body)).encode()))
+    if scope["method"] == "HEAD" or response.status in _NO_BODY:
+        body = b""
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def direct(app: Starlette) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    """`app` as served: HTTP requests go straight to its importer, skipping Starlette's
+    middleware stack (measured at about a sixth of the CPU per request); lifespan goes through
+    Starlette as usual."""
+    importer: Importer = app.state.importer
+
+    async def serve(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await importer(scope, receive, send)
+        else:
+            await app(scope, receive, send)
+
+    return serve
+
+
+def create_app(settings: ImporterSettings) -> Starlette:
+    """The himporter ASGI app; ``app.state.importer`` is the `Importer`."""
+    importer = Importer(settings)
+    app = Starlette(routes=[Mount("", app=importer)], lifespan=importer.lifespan)
+    app.state.importer = importer
+    return app

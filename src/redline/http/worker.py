@@ -1,0 +1,219 @@
+"""What every HTTP handler service shares: pop requests, answer or forward each, ack.
+
+One step pops a batch from the service's ``in`` queue (a ReliableQueue), works out each
+request's outcome — a `Response` for the reply list named in the envelope, or a `Forward` onto
+another queue (hrouter) — sends them all (one pipeline of LPUSH+EXPIRE per batch for replies, one
+push per target queue), and only then acks the batch. A replica killed at any point leaves its
+requests in flight; when their lease runs out a surviving replica's pop takes them again.
+
+A request whose deadline has passed is acked without an answer (the importer has already sent
+504); a handler still working at the deadline is cancelled. A payload that is not an envelope is
+dead-lettered with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from pydantic import Field
+
+from redline.config import ServiceConfig
+from redline.errors import EnvelopeError
+from redline.http.envelope import Request, Response
+from redline.lifecycle import Lifecycle
+from redline.metrics import Metrics
+from redline.queue import Delivery, ReliableQueue
+from redline.runner import Context, Hook
+
+__all__ = ["Forward", "HttpService", "Outcome", "WorkerConfig", "lifecycle"]
+
+log = logging.getLogger(__name__)
+
+REPLY_TTL = 60  # seconds a reply list outlives its last reply (its importer may be gone)
+
+
+class WorkerConfig(ServiceConfig):
+    """Fields every HTTP handler service has."""
+
+    in_: str = Field(alias="in", description="the queue this service pops requests from")
+    batch: int = Field(64, gt=0, description="requests taken per pop")
+    lease: float = Field(5, gt=0, description="seconds before a dead replica's requests return")
+    max_deliveries: int = Field(5, alias="maxDeliveries", gt=0)
+    pop_timeout: float = Field(1, alias="popTimeout", gt=0)
+    concurrency: int = Field(64, gt=0, description="requests at once (hrender, handlers)")
+
+
+def lifecycle(service: str, config: ServiceConfig, serves: str) -> Lifecycle:
+    """The lifecycle hook of a web service instance, in its namespace."""
+    namespace = config.service_namespace or f"redline:{service}"
+    return Lifecycle(
+        namespace,
+        service,
+        serves,
+        expire=config.service_expire,
+        renew=config.service_renew,
+        capacity=config.service_capacity,
+    )
+
+
+@dataclass(frozen=True)
+class Forward:
+    """Send `request` on to `queue` (instead of answering it)."""
+
+    queue: str
+    request: Request
+
+
+Outcome = Response | Forward | None
+
+
+class HttpService:
+    """Base of hrouter, hassets, hrender and handler services: override `respond`.
+
+    Quick services (hrouter, hassets) answer a batch one request after another and ack it
+    whole. `concurrent` ones (hrender, handlers) run each request as a task of its own, up to
+    ``concurrency`` at once, each bounded by its deadline with its lease kept alive meanwhile,
+    and keep popping while slow ones run. Run it with `hooks()` so that a stop waits for them.
+    """
+
+    name = "http"
+    concurrent = False
+
+    def __init__(self, config: WorkerConfig) -> None:
+        self.config = config
+        self.metrics = Metrics(config.service_namespace or f"redline:{self.name}", 10_000)
+        self._queue: ReliableQueue | None = None
+        self._running: set[asyncio.Task[None]] = set()
+
+    def hooks(self) -> list[Hook]:
+        """The runner hooks: lifecycle (registration, renewal, remote shutdown), metrics, and
+        the service itself (it drains running requests at stop)."""
+        return [
+            lifecycle(self.name, self.config, f"{self.config.in_} -> replies"),
+            self.metrics,
+            self,
+        ]
+
+    async def start(self, ctx: Context) -> None:
+        return None
+
+    async def tick(self, ctx: Context) -> None:
+        return None
+
+    async def stop(self, ctx: Context) -> None:
+        """Wait for requests still running (each ends by its deadline at the latest)."""
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+
+    async def respond(self, ctx: Context, request: Request) -> Outcome:
+        raise NotImplementedError
+
+    def queue(self, ctx: Context) -> ReliableQueue:
+        if self._queue is None:
+            self._queue = ReliableQueue(
+                ctx.redis, lease=self.config.lease, max_deliveries=self.config.max_deliveries
+            )
+        return self._queue
+
+    async def step(self, ctx: Context) -> None:
+        if self.concurrent:
+            await self._step_concurrent(ctx)
+            return
+        queue, config = self.queue(ctx), self.config
+        batch = await queue.pop(config.in_, count=config.batch, block=config.pop_timeout)
+        if not batch:
+            return
+        requests = [(d, r) for d, r in [(d, await self._decode(queue, d)) for d in batch] if r]
+        live = [r for _, r in requests if not self._expired(r)]
+        outcomes = [await self._safe(ctx, r) for r in live]
+        await self._send(ctx, queue, zip(live, outcomes, strict=True))
+        await queue.ack(*(d for d, _ in requests))
+
+    async def _step_concurrent(self, ctx: Context) -> None:
+        queue, config = self.queue(ctx), self.config
+        self._running = {task for task in self._running if not task.done()}
+        room = config.concurrency - len(self._running)
+        if room <= 0:
+            await asyncio.wait(
+                self._running, timeout=config.pop_timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            return
+        batch = await queue.pop(config.in_, count=min(room, config.batch), block=config.pop_timeout)
+        for delivery in batch:
+            self._running.add(asyncio.create_task(self._one(ctx, queue, delivery)))
+
+    async def _one(self, ctx: Context, queue: ReliableQueue, delivery: Delivery) -> None:
+        """One request of a concurrent service: answer, send, ack (a failure leaves the lease
+        to run out, so that the request is redelivered)."""
+        try:
+            request = await self._decode(queue, delivery)
+            if request is not None and not self._expired(request):
+                async with queue.keep_leases([delivery]):
+                    outcome = await self._bounded(ctx, request)
+                await self._send(ctx, queue, [(request, outcome)])
+            await queue.ack(delivery)
+        except Exception as exc:
+            log.warning("%s could not finish id=%s error=%r", self.name, delivery.id, exc)
+
+    async def _decode(self, queue: ReliableQueue, delivery: Delivery) -> Request | None:
+        try:
+            request = Request.decode(delivery.payload)
+        except EnvelopeError as exc:
+            log.warning("%s dead-lettered id=%s reason=%s", self.name, delivery.id, exc)
+            await queue.dead_letter(delivery, reason=str(exc))
+            return None
+        if delivery.deliveries > 1:
+            self.metrics.count("redelivered")
+            log.info(
+                "%s redelivered id=%s deliveries=%d", self.name, request.id, delivery.deliveries
+            )
+        return request
+
+    def _expired(self, request: Request) -> bool:
+        if request.expired():
+            self.metrics.count("expired")
+            log.info("%s skipped expired id=%s path=%s", self.name, request.id, request.path)
+            return True
+        return False
+
+    async def _safe(self, ctx: Context, request: Request) -> Outcome:
+        try:
+            return await self.respond(ctx, request)
+        except Exception:
+            log.exception("%s failed id=%s path=%s", self.name, request.id, request.path)
+            return Response.text(request.id, "internal server error\n", 500)
+
+    async def _bounded(self, ctx: Context, request: Request) -> Outcome:
+        remaining = request.deadline - time.time() if request.deadline else None
+        try:
+            return await asyncio.wait_for(self._safe(ctx, request), remaining)
+        except TimeoutError:
+            self.metrics.count("expired")
+            log.warning(
+                "%s gave up at the deadline id=%s path=%s", self.name, request.id, request.path
+            )
+            return None
+
+    async def _send(
+        self, ctx: Context, queue: ReliableQueue, outcomes: Iterable[tuple[Request, Outcome]]
+    ) -> None:
+        replies: dict[str, list[bytes]] = defaultdict(list)
+        forwards: dict[str, list[bytes]] = defaultdict(list)
+        for request, outcome in outcomes:
+            if isinstance(outcome, Response) and request.reply:
+                replies[request.reply].append(outcome.encode())
+            elif isinstance(outcome, Forward):
+                forwards[outcome.queue].append(outcome.request.encode())
+        for target, payloads in forwards.items():
+            await queue.push(target, *payloads)
+        if replies:
+            pipe = ctx.redis.pipeline(transaction=False)
+            for key, payloads in replies.items():
+                pipe.lpush(key, *payloads)
+                pipe.expire(key, REPLY_TTL)
+            await pipe.execute()

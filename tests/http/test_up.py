@@ -1,0 +1,87 @@
+"""`redline up`: topology files, validation, and restarting a replica that dies."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from redline.errors import ConfigError
+from redline.up import load_topology, seed_commands
+from tests.helpers import run
+
+
+def write(tmp_path: Path, text: str, name: str = "up.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_services_defaults_namespace_prefix_and_port(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        'port = 9000\n[defaults]\nserviceNamespace = "site"\npopTimeout = 2\n'
+        '[services.front]\nkind = "himporter"\nreplicas = 2\n'
+        '[services.assets]\nkind = "hassets"\nserviceNamespace = "mine"\n',
+    )
+    topology = load_topology(path, port=9100)
+    front, assets = topology.services
+    assert (front.kind, front.replicas, front.config["port"]) == ("himporter", 2, 9100)
+    assert front.config["serviceNamespace"] == "site:front" and front.config["popTimeout"] == 2
+    assert assets.config["serviceNamespace"] == "mine" and "port" not in assets.config
+
+
+def test_problems_are_listed_each(tmp_path: Path) -> None:
+    path = write(tmp_path, "[services.a]\nreplicas = -1\n[services.b]\nreplicas = 1\nx=1\n")
+    with pytest.raises(ConfigError) as caught:
+        load_topology(path, lambda plan: ["x: unknown"] if "x" in plan.config else [])
+    assert caught.value.problems == [
+        "services.a.replicas: -1 — expected a count ≥ 0",
+        "services.b.x: unknown",
+    ]
+    with pytest.raises(ConfigError, match="add at least one"):
+        load_topology(write(tmp_path, "port = 1\n", "empty.toml"))
+
+
+def test_json_topology_and_seed_file(tmp_path: Path) -> None:
+    (tmp_path / "seed.redis").write_text('# data\nset a "b c"\n\nrpush l 1 2\n')
+    path = write(tmp_path, '{"seed": "seed.redis", "services": {"x": {}}}', "up.json")
+    topology = load_topology(path)
+    assert topology.seed is not None
+    assert seed_commands(topology.seed) == [["set", "a", "b c"], ["rpush", "l", "1", "2"]]
+
+
+def test_cli_refuses_a_bad_service_config(tmp_path: Path) -> None:
+    path = write(tmp_path, '[services.files]\nkind = "hassets"\nin = "q"\n')
+    done = run("up", str(path))
+    assert done.returncode == 2 and "services.files.root: missing" in done.stderr
+
+
+def test_a_killed_replica_is_restarted(tmp_path: Path, redis_url: str, sredis) -> None:  # type: ignore[no-untyped-def]
+    from tests.helpers import spawn, stop, wait_for
+
+    (tmp_path / "www").mkdir()
+    path = write(
+        tmp_path,
+        '[defaults]\nserviceNamespace = "rs"\npopTimeout = 0.5\n'
+        '[services.files]\nkind = "hassets"\nin = "rs:files"\nroot = "www"\n',
+    )
+    proc = spawn("up", str(path), "--redis", redis_url, log=tmp_path / "up.log")
+    try:
+        first = wait_for(lambda: _pid(sredis, "rs:files"), timeout=30)
+        os.kill(first, signal.SIGKILL)
+        second = wait_for(lambda: (_pid(sredis, "rs:files") or first) != first, timeout=30)
+        assert second
+    finally:
+        assert stop(proc) == 0
+    assert "exited code=-9; restart in" in (tmp_path / "up.log").read_text()
+
+
+def _pid(client, namespace: str) -> int | None:  # type: ignore[no-untyped-def]
+    for ident in client.lrange(f"{namespace}:ids", 0, 0):
+        pid = client.hget(f"{namespace}:{ident.decode()}", "pid")
+        if pid:
+            return int(pid)
+    return None
