@@ -11,8 +11,12 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@
 
+# The seed's mpush demo, then the example website (http://127.0.0.1:8080/) until Ctrl-C.
 demo: $(BIN)/.installed
 	$(BIN)/redline demo
+	@echo
+	@echo "Next: the example website (examples/website). Open http://127.0.0.1:8080/ - Ctrl-C stops it."
+	$(BIN)/redline up examples/website/redline.toml
 
 # The example website (docs/web.md) on http://127.0.0.1:8080/ until Ctrl-C.
 demo-web: $(BIN)/.installed
