@@ -8,10 +8,15 @@ __all__ = [
     "CrossSlotError",
     "EmbeddedServerError",
     "EnvelopeError",
+    "JobError",
+    "JobFailed",
+    "JobSerializationError",
+    "JobTimeout",
     "QueryError",
     "QueueError",
     "RedlineError",
     "ShutdownRequested",
+    "UnknownTaskError",
 ]
 
 
@@ -61,3 +66,27 @@ class QueryError(RedlineError):
 
 class EnvelopeError(RedlineError):
     """A queued HTTP message that is not a valid redline request/response envelope."""
+
+
+class JobError(RedlineError):
+    """A job that cannot be enqueued, run or read as asked."""
+
+
+class JobSerializationError(JobError):
+    """Job arguments or a result that the job document (JSON) cannot carry."""
+
+
+class UnknownTaskError(JobError):
+    """A job names a task the worker does not have."""
+
+
+class JobTimeout(JobError, TimeoutError):
+    """A job ran longer than its task's timeout, or its result did not come in time."""
+
+
+class JobFailed(JobError):
+    """The job a caller waits on ended dead-lettered; `error` and `traceback` say why."""
+
+    def __init__(self, job_id: str, error: str, traceback: str = "") -> None:
+        self.job_id, self.error, self.traceback = job_id, error, traceback
+        super().__init__(f"job {job_id} failed: {error}")

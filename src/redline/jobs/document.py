@@ -1,0 +1,200 @@
+"""The job document: what a job looks like on the queue, in one documented JSON format.
+
+A job is one message on a ReliableQueue, its payload a UTF-8 JSON object::
+
+    {"v": 1, "id": "5f0c…", "task": "app.tasks.send_mail", "args": ["a@example.com"],
+     "kwargs": {"subject": "hi"}, "enqueued_at": 1767225600.25, "queue": "jobs",
+     "unique": "mail:a@example.com", "result_ttl": 300}
+
+- ``v`` is the format version (1). ``unique`` and ``result_ttl`` are left out when not set.
+- ``args``/``kwargs`` are plain JSON: str, int, float, bool, None, lists and objects with string
+  keys. Tuples arrive as lists. ``bytes`` are refused (encode them yourself, e.g. base64 text):
+  a job document is readable by any language and by a person looking at the queue, and never
+  pickled, so a queue writer can never make a worker run code of its choosing.
+- How many times a job was delivered is not in the document: the queue counts deliveries
+  beside the message (the document is pushed once and never rewritten), and the worker reads
+  that count as the job's attempt number.
+
+Any client can enqueue a job: ``redis-cli LPUSH jobs '{"v":1,"id":"x1","task":"app.tasks.ping",
+"args":[],"kwargs":{},"enqueued_at":0,"queue":"jobs"}'``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from redline.errors import JobSerializationError
+from redline.keys import derived
+
+__all__ = [
+    "FORMAT_VERSION",
+    "JobDocument",
+    "JobState",
+    "decode_value",
+    "encode_value",
+    "job_keys",
+    "new_job_id",
+]
+
+FORMAT_VERSION = 1
+
+
+class JobState(StrEnum):
+    """Where a job is. Waiting, running and dead come from the queue; the rest from job records."""
+
+    SCHEDULED = "scheduled"
+    WAITING = "waiting"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    COMPLETE = "complete"
+    DEAD = "dead"
+
+
+def new_job_id() -> str:
+    """A fresh job id (random 128 bits, hex)."""
+    return uuid.uuid4().hex
+
+
+def _refuse(value: object) -> Any:
+    kind = type(value).__name__
+    hint = (
+        "encode bytes as text first, e.g. base64.b64encode(data).decode()"
+        if isinstance(value, bytes | bytearray | memoryview)
+        else "pass plain JSON values (str, int, float, bool, None, list, dict with str keys)"
+    )
+    raise TypeError(f"{kind} value {_short(value)} is not JSON: {hint}")
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def encode_value(value: Any, what: str) -> str:
+    """`value` as compact JSON; a JobSerializationError naming `what` when it is not JSON."""
+    try:
+        return json.dumps(
+            value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_refuse
+        )
+    except (TypeError, ValueError) as exc:
+        raise JobSerializationError(f"{what}: {exc}") from None
+
+
+def decode_value(text: str | bytes, what: str) -> Any:
+    """The inverse of `encode_value`."""
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise JobSerializationError(f"{what}: not JSON ({exc}): {_short(text)}") from None
+
+
+def _check_args(task: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+    for index, value in enumerate(args):
+        encode_value(value, f"task {task}: argument {index}")
+    for name, value in kwargs.items():
+        encode_value(value, f"task {task}: keyword argument {name!r}")
+
+
+@dataclass(frozen=True)
+class JobDocument:
+    """One job as it travels on the queue (see the module docstring for the JSON form)."""
+
+    task: str
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    queue: str = "jobs"
+    id: str = field(default_factory=new_job_id)
+    enqueued_at: float = field(default_factory=time.time)
+    unique: str | None = None
+    result_ttl: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "v": FORMAT_VERSION,
+            "id": self.id,
+            "task": self.task,
+            "args": list(self.args),
+            "kwargs": dict(self.kwargs),
+            "enqueued_at": self.enqueued_at,
+            "queue": self.queue,
+        }
+        if self.unique is not None:
+            doc["unique"] = self.unique
+        if self.result_ttl is not None:
+            doc["result_ttl"] = self.result_ttl
+        return doc
+
+    def encode(self) -> bytes:
+        """The payload to push; JobSerializationError names an argument that is not JSON."""
+        try:
+            return encode_value(self.to_json(), f"task {self.task}").encode()
+        except JobSerializationError:
+            _check_args(self.task, self.args, self.kwargs)  # names the argument at fault
+            raise
+
+    @classmethod
+    def decode(cls, payload: bytes | str, queue: str = "jobs") -> JobDocument:
+        """Read a payload; JobSerializationError says what is wrong with one that is not a job."""
+        doc = decode_value(payload, "job document")
+        if not isinstance(doc, dict) or not isinstance(doc.get("task"), str):
+            raise JobSerializationError(
+                f"not a job document (expected a JSON object with a 'task' name): {_short(doc)}"
+            )
+        if doc.get("v", FORMAT_VERSION) != FORMAT_VERSION:
+            raise JobSerializationError(f"job document version {doc.get('v')!r} is not 1")
+        args, kwargs = doc.get("args", []), doc.get("kwargs", {})
+        if not isinstance(args, list) or not isinstance(kwargs, dict):
+            raise JobSerializationError(
+                f"job {doc.get('id')!r}: 'args' must be a list and 'kwargs' an object"
+            )
+        return cls(
+            task=doc["task"],
+            args=tuple(args),
+            kwargs=kwargs,
+            queue=str(doc.get("queue", queue)),
+            id=str(doc.get("id") or new_job_id()),
+            enqueued_at=float(doc.get("enqueued_at", 0.0)),
+            unique=doc.get("unique"),
+            result_ttl=doc.get("result_ttl"),
+        )
+
+
+@dataclass(frozen=True)
+class JobKeys:
+    """The keys jobs keep beside a queue (all in the queue's cluster slot)."""
+
+    queue: str
+
+    def record(self, job_id: str) -> str:
+        """Hash of one job's outcome: state, result or error, traceback, attempts, times."""
+        return derived(self.queue, "job", job_id)
+
+    def unique(self, key: str) -> str:
+        """Lock held while a unique job is pending; its value is the job id."""
+        return derived(self.queue, "job-unique", key)
+
+    @property
+    def scheduled(self) -> str:
+        """Sorted set of job documents by the time they are due (enqueue_in / enqueue_at)."""
+        return derived(self.queue, "job-scheduled")
+
+    @property
+    def stats(self) -> str:
+        """Hash of counters: complete, failed, retried (rates on the dashboard)."""
+        return derived(self.queue, "job-stats")
+
+    @property
+    def recent(self) -> str:
+        """Capped list of the ids of jobs whose record was written (newest first)."""
+        return derived(self.queue, "job-recent")
+
+
+def job_keys(queue: str) -> JobKeys:
+    """The job keys of `queue`."""
+    return JobKeys(queue)

@@ -1,0 +1,200 @@
+"""Enqueueing jobs, and reading what became of them.
+
+    job = await enqueue(client, send_mail, "a@example.com", subject="hi")
+    job = await enqueue_in(client, 60, send_mail, "b@example.com")          # in a minute
+    job = await enqueue_at(client, tomorrow_9am, send_mail, "c@example.com")
+    value = await job.result(timeout=10)     # needs result_ttl on the task
+
+A producer that does not import the worker's code names the task: ``Task.ref("app.send_mail",
+queue="mail")``. Enqueueing a unique task while a job with the same key is pending does nothing
+and returns None.
+
+What became of a job is a hash beside its queue (`JobKeys.record`), written by the worker when a
+job fails (kept `FAILURE_TTL` seconds) or completes with ``result_ttl`` set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from redline.connection import AsyncClient
+from redline.errors import JobError, JobFailed, JobTimeout
+from redline.jobs.document import JobDocument, JobState, decode_value, encode_value, job_keys
+from redline.jobs.task import Task
+from redline.scripts import run
+
+__all__ = ["FAILURE_TTL", "Job", "JobRecord", "enqueue", "enqueue_at", "enqueue_in", "push_jobs"]
+
+FAILURE_TTL = 7 * 86400
+RECENT = 1000  # ids kept in a queue's list of recent job records
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """What the worker recorded about a job (one hash; see the module docstring)."""
+
+    id: str
+    state: JobState
+    task: str = ""
+    args: str = ""
+    attempts: int = 0
+    result: str | None = None
+    error: str = ""
+    traceback: str = ""
+    enqueued_at: float = 0.0
+    finished_at: float = 0.0
+
+    @classmethod
+    def from_hash(cls, job_id: str, fields: Mapping[bytes, bytes]) -> JobRecord:
+        text = {k.decode(): v.decode("utf-8", "replace") for k, v in fields.items()}
+        return cls(
+            id=job_id,
+            state=JobState(text.get("state", "complete")),
+            task=text.get("task", ""),
+            args=text.get("args", ""),
+            attempts=int(text.get("attempts", 0)),
+            result=text.get("result"),
+            error=text.get("error", ""),
+            traceback=text.get("traceback", ""),
+            enqueued_at=float(text.get("enqueued_at", 0)),
+            finished_at=float(text.get("finished_at", 0)),
+        )
+
+    def to_hash(self) -> dict[str, str]:
+        fields = {
+            "state": self.state.value,
+            "task": self.task,
+            "args": self.args,
+            "attempts": str(self.attempts),
+            "error": self.error,
+            "traceback": self.traceback,
+            "enqueued_at": repr(self.enqueued_at),
+            "finished_at": repr(self.finished_at),
+        }
+        if self.result is not None:
+            fields["result"] = self.result
+        return fields
+
+    @property
+    def value(self) -> Any:
+        """The job's return value (None when not recorded)."""
+        return None if self.result is None else decode_value(self.result, f"job {self.id} result")
+
+
+@dataclass(frozen=True)
+class Job:
+    """A handle on an enqueued job."""
+
+    id: str
+    queue: str
+    task: str
+    client: AsyncClient
+    result_ttl: int | None = None
+
+    async def record(self) -> JobRecord | None:
+        """What the worker recorded, or None (not finished, or not recorded)."""
+        fields: dict[bytes, bytes] = await self.client.hgetall(  # type: ignore[assignment]
+            job_keys(self.queue).record(self.id)
+        )
+        return JobRecord.from_hash(self.id, fields) if fields else None
+
+    async def result(self, timeout: float | None = None) -> Any:  # noqa: ASYNC109
+        """Wait for the job's return value; JobFailed when it was dead-lettered.
+
+        Raises JobTimeout after `timeout` seconds, and JobError at once when the task keeps no
+        results (set ``result_ttl`` on it).
+        """
+        if not self.result_ttl:
+            raise JobError(f"task {self.task!r} keeps no results: give it result_ttl=<seconds>")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = 0.01
+        while True:
+            found = await self.record()
+            if found is not None and found.state is JobState.COMPLETE:
+                return found.value
+            if found is not None and found.state is JobState.DEAD:
+                raise JobFailed(self.id, found.error, found.traceback)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise JobTimeout(f"job {self.id} ({self.task}) has no result after {timeout}s")
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.25)
+
+
+def _document(task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> JobDocument:
+    return JobDocument(
+        task=task.name,
+        args=args,
+        kwargs=kwargs,
+        queue=task.queue,
+        unique=task.unique_key(args, kwargs),
+        result_ttl=task.result_ttl,
+    )
+
+
+async def push_jobs(client: AsyncClient, queue: str, *payloads: bytes) -> None:
+    """Put job documents on `queue`'s waiting list (one round trip)."""
+    await client.lpush(queue, *payloads)
+
+
+async def _enqueue(
+    client: AsyncClient, task: Task[..., Any], due: float | None, args: Any, kwargs: Any
+) -> Job | None:
+    doc = _document(task, args, kwargs)
+    payload = doc.encode()
+    keys = job_keys(task.queue)
+    if doc.unique is not None:
+        holder = await run(
+            client,
+            "job_unique_enqueue",
+            [task.queue, keys.unique(doc.unique), keys.scheduled],
+            [payload, doc.id, task.unique_ttl, "" if due is None else repr(due)],
+        )
+        if holder:
+            return None
+    elif due is None:
+        await push_jobs(client, task.queue, payload)
+    else:
+        await client.zadd(keys.scheduled, {payload: due})
+    return Job(doc.id, task.queue, task.name, client, task.result_ttl)
+
+
+async def enqueue(
+    client: AsyncClient, task: Task[..., Any], /, *args: Any, **kwargs: Any
+) -> Job | None:
+    """Enqueue a run of `task` with these arguments now. None: a unique job is still pending."""
+    return await _enqueue(client, task, None, args, kwargs)
+
+
+async def enqueue_in(
+    client: AsyncClient, delay: float, task: Task[..., Any], /, *args: Any, **kwargs: Any
+) -> Job | None:
+    """Enqueue a run of `task` that becomes due `delay` seconds from now."""
+    if delay < 0:
+        raise JobError(f"enqueue_in: delay {delay!r} must be >= 0 seconds")
+    return await _enqueue(client, task, time.time() + delay, args, kwargs)
+
+
+async def enqueue_at(
+    client: AsyncClient,
+    when: dt.datetime | float,
+    task: Task[..., Any],
+    /,
+    *args: Any,
+    **kwargs: Any,
+) -> Job | None:
+    """Enqueue a run of `task` due at `when` (an aware datetime, or unix seconds)."""
+    if isinstance(when, dt.datetime):
+        if when.tzinfo is None:
+            raise JobError(f"enqueue_at: {when!r} has no timezone: pass an aware datetime")
+        when = when.timestamp()
+    return await _enqueue(client, task, when, args, kwargs)
+
+
+def describe_args(doc: JobDocument) -> str:
+    """The arguments of a job as one line of JSON (for records and the dashboard)."""
+    return encode_value({"args": list(doc.args), "kwargs": dict(doc.kwargs)}, f"job {doc.id}")

@@ -1,0 +1,86 @@
+"""Enqueue, enqueue_in/at, unique jobs, and the cron scheduler's lease, on a real server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+
+import pytest
+
+from redline.connection import AsyncClient
+from redline.errors import JobError
+from redline.jobs import (
+    CronSchedule,
+    CronScheduler,
+    JobDocument,
+    Task,
+    enqueue,
+    enqueue_at,
+    enqueue_in,
+    job_keys,
+)
+from redline.scripts import run
+
+send = Task.ref("app.send", queue="mail")
+
+
+async def test_enqueue_puts_a_job_document_on_the_plain_list(aredis: AsyncClient) -> None:
+    job = await enqueue(aredis, send, "a@b", subject="hi")
+    assert job is not None
+    raw = await aredis.lrange("mail", 0, -1)  # type: ignore[misc]
+    doc = JobDocument.decode(raw[0])
+    assert (doc.id, doc.task, doc.args, doc.kwargs) == (
+        job.id,
+        "app.send",
+        ("a@b",),
+        {"subject": "hi"},
+    )
+
+
+async def test_unique_enqueue_is_a_no_op_while_pending(aredis: AsyncClient) -> None:
+    unique = send.options(unique=True)
+    first = await enqueue(aredis, unique, 1)
+    assert first is not None
+    assert await enqueue(aredis, unique, 1) is None
+    assert await enqueue(aredis, unique, 2) is not None
+    assert await aredis.llen("mail") == 2  # type: ignore[misc]
+    key = job_keys("mail").unique(unique.unique_key((1,), {}) or "")
+    assert await run(aredis, "job_unlock", [key], ["someone-else"]) == 0
+    assert await run(aredis, "job_unlock", [key], [first.id]) == 1
+    assert await enqueue(aredis, unique, 1) is not None
+
+
+async def test_enqueue_in_and_at_wait_in_the_scheduled_set(aredis: AsyncClient) -> None:
+    keys = job_keys("mail")
+    await enqueue_in(aredis, 3600, send, "later")
+    await enqueue_at(aredis, dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1), send, "due")
+    assert await aredis.llen("mail") == 0  # type: ignore[misc]
+    moved = await run(aredis, "job_promote", [keys.scheduled, "mail"], [repr(time.time()), 100])
+    assert moved == 1
+    raw = await aredis.lrange("mail", 0, -1)  # type: ignore[misc]
+    assert json.loads(raw[0])["args"] == ["due"]
+    assert await aredis.zcard(keys.scheduled) == 1
+
+
+async def test_enqueue_at_refuses_a_naive_datetime(aredis: AsyncClient) -> None:
+    with pytest.raises(JobError, match="no timezone"):
+        await enqueue_at(aredis, dt.datetime(2030, 1, 1), send)
+
+
+async def test_only_one_cron_scheduler_enqueues(aredis: AsyncClient) -> None:
+    fired: list[tuple[str, dt.datetime]] = []
+
+    async def record(name: str, when: dt.datetime) -> None:
+        fired.append((name, when))
+
+    entries = [("app.tick", CronSchedule.parse("* * * * *"))]
+    one = CronScheduler(aredis, entries, record, prefix="t:cron")
+    two = CronScheduler(aredis, entries, record, prefix="t:cron")
+    now = dt.datetime(2026, 1, 1, 12, 0, 30, tzinfo=dt.UTC)
+    assert await one.tick(now) == [("app.tick", now.replace(second=0))]
+    assert await two.tick(now + dt.timedelta(minutes=5)) == []  # not the lease holder
+    await one.release()
+    later = await two.tick(now + dt.timedelta(minutes=2))  # takes over: one run for the missed ones
+    assert [when.minute for _, when in later] == [2]
+    assert len(fired) == 2
