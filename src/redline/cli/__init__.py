@@ -7,6 +7,7 @@ import os
 import click
 
 from redline import __version__
+from redline.cli.dashboard import dashboard
 from redline.cli.demo import demo
 from redline.cli.dev import dev, ping
 from redline.cli.http import COMMANDS as HTTP_COMMANDS
@@ -18,6 +19,7 @@ from redline.cli.services import lpush_command, mbalance_command, mpush_command
 from redline.cli.status import services_command, status
 from redline.cli.up import up
 from redline.cli.vpush import vpush
+from redline.cli.worker import worker
 from redline.logs import configure
 
 __all__ = ["main"]
@@ -66,6 +68,8 @@ COMMANDS = (
     services_command,
     up,
     *HTTP_COMMANDS,
+    worker,
+    dashboard,
 )
 for command in COMMANDS:
     main.add_command(command)

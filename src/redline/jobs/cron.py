@@ -18,6 +18,8 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import os
+import socket
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -150,7 +152,7 @@ class CronScheduler:
         self.client, self.entries, self.enqueue = client, list(entries), enqueue
         self.lease_key, self.last_key = f"{prefix}:lease", f"{prefix}:last"
         self.lease = lease
-        self.owner = owner or uuid.uuid4().hex
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.active = False
 
     async def hold_lease(self) -> bool:

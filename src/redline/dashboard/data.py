@@ -1,0 +1,256 @@
+"""What the dashboard reads from Redis: queues, messages, jobs, service instances, metrics.
+
+Everything goes through the owning module's API (the ReliableQueue for queues, the jobs
+module's keys for job records); nothing here writes except the retry and delete actions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from redline.connection import AsyncClient
+from redline.errors import JobSerializationError
+from redline.jobs.document import JobDocument, JobState, job_keys
+from redline.jobs.job import JobRecord
+from redline.jobs.worker import QUEUES_KEY
+from redline.queue import QueuedMessage, ReliableQueue
+
+__all__ = [
+    "JobRow",
+    "QueueRow",
+    "dead_letters",
+    "jobs_in_state",
+    "list_queues",
+    "messages",
+    "metrics_hashes",
+    "queue_rows",
+    "service_instances",
+]
+
+SHOWN = 100  # rows per list on a page
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    """One queue's counts, and its job counters when it carries jobs."""
+
+    name: str
+    waiting: int
+    inflight: int
+    delayed: int
+    dead: int
+    scheduled: int = 0
+    complete: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True)
+class JobRow:
+    """A message or job as a table row: the job's fields when the payload is a job document."""
+
+    id: str
+    state: str
+    task: str = ""
+    args: str = ""
+    attempts: int = 0
+    error: str = ""
+    traceback: str = ""
+    payload: str = ""
+    age: float | None = None
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def show_bytes(payload: bytes, limit: int = 300) -> str:
+    """A payload as text for a page (invalid UTF-8 escaped, long ones cut)."""
+    text = payload.decode("utf-8", "backslashreplace")
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+async def list_queues(client: AsyncClient, configured: Sequence[str]) -> list[str]:
+    """Configured queues, then those that workers registered (``redline:jobs:queues``)."""
+    registered = await client.smembers(QUEUES_KEY)
+    names = [*configured, *sorted(_s(n) for n in registered)]
+    return list(dict.fromkeys(names))
+
+
+async def queue_rows(client: AsyncClient, names: Sequence[str]) -> list[QueueRow]:
+    queue = ReliableQueue(client)
+    rows = []
+    for name in names:
+        info = await queue.info(name)
+        keys = job_keys(name)
+        stats = _text(await client.hgetall(keys.stats))
+        scheduled = await client.zcard(keys.scheduled)
+        rows.append(
+            QueueRow(
+                name,
+                info.waiting,
+                info.inflight,
+                info.delayed,
+                info.dead,
+                scheduled,
+                int(stats.get("complete", 0)),
+                int(stats.get("failed", 0)),
+            )
+        )
+    return rows
+
+
+def _row(message: QueuedMessage, state: str) -> JobRow:
+    try:
+        doc = JobDocument.decode(message.payload)
+    except JobSerializationError:
+        return JobRow(
+            message.id,
+            state,
+            payload=show_bytes(message.payload),
+            attempts=message.deliveries,
+            error=message.reason,
+            age=message.elapsed,
+        )
+    args = show_bytes(JobDocument(doc.task, doc.args, doc.kwargs).encode())
+    return JobRow(
+        doc.id,
+        state,
+        doc.task,
+        args,
+        message.deliveries,
+        message.reason.splitlines()[-1] if message.reason else "",
+        message.reason,
+        show_bytes(message.payload),
+        message.elapsed,
+    )
+
+
+async def messages(client: AsyncClient, name: str, pending: bool) -> list[tuple[str, JobRow]]:
+    """Waiting (or in-flight) messages of a queue: (queue message id, row)."""
+    found = await ReliableQueue(client).inspect(name, pending=pending, start=0, count=SHOWN)
+    state = JobState.RUNNING if pending else JobState.WAITING
+    return [(m.id, _row(m, state.value)) for m in found]
+
+
+async def dead_letters(client: AsyncClient, name: str) -> list[tuple[str, JobRow]]:
+    found = await ReliableQueue(client).dead(name, start=0, count=SHOWN)
+    return [(m.id, _row(m, JobState.DEAD.value)) for m in found]
+
+
+async def _records(client: AsyncClient, name: str) -> list[JobRecord]:
+    keys = job_keys(name)
+    ids = [_s(i) for i in await client.lrange(keys.recent, 0, SHOWN * 5)]
+    pipe = client.pipeline(transaction=False)
+    for job_id in ids:
+        pipe.hgetall(keys.record(job_id))
+    found = await pipe.execute()
+    return [JobRecord.from_hash(i, f) for i, f in zip(ids, found, strict=True) if f]
+
+
+async def _scheduled(client: AsyncClient, name: str) -> list[JobRow]:
+    rows = []
+    found: list[tuple[bytes, float]] = await client.zrange(  # type: ignore[assignment]
+        job_keys(name).scheduled, 0, SHOWN, withscores=True
+    )
+    for payload, due in found:
+        doc = JobDocument.decode(payload)
+        args = show_bytes(JobDocument(doc.task, doc.args, doc.kwargs).encode())
+        rows.append(JobRow(doc.id, "scheduled", doc.task, args, age=time.time() - due))
+    return rows
+
+
+async def jobs_in_state(client: AsyncClient, name: str, state: JobState) -> list[JobRow]:
+    """The jobs of queue `name` in `state` (at most a page)."""
+    if state in (JobState.WAITING, JobState.RUNNING):
+        return [row for _, row in await messages(client, name, state is JobState.RUNNING)]
+    if state is JobState.DEAD:
+        return [row for _, row in await dead_letters(client, name)]
+    if state is JobState.SCHEDULED:
+        return await _scheduled(client, name)
+    return [
+        JobRow(
+            r.id,
+            r.state.value,
+            r.task,
+            r.args,
+            r.attempts,
+            r.error,
+            r.traceback,
+            r.result or "",
+            time.time() - r.finished_at,
+        )
+        for r in await _records(client, name)
+        if r.state is state
+    ][:SHOWN]
+
+
+@dataclass(frozen=True)
+class Instance:
+    namespace: str
+    id: str
+    fields: dict[str, str] = field(default_factory=dict)
+    ttl: int = -1
+
+
+async def _scan(client: AsyncClient, pattern: str, kind: str) -> list[str]:
+    found = [key async for key in client.scan_iter(match=pattern, _type=kind, count=500)]
+    return sorted({k.decode() if isinstance(k, bytes) else str(k) for k in found})
+
+
+def _text(fields: dict[Any, Any]) -> dict[str, str]:
+    return {_s(k): _s(v) for k, v in fields.items()}
+
+
+async def service_instances(client: AsyncClient, namespaces: Sequence[str]) -> list[Instance]:
+    """Live instances of the configured namespaces, and of any found by their ``<ns>:ids``."""
+    found = [key.removesuffix(":ids") for key in await _scan(client, "*:ids", "list")]
+    out = []
+    for ns in dict.fromkeys([*namespaces, *found]):
+        for raw in await client.lrange(f"{ns}:ids", 0, -1):
+            key = f"{ns}:{_s(raw)}"
+            fields = await client.hgetall(key)
+            if fields:
+                out.append(Instance(ns, _s(raw), _text(fields), await client.ttl(key)))
+    return out
+
+
+@dataclass(frozen=True)
+class MetricsRow:
+    key: str
+    count: int
+    sum: float
+    max: float
+    histogram: list[tuple[str, int]]
+
+    @property
+    def mean(self) -> float:
+        return self.sum / self.count if self.count else 0.0
+
+
+def _histogram(fields: dict[str, str]) -> list[tuple[str, int]]:
+    def order(name: str) -> tuple[int, str]:
+        digits = "".join(c for c in name if c.isdigit())
+        return (int(digits) if digits else 10**9, name)
+
+    bins = [name for name in fields if name.startswith("histo") or name.startswith("over")]
+    return [(name, int(float(fields[name]))) for name in sorted(bins, key=order)]
+
+
+async def metrics_hashes(client: AsyncClient) -> list[MetricsRow]:
+    """Every ``<ns>:metrics:<name>`` hash: count, sum, max and histogram bins."""
+    rows = []
+    for key in await _scan(client, "*:metrics:*", "hash"):
+        fields = _text(await client.hgetall(key))
+        rows.append(
+            MetricsRow(
+                key,
+                int(float(fields.get("count", 0))),
+                float(fields.get("sum", 0)),
+                float(fields.get("max", 0)),
+                _histogram(fields),
+            )
+        )
+    return rows

@@ -1,0 +1,353 @@
+"""The worker: pops jobs in batches, runs them concurrently, acks them in batches.
+
+Async tasks run on the event loop, sync tasks in a thread pool; at most `concurrency` jobs run
+at once. Pops take as many jobs as there are free slots; the leases of running jobs are extended
+together (`ReliableQueue.extend`, every third of the lease); finished jobs are settled together
+— one ack call and one pipeline of records and counters for all that finished since the last
+settling — so a busy worker spends a few Redis round trips per batch of jobs, not per job,
+while a job is acked as soon as it finishes when the worker is not busy.
+
+Outcomes: success → ack (and a result record when the task has ``result_ttl``); failure →
+``nack`` with the task's backoff while retries remain, else the dead-letter list with the
+traceback as the reason; a job delivered more than ``max_deliveries`` times (its runs keep
+killing workers) → dead-letter list; a payload that is not a job, or names a task this worker
+lacks → dead-letter list at once, with the reason.
+
+Shutdown (`stop`): no more pops; in-flight jobs get `grace` seconds to finish; those still
+running are then cancelled (async) or abandoned to their thread (sync) and returned to the
+queue for another worker — at-least-once, never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import traceback
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from redline.errors import JobError, JobSerializationError, UnknownTaskError
+from redline.jobs.cron import CronSchedule, CronScheduler
+from redline.jobs.document import JobDocument, JobState, encode_value, job_keys
+from redline.jobs.job import FAILURE_TTL, RECENT, JobRecord, describe_args, enqueue
+from redline.jobs.task import Task, Tasks
+from redline.queue import Delivery, ReliableQueue
+from redline.runner import TRANSIENT, Context
+from redline.scripts import run
+
+__all__ = ["QUEUES_KEY", "Outcome", "Worker"]
+
+log = logging.getLogger(__name__)
+
+QUEUES_KEY = "redline:jobs:queues"  # set of queue names workers serve (the dashboard lists them)
+PROMOTE_EVERY = 0.5  # seconds between moves of due scheduled jobs onto their queues
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one delivery ended: `ok`; else `dead` (no retry left) or retried; or `returned`
+    (shutdown: given back untouched). `value` is the JSON of the result when it is kept."""
+
+    delivery: Delivery
+    doc: JobDocument | None = None
+    task: Task[..., Any] | None = None
+    ok: bool = False
+    value: Any = None
+    error: str = ""
+    traceback: str = ""
+    dead: bool = False
+    returned: bool = False
+
+    @property
+    def state(self) -> JobState:
+        if self.ok:
+            return JobState.COMPLETE
+        return JobState.DEAD if self.dead else JobState.RETRYING
+
+
+def _failure(
+    delivery: Delivery, doc: JobDocument | None, task: Task[..., Any] | None, exc: BaseException
+) -> Outcome:
+    text = "".join(traceback.format_exception(exc))
+    error = f"{type(exc).__name__}: {exc}"
+    dead = task is None or delivery.deliveries > task.retries or isinstance(exc, _TooMany)
+    return Outcome(delivery, doc, task, error=error, traceback=text, dead=dead)
+
+
+class _TooMany(JobError):
+    """A job delivered more often than its task's max_deliveries."""
+
+
+class Worker:
+    """Runs the jobs of `tasks` from their queues; a `Service` and a `Hook` for `run_service`."""
+
+    name = "worker"
+
+    def __init__(
+        self,
+        tasks: Tasks,
+        queues: Sequence[str] = (),
+        concurrency: int = 16,
+        threads: int | None = None,
+        lease: float = 30.0,
+        grace: float = 10.0,
+        cron: bool = True,
+    ) -> None:
+        if concurrency < 1:
+            raise JobError(f"concurrency {concurrency!r} must be >= 1")
+        self.tasks, self.queues = tasks, list(queues) or tasks.queues
+        self.concurrency, self.lease, self.grace, self.cron = concurrency, lease, grace, cron
+        self.executor = ThreadPoolExecutor(threads or concurrency, thread_name_prefix="job")
+        self.active = 0  # jobs popped and not yet settled
+        self.completed = 0
+        self._runs: dict[asyncio.Task[Outcome], Delivery] = {}
+        self._finished: list[Outcome] = []
+        self._ready = asyncio.Event()  # outcomes wait to be settled
+        self._slot = asyncio.Event()  # a slot came free
+        self._closing = False
+        self._background: list[asyncio.Task[None]] = []
+        self._settler: asyncio.Task[None] | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._queue: ReliableQueue | None = None
+
+    @property
+    def queue(self) -> ReliableQueue:
+        if self._queue is None:
+            raise JobError("worker not started: run it with run_service or call start(ctx)")
+        return self._queue
+
+    # -- Hook ------------------------------------------------------------------------------
+
+    async def start(self, ctx: Context) -> None:
+        deliveries = max([t.max_deliveries for t in self.tasks.values()] + [1]) + 1
+        self._queue = ReliableQueue(ctx.redis, lease=self.lease, max_deliveries=deliveries)
+        await ctx.redis.sadd(QUEUES_KEY, *self.queues)  # type: ignore[misc]
+        self._settler = asyncio.create_task(self._settle_loop())
+        self._heartbeat = asyncio.create_task(self._heartbeat_loop())
+        self._background.append(asyncio.create_task(self._promote_loop(ctx.stopping)))
+        entries = [(t.name, CronSchedule.parse(t.cron)) for t in self.tasks.values() if t.cron]
+        if self.cron and entries:
+            scheduler = CronScheduler(ctx.redis, entries, self._enqueue_cron)
+            self._background.append(asyncio.create_task(scheduler.run(ctx.stopping)))
+        log.info(
+            "worker started queues=%s tasks=%d concurrency=%d",
+            self.queues,
+            len(self.tasks),
+            self.concurrency,
+        )
+
+    async def tick(self, ctx: Context) -> None:
+        return None
+
+    async def stop(self, ctx: Context) -> None:
+        """Let in-flight jobs finish for `grace` seconds, then return the rest to the queue."""
+        if self._runs:
+            log.info(
+                "worker stopping: waiting up to %.1fs for jobs=%d", self.grace, len(self._runs)
+            )
+            await asyncio.wait(list(self._runs), timeout=self.grace)
+        for running in list(self._runs):
+            running.cancel()  # its job is returned to the queue (see _run_one)
+        if self._runs:
+            await asyncio.wait(list(self._runs), timeout=5)
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+        self._closing = True
+        self._ready.set()
+        for background in [t for t in (self._settler, *self._background) if t is not None]:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(background, 10)
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        log.info("worker stopped completed=%d", self.completed)
+
+    # -- Service ---------------------------------------------------------------------------
+
+    async def step(self, ctx: Context) -> None:
+        """Wait for a free slot, pop up to that many jobs, start them."""
+        while self.active >= self.concurrency and not ctx.stopping.is_set():
+            self._slot.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._slot.wait(), 0.5)
+        if ctx.stopping.is_set():
+            return
+        free = self.concurrency - self.active
+        block = min(ctx.config.pop_timeout, 5.0)
+        for delivery in await self.queue.pop(*self.queues, count=free, block=block):
+            self.active += 1
+            running = asyncio.create_task(self._run_one(delivery))
+            self._runs[running] = delivery
+            running.add_done_callback(self._done)
+
+    # -- running jobs ----------------------------------------------------------------------
+
+    def _done(self, running: asyncio.Task[Outcome]) -> None:
+        delivery = self._runs.pop(running)
+        outcome = running.result() if not running.cancelled() else Outcome(delivery, returned=True)
+        self._finished.append(outcome)
+        self._ready.set()
+
+    async def _settle_loop(self) -> None:
+        """Settle finished jobs together: under load, one ack call covers many jobs."""
+        while not (self._closing and not self._finished):
+            await self._ready.wait()
+            self._ready.clear()
+            outcomes, self._finished = self._finished, []
+            if not outcomes:
+                continue
+            try:
+                await self._settle(outcomes)
+            except TRANSIENT as exc:  # the leases lapse and the jobs are redelivered
+                log.warning("worker could not settle jobs=%d error=%r", len(outcomes), str(exc))
+            self.active -= len(outcomes)
+            self._slot.set()
+
+    async def _heartbeat_loop(self) -> None:
+        """Extend the leases of running jobs every third of the lease (cancelled by stop)."""
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            running = list(self._runs.values())
+            if running:
+                with contextlib.suppress(*TRANSIENT):
+                    await self.queue.extend(*running)
+
+    async def _run_one(self, delivery: Delivery) -> Outcome:
+        doc: JobDocument | None = None
+        task: Task[..., Any] | None = None
+        try:
+            doc = JobDocument.decode(delivery.payload, delivery.key)
+            task = self.tasks.get(doc.task)
+            if delivery.deliveries > max(task.max_deliveries, task.retries + 1):
+                raise _TooMany(
+                    f"delivered {delivery.deliveries} times, more than max_deliveries="
+                    f"{task.max_deliveries}: its runs never finished (killed workers?)"
+                )
+            value = await self._call(task, doc)
+            kept = encode_value(value, f"job {doc.id} result") if doc.result_ttl else None
+            return Outcome(delivery, doc, task, ok=True, value=kept)
+        except asyncio.CancelledError:
+            return Outcome(delivery, doc, task, returned=True)
+        except (JobSerializationError, UnknownTaskError) as exc:  # not the task's code: no trace
+            return Outcome(delivery, doc, task, error=f"{type(exc).__name__}: {exc}", dead=True)
+        except Exception as exc:
+            return _failure(delivery, doc, task, exc)
+
+    async def _call(self, task: Task[..., Any], doc: JobDocument) -> Any:
+        if task.is_async:
+            async with asyncio.timeout(task.timeout):
+                return await task(*doc.args, **doc.kwargs)
+        loop = asyncio.get_running_loop()
+        running = loop.run_in_executor(self.executor, lambda: task(*doc.args, **doc.kwargs))
+        return await asyncio.wait_for(running, task.timeout)
+
+    # -- settling --------------------------------------------------------------------------
+
+    async def _settle(self, outcomes: Sequence[Outcome]) -> None:
+        done = [o for o in outcomes if o.ok]
+        if done:
+            await self.queue.ack(*(o.delivery for o in done))
+            self.completed += len(done)
+        for outcome in outcomes:
+            if outcome.returned:
+                await self.queue.nack(outcome.delivery, delay=0, reason="worker shut down")
+            elif not outcome.ok:
+                await self._failed(outcome)
+        await self._record(outcomes)
+        for outcome in outcomes:
+            if outcome.doc and outcome.doc.unique and (outcome.ok or outcome.dead):
+                keys = job_keys(outcome.delivery.key)
+                await run(
+                    self.queue.client,
+                    "job_unlock",
+                    [keys.unique(outcome.doc.unique)],
+                    [outcome.doc.id],
+                )
+
+    async def _failed(self, outcome: Outcome) -> None:
+        delivery, task = outcome.delivery, outcome.task
+        job_id = outcome.doc.id if outcome.doc else delivery.id
+        if outcome.dead or task is None:
+            log.warning(
+                "job dead-lettered id=%s task=%s attempts=%d error=%r",
+                job_id,
+                task.name if task else "-",
+                delivery.deliveries,
+                outcome.error,
+            )
+            await self.queue.dead_letter(delivery, reason=outcome.traceback or outcome.error)
+            return
+        delay = task.retry_delay(delivery.deliveries)
+        log.info(
+            "job failed id=%s task=%s attempt=%d retry_in=%.1fs error=%r",
+            job_id,
+            task.name,
+            delivery.deliveries,
+            delay,
+            outcome.error,
+        )
+        await self.queue.nack(delivery, delay=delay, reason=outcome.traceback)
+
+    async def _record(self, outcomes: Sequence[Outcome]) -> None:
+        """One pipeline: job records (failures, kept results), counters per queue."""
+        pipe = self.queue.client.pipeline(transaction=False)
+        counts: dict[str, dict[str, int]] = {}
+        for o in outcomes:
+            if o.returned:
+                continue
+            state = o.state
+            per_queue = counts.setdefault(o.delivery.key, {})
+            field = {JobState.COMPLETE: "complete", JobState.DEAD: "failed"}.get(state, "retried")
+            per_queue[field] = per_queue.get(field, 0) + 1
+            self._add_record(pipe, o, state)
+        for key, fields in counts.items():
+            for field, n in fields.items():
+                pipe.hincrby(job_keys(key).stats, field, n)
+        await pipe.execute()
+
+    def _add_record(self, pipe: Any, o: Outcome, state: JobState) -> None:
+        ttl = o.doc.result_ttl if (o.ok and o.doc) else FAILURE_TTL
+        if o.doc is None or not ttl:
+            return
+        keys = job_keys(o.delivery.key)
+        result = o.value if o.ok else None
+        record = JobRecord(
+            o.doc.id,
+            state,
+            o.doc.task,
+            describe_args(o.doc),
+            o.delivery.deliveries,
+            result,
+            o.error,
+            o.traceback,
+            o.doc.enqueued_at,
+            time.time(),
+        )
+        pipe.hset(keys.record(o.doc.id), mapping=record.to_hash())
+        pipe.expire(keys.record(o.doc.id), ttl)
+        pipe.lpush(keys.recent, o.doc.id)
+        pipe.ltrim(keys.recent, 0, RECENT - 1)
+
+    # -- scheduled and periodic jobs -------------------------------------------------------
+
+    async def _promote_loop(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            try:
+                for name in self.queues:
+                    keys = job_keys(name)
+                    await run(
+                        self.queue.client,
+                        "job_promote",
+                        [keys.scheduled, name],
+                        [repr(time.time()), 1000],
+                    )
+            except TRANSIENT as exc:
+                log.warning("worker could not move scheduled jobs error=%r", str(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), PROMOTE_EVERY)
+
+    async def _enqueue_cron(self, name: str, when: Any) -> None:
+        task = self.tasks.get(name)
+        await enqueue(self.queue.client, task.options(unique=f"cron:{name}"))

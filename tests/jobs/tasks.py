@@ -1,0 +1,60 @@
+"""Tasks the worker tests run, in-process and in `redline worker tests.jobs.tasks` processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import redis
+
+from redline.jobs import Tasks
+
+tasks = Tasks()
+
+
+@tasks.task(queue="t:jobs", result_ttl=60)
+async def add(a: int, b: int) -> int:
+    return a + b
+
+
+@tasks.task(queue="t:jobs", result_ttl=60)
+def shout(text: str) -> str:
+    return text.upper()
+
+
+@tasks.task(queue="t:jobs", retries=2, backoff=0.01, result_ttl=60)
+def always_fails(why: str) -> None:
+    raise ValueError(f"refused: {why}")
+
+
+@tasks.task(queue="t:jobs", timeout=0.2, retries=0)
+async def too_slow() -> None:
+    await asyncio.sleep(30)
+
+
+@tasks.task(queue="t:jobs", unique=True, result_ttl=60)
+async def once(n: int) -> int:
+    return n
+
+
+@tasks.task(queue="t:slow")
+async def sleepy(seconds: float) -> float:
+    await asyncio.sleep(seconds)
+    return seconds
+
+
+@tasks.task(queue="t:count", max_deliveries=50)
+def count(url: str, n: int) -> None:
+    """Record that job n ran (a set: duplicates from redeliveries collapse, runs are counted)."""
+    client = redis.Redis.from_url(url)
+    client.sadd("t:done", n)
+    client.incr("t:runs")
+    time.sleep(0.001 * (n % 5))
+    client.close()
+
+
+@tasks.task(queue="t:cron", cron="* * * * *")
+def tick() -> None:
+    url = os.environ["REDLINE_TEST_URL"]
+    redis.Redis.from_url(url).rpush("t:ticks", os.getpid())

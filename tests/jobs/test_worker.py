@@ -1,0 +1,157 @@
+"""The worker in-process against a real server: results, retries, dead letters, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from redline.cli.worker import WorkerConfig
+from redline.connection import AsyncClient
+from redline.errors import JobFailed, JobTimeout
+from redline.jobs import Job, JobState, Task, enqueue, enqueue_in, job_keys
+from redline.jobs.worker import Worker
+from redline.queue import ReliableQueue
+from redline.runner import run_service
+from tests.jobs import tasks as t
+
+
+class Running:
+    """A worker running in this event loop until `stop()`."""
+
+    def __init__(self, url: str, queues: list[str], grace: float = 5.0) -> None:
+        self.worker = Worker(t.tasks, queues, concurrency=8, grace=grace, lease=5, cron=False)
+        self.config = WorkerConfig(redis=url, popTimeout=0.2)
+        self.stopping = asyncio.Event()
+        self.task = asyncio.create_task(
+            run_service(self.worker, self.config, [self.worker], self.stopping)
+        )
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        await asyncio.wait_for(self.task, 30)
+
+
+@pytest.fixture
+async def worker(redis_url: str) -> AsyncIterator[Running]:
+    running = Running(redis_url, ["t:jobs"])
+    yield running
+    await running.stop()
+
+
+async def until(check: Callable[[], Awaitable[Any]], seconds: float = 20) -> Any:
+    """Poll `check` until it returns something truthy (a state in Redis: no event to wait on)."""
+    async with asyncio.timeout(seconds):
+        while not (value := await check()):  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+        return value
+
+
+async def test_async_and_sync_jobs_return_results(aredis: AsyncClient, worker: Running) -> None:
+    a = await enqueue(aredis, t.add, 2, 3)
+    b = await enqueue(aredis, t.shout, "hé")
+    assert a is not None and b is not None
+    assert await a.result(timeout=20) == 5
+    assert await b.result(timeout=20) == "HÉ"
+    record = await a.record()
+    assert record is not None and record.state is JobState.COMPLETE and record.attempts == 1
+
+
+async def test_failures_are_retried_then_dead_lettered_with_traceback(
+    aredis: AsyncClient, worker: Running
+) -> None:
+    job = await enqueue(aredis, t.always_fails, "no")
+    assert job is not None
+    with pytest.raises(JobFailed, match="ValueError: refused: no") as failed:
+        await job.result(timeout=30)
+    assert "Traceback" in failed.value.traceback and "always_fails" in failed.value.traceback
+    dead = await ReliableQueue(aredis).dead("t:jobs")
+    assert len(dead) == 1 and dead[0].deliveries == 3  # 1 run + 2 retries
+    assert "ValueError: refused: no" in dead[0].reason
+    stats = await aredis.hgetall(job_keys("t:jobs").stats)  # type: ignore[misc]
+    assert stats[b"retried"] == b"2" and stats[b"failed"] == b"1"
+
+
+async def test_timeout_fails_the_job(aredis: AsyncClient, worker: Running) -> None:
+    job = await enqueue(aredis, t.too_slow)
+    assert job is not None
+    record = await until(job.record)
+    assert record.state is JobState.DEAD and "TimeoutError" in record.error
+
+
+async def test_unique_job_can_be_enqueued_again_once_done(
+    aredis: AsyncClient, worker: Running
+) -> None:
+    first = await enqueue(aredis, t.once, 7)
+    assert first is not None
+    assert await first.result(timeout=20) == 7
+    again = await until(lambda: enqueue(aredis, t.once, 7))
+    assert again.id != first.id and await again.result(timeout=20) == 7
+
+
+async def test_scheduled_job_runs_when_due(aredis: AsyncClient, worker: Running) -> None:
+    job = await enqueue_in(aredis, 0.3, t.add, 1, 1)
+    assert job is not None
+    assert await aredis.zcard(job_keys("t:jobs").scheduled) == 1
+    assert await job.result(timeout=20) == 2
+
+
+async def test_a_payload_that_is_not_a_job_is_dead_lettered(
+    aredis: AsyncClient, worker: Running
+) -> None:
+    await aredis.lpush("t:jobs", b"\xffnot json", b'{"task": "no.such.task"}')  # type: ignore[misc]
+    queue = ReliableQueue(aredis)
+    dead = await until(lambda: _dead_if(queue, 2))
+    reasons = sorted(m.reason for m in dead)
+    assert reasons[0].startswith("JobSerializationError: job document: not JSON")
+    assert reasons[1].startswith("UnknownTaskError: no task named 'no.such.task'")
+
+
+async def _dead_if(queue: ReliableQueue, n: int) -> Any:
+    found = await queue.dead("t:jobs")
+    return found if len(found) >= n else None
+
+
+async def test_result_needs_result_ttl_and_times_out(aredis: AsyncClient) -> None:
+    job = await enqueue(aredis, t.sleepy, 0)
+    assert job is not None
+    with pytest.raises(Exception, match="keeps no results"):
+        await job.result(timeout=0.1)
+    kept = Job(job.id, job.queue, job.task, aredis, result_ttl=5)
+    with pytest.raises(JobTimeout):
+        await kept.result(timeout=0.1)
+
+
+async def test_shutdown_finishes_jobs_within_grace(redis_url: str, aredis: AsyncClient) -> None:
+    running = Running(redis_url, ["t:slow"], grace=20)
+    await enqueue(aredis, t.sleepy, 0.5)
+    queue = ReliableQueue(aredis)
+    await until(lambda: _inflight(queue, "t:slow"))
+    await running.stop()
+    info = await queue.info("t:slow")
+    assert (info.waiting, info.inflight, info.delayed, info.dead) == (0, 0, 0, 0)
+    assert running.worker.completed == 1
+
+
+async def test_shutdown_returns_jobs_that_outlive_grace(
+    redis_url: str, aredis: AsyncClient
+) -> None:
+    running = Running(redis_url, ["t:slow"], grace=0.1)
+    await enqueue(aredis, t.sleepy, 60)
+    queue = ReliableQueue(aredis)
+    await until(lambda: _inflight(queue, "t:slow"))
+    await running.stop()
+    info = await queue.info("t:slow")
+    assert info.inflight == 0 and info.dead == 0 and info.waiting + info.delayed == 1
+    assert running.worker.completed == 0
+
+
+async def _inflight(queue: ReliableQueue, name: str) -> bool:
+    return (await queue.info(name)).inflight > 0
+
+
+def test_task_ref_is_not_callable_here() -> None:
+    with pytest.raises(Exception, match="is a reference"):
+        Task.ref("x")()

@@ -1,0 +1,131 @@
+"""Real `redline worker` processes: SIGKILLed at random and restarted, every job still runs;
+two replicas, one cron scheduler."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+from redline.jobs import enqueue
+from redline.jobs.document import JobDocument
+from redline.queue import ReliableQueue
+from tests.helpers import spawn, stop, wait_for
+from tests.jobs import tasks as t
+
+JOBS = 600
+
+
+def start_worker(url: str, queue: str, log: Path, *extra: str) -> subprocess.Popen[str]:
+    return spawn(
+        "worker",
+        "tests.jobs.tasks",
+        "--redis",
+        url,
+        "-q",
+        queue,
+        "-c",
+        "8",
+        "--set",
+        "lease=1.5",
+        "--set",
+        "popTimeout=0.5",
+        "--set",
+        "grace=1",
+        *extra,
+        log=log,
+        env={"REDLINE_TEST_URL": url},
+    )
+
+
+def queue_counts(url: str, name: str) -> tuple[int, int, int, int]:
+    import asyncio
+
+    from redline.connection import connect
+
+    async def read() -> tuple[int, int, int, int]:
+        client = connect(url)
+        info = await ReliableQueue(client).info(name)
+        await client.aclose()
+        return info.waiting, info.inflight, info.delayed, info.dead
+
+    return asyncio.run(read())
+
+
+def test_sigkilled_workers_lose_no_job(redis_url: str, tmp_path: Path) -> None:
+    client = redis.Redis.from_url(redis_url)
+    payloads = [
+        JobDocument(t.count.name, (redis_url, n), queue="t:count").encode() for n in range(JOBS)
+    ]
+    client.lpush("t:count", *payloads)
+    log = tmp_path / "workers.log"
+    workers = [start_worker(redis_url, "t:count", log) for _ in range(2)]
+    rng = random.Random(7)
+    try:
+        for _ in range(6):  # kill one at a random moment while the queue drains, start another
+            wait_for(lambda: int(client.get("t:runs") or 0) > 0, timeout=60)
+            time.sleep(rng.uniform(0.05, 0.4))  # the random moment, not a synchronisation
+            victim = workers.pop(rng.randrange(len(workers)))
+            victim.send_signal(signal.SIGKILL)
+            victim.wait()
+            workers.append(start_worker(redis_url, "t:count", log))
+        wait_for(lambda: client.scard("t:done") == JOBS, timeout=90)
+        wait_for(lambda: queue_counts(redis_url, "t:count") == (0, 0, 0, 0), timeout=60)
+    finally:
+        for proc in workers:
+            stop(proc)
+    done = {int(n) for n in client.smembers("t:done")}
+    assert done == set(range(JOBS))
+    assert int(client.get("t:runs") or 0) >= JOBS  # at least once: some ran twice
+
+
+def test_sigterm_returns_or_finishes_in_flight_jobs(redis_url: str, tmp_path: Path) -> None:
+    import asyncio
+
+    from redline.connection import connect
+
+    async def put() -> None:
+        client = connect(redis_url)
+        await enqueue(client, t.sleepy, 60)
+        await enqueue(client, t.sleepy, 0.01)
+        await client.aclose()
+
+    asyncio.run(put())
+    proc = start_worker(redis_url, "t:slow", tmp_path / "w.log")
+    wait_for(lambda: queue_counts(redis_url, "t:slow")[1] == 1, timeout=60)
+    assert stop(proc, signal.SIGTERM) == 0
+    waiting, inflight, delayed, dead = queue_counts(redis_url, "t:slow")
+    assert (inflight, dead) == (0, 0) and waiting + delayed == 1  # the long one went back
+    assert "worker stopped completed=1" in (tmp_path / "w.log").read_text()
+
+
+def test_one_cron_scheduler_across_two_workers(redis_url: str, tmp_path: Path) -> None:
+    client = redis.Redis.from_url(redis_url)
+    overdue = str(time.time() - 120)
+    client.hset("redline:cron:last", t.tick.name, overdue)
+    log = tmp_path / "cron.log"
+    workers = {p.pid: p for p in (start_worker(redis_url, "t:cron", log) for _ in range(2))}
+    try:
+        wait_for(lambda: client.llen("t:ticks") == 1, timeout=60)
+        holder = int(client.get("redline:cron:lease").decode().split(":")[1])
+        assert holder in workers
+        killed = workers.pop(holder)
+        killed.send_signal(signal.SIGKILL)
+        killed.wait()
+        client.hset("redline:cron:last", t.tick.name, overdue)  # due again: the survivor runs it
+        wait_for(lambda: client.llen("t:ticks") == 2, timeout=60)
+        survivor = next(iter(workers))
+        wait_for(
+            lambda: (
+                (client.get("redline:cron:lease") or b"").split(b":")[1] == str(survivor).encode()
+            ),
+            timeout=30,
+        )
+    finally:
+        for proc in workers.values():
+            stop(proc)
+    assert client.llen("t:ticks") == 2  # never both schedulers at once
