@@ -26,6 +26,7 @@ from redline.connection import AsyncClient
 from redline.errors import JobError, JobFailed, JobTimeout
 from redline.jobs.document import JobDocument, JobState, decode_value, encode_value, job_keys
 from redline.jobs.task import Task
+from redline.queue import ReliableQueue
 from redline.scripts import run
 
 __all__ = ["FAILURE_TTL", "Job", "JobRecord", "enqueue", "enqueue_at", "enqueue_in", "push_jobs"]
@@ -136,9 +137,9 @@ def _document(task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any
     )
 
 
-async def push_jobs(client: AsyncClient, queue: str, *payloads: bytes) -> None:
-    """Put job documents on `queue`'s waiting list (one round trip)."""
-    await client.lpush(queue, *payloads)
+async def push_jobs(client: AsyncClient, queue: str, *payloads: bytes) -> list[str]:
+    """Put job documents on `queue` (one round trip); returns the queue's message ids."""
+    return await ReliableQueue(client).push(queue, *payloads)
 
 
 async def _enqueue(

@@ -1,0 +1,149 @@
+"""The dashboard in-process through httpx's ASGI transport: pages, auth, CSRF, actions."""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from redline.config import load_config
+from redline.connection import AsyncClient
+from redline.dashboard.app import create_app
+from redline.dashboard.settings import DashboardConfig
+from redline.errors import ConfigError
+from redline.jobs import Task, enqueue
+from redline.queue import ReliableQueue
+
+BASE = "http://dash.test"
+
+
+def make(aredis: AsyncClient, **fields: Any) -> httpx.AsyncClient:
+    config = DashboardConfig(queues=["orders"], **fields)
+    app = create_app(config, client=aredis)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE)
+
+
+@pytest.fixture
+async def http(aredis: AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
+    async with make(aredis) as client:
+        yield client
+
+
+async def dead_letter(aredis: AsyncClient, payload: bytes = b"broken") -> str:
+    queue = ReliableQueue(aredis)
+    await queue.push("orders", payload)
+    [delivery] = await queue.pop("orders")
+    await queue.dead_letter(delivery, reason="Traceback (most recent call last):\nValueError: x")
+    return delivery.id
+
+
+def csrf_of(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found, "the page has no CSRF field"
+    return found.group(1)
+
+
+def test_off_localhost_needs_auth() -> None:
+    with pytest.raises(ConfigError, match=r"'0\.0\.0\.0' is reachable from other machines"):
+        load_config(DashboardConfig, sets=["host=0.0.0.0"])
+    assert load_config(DashboardConfig, sets=["host=0.0.0.0", "token=s3cret"]).auth_required
+    with pytest.raises(ConfigError, match="basicUser and basicPassword go together"):
+        load_config(DashboardConfig, sets=["basicUser=admin"])
+
+
+@pytest.mark.parametrize(
+    ("header", "status"),
+    [
+        (None, 401),
+        ("Bearer wrong", 401),
+        ("Bearer s3cret", 200),
+        ("Basic " + base64.b64encode(b"anyone:s3cret").decode(), 200),
+        ("Basic " + base64.b64encode(b"admin:pw").decode(), 200),
+        ("Basic " + base64.b64encode(b"admin:nope").decode(), 401),
+        ("Basic !!!", 401),
+    ],
+)
+async def test_auth(aredis: AsyncClient, header: str | None, status: int) -> None:
+    async with make(aredis, token="s3cret", basic_user="admin", basic_password="pw") as http:
+        response = await http.get("/", headers={"Authorization": header} if header else {})
+    assert response.status_code == status
+    if status == 401:
+        assert response.headers["www-authenticate"].startswith("Basic")
+
+
+async def test_overview_shows_queue_counts(aredis: AsyncClient, http: httpx.AsyncClient) -> None:
+    await dead_letter(aredis)
+    await ReliableQueue(aredis).push("orders", b"a", b"b")
+    page = (await http.get("/")).text
+    row = re.search(r'<tr data-queue="orders">(.*?)</tr>', page, re.S)
+    assert row is not None
+    cells = re.findall(r"<td>(.*?)</td>", row.group(1), re.S)
+    assert cells[1:3] == ["2", "0"] and ">1</a>" in cells[5]
+
+
+async def test_cross_site_post_is_refused(aredis: AsyncClient, http: httpx.AsyncClient) -> None:
+    await dead_letter(aredis)
+    page = await http.get("/queues/orders")
+    token = csrf_of(page.text)
+    form = {"csrf": token}
+    evil = await http.post(
+        "/queues/orders/dead/retry", data=form, headers={"Origin": "https://evil.example"}
+    )
+    assert evil.status_code == 403 and "cross-site" in evil.text
+    no_origin = await http.post("/queues/orders/dead/retry", data=form)
+    assert no_origin.status_code == 403
+    no_token = await http.post("/queues/orders/dead/retry", data={}, headers={"Origin": BASE})
+    assert no_token.status_code == 403 and "CSRF" in no_token.text
+    assert (await ReliableQueue(aredis).info("orders")).dead == 1
+
+
+async def test_retry_and_delete_dead_letters(aredis: AsyncClient, http: httpx.AsyncClient) -> None:
+    first = await dead_letter(aredis, b"one")
+    await dead_letter(aredis, b"two")
+    page = await http.get("/queues/orders")
+    assert "ValueError: x" in page.text and "Traceback" in page.text
+    headers = {"Origin": BASE}
+    form = {"csrf": csrf_of(page.text), "id": first}
+    moved = await http.post("/queues/orders/dead/retry", data=form, headers=headers)
+    assert moved.status_code == 303 and moved.headers["location"] == "/queues/orders"
+    info = await ReliableQueue(aredis).info("orders")
+    assert (info.waiting + info.delayed, info.dead) == (1, 1)  # requeued: due now
+    gone = await http.post(
+        "/queues/orders/dead/delete", data={"csrf": form["csrf"]}, headers=headers
+    )
+    assert gone.status_code == 303
+    assert (await ReliableQueue(aredis).info("orders")).dead == 0
+
+
+async def test_jobs_by_state_show_arguments(aredis: AsyncClient, http: httpx.AsyncClient) -> None:
+    await enqueue(aredis, Task.ref("app.send", queue="orders"), "a@b.c", subject="<hi>")
+    page = (await http.get("/jobs", params={"queue": "orders", "state": "waiting"})).text
+    assert "app.send" in page and "a@b.c" in page and "&lt;hi&gt;" in page
+    bad = await http.get("/jobs", params={"state": "nope"})
+    assert bad.status_code == 400
+
+
+async def test_services_and_metrics_pages(aredis: AsyncClient, http: httpx.AsyncClient) -> None:
+    await aredis.rpush("demo:mpush:ids", "1")  # type: ignore[misc]
+    await aredis.hset(
+        "demo:mpush:1", mapping={"host": "box", "pid": "42", "started": "1", "renewed": "2"}
+    )  # type: ignore[misc]
+    await aredis.expire("demo:mpush:1", 60)
+    await aredis.hset(
+        "demo:mpush:metrics:in",
+        mapping={"count": 4, "sum": 2.0, "max": 1.5, "histo10": 3, "histo20": 1},
+    )  # type: ignore[misc]
+    services = (await http.get("/services")).text
+    assert "demo:mpush" in services and "box" in services and "42" in services
+    metrics = (await http.get("/metrics")).text
+    assert "demo:mpush:metrics:in" in metrics and metrics.count("<rect") == 2
+    assert "histo10: 3" in metrics
+
+
+async def test_api_queues_returns_samples(http: httpx.AsyncClient) -> None:
+    body = (await http.get("/api/queues")).json()
+    assert body["every"] == 2.0 and body["samples"] == []
