@@ -125,7 +125,7 @@ class Worker:
     async def start(self, ctx: Context) -> None:
         deliveries = max([t.max_deliveries for t in self.tasks.values()] + [1]) + 1
         self._queue = ReliableQueue(ctx.redis, lease=self.lease, max_deliveries=deliveries)
-        await ctx.redis.sadd(QUEUES_KEY, *self.queues)  # type: ignore[misc]
+        await ctx.redis.sadd(QUEUES_KEY, *self.queues)
         self._settler = asyncio.create_task(self._settle_loop())
         self._heartbeat = asyncio.create_task(self._heartbeat_loop())
         self._background.append(asyncio.create_task(self._promote_loop(ctx.stopping)))
