@@ -102,7 +102,7 @@ class Worker:
         self.tasks, self.queues = tasks, list(queues) or tasks.queues
         self.concurrency, self.lease, self.grace, self.cron = concurrency, lease, grace, cron
         self.executor = ThreadPoolExecutor(threads or concurrency, thread_name_prefix="job")
-        self.active = 0  # jobs popped and not yet settled
+        self.active = 0  # jobs popped and not yet finished
         self.completed = 0
         self._runs: dict[asyncio.Task[Outcome], Delivery] = {}
         self._finished: list[Outcome] = []
@@ -189,6 +189,8 @@ class Worker:
         outcome = running.result() if not running.cancelled() else Outcome(delivery, returned=True)
         self._finished.append(outcome)
         self._ready.set()
+        self.active -= 1  # the slot is free: the next pop overlaps the settling of this job
+        self._slot.set()
 
     async def _settle_loop(self) -> None:
         """Settle finished jobs together: under load, one ack call covers many jobs."""
@@ -202,8 +204,6 @@ class Worker:
                 await self._settle(outcomes)
             except TRANSIENT as exc:  # the leases lapse and the jobs are redelivered
                 log.warning("worker could not settle jobs=%d error=%r", len(outcomes), str(exc))
-            self.active -= len(outcomes)
-            self._slot.set()
 
     async def _heartbeat_loop(self) -> None:
         """Extend the leases of running jobs every third of the lease (cancelled by stop)."""

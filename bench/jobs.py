@@ -1,0 +1,213 @@
+"""No-op job throughput: enqueue rate, and the drain rate of one worker process.
+
+redline beside RQ, arq, SAQ, Dramatiq and Celery, on one fresh embedded server in the same run.
+Each peer is installed for the benchmark only, in its own venv under
+``~/.cache/redline/bench-venvs/<peer>`` (their redis-py ranges conflict); a peer that cannot be
+installed is reported as such. Every system enqueues one job per call (its ordinary API) and
+runs one worker process with its usual concurrency knob; "cmds/job" is the INFO commandstats
+delta (commands run inside Lua scripts count too) over enqueue + drain, per job.
+
+    python -m bench jobs           REDLINE_BENCH_JOBS=20000 python -m bench jobs
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import venv
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+from rich.console import Console
+from rich.table import Table
+
+from redline.connection import connect
+from redline.embedded import EmbeddedServer
+from redline.jobs import enqueue
+from redline.queue import ReliableQueue
+
+HERE = Path(__file__).resolve().parent
+JOBS = int(os.environ.get("REDLINE_BENCH_JOBS", "10000"))
+VENVS = Path.home() / ".cache" / "redline" / "bench-venvs"
+PEERS = {
+    "rq": ["rq>=2,<3"],
+    "arq": ["arq==0.26.*", "redis<6"],
+    "saq": ["saq[hiredis]>=0.22,<1"],
+    "dramatiq": ["dramatiq[redis]>=1.17,<2"],
+    "celery": ["celery[redis]>=5.4,<6"],
+}
+CONCURRENCY = 64
+
+
+@dataclass
+class Result:
+    name: str
+    enqueue: float = 0.0  # jobs/s
+    drain: float = 0.0  # jobs/s
+    commands: float = 0.0  # per job
+    note: str = ""
+
+
+def command_count(client: redis.Redis) -> int:
+    stats = client.info("commandstats")
+    return sum(int(v["calls"]) for v in stats.values())
+
+
+async def _redline_enqueue(url: str, n: int) -> float:
+    from bench._jobs_tasks import noop
+
+    client = connect(url)
+    started = time.perf_counter()
+    for _ in range(n):
+        await enqueue(client, noop)
+    elapsed = time.perf_counter() - started
+    await client.aclose()
+    return elapsed
+
+
+def _left(url: str) -> int:
+    async def read() -> int:
+        client = connect(url)
+        info = await ReliableQueue(client).info("bench:jobs")
+        await client.aclose()
+        return info.waiting + info.inflight + info.delayed
+
+    return asyncio.run(read())
+
+
+def _wait(predicate: object, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise TimeoutError("worker did not finish in time")
+        time.sleep(0.01)
+
+
+def run_redline(url: str, n: int) -> Result:
+    enqueued = asyncio.run(_redline_enqueue(url, n))
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "redline",
+            "--log-level",
+            "warning",
+            "worker",
+            "bench._jobs_tasks",
+            "--redis",
+            url,
+            "-c",
+            str(CONCURRENCY),
+            "--set",
+            "cron=false",
+        ],
+        cwd=HERE.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait(lambda: _left(url) < n)
+        first = time.perf_counter()
+        _wait(lambda: _left(url) == 0)
+        drained = time.perf_counter() - first
+    finally:
+        worker.terminate()
+        worker.wait(30)
+    return Result(f"redline (-c {CONCURRENCY})", n / enqueued, n / drained)
+
+
+def _peer_python(peer: str) -> Path | str:
+    """The peer's venv python, made and installed on first use; a string says why it failed."""
+    home = VENVS / peer
+    python = home / "bin" / "python"
+    stamp = home / ".installed"
+    if stamp.exists():
+        return python
+    venv.EnvBuilder(with_pip=True, clear=True).create(home)
+    done = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", *PEERS[peer], "redis", "hiredis"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if done.returncode != 0:
+        return f"pip install failed: {done.stderr.strip().splitlines()[-1:]}"
+    stamp.touch()
+    return python
+
+
+def run_peer(peer: str, url: str, n: int) -> Result:
+    python = _peer_python(peer)
+    if isinstance(python, str):
+        return Result(peer, note=python)
+    env = {**os.environ, "BENCH_PEER": peer, "BENCH_URL": url, "PYTHONPATH": str(HERE)}
+    done = subprocess.run(
+        [str(python), str(HERE / "_jobs_peer.py"), str(n)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    try:
+        found = json.loads(done.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        return Result(peer, note=f"run failed: {(done.stderr or done.stdout).strip()[-200:]}")
+    version = (
+        subprocess.run([str(python), "-m", "pip", "show", peer], capture_output=True, text=True)
+        .stdout.split("Version: ")[-1]
+        .split()[0]
+    )
+    label = {
+        "dramatiq": "dramatiq (8 threads)",
+        "celery": "celery (8 threads)",
+        "rq": "rq (SimpleWorker)",
+        "arq": "arq (64 jobs)",
+        "saq": "saq (64)",
+    }[peer]
+    return Result(f"{label} {version}", n / found["enqueue"], n / found["drain"])
+
+
+def measure(server_url: str, name: str, n: int) -> Result:
+    client = redis.Redis.from_url(server_url)
+    client.flushall()
+    before = command_count(client)
+    result = run_redline(server_url, n) if name == "redline" else run_peer(name, server_url, n)
+    if result.drain:
+        result.commands = (command_count(client) - before) / n
+    client.close()
+    return result
+
+
+def table(results: list[Result], n: int) -> Table:
+    fastest = max((r.drain for r in results if r.name.startswith(tuple(PEERS))), default=0)
+    out = Table(title=f"no-op jobs: {n} enqueued one per call, drained by one worker process")
+    for column in (
+        "system",
+        "enqueue jobs/s",
+        "drain jobs/s",
+        "drain vs fastest peer",
+        "Redis cmds/job",
+    ):
+        out.add_column(column, justify="left" if column == "system" else "right")
+    for r in results:
+        if not r.drain:
+            out.add_row(r.name, "—", "—", "—", r.note)
+            continue
+        ratio = f"{r.drain / fastest:.2f}x" if fastest else "—"
+        out.add_row(r.name, f"{r.enqueue:,.0f}", f"{r.drain:,.0f}", ratio, f"{r.commands:.1f}")
+    return out
+
+
+def main() -> None:
+    console = Console()
+    with EmbeddedServer(port=None) as server:
+        results = []
+        for name in ["redline", *PEERS]:
+            console.print(f"jobs: running {name} …")
+            results.append(measure(server.url, name, JOBS))
+    console.print(table(results, JOBS))
