@@ -79,6 +79,15 @@ def test_retry_a_dead_letter_in_chromium(redis_url: str, dashboard: str, browser
     make_dead_letter(redis_url)
     browser.open(dashboard + "/")
     assert browser.evaluate("document.querySelector('tr[data-queue=\"orders\"]') !== null")
+    wait_for(
+        lambda: (
+            "orders waiting"
+            in browser.evaluate(  # our chart.js drew the samples
+                "document.getElementById('legend').textContent"
+            )
+        ),
+        timeout=60,
+    )
     browser.evaluate("document.querySelector('tr[data-queue=\"orders\"] a').click()")
     browser.wait_loaded(dashboard + "/queues/orders")
     assert browser.evaluate("document.getElementById('n-dead').textContent") == "1"
