@@ -147,3 +147,16 @@ async def test_services_and_metrics_pages(aredis: AsyncClient, http: httpx.Async
 async def test_api_queues_returns_samples(http: httpx.AsyncClient) -> None:
     body = (await http.get("/api/queues")).json()
     assert body["every"] == 2.0 and body["samples"] == []
+
+
+@pytest.mark.cluster
+async def test_pages_on_a_cluster(acluster: AsyncClient, prefix: str) -> None:
+    name = "{" + prefix + "}:orders"
+    await acluster.hset(f"{prefix}:metrics:in", mapping={"count": 1, "histo10": 1})  # type: ignore[misc]
+    config = DashboardConfig(queues=[name])
+    app = create_app(config, client=acluster)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as http:
+        await ReliableQueue(acluster).push(name, b"x")
+        assert f'data-queue="{name}"' in (await http.get("/")).text
+        assert f"{prefix}:metrics:in" in (await http.get("/metrics")).text
+        assert (await http.get("/services")).status_code == 200

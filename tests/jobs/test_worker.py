@@ -155,3 +155,22 @@ async def _inflight(queue: ReliableQueue, name: str) -> bool:
 def test_task_ref_is_not_callable_here() -> None:
     with pytest.raises(Exception, match="is a reference"):
         Task.ref("x")()
+
+
+@pytest.mark.cluster
+async def test_jobs_on_a_cluster(cluster: Any, acluster: AsyncClient, prefix: str) -> None:
+    queue = "{" + prefix + "}:jobs"
+    add = t.add.options(queue=queue)
+    once = t.once.options(queue=queue)
+    running = Running(cluster.url, [queue])
+    try:
+        job = await enqueue(acluster, add, 20, 22)
+        unique = await enqueue(acluster, once, 1)
+        assert job is not None and unique is not None
+        assert await enqueue(acluster, once, 1) is None
+        assert await job.result(timeout=30) == 42
+        assert await unique.result(timeout=30) == 1
+        later = await enqueue_in(acluster, 0.2, add, 1, 2)
+        assert later is not None and await later.result(timeout=30) == 3
+    finally:
+        await running.stop()
