@@ -37,7 +37,7 @@ VENVS = Path.home() / ".cache" / "redline" / "bench-venvs"
 PEERS = {
     "rq": ["rq>=2,<3"],
     "arq": ["arq==0.26.*", "redis<6"],
-    "saq": ["saq[hiredis]>=0.22,<1"],
+    "saq": ["saq[hiredis]>=0.22,<1", "typing_extensions"],  # saq imports it, undeclared
     "dramatiq": ["dramatiq[redis]>=1.17,<2"],
     "celery": ["celery[redis]>=5.4,<6"],
 }
@@ -157,6 +157,8 @@ def run_peer(peer: str, url: str, n: int) -> Result:
         found = json.loads(done.stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):
         return Result(peer, note=f"run failed: {(done.stderr or done.stdout).strip()[-200:]}")
+    if "error" in found:
+        return Result(peer, note=f"worker {found['error']}")
     version = (
         subprocess.run([str(python), "-m", "pip", "show", peer], capture_output=True, text=True)
         .stdout.split("Version: ")[-1]
@@ -166,7 +168,7 @@ def run_peer(peer: str, url: str, n: int) -> Result:
         "dramatiq": "dramatiq (8 threads)",
         "celery": "celery (8 threads)",
         "rq": "rq (SimpleWorker)",
-        "arq": "arq (64 jobs)",
+        "arq": "arq (10 jobs)",
         "saq": "saq (64)",
     }[peer]
     return Result(f"{label} {version}", n / found["enqueue"], n / found["drain"])
@@ -204,7 +206,7 @@ def table(results: list[Result], n: int) -> Table:
 
 
 def main() -> None:
-    console = Console()
+    console = Console(width=120)
     with EmbeddedServer(port=None) as server:
         results = []
         for name in ["redline", *PEERS]:

@@ -139,7 +139,8 @@ def _document(task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any
 
 async def push_jobs(client: AsyncClient, queue: str, *payloads: bytes) -> list[str]:
     """Put job documents on `queue` (one round trip); returns the queue's message ids."""
-    return await ReliableQueue(client).push(queue, *payloads)
+    # A producer never pops: a fixed consumer name spares the per-call host name and uuid.
+    return await ReliableQueue(client, consumer="producer").push(queue, *payloads)
 
 
 async def _enqueue(

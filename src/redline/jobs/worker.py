@@ -237,6 +237,8 @@ class Worker:
 
     async def _call(self, task: Task[..., Any], doc: JobDocument) -> Any:
         if task.is_async:
+            if task.timeout is None:
+                return await task(*doc.args, **doc.kwargs)
             async with asyncio.timeout(task.timeout):
                 return await task(*doc.args, **doc.kwargs)
         loop = asyncio.get_running_loop()
