@@ -70,8 +70,13 @@ async def test_failures_are_retried_then_dead_lettered_with_traceback(
     dead = await ReliableQueue(aredis).dead("t:jobs")
     assert len(dead) == 1 and dead[0].deliveries == 3  # 1 run + 2 retries
     assert "ValueError: refused: no" in dead[0].reason
-    stats = await aredis.hgetall(job_keys("t:jobs").stats)  # type: ignore[misc]
+    stats = await until(lambda: _stats_if(aredis, b"failed"))
     assert stats[b"retried"] == b"2" and stats[b"failed"] == b"1"
+
+
+async def _stats_if(client: AsyncClient, field: bytes) -> Any:
+    stats = await client.hgetall(job_keys("t:jobs").stats)  # type: ignore[misc]
+    return stats if field in stats else None
 
 
 async def test_timeout_fails_the_job(aredis: AsyncClient, worker: Running) -> None:

@@ -3,9 +3,10 @@
 Async tasks run on the event loop, sync tasks in a thread pool; at most `concurrency` jobs run
 at once. Pops take as many jobs as there are free slots; the leases of running jobs are extended
 together (`ReliableQueue.extend`, every third of the lease); finished jobs are settled together
-— one ack call and one pipeline of records and counters for all that finished since the last
-settling — so a busy worker spends a few Redis round trips per batch of jobs, not per job,
-while a job is acked as soon as it finishes when the worker is not busy.
+(one ack call, and one pipeline for any job records, for all that finished since the last
+settling); the counters the dashboard charts are added twice a second. So a busy worker spends
+a few Redis round trips per batch of jobs, not per job, and an idle one acks a job as soon as
+it finishes.
 
 Outcomes: success → ack (and a result record when the task has ``result_ttl``); failure →
 ``nack`` with the task's backoff while retries remain, else the dead-letter list with the
@@ -25,6 +26,7 @@ import contextlib
 import logging
 import time
 import traceback
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -109,6 +111,7 @@ class Worker:
         self._ready = asyncio.Event()  # outcomes wait to be settled
         self._slot = asyncio.Event()  # a slot came free
         self._closing = False
+        self._counts: Counter[tuple[str, str]] = Counter()
         self._background: list[asyncio.Task[None]] = []
         self._settler: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
@@ -161,6 +164,8 @@ class Worker:
         for background in [t for t in (self._settler, *self._background) if t is not None]:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(background, 10)
+        with contextlib.suppress(*TRANSIENT):
+            await self._flush_counts()
         self.executor.shutdown(wait=False, cancel_futures=True)
         log.info("worker stopped completed=%d", self.completed)
 
@@ -293,26 +298,38 @@ class Worker:
         await self.queue.nack(delivery, delay=delay, reason=outcome.traceback)
 
     async def _record(self, outcomes: Sequence[Outcome]) -> None:
-        """One pipeline: job records (failures, kept results), counters per queue."""
+        """One pipeline of job records (failures, kept results); counts are kept for later."""
         pipe = self.queue.client.pipeline(transaction=False)
-        counts: dict[str, dict[str, int]] = {}
+        recorded = 0
         for o in outcomes:
             if o.returned:
                 continue
             state = o.state
-            per_queue = counts.setdefault(o.delivery.key, {})
             field = {JobState.COMPLETE: "complete", JobState.DEAD: "failed"}.get(state, "retried")
-            per_queue[field] = per_queue.get(field, 0) + 1
-            self._add_record(pipe, o, state)
-        for key, fields in counts.items():
-            for field, n in fields.items():
-                pipe.hincrby(job_keys(key).stats, field, n)
-        await pipe.execute()
+            self._counts[(o.delivery.key, field)] += 1
+            recorded += self._add_record(pipe, o, state)
+        if recorded:
+            await pipe.execute()
 
-    def _add_record(self, pipe: Any, o: Outcome, state: JobState) -> None:
+    async def _flush_counts(self) -> None:
+        """Add the counts of settled jobs to each queue's counters (twice a second, and at
+        stop: a round trip per flush rather than per batch; a crash loses at most that much)."""
+        counts, self._counts = self._counts, Counter()
+        if not counts:
+            return
+        pipe = self.queue.client.pipeline(transaction=False)
+        for (key, field), n in counts.items():
+            pipe.hincrby(job_keys(key).stats, field, n)
+        try:
+            await pipe.execute()
+        except TRANSIENT:
+            self._counts.update(counts)
+            raise
+
+    def _add_record(self, pipe: Any, o: Outcome, state: JobState) -> int:
         ttl = o.doc.result_ttl if (o.ok and o.doc) else FAILURE_TTL
         if o.doc is None or not ttl:
-            return
+            return 0
         keys = job_keys(o.delivery.key)
         result = o.value if o.ok else None
         record = JobRecord(
@@ -331,6 +348,7 @@ class Worker:
         pipe.expire(keys.record(o.doc.id), ttl)
         pipe.lpush(keys.recent, o.doc.id)
         pipe.ltrim(keys.recent, 0, RECENT - 1)
+        return 1
 
     # -- scheduled and periodic jobs -------------------------------------------------------
 
@@ -345,8 +363,9 @@ class Worker:
                         [keys.scheduled, name],
                         [repr(time.time()), 1000],
                     )
+                await self._flush_counts()
             except TRANSIENT as exc:
-                log.warning("worker could not move scheduled jobs error=%r", str(exc))
+                log.warning("worker could not move scheduled jobs or count error=%r", str(exc))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), PROMOTE_EVERY)
 
