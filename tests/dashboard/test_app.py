@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from redline import registry
 from redline.config import load_config
 from redline.connection import AsyncClient
 from redline.dashboard.app import create_app
@@ -128,20 +129,19 @@ async def test_jobs_by_state_show_arguments(aredis: AsyncClient, http: httpx.Asy
 
 
 async def test_services_and_metrics_pages(aredis: AsyncClient, http: httpx.AsyncClient) -> None:
+    await registry.register_namespace(aredis, "demo:mpush", "mpush")
     await aredis.rpush("demo:mpush:ids", "1")  # type: ignore[misc]
-    await aredis.hset(
-        "demo:mpush:1", mapping={"host": "box", "pid": "42", "started": "1", "renewed": "2"}
-    )  # type: ignore[misc]
+    fields = {"host": "box", "pid": "4242", "started": "1", "renewed": "2", "service": "mpush"}
+    await aredis.hset("demo:mpush:1", mapping=fields)  # type: ignore[misc]
     await aredis.expire("demo:mpush:1", 60)
-    await aredis.hset(
-        "demo:mpush:metrics:in",
-        mapping={"count": 4, "sum": 2.0, "max": 1.5, "histo10": 3, "histo20": 1},
-    )  # type: ignore[misc]
+    metric = {"count": 4, "sum": 2000, "max": 1500, "histo10": 3, "histo20": 1}
+    await aredis.hset("demo:mpush:metrics:done", mapping=metric)  # type: ignore[misc]
     services = (await http.get("/services")).text
-    assert "demo:mpush" in services and "box" in services and "42" in services
+    assert "demo:mpush" in services and "box" in services and "4242" in services
     metrics = (await http.get("/metrics")).text
-    assert "demo:mpush:metrics:in" in metrics and metrics.count("<rect") == 2
-    assert "histo10: 3" in metrics
+    assert "demo:mpush:metrics:done" in metrics and "mean <b>500.000</b>" in metrics
+    assert metrics.count("<rect") == 11  # histo10 … histo100 and above
+    assert "histo10: 3" in metrics and "histo20: 1" in metrics
 
 
 async def test_api_queues_returns_samples(http: httpx.AsyncClient) -> None:
@@ -153,7 +153,7 @@ async def test_api_queues_returns_samples(http: httpx.AsyncClient) -> None:
 async def test_pages_on_a_cluster(acluster: AsyncClient, prefix: str) -> None:
     name = "{" + prefix + "}:orders"
     await acluster.hset(f"{prefix}:metrics:in", mapping={"count": 1, "histo10": 1})  # type: ignore[misc]
-    config = DashboardConfig(queues=[name])
+    config = DashboardConfig(queues=[name], namespaces=[prefix])
     app = create_app(config, client=acluster)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as http:
         await ReliableQueue(acluster).push(name, b"x")

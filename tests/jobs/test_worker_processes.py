@@ -97,10 +97,15 @@ def test_sigterm_returns_or_finishes_in_flight_jobs(redis_url: str, tmp_path: Pa
     asyncio.run(put())
     proc = start_worker(redis_url, "t:slow", tmp_path / "w.log")
     wait_for(lambda: queue_counts(redis_url, "t:slow")[1] == 1, timeout=60)
+    client = redis.Redis.from_url(redis_url)
+    [ident] = client.lrange("redline:worker:ids", 0, -1)  # registered as a service instance
+    assert client.hget(b"redline:worker:" + ident, "serves") == b"t:slow"
     assert stop(proc, signal.SIGTERM) == 0
     waiting, inflight, delayed, dead = queue_counts(redis_url, "t:slow")
     assert (inflight, dead) == (0, 0) and waiting + delayed == 1  # the long one went back
     assert "worker stopped completed=1" in (tmp_path / "w.log").read_text()
+    assert client.lrange("redline:worker:ids", 0, -1) == []  # unregistered
+    assert client.hget("redline:worker:metrics:jobs", "count") == b"1"
 
 
 def test_one_cron_scheduler_across_two_workers(redis_url: str, tmp_path: Path) -> None:

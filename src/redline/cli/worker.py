@@ -6,6 +6,7 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from pydantic import Field
@@ -13,11 +14,15 @@ from pydantic import Field
 from redline.cli.common import config_options, fail, load_or_exit, run_until_signal, server_for
 from redline.config import ServiceConfig
 from redline.errors import RedlineError
-from redline.jobs.task import load_tasks
+from redline.jobs.task import Tasks, load_tasks
 from redline.jobs.worker import Worker
+from redline.lifecycle import Lifecycle, check_interval
+from redline.metrics import Metrics
 from redline.runner import run_service
 
-__all__ = ["WorkerConfig", "worker"]
+__all__ = ["WorkerConfig", "worker", "worker_hooks"]
+
+DEFAULT_NAMESPACE = "redline:worker"
 
 
 class WorkerConfig(ServiceConfig):
@@ -78,20 +83,39 @@ def worker(
         return
     with server_for(config.redis) as url:
         config = config.model_copy(update={"redis": url})
-        runner = Worker(
-            tasks,
-            config.queues,
-            config.concurrency,
-            config.threads,
-            config.lease,
-            config.grace,
-            config.cron,
-        )
+        hooks = worker_hooks(tasks, config)
 
         async def main(stopping: asyncio.Event) -> None:
-            await run_service(runner, config, hooks=[runner], stopping=stopping)
+            interval = check_interval(config.service_renew, config.pop_timeout)
+            await run_service(hooks[-1], config, hooks, stopping, tick_interval=interval)
 
         run_until_signal(main)
+
+
+def worker_hooks(tasks: Tasks, config: WorkerConfig) -> list[Any]:
+    """Lifecycle (registration under ``serviceNamespace``, default ``redline:worker``),
+    metrics, and the worker last (so that it stops first, before the instance unregisters)."""
+    ns = config.service_namespace or DEFAULT_NAMESPACE
+    metrics = Metrics(ns, timeout_ms=int(config.lease * 1000))
+    runner = Worker(
+        tasks,
+        config.queues,
+        config.concurrency,
+        config.threads,
+        config.lease,
+        config.grace,
+        config.cron,
+        metrics,
+    )
+    lifecycle = Lifecycle(
+        ns,
+        "worker",
+        ",".join(runner.queues),
+        expire=config.service_expire,
+        renew=config.service_renew,
+        capacity=config.service_capacity,
+    )
+    return [lifecycle, metrics, runner]
 
 
 def _json(value: object) -> str:

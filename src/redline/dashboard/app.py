@@ -124,7 +124,8 @@ async def services_page(request: Request) -> Response:
 
 
 async def metrics_page(request: Request) -> Response:
-    return render(request, "metrics.html", rows=await data.metrics_hashes(_client(request)))
+    rows = await data.metrics_hashes(_client(request), _config(request).namespaces)
+    return render(request, "metrics.html", rows=rows)
 
 
 async def _sample(app: Starlette) -> None:

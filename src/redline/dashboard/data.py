@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from redline import registry
 from redline.connection import AsyncClient
 from redline.errors import JobSerializationError
 from redline.jobs.document import JobDocument, JobState, job_keys
 from redline.jobs.job import JobRecord
 from redline.jobs.worker import QUEUES_KEY
+from redline.metrics import HISTOGRAM, metrics_key, read_metrics
 from redline.queue import QueuedMessage, ReliableQueue
+from redline.registry import Instance
 
 __all__ = [
     "JobRow",
@@ -64,6 +67,10 @@ class JobRow:
 
 def _s(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def _text(fields: dict[Any, Any]) -> dict[str, str]:
+    return {_s(k): _s(v) for k, v in fields.items()}
 
 
 def show_bytes(payload: bytes, limit: int = 300) -> str:
@@ -187,34 +194,13 @@ async def jobs_in_state(client: AsyncClient, name: str, state: JobState) -> list
     ][:SHOWN]
 
 
-@dataclass(frozen=True)
-class Instance:
-    namespace: str
-    id: str
-    fields: dict[str, str] = field(default_factory=dict)
-    ttl: int = -1
-
-
-async def _scan(client: AsyncClient, pattern: str, kind: str) -> list[str]:
-    found = [key async for key in client.scan_iter(match=pattern, _type=kind, count=500)]
-    return sorted({k.decode() if isinstance(k, bytes) else str(k) for k in found})
-
-
-def _text(fields: dict[Any, Any]) -> dict[str, str]:
-    return {_s(k): _s(v) for k, v in fields.items()}
-
-
 async def service_instances(client: AsyncClient, namespaces: Sequence[str]) -> list[Instance]:
-    """Live instances of the configured namespaces, and of any found by their ``<ns>:ids``."""
-    found = [key.removesuffix(":ids") for key in await _scan(client, "*:ids", "list")]
-    out = []
-    for ns in dict.fromkeys([*namespaces, *found]):
-        for raw in await client.lrange(f"{ns}:ids", 0, -1):
-            key = f"{ns}:{_s(raw)}"
-            fields = await client.hgetall(key)
-            if fields:
-                out.append(Instance(ns, _s(raw), _text(fields), await client.ttl(key)))
-    return out
+    """Live instances of every registered namespace (`redline.registry`) and of `namespaces`."""
+    registered = list(await registry.services(client))
+    found: list[Instance] = []
+    for ns in dict.fromkeys([*registered, *namespaces]):
+        found += await registry.instances(client, ns)
+    return found
 
 
 @dataclass(frozen=True)
@@ -230,27 +216,21 @@ class MetricsRow:
         return self.sum / self.count if self.count else 0.0
 
 
-def _histogram(fields: dict[str, str]) -> list[tuple[str, int]]:
-    def order(name: str) -> tuple[int, str]:
-        digits = "".join(c for c in name if c.isdigit())
-        return (int(digits) if digits else 10**9, name)
-
-    bins = [name for name in fields if name.startswith("histo") or name.startswith("over")]
-    return [(name, int(float(fields[name]))) for name in sorted(bins, key=order)]
-
-
-async def metrics_hashes(client: AsyncClient) -> list[MetricsRow]:
-    """Every ``<ns>:metrics:<name>`` hash: count, sum, max and histogram bins."""
+async def metrics_hashes(client: AsyncClient, namespaces: Sequence[str]) -> list[MetricsRow]:
+    """Every ``<ns>:metrics:<name>`` hash of the registered and given namespaces, with its
+    histogram bins (in order; only when the metric has any)."""
+    registered = list(await registry.services(client))
     rows = []
-    for key in await _scan(client, "*:metrics:*", "hash"):
-        fields = _text(await client.hgetall(key))
-        rows.append(
-            MetricsRow(
-                key,
-                int(float(fields.get("count", 0))),
-                float(fields.get("sum", 0)),
-                float(fields.get("max", 0)),
-                _histogram(fields),
+    for ns in dict.fromkeys([*registered, *namespaces]):
+        for name, fields in (await read_metrics(client, ns)).items():
+            bins = [(b, fields.get(b, 0)) for b in HISTOGRAM]
+            rows.append(
+                MetricsRow(
+                    metrics_key(ns, name),
+                    fields.get("count", 0),
+                    fields.get("sum", 0),
+                    fields.get("max", 0),
+                    bins if any(n for _, n in bins) else [],
+                )
             )
-        )
     return rows

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 import traceback
@@ -37,6 +38,7 @@ from redline.jobs.cron import CronSchedule, CronScheduler
 from redline.jobs.document import JobDocument, JobState, encode_value, job_keys
 from redline.jobs.job import FAILURE_TTL, RECENT, JobRecord, describe_args, enqueue
 from redline.jobs.task import Task, Tasks
+from redline.metrics import Metrics
 from redline.queue import Delivery, ReliableQueue
 from redline.runner import TRANSIENT, Context
 from redline.scripts import run
@@ -63,6 +65,7 @@ class Outcome:
     traceback: str = ""
     dead: bool = False
     returned: bool = False
+    millis: float = 0.0
 
     @property
     def state(self) -> JobState:
@@ -98,11 +101,13 @@ class Worker:
         lease: float = 30.0,
         grace: float = 10.0,
         cron: bool = True,
+        metrics: Metrics | None = None,
     ) -> None:
         if concurrency < 1:
             raise JobError(f"concurrency {concurrency!r} must be >= 1")
         self.tasks, self.queues = tasks, list(queues) or tasks.queues
         self.concurrency, self.lease, self.grace, self.cron = concurrency, lease, grace, cron
+        self.metrics = metrics  # when given: job durations ("jobs") and failures ("failed")
         self.executor = ThreadPoolExecutor(threads or concurrency, thread_name_prefix="job")
         self.active = 0  # jobs popped and not yet finished
         self.completed = 0
@@ -192,6 +197,10 @@ class Worker:
     def _done(self, running: asyncio.Task[Outcome]) -> None:
         delivery = self._runs.pop(running)
         outcome = running.result() if not running.cancelled() else Outcome(delivery, returned=True)
+        if self.metrics is not None and not outcome.returned:
+            self.metrics.observe("jobs", outcome.millis)
+            if not outcome.ok:
+                self.metrics.count("failed")
         self._finished.append(outcome)
         self._ready.set()
         self.active -= 1  # the slot is free: the next pop overlaps the settling of this job
@@ -220,6 +229,11 @@ class Worker:
                     await self.queue.extend(*running)
 
     async def _run_one(self, delivery: Delivery) -> Outcome:
+        started = time.perf_counter()
+        outcome = await self._outcome(delivery)
+        return dataclasses.replace(outcome, millis=1000 * (time.perf_counter() - started))
+
+    async def _outcome(self, delivery: Delivery) -> Outcome:
         doc: JobDocument | None = None
         task: Task[..., Any] | None = None
         try:
