@@ -26,9 +26,9 @@ import redis
 from rich.console import Console
 from rich.table import Table
 
-from redline.connection import connect
+from redline.connection import connect, connect_sync
 from redline.embedded import EmbeddedServer
-from redline.jobs import enqueue
+from redline.jobs import enqueue, enqueue_sync
 from redline.queue import ReliableQueue
 
 HERE = Path(__file__).resolve().parent
@@ -58,16 +58,29 @@ def command_count(client: redis.Redis) -> int:
     return sum(int(v["calls"]) for v in stats.values())
 
 
-async def _redline_enqueue(url: str, n: int) -> float:
+def _redline_enqueue(url: str, n: int) -> float:
+    """Seconds to enqueue `n` jobs with the blocking API (the peers' enqueues are blocking)."""
+    from bench._jobs_tasks import noop
+
+    client = connect_sync(url)
+    started = time.perf_counter()
+    for _ in range(n):
+        enqueue_sync(client, noop)
+    elapsed = time.perf_counter() - started
+    client.close()
+    return elapsed
+
+
+async def _redline_enqueue_async(url: str, n: int) -> float:
     from bench._jobs_tasks import noop
 
     client = connect(url)
     started = time.perf_counter()
     for _ in range(n):
-        await enqueue(client, noop)
+        await enqueue(client, noop.options(queue="bench:async"))
     elapsed = time.perf_counter() - started
     await client.aclose()
-    return elapsed
+    return n / elapsed
 
 
 def _left(url: str) -> int:
@@ -89,7 +102,7 @@ def _wait(predicate: object, timeout: float = 600) -> None:
 
 
 def run_redline(url: str, n: int) -> Result:
-    enqueued = asyncio.run(_redline_enqueue(url, n))
+    enqueued = _redline_enqueue(url, n)
     worker = subprocess.Popen(
         [
             sys.executable,
@@ -212,4 +225,8 @@ def main() -> None:
         for name in ["redline", *PEERS]:
             console.print(f"jobs: running {name} …")
             results.append(measure(server.url, name, JOBS))
+        async_rate = asyncio.run(_redline_enqueue_async(server.url, JOBS // 4))
     console.print(table(results, JOBS))
+    console.print(
+        f"redline's asyncio enqueue (await enqueue, one per call): {async_rate:,.0f} jobs/s"
+    )

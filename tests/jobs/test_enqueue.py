@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,7 @@ from redline.jobs import (
     enqueue,
     enqueue_at,
     enqueue_in,
+    enqueue_sync,
     job_keys,
 )
 from redline.scripts import run
@@ -36,6 +38,15 @@ async def test_enqueue_puts_a_job_document_on_the_plain_list(aredis: AsyncClient
         ("a@b",),
         {"subject": "hi"},
     )
+
+
+def test_enqueue_sync_pushes_the_same_document(sredis: Any) -> None:
+    job_id = enqueue_sync(sredis, send, "x@y", subject="s")
+    doc = JobDocument.decode(sredis.lrange("mail", 0, -1)[0])
+    assert (doc.id, doc.args, doc.kwargs) == (job_id, ("x@y",), {"subject": "s"})
+    unique = send.options(unique="k")
+    assert enqueue_sync(sredis, unique) is not None and enqueue_sync(sredis, unique) is None
+    assert sredis.llen("mail") == 2
 
 
 async def test_unique_enqueue_is_a_no_op_while_pending(aredis: AsyncClient) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from redline.jobs.cron import CronSchedule, CronScheduler
 from redline.jobs.document import JobDocument, JobState, job_keys
-from redline.jobs.job import Job, JobRecord, enqueue, enqueue_at, enqueue_in
+from redline.jobs.job import Job, JobRecord, enqueue, enqueue_at, enqueue_in, enqueue_sync
 from redline.jobs.task import Task, Tasks, load_tasks, task
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "enqueue",
     "enqueue_at",
     "enqueue_in",
+    "enqueue_sync",
     "job_keys",
     "load_tasks",
     "task",

@@ -22,14 +22,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from redline.connection import AsyncClient
+from redline.connection import AsyncClient, SyncClient
 from redline.errors import JobError, JobFailed, JobTimeout
 from redline.jobs.document import JobDocument, JobState, decode_value, encode_value, job_keys
 from redline.jobs.task import Task
-from redline.queue import ReliableQueue
-from redline.scripts import run
+from redline.queue import QueueKeys, ReliableQueue
+from redline.scripts import run, run_sync
 
-__all__ = ["FAILURE_TTL", "Job", "JobRecord", "enqueue", "enqueue_at", "enqueue_in", "push_jobs"]
+__all__ = [
+    "FAILURE_TTL",
+    "Job",
+    "JobRecord",
+    "enqueue",
+    "enqueue_at",
+    "enqueue_in",
+    "enqueue_sync",
+    "push_jobs",
+]
 
 FAILURE_TTL = 7 * 86400
 RECENT = 1000  # ids kept in a queue's list of recent job records
@@ -195,6 +204,27 @@ async def enqueue_at(
             raise JobError(f"enqueue_at: {when!r} has no timezone: pass an aware datetime")
         when = when.timestamp()
     return await _enqueue(client, task, when, args, kwargs)
+
+
+def enqueue_sync(
+    client: SyncClient, task: Task[..., Any], /, *args: Any, **kwargs: Any
+) -> str | None:
+    """`enqueue` for code without an event loop (a Flask or Django view, a script): the same
+    document, the same scripts, on a blocking client. Returns the job id (None: a unique job
+    with the key is still pending); `Job` handles need the asyncio client."""
+    doc = _document(task, args, kwargs)
+    payload = doc.encode()
+    if doc.unique is not None:
+        keys = job_keys(task.queue)
+        holder = run_sync(
+            client,
+            "job_unique_enqueue",
+            [task.queue, keys.unique(doc.unique), keys.scheduled],
+            [payload, doc.id, task.unique_ttl, ""],
+        )
+        return None if holder else doc.id
+    run_sync(client, "queue_push", QueueKeys.of(task.queue).of_script("queue_push"), [payload])
+    return doc.id
 
 
 def describe_args(doc: JobDocument) -> str:
