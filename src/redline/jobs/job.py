@@ -26,7 +26,7 @@ from redline.connection import AsyncClient, SyncClient
 from redline.errors import JobError, JobFailed, JobTimeout
 from redline.jobs.document import JobDocument, JobState, decode_value, encode_value, job_keys
 from redline.jobs.task import Task
-from redline.queue import QueueKeys, ReliableQueue
+from redline.queue import ReliableQueue, SyncReliableQueue
 from redline.scripts import run, run_sync
 
 __all__ = [
@@ -223,7 +223,7 @@ def enqueue_sync(
             [payload, doc.id, task.unique_ttl, ""],
         )
         return None if holder else doc.id
-    run_sync(client, "queue_push", QueueKeys.of(task.queue).of_script("queue_push"), [payload])
+    SyncReliableQueue(client, consumer="producer").push(task.queue, payload)
     return doc.id
 
 
