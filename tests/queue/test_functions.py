@@ -39,7 +39,7 @@ def test_fcall_from_any_client_with_the_documented_keys(redis_url: str) -> None:
     k = QueueKeys.of("q")
     pop_keys = [getattr(k, r) for r in ("waiting", "claimed", "ids", "seq", "inflight")]
     pop_keys += [getattr(k, r) for r in ("delayed", "payloads", "deliveries", "since", "reasons")]
-    assert client.fcall("redline_queue_push", 3, "q", k.ids, k.seq, "hello") == [b"1"]
+    assert client.fcall("redline_queue_push", 4, "q", k.claimed, k.ids, k.seq, "hello") == [b"1"]
     reply = client.fcall("redline_queue_pop", 10, *pop_keys, 1, 30000)
     assert reply[2:] == [0, b"1", b"hello", 1]
     assert client.fcall("redline_queue_pop", 10, *pop_keys, 0, 0, "1", 1)[2:] == [1, b"1"]

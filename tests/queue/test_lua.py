@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from redline import scripts
@@ -24,11 +23,11 @@ async def server_ms(client: AsyncClient) -> int:
 async def test_push_lpushes_payloads_and_records_their_ids(aredis: AsyncClient) -> None:
     assert await call(aredis, "queue_push", b"a", b"b", b"a") == [b"1", b"2", b"3"]
     assert await aredis.lrange("q", 0, -1) == [b"a", b"b", b"a"]  # oldest at the right
-    digest = hashlib.sha1(b"a").hexdigest()
-    ids = await aredis.hgetall(K.ids)
-    assert ids[digest.encode()] == b"0 2"  # none taken, two added
-    assert (ids[f"{digest}:1".encode()], ids[f"{digest}:2".encode()]) == (b"1", b"3")
-    assert await aredis.get(K.seq) == b"3"
+    await aredis.lpush("q", b"raw")
+    assert await call(aredis, "queue_push", b"c") == [b"4"]
+    ids = await aredis.hgetall(K.ids)  # position -> id; position 4 is the raw LPUSH
+    assert ids == {b"1": b"1", b"2": b"2", b"3": b"3", b"5": b"4"}
+    assert await aredis.get(K.seq) == b"4"
 
 
 async def test_pop_takes_pushed_ids_and_gives_raw_payloads_fresh_ones(aredis: AsyncClient) -> None:
@@ -112,9 +111,10 @@ async def test_info_counts(aredis: AsyncClient) -> None:
 
 
 async def test_waiting_pages_in_delivery_order_with_known_ids(aredis: AsyncClient) -> None:
+    await aredis.lpush("q", b"claimed")
     await call(aredis, "queue_push", b"same", b"same")
     await aredis.lpush("q", b"same", b"raw")
-    await aredis.lpush(K.claimed, b"claimed")
+    await aredis.lmove("q", K.claimed, "RIGHT", "LEFT")  # what a blocking pop's BLMOVE does
     page = await call(aredis, "queue_waiting", 0, 10)
     assert page == [b"", b"claimed", b"1", b"same", b"2", b"same", b"", b"same", b"", b"raw"]
     assert await call(aredis, "queue_waiting", 2, 2) == [b"2", b"same", b"", b"same"]

@@ -64,9 +64,10 @@ class Model:
         self.now = 0
         self.seq = 0
         self.waiting: deque[bytes] = deque()
-        # The ids push gave, per payload, oldest first: the next identical payload popped takes
-        # the first (a raw LPUSH of the same bytes may take it: ids follow content, see docs).
-        self.recorded: dict[bytes, deque[str]] = {}
+        # The ids push gave, by position (ids follow position, see docs/queue.md "Ids"): the
+        # message waiting[i] is at position taken + i + 1; a raw LPUSH has no recorded id.
+        self.taken = 0
+        self.recorded: dict[int, str] = {}
         self.messages: dict[str, Message] = {}
         # In-flight ids in the server's order. One pop may lease fresh messages and, after its
         # lazy recovery, recovered ones: same virtual deadline, from two script calls whose
@@ -83,19 +84,14 @@ class Model:
     def push(self, payloads: list[bytes]) -> list[str]:
         ids = [str(self.seq + n) for n in range(1, len(payloads) + 1)]
         self.seq += len(payloads)
+        base = self.taken + len(self.waiting)
         self.waiting.extend(payloads)
-        for mid, payload in zip(ids, payloads, strict=True):
-            self.recorded.setdefault(payload, deque()).append(mid)
+        for n, mid in enumerate(ids, 1):
+            self.recorded[base + n] = mid
         return ids
 
     def waiting_ids(self) -> list[tuple[str, bytes]]:
-        seen: dict[bytes, int] = {}
-        out = []
-        for payload in self.waiting:
-            n = seen[payload] = seen.get(payload, -1) + 1
-            ids = self.recorded.get(payload, deque())
-            out.append((ids[n] if n < len(ids) else "", payload))
-        return out
+        return [(self.recorded.get(self.taken + n, ""), p) for n, p in enumerate(self.waiting, 1)]
 
     def pop(self, count: int, ack: list[Delivery]) -> tuple[list[Delivery], list[str]]:
         acked = self.ack(ack)
@@ -113,8 +109,9 @@ class Model:
         taken = [(i, self.messages[i].payload) for i in due]
         fresh = [self.waiting.popleft() for _ in range(min(count - len(due), len(self.waiting)))]
         for payload in fresh:
-            if self.recorded.get(payload):
-                mid = self.recorded[payload].popleft()
+            self.taken += 1
+            if self.taken in self.recorded:
+                mid = self.recorded.pop(self.taken)
             else:
                 self.seq += 1
                 mid = str(self.seq)

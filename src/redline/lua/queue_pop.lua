@@ -17,14 +17,24 @@ local count, lease = tonumber(ARGV[1]), tonumber(ARGV[2])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
-local acked = {}
-for i = 3, #ARGV, 2 do
-  local id = ARGV[i]
-  if redis.call('HGET', KEYS[8], id) == ARGV[i + 1]
-    and (redis.call('ZREM', KEYS[5], id) == 1 or redis.call('ZREM', KEYS[6], id) == 1) then
-    acked[#acked + 1] = id
+-- One HMGET and one ZMSCORE for the whole batch: per-message calls are what made acks slow.
+local acked, ids, tokens, seen, leased_ids = {}, {}, {}, {}, {}
+for i = 3, #ARGV, 2 do ids[#ids + 1], tokens[#tokens + 1] = ARGV[i], ARGV[i + 1] end
+if #ids > 0 then
+  local counts = redis.call('HMGET', KEYS[8], unpack(ids))
+  local leased = redis.call('ZMSCORE', KEYS[5], unpack(ids))
+  for i, id in ipairs(ids) do
+    if counts[i] == tokens[i] and not seen[id] then
+      seen[id] = true
+      if leased[i] then
+        acked[#acked + 1], leased_ids[#leased_ids + 1] = id, id
+      elseif redis.call('ZREM', KEYS[6], id) == 1 then  -- recovered, not yet redelivered
+        acked[#acked + 1] = id
+      end
+    end
   end
 end
+if #leased_ids > 0 then redis.call('ZREM', KEYS[5], unpack(leased_ids)) end
 for i = 1, #acked, 1000 do
   local chunk = {unpack(acked, i, math.min(i + 999, #acked))}
   for _, k in ipairs({7, 8, 9, 10}) do redis.call('HDEL', KEYS[k], unpack(chunk)) end
@@ -39,21 +49,19 @@ local function deliver(id, payload, n)
   since[#since + 1], since[#since + 2] = id, now
 end
 
-local function take_id(payload)
-  local digest = redis.sha1hex(payload)
-  local head = redis.call('HGET', KEYS[3], digest)
-  if not head then return false end
-  local a, b = string.match(head, '^(%d+) (%d+)$')
-  local taken, added = tonumber(a) + 1, tonumber(b)
-  local field = digest .. ':' .. string.format('%d', taken)
-  local id = redis.call('HGET', KEYS[3], field)
-  if taken >= added then
-    redis.call('HDEL', KEYS[3], digest, field)
+-- The ids push gave the `n` messages at positions taken+1 .. taken+n (false: a raw LPUSH).
+local function known_ids(n, drained)
+  local taken = tonumber(redis.call('HGET', KEYS[3], 'taken') or '0')
+  local fields = {}
+  for i = 1, n do fields[i] = string.format('%d', taken + i) end
+  local ids = redis.call('HMGET', KEYS[3], unpack(fields))
+  if drained then  -- nothing left to number: positions start again from 1
+    redis.call('DEL', KEYS[3])
   else
-    redis.call('HSET', KEYS[3], digest, string.format('%d %d', taken, added))
-    redis.call('HDEL', KEYS[3], field)
+    redis.call('HDEL', KEYS[3], unpack(fields))
+    redis.call('HSET', KEYS[3], 'taken', string.format('%d', taken + n))
   end
-  return id
+  return ids
 end
 
 local function wait_for(zset)
@@ -82,13 +90,13 @@ for _, list in ipairs({KEYS[2], KEYS[1]}) do
 end
 
 if #fresh > 0 then
-  local mapped = redis.call('EXISTS', KEYS[3]) == 1
-  local ids, unknown = {}, 0
-  for i, payload in ipairs(fresh) do
-    ids[i] = mapped and take_id(payload)
+  local drained = want > 0 or redis.call('EXISTS', KEYS[1], KEYS[2]) == 0
+  local ids, unknown = known_ids(#fresh, drained), 0
+  for i = 1, #fresh do
     if not ids[i] then unknown = unknown + 1 end
   end
-  local next_id = redis.call('INCRBY', KEYS[4], unknown) - unknown
+  local next_id = 0
+  if unknown > 0 then next_id = redis.call('INCRBY', KEYS[4], unknown) - unknown end
   local payloads, counts = {}, {}
   for i, payload in ipairs(fresh) do
     if not ids[i] then

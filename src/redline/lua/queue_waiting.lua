@@ -12,19 +12,13 @@ for _, list in ipairs({KEYS[2], KEYS[1]}) do
     for i = #got, 1, -1 do ordered[#ordered + 1] = got[i] end
   end
 end
-local seen, out = {}, {}
-for i, payload in ipairs(ordered) do
-  local digest = redis.sha1hex(payload)
-  local id = ''
-  local head = redis.call('HGET', KEYS[3], digest)
-  if head then
-    local a, b = string.match(head, '^(%d+) (%d+)$')
-    local nth = tonumber(a) + (seen[digest] or 0) + 1
-    seen[digest] = (seen[digest] or 0) + 1
-    if nth <= tonumber(b) then
-      id = redis.call('HGET', KEYS[3], digest .. ':' .. string.format('%d', nth)) or ''
-    end
-  end
-  if i > start then out[#out + 1], out[#out + 2] = id, payload end
+local out = {}
+if #ordered <= start then return out end
+local taken = tonumber(redis.call('HGET', KEYS[3], 'taken') or '0')
+local fields = {}
+for i = start + 1, #ordered do fields[#fields + 1] = string.format('%d', taken + i) end
+local ids = redis.call('HMGET', KEYS[3], unpack(fields))
+for i = start + 1, #ordered do
+  out[#out + 1], out[#out + 2] = ids[i - start] or '', ordered[i]
 end
 return out

@@ -18,7 +18,7 @@ __all__ = [
 
 # The KEYS of each script, by role (a field of QueueKeys), in order: the one place that says it.
 SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
-    "queue_push": ("waiting", "ids", "seq"),
+    "queue_push": ("waiting", "claimed", "ids", "seq"),
     "queue_pop": (
         "waiting",
         "claimed",
@@ -102,7 +102,7 @@ class QueueKeys:
 
     waiting: str  # the plain list of payloads: LPUSH in, RPOP out
     claimed: str  # list: what blocking consumers' BLMOVE took, claimed by the next pop
-    ids: str  # hash: sha1(payload) -> "taken added", sha1:n -> id given by push
+    ids: str  # hash: "taken" -> list items popped; position -> id given by push
     seq: str  # the id counter
     inflight: str  # zset: id -> lease deadline (ms)
     delayed: str  # zset: id -> due time (ms)
