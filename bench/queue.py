@@ -3,8 +3,10 @@
 One producer process pushes N messages in batches; one consumer process pops them in batches of
 the same size, acknowledging each batch with the next pop (`pop(..., ack=batch)`: one round trip
 per batch). Beside it, on the same embedded server: `redis-benchmark` LPUSH and RPOP with 16
-pipelined commands (when installed) and a pipelined redis-py LPUSH-then-RPOP loop, neither with
-any guarantee. Uses SyncReliableQueue (the asyncio class makes the same server calls).
+pipelined commands (when installed), a pipelined redis-py LPUSH-then-RPOP loop, and - the
+comparable floor - the same two processes and batches on a plain list (one `LPUSH key p1..pn`
+per batch, one `RPOP key n` per batch, BRPOP when empty), none with any guarantee. Uses
+SyncReliableQueue (the asyncio class makes the same server calls).
 """
 
 from __future__ import annotations
@@ -45,11 +47,30 @@ def _consume(url: str, batch: int, n: int) -> None:
     queue.ack(*acked)
 
 
-def end_to_end(url: str, batch: int, n: int) -> float:
-    """Messages/s from the producer's start to the consumer's last ack."""
+def _produce_raw(url: str, batch: int, n: int) -> None:
+    client = connect_sync(url)
+    payload = b"x" * 64
+    for start in range(0, n, batch):
+        client.lpush("raw", *([payload] * min(batch, n - start)))
+
+
+def _consume_raw(url: str, batch: int, n: int) -> None:
+    client = connect_sync(url)
+    got = 0
+    while got < n:
+        taken = client.rpop("raw", batch)
+        if taken:
+            got += len(taken)
+        elif client.brpop(["raw"], timeout=1):
+            got += 1
+
+
+def end_to_end(url: str, batch: int, n: int, raw: bool = False) -> float:
+    """Messages/s from the producer's start to the consumer's last ack (`raw`: plain list)."""
     connect_sync(url).flushdb()
     ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=f, args=(url, batch, n)) for f in (_consume, _produce)]
+    pair = (_consume_raw, _produce_raw) if raw else (_consume, _produce)
+    procs = [ctx.Process(target=f, args=(url, batch, n)) for f in pair]
     began = time.perf_counter()
     for proc in procs:
         proc.start()
@@ -101,7 +122,7 @@ def main() -> None:
         ceiling = redis_benchmark(port)
         raw = pipelined(server.url)
         rows = [
-            (f"ReliableQueue batch={b} ({n:,} msgs)", end_to_end(server.url, b, n))
+            (b, n, end_to_end(server.url, b, n, raw=True), end_to_end(server.url, b, n))
             for b, n in CASES
         ]
     base = ceiling or raw
@@ -109,9 +130,18 @@ def main() -> None:
     table.add_column("what")
     table.add_column("messages/s", justify="right")
     table.add_column("vs ceiling", justify="right")
+    table.add_column("vs plain list", justify="right")
     if ceiling:
-        table.add_row("redis-benchmark LPUSH+RPOP -P 16 (ceiling)", f"{ceiling:,.0f}", "1.00x")
-    table.add_row("redis-py pipelined LPUSH+RPOP (x100)", f"{raw:,.0f}", f"{raw / base:.2f}x")
-    for label, rate in rows:
-        table.add_row(label, f"{rate:,.0f}", f"{rate / base:.2f}x")
-    Console().print(table)
+        table.add_row("redis-benchmark LPUSH+RPOP -P 16 (ceiling)", f"{ceiling:,.0f}", "1.00x", "")
+    table.add_row("redis-py pipelined LPUSH+RPOP (x100)", f"{raw:,.0f}", f"{raw / base:.2f}x", "")
+    for batch, n, plain, rate in rows:
+        table.add_row(
+            f"plain list LPUSH/RPOP batch={batch}", f"{plain:,.0f}", f"{plain / base:.2f}x", "1.00x"
+        )
+        table.add_row(
+            f"ReliableQueue batch={batch} ({n:,} msgs)",
+            f"{rate:,.0f}",
+            f"{rate / base:.2f}x",
+            f"{rate / plain:.2f}x",
+        )
+    Console(width=120).print(table)

@@ -34,7 +34,6 @@ if #ids > 0 then
     end
   end
 end
-if #leased_ids > 0 then redis.call('ZREM', KEYS[5], unpack(leased_ids)) end
 for i = 1, #acked, 1000 do
   local chunk = {unpack(acked, i, math.min(i + 999, #acked))}
   for _, k in ipairs({7, 8, 9, 10}) do redis.call('HDEL', KEYS[k], unpack(chunk)) end
@@ -115,5 +114,9 @@ if #leases > 0 then
   redis.call('ZADD', KEYS[5], unpack(leases))
   redis.call('HSET', KEYS[9], unpack(since))
 end
+-- The acked leases go after the new ones are in (the two sets of ids are disjoint): a steady
+-- consumer's in-flight zset then never empties, so past 128 members it stays a skiplist instead
+-- of being rebuilt as a listpack, where each ZADD scans every member (7x slower at 100).
+if #leased_ids > 0 then redis.call('ZREM', KEYS[5], unpack(leased_ids)) end
 out[1], out[2] = wait_for(KEYS[6]), wait_for(KEYS[5])
 return out
