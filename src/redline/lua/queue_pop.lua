@@ -35,17 +35,17 @@ if #ids > 0 then
   end
 end
 for i = 1, #acked, 1000 do
-  local chunk = {unpack(acked, i, math.min(i + 999, #acked))}
-  for _, k in ipairs({7, 8, 9, 10}) do redis.call('HDEL', KEYS[k], unpack(chunk)) end
+  local j = math.min(i + 999, #acked)
+  for k = 7, 10 do redis.call('HDEL', KEYS[k], unpack(acked, i, j)) end
 end
 
 local out, leases, since = {0, 0, #acked}, {}, {}
-for _, id in ipairs(acked) do out[#out + 1] = id end
+for i, id in ipairs(acked) do out[3 + i] = id end
+local o, l = #out, 0  -- lengths of out and of leases (= since): Lua 5.1's # is not free
 
 local function deliver(id, payload, n)
-  out[#out + 1], out[#out + 2], out[#out + 3] = id, payload, n
-  leases[#leases + 1], leases[#leases + 2] = now + lease, id
-  since[#since + 1], since[#since + 2] = id, now
+  out[o + 1], out[o + 2], out[o + 3], o = id, payload, n, o + 3
+  leases[l + 1], leases[l + 2], since[l + 1], since[l + 2], l = now + lease, id, id, now, l + 2
 end
 
 -- The ids push gave the `n` messages at positions taken+1 .. taken+n (false: a raw LPUSH).
@@ -81,7 +81,9 @@ local fresh, want = {}, count - #due
 for _, list in ipairs({KEYS[2], KEYS[1]}) do
   if want > 0 then
     local got = redis.call('RPOP', list, want)
-    if got then
+    if got and #fresh == 0 then
+      fresh, want = got, want - #got
+    elseif got then
       for _, payload in ipairs(got) do fresh[#fresh + 1] = payload end
       want = want - #got
     end
@@ -103,8 +105,8 @@ if #fresh > 0 then
       ids[i] = string.format('%d', next_id)
     end
     deliver(ids[i], payload, 1)
-    payloads[#payloads + 1], payloads[#payloads + 2] = ids[i], payload
-    counts[#counts + 1], counts[#counts + 2] = ids[i], 1
+    payloads[2 * i - 1], payloads[2 * i] = ids[i], payload
+    counts[2 * i - 1], counts[2 * i] = ids[i], 1
   end
   redis.call('HSET', KEYS[7], unpack(payloads))
   redis.call('HSET', KEYS[8], unpack(counts))
