@@ -10,6 +10,7 @@ import httpx
 import pytest
 import redis
 
+from redline.queue import SyncReliableQueue
 from tests.helpers import wait_for
 from tests.http.web import fresh_db, topology
 from tests.servers import ServerProcess, free_port
@@ -96,7 +97,7 @@ def test_no_answer_is_504_and_counted(limited: tuple[str, redis.Redis]) -> None:
 def test_past_the_concurrency_limit_is_503_with_retry_after(
     limited: tuple[str, redis.Redis],
 ) -> None:
-    site, _ = limited
+    site, client = limited
     statuses: list[int] = []
 
     def hang() -> None:
@@ -105,7 +106,10 @@ def test_past_the_concurrency_limit_is_503_with_retry_after(
     hanging = [threading.Thread(target=hang) for _ in range(2)]
     for thread in hanging:
         thread.start()
-    refused = wait_for(lambda: _refused(site), timeout=6, interval=0.02)
+    # Both slots are taken once the handler holds both requests; then /ok must be refused.
+    queue = SyncReliableQueue(client)
+    wait_for(lambda: queue.info("lim:app").inflight == 2, timeout=7, interval=0.02)
+    refused = wait_for(lambda: _refused(site), timeout=7, interval=0.02)
     assert refused.headers["retry-after"] == "3"
     for thread in hanging:
         thread.join()
