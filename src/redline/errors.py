@@ -15,6 +15,8 @@ __all__ = [
     "QueryError",
     "QueueError",
     "RedlineError",
+    "ReplicationError",
+    "ServerFullError",
     "ShutdownRequested",
     "UnknownTaskError",
 ]
@@ -46,6 +48,38 @@ class EmbeddedServerError(RedlineError):
 
 class QueueError(RedlineError):
     """A queue operation called with arguments it cannot use (the message says which)."""
+
+
+class ServerFullError(RedlineError):
+    """The server refused a write: it is at ``maxmemory`` with the ``noeviction`` policy (OOM).
+
+    `stored` has the ids of the payloads stored before the refusal (a push of more than one
+    batch may have stored its first batches); the others were not stored.
+    """
+
+    def __init__(self, key: str, stored: list[str], refused: int) -> None:
+        self.key, self.stored, self.refused = key, stored, refused
+        super().__init__(
+            f"queue {key!r}: the Redis server is out of memory (at maxmemory, policy noeviction) "
+            f"and refused the push; {len(stored)} payloads stored, {refused} not stored. "
+            "Consume or purge queues, raise maxmemory, or retry later; nothing already queued "
+            "is lost"
+        )
+
+
+class ReplicationError(RedlineError):
+    """Fewer replicas than asked for acknowledged a write within the timeout (``WAIT``).
+
+    The write is on the primary but not known to be on a replica: a failover now could lose it.
+    """
+
+    def __init__(self, key: str, ids: list[str], wanted: int, acked: int) -> None:
+        self.key, self.ids, self.wanted, self.acked = key, ids, wanted, acked
+        super().__init__(
+            f"queue {key!r}: {len(ids)} payloads pushed, but only {acked} of {wanted} replicas "
+            "acknowledged them in time; they are on the primary only. Retry the push (a retry "
+            "may duplicate them) or check the replicas (INFO replication)"
+        )
 
 
 class ShutdownRequested(RedlineError):
