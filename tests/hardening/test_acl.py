@@ -39,8 +39,10 @@ def acl_server(request: pytest.FixtureRequest) -> Iterator[redis.Redis]:
         pytest.skip(f"needs `{request.param}` on PATH (apt-get install redis-server)")
     srv = ServerProcess(binary=binary).start()
     admin = srv.client()
+    old = admin.info("server")["redis_version"] < "7.2"  # CLIENT SETINFO came in 7.2
     for line in acl_rules().values():
-        admin.execute_command(*line.replace(">secret", f">{PASSWORD}").split())
+        words = line.replace(">secret", f">{PASSWORD}").split()
+        admin.execute_command(*[w for w in words if not (old and w == "+client|setinfo")])
     admin.execute_command("ACL", "LOG", "RESET")
     yield admin
     srv.close()
@@ -85,7 +87,9 @@ async def test_reliable_queue_under_its_acl_user(acl_server: redis.Redis) -> Non
 async def test_producer_under_its_acl_user(acl_server: redis.Redis) -> None:
     client = connect(_url(acl_server, "orders-producer"))
     assert len(await ReliableQueue(client).push("orders", b"x", b"y")) == 2
-    with pytest.raises(redis.exceptions.ResponseError, match="no permissions"):
+    with pytest.raises(
+        redis.exceptions.ResponseError, match=r"no permissions|can.t run this command"
+    ):
         await ReliableQueue(client).pop("orders")  # a producer is not a consumer
     await client.aclose()
     assert acl_server.llen("orders") == 2
