@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "ConfigError",
     "ConnectionURLError",
@@ -26,11 +28,17 @@ class RedlineError(Exception):
     """Base of every error redline raises on purpose."""
 
 
+# user:password@ in any text: a URL inside a refused value must not show its password.
+_CREDENTIALS = re.compile(r"(://[^:/@\s'\"]*):[^@\s'\"]*@")
+
+
 class ConfigError(RedlineError):
-    """A configuration that cannot be used; `problems` has one line per field."""
+    """A configuration that cannot be used; `problems` has one line per field (passwords in
+    URLs masked, since problems quote the values they refuse)."""
 
     def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
+        self.problems = [_CREDENTIALS.sub(r"\1:***@", p) for p in problems]
+        problems = self.problems
         super().__init__("invalid configuration:\n" + "\n".join(problems))
 
 
