@@ -61,11 +61,15 @@ def _read_file(path: Path) -> dict[str, Any]:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError([f"config file {str(path)!r}: cannot read it ({exc.strerror})"]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"config file {str(path)!r}: not UTF-8 text ({exc.reason})"]) from None
+    kind = "TOML" if path.suffix == ".toml" else "JSON"
     try:
-        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        data = tomllib.loads(text) if kind == "TOML" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        kind = "TOML" if path.suffix == ".toml" else "JSON"
         raise ConfigError([f"config file {str(path)!r}: not valid {kind}: {exc}"]) from exc
+    except RecursionError:  # hostile input: nesting deeper than the parser can follow
+        raise ConfigError([f"config file {str(path)!r}: {kind} nested too deeply"]) from None
     if not isinstance(data, dict):
         raise ConfigError([f"config file {str(path)!r}: expected an object of fields at top level"])
     return data

@@ -136,6 +136,8 @@ def _load(document: str | bytes | Mapping[str, Any]) -> Mapping[str, Any]:
         data = json.loads(document)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise QueryError("malformed", f"the query is not valid JSON: {exc}") from None
+    except RecursionError:  # hostile input: nesting deeper than the parser can follow
+        raise QueryError("malformed", "the query is nested too deeply to be a query") from None
     if not isinstance(data, dict):
         raise QueryError("malformed", "the query must be a JSON object with 'commands'")
     return data
@@ -237,7 +239,8 @@ def _keys(name: str, args: list[str]) -> list[str]:
         return args
     if spec == KEYS_PAIRS:
         return args[::2]
-    count = int(args[0]) if args and args[0].isdigit() else 0
+    # isdigit() alone also accepts '²', which int() refuses
+    count = int(args[0]) if args and args[0].isascii() and args[0].isdigit() else 0
     return args[1 : 1 + count]
 
 
@@ -287,7 +290,18 @@ def _plain(value: Any) -> Any:
 def _prepare(step: Step, values: Mapping[str, Any], policy: Policy) -> list[str]:
     words = [substitute(word, values) for word in step.words]
     check_step(words, policy)
+    for word in words:
+        if not _encodable(word):  # JSON's "\ud800" decodes to text no server can be sent
+            raise QueryError("invalid", f"{step.text!r}: {word!r} is not valid Unicode text")
     return words
+
+
+def _encodable(word: str) -> bool:
+    try:
+        word.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _failed(step: Step, exc: redis.exceptions.ResponseError) -> QueryError:
