@@ -132,9 +132,11 @@ class ServerProcess:
 
 
 class Cluster:
-    """A real 3-master Redis Cluster on localhost, made from the same binary."""
+    """A real Redis Cluster on localhost (3 masters; with `replicas`, that many per master),
+    made from the same binary."""
 
-    def __init__(self, masters: int = 3) -> None:
+    def __init__(self, masters: int = 3, replicas: int = 0) -> None:
+        self.masters = masters
         self.nodes = [
             ServerProcess(
                 config={
@@ -142,9 +144,10 @@ class Cluster:
                     "cluster-config-file": "nodes.conf",
                     "cluster-node-timeout": "2000",
                     "databases": "1",
+                    "repl-diskless-sync-delay": "0",
                 }
             )
-            for _ in range(masters)
+            for _ in range(masters * (1 + replicas))
         ]
 
     @property
@@ -162,14 +165,33 @@ class Cluster:
         for node in self.nodes:
             node.start()
         clients = [node.client() for node in self.nodes]
-        share = 16384 // len(clients)
-        for i, client in enumerate(clients):
-            last = 16383 if i == len(clients) - 1 else (i + 1) * share - 1
+        share = 16384 // self.masters
+        for i, client in enumerate(clients[: self.masters]):
+            last = 16383 if i == self.masters - 1 else (i + 1) * share - 1
             client.execute_command("CLUSTER", "ADDSLOTSRANGE", i * share, last)
         for node in self.nodes[1:]:
             clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", node.port)
         self._wait_ok(clients)
+        for i, client in enumerate(clients[self.masters :]):
+            master = clients[i % self.masters].execute_command("CLUSTER", "MYID")
+            self._replicate(client, master.decode() if isinstance(master, bytes) else master)
         return self
+
+    def _replicate(self, client: redis.Redis, master: str, timeout: float = 20) -> None:
+        # The new node must know the master before it can follow it.
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                client.execute_command("CLUSTER", "REPLICATE", master)
+                break
+            except redis.ResponseError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        while client.info("replication").get("master_link_status") != "up":
+            if time.monotonic() > deadline:
+                raise RuntimeError("cluster replica did not sync with its master")
+            time.sleep(0.05)
 
     def _wait_ok(self, clients: list[redis.Redis], timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout

@@ -35,7 +35,17 @@ __all__ = ["Context", "Hook", "Service", "run_service"]
 log = logging.getLogger(__name__)
 
 # Errors that mean "the server is unreachable for now": retried with backoff, never fatal.
-TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+# On a cluster that includes a topology in motion: redirections that outlast redis-py's retries
+# while a slot migrates (TRYAGAIN, "TTL exhausted"), a failover (CLUSTERDOWN, READONLY).
+TRANSIENT = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    OSError,
+    redis.exceptions.ClusterError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ReadOnlyError,
+)
+START_ATTEMPTS = 8
 
 
 @dataclass
@@ -139,7 +149,7 @@ async def run_service(
     ticker: asyncio.Task[None] | None = None
     try:
         for hook in hooks:
-            await hook.start(ctx)
+            await _start(hook, ctx)
             started.append(hook)
         ticker = asyncio.create_task(
             _tick_loop(started, ctx, tick_interval or config.service_renew)
@@ -158,6 +168,22 @@ async def run_service(
                 await hook.stop(ctx)
         await _close(ctx)
         log.info("service=%s stopped instance=%s", service.name, ctx.instance_id or "-")
+
+
+async def _start(hook: Hook, ctx: Context) -> None:
+    """Start `hook`, retrying transient errors (a failover, a restart in progress) for up to
+    START_ATTEMPTS backoff steps, about 20 s; then the error stops the service."""
+    backoff = Backoff("service start")
+    while True:
+        try:
+            await hook.start(ctx)
+        except TRANSIENT as exc:
+            if ctx.stopping.is_set() or backoff.attempt >= START_ATTEMPTS:
+                raise
+            await backoff.failed(exc)
+        else:
+            backoff.succeeded()
+            return
 
 
 async def _close(ctx: Context) -> None:
