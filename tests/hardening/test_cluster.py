@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import redis
 
 from redline.connection import connect_sync
 from redline.keys import hash_slot
