@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from redline.connection import AsyncClient, connect
+from redline.errors import QueueError, ReplicationError
+from redline.queue import ReliableQueue
 from tests.hardening.support import actor, recorded
 from tests.helpers import stop, wait_for
 from tests.servers import Sentinels, ServerProcess
@@ -75,3 +78,19 @@ def test_failover_loses_only_unreplicated_pushes(
     if replicas:
         assert lost == []
     assert len(acked) >= 600  # the producer went on through the new primary
+
+
+async def test_wait_replicas_without_enough_replicas_says_so(redis_url: str) -> None:
+    client = connect(redis_url)
+    queue = ReliableQueue(client)
+    with pytest.raises(ReplicationError) as caught:
+        await queue.push("{hf}:alone", b"a", b"b", wait_replicas=1, wait_timeout=0.1)
+    assert len(caught.value.ids) == 2 and caught.value.acked == 0
+    assert "0 of 1 replicas" in str(caught.value) and "Retry" in str(caught.value)
+    assert await client.llen("{hf}:alone") == 2  # on the primary, not known to be replicated
+    await client.aclose()
+
+
+async def test_wait_replicas_is_refused_on_a_cluster(acluster: AsyncClient) -> None:
+    with pytest.raises(QueueError, match="standalone or Sentinel"):
+        await ReliableQueue(acluster).push("{hf}:c", b"a", wait_replicas=1)
