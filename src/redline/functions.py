@@ -40,12 +40,21 @@ def _missing(exc: ResponseError) -> bool:
 
 class Library:
     """The Redis Functions library `name` made of `scripts`; `read_only` ones get the
-    ``no-writes`` flag (so `FCALL_RO` and replicas accept them)."""
+    ``no-writes`` flag (so `FCALL_RO` and replicas accept them), `allow_oom` ones the
+    ``allow-oom`` flag (they run when the server is at ``maxmemory``: without it a function that
+    writes is refused there, even one that frees memory, such as taking from a queue)."""
 
-    def __init__(self, name: str, scripts: Iterable[str], read_only: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        name: str,
+        scripts: Iterable[str],
+        read_only: Iterable[str] = (),
+        allow_oom: Iterable[str] = (),
+    ) -> None:
         self.name = name
         self.scripts = tuple(scripts)
         self.read_only = frozenset(read_only)
+        self.allow_oom = frozenset(allow_oom)
         # Per client: True once the library is loaded there, False when the server has no
         # Functions (then every call is an EVALSHA). Weak: a closed client is forgotten.
         self._modes: weakref.WeakKeyDictionary[object, bool] = weakref.WeakKeyDictionary()
@@ -55,7 +64,11 @@ class Library:
         """The library's Lua text, as ``FUNCTION LOAD`` takes it."""
         parts = [f"#!lua name={self.name}"]
         for script in self.scripts:
-            flags = ", flags={'no-writes'}" if script in self.read_only else ""
+            flags = ""
+            if script in self.read_only:
+                flags = ", flags={'no-writes'}"
+            elif script in self.allow_oom:
+                flags = ", flags={'allow-oom'}"
             parts.append(
                 f"redis.register_function{{function_name='{function_name(script)}',"
                 f" callback=function(KEYS, ARGV)\n{scripts.lua_source(script)}\nend{flags}}}"

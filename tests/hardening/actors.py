@@ -33,7 +33,7 @@ async def produce(url: str, key: str, out: Path, prefix: str, replicas: int) -> 
         while not STOPPING.is_set():
             batch = [f"{prefix}-{i}" for i in range(n, n + BATCH)]
             try:
-                await queue.push(key, *batch, wait_replicas=replicas, wait_timeout=2)
+                await queue.push(key, *batch, wait_replicas=replicas, wait_timeout=1)
             except RETRIED as exc:
                 await backoff.failed(exc)
                 continue

@@ -53,16 +53,21 @@ def _url(admin: redis.Redis, user: str) -> str:
     return f"redis://{user}:{PASSWORD}@127.0.0.1:{port}/0"
 
 
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def _denials(admin: redis.Redis) -> list[object]:
     return list(admin.execute_command("ACL", "LOG"))
 
 
 def test_docs_list_a_rule_set_per_service() -> None:
-    assert set(acl_rules()) == {"orders-app", "orders-producer", "jobs-mpush"}
+    assert set(acl_rules()) == {"orders-app", "orders-app-eval", "orders-producer", "jobs-mpush"}
 
 
-async def test_reliable_queue_under_its_acl_user(acl_server: redis.Redis) -> None:
-    client = connect(_url(acl_server, "orders-app"))
+@pytest.mark.parametrize("user", ["orders-app", "orders-app-eval"])
+async def test_reliable_queue_under_its_acl_user(acl_server: redis.Redis, user: str) -> None:
+    client = connect(_url(acl_server, user))
     queue = ReliableQueue(client, lease=0.2)
     assert len(await queue.push("orders", b"a", b"b", b"c")) == 3
     first = await queue.pop("orders", count=2)
@@ -78,7 +83,8 @@ async def test_reliable_queue_under_its_acl_user(acl_server: redis.Redis) -> Non
     while batch := await queue.pop("orders", count=5):
         drained += len(await queue.ack(*batch))
     assert drained == 2 and await queue.purge("orders") == 0
-    assert _denials(acl_server) == [], _denials(acl_server)
+    refused = [_text(d[b"object"]) for d in _denials(acl_server)]
+    assert refused == ([] if user == "orders-app" else ["function|load"]), refused
     with pytest.raises(redis.exceptions.NoPermissionError):
         await client.get("not-orders")  # the user really is limited
     await client.aclose()

@@ -40,8 +40,11 @@ async def _fill(queue: ReliableQueue) -> tuple[list[bytes], ServerFullError]:
     raise AssertionError("the server never refused a push")
 
 
-async def test_push_at_maxmemory_says_why_and_loses_nothing(full: AsyncClient) -> None:
-    queue = ReliableQueue(full)
+@pytest.mark.parametrize("functions", [True, False], ids=["fcall", "evalsha"])
+async def test_push_at_maxmemory_says_why_and_loses_nothing(
+    full: AsyncClient, functions: bool
+) -> None:
+    queue = ReliableQueue(full, use_functions=functions)
     stored, error = await _fill(queue)
     assert isinstance(error, RedlineError) and error.stored == [] and error.refused == 50
     for words in ("'mq'", "out of memory", "maxmemory", "noeviction", "not stored", "Consume"):

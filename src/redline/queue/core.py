@@ -23,7 +23,17 @@ from redline.backoff import delay_for
 from redline.errors import QueueError
 from redline.queue.model import Delivery, MessageState, QueuedMessage, QueueInfo, QueueKeys
 
-__all__ = ["BATCH", "Block", "Call", "QueueCore", "Steps", "keys_of", "positive_seconds"]
+__all__ = [
+    "BATCH",
+    "Block",
+    "Call",
+    "QueueCore",
+    "Steps",
+    "check_wait",
+    "keys_of",
+    "positive_seconds",
+    "text",
+]
 
 log = logging.getLogger("redline.queue")
 
@@ -58,7 +68,8 @@ def keys_of(name: str) -> QueueKeys:
     return QueueKeys.of(name)
 
 
-def _text(value: bytes | str) -> str:
+def text(value: bytes | str) -> str:
+    """`value` as str (replies are bytes)."""
     return value.decode() if isinstance(value, bytes) else value
 
 
@@ -101,7 +112,7 @@ def _payload(value: object) -> bytes | str:
 def _acked(reply: Sequence[Any], acked: list[str]) -> Sequence[Any]:
     """Adds queue_pop's acknowledged ids to `acked`; returns the deliveries part of `reply`."""
     n = int(reply[2])
-    acked += [_text(i) for i in reply[3 : 3 + n]]
+    acked += [text(i) for i in reply[3 : 3 + n]]
     return reply[3 + n :]
 
 
@@ -149,11 +160,15 @@ class QueueCore:
 
     # -- producing ---------------------------------------------------------------------------
 
-    def _push(self, key: str, payloads: Sequence[object]) -> Steps[list[str]]:
+    def _push(
+        self, key: str, payloads: Sequence[object], ids: list[str] | None = None
+    ) -> Steps[list[str]]:
+        """Push in chunks; `ids` (when given) holds the ids of the chunks stored so far, so a
+        caller whose push failed midway knows what was stored."""
         checked = [_payload(p) for p in payloads]
-        ids: list[str] = []
+        ids = [] if ids is None else ids
         for chunk in _chunks(checked):
-            ids += [_text(i) for i in (yield Call("queue_push", key, chunk))]
+            ids += [text(i) for i in (yield Call("queue_push", key, chunk))]
         return ids
 
     # -- consuming ---------------------------------------------------------------------------
@@ -222,7 +237,7 @@ class QueueCore:
             tokens = []
             flat = _acked(reply, acked)
             got += [
-                Delivery(key, _text(flat[i]), flat[i + 1], int(flat[i + 2]))
+                Delivery(key, text(flat[i]), flat[i + 1], int(flat[i + 2]))
                 for i in range(0, len(flat), 3)
             ]
             if len(flat) < 3 * want or len(got) >= count:
@@ -289,7 +304,7 @@ class QueueCore:
             return (yield from self._view(key, state, start, count))
         flat = yield Call("queue_waiting", key, [start, count])
         return [
-            QueuedMessage(key, _text(flat[i]), flat[i + 1], MessageState.WAITING)
+            QueuedMessage(key, text(flat[i]), flat[i + 1], MessageState.WAITING)
             for i in range(0, len(flat), 2)
         ]
 
@@ -345,5 +360,15 @@ def _viewed(key: str, state: MessageState, now: int, row: Sequence[Any]) -> Queu
     else:
         elapsed = (now - int(score)) / 1000
     return QueuedMessage(
-        key, _text(mid), payload, state, int(deliveries), elapsed, remaining, _text(reason)
+        key, text(mid), payload, state, int(deliveries), elapsed, remaining, text(reason)
     )
+
+
+def check_wait(clustered: bool, replicas: int, within: float, longest: float) -> int:
+    """Validate `push(..., wait_replicas, wait_timeout)`; the timeout in ms for ``WAIT``, cut
+    to `longest` (the client's socket timeout, less a margin: WAIT blocks like BLMOVE)."""
+    if not isinstance(replicas, int) or replicas < 0:
+        raise QueueError(f"wait_replicas must be an integer >= 0, got {replicas!r}")
+    if replicas and clustered:
+        raise QueueError("wait_replicas needs a standalone or Sentinel client, not a cluster")
+    return _ms(min(positive_seconds("wait_timeout", within), longest))

@@ -12,8 +12,14 @@ from redline.queue.model import SCRIPT_KEYS
 
 __all__ = ["LIBRARY", "run_async", "run_sync"]
 
+_READ_ONLY = ("queue_info", "queue_view", "queue_waiting")
+# At maxmemory (noeviction) only push is refused: consumers must still be able to take, settle
+# and clean up, or a full server could never be drained (tests/hardening/test_memory.py).
 LIBRARY = Library(
-    "redline_queue", SCRIPT_KEYS, read_only=("queue_info", "queue_view", "queue_waiting")
+    "redline_queue",
+    SCRIPT_KEYS,
+    read_only=_READ_ONLY,
+    allow_oom=[s for s in SCRIPT_KEYS if s not in (*_READ_ONLY, "queue_push")],
 )
 
 

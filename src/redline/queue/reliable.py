@@ -8,12 +8,26 @@ design, the key layout and the functions' arguments are in docs/queue.md.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
+from redis.asyncio import RedisCluster
+from redis.exceptions import OutOfMemoryError
+
+from redline import scripts
 from redline.connection import AsyncClient, SyncClient
-from redline.errors import QueueError
-from redline.queue.core import Block, Call, QueueCore, Steps, keys_of, positive_seconds
+from redline.errors import QueueError, ReplicationError, ServerFullError
+from redline.queue.core import (
+    Block,
+    Call,
+    QueueCore,
+    Steps,
+    check_wait,
+    keys_of,
+    positive_seconds,
+    text,
+)
 from redline.queue.leases import LeaseKeeper
 from redline.queue.library import run_async
 from redline.queue.model import Delivery, QueuedMessage, QueueInfo
@@ -69,13 +83,13 @@ class ReliableQueue(QueueCore):
         self.client = client
         self.use_functions = use_functions
 
-    async def _drive(self, steps: Steps[Any]) -> Any:
+    async def _drive(self, steps: Steps[Any], client: AsyncClient | None = None) -> Any:
         reply: Any = None
         try:
             while True:
                 step = steps.send(reply)
                 if isinstance(step, Call):
-                    reply = await run_async(self.client, step, self.use_functions)
+                    reply = await run_async(client or self.client, step, self.use_functions)
                 else:
                     reply = await self._block(step)
         except StopIteration as done:
@@ -88,10 +102,47 @@ class ReliableQueue(QueueCore):
         # redis-py types the timeout as int; the server takes decimal seconds (Redis 6+).
         return await self.client.blmove(k.waiting, k.claimed, step.seconds, "RIGHT", "LEFT")  # type: ignore[arg-type]
 
-    async def push(self, key: str, *payloads: bytes | str) -> list[str]:
-        """LPUSH `payloads` (oldest first) onto `key`, in one round trip; returns their ids."""
-        result: list[str] = await self._drive(self._push(key, payloads))
-        return result
+    async def push(
+        self,
+        key: str,
+        *payloads: bytes | str,
+        wait_replicas: int = 0,
+        wait_timeout: float = 1.0,
+    ) -> list[str]:
+        """LPUSH `payloads` (oldest first) onto `key`, in one round trip; returns their ids.
+
+        Raises `ServerFullError` when the server is out of memory (maxmemory, noeviction).
+        `wait_replicas`: then ``WAIT`` until that many replicas have the push, at most
+        `wait_timeout` seconds; fewer raise `ReplicationError` (docs/guarantees.md).
+        """
+        clustered = isinstance(self.client, RedisCluster)
+        ms = check_wait(clustered, wait_replicas, wait_timeout, self.longest_block)
+        ids: list[str] = []
+        try:
+            if wait_replicas:
+                await self._push_replicated(key, payloads, ids, wait_replicas, ms)
+            else:
+                await self._drive(self._push(key, payloads, ids))
+        except OutOfMemoryError:
+            raise ServerFullError(key, ids, len(payloads) - len(ids)) from None
+        return ids
+
+    async def _push_replicated(
+        self, key: str, payloads: Sequence[object], ids: list[str], replicas: int, ms: int
+    ) -> None:
+        # WAIT counts the writes of its own connection: each chunk's push and its WAIT go in one
+        # pipeline (so on one connection), as EVALSHA of the same script the function runs.
+        steps, reply = self._push(key, payloads, ids), None
+        with contextlib.suppress(StopIteration):
+            while True:
+                call = cast(Call, steps.send(reply))  # _push only calls, never blocks
+                async with self.client.pipeline(transaction=False) as pipe:
+                    keys = keys_of(call.key).of_script(call.script)
+                    await scripts.run(cast(Any, pipe), call.script, keys, call.args)
+                    pipe.wait(replicas, ms)
+                    reply, acked = await pipe.execute()
+                if int(acked) < replicas:
+                    raise ReplicationError(key, [*ids, *map(text, reply)], replicas, int(acked))
 
     async def pop(
         self,

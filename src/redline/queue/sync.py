@@ -6,16 +6,29 @@ performs the calls with `redline.connection.connect_sync` clients.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
-from redis.exceptions import RedisError
+from redis.cluster import RedisCluster
+from redis.exceptions import OutOfMemoryError, RedisError
 
+from redline import scripts
 from redline.connection import SyncClient
-from redline.queue.core import Block, Call, QueueCore, Steps, keys_of, positive_seconds
+from redline.errors import ReplicationError, ServerFullError
+from redline.queue.core import (
+    Block,
+    Call,
+    QueueCore,
+    Steps,
+    check_wait,
+    keys_of,
+    positive_seconds,
+    text,
+)
 from redline.queue.library import run_sync
 from redline.queue.model import Delivery, QueuedMessage, QueueInfo
 from redline.queue.reliable import check_client, longest_block
@@ -51,13 +64,13 @@ class SyncReliableQueue(QueueCore):
         self.client = client
         self.use_functions = use_functions
 
-    def _drive(self, steps: Steps[Any]) -> Any:
+    def _drive(self, steps: Steps[Any], client: SyncClient | None = None) -> Any:
         reply: Any = None
         try:
             while True:
                 step = steps.send(reply)
                 if isinstance(step, Call):
-                    reply = run_sync(self.client, step, self.use_functions)
+                    reply = run_sync(client or self.client, step, self.use_functions)
                 else:
                     reply = self._block(step)
         except StopIteration as done:
@@ -67,10 +80,41 @@ class SyncReliableQueue(QueueCore):
         k = keys_of(step.key)
         return self.client.blmove(k.waiting, k.claimed, step.seconds, "RIGHT", "LEFT")  # type: ignore[arg-type]
 
-    def push(self, key: str, *payloads: bytes | str) -> list[str]:
+    def push(
+        self,
+        key: str,
+        *payloads: bytes | str,
+        wait_replicas: int = 0,
+        wait_timeout: float = 1.0,
+    ) -> list[str]:
         """See `ReliableQueue.push`."""
-        result: list[str] = self._drive(self._push(key, payloads))
-        return result
+        clustered = isinstance(self.client, RedisCluster)
+        ms = check_wait(clustered, wait_replicas, wait_timeout, self.longest_block)
+        ids: list[str] = []
+        try:
+            if wait_replicas:
+                self._push_replicated(key, payloads, ids, wait_replicas, ms)
+            else:
+                self._drive(self._push(key, payloads, ids))
+        except OutOfMemoryError:
+            raise ServerFullError(key, ids, len(payloads) - len(ids)) from None
+        return ids
+
+    def _push_replicated(
+        self, key: str, payloads: Sequence[object], ids: list[str], replicas: int, ms: int
+    ) -> None:
+        # See ReliableQueue._push_replicated: the push and its WAIT share one connection.
+        steps, reply = self._push(key, payloads, ids), None
+        with contextlib.suppress(StopIteration):
+            while True:
+                call = cast(Call, steps.send(reply))  # _push only calls, never blocks
+                with self.client.pipeline(transaction=False) as pipe:
+                    keys = keys_of(call.key).of_script(call.script)
+                    scripts.run_sync(cast(Any, pipe), call.script, keys, call.args)
+                    pipe.wait(replicas, ms)
+                    reply, acked = pipe.execute()
+                if int(acked) < replicas:
+                    raise ReplicationError(key, [*ids, *map(text, reply)], replicas, int(acked))
 
     def pop(
         self,
