@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from redline.connection import AsyncClient, connect
+from redline.connection import AsyncClient, connect, connect_sync
 from redline.errors import QueueError, ReplicationError
-from redline.queue import ReliableQueue
+from redline.queue import ReliableQueue, SyncReliableQueue
 from tests.hardening.support import actor, recorded
 from tests.helpers import stop, wait_for
 from tests.servers import Sentinels, ServerProcess
@@ -94,3 +94,11 @@ async def test_wait_replicas_without_enough_replicas_says_so(redis_url: str) -> 
 async def test_wait_replicas_is_refused_on_a_cluster(acluster: AsyncClient) -> None:
     with pytest.raises(QueueError, match="standalone or Sentinel"):
         await ReliableQueue(acluster).push("{hf}:c", b"a", wait_replicas=1)
+
+
+def test_sync_queue_waits_for_replicas_too(redis_url: str) -> None:
+    queue = SyncReliableQueue(connect_sync(redis_url))
+    with pytest.raises(ReplicationError) as caught:
+        queue.push("{hf}:sync", b"a", wait_replicas=1, wait_timeout=0.1)
+    assert len(caught.value.ids) == 1
+    assert queue.push("{hf}:sync", b"b") and len(queue.pop("{hf}:sync", count=5)) == 2
