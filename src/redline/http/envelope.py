@@ -64,7 +64,9 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _unb64(text: str) -> bytes:
+def _unb64(text: object) -> bytes:
+    if not isinstance(text, str):
+        raise TypeError(f"body must be a base64 string, got {type(text).__name__}")
     return base64.b64decode(text.encode("ascii"), validate=True)
 
 
@@ -75,6 +77,8 @@ def _load(data: bytes | str, what: str) -> dict[str, Any]:
         raise EnvelopeError(
             f"{what}: not JSON ({exc}); expected the redline HTTP envelope"
         ) from None
+    except RecursionError:  # hostile input: nesting deeper than the parser can follow
+        raise EnvelopeError(f"{what}: JSON nested too deeply to be an envelope") from None
     if not isinstance(doc, dict):
         raise EnvelopeError(f"{what}: expected a JSON object, got {type(doc).__name__}")
     return doc
@@ -160,7 +164,7 @@ class Request:
             )
         except KeyError as exc:
             raise EnvelopeError(f"request: field {exc.args[0]!r} is missing") from None
-        except (TypeError, ValueError, binascii.Error) as exc:
+        except (TypeError, ValueError, OverflowError, binascii.Error) as exc:
             raise EnvelopeError(f"request: malformed field ({exc})") from None
 
 
@@ -233,5 +237,5 @@ class Response:
             )
         except KeyError as exc:
             raise EnvelopeError(f"response: field {exc.args[0]!r} is missing") from None
-        except (TypeError, ValueError, binascii.Error) as exc:
+        except (TypeError, ValueError, OverflowError, binascii.Error) as exc:
             raise EnvelopeError(f"response: malformed field ({exc})") from None
