@@ -17,6 +17,8 @@ from collections.abc import Iterable, Sequence
 from functools import cached_property
 from typing import Any
 
+import redis.asyncio
+import redis.cluster
 from redis.exceptions import ResponseError
 
 from redline import scripts
@@ -32,6 +34,14 @@ Arg = scripts.Arg
 def function_name(script: str) -> str:
     """The FCALL name of `script`: ``queue_push`` → ``redline_queue_push``."""
     return f"redline_{script}"
+
+
+def _clustered(client: object) -> bool:
+    """On a cluster, the library is loaded (for other clients' FCALLs) but redline calls it as
+    EVALSHA of the same script: redis-py finds FCALL's keys with COMMAND GETKEYS on one fixed
+    node, so once that node dies every FCALL fails until restart (a master failover; found by
+    tests/hardening/test_cluster.py). EVAL's keys it reads from the command itself."""
+    return isinstance(client, redis.asyncio.RedisCluster | redis.cluster.RedisCluster)
 
 
 def _missing(exc: ResponseError) -> bool:
@@ -112,7 +122,7 @@ class Library:
         mode = self._modes.get(client)
         if mode is None:
             mode = await self.load(client)
-        if not mode:
+        if not mode or _clustered(client):
             return await scripts.run(client, script, keys, args)
         command = ("FCALL", function_name(script), len(keys), *keys, *args)
         try:
@@ -132,7 +142,7 @@ class Library:
         mode = self._modes.get(client)
         if mode is None:
             mode = self.load_sync(client)
-        if not mode:
+        if not mode or _clustered(client):
             return scripts.run_sync(client, script, keys, args)
         command = ("FCALL", function_name(script), len(keys), *keys, *args)
         try:
