@@ -1,8 +1,8 @@
 """The Redis server SIGKILLed and restarted (AOF, appendfsync always) under load.
 
-Producers (acknowledged pushes only), an mpush process and a consumer run through it; nothing a
-producer was told was stored is lost, and mpush reconnects by itself, logging each backoff step
-once (not a line per failed attempt of a tight loop).
+Producers (acknowledged pushes only), an mpush process, a consumer and a jobs worker run through
+it; nothing a producer was told was stored is lost, every job runs, and mpush and the worker
+reconnect by themselves, logging each backoff step once (not a line per failed attempt).
 """
 
 from __future__ import annotations
@@ -10,16 +10,21 @@ from __future__ import annotations
 import json
 import re
 import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
+from redline.jobs.document import JobDocument
 from tests.hardening.support import actor, log_lines, recorded
 from tests.helpers import spawn, stop, wait_for
+from tests.jobs import tasks as t
 from tests.servers import ServerProcess
 
 IN, OUT_A, OUT_B = "{hr}:in", "{hr}:a", "{hr}:b"
+JOBS = 300
 
 
 @pytest.fixture
@@ -34,6 +39,28 @@ def durable(tmp_path: Path) -> Iterator[ServerProcess]:
 def _failed_attempts(log: Path, what: str) -> list[int]:
     lines = log_lines(log, f"{what} failed attempt=")
     return [int(m.group(1)) for m in (re.search(r"attempt=(\d+)", x) for x in lines) if m]
+
+
+def _start_worker(url: str, log: Path) -> subprocess.Popen[str]:
+    client = redis.Redis.from_url(url)
+    jobs = [JobDocument(t.count.name, (url, n), queue="t:count").encode() for n in range(JOBS)]
+    client.lpush("t:count", *jobs)
+    sets = ("--set", "lease=1.5", "--set", "popTimeout=0.5")
+    return spawn("worker", "tests.jobs.tasks", "--redis", url, "-q", "t:count", *sets, log=log)
+
+
+def _steps_logged_once(log: Path) -> None:
+    """Each retry loop logs attempts 1, 2, … in order until it recovers, at most 7 of them
+    (0.1 s doubling to the 5 s cap); a stale pooled connection may start a short new run."""
+    runs: dict[str, list[int]] = {}
+    for line in log_lines(log, "logger=redline.backoff"):
+        what, _, rest = line.split("logger=redline.backoff ", 1)[1].partition(" failed attempt=")
+        if rest:
+            runs.setdefault(what, []).append(int(rest.split()[0]))
+            attempts = runs[what]
+            assert attempts == list(range(1, len(attempts) + 1)) and len(attempts) <= 7, line
+        else:
+            runs.pop(line.split("logger=redline.backoff ", 1)[1].split(" recovered")[0], None)
 
 
 def _total(where: Path) -> int:
@@ -53,6 +80,7 @@ def test_server_restart_loses_no_acknowledged_message(
         for i in range(2)
     ]
     consumer = actor("consume", url, OUT_A, str(tmp_path / "a.txt"), log=logs / "consumer.log")
+    worker = _start_worker(url, logs / "worker.log")
     client = durable.client()
     try:
         wait_for(lambda: len(recorded(tmp_path / "a.txt")) > 200, timeout=30)
@@ -69,8 +97,10 @@ def test_server_restart_loses_no_acknowledged_message(
     acked = recorded(tmp_path / "p0.txt") + recorded(tmp_path / "p1.txt")
     try:
         wait_for(lambda: set(acked) <= set(recorded(tmp_path / "a.txt")), timeout=30)
+        wait_for(lambda: client.scard("t:done") == JOBS, timeout=60)
     finally:
         stop(consumer)
+        assert stop(worker) == 0, (logs / "worker.log").read_text()[-3000:]
         assert stop(mpush, signal.SIGTERM) == 0
     on_b = {p.decode() for p in client.lrange(OUT_B, 0, -1)}
     consumed = recorded(tmp_path / "a.txt")
@@ -84,3 +114,5 @@ def test_server_restart_loses_no_acknowledged_message(
     assert len(log_lines(mpush_log, "service=mpush step recovered")) == 1
     # Everything else that failed (the lifecycle tick) follows the same rule: no flood.
     assert len(log_lines(mpush_log, "level=warning")) <= 2 * 7
+    _steps_logged_once(logs / "worker.log")
+    assert {int(n) for n in client.smembers("t:done")} == set(range(JOBS))
