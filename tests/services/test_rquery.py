@@ -154,6 +154,10 @@ def test_a_sigkilled_service_loses_no_request(redis_url: str, tmp_path: Path) ->
     try:
         answered = lambda: {json.loads(r)["id"] for r in client.lrange("replies", 0, -1)}  # noqa: E731
         wait_for(lambda: len(answered()) == total, timeout=60)
+        # The second may answer everything before the first's lifecycle hash expires; its
+        # pending entry is cleaned up after that (serviceExpire=2 s), so wait for it.
+        instances = "{rquery:in}:pending:instances"
+        wait_for(lambda: client.hlen(instances) == 1, timeout=30)
     finally:
         assert stop(second) == 0, (tmp_path / "second.log").read_text()
     replies = [json.loads(r) for r in client.lrange("replies", 0, -1)]
