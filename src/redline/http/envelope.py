@@ -35,6 +35,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import orjson
+
 from redline.errors import EnvelopeError
 
 __all__ = ["VERSION", "Headers", "Request", "Response"]
@@ -70,7 +72,7 @@ def _unb64(text: str) -> bytes:
 
 def _load(data: bytes | str, what: str) -> dict[str, Any]:
     try:
-        doc = json.loads(data)
+        doc = orjson.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise EnvelopeError(
             f"{what}: not JSON ({exc}); expected the redline HTTP envelope"
@@ -132,14 +134,14 @@ class Request:
             "method": self.method,
             "path": self.path,
             "query": self.query,
-            "headers": [list(pair) for pair in self.headers],
+            "headers": self.headers,
             "body": _b64(self.body),
             "client": self.client,
             "deadline": self.deadline,
             "reply": self.reply,
             "params": dict(self.params),
         }
-        return json.dumps(doc, separators=(",", ":")).encode()
+        return orjson.dumps(doc)
 
     @classmethod
     def decode(cls, data: bytes | str) -> Request:
@@ -212,10 +214,10 @@ class Response:
             "v": VERSION,
             "id": self.id,
             "status": self.status,
-            "headers": [list(pair) for pair in self.headers],
+            "headers": self.headers,
             "body": _b64(self.body),
         }
-        return json.dumps(doc, separators=(",", ":")).encode()
+        return orjson.dumps(doc)
 
     @classmethod
     def decode(cls, data: bytes | str) -> Response:
