@@ -194,12 +194,13 @@ class ReplyReader:
         self.importer = importer
 
     async def step(self, ctx: Context) -> None:
+        # BLMPOP: every reply waiting (up to a batch), or the first to come, in one round trip.
         key = self.importer.reply_key
-        replies: Any = await ctx.redis.rpop(key, REPLY_BATCH)
-        if not replies:
-            found = await ctx.redis.brpop([key], timeout=ctx.config.pop_timeout)
-            replies = [found[1]] if found else []
-        self.importer.deliver(list(replies))
+        found: Any = await ctx.redis.blmpop(
+            ctx.config.pop_timeout, 1, key, direction="RIGHT", count=REPLY_BATCH
+        )
+        if found:
+            self.importer.deliver(list(found[1]))
 
 
 async def _read_body(receive: Receive, headers: list[tuple[str, str]], limit: int) -> bytes:
