@@ -32,7 +32,7 @@ import json
 import time
 import urllib.parse
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -63,10 +63,12 @@ def _first(headers: Headers, name: str) -> str | None:
 
 
 def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+    return base64.b64encode(data).decode("ascii") if data else ""
 
 
 def _unb64(text: str) -> bytes:
+    if text == "":  # most requests have no body
+        return b""
     return base64.b64decode(text.encode("ascii"), validate=True)
 
 
@@ -124,7 +126,19 @@ class Request:
 
     def with_params(self, params: Mapping[str, str]) -> Request:
         """A copy carrying `params` (named groups found by routing) besides its own."""
-        return replace(self, params={**self.params, **params})
+        # Not dataclasses.replace: it inspects the fields on every call (~10 % of hrouter).
+        return Request(
+            self.id,
+            self.method,
+            self.path,
+            self.query,
+            self.headers,
+            self.body,
+            self.client,
+            self.deadline,
+            self.reply,
+            {**self.params, **params},
+        )
 
     def encode(self) -> bytes:
         """The JSON envelope, as bytes for a queue."""
