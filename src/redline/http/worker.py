@@ -133,9 +133,11 @@ class HttpService:
             return
         queue, config = self.queue(ctx), self.config
         # The previous batch is acked by this pop, in the same round trip: its answers are
-        # already sent. (If this call fails, its leases run out and it is redelivered.)
-        done, self._unacked = self._unacked, []
-        batch = await queue.pop(config.in_, count=config.batch, block=config.pop_timeout, ack=done)
+        # already sent. (If the call fails, the next one acks it again.)
+        batch = await queue.pop(
+            config.in_, count=config.batch, block=config.pop_timeout, ack=self._unacked
+        )
+        self._unacked = []
         if not batch:
             return
         requests = [(d, r) for d, r in [(d, await self._decode(queue, d)) for d in batch] if r]
