@@ -130,3 +130,35 @@ def test_missing_file_and_other_methods(site: StaticFiles) -> None:
 def test_router_param_path_is_used_when_present(site: StaticFiles) -> None:
     request = Request("r1", "GET", "/static/a.txt", params={"path": "a.txt"})
     assert site.respond(request).body == TEXT.encode()
+
+
+def test_a_changed_file_is_served_anew(site: StaticFiles) -> None:
+    first = site.respond(get("/data.bin"))
+    path = site.root / "data.bin"
+    path.write_bytes(b"new bytes")
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # a later mtime
+    again = site.respond(get("/data.bin"))
+    assert again.body == b"new bytes" and again.header("etag") != first.header("etag")
+    path.unlink()
+    assert site.respond(get("/data.bin")).status == 404
+
+
+def test_a_symlink_pointed_outside_after_being_served_is_refused(
+    site: StaticFiles, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert site.respond(get("/inside.txt")).body == TEXT.encode()
+    link = site.root / "inside.txt"
+    link.unlink()
+    os.symlink(site.root.parent / "secret.txt", link)
+    with caplog.at_level(logging.WARNING, logger="redline.http.files"):
+        response = site.respond(get("/inside.txt"))
+    assert response.status == 404 and "hassets refused" in caplog.text
+
+
+def test_a_large_file_is_read_each_time(site: StaticFiles) -> None:
+    big = bytes(range(256)) * 1024  # 256 KiB: above what is kept in memory
+    (site.root / "big.bin").write_bytes(big)
+    response = site.respond(get("/big.bin"))
+    assert response.body == big and response.header("content-length") == str(len(big))
+    assert site.respond(get("/big.bin", ("range", "bytes=-3"))).body == big[-3:]

@@ -32,8 +32,10 @@ import json
 import time
 import urllib.parse
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from redline.errors import EnvelopeError
 
@@ -61,18 +63,20 @@ def _first(headers: Headers, name: str) -> str | None:
 
 
 def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+    return base64.b64encode(data).decode("ascii") if data else ""
 
 
 def _unb64(text: object) -> bytes:
     if not isinstance(text, str):
         raise TypeError(f"body must be a base64 string, got {type(text).__name__}")
+    if text == "":  # most requests have no body
+        return b""
     return base64.b64decode(text.encode("ascii"), validate=True)
 
 
 def _load(data: bytes | str, what: str) -> dict[str, Any]:
     try:
-        doc = json.loads(data)
+        doc = orjson.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise EnvelopeError(
             f"{what}: not JSON ({exc}); expected the redline HTTP envelope"
@@ -126,7 +130,19 @@ class Request:
 
     def with_params(self, params: Mapping[str, str]) -> Request:
         """A copy carrying `params` (named groups found by routing) besides its own."""
-        return replace(self, params={**self.params, **params})
+        # Not dataclasses.replace: it inspects the fields on every call (~10 % of hrouter).
+        return Request(
+            self.id,
+            self.method,
+            self.path,
+            self.query,
+            self.headers,
+            self.body,
+            self.client,
+            self.deadline,
+            self.reply,
+            {**self.params, **params},
+        )
 
     def encode(self) -> bytes:
         """The JSON envelope, as bytes for a queue."""
@@ -136,14 +152,14 @@ class Request:
             "method": self.method,
             "path": self.path,
             "query": self.query,
-            "headers": [list(pair) for pair in self.headers],
+            "headers": self.headers,
             "body": _b64(self.body),
             "client": self.client,
             "deadline": self.deadline,
             "reply": self.reply,
             "params": dict(self.params),
         }
-        return json.dumps(doc, separators=(",", ":")).encode()
+        return orjson.dumps(doc)
 
     @classmethod
     def decode(cls, data: bytes | str) -> Request:
@@ -216,10 +232,10 @@ class Response:
             "v": VERSION,
             "id": self.id,
             "status": self.status,
-            "headers": [list(pair) for pair in self.headers],
+            "headers": self.headers,
             "body": _b64(self.body),
         }
-        return json.dumps(doc, separators=(",", ":")).encode()
+        return orjson.dumps(doc)
 
     @classmethod
     def decode(cls, data: bytes | str) -> Response:

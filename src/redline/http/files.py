@@ -4,6 +4,11 @@ Content type by extension; ``ETag``/``If-None-Match`` and ``Last-Modified``/``If
 (304); a single ``Range`` (206, or 416 when unsatisfiable); ``HEAD``; gzip for compressible
 types when the client accepts it. A path that escapes the directory — ``..``, its encoded form
 ``%2e%2e``, a symlink pointing outside — gets 404 and a warning in the log.
+
+Files found are remembered by URL path, small ones (≤ ``CACHE_BYTES``) with their bytes: a
+request for a known path costs one ``stat`` of it, and the entry is used only while that names
+the same file unchanged (device, inode, size, mtime); anything else is looked up again from
+scratch, with every check.
 """
 
 from __future__ import annotations
@@ -12,10 +17,11 @@ import email.utils
 import gzip
 import logging
 import mimetypes
+import os
 import re
 import stat
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from redline.http.envelope import Request, Response
@@ -27,21 +33,46 @@ log = logging.getLogger(__name__)
 _COMPRESSIBLE = re.compile(r"^(text/|application/(json|javascript|xml|.*\+xml)|image/svg)")
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 GZIP_MIN = 256
+CACHE_ENTRIES = 512  # paths remembered per StaticFiles
+CACHE_BYTES = 64 * 1024  # files up to this size are kept in memory (so at most 32 MiB)
+
+Identity = tuple[int, int, int, int]  # device, inode, size, mtime (ns)
 
 
 @dataclass(frozen=True)
 class Asset:
-    """A file found under the root: where it is and what its validators are."""
+    """A file found under the root: where it is and what its validators are.
+
+    `probe` is the unresolved path that named it (symlinks not followed), `identity` what a
+    ``stat`` of it gave, and `data` its bytes when small enough to keep."""
 
     path: Path
     size: int
     mtime: float
     etag: str
     content_type: str
+    probe: str = ""
+    identity: Identity | None = None
+    data: bytes | None = field(default=None, repr=False)
 
-    @property
+    @cached_property
     def last_modified(self) -> str:
         return email.utils.formatdate(self.mtime, usegmt=True)
+
+    def body(self) -> bytes:
+        """The file's bytes (from memory when kept)."""
+        return self.data if self.data is not None else _read(self.path)
+
+
+def _identity(info: os.stat_result) -> Identity:
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def _current(probe: str) -> Identity | None:
+    try:
+        return _identity(os.stat(probe))
+    except OSError:
+        return None
 
 
 def _content_type(path: Path) -> str:
@@ -85,6 +116,7 @@ class StaticFiles:
         self.index = index
         if not self.root.is_dir():
             raise NotADirectoryError(f"hassets root {str(root)!r} is not a directory")
+        self._known: dict[str, Asset] = {}
 
     def respond(self, request: Request) -> Response:
         """The response for `request` (GET or HEAD of a file under the root)."""
@@ -100,23 +132,34 @@ class StaticFiles:
 
     def find(self, wanted: str, request: Request | None = None) -> Asset | None:
         """The file for URL path `wanted` (already percent-decoded), or None."""
+        known = self._known.get(wanted)
+        if known is not None and _current(known.probe) == known.identity:
+            return known
+        asset = self._lookup(wanted, request)
+        if asset is None:
+            self._known.pop(wanted, None)
+            return None
+        if len(self._known) >= CACHE_ENTRIES:
+            del self._known[next(iter(self._known))]
+        self._known[wanted] = asset
+        return asset
+
+    def _lookup(self, wanted: str, request: Request | None) -> Asset | None:
         parts = [p for p in wanted.replace("\\", "/").split("/") if p not in ("", ".")]
         if ".." in parts or "\x00" in wanted:
             return self._refused(wanted, "dot-dot segment", request)
-        target = self.root.joinpath(*parts).resolve()
+        probe = self.root.joinpath(*parts)
+        target = probe.resolve()
         if target != self.root and not target.is_relative_to(self.root):
             return self._refused(wanted, "resolves outside the root", request)
         try:
-            info = target.stat()
-            if stat.S_ISDIR(info.st_mode):
-                target = target / self.index
-                info = target.stat()
+            if target.is_dir():
+                probe, target = probe / self.index, target / self.index
+            if not target.is_file():  # never open a FIFO or a device: it could block
+                return None
+            return _open(target, str(probe))
         except OSError:
             return None
-        if not stat.S_ISREG(info.st_mode):
-            return None
-        etag = f'"{info.st_size:x}-{info.st_mtime_ns:x}"'
-        return Asset(target, info.st_size, info.st_mtime, etag, _content_type(target))
 
     def _refused(self, wanted: str, why: str, request: Request | None) -> Asset | None:
         who = f" id={request.id} client={request.client}" if request else ""
@@ -142,7 +185,7 @@ class StaticFiles:
                 headers[0] = ("etag", asset.etag[:-1] + '-gz"')
                 headers.append(("content-encoding", "gzip"))
                 return _finish(request, 200, headers, body)
-        return _finish(request, 200, headers, _read(asset.path))
+        return _finish(request, 200, headers, asset.body())
 
     def _partial(
         self, request: Request, asset: Asset, spec: str, headers: list[tuple[str, str]]
@@ -177,6 +220,20 @@ def _not_modified(request: Request, asset: Asset) -> bool:
 
 def _read(path: Path) -> bytes:
     return path.read_bytes()
+
+
+def _open(target: Path, probe: str) -> Asset | None:
+    """The Asset of regular file `target` (None for anything else), its bytes kept if small;
+    validators and identity come from the open file, so they match the bytes read."""
+    with target.open("rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        data = handle.read() if info.st_size <= CACHE_BYTES else None
+    etag = f'"{info.st_size:x}-{info.st_mtime_ns:x}"'
+    identity = _identity(info)
+    kind = _content_type(target)
+    return Asset(target, info.st_size, info.st_mtime, etag, kind, probe, identity, data)
 
 
 def _finish(request: Request, status: int, headers: list[tuple[str, str]], body: bytes) -> Response:

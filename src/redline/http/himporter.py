@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
 from pydantic import Field
+from redis.exceptions import ResponseError
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
@@ -192,14 +193,31 @@ class ReplyReader:
 
     def __init__(self, importer: Importer) -> None:
         self.importer = importer
+        self.blmpop = True  # False on servers older than Redis 7.0
 
     async def step(self, ctx: Context) -> None:
-        key = self.importer.reply_key
-        replies: Any = await ctx.redis.rpop(key, REPLY_BATCH)
+        key, wait = self.importer.reply_key, ctx.config.pop_timeout
+        replies = await (self._blmpop if self.blmpop else self._rpop)(ctx.redis, key, wait)
+        self.importer.deliver(replies)
+
+    async def _blmpop(self, redis: AsyncClient, key: str, wait: float) -> list[bytes]:
+        """Every reply waiting (up to a batch), or the first to come, in one round trip."""
+        try:
+            found: Any = await redis.blmpop(wait, 1, key, direction="RIGHT", count=REPLY_BATCH)
+        except ResponseError as exc:
+            if "unknown command" not in str(exc).lower():
+                raise
+            log.info("himporter: the server has no BLMPOP (before Redis 7.0); using BRPOP")
+            self.blmpop = False
+            return []
+        return list(found[1]) if found else []
+
+    async def _rpop(self, redis: AsyncClient, key: str, wait: float) -> list[bytes]:
+        replies: Any = await redis.rpop(key, REPLY_BATCH)
         if not replies:
-            found = await ctx.redis.brpop([key], timeout=ctx.config.pop_timeout)
+            found = await redis.brpop([key], timeout=wait)
             replies = [found[1]] if found else []
-        self.importer.deliver(list(replies))
+        return list(replies)
 
 
 async def _read_body(receive: Receive, headers: list[tuple[str, str]], limit: int) -> bytes:

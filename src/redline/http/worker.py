@@ -3,8 +3,9 @@
 One step pops a batch from the service's ``in`` queue (a ReliableQueue), works out each
 request's outcome — a `Response` for the reply list named in the envelope, or a `Forward` onto
 another queue (hrouter) — sends them all (one pipeline of LPUSH+EXPIRE per batch for replies, one
-push per target queue), and only then acks the batch. A replica killed at any point leaves its
-requests in flight; when their lease runs out a surviving replica's pop takes them again.
+push per target queue), and only then acks the batch (within its next pop). A replica killed at
+any point leaves its requests in flight; when their lease runs out a surviving replica's pop
+takes them again.
 
 A request whose deadline has passed is acked without an answer (the importer has already sent
 504); a handler still working at the deadline is cancelled. A payload that is not an envelope is
@@ -76,9 +77,10 @@ class HttpService:
     """Base of hrouter, hassets, hrender and handler services: override `respond`.
 
     Quick services (hrouter, hassets) answer a batch one request after another and ack it
-    whole. `concurrent` ones (hrender, handlers) run each request as a task of its own, up to
-    ``concurrency`` at once, each bounded by its deadline with its lease kept alive meanwhile,
-    and keep popping while slow ones run. Run it with `hooks()` so that a stop waits for them.
+    whole with their next pop (same round trip). `concurrent` ones (hrender, handlers) run
+    each request as a task of its own, up to ``concurrency`` at once, each bounded by its
+    deadline with its lease kept alive meanwhile, and keep popping while slow ones run. Run it
+    with `hooks()` so that a stop waits for them (and acks the last batch).
     """
 
     name = "http"
@@ -89,6 +91,7 @@ class HttpService:
         self.metrics = Metrics(config.service_namespace or f"redline:{self.name}", 10_000)
         self._queue: ReliableQueue | None = None
         self._running: set[asyncio.Task[None]] = set()
+        self._unacked: list[Delivery] = []  # answered and sent; acked by the next pop
 
     def hooks(self) -> list[Hook]:
         """The runner hooks: lifecycle (registration, renewal, remote shutdown), metrics, and
@@ -106,9 +109,13 @@ class HttpService:
         return None
 
     async def stop(self, ctx: Context) -> None:
-        """Wait for requests still running (each ends by its deadline at the latest)."""
+        """Wait for requests still running (each ends by its deadline at the latest), and ack
+        the last batch sent."""
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
+        done, self._unacked = self._unacked, []
+        if done:
+            await self.queue(ctx).ack(*done)
 
     async def respond(self, ctx: Context, request: Request) -> Outcome:
         raise NotImplementedError
@@ -125,14 +132,19 @@ class HttpService:
             await self._step_concurrent(ctx)
             return
         queue, config = self.queue(ctx), self.config
-        batch = await queue.pop(config.in_, count=config.batch, block=config.pop_timeout)
+        # The previous batch is acked by this pop, in the same round trip: its answers are
+        # already sent. (If the call fails, the next one acks it again.)
+        batch = await queue.pop(
+            config.in_, count=config.batch, block=config.pop_timeout, ack=self._unacked
+        )
+        self._unacked = []
         if not batch:
             return
         requests = [(d, r) for d, r in [(d, await self._decode(queue, d)) for d in batch] if r]
         live = [r for _, r in requests if not self._expired(r)]
         outcomes = [await self._safe(ctx, r) for r in live]
         await self._send(ctx, queue, zip(live, outcomes, strict=True))
-        await queue.ack(*(d for d, _ in requests))
+        self._unacked = [d for d, _ in requests]
 
     async def _step_concurrent(self, ctx: Context) -> None:
         queue, config = self.queue(ctx), self.config
