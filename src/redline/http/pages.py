@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from redline.errors import ConfigError
 from redline.http.envelope import Request, Response
+from redline.http.routes import check_regex
 
 __all__ = ["Page", "PageSpec", "Pages"]
 
@@ -42,11 +43,7 @@ class PageSpec(BaseModel):
     @field_validator("path")
     @classmethod
     def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression ({exc})") from None
-        return value
+        return check_regex(value)
 
 
 @dataclass(frozen=True)

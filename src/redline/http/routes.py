@@ -16,7 +16,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from redline.errors import ConfigError
 
-__all__ = ["Match", "Route", "RouteSpec", "RouteTable", "compile_routes"]
+__all__ = ["Match", "Route", "RouteSpec", "RouteTable", "check_regex", "compile_routes"]
+
+
+def check_regex(value: str) -> str:
+    """`value` if it compiles as a regular expression; a ValueError saying why otherwise."""
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression ({exc})") from None
+    return value
 
 
 class RouteSpec(BaseModel):
@@ -32,12 +41,7 @@ class RouteSpec(BaseModel):
     @field_validator("path", "host")
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a valid regular expression ({exc})") from None
-        return value
+        return None if value is None else check_regex(value)
 
 
 @dataclass(frozen=True)
