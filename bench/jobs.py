@@ -34,6 +34,9 @@ from redline.jobs import enqueue, enqueue_sync
 from redline.queue import ReliableQueue
 
 HERE = Path(__file__).resolve().parent
+# The peers run from their own folder: bench/ holds queue.py, which would shadow the stdlib
+# module of that name on their sys.path.
+PEER_DIR = HERE / "peers"
 JOBS = int(os.environ.get("REDLINE_BENCH_JOBS", "10000"))
 ROUNDS = int(os.environ.get("REDLINE_BENCH_ROUNDS", "2"))
 VENVS = Path.home() / ".cache" / "redline" / "bench-venvs"
@@ -161,9 +164,9 @@ def run_peer(peer: str, url: str, n: int) -> Result:
     python = _peer_python(peer)
     if isinstance(python, str):
         return Result(peer, note=python)
-    env = {**os.environ, "BENCH_PEER": peer, "BENCH_URL": url, "PYTHONPATH": str(HERE)}
+    env = {**os.environ, "BENCH_PEER": peer, "BENCH_URL": url, "PYTHONPATH": str(PEER_DIR)}
     done = subprocess.run(
-        [str(python), str(HERE / "_jobs_peer.py"), str(n)],
+        [str(python), str(PEER_DIR / "_jobs_peer.py"), str(n)],
         env=env,
         capture_output=True,
         text=True,
