@@ -53,9 +53,10 @@ def test_route_path_and_host() -> None:
     "data, message",
     [
         (b"not json", "not JSON"),
-        (b"[1]", "expected a JSON object"),
-        (b'{"method": "GET", "path": "/"}', "'id' is missing"),
-        (b'{"id": "1", "method": "GET", "path": "/", "body": "!!"}', "malformed"),
+        (b"[1]", "Expected `object`, got `array`"),
+        (b'{"method": "GET", "path": "/"}', "missing required field `id`"),
+        (b'{"id": "1", "method": "GET", "path": "/", "body": "!!"}', "base64.*body"),
+        (b'{"id": 7, "method": "GET", "path": "/"}', "Expected `str`, got `int` - at `[$][.]id`"),
     ],
 )
 def test_bad_request_envelopes_say_what_is_wrong(data: bytes, message: str) -> None:
@@ -64,7 +65,7 @@ def test_bad_request_envelopes_say_what_is_wrong(data: bytes, message: str) -> N
 
 
 def test_bad_status_is_refused() -> None:
-    with pytest.raises(EnvelopeError, match="status 42"):
+    with pytest.raises(EnvelopeError, match=r"Expected `int` >= 100 - at `\$\.status`"):
         Response.decode(b'{"id": "1", "status": 42}')
 
 

@@ -22,20 +22,23 @@ Response::
 - ``deadline`` is a Unix time in seconds: past it nobody waits for the answer any more.
 - ``reply`` is the plain Redis list the answer is LPUSHed onto; ``params`` are the named groups
   routing found (hrouter adds them; the importer sends ``{}``).
+- Field order does not matter; types are strict (a number where a string belongs is refused with
+  the field's JSON path); unknown fields are ignored. Decoding and validation are msgspec's
+  (typed structs), about ten times faster than building the objects by hand, which matters
+  because every request is decoded and encoded three times on its way.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import time
 import urllib.parse
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
-import orjson
+import msgspec
+from msgspec import Meta, Struct
+from msgspec.structs import force_setattr
 
 from redline.errors import EnvelopeError
 
@@ -44,6 +47,7 @@ __all__ = ["VERSION", "Headers", "Request", "Response"]
 VERSION = 1
 
 Headers = tuple[tuple[str, str], ...]
+Status = Annotated[int, Meta(ge=100, le=599)]
 
 
 def _headers(pairs: Iterable[Iterable[Any]]) -> Headers:
@@ -54,6 +58,13 @@ def _headers(pairs: Iterable[Iterable[Any]]) -> Headers:
     return tuple(out)
 
 
+def _lower_names(headers: Headers) -> Headers | None:
+    """`headers` with lower-case names, or None when they already are (the usual case)."""
+    if all(name == name.lower() for name, _ in headers):
+        return None
+    return tuple((name.lower(), value) for name, value in headers)
+
+
 def _first(headers: Headers, name: str) -> str | None:
     name = name.lower()
     for key, value in headers:
@@ -62,34 +73,22 @@ def _first(headers: Headers, name: str) -> str | None:
     return None
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii") if data else ""
-
-
-def _unb64(text: object) -> bytes:
-    if not isinstance(text, str):
-        raise TypeError(f"body must be a base64 string, got {type(text).__name__}")
-    if text == "":  # most requests have no body
-        return b""
-    return base64.b64decode(text.encode("ascii"), validate=True)
-
-
-def _load(data: bytes | str, what: str) -> dict[str, Any]:
+def _decode(decoder: msgspec.json.Decoder[Any], data: bytes | str, what: str) -> Any:
+    """Decode and validate one envelope; every failure becomes an `EnvelopeError` that names
+    the field and what was expected."""
     try:
-        doc = orjson.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
+        return decoder.decode(data)
+    except msgspec.ValidationError as exc:  # valid JSON, not a valid envelope
+        raise EnvelopeError(f"{what}: malformed envelope: {exc}") from None
+    except msgspec.DecodeError as exc:
         raise EnvelopeError(
             f"{what}: not JSON ({exc}); expected the redline HTTP envelope"
         ) from None
     except RecursionError:  # hostile input: nesting deeper than the parser can follow
         raise EnvelopeError(f"{what}: JSON nested too deeply to be an envelope") from None
-    if not isinstance(doc, dict):
-        raise EnvelopeError(f"{what}: expected a JSON object, got {type(doc).__name__}")
-    return doc
 
 
-@dataclass(frozen=True)
-class Request:
+class Request(Struct, frozen=True):
     """An HTTP request on its way to a handler."""
 
     id: str
@@ -101,7 +100,15 @@ class Request:
     client: str = ""
     deadline: float = 0.0
     reply: str = ""
-    params: Mapping[str, str] = field(default_factory=dict)
+    params: dict[str, str] = {}
+    v: int = VERSION
+
+    def __post_init__(self) -> None:
+        if not self.method.isupper():
+            force_setattr(self, "method", self.method.upper())
+        lowered = _lower_names(self.headers)
+        if lowered is not None:
+            force_setattr(self, "headers", lowered)
 
     def header(self, name: str, default: str | None = None) -> str | None:
         """The first value of header `name` (case-insensitive), else `default`."""
@@ -130,68 +137,32 @@ class Request:
 
     def with_params(self, params: Mapping[str, str]) -> Request:
         """A copy carrying `params` (named groups found by routing) besides its own."""
-        # Not dataclasses.replace: it inspects the fields on every call (~10 % of hrouter).
-        return Request(
-            self.id,
-            self.method,
-            self.path,
-            self.query,
-            self.headers,
-            self.body,
-            self.client,
-            self.deadline,
-            self.reply,
-            {**self.params, **params},
-        )
+        return msgspec.structs.replace(self, params={**self.params, **params})
 
     def encode(self) -> bytes:
         """The JSON envelope, as bytes for a queue."""
-        doc = {
-            "v": VERSION,
-            "id": self.id,
-            "method": self.method,
-            "path": self.path,
-            "query": self.query,
-            "headers": self.headers,
-            "body": _b64(self.body),
-            "client": self.client,
-            "deadline": self.deadline,
-            "reply": self.reply,
-            "params": dict(self.params),
-        }
-        return orjson.dumps(doc)
+        return _ENCODER.encode(self)
 
     @classmethod
     def decode(cls, data: bytes | str) -> Request:
         """Parse an envelope; raises `EnvelopeError` naming what is wrong."""
-        doc = _load(data, "request")
-        try:
-            return cls(
-                id=str(doc["id"]),
-                method=str(doc["method"]).upper(),
-                path=str(doc["path"]),
-                query=str(doc.get("query", "")),
-                headers=_headers(doc.get("headers", ())),
-                body=_unb64(doc.get("body", "")),
-                client=str(doc.get("client", "")),
-                deadline=float(doc.get("deadline", 0.0)),
-                reply=str(doc.get("reply", "")),
-                params={str(k): str(v) for k, v in dict(doc.get("params", {})).items()},
-            )
-        except KeyError as exc:
-            raise EnvelopeError(f"request: field {exc.args[0]!r} is missing") from None
-        except (TypeError, ValueError, OverflowError, binascii.Error) as exc:
-            raise EnvelopeError(f"request: malformed field ({exc})") from None
+        request: Request = _decode(_REQUESTS, data, "request")
+        return request
 
 
-@dataclass(frozen=True)
-class Response:
+class Response(Struct, frozen=True):
     """An HTTP response on its way back to the importer that holds the connection."""
 
     id: str
-    status: int = 200
+    status: Status = 200
     headers: Headers = ()
     body: bytes = b""
+    v: int = VERSION
+
+    def __post_init__(self) -> None:
+        lowered = _lower_names(self.headers)
+        if lowered is not None:
+            force_setattr(self, "headers", lowered)
 
     def header(self, name: str, default: str | None = None) -> str | None:
         """The first value of header `name` (case-insensitive), else `default`."""
@@ -228,30 +199,15 @@ class Response:
 
     def encode(self) -> bytes:
         """The JSON envelope, as bytes for a reply list."""
-        doc = {
-            "v": VERSION,
-            "id": self.id,
-            "status": self.status,
-            "headers": self.headers,
-            "body": _b64(self.body),
-        }
-        return orjson.dumps(doc)
+        return _ENCODER.encode(self)
 
     @classmethod
     def decode(cls, data: bytes | str) -> Response:
         """Parse an envelope; raises `EnvelopeError` naming what is wrong."""
-        doc = _load(data, "response")
-        try:
-            status = int(doc.get("status", 200))
-            if not 100 <= status <= 599:
-                raise ValueError(f"status {status} is not an HTTP status")
-            return cls(
-                id=str(doc["id"]),
-                status=status,
-                headers=_headers(doc.get("headers", ())),
-                body=_unb64(doc.get("body", "")),
-            )
-        except KeyError as exc:
-            raise EnvelopeError(f"response: field {exc.args[0]!r} is missing") from None
-        except (TypeError, ValueError, OverflowError, binascii.Error) as exc:
-            raise EnvelopeError(f"response: malformed field ({exc})") from None
+        response: Response = _decode(_RESPONSES, data, "response")
+        return response
+
+
+_ENCODER = msgspec.json.Encoder()
+_REQUESTS = msgspec.json.Decoder(Request)
+_RESPONSES = msgspec.json.Decoder(Response)
