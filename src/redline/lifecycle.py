@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redline import __version__, scripts
+from redline.config import ServiceConfig
 from redline.connection import AsyncClient
 from redline.errors import ShutdownRequested
 from redline.runner import Context
@@ -108,6 +109,19 @@ class Lifecycle:
     pid: int = field(default_factory=os.getpid)
     started: int = 0
     key: str = ""
+
+    @classmethod
+    def of(cls, service: str, config: ServiceConfig, namespace: str, serves: str) -> Lifecycle:
+        """The lifecycle of an instance of `service`, with the timings from its `config`."""
+        return cls(
+            namespace,
+            service,
+            serves,
+            expire=config.service_expire,
+            renew=config.service_renew,
+            capacity=config.service_capacity,
+        )
+
     _renewed_at: float = 0.0
 
     async def start(self, ctx: Context) -> None:

@@ -34,7 +34,7 @@ import json
 import time
 import urllib.parse
 from collections.abc import Iterable, Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import msgspec
 from msgspec import Meta, Struct
@@ -58,19 +58,24 @@ def _headers(pairs: Iterable[Iterable[Any]]) -> Headers:
     return tuple(out)
 
 
-def _lower_names(headers: Headers) -> Headers | None:
-    """`headers` with lower-case names, or None when they already are (the usual case)."""
-    if all(name == name.lower() for name, _ in headers):
-        return None
-    return tuple((name.lower(), value) for name, value in headers)
+class _HeaderLookup:
+    """What requests and responses share: header lookup, and lower-case names after decoding."""
 
+    __slots__ = ()
+    headers: Headers
 
-def _first(headers: Headers, name: str) -> str | None:
-    name = name.lower()
-    for key, value in headers:
-        if key == name:
-            return value
-    return None
+    def header(self, name: str, default: str | None = None) -> str | None:
+        """The first value of header `name` (case-insensitive), else `default`."""
+        name = name.lower()
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return default
+
+    def _lower_header_names(self) -> None:
+        if any(name != name.lower() for name, _ in self.headers):
+            lowered = tuple((name.lower(), value) for name, value in self.headers)
+            force_setattr(cast(Struct, self), "headers", lowered)
 
 
 def _decode(decoder: msgspec.json.Decoder[Any], data: bytes | str, what: str) -> Any:
@@ -88,7 +93,7 @@ def _decode(decoder: msgspec.json.Decoder[Any], data: bytes | str, what: str) ->
         raise EnvelopeError(f"{what}: JSON nested too deeply to be an envelope") from None
 
 
-class Request(Struct, frozen=True):
+class Request(_HeaderLookup, Struct, frozen=True):
     """An HTTP request on its way to a handler."""
 
     id: str
@@ -106,14 +111,7 @@ class Request(Struct, frozen=True):
     def __post_init__(self) -> None:
         if not self.method.isupper():
             force_setattr(self, "method", self.method.upper())
-        lowered = _lower_names(self.headers)
-        if lowered is not None:
-            force_setattr(self, "headers", lowered)
-
-    def header(self, name: str, default: str | None = None) -> str | None:
-        """The first value of header `name` (case-insensitive), else `default`."""
-        found = _first(self.headers, name)
-        return default if found is None else found
+        self._lower_header_names()
 
     @property
     def host(self) -> str:
@@ -150,7 +148,7 @@ class Request(Struct, frozen=True):
         return request
 
 
-class Response(Struct, frozen=True):
+class Response(_HeaderLookup, Struct, frozen=True):
     """An HTTP response on its way back to the importer that holds the connection."""
 
     id: str
@@ -160,14 +158,7 @@ class Response(Struct, frozen=True):
     v: int = VERSION
 
     def __post_init__(self) -> None:
-        lowered = _lower_names(self.headers)
-        if lowered is not None:
-            force_setattr(self, "headers", lowered)
-
-    def header(self, name: str, default: str | None = None) -> str | None:
-        """The first value of header `name` (case-insensitive), else `default`."""
-        found = _first(self.headers, name)
-        return default if found is None else found
+        self._lower_header_names()
 
     @classmethod
     def text(cls, request_id: str, text: str, status: int = 200, **kw: Any) -> Response:

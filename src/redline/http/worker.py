@@ -52,14 +52,7 @@ class WorkerConfig(ServiceConfig):
 def lifecycle(service: str, config: ServiceConfig, serves: str) -> Lifecycle:
     """The lifecycle hook of a web service instance, in its namespace."""
     namespace = config.service_namespace or f"redline:{service}"
-    return Lifecycle(
-        namespace,
-        service,
-        serves,
-        expire=config.service_expire,
-        renew=config.service_renew,
-        capacity=config.service_capacity,
-    )
+    return Lifecycle.of(service, config, namespace, serves)
 
 
 @dataclass(frozen=True)

@@ -28,14 +28,7 @@ class StandardHooks:
     """The lifecycle, metrics and (optional) tracking and standby hooks of one instance."""
 
     def __init__(self, service: str, config: ServiceConfig, namespace: str, serves: str) -> None:
-        self.lifecycle = Lifecycle(
-            namespace,
-            service,
-            serves,
-            expire=config.service_expire,
-            renew=config.service_renew,
-            capacity=config.service_capacity,
-        )
+        self.lifecycle = Lifecycle.of(service, config, namespace, serves)
         tracked = config if isinstance(config, TrackedConfig) else None
         timeout = tracked.message_timeout if tracked else 10.0
         self.metrics = Metrics(namespace, timeout_ms=int(timeout * 1000))
