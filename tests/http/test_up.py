@@ -85,3 +85,47 @@ def _pid(client, namespace: str) -> int | None:  # type: ignore[no-untyped-def]
         if pid:
             return int(pid)
     return None
+
+
+def test_ctrl_c_in_a_terminal_stops_services_before_the_embedded_server(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C goes to the whole foreground process group. The embedded server must
+    not get it: `up` stops the services first (they say goodbye to Redis) and the server last."""
+    import subprocess
+
+    from redline.embedded import DEFAULT_HOST, DEFAULT_PORT, find_shared, reachable
+    from tests.helpers import REDLINE, wait_for
+
+    if reachable(DEFAULT_HOST, DEFAULT_PORT):
+        pytest.skip(f"a server answers on port {DEFAULT_PORT}: `up` would use it, not its own")
+
+    (tmp_path / "www").mkdir()
+    path = write(
+        tmp_path,
+        '[defaults]\nserviceNamespace = "cc"\npopTimeout = 0.5\n'
+        '[services.files]\nkind = "hassets"\nin = "cc:files"\nroot = "www"\n',
+    )
+    env = {**os.environ, "REDLINE_STATE_DIR": str(tmp_path / "state")}
+    log = open(tmp_path / "up.log", "w")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen(
+        [*REDLINE, "up", str(path)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,  # its own process group, as a shell gives a foreground job
+    )
+    log.close()
+    try:
+        shared = wait_for(lambda: find_shared(tmp_path / "state"), timeout=30)
+        from redline.connection import connect_sync
+
+        client = connect_sync(shared)
+        wait_for(lambda: client.hget("cc:files:1", "pid"), timeout=30)
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    output = (tmp_path / "up.log").read_text()
+    noise = [line for line in output.splitlines() if "rror" in line or "Traceback" in line]
+    assert noise == [], output
+    assert "ended cc:files:1 del=1" in output  # unregistered while the server still ran
