@@ -7,9 +7,12 @@ installed is reported as such. Every system enqueues one job per call (its ordin
 runs one worker process with its usual concurrency knob; "cmds/job" is the INFO commandstats
 delta (commands run inside Lua scripts count too) over enqueue + drain, per job. The systems
 run one after another, `REDLINE_BENCH_ROUNDS` times interleaved, and each keeps its best drain,
-so that a moment of load on a shared machine does not decide a ratio.
+so that a moment of load on a shared machine does not decide a ratio. Every worker logs at
+warning level (arq and RQ log lines per job at their default level). `REDLINE_BENCH_SYSTEMS`
+(comma-separated, e.g. `arq` or `redline,dramatiq`) runs only those systems.
 
     python -m bench jobs        REDLINE_BENCH_JOBS=20000 REDLINE_BENCH_ROUNDS=3 python -m bench jobs
+    REDLINE_BENCH_SYSTEMS=arq REDLINE_BENCH_ROUNDS=1 python -m bench jobs
 """
 
 from __future__ import annotations
@@ -42,12 +45,17 @@ ROUNDS = int(os.environ.get("REDLINE_BENCH_ROUNDS", "2"))
 VENVS = Path.home() / ".cache" / "redline" / "bench-venvs"
 PEERS = {
     "rq": ["rq>=2,<3"],
-    "arq": ["arq==0.26.*", "redis<6"],
+    "arq": ["arq==0.28.*", "redis<6"],  # arq 0.26 - 0.28 want redis-py < 6
     "saq": ["saq[hiredis]>=0.22,<1", "typing_extensions"],  # saq imports it, undeclared
     "dramatiq": ["dramatiq[redis]>=1.17,<2"],
     "celery": ["celery[redis]>=5.4,<6"],
 }
 CONCURRENCY = 64
+SYSTEMS = [
+    name.strip()
+    for name in os.environ.get("REDLINE_BENCH_SYSTEMS", ",".join(["redline", *PEERS])).split(",")
+    if name.strip()
+]
 
 
 @dataclass
@@ -141,11 +149,15 @@ def run_redline(url: str, n: int) -> Result:
 
 
 def _peer_python(peer: str) -> Path | str:
-    """The peer's venv python, made and installed on first use; a string says why it failed."""
+    """The peer's venv python, made and installed on first use; a string says why it failed.
+
+    The stamp file holds the requirements it was made with: a changed pin makes a new venv.
+    """
     home = VENVS / peer
     python = home / "bin" / "python"
     stamp = home / ".installed"
-    if stamp.exists():
+    wanted = "\n".join(PEERS[peer])
+    if stamp.exists() and stamp.read_text() == wanted:
         return python
     venv.EnvBuilder(with_pip=True, clear=True).create(home)
     done = subprocess.run(
@@ -156,7 +168,7 @@ def _peer_python(peer: str) -> Path | str:
     )
     if done.returncode != 0:
         return f"pip install failed: {done.stderr.strip().splitlines()[-1:]}"
-    stamp.touch()
+    stamp.write_text(wanted)
     return python
 
 
@@ -177,7 +189,8 @@ def run_peer(peer: str, url: str, n: int) -> Result:
     except (IndexError, json.JSONDecodeError):
         return Result(peer, note=f"run failed: {(done.stderr or done.stdout).strip()[-200:]}")
     if "error" in found:
-        return Result(peer, note=f"worker {found['error']}")
+        said = found.get("stderr", "").strip().splitlines()[-1:]
+        return Result(peer, note=f"worker {found['error']}{': ' + said[0] if said else ''}")
     version = (
         subprocess.run([str(python), "-m", "pip", "show", peer], capture_output=True, text=True)
         .stdout.split("Version: ")[-1]
@@ -187,7 +200,7 @@ def run_peer(peer: str, url: str, n: int) -> Result:
         "dramatiq": "dramatiq (8 threads)",
         "celery": "celery (8 threads)",
         "rq": "rq (SimpleWorker)",
-        "arq": "arq (10 jobs)",
+        "arq": f"arq (max_jobs {CONCURRENCY})",
         "saq": "saq (64)",
     }[peer]
     return Result(f"{label} {version}", n / found["enqueue"], n / found["drain"])
@@ -228,18 +241,25 @@ def table(results: list[Result], n: int) -> Table:
 
 
 def main() -> None:
+    unknown = sorted(set(SYSTEMS) - {"redline", *PEERS})
+    if unknown:
+        raise SystemExit(
+            f"REDLINE_BENCH_SYSTEMS: unknown {', '.join(unknown)}; "
+            f"choose from redline, {', '.join(PEERS)}"
+        )
     console = Console(width=120)
     best: dict[str, Result] = {}
     with EmbeddedServer(port=None) as server:
         for round_ in range(1, ROUNDS + 1):  # rounds interleave the systems; each keeps its best
-            for name in ["redline", *PEERS]:
+            for name in SYSTEMS:
                 console.print(f"jobs: round {round_}/{ROUNDS} {name} …")
                 found = measure(server.url, name, JOBS)
                 if name not in best or found.drain > best[name].drain:
                     best[name] = found
-        results = list(best.values())
-        async_rate = asyncio.run(_redline_enqueue_async(server.url, JOBS // 4))
-    console.print(table(results, JOBS))
-    console.print(
-        f"redline's asyncio enqueue (await enqueue, one per call): {async_rate:,.0f} jobs/s"
-    )
+        if "redline" in SYSTEMS:
+            async_rate = asyncio.run(_redline_enqueue_async(server.url, JOBS // 4))
+    console.print(table(list(best.values()), JOBS))
+    if "redline" in SYSTEMS:
+        console.print(
+            f"redline's asyncio enqueue (await enqueue, one per call): {async_rate:,.0f} jobs/s"
+        )
