@@ -167,6 +167,7 @@ PEERS: dict[str, tuple[Any, list[str], Any]] = {
             "--burst",
             "--worker-class",
             "rq.worker.SimpleWorker",
+            "--quiet",
         ],
         rq_left,
     ),
