@@ -99,12 +99,16 @@ class ServerProcess:
         )
         log.close()
         deadline = time.monotonic() + timeout
-        while not reachable("127.0.0.1", self.port):
+        while not self.ready():
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 tail = (self.data_dir / "server.log").read_text()[-2000:]
                 raise RuntimeError(f"server on port {self.port} did not start:\n{tail}")
             time.sleep(0.02)
         return self
+
+    def ready(self) -> bool:
+        """Does the server answer on its port? (PING in plain text.)"""
+        return reachable("127.0.0.1", self.port)
 
     def client(self, **kwargs: Any) -> redis.Redis:
         return redis.Redis(port=self.port, **kwargs)
@@ -129,6 +133,55 @@ class ServerProcess:
         self.stop()
         if self._own_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_certs(where: Path) -> None:
+    """A self-signed CA (ca.pem) and a server certificate for 127.0.0.1 signed by it
+    (server.pem, server.key) in `where`."""
+    key = ("-newkey", "rsa:2048", "-nodes")
+    ca = ("-days", "2", "-subj", "/CN=redline-test-ca", "-keyout", "ca.key", "-out", "ca.pem")
+    _openssl("req", "-x509", *key, *ca, cwd=where)
+    request = ("-subj", "/CN=127.0.0.1", "-keyout", "server.key", "-out", "server.csr")
+    _openssl("req", *key, *request, cwd=where)
+    (where / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    signer = ("-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2")
+    sign = ("-in", "server.csr", *signer, "-extfile", "san.ext", "-out", "server.pem")
+    _openssl("x509", "-req", *sign, cwd=where)
+
+
+class TlsServer(ServerProcess):
+    """Debian's redis-server speaking TLS only (the plain port is off), with the certificates
+    `make_certs(certs)` made; `url` is a ``rediss://`` URL that trusts the test CA."""
+
+    def __init__(self, certs: Path, config: dict[str, Any] | None = None) -> None:
+        super().__init__(binary=shutil.which("redis-server"), config=config)
+        self.certs = certs
+        self.config |= {
+            "port": 0,  # after --port: no plain-text listener
+            "tls-port": self.port,
+            "tls-cert-file": certs / "server.pem",
+            "tls-key-file": certs / "server.key",
+            "tls-ca-cert-file": certs / "ca.pem",
+            "tls-auth-clients": "no",
+        }
+
+    @property
+    def url(self) -> str:
+        ca = self.certs / "ca.pem"
+        return f"rediss://127.0.0.1:{self.port}/0?ssl_cert_reqs=required&ssl_ca_certs={ca}"
+
+    def ready(self) -> bool:
+        try:
+            return bool(self.client(socket_timeout=0.5).ping())
+        except redis.RedisError:
+            return False
+
+    def client(self, **kwargs: Any) -> redis.Redis:
+        return redis.Redis.from_url(self.url, **kwargs)
 
 
 class Cluster:

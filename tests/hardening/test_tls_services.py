@@ -1,0 +1,143 @@
+"""Services over TLS end to end: real processes on a TLS-only redis-server (no plain port),
+reaching it by a ``rediss://…?ssl_cert_reqs=required&ssl_ca_certs=<test CA>`` URL.
+
+mpush fans messages out (and recovers from a SIGKILL mid-stream), a jobs worker drains its
+queue, and a ReliableQueue producer and consumer pass messages; every message is counted.
+(The embedded Valkey is built without TLS: these tests use Debian's redis-server.)
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from redline.embedded import reachable
+from redline.jobs.document import JobDocument
+from tests.conftest import needs_tool
+from tests.hardening.support import actor, recorded
+from tests.helpers import spawn, stop, wait_for
+from tests.jobs import tasks as t
+from tests.servers import TlsServer, make_certs
+
+pytestmark = [needs_tool("redis-server", "redis-server"), needs_tool("openssl", "openssl")]
+
+IN, OUTS = "{tls}:in", ["{tls}:a", "{tls}:b"]
+N = 2000
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsServer]:
+    certs = tmp_path_factory.mktemp("certs")
+    make_certs(certs)
+    srv = TlsServer(certs).start()
+    yield srv
+    srv.close()
+
+
+@pytest.fixture
+def client(tls: TlsServer) -> Iterator[redis.Redis]:
+    """A TLS client on the server's db 0, emptied before each test."""
+    client = tls.client()
+    client.flushdb()
+    yield client
+    client.close()
+
+
+def test_the_server_has_no_plain_port(tls: TlsServer) -> None:
+    assert tls.client().config_get("port") == {"port": "0"}
+    assert not reachable("127.0.0.1", tls.port)  # a plain-text PING gets no answer
+
+
+def _mpush(tls: TlsServer, log: Path, *extra: str) -> subprocess.Popen[str]:
+    sets = ["--set", f"in={IN}", "--set", f"out={json.dumps(OUTS)}", *extra]
+    return spawn("mpush", "--redis", tls.url, *sets, log=log)
+
+
+def _push_all(client: redis.Redis, messages: list[bytes], step: int = 200) -> None:
+    for start in range(0, len(messages), step):
+        client.lpush(IN, *messages[start : start + step])
+
+
+def test_mpush_over_tls_delivers_every_message_once(
+    tls: TlsServer, client: redis.Redis, tmp_path: Path
+) -> None:
+    messages = [f"m{i:05d}".encode() for i in range(N)]
+    log = tmp_path / "mpush.log"
+    proc = _mpush(tls, log)
+    try:
+        _push_all(client, messages)
+        wait_for(lambda: all(client.llen(o) == N for o in OUTS), timeout=60)
+    finally:
+        assert stop(proc) == 0, log.read_text()[-3000:]
+    for out in OUTS:
+        assert sorted(client.lrange(out, 0, -1)) == messages
+    assert client.llen(IN) == 0
+
+
+def test_mpush_over_tls_recovers_from_sigkill(
+    tls: TlsServer, client: redis.Redis, tmp_path: Path
+) -> None:
+    """SIGKILLed while it works, restarted: the new instance takes over the dead one's pending
+    messages (once its lifecycle hash expires, 2 s) and every message reaches every output."""
+    messages = [f"k{i:05d}".encode() for i in range(5 * N)]
+    log = tmp_path / "mpush.log"
+    extra = ("--set", "batch=2", "--set", "serviceExpire=2", "--set", "serviceRenew=0.5")
+    proc = _mpush(tls, log, *extra)
+    try:
+        _push_all(client, messages)
+        wait_for(lambda: client.llen(OUTS[0]) >= N // 2, timeout=60)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        left = client.llen(IN)
+        proc = _mpush(tls, log, *extra)
+        wanted = set(messages)
+        wait_for(lambda: all(wanted <= set(client.lrange(o, 0, -1)) for o in OUTS), timeout=60)
+    finally:
+        assert stop(proc) == 0, log.read_text()[-3000:]
+    assert left > 0  # killed mid-stream, with work still waiting
+    for out in OUTS:
+        got = client.lrange(out, 0, -1)
+        print(f"{out}: {len(got)} pushed, {len(got) - len(set(got))} twice")
+        assert set(got) == wanted  # every message at least once, nothing else
+    assert client.llen(IN) == 0
+
+
+def test_worker_over_tls_runs_every_job(
+    tls: TlsServer, client: redis.Redis, tmp_path: Path
+) -> None:
+    jobs = 100
+    docs = [JobDocument(t.count.name, (tls.url, n), queue="t:count").encode() for n in range(jobs)]
+    client.lpush("t:count", *docs)
+    log = tmp_path / "worker.log"
+    proc = spawn("worker", "tests.jobs.tasks", "--redis", tls.url, "-q", "t:count", log=log)
+    try:
+        wait_for(lambda: client.scard("t:done") == jobs, timeout=60)
+    finally:
+        assert stop(proc) == 0, log.read_text()[-3000:]
+    assert {int(n) for n in client.smembers("t:done")} == set(range(jobs))
+    assert int(client.get("t:runs") or 0) == jobs  # each ran once: no crash, no redelivery
+
+
+def test_reliable_queue_over_tls_passes_every_message(
+    tls: TlsServer, client: redis.Redis, tmp_path: Path
+) -> None:
+    sent, got = tmp_path / "sent.txt", tmp_path / "got.txt"
+    producer = actor("produce", tls.url, "{tls}:q", str(sent), "p", log=tmp_path / "p.log")
+    consumer = actor("consume", tls.url, "{tls}:q", str(got), log=tmp_path / "c.log")
+    try:
+        wait_for(lambda: recorded(got).total() >= 1000, timeout=60)
+    finally:
+        assert stop(producer) == 0, (tmp_path / "p.log").read_text()[-3000:]
+    acked = recorded(sent)
+    try:
+        wait_for(lambda: set(acked) <= set(recorded(got)), timeout=60)
+    finally:
+        assert stop(consumer) == 0, (tmp_path / "c.log").read_text()[-3000:]
+    assert recorded(got) == acked  # exactly the acknowledged messages, each once
+    assert client.llen("{tls}:q") == 0
