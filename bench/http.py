@@ -2,6 +2,10 @@
 
 Rows, measured in the same run on the same machine:
 - redline: wrk → himporter → hrouter → hassets (three processes, Redis between them);
+- the same with two himporter replicas sharing the port (SO_REUSEPORT): the kernel splits the
+  connections, so two groups of requests move through the stages at once and both cores work
+  (with one importer, the 50 connections' requests tend to travel as one batch, stage after
+  stage, and the machine is not saturated);
 - starlette-memory: a plain Starlette route on uvicorn returning the bytes from memory (the
   Python ASGI ceiling);
 - starlette-static: Starlette's StaticFiles on uvicorn;
@@ -96,13 +100,13 @@ def _ms(out: str, which: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def _redline(root: Path, url: str) -> dict[str, float]:
+def _redline(root: Path, url: str, importers: int = 1) -> dict[str, float]:
     port = _port()
     topology = {
         "port": port,
         "defaults": {"popTimeout": 1, "serviceNamespace": "bench:web"},
         "services": {
-            "himporter": {"out": "bench:web:http"},
+            "himporter": {"out": "bench:web:http", "replicas": importers},
             "hrouter": {
                 "in": "bench:web:http",
                 "routes": [{"path": "/(?P<path>.*)", "queue": "bench:web:assets"}],
@@ -171,6 +175,7 @@ def measure() -> dict[str, dict[str, float] | None]:
         (root / "1k.bin").write_bytes(os.urandom(1024))
         return {
             "redline himporter→hrouter→hassets": _redline(root, server.url),
+            "redline, 2 himporter replicas (one port)": _redline(root, server.url, importers=2),
             "starlette route, bytes from memory": _uvicorn(root, "plain"),
             "starlette StaticFiles": _uvicorn(root, "static"),
             "nginx": _nginx(root),
