@@ -5,8 +5,9 @@ push on the same connection, on the master that ran it: a standalone client send
 pipeline. A cluster client would send ``WAIT`` to every node (each answering for a connection
 that wrote nothing), so here the push script and ``WAIT`` go to the master owning the queue's
 slot, in one pipeline on one of that node's connections, following MOVED/ASK/TRYAGAIN and a
-failover (topology refreshed, the chunk sent again to the new owner) a few times before the
-error reaches the caller. A chunk sent twice is at-least-once, as every retried push is.
+failover a few times (the chunk sent again to the node a MOVED/ASK names, or by the slot map
+read again) before the error reaches the caller; redirects that run out raise `ClusterError`,
+as redis-py's own do. A chunk sent twice is at-least-once, as every retried push is.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from redis.cluster import RedisCluster as SyncCluster
 from redis.exceptions import (
     AskError,
     ClusterDownError,
+    ClusterError,
     ConnectionError,
     MovedError,
     NoScriptError,
@@ -79,21 +81,19 @@ def _commands(call: Call, replicas: int, ms: int, asking: bool) -> list[tuple[An
 async def push_on_cluster(client: AsyncCluster, call: Call, replicas: int, ms: int) -> list[Any]:
     """Results of ``[ASKING,] push, WAIT`` sent together to the master owning `call.key`."""
     await client.initialize()  # a no-op once the slot map is known
-    asked: ClusterNode | None = None
+    redirect: ClusterNode | None = None  # the node a MOVED/ASK named, for the next send
+    asking = False
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            node = asked or _owner(client.get_node_from_key(call.key), call.key)
-            return _raised_redirect(await _on_node(node, call, replicas, ms, asked is not None))
+            node = redirect or _owner(client.get_node_from_key(call.key), call.key)
+            return _raised_redirect(await _on_node(node, call, replicas, ms, asking))
         except _REDIRECTED as exc:
-            if attempt == ATTEMPTS:
-                raise
-            asked = None
-            if isinstance(exc, AskError) and not isinstance(exc, MovedError):
-                asked = client.get_node(host=exc.host, port=exc.port)
-            elif isinstance(exc, TryAgainError):  # a multi-key call while the slot migrates
+            _give_up(call.key, exc, attempt)
+            if isinstance(exc, TryAgainError):  # a multi-key call while the slot migrates
                 await asyncio.sleep(delay_for(attempt, 0.05, 1.0))
-            else:
+            elif not _is_ask(exc):  # the owner changed: read the slot map again
                 await client.nodes_manager.initialize()
+            redirect, asking = _named(client, exc), _is_ask(exc)
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
@@ -121,36 +121,59 @@ async def _pipeline(node: ClusterNode, commands: list[tuple[Any, ...]]) -> list[
 def push_on_cluster_sync(cluster: SyncCluster, call: Call, replicas: int, ms: int) -> list[Any]:
     """Blocking twin of `push_on_cluster`."""
     client: Any = cluster  # redis-py's sync cluster client is untyped
-    asked: SyncNode | None = None
+    redirect: SyncNode | None = None
+    asking = False
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            node = asked or _owner(client.get_node_from_key(call.key), call.key)
-            return _raised_redirect(_on_node_sync(client, node, call, replicas, ms, asked))
+            node = redirect or _owner(client.get_node_from_key(call.key), call.key)
+            return _raised_redirect(_on_node_sync(client, node, call, replicas, ms, asking))
         except _REDIRECTED as exc:
-            if attempt == ATTEMPTS:
-                raise
-            asked = None
-            if isinstance(exc, AskError) and not isinstance(exc, MovedError):
-                asked = client.get_node(host=exc.host, port=exc.port)
-            elif isinstance(exc, TryAgainError):
+            _give_up(call.key, exc, attempt)
+            if isinstance(exc, TryAgainError):
                 time.sleep(delay_for(attempt, 0.05, 1.0))
-            else:
+            elif not _is_ask(exc):
                 client.nodes_manager.initialize()
+            redirect, asking = _named(client, exc), _is_ask(exc)
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def _on_node_sync(
-    client: Any, node: SyncNode, call: Call, replicas: int, ms: int, asked: object
+    client: Any, node: SyncNode, call: Call, replicas: int, ms: int, asking: bool
 ) -> list[Any]:
     # A pipeline of the node's own client: one connection; it loads the script if needed.
     pipe: Any
     with client.get_redis_connection(node).pipeline(transaction=False) as pipe:
-        if asked is not None:
+        if asking:
             pipe.execute_command("ASKING")
         keys = keys_of(call.key).of_script(call.script)
         scripts.run_sync(pipe, call.script, keys, call.args)
         pipe.wait(replicas, ms)
         return list(pipe.execute(raise_on_error=False))
+
+
+def _is_ask(exc: Exception) -> bool:
+    return isinstance(exc, AskError) and not isinstance(exc, MovedError)
+
+
+def _named(client: Any, exc: Exception) -> Any:
+    """The node a MOVED or ASK reply names (trusted for the next send: the slot map may still
+    be stale where it is read from), else None (routed by the slot map)."""
+    if isinstance(exc, AskError):  # MovedError included
+        return client.get_node(host=exc.host, port=exc.port)
+    return None
+
+
+def _give_up(key: str, exc: Exception, attempt: int) -> None:
+    """After the last attempt: the error, MOVED/ASK as a ClusterError (what redis-py raises when
+    its own redirects run out, and what callers retry)."""
+    if attempt < ATTEMPTS:
+        return
+    if isinstance(exc, AskError):
+        raise ClusterError(
+            f"queue {key!r}: its slot was redirected {ATTEMPTS} times in a row (resharding or "
+            "failover in progress); retry the push"
+        ) from exc
+    raise exc
 
 
 def _owner(node: _Node | None, key: str) -> _Node:
