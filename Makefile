@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo demo-web test lint bench clean
+.PHONY: demo demo-web test lint bench fuzz clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,8 @@ demo-web: $(BIN)/.installed
 	$(BIN)/redline up examples/website/redline.toml
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check src tests $(wildcard bench)
-	$(BIN)/ruff format --check src tests $(wildcard bench)
+	$(BIN)/ruff check src tests fuzz $(wildcard bench)
+	$(BIN)/ruff format --check src tests fuzz $(wildcard bench)
 	$(BIN)/mypy src
 
 # The full suite on the embedded Valkey, then the queue and connection tests again on Debian's
@@ -39,6 +39,18 @@ test: lint
 	else \
 		echo "skipped: Redis 7 pass (needs redis-server: apt-get install redis-server)"; \
 	fi
+
+# The atheris targets in fuzz/, FUZZ_SECONDS each (the suite runs them briefly); corpora and
+# any crash-* inputs are kept in build/fuzz/.
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS := config envelope rquery
+
+fuzz: $(BIN)/.installed
+	@for target in $(FUZZ_TARGETS); do \
+		mkdir -p build/fuzz/$$target && \
+		$(BIN)/python -m fuzz.$$target -max_total_time=$(FUZZ_SECONDS) \
+			-artifact_prefix=build/fuzz/ build/fuzz/$$target || exit 1; \
+	done
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from redline.connection import AsyncClient, connect, connect_sync
-from redline.errors import QueueError, ReplicationError
+from redline.connection import connect, connect_sync
+from redline.errors import ReplicationError
 from redline.queue import ReliableQueue, SyncReliableQueue
 from tests.hardening.support import actor, recorded
 from tests.helpers import stop, wait_for
@@ -89,11 +89,6 @@ async def test_wait_replicas_without_enough_replicas_says_so(redis_url: str) -> 
     assert "0 of 1 replicas" in str(caught.value) and "Retry" in str(caught.value)
     assert await client.llen("{hf}:alone") == 2  # on the primary, not known to be replicated
     await client.aclose()
-
-
-async def test_wait_replicas_is_refused_on_a_cluster(acluster: AsyncClient) -> None:
-    with pytest.raises(QueueError, match="standalone or Sentinel"):
-        await ReliableQueue(acluster).push("{hf}:c", b"a", wait_replicas=1)
 
 
 def test_sync_queue_waits_for_replicas_too(redis_url: str) -> None:

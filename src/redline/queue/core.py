@@ -364,11 +364,9 @@ def _viewed(key: str, state: MessageState, now: int, row: Sequence[Any]) -> Queu
     )
 
 
-def check_wait(clustered: bool, replicas: int, within: float, longest: float) -> int:
+def check_wait(replicas: int, within: float, longest: float) -> int:
     """Validate `push(..., wait_replicas, wait_timeout)`; the timeout in ms for ``WAIT``, cut
     to `longest` (the client's socket timeout, less a margin: WAIT blocks like BLMOVE)."""
     if not isinstance(replicas, int) or replicas < 0:
         raise QueueError(f"wait_replicas must be an integer >= 0, got {replicas!r}")
-    if replicas and clustered:
-        raise QueueError("wait_replicas needs a standalone or Sentinel client, not a cluster")
     return _ms(min(positive_seconds("wait_timeout", within), longest))

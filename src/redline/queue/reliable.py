@@ -17,7 +17,7 @@ from redis.exceptions import OutOfMemoryError
 
 from redline import scripts
 from redline.connection import AsyncClient, SyncClient
-from redline.errors import QueueError, ReplicationError, ServerFullError
+from redline.errors import QueueError, ServerFullError
 from redline.queue.core import (
     Block,
     Call,
@@ -26,11 +26,11 @@ from redline.queue.core import (
     check_wait,
     keys_of,
     positive_seconds,
-    text,
 )
 from redline.queue.leases import LeaseKeeper
 from redline.queue.library import run_async
 from redline.queue.model import Delivery, QueuedMessage, QueueInfo
+from redline.queue.replicated import checked_reply, push_on_cluster
 
 __all__ = ["ReliableQueue", "check_client", "longest_block"]
 
@@ -115,8 +115,7 @@ class ReliableQueue(QueueCore):
         `wait_replicas`: then ``WAIT`` until that many replicas have the push, at most
         `wait_timeout` seconds; fewer raise `ReplicationError` (docs/guarantees.md).
         """
-        clustered = isinstance(self.client, RedisCluster)
-        ms = check_wait(clustered, wait_replicas, wait_timeout, self.longest_block)
+        ms = check_wait(wait_replicas, wait_timeout, self.longest_block)
         ids: list[str] = []
         try:
             if wait_replicas:
@@ -131,18 +130,23 @@ class ReliableQueue(QueueCore):
         self, key: str, payloads: Sequence[object], ids: list[str], replicas: int, ms: int
     ) -> None:
         # WAIT counts the writes of its own connection: each chunk's push and its WAIT go in one
-        # pipeline (so on one connection), as EVALSHA of the same script the function runs.
+        # pipeline (so on one connection), as EVALSHA of the same script the function runs; on
+        # a cluster, to the master owning the queue's slot (redline.queue.replicated).
         steps, reply = self._push(key, payloads, ids), None
         with contextlib.suppress(StopIteration):
             while True:
                 call = cast(Call, steps.send(reply))  # _push only calls, never blocks
-                async with self.client.pipeline(transaction=False) as pipe:
-                    keys = keys_of(call.key).of_script(call.script)
-                    await scripts.run(cast(Any, pipe), call.script, keys, call.args)
-                    pipe.wait(replicas, ms)
-                    reply, acked = await pipe.execute()
-                if int(acked) < replicas:
-                    raise ReplicationError(key, [*ids, *map(text, reply)], replicas, int(acked))
+                results = await self._with_wait(call, replicas, ms)
+                reply = checked_reply(key, ids, results, replicas)
+
+    async def _with_wait(self, call: Call, replicas: int, ms: int) -> list[Any]:
+        if isinstance(self.client, RedisCluster):
+            return await push_on_cluster(self.client, call, replicas, ms)
+        async with self.client.pipeline(transaction=False) as pipe:
+            keys = keys_of(call.key).of_script(call.script)
+            await scripts.run(cast(Any, pipe), call.script, keys, call.args)
+            pipe.wait(replicas, ms)
+            return list(await pipe.execute())
 
     async def pop(
         self,

@@ -18,7 +18,7 @@ from redis.exceptions import OutOfMemoryError, RedisError
 
 from redline import scripts
 from redline.connection import SyncClient
-from redline.errors import ReplicationError, ServerFullError
+from redline.errors import ServerFullError
 from redline.queue.core import (
     Block,
     Call,
@@ -27,11 +27,11 @@ from redline.queue.core import (
     check_wait,
     keys_of,
     positive_seconds,
-    text,
 )
 from redline.queue.library import run_sync
 from redline.queue.model import Delivery, QueuedMessage, QueueInfo
 from redline.queue.reliable import check_client, longest_block
+from redline.queue.replicated import checked_reply, push_on_cluster_sync
 
 __all__ = ["SyncLeaseKeeper", "SyncReliableQueue"]
 
@@ -88,8 +88,7 @@ class SyncReliableQueue(QueueCore):
         wait_timeout: float = 1.0,
     ) -> list[str]:
         """See `ReliableQueue.push`."""
-        clustered = isinstance(self.client, RedisCluster)
-        ms = check_wait(clustered, wait_replicas, wait_timeout, self.longest_block)
+        ms = check_wait(wait_replicas, wait_timeout, self.longest_block)
         ids: list[str] = []
         try:
             if wait_replicas:
@@ -108,13 +107,17 @@ class SyncReliableQueue(QueueCore):
         with contextlib.suppress(StopIteration):
             while True:
                 call = cast(Call, steps.send(reply))  # _push only calls, never blocks
-                with self.client.pipeline(transaction=False) as pipe:
-                    keys = keys_of(call.key).of_script(call.script)
-                    scripts.run_sync(cast(Any, pipe), call.script, keys, call.args)
-                    pipe.wait(replicas, ms)
-                    reply, acked = pipe.execute()
-                if int(acked) < replicas:
-                    raise ReplicationError(key, [*ids, *map(text, reply)], replicas, int(acked))
+                results = self._with_wait(call, replicas, ms)
+                reply = checked_reply(key, ids, results, replicas)
+
+    def _with_wait(self, call: Call, replicas: int, ms: int) -> list[Any]:
+        if isinstance(self.client, RedisCluster):
+            return push_on_cluster_sync(self.client, call, replicas, ms)
+        with self.client.pipeline(transaction=False) as pipe:
+            keys = keys_of(call.key).of_script(call.script)
+            scripts.run_sync(cast(Any, pipe), call.script, keys, call.args)
+            pipe.wait(replicas, ms)
+            return list(pipe.execute())
 
     def pop(
         self,
