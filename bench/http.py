@@ -158,6 +158,7 @@ def _nginx(root: Path) -> dict[str, float] | None:
     if binary is None:
         return None
     port = _port()
+    root.chmod(0o755)  # nginx's workers drop root for www-data: they must be able to read it
     conf = root / "nginx.conf"
     conf.write_text(
         f"daemon off; worker_processes 1; pid {root}/nginx.pid; error_log {root}/nginx.err;\n"

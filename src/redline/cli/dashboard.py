@@ -59,4 +59,10 @@ def dashboard(
     with server_for(config.redis) as url:
         config = config.model_copy(update={"redis": url})
         click.echo(f"redline dashboard at http://{config.host}:{config.port}/", err=True)
-        uvicorn.run(create_app(config), host=config.host, port=config.port, log_level="warning")
+        uvicorn.run(
+            create_app(config),
+            host=config.host,
+            port=config.port,
+            log_level="warning",
+            timeout_graceful_shutdown=5,  # a browser tab left open must not hold a stop
+        )
