@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import faulthandler
 import json
+import os
+import signal
+import sys
+import threading
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 
 from redline.cli.common import config_options, load_or_exit, server_for
 from redline.dashboard.settings import DashboardConfig
 
+if TYPE_CHECKING:
+    import uvicorn
+
 __all__ = ["dashboard"]
+
+SHUTDOWN_LIMIT = 15.0  # seconds from SIGTERM/SIGINT to exit, whatever holds the stop
 
 
 @click.command()
@@ -59,10 +71,34 @@ def dashboard(
     with server_for(config.redis) as url:
         config = config.model_copy(update={"redis": url})
         click.echo(f"redline dashboard at http://{config.host}:{config.port}/", err=True)
-        uvicorn.run(
+        settings = uvicorn.Config(
             create_app(config),
             host=config.host,
             port=config.port,
             log_level="warning",
             timeout_graceful_shutdown=5,  # a browser tab left open must not hold a stop
         )
+        _bounded_server(uvicorn.Server)(settings).run()
+
+
+def _bounded_server(base: type[uvicorn.Server]) -> type[uvicorn.Server]:
+    """uvicorn's Server, whose stop on SIGTERM/SIGINT has a hard deadline: past
+    `SHUTDOWN_LIMIT` seconds it prints every thread's stack (the evidence of what held it)
+    and ends the process by the same signal, as an unhandled one would have."""
+
+    class BoundedServer(base):  # type: ignore[valid-type,misc]
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if not self.should_exit:
+                timer = threading.Timer(SHUTDOWN_LIMIT, _die, (sig,))
+                timer.daemon = True
+                timer.start()
+            super().handle_exit(sig, frame)
+
+    return BoundedServer
+
+
+def _die(sig: int) -> None:
+    print(f"redline dashboard: still stopping after {SHUTDOWN_LIMIT}s; exiting", file=sys.stderr)
+    faulthandler.dump_traceback(all_threads=True)
+    signal.signal(sig, signal.SIG_DFL)
+    os.kill(os.getpid(), sig)

@@ -128,27 +128,32 @@ async def metrics_page(request: Request) -> Response:
     return render(request, "metrics.html", rows=rows)
 
 
-async def _sample(app: Starlette) -> None:
+async def _sample(app: Starlette, stopping: asyncio.Event) -> None:
     config: DashboardConfig = app.state.config
-    while True:
+    while not stopping.is_set():
         with contextlib.suppress(Exception):  # a missed sample is a gap in the chart, no more
             rows = await data.queue_rows(
                 app.state.redis, await data.list_queues(app.state.redis, config.queues)
             )
             app.state.history.append({"t": time.time(), "queues": [r.__dict__ for r in rows]})
-        await asyncio.sleep(config.sample_every)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), config.sample_every)
 
 
 @contextlib.asynccontextmanager
 async def _lifespan(app: Starlette) -> AsyncIterator[None]:
-    sampler = asyncio.create_task(_sample(app))
+    stopping = asyncio.Event()
+    sampler = asyncio.create_task(_sample(app, stopping))
     try:
         yield
     finally:
+        # The flag, not only the cancel: a cancel that lands inside a Redis call can be turned
+        # into a connection error by the client and swallowed above, which hung the stop.
+        stopping.set()
         sampler.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sampler
-        await app.state.redis.aclose()
+        await asyncio.wait({sampler}, timeout=5)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(app.state.redis.aclose(), 5)
 
 
 def create_app(config: DashboardConfig, client: AsyncClient | None = None) -> Starlette:
