@@ -15,7 +15,7 @@ from redis.commands.core import AsyncScript, Script
 
 from redline.connection import AsyncClient, SyncClient
 
-__all__ = ["lua_source", "run", "run_sync"]
+__all__ = ["lua_source", "run", "run_sync", "sha"]
 
 Arg = str | bytes | int | float
 
@@ -35,6 +35,11 @@ def _async_script(name: str) -> AsyncScript:
 @cache
 def _sync_script(name: str) -> Script:
     return Script(None, lua_source(name).encode())  # type: ignore[arg-type]
+
+
+def sha(name: str) -> str:
+    """The SHA1 that EVALSHA calls script `name` by."""
+    return str(_sync_script(name).sha)
 
 
 async def run(client: AsyncClient, name: str, keys: Sequence[str], args: Sequence[Arg] = ()) -> Any:

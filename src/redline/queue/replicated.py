@@ -13,10 +13,8 @@ as redis-py's own do. A chunk sent twice is at-least-once, as every retried push
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from collections.abc import Sequence
-from functools import cache
 from typing import Any, TypeVar
 
 from redis.asyncio.cluster import ClusterNode, PipelineCommand
@@ -64,14 +62,9 @@ def checked_reply(key: str, ids: list[str], results: Sequence[Any], replicas: in
     return reply
 
 
-@cache
-def _sha(name: str) -> str:
-    return hashlib.sha1(scripts.lua_source(name).encode()).hexdigest()
-
-
 def _commands(call: Call, replicas: int, ms: int, asking: bool) -> list[tuple[Any, ...]]:
     keys = keys_of(call.key).of_script(call.script)
-    evalsha = ("EVALSHA", _sha(call.script), len(keys), *keys, *call.args)
+    evalsha = ("EVALSHA", scripts.sha(call.script), len(keys), *keys, *call.args)
     return [*([("ASKING",)] if asking else []), evalsha, ("WAIT", replicas, ms)]
 
 
