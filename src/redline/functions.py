@@ -115,6 +115,17 @@ class Library:
             return self._loaded(client, exc)
         return self._loaded(client, None)
 
+    def command(
+        self, client: AsyncClient, script: str, keys: Sequence[str], args: Sequence[Arg] = ()
+    ) -> tuple[Arg, ...] | None:
+        """The ``FCALL`` of `script` as a command to queue in a pipeline of `client`, or None
+        where a call there is not a plain FCALL (library not loaded yet, the EVALSHA fallback,
+        a cluster): then use `call`. A pipelined FCALL that finds the library missing fails
+        like any command; `call` then loads it again."""
+        if not self._modes.get(client) or _clustered(client):
+            return None
+        return ("FCALL", function_name(script), len(keys), *keys, *args)
+
     async def call(
         self, client: AsyncClient, script: str, keys: Sequence[str], args: Sequence[Arg] = ()
     ) -> Any:

@@ -34,7 +34,6 @@ from redline.http.envelope import Request, Response
 from redline.http.mdispatch import Dispatcher
 from redline.http.worker import lifecycle
 from redline.metrics import Metrics
-from redline.queue import ReliableQueue
 from redline.runner import Context, Hook, run_service
 
 __all__ = ["Importer", "ImporterSettings", "create_app"]
@@ -136,7 +135,7 @@ class Importer:
         """Start the push loop and the reply reader (on the service runner); stop them after."""
         assert self.settings.redis, "create_app needs settings.redis (the CLI resolves it)"
         self._client = connect(self.settings.redis)
-        pusher = asyncio.create_task(self._push_loop(ReliableQueue(self._client)))
+        pusher = asyncio.create_task(self._push_loop(self._client))
         sweeper = asyncio.create_task(self.dispatcher.sweep())
         reader = asyncio.create_task(
             run_service(ReplyReader(self), self.settings, self._hooks(), self.stopping, 1.0)
@@ -164,13 +163,14 @@ class Importer:
         serves = f"http://{settings.host}:{settings.port} -> {settings.out}"
         return [lifecycle("himporter", settings, serves), self.metrics]
 
-    async def _push_loop(self, queue: ReliableQueue) -> None:
+    async def _push_loop(self, client: AsyncClient) -> None:
+        # A plain LPUSH is a ReliableQueue push without queue ids (the envelope has its own).
         while True:
             batch = [await self.outbox.get()]
             while not self.outbox.empty() and len(batch) < PUSH_BATCH:
                 batch.append(self.outbox.get_nowait())
             try:
-                await queue.push(self.settings.out, *(payload for _, payload in batch))
+                await client.lpush(self.settings.out, *(payload for _, payload in batch))
             except Exception as exc:  # Redis down: answer now rather than at the timeout
                 log.warning("himporter push failed requests=%d error=%r", len(batch), exc)
                 for request_id, _ in batch:

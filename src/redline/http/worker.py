@@ -1,11 +1,11 @@
 """What every HTTP handler service shares: pop requests, answer or forward each, ack.
 
-One step pops a batch from the service's ``in`` queue (a ReliableQueue), works out each
-request's outcome — a `Response` for the reply list named in the envelope, or a `Forward` onto
-another queue (hrouter) — sends them all (one pipeline of LPUSH+EXPIRE per batch for replies, one
-push per target queue), and only then acks the batch (within its next pop). A replica killed at
-any point leaves its requests in flight; when their lease runs out a surviving replica's pop
-takes them again.
+One step is one round trip (`ReliableQueue.pop_after`): it sends the outcomes of the batch it
+worked out last (a `Response` LPUSHed onto the reply list named in the envelope, or a `Forward`
+LPUSHed onto another queue, as hrouter does), acks the batch before that (whose outcomes the
+previous round trip delivered), and pops the next batch. A batch is acked only once its outcomes
+are in Redis: a replica killed at any point leaves its requests in flight, and when their lease
+runs out a surviving replica's pop takes them again.
 
 A request whose deadline has passed is acked without an answer (the importer has already sent
 504); a handler still working at the deadline is cancelled. A payload that is not an envelope is
@@ -20,6 +20,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import Field
 
@@ -84,6 +85,8 @@ class HttpService:
         self.metrics = Metrics(config.service_namespace or f"redline:{self.name}", 10_000)
         self._queue: ReliableQueue | None = None
         self._running: set[asyncio.Task[None]] = set()
+        self._sends: list[Command] = []  # the outcomes of the last batch, for the next step
+        self._answered: list[Delivery] = []  # that batch: acked once the sends are in
         self._unacked: list[Delivery] = []  # answered and sent; acked by the next pop
 
     def hooks(self) -> list[Hook]:
@@ -102,11 +105,13 @@ class HttpService:
         return None
 
     async def stop(self, ctx: Context) -> None:
-        """Wait for requests still running (each ends by its deadline at the latest), and ack
-        the last batch sent."""
+        """Wait for requests still running (each ends by its deadline at the latest), send the
+        last batch's outcomes and ack what was sent."""
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
-        done, self._unacked = self._unacked, []
+        sent = self._sent(await _run(ctx, self._sends))
+        done = self._unacked + (self._answered if sent else [])
+        self._sends, self._answered, self._unacked = [], [], []
         if done:
             await self.queue(ctx).ack(*done)
 
@@ -125,19 +130,21 @@ class HttpService:
             await self._step_concurrent(ctx)
             return
         queue, config = self.queue(ctx), self.config
-        # The previous batch is acked by this pop, in the same round trip: its answers are
-        # already sent. (If the call fails, the next one acks it again.)
-        batch = await queue.pop(
-            config.in_, count=config.batch, block=config.pop_timeout, ack=self._unacked
+        # If the round trip fails, `_unacked` is acked by the next one; the batch whose sends
+        # may not have gone out is left to its lease (redelivered, answered again).
+        sends, answered = self._sends, self._answered
+        self._sends, self._answered = [], []
+        results, batch = await queue.pop_after(
+            sends, config.in_, count=config.batch, block=config.pop_timeout, ack=self._unacked
         )
-        self._unacked = []
+        self._unacked = answered if self._sent(results) else []
         if not batch:
             return
         requests = [(d, r) for d, r in [(d, await self._decode(queue, d)) for d in batch] if r]
         live = [r for _, r in requests if not self._expired(r)]
         outcomes = [await self._safe(ctx, r) for r in live]
-        await self._send(ctx, queue, zip(live, outcomes, strict=True))
-        self._unacked = [d for d, _ in requests]
+        self._sends = _commands(zip(live, outcomes, strict=True))
+        self._answered = [d for d, _ in requests]
 
     async def _step_concurrent(self, ctx: Context) -> None:
         queue, config = self.queue(ctx), self.config
@@ -160,7 +167,8 @@ class HttpService:
             if request is not None and not self._expired(request):
                 async with queue.keep_leases([delivery]):
                     outcome = await self._bounded(ctx, request)
-                await self._send(ctx, queue, [(request, outcome)])
+                if not self._sent(await _run(ctx, _commands([(request, outcome)]))):
+                    return  # the lease runs out: redelivered
             await queue.ack(delivery)
         except Exception as exc:
             log.warning("%s could not finish id=%s error=%r", self.name, delivery.id, exc)
@@ -204,21 +212,40 @@ class HttpService:
             )
             return None
 
-    async def _send(
-        self, ctx: Context, queue: ReliableQueue, outcomes: Iterable[tuple[Request, Outcome]]
-    ) -> None:
-        replies: dict[str, list[bytes]] = defaultdict(list)
-        forwards: dict[str, list[bytes]] = defaultdict(list)
-        for request, outcome in outcomes:
-            if isinstance(outcome, Response) and request.reply:
-                replies[request.reply].append(outcome.encode())
-            elif isinstance(outcome, Forward):
-                forwards[outcome.queue].append(outcome.request.encode())
-        for target, payloads in forwards.items():
-            await queue.push(target, *payloads)
-        if replies:
-            pipe = ctx.redis.pipeline(transaction=False)
-            for key, payloads in replies.items():
-                pipe.lpush(key, *payloads)
-                pipe.expire(key, REPLY_TTL)
-            await pipe.execute()
+    def _sent(self, results: list[Any]) -> bool:
+        """Whether every send of a step went in (a failed one leaves its batch to the lease)."""
+        errors = [r for r in results if isinstance(r, Exception)]
+        if errors:
+            self.metrics.count("sendfailed")
+            log.warning("%s could not send answers error=%r", self.name, errors[0])
+        return not errors
+
+
+Command = tuple[Any, ...]
+
+
+def _commands(outcomes: Iterable[tuple[Request, Outcome]]) -> list[Command]:
+    """The commands that deliver `outcomes`: one LPUSH per target queue (a plain LPUSH is a
+    ReliableQueue push without ids: the envelope carries the request's id), one LPUSH and an
+    EXPIRE per reply list."""
+    replies: dict[str, list[bytes]] = defaultdict(list)
+    forwards: dict[str, list[bytes]] = defaultdict(list)
+    for request, outcome in outcomes:
+        if isinstance(outcome, Response) and request.reply:
+            replies[request.reply].append(outcome.encode())
+        elif isinstance(outcome, Forward):
+            forwards[outcome.queue].append(outcome.request.encode())
+    commands: list[Command] = [("LPUSH", key, *payloads) for key, payloads in forwards.items()]
+    for key, payloads in replies.items():
+        commands += [("LPUSH", key, *payloads), ("EXPIRE", key, REPLY_TTL)]
+    return commands
+
+
+async def _run(ctx: Context, commands: list[Command]) -> list[Any]:
+    """Run `commands` in one round trip; each result is a value or the exception it raised."""
+    if not commands:
+        return []
+    pipe = ctx.redis.pipeline(transaction=False)
+    for command in commands:
+        pipe.execute_command(*command)
+    return list(await pipe.execute(raise_on_error=False))

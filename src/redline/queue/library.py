@@ -10,7 +10,7 @@ from redline.functions import Library
 from redline.queue.core import Call, keys_of
 from redline.queue.model import SCRIPT_KEYS
 
-__all__ = ["LIBRARY", "run_async", "run_sync"]
+__all__ = ["LIBRARY", "pipelined", "run_async", "run_sync"]
 
 _READ_ONLY = ("queue_info", "queue_view", "queue_waiting")
 # At maxmemory (noeviction) only push is refused: consumers must still be able to take, settle
@@ -29,6 +29,14 @@ async def run_async(client: AsyncClient, call: Call, use_functions: bool) -> Any
     if use_functions:
         return await LIBRARY.call(client, call.script, keys, call.args)
     return await scripts.run(client, call.script, keys, call.args)
+
+
+def pipelined(client: AsyncClient, call: Call, use_functions: bool) -> tuple[Any, ...] | None:
+    """`call` as an FCALL command to queue in a pipeline of `client`, or None where it must go
+    through `run_async` (see `Library.command`)."""
+    if not use_functions:
+        return None
+    return LIBRARY.command(client, call.script, keys_of(call.key).of_script(call.script), call.args)
 
 
 def run_sync(client: SyncClient, call: Call, use_functions: bool) -> Any:

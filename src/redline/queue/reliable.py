@@ -28,7 +28,7 @@ from redline.queue.core import (
     positive_seconds,
 )
 from redline.queue.leases import LeaseKeeper
-from redline.queue.library import run_async
+from redline.queue.library import pipelined, run_async
 from redline.queue.model import Delivery, QueuedMessage, QueueInfo
 from redline.queue.replicated import checked_reply, push_on_cluster
 
@@ -83,17 +83,21 @@ class ReliableQueue(QueueCore):
         self.client = client
         self.use_functions = use_functions
 
-    async def _drive(self, steps: Steps[Any], client: AsyncClient | None = None) -> Any:
-        reply: Any = None
+    async def _drive(
+        self, steps: Steps[Any], client: AsyncClient | None = None, reply: Any = None
+    ) -> Any:
+        """Perform `steps` (a `QueueCore` generator) until it returns; `reply` answers the step
+        it last yielded (None: it has not started)."""
         try:
             while True:
-                step = steps.send(reply)
-                if isinstance(step, Call):
-                    reply = await run_async(client or self.client, step, self.use_functions)
-                else:
-                    reply = await self._block(step)
+                reply = await self._step(steps.send(reply), client)
         except StopIteration as done:
             return done.value
+
+    async def _step(self, step: Call | Block, client: AsyncClient | None = None) -> Any:
+        if isinstance(step, Call):
+            return await run_async(client or self.client, step, self.use_functions)
+        return await self._block(step)
 
     async def _block(self, step: Block) -> Any:
         # BLMOVE into the shared claim list: if this process dies right after, the next pop
@@ -164,6 +168,42 @@ class ReliableQueue(QueueCore):
         """
         result: list[Delivery] = await self._drive(self._pop(keys, count, block, ack))
         return result
+
+    async def pop_after(
+        self,
+        commands: Sequence[Sequence[Any]],
+        *keys: str,
+        count: int = 1,
+        block: float | None = None,
+        ack: Sequence[Delivery] = (),
+    ) -> tuple[list[Any], list[Delivery]]:
+        """Run `commands` (any Redis commands, such as the LPUSHes that answer the last batch),
+        then `pop`, in one round trip: a steady consumer's whole step. Returns the commands'
+        results, each a value or the exception it raised, and the deliveries.
+
+        The commands run before the pop (and its `ack`), in order, but not atomically with it:
+        ack in this call only what an earlier call's commands have settled, as in
+        ``results, batch = await queue.pop_after(answers, key, count=64, block=1, ack=done)``.
+        On a cluster, or before the queue's functions are loaded, the commands and the pop are
+        two round trips.
+        """
+        steps = self._pop(keys, count, block, ack)
+        first = steps.send(None)  # a pop's first step is always a call
+        call = None
+        if isinstance(first, Call):
+            call = pipelined(self.client, first, self.use_functions)
+        pipe = self.client.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        if call is not None:
+            pipe.execute_command(*call)
+        results = list(await pipe.execute(raise_on_error=False)) if len(pipe) else []
+        if call is None:
+            return results, await self._drive(steps, reply=await self._step(first))
+        reply = results.pop()
+        if isinstance(reply, Exception):  # e.g. a restarted server without the library
+            reply = await self._step(first)
+        return results, await self._drive(steps, reply=reply)
 
     async def ack(self, *deliveries: Delivery) -> list[str]:
         """Acknowledge `deliveries`; returns the ids acknowledged. A stale delivery (recovered
