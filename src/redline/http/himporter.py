@@ -81,7 +81,8 @@ class Importer:
         self.reply_key = f"{settings.replies}:{self.instance}"
         self.metrics = Metrics(settings.namespace, round(settings.timeout * 1000))
         self.dispatcher = Dispatcher(self.metrics, settings.timeout)
-        self.outbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+        self.outbox: list[tuple[str, bytes]] = []  # (request id, envelope) not pushed yet
+        self._outbox_ready = asyncio.Event()
         self.stopping = asyncio.Event()
         self._ids = itertools.count()
         self._client: AsyncClient | None = None
@@ -110,7 +111,8 @@ class Importer:
             return Response.text(request_id, "request body too large\n", 413)
         request = self._envelope(request_id, scope, headers, body)
         future = self.dispatcher.track(request_id)
-        self.outbox.put_nowait((request_id, request.encode()))
+        self.outbox.append((request_id, request.encode()))
+        self._outbox_ready.set()
         return await future
 
     def _envelope(
@@ -166,9 +168,10 @@ class Importer:
     async def _push_loop(self, client: AsyncClient) -> None:
         # A plain LPUSH is a ReliableQueue push without queue ids (the envelope has its own).
         while True:
-            batch = [await self.outbox.get()]
-            while not self.outbox.empty() and len(batch) < PUSH_BATCH:
-                batch.append(self.outbox.get_nowait())
+            if not self.outbox:
+                self._outbox_ready.clear()
+                await self._outbox_ready.wait()
+            batch, self.outbox = self.outbox[:PUSH_BATCH], self.outbox[PUSH_BATCH:]
             try:
                 await client.lpush(self.settings.out, *(payload for _, payload in batch))
             except Exception as exc:  # Redis down: answer now rather than at the timeout
@@ -221,9 +224,16 @@ class ReplyReader:
 
 
 async def _read_body(receive: Receive, headers: list[tuple[str, str]], limit: int) -> bytes:
+    framed = False  # HTTP/1.1: a request has a body only with one of these two headers
     for name, value in headers:
-        if name == "content-length" and value.strip().isdigit() and int(value) > limit:
-            raise _TooLarge
+        if name == "content-length":
+            framed = True
+            if value.strip().isdigit() and int(value) > limit:
+                raise _TooLarge
+        elif name == "transfer-encoding":
+            framed = True
+    if not framed:
+        return b""
     chunks, size, more = [], 0, True
     while more:
         message = await receive()
