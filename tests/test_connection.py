@@ -74,3 +74,30 @@ async def test_script_on_cluster_with_shared_hash_tag(cluster: Cluster, prefix: 
     moved = await run(client, "_selftest_move", keys)
     assert moved == b"m" and await client.lrange(keys[1], 0, -1) == [b"m"]
     await client.aclose()
+
+
+async def test_commands_are_packed_by_hiredis_and_arrive_intact(
+    redis_url: str, prefix: str
+) -> None:
+    client = connect(redis_url)
+    try:
+        assert "_HiredisPacking" in [
+            c.__name__ for c in client.connection_pool.connection_class.__mro__
+        ]
+        values = [b"", b"\x00\xff binary", "ünïcode", 42, 2.5, b"x" * 100_000, memoryview(b"mv")]
+        await client.rpush(f"{prefix}:l", *values)
+        got = await client.lrange(f"{prefix}:l", 0, -1)
+        assert got == [
+            b"",
+            b"\x00\xff binary",
+            "ünïcode".encode(),
+            b"42",
+            b"2.5",
+            b"x" * 100_000,
+            b"mv",
+        ]
+        pipe = client.pipeline(transaction=False)
+        pipe.set(f"{prefix}:k", "v").get(f"{prefix}:k").execute_command("CONFIG GET", "maxmemory")
+        assert (await pipe.execute())[:2] == [True, b"v"]
+    finally:
+        await client.aclose()

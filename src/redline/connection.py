@@ -10,6 +10,7 @@ Forms understood (all take ``user:password@`` for ACL users; ``rediss`` means TL
 
 from __future__ import annotations
 
+import functools
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias, cast
@@ -19,7 +20,9 @@ import redis.asyncio
 import redis.asyncio.cluster
 import redis.asyncio.sentinel
 import redis.cluster
+import redis.connection
 import redis.sentinel
+import redis.utils
 
 from redline.errors import ConnectionURLError
 
@@ -190,7 +193,30 @@ def _client(url: str, flavour: _Flavour, options: dict[str, Any]) -> Any:
             **options,
         )
         return sentinel.master_for(parsed.service)
-    return flavour.plain.from_url(url, **options)
+    client = flavour.plain.from_url(url, **options)
+    if flavour is _ASYNC and redis.utils.HIREDIS_AVAILABLE:  # no connection is made yet
+        pool = client.connection_pool
+        pool.connection_class = _hiredis_packing(pool.connection_class)
+    return client
+
+
+class _HiredisPacking:
+    """Packs commands with hiredis, as redis-py's blocking connections do. Its asyncio ones
+    pack in Python, re-joining the buffer for each argument: an LPUSH of 50 payloads took 74 µs
+    there and takes 23 µs here, a queue pop acking 50 messages 112 µs against 46 µs (a
+    2-core VM; `bench/http.py` is where it shows)."""
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        return cast(list[bytes], _SERIALIZER.pack(*args))
+
+
+_SERIALIZER = redis.connection.HiredisRespSerializer()
+
+
+@functools.cache
+def _hiredis_packing(connection_class: type) -> type:
+    """`connection_class` (plain, TLS or Unix socket) packing commands with hiredis."""
+    return type(connection_class.__name__, (_HiredisPacking, connection_class), {})
 
 
 def connect(url: str, **options: Any) -> AsyncClient:
