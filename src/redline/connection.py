@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import urllib.parse
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias, cast
 
@@ -23,11 +24,13 @@ import redis.cluster
 import redis.connection
 import redis.sentinel
 import redis.utils
+from redis.exceptions import ResponseError
 
 from redline.errors import ConnectionURLError
 
 __all__ = [
     "AsyncClient",
+    "HeldConnection",
     "SyncClient",
     "connect",
     "connect_sync",
@@ -227,3 +230,43 @@ def connect(url: str, **options: Any) -> AsyncClient:
 def connect_sync(url: str, **options: Any) -> SyncClient:
     """A blocking client for `url` (for scripts, the CLI and the sync queue API)."""
     return cast(SyncClient, _client(url, _SYNC, options))
+
+
+class HeldConnection:
+    """One connection of a standalone client's pool, kept by a loop that makes one call at a
+    time (a consumer's `ReliableQueue.pop_after`): `run` writes a list of commands at once and
+    reads their raw replies in order. redis-py's pipeline checks a connection out of the pool
+    for every call (a lock, a check for unread data, observability counters); on a 2-core VM
+    that was about 300 of a step's 750 µs. Any error but a command's own closes the
+    connection, and the next `run` takes a fresh one."""
+
+    def __init__(self, client: redis.asyncio.Redis) -> None:
+        self.client = client
+        self._connection: Any = None
+
+    async def run(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """The raw reply of each command, or the `ResponseError` it got."""
+        pool = self.client.connection_pool
+        if self._connection is None:
+            self._connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        connection = self._connection
+        try:
+            await connection.send_packed_command(connection.pack_commands(commands))
+            results: list[Any] = []
+            for _ in commands:
+                try:
+                    results.append(await connection.read_response())
+                except ResponseError as exc:
+                    results.append(exc)
+            return results
+        except BaseException:  # timeouts, lost connections, cancellation midway: start over
+            self._connection = None
+            await connection.disconnect()
+            await pool.release(connection)
+            raise
+
+    async def release(self) -> None:
+        """Give the connection back to the pool."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await self.client.connection_pool.release(connection)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from redis.exceptions import ResponseError
+import pytest
+from redis.exceptions import ConnectionError, ResponseError
 
 from redline.connection import AsyncClient, connect
 from redline.queue import ReliableQueue
@@ -65,7 +66,23 @@ async def test_a_server_that_lost_the_library_still_pops(redis_url: str, prefix:
         await queue.push(key, b"one", b"two")  # loads the library
         await client.function_flush()  # as a restarted server without persistence
         results, batch = await queue.pop_after([("SET", f"{prefix}:k", "v")], key, count=5)
-        assert results == [True] and [d.payload for d in batch] == [b"one", b"two"]
+        assert results == [b"OK"] and [d.payload for d in batch] == [b"one", b"two"]
         assert len(await queue.ack(*batch)) == 2
+    finally:
+        await client.aclose()
+
+
+async def test_a_killed_connection_fails_one_step_then_a_new_one_is_taken(
+    redis_url: str, prefix: str
+) -> None:
+    client = connect(redis_url)
+    try:
+        queue, key = ReliableQueue(client), f"{prefix}:q"
+        await queue.push(key, b"one", b"two")
+        assert [d.payload for d in (await queue.pop_after([], key))[1]] == [b"one"]
+        await client.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        with pytest.raises(ConnectionError):
+            await queue.pop_after([], key)
+        assert [d.payload for d in (await queue.pop_after([], key))[1]] == [b"two"]
     finally:
         await client.aclose()
