@@ -233,19 +233,25 @@ def connect_sync(url: str, **options: Any) -> SyncClient:
 
 
 class HeldConnection:
-    """One connection of a standalone client's pool, kept by a loop that makes one call at a
-    time (a consumer's `ReliableQueue.pop_after`): `run` writes a list of commands at once and
-    reads their raw replies in order. redis-py's pipeline checks a connection out of the pool
-    for every call (a lock, a check for unread data, observability counters); on a 2-core VM
-    that was about 300 of a step's 750 µs. Any error but a command's own closes the
-    connection, and the next `run` takes a fresh one."""
+    """One connection of a client's pool, kept by a loop that makes one call at a time (a
+    consumer's `ReliableQueue.pop_after`, the importer's push and reply loops): `run` writes a
+    list of commands at once and reads their raw replies in order. redis-py checks a
+    connection out of the pool for every call (a lock, a check for unread data, observability
+    counters); on a 2-core VM that was about 300 of a consumer step's 750 µs. Any error but a
+    command's own closes the connection, and the next `run` takes a fresh one. On a cluster
+    client `run` is a pipeline, whose replies go through redis-py's callbacks."""
 
-    def __init__(self, client: redis.asyncio.Redis) -> None:
+    def __init__(self, client: AsyncClient) -> None:
         self.client = client
         self._connection: Any = None
 
     async def run(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
-        """The raw reply of each command, or the `ResponseError` it got."""
+        """The reply of each command, or the `ResponseError` it got."""
+        if isinstance(self.client, redis.asyncio.RedisCluster):
+            pipe = self.client.pipeline(transaction=False)
+            for command in commands:
+                pipe.execute_command(*command)
+            return list(await pipe.execute(raise_on_error=False))
         pool = self.client.connection_pool
         if self._connection is None:
             self._connection = await pool.get_connection()  # type: ignore[no-untyped-call]
@@ -268,5 +274,5 @@ class HeldConnection:
     async def release(self) -> None:
         """Give the connection back to the pool."""
         connection, self._connection = self._connection, None
-        if connection is not None:
+        if connection is not None and not isinstance(self.client, redis.asyncio.RedisCluster):
             await self.client.connection_pool.release(connection)

@@ -28,7 +28,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from redline.config import ServiceConfig
-from redline.connection import AsyncClient, connect
+from redline.connection import AsyncClient, HeldConnection, connect
 from redline.errors import EnvelopeError
 from redline.http.envelope import Request, Response
 from redline.http.mdispatch import Dispatcher
@@ -137,7 +137,7 @@ class Importer:
         """Start the push loop and the reply reader (on the service runner); stop them after."""
         assert self.settings.redis, "create_app needs settings.redis (the CLI resolves it)"
         self._client = connect(self.settings.redis)
-        pusher = asyncio.create_task(self._push_loop(self._client))
+        pusher = asyncio.create_task(self._push_loop(HeldConnection(self._client)))
         sweeper = asyncio.create_task(self.dispatcher.sweep())
         reader = asyncio.create_task(
             run_service(ReplyReader(self), self.settings, self._hooks(), self.stopping, 1.0)
@@ -165,7 +165,7 @@ class Importer:
         serves = f"http://{settings.host}:{settings.port} -> {settings.out}"
         return [lifecycle("himporter", settings, serves), self.metrics]
 
-    async def _push_loop(self, client: AsyncClient) -> None:
+    async def _push_loop(self, link: HeldConnection) -> None:
         # A plain LPUSH is a ReliableQueue push without queue ids (the envelope has its own).
         while True:
             if not self.outbox:
@@ -173,7 +173,9 @@ class Importer:
                 await self._outbox_ready.wait()
             batch, self.outbox = self.outbox[:PUSH_BATCH], self.outbox[PUSH_BATCH:]
             try:
-                await client.lpush(self.settings.out, *(payload for _, payload in batch))
+                [pushed] = await link.run([("LPUSH", self.settings.out, *(p for _, p in batch))])
+                if isinstance(pushed, Exception):
+                    raise pushed
             except Exception as exc:  # Redis down: answer now rather than at the timeout
                 log.warning("himporter push failed requests=%d error=%r", len(batch), exc)
                 for request_id, _ in batch:
@@ -197,19 +199,23 @@ class ReplyReader:
     def __init__(self, importer: Importer) -> None:
         self.importer = importer
         self.blmpop = True  # False on servers older than Redis 7.0
+        self.link: HeldConnection | None = None
 
     async def step(self, ctx: Context) -> None:
         key, wait = self.importer.reply_key, ctx.config.pop_timeout
+        if self.link is None:
+            self.link = HeldConnection(ctx.redis)
         replies = await (self._blmpop if self.blmpop else self._rpop)(ctx.redis, key, wait)
         self.importer.deliver(replies)
 
     async def _blmpop(self, redis: AsyncClient, key: str, wait: float) -> list[bytes]:
         """Every reply waiting (up to a batch), or the first to come, in one round trip."""
-        try:
-            found: Any = await redis.blmpop(wait, 1, key, direction="RIGHT", count=REPLY_BATCH)
-        except ResponseError as exc:
-            if "unknown command" not in str(exc).lower():
-                raise
+        assert self.link is not None
+        command = ("BLMPOP", wait, 1, key, "RIGHT", "COUNT", REPLY_BATCH)
+        [found] = await self.link.run([command])
+        if isinstance(found, ResponseError):
+            if "unknown command" not in str(found).lower():
+                raise found
             log.info("himporter: the server has no BLMPOP (before Redis 7.0); using BRPOP")
             self.blmpop = False
             return []

@@ -13,7 +13,6 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any, cast
 
-import redis.asyncio
 from redis.asyncio import RedisCluster
 from redis.exceptions import OutOfMemoryError
 
@@ -84,7 +83,7 @@ class ReliableQueue(QueueCore):
         super().__init__(lease, max_deliveries, consumer, retry, poll, longest_block(client))
         self.client = client
         self.use_functions = use_functions
-        self._held: HeldConnection | None = None  # pop_after's connection (single servers)
+        self._held = HeldConnection(client)  # pop_after's
         self._held_lock = asyncio.Lock()
 
     async def _drive(
@@ -188,24 +187,20 @@ class ReliableQueue(QueueCore):
         The commands run before the pop (and its `ack`), in order, but not atomically with it:
         ack in this call only what an earlier call's commands have settled, as in
         ``results, batch = await queue.pop_after(answers, key, count=64, block=1, ack=done)``.
-        On a single server the round trip goes over a connection this queue keeps for its
-        steps (so run one `pop_after` at a time per queue object) and the results are the
-        server's raw replies; on a cluster, or before the queue's functions are loaded, the
-        commands (a pipeline) and the pop are two round trips.
+        The round trip goes over a connection this queue keeps for its steps (one
+        `pop_after` runs at a time per queue object; see `HeldConnection`). On a cluster, or
+        before the queue's functions are loaded, the commands and the pop are two round trips.
         """
         steps = self._pop(keys, count, block, ack)
         first = cast(Call, steps.send(None))  # a pop's first step is always a call
         call = pipelined(self.client, first, self.use_functions)
-        if call is None:
-            pipe = self.client.pipeline(transaction=False)
-            for command in commands:
-                pipe.execute_command(*command)
-            results = list(await pipe.execute(raise_on_error=False)) if commands else []
-            return results, await self._drive(steps, reply=await self._step(first))
         async with self._held_lock:  # one step at a time on the held connection
-            if self._held is None:
-                self._held = HeldConnection(cast(redis.asyncio.Redis, self.client))
-            results = await self._held.run([*commands, call])
+            if call is None:
+                results = await self._held.run(commands) if commands else []
+            else:
+                results = await self._held.run([*commands, call])
+        if call is None:
+            return results, await self._drive(steps, reply=await self._step(first))
         reply = results.pop()
         if isinstance(reply, Exception):  # e.g. a restarted server without the library
             reply = await self._step(first)
