@@ -87,13 +87,18 @@ class ReliableQueue(QueueCore):
         self._held_lock = asyncio.Lock()
 
     async def _drive(
-        self, steps: Steps[Any], client: AsyncClient | None = None, reply: Any = None
+        self,
+        steps: Steps[Any],
+        client: AsyncClient | None = None,
+        reply: Any = None,
+        held: bool = False,
     ) -> Any:
         """Perform `steps` (a `QueueCore` generator) until it returns; `reply` answers the step
-        it last yielded (None: it has not started)."""
+        it last yielded (None: it has not started). `held`: over `pop_after`'s connection."""
         try:
             while True:
-                reply = await self._step(steps.send(reply), client)
+                step = steps.send(reply)
+                reply = await (self._held_step(step) if held else self._step(step, client))
         except StopIteration as done:
             return done.value
 
@@ -101,6 +106,20 @@ class ReliableQueue(QueueCore):
         if isinstance(step, Call):
             return await run_async(client or self.client, step, self.use_functions)
         return await self._block(step)
+
+    async def _held_step(self, step: Call | Block) -> Any:
+        """`step` over the held connection, where calls are plain FCALLs (else `_step`)."""
+        if isinstance(step, Call):
+            command = pipelined(self.client, step, self.use_functions)
+        else:
+            k = keys_of(step.key)
+            command = ("BLMOVE", k.waiting, k.claimed, "RIGHT", "LEFT", step.seconds)
+        if command is None or isinstance(self.client, RedisCluster):
+            return await self._step(step)
+        [reply] = await self._held.run([command])
+        if isinstance(reply, Exception):  # e.g. a restarted server without the library
+            return await self._step(step)
+        return reply
 
     async def _block(self, step: Block) -> Any:
         # BLMOVE into the shared claim list: if this process dies right after, the next pop
@@ -194,17 +213,15 @@ class ReliableQueue(QueueCore):
         steps = self._pop(keys, count, block, ack)
         first = cast(Call, steps.send(None))  # a pop's first step is always a call
         call = pipelined(self.client, first, self.use_functions)
-        async with self._held_lock:  # one step at a time on the held connection
+        async with self._held_lock:  # one pop at a time on the held connection
             if call is None:
                 results = await self._held.run(commands) if commands else []
-            else:
-                results = await self._held.run([*commands, call])
-        if call is None:
-            return results, await self._drive(steps, reply=await self._step(first))
-        reply = results.pop()
-        if isinstance(reply, Exception):  # e.g. a restarted server without the library
-            reply = await self._step(first)
-        return results, await self._drive(steps, reply=reply)
+                return results, await self._drive(steps, reply=await self._step(first))
+            results = await self._held.run([*commands, call])
+            reply = results.pop()
+            if isinstance(reply, Exception):  # e.g. a restarted server without the library
+                reply = await self._step(first)
+            return results, await self._drive(steps, reply=reply, held=True)
 
     async def ack(self, *deliveries: Delivery) -> list[str]:
         """Acknowledge `deliveries`; returns the ids acknowledged. A stale delivery (recovered
