@@ -30,6 +30,7 @@ from redline.errors import ConnectionURLError
 
 __all__ = [
     "AsyncClient",
+    "Command",
     "HeldConnection",
     "SyncClient",
     "connect",
@@ -37,6 +38,7 @@ __all__ = [
     "is_cluster",
     "mask_url",
     "parse_url",
+    "run_commands",
 ]
 
 AsyncClient: TypeAlias = "redis.asyncio.Redis | redis.asyncio.RedisCluster"
@@ -232,26 +234,38 @@ def connect_sync(url: str, **options: Any) -> SyncClient:
     return cast(SyncClient, _client(url, _SYNC, options))
 
 
+Command = tuple[Any, ...]
+
+
+async def run_commands(client: AsyncClient, commands: Sequence[Command]) -> list[Any]:
+    """Run `commands` in one pipeline (one round trip on a single server); each result is the
+    reply or the exception the command got."""
+    if not commands:
+        return []
+    pipe = client.pipeline(transaction=False)
+    for command in commands:
+        pipe.execute_command(*command)
+    return list(await pipe.execute(raise_on_error=False))
+
+
 class HeldConnection:
     """One connection of a client's pool, kept by a loop that makes one call at a time (a
     consumer's `ReliableQueue.pop_after`, the importer's push and reply loops): `run` writes a
     list of commands at once and reads their raw replies in order. redis-py checks a
     connection out of the pool for every call (a lock, a check for unread data, observability
     counters); on a 2-core VM that was about 300 of a consumer step's 750 µs. Any error but a
-    command's own closes the connection, and the next `run` takes a fresh one. On a cluster
-    client `run` is a pipeline, whose replies go through redis-py's callbacks."""
+    command's own closes the connection, and the next `run` takes a fresh one; closing the
+    client closes it too. On a cluster client `run` is `run_commands`, whose replies go through
+    redis-py's callbacks."""
 
     def __init__(self, client: AsyncClient) -> None:
         self.client = client
         self._connection: Any = None
 
-    async def run(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+    async def run(self, commands: Sequence[Command]) -> list[Any]:
         """The reply of each command, or the `ResponseError` it got."""
         if isinstance(self.client, redis.asyncio.RedisCluster):
-            pipe = self.client.pipeline(transaction=False)
-            for command in commands:
-                pipe.execute_command(*command)
-            return list(await pipe.execute(raise_on_error=False))
+            return await run_commands(self.client, commands)
         pool = self.client.connection_pool
         if self._connection is None:
             self._connection = await pool.get_connection()  # type: ignore[no-untyped-call]
@@ -270,9 +284,3 @@ class HeldConnection:
             await connection.disconnect()
             await pool.release(connection)
             raise
-
-    async def release(self) -> None:
-        """Give the connection back to the pool."""
-        connection, self._connection = self._connection, None
-        if connection is not None and not isinstance(self.client, redis.asyncio.RedisCluster):
-            await self.client.connection_pool.release(connection)

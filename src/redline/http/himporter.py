@@ -205,14 +205,16 @@ class ReplyReader:
         key, wait = self.importer.reply_key, ctx.config.pop_timeout
         if self.link is None:
             self.link = HeldConnection(ctx.redis)
-        replies = await (self._blmpop if self.blmpop else self._rpop)(ctx.redis, key, wait)
+        if self.blmpop:
+            replies = await self._blmpop(self.link, key, wait)
+        else:
+            replies = await self._rpop(ctx.redis, key, wait)
         self.importer.deliver(replies)
 
-    async def _blmpop(self, redis: AsyncClient, key: str, wait: float) -> list[bytes]:
+    async def _blmpop(self, link: HeldConnection, key: str, wait: float) -> list[bytes]:
         """Every reply waiting (up to a batch), or the first to come, in one round trip."""
-        assert self.link is not None
         command = ("BLMPOP", wait, 1, key, "RIGHT", "COUNT", REPLY_BATCH)
-        [found] = await self.link.run([command])
+        [found] = await link.run([command])
         if isinstance(found, ResponseError):
             if "unknown command" not in str(found).lower():
                 raise found

@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import Field
 
 from redline.config import ServiceConfig
+from redline.connection import Command, run_commands
 from redline.errors import EnvelopeError
 from redline.http.envelope import Request, Response
 from redline.lifecycle import Lifecycle
@@ -109,7 +110,7 @@ class HttpService:
         last batch's outcomes and ack what was sent."""
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
-        sent = self._sent(await _run(ctx, self._sends))
+        sent = self._sent(await run_commands(ctx.redis, self._sends))
         done = self._unacked + (self._answered if sent else [])
         self._sends, self._answered, self._unacked = [], [], []
         if done:
@@ -167,7 +168,7 @@ class HttpService:
             if request is not None and not self._expired(request):
                 async with queue.keep_leases([delivery]):
                     outcome = await self._bounded(ctx, request)
-                if not self._sent(await _run(ctx, _commands([(request, outcome)]))):
+                if not self._sent(await run_commands(ctx.redis, _commands([(request, outcome)]))):
                     return  # the lease runs out: redelivered
             await queue.ack(delivery)
         except Exception as exc:
@@ -221,9 +222,6 @@ class HttpService:
         return not errors
 
 
-Command = tuple[Any, ...]
-
-
 def _commands(outcomes: Iterable[tuple[Request, Outcome]]) -> list[Command]:
     """The commands that deliver `outcomes`: one LPUSH per target queue (a plain LPUSH is a
     ReliableQueue push without ids: the envelope carries the request's id), one LPUSH and an
@@ -239,13 +237,3 @@ def _commands(outcomes: Iterable[tuple[Request, Outcome]]) -> list[Command]:
     for key, payloads in replies.items():
         commands += [("LPUSH", key, *payloads), ("EXPIRE", key, REPLY_TTL)]
     return commands
-
-
-async def _run(ctx: Context, commands: list[Command]) -> list[Any]:
-    """Run `commands` in one round trip; each result is a value or the exception it raised."""
-    if not commands:
-        return []
-    pipe = ctx.redis.pipeline(transaction=False)
-    for command in commands:
-        pipe.execute_command(*command)
-    return list(await pipe.execute(raise_on_error=False))

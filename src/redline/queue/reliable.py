@@ -17,7 +17,7 @@ from redis.asyncio import RedisCluster
 from redis.exceptions import OutOfMemoryError
 
 from redline import scripts
-from redline.connection import AsyncClient, HeldConnection, SyncClient
+from redline.connection import AsyncClient, Command, HeldConnection, SyncClient
 from redline.errors import QueueError, ServerFullError
 from redline.queue.core import (
     Block,
@@ -108,25 +108,25 @@ class ReliableQueue(QueueCore):
         return await self._block(step)
 
     async def _held_step(self, step: Call | Block) -> Any:
-        """`step` over the held connection, where calls are plain FCALLs (else `_step`)."""
-        if isinstance(step, Call):
-            command = pipelined(self.client, step, self.use_functions)
+        """`step` over the held connection (only driven where calls are plain FCALLs)."""
+        if isinstance(step, Block):
+            command: Command | None = _blmove(step)
         else:
-            k = keys_of(step.key)
-            command = ("BLMOVE", k.waiting, k.claimed, "RIGHT", "LEFT", step.seconds)
-        if command is None or isinstance(self.client, RedisCluster):
+            command = pipelined(self.client, step, self.use_functions)
+        if command is None:
             return await self._step(step)
         [reply] = await self._held.run([command])
-        if isinstance(reply, Exception):  # e.g. a restarted server without the library
-            return await self._step(step)
-        return reply
+        return await self._settled(step, reply)
+
+    async def _settled(self, step: Call | Block, reply: Any) -> Any:
+        """`reply`, or `step` again through `_step` when the held connection's attempt got an
+        error (e.g. a restarted server without the library: `_step` loads it)."""
+        return await self._step(step) if isinstance(reply, Exception) else reply
 
     async def _block(self, step: Block) -> Any:
         # BLMOVE into the shared claim list: if this process dies right after, the next pop
         # of any consumer claims the message, so nothing waits in limbo.
-        k = keys_of(step.key)
-        # redis-py types the timeout as int; the server takes decimal seconds (Redis 6+).
-        return await self.client.blmove(k.waiting, k.claimed, step.seconds, "RIGHT", "LEFT")  # type: ignore[arg-type]
+        return await self.client.execute_command(*_blmove(step))
 
     async def push(
         self,
@@ -193,7 +193,7 @@ class ReliableQueue(QueueCore):
 
     async def pop_after(
         self,
-        commands: Sequence[Sequence[Any]],
+        commands: Sequence[Command],
         *keys: str,
         count: int = 1,
         block: float | None = None,
@@ -218,9 +218,7 @@ class ReliableQueue(QueueCore):
                 results = await self._held.run(commands) if commands else []
                 return results, await self._drive(steps, reply=await self._step(first))
             results = await self._held.run([*commands, call])
-            reply = results.pop()
-            if isinstance(reply, Exception):  # e.g. a restarted server without the library
-                reply = await self._step(first)
+            reply = await self._settled(first, results.pop())
             return results, await self._drive(steps, reply=reply, held=True)
 
     async def ack(self, *deliveries: Delivery) -> list[str]:
@@ -299,3 +297,10 @@ class ReliableQueue(QueueCore):
         """Remove dead letters `ids` of `key` (or, with `everything`, all of them) for good;
         returns how many were deleted."""
         return int(await self._drive(self._settle_dead("queue_delete", key, ids, everything)))
+
+
+def _blmove(wait: Block) -> tuple[Any, ...]:
+    """The BLMOVE of `wait`: from the waiting list into the claim list (the server takes the
+    timeout in decimal seconds, Redis 6+)."""
+    k = keys_of(wait.key)
+    return ("BLMOVE", k.waiting, k.claimed, "RIGHT", "LEFT", wait.seconds)
