@@ -1,8 +1,11 @@
 from __future__ import annotations
 
-import pytest
+import asyncio
 
-from redline.connection import connect, connect_sync, mask_url, parse_url
+import pytest
+import redis.exceptions
+
+from redline.connection import HeldConnection, connect, connect_sync, mask_url, parse_url
 from redline.errors import ConnectionURLError
 from redline.scripts import run
 from tests.servers import Cluster, ServerProcess
@@ -99,5 +102,62 @@ async def test_commands_are_packed_by_hiredis_and_arrive_intact(
         pipe = client.pipeline(transaction=False)
         pipe.set(f"{prefix}:k", "v").get(f"{prefix}:k").execute_command("CONFIG GET", "maxmemory")
         assert (await pipe.execute())[:2] == [True, b"v"]
+    finally:
+        await client.aclose()
+
+
+async def test_held_connection_replies_in_order_with_errors_as_values(
+    redis_url: str, prefix: str
+) -> None:
+    client = connect(redis_url)
+    link = HeldConnection(client)
+    big = bytes(range(256)) * 20_000  # 5 MB: many reads for one reply
+    try:
+        set_, wrong, got, missing, empty = await link.run(
+            [
+                ("SET", f"{prefix}:k", big),
+                ("LPUSH", f"{prefix}:k", "x"),
+                ("GET", f"{prefix}:k"),
+                ("FCALL", "no_such_function", 0),
+                ("LRANGE", f"{prefix}:none", 0, -1),
+            ]
+        )
+        assert set_ == b"OK" and got == big and empty == []
+        assert isinstance(wrong, redis.exceptions.ResponseError) and "WRONGTYPE" in str(wrong)
+        assert isinstance(missing, redis.exceptions.ResponseError)
+        assert [b"PONG"] == await link.run([("PING",)])  # the same link goes on
+    finally:
+        await asyncio.wait_for(client.aclose(), 5)  # closing the client closes the link
+
+
+async def test_held_connection_starts_over_after_a_kill_or_a_cancel(
+    redis_url: str, prefix: str
+) -> None:
+    client = connect(redis_url)
+    link = HeldConnection(client)
+    try:
+        [first] = await link.run([("CLIENT", "ID")])
+        await client.client_kill_filter(_id=first)
+        with pytest.raises(redis.exceptions.ConnectionError):
+            await link.run([("PING",)])
+        [second] = await link.run([("CLIENT", "ID")])
+        assert second != first
+        # Cancelled while waiting: the late reply must not be read as the next call's.
+        waiting = asyncio.create_task(link.run([("BLPOP", f"{prefix}:q", 5)]))
+        await asyncio.sleep(0.2)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        await client.lpush(f"{prefix}:q", "late")
+        assert await link.run([("ECHO", "mine")]) == [b"mine"]
+    finally:
+        await asyncio.wait_for(client.aclose(), 5)
+
+
+async def test_held_connection_decodes_for_a_decoding_client(redis_url: str, prefix: str) -> None:
+    client = connect(redis_url, decode_responses=True)
+    try:
+        await client.set(f"{prefix}:k", "ünï")
+        assert await HeldConnection(client).run([("GET", f"{prefix}:k")]) == ["ünï"]
     finally:
         await client.aclose()

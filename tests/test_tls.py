@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from redline.connection import connect, connect_sync
+from redline.connection import HeldConnection, connect, connect_sync
 from tests.conftest import needs_tool
 from tests.servers import ServerProcess, free_port, make_certs
 
@@ -42,6 +42,7 @@ async def test_rediss_with_our_ca(tls_server: tuple[int, Path]) -> None:
     client = connect(url)
     await client.set("tls", "yes")
     assert await client.get("tls") == b"yes"
+    assert await HeldConnection(client).run([("GET", "tls"), ("PING",)]) == [b"yes", b"PONG"]
     await client.aclose()
     assert connect_sync(url).get("tls") == b"yes"
 
