@@ -34,9 +34,12 @@ if #ids > 0 then
     end
   end
 end
+-- The reasons hash exists only while some message has a reason: most acks skip it.
+local kept = {7, 8, 9}
+if #acked > 0 and redis.call('EXISTS', KEYS[10]) == 1 then kept[4] = 10 end
 for i = 1, #acked, 1000 do
   local j = math.min(i + 999, #acked)
-  for k = 7, 10 do redis.call('HDEL', KEYS[k], unpack(acked, i, j)) end
+  for _, k in ipairs(kept) do redis.call('HDEL', KEYS[k], unpack(acked, i, j)) end
 end
 
 local out, leases, since = {0, 0, #acked}, {}, {}
@@ -50,6 +53,7 @@ end
 
 -- The ids push gave the `n` messages at positions taken+1 .. taken+n (false: a raw LPUSH).
 local function known_ids(n, drained)
+  if redis.call('EXISTS', KEYS[3]) == 0 then return {} end  -- only raw LPUSHes since it drained
   local taken = tonumber(redis.call('HGET', KEYS[3], 'taken') or '0')
   local fields = {}
   for i = 1, n do fields[i] = string.format('%d', taken + i) end
