@@ -56,13 +56,15 @@ def _ready(port: int, path: str = "/1k.bin", timeout: float = 60) -> None:
 
 
 @contextlib.contextmanager
-def _process(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> Iterator[None]:
+def _process(
+    argv: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     log = open(cwd / "bench.log", "a")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen(
         argv, cwd=cwd, stdout=log, stderr=log, env={**os.environ, **(env or {})}
     )
     try:
-        yield
+        yield proc
     finally:
         proc.terminate()
         try:
@@ -72,7 +74,41 @@ def _process(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> I
         log.close()
 
 
-def _wrk(port: int) -> dict[str, float]:
+def _processes(root_pid: int, extra: dict[int, str]) -> dict[int, str]:
+    """`root_pid` and its descendants, each named by its role (the redline service it runs,
+    or its program), plus `extra` ({pid: name}); empty where there is no /proc."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    found, todo = {}, [root_pid]
+    while todo:
+        pid = todo.pop()
+        with contextlib.suppress(OSError):
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+            roles = [a for a in argv if a in ("himporter", "hrouter", "hassets", "uvicorn")]
+            if roles:
+                found[pid] = roles[0]
+        todo += [child for child, parent in parents.items() if parent == pid]
+    return {**found, **extra}
+
+
+def _usage(pids: dict[int, str]) -> dict[int, tuple[float, int]]:
+    """Per pid: CPU seconds (user + system) and context switches so far."""
+    ticks, usage = os.sysconf("SC_CLK_TCK"), {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            status = Path(f"/proc/{pid}/status").read_text().splitlines()
+            switches = sum(int(s.split()[1]) for s in status if "ctxt_switches" in s)
+            usage[pid] = ((int(fields[11]) + int(fields[12])) / ticks, switches)
+    return usage
+
+
+def _wrk(port: int, watch: dict[int, str] | None = None) -> dict[str, float]:
+    """One wrk run; with `watch` ({pid: role}), also each role's CPU µs and the context
+    switches per request ("cpu:<role>", "wakeups")."""
+    before = _usage(watch or {})
     out = subprocess.run(
         [
             "wrk",
@@ -86,14 +122,22 @@ def _wrk(port: int) -> dict[str, float]:
         text=True,
         check=True,
     ).stdout
+    after = _usage(watch or {})
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {
+    row = {
         "rps": rate,
         "p50": _ms(out, "50%"),
         "p99": _ms(out, "99%"),
         "errors": int(errors.group(1)) if errors else 0,
     }
+    requests = rate * SECONDS
+    for pid, role in (watch or {}).items():
+        if pid in before and pid in after and requests:
+            cpu = (after[pid][0] - before[pid][0]) / requests * 1e6
+            row[f"cpu:{role}"] = row.get(f"cpu:{role}", 0.0) + cpu
+            row["wakeups"] = row.get("wakeups", 0.0) + (after[pid][1] - before[pid][1]) / requests
+    return row
 
 
 def _ms(out: str, which: str) -> float:
@@ -101,7 +145,7 @@ def _ms(out: str, which: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def _redline(root: Path, url: str, importers: int = 1) -> dict[str, float]:
+def _redline(root: Path, url: str, server_pid: int, importers: int = 1) -> dict[str, float]:
     port = _port()
     topology = {
         "port": port,
@@ -127,9 +171,9 @@ def _redline(root: Path, url: str, importers: int = 1) -> dict[str, float]:
         "--redis",
         url,
     ]
-    with _process(argv, root):
+    with _process(argv, root) as up:
         _ready(port)
-        return _wrk(port)
+        return _wrk(port, _processes(up.pid, {server_pid: "valkey"}))
 
 
 def _uvicorn(root: Path, app: str) -> dict[str, float]:
@@ -147,9 +191,9 @@ def _uvicorn(root: Path, app: str) -> dict[str, float]:
     ]
     here = Path(__file__).resolve().parents[1]
     env = {"BENCH_ROOT": str(root), "PYTHONPATH": str(here)}
-    with _process(argv, root, env):
+    with _process(argv, root, env) as proc:
         _ready(port)
-        return _wrk(port)
+        return _wrk(port, _processes(proc.pid, {}))
 
 
 def _nginx(root: Path) -> dict[str, float] | None:
@@ -191,7 +235,8 @@ def measure() -> tuple[dict[str, list[dict[str, float]] | None], list[dict[str, 
         ratios: list[dict[str, float]] = []
         for _ in range(ROUNDS):
             ceiling = _uvicorn(root, "plain")
-            one, two = _redline(root, server.url), _redline(root, server.url, importers=2)
+            one = _redline(root, server.url, server.pid)
+            two = _redline(root, server.url, server.pid, importers=2)
             for name, row in ((CEILING, ceiling), (REDLINE, one), (REDLINE_2, two)):
                 runs[name].append(row)  # type: ignore[union-attr]
             ratios.append(
@@ -244,3 +289,31 @@ def main() -> None:
         "x ASGI ceiling: for the redline rows, the median of the per-round ratios (range in"
         " brackets); the ceiling row is measured in every round."
     )
+    console.print(_cpu_table(runs))
+
+
+ROLES = ("uvicorn", "himporter", "hrouter", "hassets", "valkey")
+
+
+def _cpu_table(runs: dict[str, list[dict[str, float]] | None]) -> Table:
+    """Where the CPU goes: each process role's CPU µs per request, and the context switches
+    (wake-ups) per request, medians over the rounds; from /proc, so empty elsewhere."""
+    table = Table(
+        title="CPU µs per request by process, and context switches (wake-ups) per request;"
+        " from /proc, medians of the rounds"
+    )
+    for column in ("row", *ROLES, "total", "wake-ups"):
+        table.add_column(column, justify="left" if column == "row" else "right")
+    for name, label in ((CEILING, "ceiling"), (REDLINE, "redline"), (REDLINE_2, "2 importers")):
+        rows = runs.get(name) or []
+        if not rows or "wakeups" not in rows[0]:
+            continue
+        cells = [
+            f"{_median(rows, f'cpu:{role}'):.0f}" if f"cpu:{role}" in rows[0] else ""
+            for role in ROLES
+        ]
+        total = statistics.median(
+            sum(v for k, v in row.items() if k.startswith("cpu:")) for row in rows
+        )
+        table.add_row(label, *cells, f"{total:.0f}", f"{_median(rows, 'wakeups'):.2f}")
+    return table
