@@ -125,7 +125,7 @@ async def test_held_connection_replies_in_order_with_errors_as_values(
         assert set_ == b"OK" and got == big and empty == []
         assert isinstance(wrong, redis.exceptions.ResponseError) and "WRONGTYPE" in str(wrong)
         assert isinstance(missing, redis.exceptions.ResponseError)
-        assert [b"PONG"] == await link.run([("PING",)])  # the same link goes on
+        assert await link.run([("PING",)]) == [b"PONG"]  # the same link goes on
     finally:
         await asyncio.wait_for(client.aclose(), 5)  # closing the client closes the link
 
