@@ -161,3 +161,22 @@ async def test_held_connection_decodes_for_a_decoding_client(redis_url: str, pre
         assert await HeldConnection(client).run([("GET", f"{prefix}:k")]) == ["ünï"]
     finally:
         await client.aclose()
+
+
+async def test_held_connection_skips_resp3_pushes(redis_url: str, prefix: str) -> None:
+    """A RESP3 push (here a client-side caching invalidation) is not a reply: the call after
+    it still gets its own answer."""
+    client, other = connect(redis_url, protocol=3), connect(redis_url)
+    link = HeldConnection(client)
+    try:
+        await other.set(f"{prefix}:k", "v1")
+        assert await link.run([("CLIENT", "TRACKING", "ON"), ("GET", f"{prefix}:k")]) == [
+            b"OK",
+            b"v1",
+        ]
+        await other.set(f"{prefix}:k", "v2")  # the server pushes an invalidation to the link
+        await asyncio.sleep(0.1)
+        assert await link.run([("ECHO", "after")]) == [b"after"]
+    finally:
+        await client.aclose()
+        await other.aclose()

@@ -333,7 +333,8 @@ class _Replies(asyncio.Protocol):
                 reply = self.reader.gets()
                 if reply is False:
                     return
-                self.replies.append(reply)
+                if not isinstance(reply, hiredis.PushNotification):  # RESP3 out-of-band
+                    self.replies.append(reply)
         except redis.exceptions.InvalidResponse as exc:  # not RESP: this link is done
             self._wake(exc)
             self.transport.close()
