@@ -289,7 +289,8 @@ def main() -> None:
         "x ASGI ceiling: for the redline rows, the median of the per-round ratios (range in"
         " brackets); the ceiling row is measured in every round."
     )
-    console.print(_cpu_table(runs))
+    if any("wakeups" in row for row in runs.get(REDLINE) or []):  # Linux: from /proc
+        console.print(_cpu_table(runs))
 
 
 ROLES = ("uvicorn", "himporter", "hrouter", "hassets", "valkey")
