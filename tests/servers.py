@@ -140,8 +140,8 @@ def _openssl(*args: str, cwd: Path) -> None:
 
 
 def make_certs(where: Path) -> None:
-    """A self-signed CA (ca.pem) and a server certificate for 127.0.0.1 signed by it
-    (server.pem, server.key) in `where`."""
+    """A self-signed CA (ca.pem), a server certificate for 127.0.0.1 signed by it (server.pem,
+    server.key) and a client certificate signed by it (client.pem, client.key) in `where`."""
     key = ("-newkey", "rsa:2048", "-nodes")
     ca = ("-days", "2", "-subj", "/CN=redline-test-ca", "-keyout", "ca.key", "-out", "ca.pem")
     _openssl("req", "-x509", *key, *ca, cwd=where)
@@ -151,6 +151,9 @@ def make_certs(where: Path) -> None:
     signer = ("-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2")
     sign = ("-in", "server.csr", *signer, "-extfile", "san.ext", "-out", "server.pem")
     _openssl("x509", "-req", *sign, cwd=where)
+    request = ("-subj", "/CN=redline-test-client", "-keyout", "client.key", "-out", "client.csr")
+    _openssl("req", *key, *request, cwd=where)
+    _openssl("x509", "-req", "-in", "client.csr", *signer, "-out", "client.pem", cwd=where)
 
 
 class TlsServer(ServerProcess):
@@ -168,6 +171,7 @@ class TlsServer(ServerProcess):
             "tls-ca-cert-file": certs / "ca.pem",
             "tls-auth-clients": "no",
         }
+        self.config |= config or {}  # the caller's settings win (e.g. tls-auth-clients yes)
 
     @property
     def url(self) -> str:
@@ -180,8 +184,14 @@ class TlsServer(ServerProcess):
         except redis.RedisError:
             return False
 
+    @property
+    def mutual_url(self) -> str:
+        """`url` with the test client certificate, for a server that asks for one."""
+        client = self.certs / "client"
+        return f"{self.url}&ssl_certfile={client}.pem&ssl_keyfile={client}.key"
+
     def client(self, **kwargs: Any) -> redis.Redis:
-        return redis.Redis.from_url(self.url, **kwargs)
+        return redis.Redis.from_url(self.mutual_url, **kwargs)
 
 
 class Cluster:

@@ -7,10 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis.exceptions
 
 from redline.connection import HeldConnection, connect, connect_sync
 from tests.conftest import needs_tool
-from tests.servers import ServerProcess, free_port, make_certs
+from tests.servers import ServerProcess, TlsServer, free_port, make_certs
 
 pytestmark = [needs_tool("redis-server", "redis-server"), needs_tool("openssl", "openssl")]
 
@@ -52,3 +53,20 @@ def test_rediss_refuses_an_unknown_ca(tls_server: tuple[int, Path]) -> None:
     client = connect_sync(f"rediss://127.0.0.1:{port}/0?ssl_cert_reqs=required")
     with pytest.raises(Exception, match=r"(?i)certificate"):
         client.ping()
+
+
+async def test_client_certificates(tmp_path: Path) -> None:
+    """A server that asks for client certificates (tls-auth-clients yes) accepts a client
+    whose URL names its certificate and key, and refuses one without."""
+    make_certs(tmp_path)
+    srv = TlsServer(tmp_path, {"tls-auth-clients": "yes"}).start()
+    try:
+        client = connect(srv.mutual_url)
+        await client.set("mtls", "yes")
+        assert await HeldConnection(client).run([("GET", "mtls")]) == [b"yes"]
+        await client.aclose()
+        assert connect_sync(srv.mutual_url).get("mtls") == b"yes"
+        with pytest.raises(redis.exceptions.ConnectionError):  # the handshake is cut off
+            connect_sync(srv.url, socket_timeout=5).ping()
+    finally:
+        srv.close()
