@@ -274,6 +274,26 @@ class Cluster:
             node.close()
 
 
+class TlsCluster(Cluster):
+    """A 3-master cluster of Debian redis-servers speaking TLS only, the cluster bus too."""
+
+    def __init__(self, certs: Path) -> None:
+        self.masters = 3
+        config = {
+            "cluster-enabled": "yes",
+            "cluster-config-file": "nodes.conf",
+            "cluster-node-timeout": "2000",
+            "tls-cluster": "yes",
+        }
+        self.nodes = [TlsServer(certs, config) for _ in range(self.masters)]
+        self.certs = certs
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+        return f"rediss+cluster://{hosts}?ssl_cert_reqs=required&ssl_ca_certs={self.certs}/ca.pem"
+
+
 class Sentinels:
     """A primary, one replica and three sentinels watching them, all local."""
 

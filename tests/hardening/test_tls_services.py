@@ -17,13 +17,15 @@ from pathlib import Path
 import pytest
 import redis
 
+from redline.connection import HeldConnection, connect, connect_sync
 from redline.embedded import reachable
 from redline.jobs.document import JobDocument
+from redline.queue import ReliableQueue
 from tests.conftest import needs_tool
 from tests.hardening.support import actor, recorded
 from tests.helpers import spawn, stop, wait_for
 from tests.jobs import tasks as t
-from tests.servers import TlsServer, make_certs
+from tests.servers import TlsCluster, TlsServer, make_certs
 
 pytestmark = [needs_tool("redis-server", "redis-server"), needs_tool("openssl", "openssl")]
 
@@ -141,3 +143,37 @@ def test_reliable_queue_over_tls_passes_every_message(
         assert stop(consumer) == 0, (tmp_path / "c.log").read_text()[-3000:]
     assert recorded(got) == acked  # exactly the acknowledged messages, each once
     assert client.llen("{tls}:q") == 0
+
+
+async def test_a_tls_cluster(tmp_path: Path) -> None:
+    """A cluster whose nodes speak TLS only (clients and the cluster bus): a ReliableQueue
+    passes messages, a held connection works, and mpush runs as a real process on it."""
+    make_certs(tmp_path)
+    cluster = TlsCluster(tmp_path).start()
+    try:
+        client = connect(cluster.url)
+        queue = ReliableQueue(client)
+        ids = await queue.push(IN, *[f"q{i}".encode() for i in range(50)])
+        got = await queue.pop(IN, count=100)
+        assert sorted(await queue.ack(*got)) == sorted(ids)
+        held = HeldConnection(client)
+        assert await held.run([("LPUSH", "{tls}:held", "x"), ("LRANGE", "{tls}:held", 0, -1)]) == [
+            1,
+            [b"x"],
+        ]
+        await client.aclose()
+
+        sync = connect_sync(cluster.url)
+        messages = [f"c{i:04d}".encode() for i in range(500)]
+        log = tmp_path / "mpush.log"
+        sets = ["--set", f"in={IN}", "--set", f"out={json.dumps(OUTS)}"]
+        proc = spawn("mpush", "--redis", cluster.url, *sets, log=log)
+        try:
+            sync.lpush(IN, *messages)
+            wait_for(lambda: all(sync.llen(o) == len(messages) for o in OUTS), timeout=60)
+        finally:
+            assert stop(proc) == 0, log.read_text()[-3000:]
+        for out in OUTS:
+            assert sorted(sync.lrange(out, 0, -1)) == messages
+    finally:
+        cluster.close()
