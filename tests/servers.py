@@ -336,3 +336,44 @@ class Sentinels:
     def close(self) -> None:
         for node in [*self.sentinels, self.replica, self.primary]:
             node.close()
+
+
+class TlsSentinels(Sentinels):
+    """`Sentinels` of Debian redis-servers speaking TLS only: primary, replica and sentinels,
+    replication and the sentinels' own links too."""
+
+    def __init__(self, certs: Path) -> None:
+        self.certs = certs
+        tls = {"databases": "16", "tls-replication": "yes"}
+        self.primary = TlsServer(certs, tls)
+        self.replica = TlsServer(certs, tls)
+        self.sentinels = []
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+        ca = self.certs / "ca.pem"
+        return (
+            f"rediss+sentinel://{hosts}/{self.SERVICE}/0?ssl_cert_reqs=required&ssl_ca_certs={ca}"
+        )
+
+    def _start(self) -> Sentinels:
+        self.primary.start()
+        self.replica.config["replicaof"] = f"127.0.0.1 {self.primary.port}"
+        self.replica.start()
+        for _ in range(3):
+            node = TlsServer(self.certs)
+            node.config = {
+                "sentinel": None,
+                **{k: v for k, v in node.config.items() if k.startswith("tls-") or k == "port"},
+                "tls-replication": "yes",
+            }
+            conf = node.data_dir / "sentinel.conf"
+            conf.write_text(
+                f"sentinel monitor {self.SERVICE} 127.0.0.1 {self.primary.port} 2\n"
+                f"sentinel down-after-milliseconds {self.SERVICE} 1000\n"
+                f"sentinel failover-timeout {self.SERVICE} 4000\n"
+            )
+            node.conf_file = str(conf)
+            self.sentinels.append(node.start())
+        return self

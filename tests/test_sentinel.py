@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
 
-from redline.connection import connect_sync
+from redline.connection import HeldConnection, SyncClient, connect, connect_sync
+from tests.conftest import needs_tool
 from tests.helpers import wait_for
-from tests.servers import Sentinels
+from tests.servers import Sentinels, TlsSentinels, make_certs
 
 
 @pytest.fixture
@@ -19,7 +21,7 @@ def sentinels() -> Iterator[Sentinels]:
     made.close()
 
 
-def _write(client: redis.Redis, value: str) -> bool:
+def _write(client: SyncClient, value: str) -> bool:
     try:
         client.set("where", value)
         return True
@@ -35,3 +37,25 @@ def test_client_follows_the_primary_through_a_failover(sentinels: Sentinels) -> 
     sentinels.primary.kill()
     wait_for(lambda: _write(client, "after"), timeout=40, interval=0.2)
     assert sentinels.replica.client().get("where") == b"after"  # the replica was promoted
+
+
+@needs_tool("redis-server", "redis-server")
+@needs_tool("openssl", "openssl")
+async def test_tls_sentinels_and_a_failover(tmp_path: Path) -> None:
+    """rediss+sentinel: TLS to the sentinels as well as to the primary (every link of this
+    deployment is TLS only); the client follows the primary through a failover."""
+    make_certs(tmp_path)
+    sentinels = TlsSentinels(tmp_path).start()
+    try:
+        client = connect(sentinels.url)
+        sync = connect_sync(sentinels.url, socket_timeout=2)
+        wait_for(lambda: _write(sync, "before"), timeout=20)
+        assert await HeldConnection(client).run([("GET", "where")]) == [b"before"]
+        await client.aclose()
+        for watcher in client.connection_pool.sentinel_manager.sentinels:  # type: ignore[union-attr]
+            await watcher.aclose()  # closing the primary's client leaves the sentinels' open
+        sentinels.primary.kill()
+        wait_for(lambda: _write(sync, "after"), timeout=40, interval=0.2)
+        assert sentinels.replica.client().get("where") == b"after"  # the replica was promoted
+    finally:
+        sentinels.close()

@@ -193,7 +193,7 @@ def _client(url: str, flavour: _Flavour, options: dict[str, Any]) -> Any:
     if parsed.mode == "sentinel":
         sentinel = flavour.sentinel(
             list(parsed.nodes),
-            sentinel_kwargs=auth,
+            sentinel_kwargs={**auth, **_tls_kwargs(parsed)},  # rediss: the sentinels too
             db=parsed.db,
             **auth,
             **_tls_kwargs(parsed),
