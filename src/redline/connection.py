@@ -199,12 +199,24 @@ def _client(url: str, flavour: _Flavour, options: dict[str, Any]) -> Any:
             **_tls_kwargs(parsed),
             **options,
         )
+        if flavour is _ASYNC:
+            return sentinel.master_for(parsed.service, redis_class=_SentinelClient)
         return sentinel.master_for(parsed.service)
     client = flavour.plain.from_url(url, **options)
     if flavour is _ASYNC and redis.utils.HIREDIS_AVAILABLE:  # no connection is made yet
         pool = client.connection_pool
         pool.connection_class = _hiredis_packing(pool.connection_class)
     return client
+
+
+class _SentinelClient(redis.asyncio.Redis):
+    """The asyncio client of a Sentinel-managed primary; closing it also closes its links to the
+    sentinels (redis-py's `Sentinel` keeps them open, and has no close of its own)."""
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        for sentinel in self.connection_pool.sentinel_manager.sentinels:  # type: ignore[attr-defined]
+            await sentinel.aclose()
 
 
 class _HiredisPacking:
