@@ -321,8 +321,7 @@ class Sentinels:
         self.replica.config["replicaof"] = f"127.0.0.1 {self.primary.port}"
         self.replica.start()
         for _ in range(3):
-            node = ServerProcess(config={})
-            node.config = {"sentinel": None}
+            node = self._sentinel()
             conf = node.data_dir / "sentinel.conf"
             conf.write_text(
                 f"sentinel monitor {self.SERVICE} 127.0.0.1 {self.primary.port} 2\n"
@@ -332,6 +331,12 @@ class Sentinels:
             node.conf_file = str(conf)
             self.sentinels.append(node.start())
         return self
+
+    def _sentinel(self) -> ServerProcess:
+        """A sentinel, not started: `_start` gives it its config file."""
+        node = ServerProcess(config={})
+        node.config = {"sentinel": None}
+        return node
 
     def close(self) -> None:
         for node in [*self.sentinels, self.replica, self.primary]:
@@ -357,23 +362,11 @@ class TlsSentinels(Sentinels):
             f"rediss+sentinel://{hosts}/{self.SERVICE}/0?ssl_cert_reqs=required&ssl_ca_certs={ca}"
         )
 
-    def _start(self) -> Sentinels:
-        self.primary.start()
-        self.replica.config["replicaof"] = f"127.0.0.1 {self.primary.port}"
-        self.replica.start()
-        for _ in range(3):
-            node = TlsServer(self.certs)
-            node.config = {
-                "sentinel": None,
-                **{k: v for k, v in node.config.items() if k.startswith("tls-") or k == "port"},
-                "tls-replication": "yes",
-            }
-            conf = node.data_dir / "sentinel.conf"
-            conf.write_text(
-                f"sentinel monitor {self.SERVICE} 127.0.0.1 {self.primary.port} 2\n"
-                f"sentinel down-after-milliseconds {self.SERVICE} 1000\n"
-                f"sentinel failover-timeout {self.SERVICE} 4000\n"
-            )
-            node.conf_file = str(conf)
-            self.sentinels.append(node.start())
-        return self
+    def _sentinel(self) -> ServerProcess:
+        node = TlsServer(self.certs)
+        node.config = {
+            "sentinel": None,
+            **{k: v for k, v in node.config.items() if k.startswith("tls-") or k == "port"},
+            "tls-replication": "yes",  # to the primary and replica, over TLS
+        }
+        return node
