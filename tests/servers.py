@@ -156,6 +156,11 @@ def make_certs(where: Path) -> None:
     _openssl("x509", "-req", "-in", "client.csr", *signer, "-out", "client.pem", cwd=where)
 
 
+def _trusting(certs: Path) -> str:
+    """The query of a ``rediss`` URL that verifies the server against the test CA."""
+    return f"ssl_cert_reqs=required&ssl_ca_certs={certs / 'ca.pem'}"
+
+
 class TlsServer(ServerProcess):
     """Debian's redis-server speaking TLS only (the plain port is off), with the certificates
     `make_certs(certs)` made; `url` is a ``rediss://`` URL that trusts the test CA."""
@@ -175,8 +180,7 @@ class TlsServer(ServerProcess):
 
     @property
     def url(self) -> str:
-        ca = self.certs / "ca.pem"
-        return f"rediss://127.0.0.1:{self.port}/0?ssl_cert_reqs=required&ssl_ca_certs={ca}"
+        return f"rediss://127.0.0.1:{self.port}/0?{_trusting(self.certs)}"
 
     def ready(self) -> bool:
         try:
@@ -194,6 +198,13 @@ class TlsServer(ServerProcess):
         return redis.Redis.from_url(self.mutual_url, **kwargs)
 
 
+CLUSTER_NODE = {
+    "cluster-enabled": "yes",
+    "cluster-config-file": "nodes.conf",
+    "cluster-node-timeout": "2000",
+}
+
+
 class Cluster:
     """A real Redis Cluster on localhost (3 masters; with `replicas`, that many per master),
     made from the same binary."""
@@ -202,13 +213,7 @@ class Cluster:
         self.masters = masters
         self.nodes = [
             ServerProcess(
-                config={
-                    "cluster-enabled": "yes",
-                    "cluster-config-file": "nodes.conf",
-                    "cluster-node-timeout": "2000",
-                    "databases": "1",
-                    "repl-diskless-sync-delay": "0",
-                }
+                config={**CLUSTER_NODE, "databases": "1", "repl-diskless-sync-delay": "0"}
             )
             for _ in range(masters * (1 + replicas))
         ]
@@ -279,19 +284,14 @@ class TlsCluster(Cluster):
 
     def __init__(self, certs: Path) -> None:
         self.masters = 3
-        config = {
-            "cluster-enabled": "yes",
-            "cluster-config-file": "nodes.conf",
-            "cluster-node-timeout": "2000",
-            "tls-cluster": "yes",
-        }
+        config = {**CLUSTER_NODE, "tls-cluster": "yes"}  # the cluster bus over TLS too
         self.nodes = [TlsServer(certs, config) for _ in range(self.masters)]
         self.certs = certs
 
     @property
     def url(self) -> str:
         hosts = ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
-        return f"rediss+cluster://{hosts}?ssl_cert_reqs=required&ssl_ca_certs={self.certs}/ca.pem"
+        return f"rediss+cluster://{hosts}?{_trusting(self.certs)}"
 
 
 class Sentinels:
@@ -357,10 +357,7 @@ class TlsSentinels(Sentinels):
     @property
     def url(self) -> str:
         hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
-        ca = self.certs / "ca.pem"
-        return (
-            f"rediss+sentinel://{hosts}/{self.SERVICE}/0?ssl_cert_reqs=required&ssl_ca_certs={ca}"
-        )
+        return f"rediss+sentinel://{hosts}/{self.SERVICE}/0?{_trusting(self.certs)}"
 
     def _sentinel(self) -> ServerProcess:
         node = TlsServer(self.certs)

@@ -284,6 +284,8 @@ class HeldConnection:
 
     async def run(self, commands: Sequence[Command]) -> list[Any]:
         """The reply of each command, or the `ResponseError` it got."""
+        if not commands:
+            return []  # nothing to write, so no reply would ever come
         if isinstance(self.client, redis.asyncio.RedisCluster):
             return await run_commands(self.client, commands)
         pool = self.client.connection_pool

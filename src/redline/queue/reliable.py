@@ -215,7 +215,7 @@ class ReliableQueue(QueueCore):
         call = pipelined(self.client, first, self.use_functions)
         async with self._held_lock:  # one pop at a time on the held connection
             if call is None:
-                results = await self._held.run(commands) if commands else []
+                results = await self._held.run(commands)
                 return results, await self._drive(steps, reply=await self._step(first))
             results = await self._held.run([*commands, call])
             reply = await self._settled(first, results.pop())
