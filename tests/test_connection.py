@@ -88,6 +88,7 @@ async def test_commands_are_packed_by_hiredis_and_arrive_intact(
             c.__name__ for c in client.connection_pool.connection_class.__mro__
         ]
         values = [b"", b"\x00\xff binary", "ünïcode", 42, 2.5, b"x" * 100_000, memoryview(b"mv")]
+        values.append(bytearray(b"ba"))
         await client.rpush(f"{prefix}:l", *values)
         got = await client.lrange(f"{prefix}:l", 0, -1)
         assert got == [
@@ -98,6 +99,7 @@ async def test_commands_are_packed_by_hiredis_and_arrive_intact(
             b"2.5",
             b"x" * 100_000,
             b"mv",
+            b"ba",
         ]
         pipe = client.pipeline(transaction=False)
         pipe.set(f"{prefix}:k", "v").get(f"{prefix}:k").execute_command("CONFIG GET", "maxmemory")

@@ -106,7 +106,7 @@ def bucket(value: float, timeout: float) -> str:
     if value > timeout:
         return "above"
     tenth = max(1, math.ceil(10 * value / timeout)) if timeout > 0 else 10
-    return f"histo{tenth * 10}"
+    return HISTOGRAM[tenth - 1]
 
 
 Value = int | str
@@ -136,14 +136,21 @@ class Metrics:
     timeout_ms: int = 10_000
     _pending: dict[str, _Pending] = field(default_factory=dict)
 
+    def _of(self, name: str) -> _Pending:
+        # Not setdefault(name, _Pending()): that builds a _Pending on every call (a request's).
+        pending = self._pending.get(name)
+        if pending is None:
+            pending = self._pending[name] = _Pending()
+        return pending
+
     def count(self, name: str, amount: int = 1) -> None:
         """Add `amount` to the ``count`` of metric `name`."""
-        self._pending.setdefault(name, _Pending()).add("count", amount)
+        self._of(name).add("count", amount)
 
     def observe(self, name: str, millis: float, histogram: bool = True) -> None:
         """Record one duration: count, sum, max and (with `histogram`) its tenth of the timeout."""
         value = round(millis)
-        pending = self._pending.setdefault(name, _Pending())
+        pending = self._of(name)
         pending.add("count", 1)
         pending.add("sum", value)
         pending.max = value if pending.max is None else max(pending.max, value)
@@ -152,7 +159,7 @@ class Metrics:
 
     def set(self, name: str, **values: Value) -> None:
         """Set fields of metric `name` to `values` (replacing, not adding) at the next flush."""
-        self._pending.setdefault(name, _Pending()).values.update(values)
+        self._of(name).values.update(values)
 
     async def flush(self, client: AsyncClient, instance: str = "") -> None:
         """Add everything observed since the last flush to the metrics hashes and, given the

@@ -30,6 +30,7 @@ Response::
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 import urllib.parse
@@ -73,9 +74,11 @@ class _HeaderLookup:
         return default
 
     def _lower_header_names(self) -> None:
-        if any(name != name.lower() for name, _ in self.headers):
-            lowered = tuple((name.lower(), value) for name, value in self.headers)
-            force_setattr(cast(Struct, self), "headers", lowered)
+        for name, _ in self.headers:  # a plain loop: every envelope decoded comes through here
+            if name != name.lower():
+                lowered = tuple((name.lower(), value) for name, value in self.headers)
+                force_setattr(cast(Struct, self), "headers", lowered)
+                return
 
 
 def _decode(decoder: msgspec.json.Decoder[Any], data: bytes | str, what: str) -> Any:
@@ -122,6 +125,8 @@ class Request(_HeaderLookup, Struct, frozen=True):
     @property
     def route_path(self) -> str:
         """The path percent-decoded, as routes see it."""
+        if "%" not in self.path:
+            return self.path
         return urllib.parse.unquote(self.path, errors="replace")
 
     @property
@@ -135,7 +140,12 @@ class Request(_HeaderLookup, Struct, frozen=True):
 
     def with_params(self, params: Mapping[str, str]) -> Request:
         """A copy carrying `params` (named groups found by routing) besides its own."""
-        return msgspec.structs.replace(self, params={**self.params, **params})
+        if not params:
+            return self
+        # A copy, then the one field set: `replace` would run __post_init__ (its checks) again.
+        copied = copy.copy(self)
+        force_setattr(copied, "params", {**self.params, **params})
+        return copied
 
     def encode(self) -> bytes:
         """The JSON envelope, as bytes for a queue."""

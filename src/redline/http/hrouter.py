@@ -30,7 +30,8 @@ class Router(HttpService):
         self.table = compile_routes(config.routes)
 
     async def respond(self, ctx: Context, request: Request) -> Outcome:
-        found = self.table.match(request.method, request.route_path, request.host)
+        host = request.host if self.table.uses_host else ""
+        found = self.table.match(request.method, request.route_path, host)
         if found is None:
             return Response.text(request.id, "not found\n", 404)
         return Forward(found.route.queue, request.with_params(found.params))

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+import msgspec
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from redline.errors import ConfigError
@@ -62,8 +63,7 @@ class Route:
         )
 
 
-@dataclass(frozen=True)
-class Match:
+class Match(msgspec.Struct, frozen=True):  # one per request: a struct is made fastest
     route: Route
     params: Mapping[str, str]
 
@@ -73,6 +73,7 @@ class RouteTable:
 
     def __init__(self, routes: Iterable[Route]) -> None:
         self.routes: tuple[Route, ...] = tuple(routes)
+        self.uses_host = any(route.host is not None for route in self.routes)
 
     def match(self, method: str, path: str, host: str = "") -> Match | None:
         for route in self.routes:
@@ -82,7 +83,9 @@ class RouteTable:
                 continue
             found = route.path.fullmatch(path)
             if found:
-                params = {k: v for k, v in found.groupdict().items() if v is not None}
+                params = found.groupdict()
+                if None in params.values():  # a group that took no part in the match
+                    params = {k: v for k, v in params.items() if v is not None}
                 return Match(route, params)
         return None
 
