@@ -5,7 +5,14 @@ import asyncio
 import pytest
 import redis.exceptions
 
-from redline.connection import HeldConnection, connect, connect_sync, mask_url, parse_url
+from redline.connection import (
+    HeldConnection,
+    _HiredisPacking,
+    connect,
+    connect_sync,
+    mask_url,
+    parse_url,
+)
 from redline.errors import ConnectionURLError
 from redline.scripts import run
 from tests.servers import Cluster, ServerProcess
@@ -67,6 +74,24 @@ async def test_acl_user(server: ServerProcess, redis_url: str) -> None:
         await client.aclose()
     finally:
         admin.acl_deluser("queueuser")
+
+
+async def test_cluster_client_packs_with_hiredis_on_every_node(
+    cluster: Cluster, prefix: str
+) -> None:
+    client = connect(cluster.url)
+    try:
+        key = f"{{{prefix}}}:l"
+        await client.rpush(key, b"\x00\xff", "ünï", 7, memoryview(b"mv"), bytearray(b"ba"))
+        got = await client.lrange(key, 0, -1)
+        assert got == [b"\x00\xff", "ünï".encode(), b"7", b"mv", b"ba"]
+        nodes = client.get_nodes()  # the startup node and the nodes found from it
+        assert len(nodes) == 3
+        assert all(issubclass(node.connection_class, _HiredisPacking) for node in nodes)
+        opened = [type(c) for node in nodes for c in node._connections]
+        assert opened and all(issubclass(kind, _HiredisPacking) for kind in opened)
+    finally:
+        await client.aclose()
 
 
 async def test_script_on_cluster_with_shared_hash_tag(cluster: Cluster, prefix: str) -> None:

@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 import redis
 
-from redline.connection import HeldConnection, SyncClient, connect, connect_sync
+from redline.connection import (
+    HeldConnection,
+    SyncClient,
+    _HiredisPacking,
+    connect,
+    connect_sync,
+)
 from tests.conftest import needs_tool
 from tests.helpers import wait_for
 from tests.servers import Sentinels, TlsSentinels, make_certs
@@ -51,6 +57,8 @@ async def test_tls_sentinels_and_a_failover(tmp_path: Path) -> None:
         sync = connect_sync(sentinels.url, socket_timeout=2)
         wait_for(lambda: _write(sync, "before"), timeout=20)
         assert await HeldConnection(client).run([("GET", "where")]) == [b"before"]
+        assert await client.rpush("l", b"\xff", memoryview(b"mv")) == 2  # packed by hiredis:
+        assert issubclass(client.connection_pool.connection_class, _HiredisPacking)
         await client.aclose()  # its links to the sentinels too (a ResourceWarning otherwise)
         sentinels.primary.kill()
         wait_for(lambda: _write(sync, "after"), timeout=40, interval=0.2)

@@ -189,8 +189,8 @@ def _client(url: str, flavour: _Flavour, options: dict[str, Any]) -> Any:
     auth: dict[str, Any] = {"username": parsed.username, "password": parsed.password}
     if parsed.mode == "cluster":
         nodes = [flavour.node(host, port) for host, port in parsed.nodes]
-        return flavour.cluster(startup_nodes=nodes, **auth, **_tls_kwargs(parsed), **options)
-    if parsed.mode == "sentinel":
+        client = flavour.cluster(startup_nodes=nodes, **auth, **_tls_kwargs(parsed), **options)
+    elif parsed.mode == "sentinel":
         sentinel = flavour.sentinel(
             list(parsed.nodes),
             sentinel_kwargs={**auth, **_tls_kwargs(parsed)},  # rediss: the sentinels too
@@ -199,14 +199,30 @@ def _client(url: str, flavour: _Flavour, options: dict[str, Any]) -> Any:
             **_tls_kwargs(parsed),
             **options,
         )
-        if flavour is _ASYNC:
-            return sentinel.master_for(parsed.service, redis_class=_SentinelClient)
-        return sentinel.master_for(parsed.service)
-    client = flavour.plain.from_url(url, **options)
-    if flavour is _ASYNC and redis.utils.HIREDIS_AVAILABLE:  # no connection is made yet
+        if flavour is not _ASYNC:
+            return sentinel.master_for(parsed.service)
+        client = sentinel.master_for(parsed.service, redis_class=_SentinelClient)
+    else:
+        client = flavour.plain.from_url(url, **options)
+    if flavour is _ASYNC and redis.utils.HIREDIS_AVAILABLE:
+        _pack_with_hiredis(client)
+    return client
+
+
+def _pack_with_hiredis(client: Any) -> None:
+    """Make the connections `client` will open (it has opened none yet) pack with hiredis.
+
+    A cluster client keeps its connection class in the keyword arguments it shares with its
+    nodes manager (nodes found later are made from them) and in each startup node; the others
+    in their pool. tests/test_connection.py checks the connections a client really opened."""
+    if isinstance(client, redis.asyncio.RedisCluster):
+        kwargs = client.connection_kwargs
+        kwargs["connection_class"] = _hiredis_packing(kwargs["connection_class"])
+        for node in client.startup_nodes:
+            node.connection_class = kwargs["connection_class"]
+    else:
         pool = client.connection_pool
         pool.connection_class = _hiredis_packing(pool.connection_class)
-    return client
 
 
 class _SentinelClient(redis.asyncio.Redis):
