@@ -15,7 +15,7 @@ from redline.runner import Context
 from redline.services import serve
 from redline.services.forward import check_slots
 from redline.services.mpush import MpushConfig, build, route
-from redline.services.pending import pending_key, registry_key
+from redline.services.pending import dead_key, pending_key, registry_key
 from tests.servers import Cluster
 
 
@@ -46,9 +46,10 @@ async def test_recover_returns_pending_so_the_oldest_pops_first(aredis: AsyncCli
     await aredis.lpush("p:7", b"old", b"new")
     await aredis.lpush("in", b"later")
     await aredis.hset("reg", "7", "ns:7")
-    assert await scripts.run(aredis, "forward_recover", ["reg", "p:7", "in"], ["7"]) == 2
+    await aredis.hset("dead", "7", "1")
+    assert await scripts.run(aredis, "forward_recover", ["reg", "p:7", "in", "dead"], ["7"]) == 2
     assert [await aredis.rpop("in") for _ in range(3)] == [b"old", b"new", b"later"]
-    assert not await aredis.hexists("reg", "7")
+    assert not await aredis.exists("reg", "dead")  # its own return: forgotten at once
 
 
 def demo(url: str, prefix: str = "demo:mpush", **fields: object) -> MpushConfig:
@@ -104,13 +105,37 @@ async def test_start_up_recovers_dead_instances_pending_not_live_ones(
     assert await aredis.lrange("demo:mpush:out0", 0, -1) == [b"from-dead"]
     assert await aredis.lrange(pending_key(base, "42"), 0, -1) == [b"from-live"]
     assert set(await aredis.hkeys(registry_key(base))) == {
+        b"41",
         b"42",
         forwarder.mine.rsplit(":", 1)[1].encode(),
     }
     stopping.set()
     await asyncio.wait_for(task, 10)
     assert await aredis.hget(metrics_key("demo:mpush", "forwarded"), "count") == b"1"
-    assert set(await aredis.hkeys(registry_key(base))) == {b"42"}
+    # 41 stays listed, as dead, for serviceExpire + popTimeout (see the next test)
+    assert set(await aredis.hkeys(registry_key(base))) == {b"41", b"42"}
+    assert await aredis.hkeys(dead_key(base)) == [b"41"]
+
+
+async def test_a_dead_instance_stays_listed_for_a_grace_so_a_late_claim_is_recovered(
+    redis_url: str, aredis: AsyncClient
+) -> None:
+    # 41's hash was deleted (a remote shutdown), but it works on until its next renewal
+    # notices: a message it parks after a recovery pass, before a SIGKILL, must come back too.
+    config = demo(redis_url, serviceExpire=1, popTimeout=0.5)  # grace: 1.5 s
+    forwarder, _ = build(config)
+    base, ctx = config.pending_base, Context(config, aredis, asyncio.Event(), "1")
+    await aredis.hset(registry_key(base), "41", instance_key("demo:mpush", 41))
+    await aredis.lpush(pending_key(base, "41"), b"first")
+    assert await forwarder.recover_dead(ctx) == 1
+    assert await aredis.hexists(registry_key(base), "41")
+    await aredis.lpush(pending_key(base, "41"), b"late")
+    assert await forwarder.recover_dead(ctx) == 1
+    assert await aredis.hexists(registry_key(base), "41")
+    await asyncio.sleep(1.6)
+    assert await forwarder.recover_dead(ctx) == 0  # dead for longer than the grace: forgotten
+    assert await aredis.exists(registry_key(base), dead_key(base)) == 0
+    assert await aredis.lrange("demo:mpush:in", 0, -1) == [b"first", b"late"]
 
 
 async def test_stop_returns_what_is_parked_in_its_own_pending(

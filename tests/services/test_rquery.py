@@ -15,7 +15,7 @@ from redline.keys import derived
 from redline.lifecycle import ids_key, instance_key
 from redline.metrics import read_metrics
 from redline.services import serve
-from redline.services.pending import pending_key, registry_key
+from redline.services.pending import dead_key, pending_key, registry_key
 from redline.services.rquery import RQueryConfig, RQueryService, build
 from tests.helpers import spawn, stop, wait_for
 
@@ -135,7 +135,8 @@ async def test_a_dead_instances_pending_requests_are_answered(
     stopping.set()
     await asyncio.wait_for(task, 10)
     assert popped is not None and json.loads(popped[1]) == {"values": {"k": "v"}}
-    assert await aredis.exists(registry_key(base), pending_key(base, "41")) == 0
+    assert await aredis.exists(pending_key(base, "41")) == 0
+    assert await aredis.hkeys(dead_key(base)) == [b"41"]  # listed as dead, for a grace
 
 
 def test_a_sigkilled_service_loses_no_request(redis_url: str, tmp_path: Path) -> None:

@@ -126,7 +126,7 @@ class Forwarder(PendingClaims):
         metrics: Metrics,
         tracker: Tracker | None = None,
     ) -> None:
-        super().__init__(name, config.in_, config.pending_base, config.service_renew)
+        super().__init__(name, config.in_, config.pending_base, config)
         self.config, self.route = config, route
         self.metrics, self.tracker = metrics, tracker
         self._wait = 0.0

@@ -7,9 +7,12 @@ every message in ``in``, in a pending list, or finished.
 
 Pending lists are listed in ``{<pending>}:instances`` with the lifecycle hash of their owner.
 An instance returns its own pending list to ``in`` when it stops; at start-up and every
-``recover_every`` seconds it returns the lists of instances whose lifecycle hash has expired
-(dead ones), never a live replica's. `PendingClaims` is that runner `Hook`; services that
-consume this way subclass it.
+``serviceRenew`` seconds it returns the lists of instances whose lifecycle hash is gone (dead
+ones), never a live replica's. A dead instance stays listed, its list recovered on each pass,
+until it has been found dead for ``serviceExpire + popTimeout`` seconds: an instance whose hash
+was deleted works on until its next renewal notices, and a message it parks meanwhile must not
+be left in a list nobody lists. `PendingClaims` is that runner `Hook`; services that consume
+this way subclass it.
 """
 
 from __future__ import annotations
@@ -20,12 +23,13 @@ import logging
 import time
 
 from redline import scripts
+from redline.config import ServiceConfig
 from redline.connection import AsyncClient
 from redline.keys import derived
 from redline.lifecycle import is_alive
 from redline.runner import Context
 
-__all__ = ["PendingClaims", "blocking_move", "pending_key", "registry_key"]
+__all__ = ["PendingClaims", "blocking_move", "dead_key", "pending_key", "registry_key"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +42,11 @@ def pending_key(pending: str, instance_id: str) -> str:
 def registry_key(pending: str) -> str:
     """Hash of instance id → lifecycle hash, for every instance that has a pending list."""
     return derived(pending, "instances")
+
+
+def dead_key(pending: str) -> str:
+    """Hash of instance id → when it was first found dead (ms), while it is still listed."""
+    return derived(pending, "dead")
 
 
 async def blocking_move(
@@ -71,9 +80,10 @@ async def blocking_move(
 class PendingClaims:
     """The `Hook` that owns this instance's pending list and recovers dead instances' lists."""
 
-    def __init__(self, name: str, source: str, base: str, recover_every: float) -> None:
+    def __init__(self, name: str, source: str, base: str, config: ServiceConfig) -> None:
         self.name, self.source, self.base = name, source, base
-        self.recover_every = recover_every
+        self.recover_every = config.service_renew
+        self.grace = config.service_expire + config.pop_timeout  # seconds listed once dead
         self.mine = ""
         self._recovered_at = 0.0
 
@@ -107,14 +117,21 @@ class PendingClaims:
             ident, owner = _text(raw_id), _text(raw_key)
             if ident == ctx.instance_id or (owner and await is_alive(ctx.lifecycle_redis, owner)):
                 continue
-            count = await self._return(ctx.redis, ident, pending_key(self.base, ident))
-            log.info("service=%s recovered=%s from dead instance=%s", self.name, count, ident)
+            grace = round(self.grace * 1000)
+            count = await self._return(ctx.redis, ident, pending_key(self.base, ident), grace)
+            if count:
+                log.info("service=%s recovered=%s from dead instance=%s", self.name, count, ident)
             total += count
         return total
 
-    async def _return(self, client: AsyncClient, ident: str, pending: str) -> int:
-        keys = [registry_key(self.base), pending, self.source]
-        return int(await scripts.run(client, "forward_recover", keys, [ident]))
+    async def _return(
+        self, client: AsyncClient, ident: str, pending: str, grace: int | None = None
+    ) -> int:
+        """Move `pending` back to ``in``; the registry forgets `ident` at once (its own stop,
+        `grace` None) or once it has been found dead for `grace` ms."""
+        keys = [registry_key(self.base), pending, self.source, dead_key(self.base)]
+        args: list[str | int] = [ident] if grace is None else [ident, grace]
+        return int(await scripts.run(client, "forward_recover", keys, args))
 
 
 def _text(raw: object) -> str:

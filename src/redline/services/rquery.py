@@ -122,7 +122,7 @@ class RQueryService(PendingClaims):
 
     def __init__(self, config: RQueryConfig, metrics: Metrics) -> None:
         pending = derived(config.in_queue, "pending")
-        super().__init__(self.name, config.in_queue, pending, config.service_renew)
+        super().__init__(self.name, config.in_queue, pending, config)
         self.config, self.metrics = config, metrics
         self._resume = True  # look at our own pending list first (after a start or a failure)
 
