@@ -38,6 +38,7 @@ __all__ = [
     "connect",
     "connect_sync",
     "is_cluster",
+    "is_cluster_client",
     "mask_url",
     "parse_url",
     "run_commands",
@@ -151,6 +152,21 @@ def mask_url(url: str) -> str:
 
 def is_cluster(url: str) -> bool:
     return parse_url(url).mode == "cluster"
+
+
+def is_cluster_client(client: object) -> bool:
+    """True for a Redis Cluster client, asyncio or blocking. Answered once per class: redis-py's
+    cluster classes are typing protocols, whose isinstance checks cost ~1 µs (a consumer step
+    made three)."""
+    kind = type(client)
+    known = _CLUSTER_CLASSES.get(kind)
+    if known is None:
+        clusters = (redis.asyncio.RedisCluster, redis.cluster.RedisCluster)
+        known = _CLUSTER_CLASSES[kind] = issubclass(kind, clusters)
+    return known
+
+
+_CLUSTER_CLASSES: dict[type, bool] = {}
 
 
 def _tls_kwargs(parsed: RedisURL) -> dict[str, Any]:
@@ -311,9 +327,9 @@ class HeldConnection:
         """The reply of each command, or the `ResponseError` it got."""
         if not commands:
             return []  # nothing to write, so no reply would ever come
-        if isinstance(self.client, redis.asyncio.RedisCluster):
+        if is_cluster_client(self.client):
             return await run_commands(self.client, commands)
-        pool = self.client.connection_pool
+        pool = cast(redis.asyncio.Redis, self.client).connection_pool
         if self._connection is None:
             connection = await pool.get_connection()  # type: ignore[no-untyped-call]
             self._connection, self._replies = connection, _Replies.take_over(connection)

@@ -17,12 +17,10 @@ from collections.abc import Iterable, Sequence
 from functools import cached_property
 from typing import Any
 
-import redis.asyncio
-import redis.cluster
 from redis.exceptions import ResponseError
 
 from redline import scripts
-from redline.connection import AsyncClient, SyncClient
+from redline.connection import AsyncClient, SyncClient, is_cluster_client
 
 __all__ = ["Library", "function_name"]
 
@@ -41,7 +39,7 @@ def _clustered(client: object) -> bool:
     EVALSHA of the same script: redis-py finds FCALL's keys with COMMAND GETKEYS on one fixed
     node, so once that node dies every FCALL fails until restart (a master failover; found by
     tests/hardening/test_cluster.py). EVAL's keys it reads from the command itself."""
-    return isinstance(client, redis.asyncio.RedisCluster | redis.cluster.RedisCluster)
+    return is_cluster_client(client)
 
 
 def _missing(exc: ResponseError) -> bool:

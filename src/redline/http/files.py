@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
 
-from redline.http.envelope import Request, Response
+from redline.http.envelope import Headers, Request, Response
 
 __all__ = ["Asset", "StaticFiles"]
 
@@ -58,6 +58,30 @@ class Asset:
     @cached_property
     def last_modified(self) -> str:
         return email.utils.formatdate(self.mtime, usegmt=True)
+
+    @cached_property
+    def validators(self) -> Headers:
+        """What every answer about this file carries (a 304 carries only these)."""
+        return (
+            ("etag", self.etag),
+            ("last-modified", self.last_modified),
+            ("accept-ranges", "bytes"),
+        )
+
+    @cached_property
+    def compressible(self) -> bool:
+        return self.size >= GZIP_MIN and bool(_COMPRESSIBLE.match(self.content_type))
+
+    @cached_property
+    def headers(self) -> Headers:
+        """The headers of a whole-file answer, but its length."""
+        vary = (("vary", "accept-encoding"),) if self.compressible else ()
+        return (*self.validators, ("content-type", self.content_type), *vary)
+
+    @cached_property
+    def kept_headers(self) -> Headers:
+        """`headers` with the length of the kept bytes: a cached file's answer is built once."""
+        return (*self.headers, ("content-length", str(len(self.data or b""))))
 
     def body(self) -> bytes:
         """The file's bytes (from memory when kept)."""
@@ -167,25 +191,19 @@ class StaticFiles:
         return None
 
     def _serve(self, request: Request, asset: Asset) -> Response:
-        headers = [
-            ("etag", asset.etag),
-            ("last-modified", asset.last_modified),
-            ("accept-ranges", "bytes"),
-        ]
         if _not_modified(request, asset):
-            return Response(request.id, 304, tuple(headers))
+            return Response(request.id, 304, asset.validators)
         spec = request.header("range")
         if spec is not None and request.header("if-range") in (None, asset.etag):
-            return self._partial(request, asset, spec, headers)
-        headers.append(("content-type", asset.content_type))
-        if asset.size >= GZIP_MIN and _COMPRESSIBLE.match(asset.content_type):
-            headers.append(("vary", "accept-encoding"))
-            if _accepts_gzip(request):
-                body = _gzipped(asset.path, asset.etag)
-                headers[0] = ("etag", asset.etag[:-1] + '-gz"')
-                headers.append(("content-encoding", "gzip"))
-                return _finish(request, 200, headers, body)
-        return _finish(request, 200, headers, asset.body())
+            return self._partial(request, asset, spec, list(asset.validators))
+        if asset.compressible and _accepts_gzip(request):
+            gz_etag = ("etag", asset.etag[:-1] + '-gz"')
+            headers = [gz_etag, *asset.headers[1:], ("content-encoding", "gzip")]
+            return _finish(request, 200, headers, _gzipped(asset.path, asset.etag))
+        if asset.data is not None:  # the common case, a kept file: nothing to build
+            body = b"" if request.method == "HEAD" else asset.data
+            return Response(request.id, 200, asset.kept_headers, body)
+        return _finish(request, 200, list(asset.headers), asset.body())
 
     def _partial(
         self, request: Request, asset: Asset, spec: str, headers: list[tuple[str, str]]
