@@ -231,7 +231,7 @@ def _pack_with_hiredis(client: Any) -> None:
     A cluster client keeps its connection class in the keyword arguments it shares with its
     nodes manager (nodes found later are made from them) and in each startup node; the others
     in their pool. tests/test_connection.py checks the connections a client really opened."""
-    if isinstance(client, redis.asyncio.RedisCluster):
+    if is_cluster_client(client):
         kwargs = client.connection_kwargs
         kwargs["connection_class"] = _hiredis_packing(kwargs["connection_class"])
         for node in client.startup_nodes:

@@ -69,6 +69,11 @@ class Asset:
         )
 
     @cached_property
+    def gzip_etag(self) -> str:
+        """The ETag of the gzipped answer (another representation, so another tag)."""
+        return self.etag[:-1] + '-gz"'
+
+    @cached_property
     def compressible(self) -> bool:
         return self.size >= GZIP_MIN and bool(_COMPRESSIBLE.match(self.content_type))
 
@@ -197,7 +202,7 @@ class StaticFiles:
         if spec is not None and request.header("if-range") in (None, asset.etag):
             return self._partial(request, asset, spec, list(asset.validators))
         if asset.compressible and _accepts_gzip(request):
-            gz_etag = ("etag", asset.etag[:-1] + '-gz"')
+            gz_etag = ("etag", asset.gzip_etag)
             headers = [gz_etag, *asset.headers[1:], ("content-encoding", "gzip")]
             return _finish(request, 200, headers, _gzipped(asset.path, asset.etag))
         if asset.data is not None:  # the common case, a kept file: nothing to build
@@ -225,7 +230,7 @@ def _not_modified(request: Request, asset: Asset) -> bool:
     tags = request.header("if-none-match")
     if tags is not None:
         offered = {t.strip().removeprefix("W/") for t in tags.split(",")}
-        return "*" in offered or bool(offered & {asset.etag, asset.etag[:-1] + '-gz"'})
+        return "*" in offered or bool(offered & {asset.etag, asset.gzip_etag})
     since = request.header("if-modified-since")
     if since:
         try:

@@ -83,7 +83,8 @@ class PendingClaims:
     def __init__(self, name: str, source: str, base: str, config: ServiceConfig) -> None:
         self.name, self.source, self.base = name, source, base
         self.recover_every = config.service_renew
-        self.grace = config.service_expire + config.pop_timeout  # seconds listed once dead
+        # how long a dead instance stays listed (ms): past its last possible renewal and claim
+        self.grace_ms = round((config.service_expire + config.pop_timeout) * 1000)
         self.mine = ""
         self._recovered_at = 0.0
 
@@ -117,8 +118,8 @@ class PendingClaims:
             ident, owner = _text(raw_id), _text(raw_key)
             if ident == ctx.instance_id or (owner and await is_alive(ctx.lifecycle_redis, owner)):
                 continue
-            grace = round(self.grace * 1000)
-            count = await self._return(ctx.redis, ident, pending_key(self.base, ident), grace)
+            pending = pending_key(self.base, ident)
+            count = await self._return(ctx.redis, ident, pending, self.grace_ms)
             if count:
                 log.info("service=%s recovered=%s from dead instance=%s", self.name, count, ident)
             total += count
