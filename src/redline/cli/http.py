@@ -136,6 +136,8 @@ def himporter(
     """
     import uvicorn
 
+    from redline.http.wire import CoalescingHttpToolsProtocol
+
     settings = load_or_exit(
         ImporterSettings, config_path, sets, redis=redis_url, port=port, host=host
     )
@@ -150,7 +152,12 @@ def himporter(
             )
         app = direct(create_app(settings))
         config = uvicorn.Config(
-            app, log_config=None, access_log=False, lifespan="on", proxy_headers=False
+            app,
+            http=CoalescingHttpToolsProtocol,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            proxy_headers=False,
         )
         _fast_loop()
         click.echo(f"himporter listening on http://{settings.host}:{settings.port}/", err=True)
