@@ -6,6 +6,7 @@ import pytest
 import redis.exceptions
 
 from redline.connection import (
+    _PACKER,
     HeldConnection,
     _HiredisPacking,
     connect,
@@ -104,6 +105,10 @@ async def test_script_on_cluster_with_shared_hash_tag(cluster: Cluster, prefix: 
     await client.aclose()
 
 
+VALUES = [b"", b"\x00\xff binary", "ünïcode", 42, 2.5, b"x" * 100_000, memoryview(b"mv")]
+STORED = [b"", b"\x00\xff binary", "ünïcode".encode(), b"42", b"2.5", b"x" * 100_000, b"mv"]
+
+
 async def test_commands_are_packed_by_hiredis_and_arrive_intact(
     redis_url: str, prefix: str
 ) -> None:
@@ -112,20 +117,8 @@ async def test_commands_are_packed_by_hiredis_and_arrive_intact(
         assert "_HiredisPacking" in [
             c.__name__ for c in client.connection_pool.connection_class.__mro__
         ]
-        values = [b"", b"\x00\xff binary", "ünïcode", 42, 2.5, b"x" * 100_000, memoryview(b"mv")]
-        values.append(bytearray(b"ba"))
-        await client.rpush(f"{prefix}:l", *values)
-        got = await client.lrange(f"{prefix}:l", 0, -1)
-        assert got == [
-            b"",
-            b"\x00\xff binary",
-            "ünïcode".encode(),
-            b"42",
-            b"2.5",
-            b"x" * 100_000,
-            b"mv",
-            b"ba",
-        ]
+        await client.rpush(f"{prefix}:l", *VALUES, bytearray(b"ba"))
+        assert await client.lrange(f"{prefix}:l", 0, -1) == [*STORED, b"ba"]
         pipe = client.pipeline(transaction=False)
         pipe.set(f"{prefix}:k", "v").get(f"{prefix}:k").execute_command("CONFIG GET", "maxmemory")
         assert (await pipe.execute())[:2] == [True, b"v"]
@@ -207,3 +200,22 @@ async def test_held_connection_skips_resp3_pushes(redis_url: str, prefix: str) -
     finally:
         await client.aclose()
         await other.aclose()
+
+
+def test_blocking_commands_are_packed_by_hiredis_and_arrive_intact(
+    redis_url: str, prefix: str
+) -> None:
+    client = connect_sync(redis_url)
+    try:
+        client.rpush(f"{prefix}:l", *VALUES, bytearray(b"ba"))
+        assert client.lrange(f"{prefix}:l", 0, -1) == [*STORED, b"ba"]
+        pipe = client.pipeline(transaction=False)
+        pipe.set(f"{prefix}:k", "v").get(f"{prefix}:k").execute_command("CONFIG GET", "maxmemory")
+        assert pipe.execute()[:2] == [True, b"v"]
+        connection = client.connection_pool.get_connection()
+        try:
+            assert connection._command_packer is _PACKER  # the connection it really opened
+        finally:
+            client.connection_pool.release(connection)
+    finally:
+        client.close()

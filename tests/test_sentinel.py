@@ -9,6 +9,7 @@ import pytest
 import redis
 
 from redline.connection import (
+    _PACKER,
     HeldConnection,
     SyncClient,
     _HiredisPacking,
@@ -43,6 +44,8 @@ def test_client_follows_the_primary_through_a_failover(sentinels: Sentinels) -> 
     sentinels.primary.kill()
     wait_for(lambda: _write(client, "after"), timeout=40, interval=0.2)
     assert sentinels.replica.client().get("where") == b"after"  # the replica was promoted
+    assert client.rpush("l", b"\xff", memoryview(b"mv")) == 2  # packed by hiredis:
+    assert client.connection_pool.connection_kwargs["command_packer"] is _PACKER
 
 
 @needs_tool("redis-server", "redis-server")

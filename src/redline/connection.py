@@ -202,6 +202,10 @@ _SYNC = _Flavour(
 
 def _client(url: str, flavour: _Flavour, options: dict[str, Any]) -> Any:
     parsed = parse_url(url)
+    # Blocking connections take a packer; the cluster client refuses the option (its nodes
+    # keep redis-py's). The asyncio ones are given a connection class below.
+    if flavour is _SYNC and parsed.mode != "cluster" and redis.utils.HIREDIS_AVAILABLE:
+        options = {"command_packer": _PACKER, **options}
     auth: dict[str, Any] = {"username": parsed.username, "password": parsed.password}
     if parsed.mode == "cluster":
         nodes = [flavour.node(host, port) for host, port in parsed.nodes]
@@ -251,26 +255,39 @@ class _SentinelClient(redis.asyncio.Redis):
             await sentinel.aclose()
 
 
-class _HiredisPacking:
-    """Packs commands with hiredis, as redis-py's blocking connections do. Its asyncio ones
-    pack in Python, re-joining the buffer for each argument: an LPUSH of 50 payloads took 74 µs
-    there and takes 23 µs here, a queue pop acking 50 messages 112 µs against 46 µs (a
-    2-core VM; `bench/http.py` is where it shows)."""
-
-    def pack_command(self, *args: Any) -> list[bytes]:
-        # redis-py's own serializer first rebuilds the arguments (a generator over all of
-        # them, ~0.25 µs each here); only its rare cases need that: a command name with a
-        # space ("CLIENT SETNAME"), and bytearray or memoryview arguments (TypeError here).
-        name = args[0]
-        if " " not in name if isinstance(name, str) else b" " not in name:
-            try:
-                return [hiredis.pack_command(args)]
-            except TypeError:
-                pass
-        return cast(list[bytes], _SERIALIZER.pack(*args))
+def _pack(*args: Any) -> list[bytes]:
+    """Packs a command with hiredis directly. redis-py's asyncio connections pack in Python,
+    re-joining the buffer for each argument: an LPUSH of 50 payloads took 74 µs there and takes
+    23 µs here, a queue pop acking 50 messages 112 µs against 46 µs (a 2-core VM;
+    `bench/http.py` is where it shows). Its blocking ones call hiredis after rebuilding every
+    argument in a generator (~0.25 µs each: a tenth of a queue consumer's own CPU at batch
+    100). Only redis-py's rare cases need its serializer: a command name with a space
+    ("CLIENT SETNAME"), and bytearray or memoryview arguments (TypeError here)."""
+    name = args[0]
+    if " " not in name if isinstance(name, str) else b" " not in name:
+        try:
+            return [hiredis.pack_command(args)]
+        except TypeError:
+            pass
+    return cast(list[bytes], _SERIALIZER.pack(*args))
 
 
 _SERIALIZER = redis.connection.HiredisRespSerializer()
+
+
+class _HiredisPacker:
+    """The packer blocking connections take (``command_packer``)."""
+
+    pack = staticmethod(_pack)
+
+
+_PACKER = _HiredisPacker()
+
+
+class _HiredisPacking:
+    """Mixed into an asyncio connection class, before redis-py's: packs with `_pack`."""
+
+    pack_command = staticmethod(_pack)
 
 
 @functools.cache

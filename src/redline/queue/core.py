@@ -112,8 +112,18 @@ def _payload(value: object) -> bytes | str:
 def _acked(reply: Sequence[Any], acked: list[str]) -> Sequence[Any]:
     """Adds queue_pop's acknowledged ids to `acked`; returns the deliveries part of `reply`."""
     n = int(reply[2])
-    acked += [text(i) for i in reply[3 : 3 + n]]
+    acked += [i.decode() for i in reply[3 : 3 + n]]
     return reply[3 + n :]
+
+
+def _deliveries(key: str, flat: Sequence[Any]) -> list[Delivery]:
+    """queue_pop's (id, payload, deliveries) triples. Replies are bytes (the queue classes
+    refuse a client that decodes them), so ids are decoded without `text`'s check: a `text`
+    call for each id and acked id was about a tenth of a consumer's own CPU at batch 100."""
+    items = iter(flat)
+    return [
+        Delivery(key, i.decode(), p, int(n)) for i, p, n in zip(items, items, items, strict=True)
+    ]
 
 
 def _warn_refused(wanted: Sequence[Delivery], acked: Sequence[str]) -> None:
@@ -236,10 +246,7 @@ class QueueCore:
             reply = yield Call("queue_pop", key, [want, _ms(self.lease), *tokens])
             tokens = []
             flat = _acked(reply, acked)
-            got += [
-                Delivery(key, text(flat[i]), flat[i + 1], int(flat[i + 2]))
-                for i in range(0, len(flat), 3)
-            ]
+            got += _deliveries(key, flat)
             if len(flat) < 3 * want or len(got) >= count:
                 return got, int(reply[0]), int(reply[1])
 
