@@ -138,6 +138,31 @@ async def test_a_dead_instance_stays_listed_for_a_grace_so_a_late_claim_is_recov
     assert await aredis.lrange("demo:mpush:in", 0, -1) == [b"first", b"late"]
 
 
+async def test_a_forgotten_instance_lists_itself_again_in_the_claim_that_parks(
+    redis_url: str, aredis: AsyncClient
+) -> None:
+    # 41 stalled past the grace (stopped, paused, cut off) and was forgotten; when it runs
+    # again, the round trip of its next claim lists it before the BLMOVE parks anything, and
+    # the grace starts over: if it is killed then, another instance returns the message.
+    config = demo(redis_url, serviceExpire=1, popTimeout=0.5)
+    base, owner = config.pending_base, instance_key("demo:mpush", 41)
+    forwarder, _ = build(config)
+    ctx = Context(config, aredis, asyncio.Event(), "41", extra={"lifecycle_key": owner})
+    await forwarder.start(ctx)
+    assert await aredis.hget(registry_key(base), "41") == owner.encode()
+    await aredis.hdel(registry_key(base), "41")  # forgotten, as a recoverer's last pass leaves it
+    await aredis.hset(dead_key(base), "41", "0")  # and an old first-dead time, had it stayed
+    await aredis.lpush("demo:mpush:in", b"late")
+    assert await forwarder.claim(ctx, 1) == b"late"
+    assert await aredis.lrange(pending_key(base, "41"), 0, -1) == [b"late"]
+    assert await aredis.hget(registry_key(base), "41") == owner.encode()
+    assert not await aredis.hexists(dead_key(base), "41")
+    other, _ = build(config)  # 41 is SIGKILLed here; 41's lifecycle hash does not exist
+    assert await other.recover_dead(Context(config, aredis, asyncio.Event(), "2")) == 1
+    assert await aredis.lrange("demo:mpush:in", 0, -1) == [b"late"]
+    assert await aredis.hexists(registry_key(base), "41")  # listed for a new grace
+
+
 async def test_stop_returns_what_is_parked_in_its_own_pending(
     redis_url: str, aredis: AsyncClient
 ) -> None:

@@ -11,8 +11,10 @@ An instance returns its own pending list to ``in`` when it stops; at start-up an
 ones), never a live replica's. A dead instance stays listed, its list recovered on each pass,
 until it has been found dead for ``serviceExpire + popTimeout`` seconds: an instance whose hash
 was deleted works on until its next renewal notices, and a message it parks meanwhile must not
-be left in a list nobody lists. `PendingClaims` is that runner `Hook`; services that consume
-this way subclass it.
+be left in a list nobody lists. An instance that stalled for longer (stopped, paused, cut off)
+and was forgotten lists itself again in the round trip of each claim, before its ``BLMOVE``:
+nothing is ever parked in a list that is not listed. `PendingClaims` is that runner `Hook`;
+services that consume this way subclass it.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
+from typing import Any
 
 from redline import scripts
 from redline.config import ServiceConfig
-from redline.connection import AsyncClient
+from redline.connection import AsyncClient, Command, run_commands
 from redline.keys import derived
 from redline.lifecycle import is_alive
 from redline.runner import Context
@@ -50,18 +54,21 @@ def dead_key(pending: str) -> str:
 
 
 async def blocking_move(
-    ctx: Context, source: str, destination: str, seconds: float, ends: tuple[str, str]
+    ctx: Context,
+    source: str,
+    destination: str,
+    seconds: float,
+    ends: tuple[str, str],
+    before: Sequence[Command] = (),
 ) -> bytes | None:
-    """``BLMOVE source destination *ends seconds``, cut short when the service is stopping.
+    """``BLMOVE source destination *ends seconds``, cut short when the service is stopping;
+    `before`: commands sent ahead of it in the same round trip (their errors are raised).
 
     On a stop the connection is closed: an element the server moved anyway is in
     `destination`, which is why callers block only into a list they recover (or onto `source`
     itself). Connection errors are raised, for the runner's backoff.
     """
-    pop = asyncio.ensure_future(
-        # Redis takes a fractional timeout; redis-py's annotation says int.
-        ctx.redis.blmove(source, destination, seconds, *ends)  # type: ignore[arg-type]
-    )
+    pop = asyncio.ensure_future(_move(ctx.redis, source, destination, seconds, ends, before))
     stop = asyncio.ensure_future(ctx.stopping.wait())
     try:
         await asyncio.wait({pop, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -77,6 +84,30 @@ async def blocking_move(
     return moved if isinstance(moved, bytes) else None
 
 
+async def _move(
+    client: AsyncClient,
+    source: str,
+    destination: str,
+    seconds: float,
+    ends: tuple[str, str],
+    before: Sequence[Command],
+) -> Any:
+    if not before:
+        # Redis takes a fractional timeout; redis-py's annotation says int.
+        return await client.blmove(source, destination, seconds, *ends)  # type: ignore[arg-type]
+    command = ("BLMOVE", source, destination, *ends, seconds)
+    return (await _run(client, [*before, command]))[-1]
+
+
+async def _run(client: AsyncClient, commands: Sequence[Command]) -> list[Any]:
+    """`commands` in one round trip; the first error any of them got is raised."""
+    replies = await run_commands(client, commands)
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return replies
+
+
 class PendingClaims:
     """The `Hook` that owns this instance's pending list and recovers dead instances' lists."""
 
@@ -86,6 +117,7 @@ class PendingClaims:
         # how long a dead instance stays listed (ms): past its last possible renewal and claim
         self.grace_ms = round((config.service_expire + config.pop_timeout) * 1000)
         self.mine = ""
+        self._relist: tuple[Command, ...] = ()
         self._recovered_at = 0.0
 
     async def start(self, ctx: Context) -> None:
@@ -93,7 +125,13 @@ class PendingClaims:
             raise RuntimeError(f"{self.name} needs the Lifecycle hook before it (an instance id)")
         self.mine = pending_key(self.base, ctx.instance_id)
         lifecycle_key = str(ctx.extra.get("lifecycle_key", ""))
-        await ctx.redis.hset(registry_key(self.base), ctx.instance_id, lifecycle_key)
+        # Listed, and not found dead (a recoverer that forgot this instance would start its
+        # grace over): sent now and ahead of every claim.
+        self._relist = (
+            ("HSET", registry_key(self.base), ctx.instance_id, lifecycle_key),
+            ("HDEL", dead_key(self.base), ctx.instance_id),
+        )
+        await _run(ctx.redis, self._relist)
         await self.recover_dead(ctx)
 
     async def tick(self, ctx: Context) -> None:
@@ -107,8 +145,10 @@ class PendingClaims:
                 log.info("service=%s returned=%s to in=%s", self.name, returned, self.source)
 
     async def claim(self, ctx: Context, seconds: float) -> bytes | None:
-        """Wait up to `seconds` for one message from ``in``, parked in our pending list."""
-        return await blocking_move(ctx, self.source, self.mine, seconds, ("RIGHT", "LEFT"))
+        """Wait up to `seconds` for one message from ``in``, parked in our pending list, which
+        is listed again in the same round trip (the server runs those commands first)."""
+        ends = ("RIGHT", "LEFT")
+        return await blocking_move(ctx, self.source, self.mine, seconds, ends, self._relist)
 
     async def recover_dead(self, ctx: Context) -> int:
         """Return to ``in`` what instances whose lifecycle hash expired left pending."""
