@@ -103,8 +103,8 @@ def _grew(count: Callable[[], Counter[str]], by: int) -> Callable[[], bool]:
 
 def _on_b(cluster: Cluster, tag: str) -> set[str]:
     live = ",".join(f"127.0.0.1:{n.port}" for n in cluster.nodes if n.proc is not None)
-    client = connect_sync(f"redis+cluster://{live}")
-    return {_text(p) for p in client.lrange(f"{{{tag}}}:b", 0, -1)}
+    with connect_sync(f"redis+cluster://{live}") as client:  # closed: no socket left to the GC
+        return {_text(p) for p in client.lrange(f"{{{tag}}}:b", 0, -1)}
 
 
 def test_slot_migration_under_load(replicated: Cluster, tmp_path: Path) -> None:

@@ -51,8 +51,8 @@ def client(tls: TlsServer) -> Iterator[redis.Redis]:
     client.close()
 
 
-def test_the_server_has_no_plain_port(tls: TlsServer) -> None:
-    assert tls.client().config_get("port") == {"port": "0"}
+def test_the_server_has_no_plain_port(tls: TlsServer, client: redis.Redis) -> None:
+    assert client.config_get("port") == {"port": "0"}
     assert not reachable("127.0.0.1", tls.port)  # a plain-text PING gets no answer
 
 
@@ -175,5 +175,6 @@ async def test_a_tls_cluster(tmp_path: Path) -> None:
             assert stop(proc) == 0, log.read_text()[-3000:]
         for out in OUTS:
             assert sorted(sync.lrange(out, 0, -1)) == messages
+        sync.close()
     finally:
         cluster.close()
