@@ -46,6 +46,7 @@ def test_client_follows_the_primary_through_a_failover(sentinels: Sentinels) -> 
     assert sentinels.replica.client().get("where") == b"after"  # the replica was promoted
     assert client.rpush("l", b"\xff", memoryview(b"mv")) == 2  # packed by hiredis:
     assert client.connection_pool.connection_kwargs["command_packer"] is _PACKER
+    client.close()  # its links to the sentinels too (a ResourceWarning otherwise)
 
 
 @needs_tool("redis-server", "redis-server")
@@ -66,5 +67,6 @@ async def test_tls_sentinels_and_a_failover(tmp_path: Path) -> None:
         sentinels.primary.kill()
         wait_for(lambda: _write(sync, "after"), timeout=40, interval=0.2)
         assert sentinels.replica.client().get("where") == b"after"  # the replica was promoted
+        sync.close()
     finally:
         sentinels.close()

@@ -219,9 +219,8 @@ def _client(url: str, flavour: _Flavour, options: dict[str, Any]) -> Any:
             **_tls_kwargs(parsed),
             **options,
         )
-        if flavour is not _ASYNC:
-            return sentinel.master_for(parsed.service)
-        client = sentinel.master_for(parsed.service, redis_class=_SentinelClient)
+        kind = _SentinelClient if flavour is _ASYNC else _SyncSentinelClient
+        client = sentinel.master_for(parsed.service, redis_class=kind)
     else:
         client = flavour.plain.from_url(url, **options)
     if flavour is _ASYNC and redis.utils.HIREDIS_AVAILABLE:
@@ -253,6 +252,15 @@ class _SentinelClient(redis.asyncio.Redis):
         await super().aclose(close_connection_pool)
         for sentinel in self.connection_pool.sentinel_manager.sentinels:  # type: ignore[attr-defined]
             await sentinel.aclose()
+
+
+class _SyncSentinelClient(redis.Redis):
+    """The blocking counterpart of `_SentinelClient`: closing it closes the sentinels' links."""
+
+    def close(self) -> None:
+        super().close()
+        for sentinel in self.connection_pool.sentinel_manager.sentinels:  # type: ignore[attr-defined]
+            sentinel.close()
 
 
 def _pack(*args: Any) -> list[bytes]:
