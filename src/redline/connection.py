@@ -317,15 +317,18 @@ def connect_sync(url: str, **options: Any) -> SyncClient:
 Command = tuple[Any, ...]
 
 
-async def run_commands(client: AsyncClient, commands: Sequence[Command]) -> list[Any]:
+async def run_commands(
+    client: AsyncClient, commands: Sequence[Command], raise_on_error: bool = False
+) -> list[Any]:
     """Run `commands` in one pipeline (one round trip on a single server); each result is the
-    reply or the exception the command got."""
+    reply or the exception the command got (`raise_on_error`: the first exception is raised,
+    once every reply is read)."""
     if not commands:
         return []
     pipe = client.pipeline(transaction=False)
     for command in commands:
         pipe.execute_command(*command)
-    return list(await pipe.execute(raise_on_error=False))
+    return list(await pipe.execute(raise_on_error=raise_on_error))
 
 
 class HeldConnection:

@@ -96,16 +96,7 @@ async def _move(
         # Redis takes a fractional timeout; redis-py's annotation says int.
         return await client.blmove(source, destination, seconds, *ends)  # type: ignore[arg-type]
     command = ("BLMOVE", source, destination, *ends, seconds)
-    return (await _run(client, [*before, command]))[-1]
-
-
-async def _run(client: AsyncClient, commands: Sequence[Command]) -> list[Any]:
-    """`commands` in one round trip; the first error any of them got is raised."""
-    replies = await run_commands(client, commands)
-    for reply in replies:
-        if isinstance(reply, Exception):
-            raise reply
-    return replies
+    return (await run_commands(client, [*before, command], raise_on_error=True))[-1]
 
 
 class PendingClaims:
@@ -131,7 +122,7 @@ class PendingClaims:
             ("HSET", registry_key(self.base), ctx.instance_id, lifecycle_key),
             ("HDEL", dead_key(self.base), ctx.instance_id),
         )
-        await _run(ctx.redis, self._relist)
+        await run_commands(ctx.redis, self._relist, raise_on_error=True)
         await self.recover_dead(ctx)
 
     async def tick(self, ctx: Context) -> None:
