@@ -12,6 +12,17 @@ from redline.jobs import Tasks
 
 tasks = Tasks()
 
+if os.environ.get("REDLINE_TEST_KILL_AT_ACK"):  # crash injection: die before acking any job
+    import signal
+
+    from redline.queue import ReliableQueue
+
+    async def _die(*_: object, **__: object) -> list[str]:
+        os.kill(os.getpid(), signal.SIGKILL)
+        raise AssertionError("unreachable")
+
+    ReliableQueue.ack = _die  # type: ignore[method-assign]
+
 
 @tasks.task(queue="t:jobs", result_ttl=60)
 async def add(a: int, b: int) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import redis
 
-from redline.jobs import enqueue
+from redline.jobs import enqueue, enqueue_sync, job_keys
 from redline.jobs.document import JobDocument
 from redline.queue import ReliableQueue
 from tests.helpers import spawn, stop, wait_for
@@ -20,7 +20,9 @@ from tests.jobs import tasks as t
 JOBS = 600
 
 
-def start_worker(url: str, queue: str, log: Path, *extra: str) -> subprocess.Popen[str]:
+def start_worker(
+    url: str, queue: str, log: Path, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     return spawn(
         "worker",
         "tests.jobs.tasks",
@@ -38,7 +40,7 @@ def start_worker(url: str, queue: str, log: Path, *extra: str) -> subprocess.Pop
         "grace=1",
         *extra,
         log=log,
-        env={"REDLINE_TEST_URL": url},
+        env={"REDLINE_TEST_URL": url, **(env or {})},
     )
 
 
@@ -108,6 +110,30 @@ def test_sigterm_returns_or_finishes_in_flight_jobs(redis_url: str, tmp_path: Pa
     assert client.hget("redline:worker:metrics:jobs", "count") == b"1"
 
 
+def test_a_worker_killed_while_settling_a_unique_job_leaves_no_lock(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """SIGKILLed after running a unique job, before acking it: the job runs again elsewhere,
+    and its lock does not outlive it (a cron entry's lock would silence the entry for a day)."""
+    client = redis.Redis.from_url(redis_url)
+    job_id = enqueue_sync(client, t.once, 5)
+    lock = job_keys("t:jobs").unique(t.once.unique_key((5,), {}) or "")
+    assert job_id and client.get(lock) == job_id.encode()
+    log = tmp_path / "w.log"
+    dying = start_worker(redis_url, "t:jobs", log, env={"REDLINE_TEST_KILL_AT_ACK": "1"})
+    assert dying.wait(60) == -signal.SIGKILL, log.read_text()
+    assert client.get(lock) is None  # released before the ack that never came
+    survivor = start_worker(redis_url, "t:jobs", log)
+    try:  # the lease lapses, the job is redelivered and completes
+        wait_for(lambda: client.hget(job_keys("t:jobs").record(job_id), "state"), timeout=60)
+        wait_for(lambda: queue_counts(redis_url, "t:jobs") == (0, 0, 0, 0), timeout=60)
+    finally:
+        stop(survivor)
+    assert client.hget(job_keys("t:jobs").record(job_id), "state") == b"complete"
+    assert client.get(lock) is None
+    assert enqueue_sync(client, t.once, 5) is not None  # the key is free for the next job
+
+
 def _lease_holder(client: redis.Redis) -> str | None:
     """The pid part of the cron lease (``<host>:<pid>…``), or None while nobody holds it."""
     value = client.get("redline:cron:lease")
@@ -123,6 +149,10 @@ def test_one_cron_scheduler_across_two_workers(redis_url: str, tmp_path: Path) -
     workers = {p.pid: p for p in (start_worker(redis_url, "t:cron", log) for _ in range(2))}
     try:
         wait_for(lambda: client.llen("t:ticks") == 1, timeout=60)
+        # settled (acked, its unique lock released) before the kill: a kill before the ack
+        # would have the job redelivered, a second tick that is no scheduler's
+        wait_for(lambda: queue_counts(redis_url, "t:cron") == (0, 0, 0, 0), timeout=60)
+        wait_for(lambda: not client.exists(job_keys("t:cron").unique("cron:tick")), timeout=60)
         holder = int(client.get("redline:cron:lease").decode().split(":")[1])
         assert holder in workers
         killed = workers.pop(holder)

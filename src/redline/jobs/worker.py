@@ -28,7 +28,7 @@ import logging
 import time
 import traceback
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -267,6 +267,11 @@ class Worker:
     # -- settling --------------------------------------------------------------------------
 
     async def _settle(self, outcomes: Sequence[Outcome]) -> None:
+        # Unique locks go first: a worker killed after this and before the ack leaves the job
+        # to be redelivered and run again (at least once), never a lock that outlives its job
+        # (which would turn every later enqueue with the key, a cron entry's too, into a no-op
+        # for unique_ttl).
+        await self._unlock(o for o in outcomes if o.ok or o.dead)
         done = [o for o in outcomes if o.ok]
         if done:
             await self.queue.ack(*(o.delivery for o in done))
@@ -277,8 +282,11 @@ class Worker:
             elif not outcome.ok:
                 await self._failed(outcome)
         await self._record(outcomes)
-        for outcome in outcomes:
-            if outcome.doc and outcome.doc.unique and (outcome.ok or outcome.dead):
+
+    async def _unlock(self, finished: Iterable[Outcome]) -> None:
+        """Release the unique locks the `finished` jobs hold (a later job's lock is left)."""
+        for outcome in finished:
+            if outcome.doc and outcome.doc.unique:
                 keys = job_keys(outcome.delivery.key)
                 await run(
                     self.queue.client,
