@@ -30,6 +30,10 @@ class Consumer:
     def lines(self) -> list[str]:
         return self.log.read_text().splitlines() if self.log.exists() else []
 
+    def started(self) -> int:
+        """How many batches it has logged as taken ("S" lines)."""
+        return sum(line.startswith("S") for line in self.lines())
+
 
 @dataclass
 class Run:
@@ -48,9 +52,13 @@ class Run:
         return consumer
 
     def kill_one(self, alive: list[Consumer]) -> Consumer:
-        victim = random.choice(alive)
-        before = sum(line.startswith("S") for line in victim.lines())
-        wait_for(lambda: sum(line.startswith("S") for line in victim.lines()) > before, 60)
+        # A victim among those already consuming: waiting on one still starting up (Python's
+        # start-up is slow on a loaded machine) while the others drain the queue could leave
+        # no message for it to take, and the wait below would never end.
+        working = wait_for(lambda: [c for c in alive if c.started()], 60)
+        victim = random.choice(working)
+        before = victim.started()
+        wait_for(lambda: victim.started() > before, 60)
         time.sleep(random.uniform(0, 0.01))  # a random moment of its pop-work-ack cycle
         victim.proc.send_signal(signal.SIGKILL)
         victim.proc.wait()
@@ -82,11 +90,18 @@ def test_sigkilled_consumers_lose_nothing(redis_url: str, tmp_path: Path) -> Non
             alive.remove(victim)
             alive.append(run.start())
         wait_for(lambda: queue.info("q") == QueueInfo("q", 0, 0, 0, 0, 0), 120)
+        # the server ran the last ack; the consumer that sent it writes its "A" line next
+        wait_for(lambda: all(_all_acked(c) for c in alive), 30)
     finally:
         for consumer in alive:
             consumer.proc.kill()
             consumer.proc.wait()
     _check(run, ids)
+
+
+def _all_acked(consumer: Consumer) -> bool:
+    seen, acked = _deliveries(consumer)
+    return {i for i, _ in seen} <= set(acked)
 
 
 def _check(run: Run, ids: list[str]) -> None:

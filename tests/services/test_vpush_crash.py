@@ -20,7 +20,8 @@ from tests.servers import ServerProcess
 
 TOTAL = 10_000
 OUTAGE = 10.0  # seconds the remote stays down (the issue's figure)
-pytestmark = pytest.mark.slow
+# the waits below allow a slow disk (AOF fsync always) up to 180 s: more than the suite default
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 @pytest.fixture
@@ -149,6 +150,16 @@ def active_pid(redis_url: str) -> int:
     return int(pid)
 
 
+def registered_pids(redis_url: str) -> set[int]:
+    """The pids of the vpush instances listed in the service's ids list."""
+    client = redis.Redis.from_url(redis_url)
+    ns = derived("in", "service")
+    pids = (client.hget(f"{ns}:{i.decode()}", "pid") for i in client.lrange(ids_key(ns), 0, -1))
+    found = {int(pid) for pid in pids if pid}
+    client.close()
+    return found
+
+
 def test_active_killed_mid_transfer_and_a_standby_takes_over(
     redis_url: str, remote_url: str, tmp_path: Path
 ) -> None:
@@ -162,6 +173,8 @@ def test_active_killed_mid_transfer_and_a_standby_takes_over(
             victim.wait()
             procs.remove(victim)
             procs.append(vpush(redis_url, remote_url, tmp_path / f"vpush-new{i}.log"))
+            # registered, so its SIGTERM handler is in place for the stop at the end
+            wait_for(lambda: procs[-1].pid in registered_pids(redis_url), timeout=60)
         assert_exactly_once(redis_url, remote_url, sent)
     finally:
         for proc in procs:
