@@ -24,7 +24,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from redline import scripts
 from redline.config import ServiceConfig
@@ -68,7 +67,8 @@ async def blocking_move(
     `destination`, which is why callers block only into a list they recover (or onto `source`
     itself). Connection errors are raised, for the runner's backoff.
     """
-    pop = asyncio.ensure_future(_move(ctx.redis, source, destination, seconds, ends, before))
+    command = ("BLMOVE", source, destination, *ends, seconds)
+    pop = asyncio.ensure_future(run_commands(ctx.redis, [*before, command], raise_on_error=True))
     stop = asyncio.ensure_future(ctx.stopping.wait())
     try:
         await asyncio.wait({pop, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -80,23 +80,8 @@ async def blocking_move(
                 await pop
     if pop.cancelled():
         return None
-    moved = pop.result()
+    moved = pop.result()[-1]
     return moved if isinstance(moved, bytes) else None
-
-
-async def _move(
-    client: AsyncClient,
-    source: str,
-    destination: str,
-    seconds: float,
-    ends: tuple[str, str],
-    before: Sequence[Command],
-) -> Any:
-    if not before:
-        # Redis takes a fractional timeout; redis-py's annotation says int.
-        return await client.blmove(source, destination, seconds, *ends)  # type: ignore[arg-type]
-    command = ("BLMOVE", source, destination, *ends, seconds)
-    return (await run_commands(client, [*before, command], raise_on_error=True))[-1]
 
 
 class PendingClaims:
