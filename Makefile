@@ -3,13 +3,43 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo demo-web test lint bench fuzz clean
+.PHONY: demo demo-web test test-latest lint bench fuzz lock clean
 
-$(BIN)/.installed: pyproject.toml
+# The development environment is locked: exact versions with their hashes
+# (requirements/dev.txt, made by `make lock` from pyproject.toml's ranges), so that a release
+# upstream cannot break a newcomer's first `make test`. The venv's own pip installs it; nothing
+# is upgraded, and a second run installs nothing.
+LOCK := requirements/dev.txt
+
+$(BIN)/.installed: $(LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
 	touch $@
+
+# Regenerate the lock from pyproject.toml's ranges (newest versions they allow, every platform).
+# uv is the resolver only; it is installed at one pinned version into the venv for this.
+UV_VERSION := 0.13.9
+lock: $(BIN)/.installed
+	$(BIN)/python -m pip install -q uv==$(UV_VERSION)
+	$(BIN)/uv pip compile pyproject.toml requirements/build.in --extra test --universal \
+		--generate-hashes --python-version 3.11 --upgrade --quiet -o $(LOCK)
+	$(BIN)/python -m pip uninstall -q -y uv
+	@echo "$(LOCK) regenerated: review 'git diff $(LOCK)', then 'make test' installs it."
+
+# The newest releases pyproject.toml's ranges allow, in a throwaway venv: lint, types and the
+# suite. Not part of CI; run it before moving the lock (docs/DEVELOPING.md).
+LATEST := build/latest-venv
+test-latest:
+	rm -rf $(LATEST)
+	$(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install -q --upgrade pip
+	$(LATEST)/bin/python -m pip install -q --upgrade -e '.[test]'
+	$(LATEST)/bin/python -m pip list --format=freeze > build/latest-versions.txt
+	touch $(LATEST)/bin/.installed
+	@echo "newest versions: build/latest-versions.txt"
+	$(MAKE) test BIN=$(LATEST)/bin VENV=$(LATEST)
 
 # The seed's mpush demo, then the example website (http://127.0.0.1:8080/) until Ctrl-C.
 demo: $(BIN)/.installed

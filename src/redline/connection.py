@@ -26,9 +26,9 @@ import redis.cluster
 import redis.connection
 import redis.sentinel
 import redis.utils
-from redis._parsers import BaseParser
 
 from redline.errors import ConnectionURLError
+from redline.internals import pack_command, reply_error, sentinels_of, stream_transport
 
 __all__ = [
     "AsyncClient",
@@ -250,7 +250,7 @@ class _SentinelClient(redis.asyncio.Redis):
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
         await super().aclose(close_connection_pool)
-        for sentinel in self.connection_pool.sentinel_manager.sentinels:  # type: ignore[attr-defined]
+        for sentinel in sentinels_of(self.connection_pool):
             await sentinel.aclose()
 
 
@@ -259,7 +259,7 @@ class _SyncSentinelClient(redis.Redis):
 
     def close(self) -> None:
         super().close()
-        for sentinel in self.connection_pool.sentinel_manager.sentinels:  # type: ignore[attr-defined]
+        for sentinel in sentinels_of(self.connection_pool):
             sentinel.close()
 
 
@@ -277,10 +277,7 @@ def _pack(*args: Any) -> list[bytes]:
             return [hiredis.pack_command(args)]
         except TypeError:
             pass
-    return cast(list[bytes], _SERIALIZER.pack(*args))
-
-
-_SERIALIZER = redis.connection.HiredisRespSerializer()
+    return pack_command(*args)
 
 
 class _HiredisPacker:
@@ -389,13 +386,13 @@ class _Replies(asyncio.Protocol):
     def take_over(cls, connection: Any) -> _Replies:
         """Read `connection`'s replies from now on (it is idle: nothing is left unread)."""
         options: dict[str, Any] = {
-            "replyError": BaseParser.parse_error,
+            "replyError": reply_error,
             "protocolError": redis.exceptions.InvalidResponse,
         }
         if connection.encoder.decode_responses:
             options["encoding"] = connection.encoder.encoding
             options["errors"] = connection.encoder.encoding_errors
-        transport = connection._writer.transport
+        transport = stream_transport(connection)
         replies = cls(transport, hiredis.Reader(**options), transport.get_protocol())
         transport.set_protocol(replies)
         return replies

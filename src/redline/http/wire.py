@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from redline.internals import HttpToolsProtocol, uvicorn_protocol_loop
 
 __all__ = ["FLUSH_AT", "CoalescingHttpToolsProtocol", "CoalescingTransport"]
 
@@ -116,4 +116,4 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     """
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(CoalescingTransport(transport, self.loop))
+        super().connection_made(CoalescingTransport(transport, uvicorn_protocol_loop(self)))
