@@ -171,7 +171,8 @@ def _give_up(key: str, exc: Exception, attempt: int) -> None:
 
 def _owner(node: _Node | None, key: str) -> _Node:
     if node is None:
-        raise SlotNotCoveredError(f"no node serves the slot of {key!r} yet")
+        not_covered: type[Exception] = SlotNotCoveredError  # untyped __init__ in redis-py 8.0
+        raise not_covered(f"no node serves the slot of {key!r} yet")
     return node
 
 
