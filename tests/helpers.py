@@ -68,3 +68,34 @@ def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM, timeout: float 
             proc.kill()
             proc.wait()
     return proc.returncode
+
+
+def stopped(pid: int) -> bool:
+    """Whether every thread of `pid` is stopped by a signal (state ``T`` in /proc)."""
+    states = []
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        try:
+            text = stat.read_text()
+        except FileNotFoundError:  # a thread that ended meanwhile
+            continue
+        states.append(text[text.rindex(")") + 2])
+    return bool(states) and set(states) == {"T"}
+
+
+def kill_holding(proc: subprocess.Popen[str], holding: Callable[[], Any]) -> bool:
+    """SIGKILL `proc` while it provably holds work in hand; False (and `proc` left running) if
+    the work was finished before it could be frozen: the caller looks for the next chance.
+
+    A check followed by a kill races the process: it may finish its work between the two. So
+    the process is frozen first (SIGSTOP, and /proc shows it stopped: it sends nothing more),
+    `holding()` is checked on the frozen state, twice (a command it sent just before the stop
+    is served first), and only then is it killed: what `holding()` saw is what it left.
+    """
+    os.kill(proc.pid, signal.SIGSTOP)
+    wait_for(lambda: stopped(proc.pid), timeout=10, interval=0.005)
+    if holding() and holding():
+        proc.kill()
+        proc.wait()
+        return True
+    os.kill(proc.pid, signal.SIGCONT)
+    return False
