@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import random
+import re
 import shutil
 import signal
 import subprocess
@@ -15,8 +15,8 @@ import pytest
 import redis
 
 from redline.lifecycle import ids_key, instance_key
-from redline.services.pending import registry_key
-from tests.helpers import spawn, stop, wait_for
+from redline.services.pending import pending_key, registry_key
+from tests.helpers import kill_holding, spawn, stop, wait_for
 
 NS = "demo:mpush"
 IN, PENDING, OUT = "demo:mpush:in", "demo:mpush:pending", ["demo:mpush:out0", "demo:mpush:out1"]
@@ -99,6 +99,36 @@ def test_replicas_share_the_work_and_each_output_gets_everything_once(
     assert sredis.llen(ids_key(NS)) == 0 and not sredis.exists(registry_key(PENDING))
 
 
+def _pid_ids(sredis: redis.Redis) -> dict[int, str]:
+    """pid → instance id of the registered mpush instances."""
+    found = {}
+    for raw in sredis.lrange(ids_key(NS), 0, -1):
+        pid = sredis.hget(instance_key(NS, raw.decode()), "pid")
+        if pid:
+            found[int(pid)] = raw.decode()
+    return found
+
+
+def _park_and_kill(
+    sredis: redis.Redis, procs: list[subprocess.Popen[str]], probe: bytes
+) -> tuple[subprocess.Popen[str], str, int] | None:
+    """Push `probe` while every instance waits in its BLMOVE: the server moves it into one
+    instance's pending list before it serves the LLENs of this same pipeline. SIGKILL that
+    instance while the probe is still parked (`kill_holding`); None when it was forwarded
+    first (the probe is then on the outputs like any message)."""
+    ids = _pid_ids(sredis)
+    live = [(p, ids[p.pid]) for p in procs if p.pid in ids]
+    pipe = sredis.pipeline(transaction=False).lpush(IN, probe)
+    for _, ident in live:
+        pipe.llen(pending_key(PENDING, ident))
+    _, *lengths = pipe.execute()
+    for (proc, ident), length in zip(live, lengths, strict=True):
+        parked = lambda i=ident: sredis.llen(pending_key(PENDING, i))  # noqa: E731
+        if length and kill_holding(proc, parked):
+            return proc, ident, parked()
+    return None
+
+
 @pytest.mark.slow
 def test_sigkill_chaos_loses_nothing_and_pushes_nothing_twice(
     tmp_path: Path, redis_url: str, sredis: redis.Redis
@@ -108,27 +138,33 @@ def test_sigkill_chaos_loses_nothing_and_pushes_nothing_twice(
     )
     log = tmp_path / "mpush.log"
     messages = [f"m{i:05d}".encode() for i in range(20_000)]
-    rng = random.Random(4)
     procs = [spawn("mpush", "--config", str(config), log=log) for _ in range(2)]
-    busy_kills, next_kill = 0, time.monotonic() + 1
+    held: dict[str, int] = {}  # victim's instance id → messages parked in its pending list
+    probes: list[bytes] = []
     try:
-        for start in range(0, len(messages), 200):
-            sredis.lpush(IN, *messages[start : start + 200])
-            if time.monotonic() > next_kill:  # a replica dies mid-burst, while it works
-                victim = procs.pop(rng.randrange(len(procs)))
-                busy_kills += sredis.llen(IN) > 0
-                victim.send_signal(signal.SIGKILL)
-                victim.wait()
-                procs.append(spawn("mpush", "--config", str(config), log=log))
-                next_kill = time.monotonic() + rng.uniform(0.3, 0.9)
-            time.sleep(0.05)  # bursts and gaps: both the batch path and the BLMOVE path run
+        for part in range(0, len(messages), 4000):  # bursts and gaps, then a kill
+            for start in range(part, part + 4000, 200):
+                sredis.lpush(IN, *messages[start : start + 200])
+                time.sleep(0.05)  # bursts and gaps: both the batch path and the BLMOVE path run
+            killed = None
+            while killed is None:  # a kill with a message parked, never at an idle moment
+                wait_for(lambda: sredis.llen(IN) == 0 and len(_pid_ids(sredis)) == 2, 60)
+                probes.append(f"p{len(probes):05d}".encode())
+                killed = _park_and_kill(sredis, procs, probes[-1])
+            victim, ident, held[ident] = killed
+            procs.remove(victim)
+            procs.append(spawn("mpush", "--config", str(config), log=log))
         # dead instances' pending lists come back once their lifecycle hash expires (2 s)
-        wait_for(lambda: all(sredis.llen(o) == len(messages) for o in OUT), timeout=60)
+        sent = messages + probes
+        wait_for(lambda: all(sredis.llen(o) == len(sent) for o in OUT), timeout=60)
     finally:
         for proc in procs:
             stop(proc)
-    assert busy_kills >= 3
+    assert all(held.values()) and len(held) == 5
     for out in OUT:
         got = sredis.lrange(out, 0, -1)
-        assert len(got) == len(set(got)) == len(messages) and set(got) == set(messages)
+        assert len(got) == len(set(got)) == len(sent) and set(got) == set(sent)
     assert sredis.llen(IN) == 0
+    # the survivors gave back what each victim held, once
+    found = re.findall(r"recovered=(\d+) from dead instance=(\w+)", log.read_text())
+    assert sorted((ident, int(n)) for n, ident in found) == sorted(held.items())
