@@ -10,13 +10,14 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
 from redline.lifecycle import ids_key, instance_key
-from redline.services.pending import pending_key, registry_key
-from tests.helpers import kill_holding, spawn, stop, wait_for
+from redline.services.pending import registry_key
+from tests.helpers import park_and_kill, spawn, stop, wait_for
 
 NS = "demo:mpush"
 IN, PENDING, OUT = "demo:mpush:in", "demo:mpush:pending", ["demo:mpush:out0", "demo:mpush:out1"]
@@ -99,34 +100,15 @@ def test_replicas_share_the_work_and_each_output_gets_everything_once(
     assert sredis.llen(ids_key(NS)) == 0 and not sredis.exists(registry_key(PENDING))
 
 
-def _pid_ids(sredis: redis.Redis) -> dict[int, str]:
-    """pid → instance id of the registered mpush instances."""
+def _registered(sredis: redis.Redis, procs: list[subprocess.Popen[str]]) -> dict[str, Any]:
+    """Instance id → process, for those of `procs` that have registered."""
+    pids = {p.pid: p for p in procs}
     found = {}
     for raw in sredis.lrange(ids_key(NS), 0, -1):
-        pid = sredis.hget(instance_key(NS, raw.decode()), "pid")
-        if pid:
-            found[int(pid)] = raw.decode()
+        pid = int(sredis.hget(instance_key(NS, raw.decode()), "pid") or 0)
+        if pid in pids:
+            found[raw.decode()] = pids[pid]
     return found
-
-
-def _park_and_kill(
-    sredis: redis.Redis, procs: list[subprocess.Popen[str]], probe: bytes
-) -> tuple[subprocess.Popen[str], str, int] | None:
-    """Push `probe` while every instance waits in its BLMOVE: the server moves it into one
-    instance's pending list before it serves the LLENs of this same pipeline. SIGKILL that
-    instance while the probe is still parked (`kill_holding`); None when it was forwarded
-    first (the probe is then on the outputs like any message)."""
-    ids = _pid_ids(sredis)
-    live = [(p, ids[p.pid]) for p in procs if p.pid in ids]
-    pipe = sredis.pipeline(transaction=False).lpush(IN, probe)
-    for _, ident in live:
-        pipe.llen(pending_key(PENDING, ident))
-    _, *lengths = pipe.execute()
-    for (proc, ident), length in zip(live, lengths, strict=True):
-        parked = lambda i=ident: sredis.llen(pending_key(PENDING, i))  # noqa: E731
-        if length and kill_holding(proc, parked):
-            return proc, ident, parked()
-    return None
 
 
 @pytest.mark.slow
@@ -148,11 +130,12 @@ def test_sigkill_chaos_loses_nothing_and_pushes_nothing_twice(
                 time.sleep(0.05)  # bursts and gaps: both the batch path and the BLMOVE path run
             killed = None
             while killed is None:  # a kill with a message parked, never at an idle moment
-                wait_for(lambda: sredis.llen(IN) == 0 and len(_pid_ids(sredis)) == 2, 60)
+                targets = wait_for(lambda: len(got := _registered(sredis, procs)) == 2 and got, 60)
+                wait_for(lambda: sredis.llen(IN) == 0, 60)
                 probes.append(f"p{len(probes):05d}".encode())
-                killed = _park_and_kill(sredis, procs, probes[-1])
-            victim, ident, held[ident] = killed
-            procs.remove(victim)
+                killed = park_and_kill(sredis, IN, PENDING, targets, probes[-1])
+            ident, held[ident] = killed
+            procs.remove(targets[ident])
             procs.append(spawn("mpush", "--config", str(config), log=log))
         # dead instances' pending lists come back once their lifecycle hash expires (2 s)
         sent = messages + probes
