@@ -4,6 +4,7 @@ an operator would (the ids list, then each hash)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -42,6 +43,11 @@ def settle(
     return wait_for(
         lambda: (found := live(client, ns)) and len(found) == replicas and found, timeout
     )
+
+
+def events(client: redis.Redis) -> list[str]:
+    """The messages of the agents' recent events, newest first."""
+    return [json.loads(e)["msg"] for e in client.lrange("redline:cscale:events", 0, -1)]
 
 
 def scale(client: redis.Redis, ns: str, replicas: int) -> None:

@@ -7,9 +7,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+import redis
+
+from redline.services.pending import pending_key
 
 REDLINE = [sys.executable, "-m", "redline"]
 
@@ -68,3 +72,65 @@ def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM, timeout: float 
             proc.kill()
             proc.wait()
     return proc.returncode
+
+
+def stopped(pid: int) -> bool:
+    """Whether every thread of `pid` is stopped by a signal (state ``T`` in /proc)."""
+    states = []
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        try:
+            text = stat.read_text()
+        except FileNotFoundError:  # a thread that ended meanwhile
+            continue
+        states.append(text[text.rindex(")") + 2])
+    return bool(states) and set(states) == {"T"}
+
+
+def kill_holding(proc: subprocess.Popen[str] | int, holding: Callable[[], Any]) -> bool:
+    """SIGKILL `proc` (a child, or the pid of another's) while it provably holds work in hand;
+    False (and `proc` left running) if the work was finished before it could be frozen: the
+    caller looks for the next chance.
+
+    A check followed by a kill races the process: it may finish its work between the two. So
+    the process is frozen first (SIGSTOP, and /proc shows it stopped: it sends nothing more),
+    `holding()` is checked on the frozen state, twice (a command it sent just before the stop
+    is served first), and only then is it killed: what `holding()` saw is what it left.
+    """
+    pid = proc if isinstance(proc, int) else proc.pid
+    os.kill(pid, signal.SIGSTOP)
+    wait_for(lambda: stopped(pid), timeout=10, interval=0.005)
+    if holding() and holding():
+        os.kill(pid, signal.SIGKILL)
+        if not isinstance(proc, int):
+            proc.wait()
+        return True
+    os.kill(pid, signal.SIGCONT)
+    return False
+
+
+def park_and_kill(
+    client: redis.Redis,
+    source: str,
+    pending: str,
+    targets: Mapping[str, subprocess.Popen[str] | int],
+    probe: bytes,
+) -> tuple[str, int] | None:
+    """Kill a forwarding instance (mpush, lpush, …) with a message parked in its pending list.
+
+    Pushes `probe` onto `source` while the instances wait in their BLMOVE (the caller waits
+    for `source` to be empty): the server moves it into one instance's pending list before it
+    serves the LLENs sent in the same pipeline. That instance is killed if the probe is still
+    parked once it is frozen (`kill_holding`). `targets`: instance id → process or pid.
+    Returns (instance id, messages it left parked), or None when the probe was forwarded
+    first (it is then on the outputs like any message) or went to an instance not in
+    `targets`.
+    """
+    pipe = client.pipeline(transaction=False).lpush(source, probe)
+    for ident in targets:
+        pipe.llen(pending_key(pending, ident))
+    _, *lengths = pipe.execute()
+    for (ident, target), length in zip(targets.items(), lengths, strict=True):
+        parked = lambda i=ident: client.llen(pending_key(pending, i))  # noqa: E731
+        if length and kill_holding(target, parked):
+            return ident, int(parked())
+    return None

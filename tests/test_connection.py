@@ -7,6 +7,7 @@ import redis.exceptions
 
 from redline.connection import (
     _PACKER,
+    AsyncClient,
     HeldConnection,
     _HiredisPacking,
     connect,
@@ -150,6 +151,12 @@ async def test_held_connection_replies_in_order_with_errors_as_values(
         await asyncio.wait_for(client.aclose(), 5)  # closing the client closes the link
 
 
+async def _blocked(client: AsyncClient, ident: int) -> bool:
+    """Whether the connection with CLIENT ID `ident` is blocked in a command."""
+    [found] = await client.client_list(client_id=[ident])
+    return "b" in found["flags"]
+
+
 async def test_held_connection_starts_over_after_a_kill_or_a_cancel(
     redis_url: str, prefix: str
 ) -> None:
@@ -164,7 +171,9 @@ async def test_held_connection_starts_over_after_a_kill_or_a_cancel(
         assert second != first
         # Cancelled while waiting: the late reply must not be read as the next call's.
         waiting = asyncio.create_task(link.run([("BLPOP", f"{prefix}:q", 5)]))
-        await asyncio.sleep(0.2)
+        async with asyncio.timeout(30):  # the BLPOP has reached the server and blocks there
+            while not await _blocked(client, second):  # noqa: ASYNC110 - no event to wait on
+                await asyncio.sleep(0.01)
         waiting.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiting

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import asyncio
-import time
+from collections.abc import Awaitable, Callable
 
 import pytest
 import redis.exceptions
 
 from redline.config import ServiceConfig
+from redline.connection import AsyncClient
 from redline.errors import ShutdownRequested
 from redline.lifecycle import Lifecycle
 from redline.metrics import metrics_key, recent_errors
@@ -38,20 +39,33 @@ class StopAfterTicks:
         self.events.append("stop")
 
 
-async def test_runs_steps_and_stops_within_pop_timeout(redis_url: str, aredis) -> None:  # type: ignore[no-untyped-def]
+async def eventually(check: Callable[[], Awaitable[object]], seconds: float = 30) -> None:
+    """Poll `check` until it is truthy (a deadline, not a measure)."""
+    async with asyncio.timeout(seconds):
+        while not await check():  # noqa: ASYNC110 - Redis state has no event to wait on
+            await asyncio.sleep(0.01)
+
+
+async def _blocked_on(client: AsyncClient, command: str) -> int:
+    """How many clients of this test's database are blocked in `command` right now."""
+    db = client.connection_pool.connection_kwargs.get("db", 0)
+    clients = await client.client_list()
+    return sum(c["cmd"] == command and "b" in c["flags"] and c["db"] == str(db) for c in clients)
+
+
+async def test_runs_steps_and_stops_when_its_blocking_pop_ends(redis_url: str, aredis) -> None:  # type: ignore[no-untyped-def]
     config = ServiceConfig(redis=redis_url, popTimeout=1)
     stopping = asyncio.Event()
     task = asyncio.create_task(run_service(Mover(), config, stopping=stopping))
     await aredis.lpush("a", "one", "two")
-    for _ in range(500):
-        if await aredis.llen("b") == 2:
-            break
-        await asyncio.sleep(0.01)
-    began = time.monotonic()
-    stopping.set()
-    await asyncio.wait_for(task, 5)
-    assert time.monotonic() - began < 2  # at most popTimeout (1 s) plus slack
+    await eventually(lambda: _blocked_on(aredis, "blmove"))  # moved both, waits for more
     assert await aredis.lrange("b", 0, -1) == [b"two", b"one"]
+    stopping.set()  # mid-pop: the stop waits for the pop (popTimeout), never cuts it off
+    await aredis.lpush("a", "late")  # taken by that pop, or left for the next instance
+    await asyncio.wait_for(task, 30)  # a deadline: popTimeout is 1 s
+    assert await _blocked_on(aredis, "blmove") == 0
+    rest = await aredis.lrange("b", 0, -1) + await aredis.lrange("a", 0, -1)
+    assert sorted(rest) == [b"late", b"one", b"two"]  # nothing dropped by the stop
 
 
 async def test_a_hook_can_stop_the_service(redis_url: str) -> None:
@@ -61,14 +75,24 @@ async def test_a_hook_can_stop_the_service(redis_url: str) -> None:
     assert hook.events == ["start", "stop"]
 
 
-async def test_unreachable_server_is_retried_not_fatal() -> None:
+async def test_unreachable_server_is_retried_not_fatal(caplog: pytest.LogCaptureFixture) -> None:
     config = ServiceConfig(redis="redis://127.0.0.1:1/0", popTimeout=0.2)
     stopping = asyncio.Event()
     task = asyncio.create_task(run_service(Mover(), config, stopping=stopping))
-    await asyncio.sleep(0.5)
+
+    async def retries() -> list[str]:
+        return [r.message for r in caplog.records if "service=mover step failed" in r.message]
+
+    await eventually(lambda: _at_least(retries, 3))  # backed off and tried again, twice
     assert not task.done()
+    first = (await retries())[:3]
+    assert all(f"attempt={n} " in line for n, line in enumerate(first, 1)), first
     stopping.set()
-    await asyncio.wait_for(task, 5)
+    await asyncio.wait_for(task, 30)
+
+
+async def _at_least(lines: Callable[[], Awaitable[list[str]]], n: int) -> bool:
+    return len(await lines()) >= n
 
 
 class Flaky:

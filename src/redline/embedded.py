@@ -180,16 +180,19 @@ class EmbeddedServer:
         self.stop()
 
 
-def ensure_server(url: str | None, state_dir: Path) -> tuple[str, EmbeddedServer | None]:
+def ensure_server(
+    url: str | None, state_dir: Path, port: int = DEFAULT_PORT
+) -> tuple[str, EmbeddedServer | None]:
     """The URL to use and, when this process had to start one, the server it now owns.
 
-    Order: the URL given; a server answering at the default address; a live embedded server
-    published in `state_dir`; else a new embedded server, published for others to share.
+    Order: the URL given; a server answering at the default address (127.0.0.1:`port`); a live
+    embedded server published in `state_dir`; else a new embedded server, published for others
+    to share.
     """
     if url:
         return url, None
-    if reachable(DEFAULT_HOST, DEFAULT_PORT):
-        return DEFAULT_URL, None
+    if reachable(DEFAULT_HOST, port):
+        return f"redis://{DEFAULT_HOST}:{port}/0", None
     shared = find_shared(state_dir)
     if shared:
         return shared, None

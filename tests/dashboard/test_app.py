@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
 from collections.abc import AsyncIterator
@@ -144,8 +145,24 @@ async def test_services_and_metrics_pages(aredis: AsyncClient, http: httpx.Async
     assert "histo10: 3" in metrics and "histo20: 1" in metrics
 
 
-async def test_api_queues_returns_samples(http: httpx.AsyncClient) -> None:
-    body = (await http.get("/api/queues")).json()
+async def test_api_queues_returns_samples(aredis: AsyncClient) -> None:
+    await ReliableQueue(aredis).push("orders", b"a", b"b")
+    app = create_app(DashboardConfig(queues=["orders"], sampleEvery=0.05), client=aredis)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),  # the sampler runs in the app's lifespan
+        httpx.AsyncClient(transport=transport, base_url=BASE) as http,
+        asyncio.timeout(30),
+    ):
+        while len((body := (await http.get("/api/queues")).json())["samples"]) < 2:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    assert body["every"] == 0.05
+    for sample in body["samples"]:  # one per sampling, each with the queue's counts
+        assert [(q["name"], q["waiting"]) for q in sample["queues"]] == [("orders", 2)]
+
+
+async def test_api_queues_has_no_samples_before_the_sampler_ran(http: httpx.AsyncClient) -> None:
+    body = (await http.get("/api/queues")).json()  # the transport runs no lifespan
     assert body["every"] == 2.0 and body["samples"] == []
 
 

@@ -23,7 +23,7 @@ from redline.connection import AsyncClient, connect, connect_sync
 from redline.errors import ReplicationError
 from redline.keys import hash_slot
 from redline.queue import ReliableQueue, SyncReliableQueue
-from tests.hardening.support import actor, recorded
+from tests.hardening.support import actor, log_lines, recorded
 from tests.helpers import spawn, stop, wait_for
 from tests.servers import Cluster, ServerProcess
 
@@ -101,6 +101,15 @@ def _grew(count: Callable[[], Counter[str]], by: int) -> Callable[[], bool]:
     return lambda: count().total() >= seen + by
 
 
+def _writing(node: ServerProcess) -> Callable[[], bool]:
+    """A condition: `node` has taken writes since this was called (its replication offset
+    grew). redis-py's cluster client retries a killed node's commands by itself, so the
+    producer's log cannot show the kill; the server's state can show it was under load."""
+    client = node.client()
+    first = int(client.info("replication")["master_repl_offset"])
+    return lambda: int(client.info("replication")["master_repl_offset"]) > first
+
+
 def _on_b(cluster: Cluster, tag: str) -> set[str]:
     live = ",".join(f"127.0.0.1:{n.port}" for n in cluster.nodes if n.proc is not None)
     with connect_sync(f"redis+cluster://{live}") as client:  # closed: no socket left to the GC
@@ -129,6 +138,7 @@ def test_master_failover_under_load(
     master = owner(replicated, slot)
     with pipeline(replicated, "hf", tmp_path) as acked:
         wait_for(_grew(acked, 200), timeout=30)
+        wait_for(_writing(master), timeout=10)  # killed while it takes the producer's pushes
         master.kill()
         wait_for(lambda: owner(replicated, slot) is not master, timeout=40, interval=0.2)
         wait_for(_grew(acked, 200), timeout=40, interval=0.2)
@@ -249,6 +259,8 @@ def test_master_failover_with_wait_replicas_loses_nothing(
     record_property("lost_with_wait", len(lost))
     assert lost == set()
     assert len(acked) >= 600  # the producer went on through the promoted master
+    # the kill cut off its pushes (WAIT 1 surfaces that): they failed, were retried, recovered
+    assert log_lines(tmp_path / "p.log", "push recovered after attempts=")
 
 
 def test_slot_migration_with_wait_replicas(replicated: Cluster, tmp_path: Path) -> None:

@@ -115,4 +115,6 @@ def test_server_restart_loses_no_acknowledged_message(
     # Everything else that failed (the lifecycle tick) follows the same rule: no flood.
     assert len(log_lines(mpush_log, "level=warning")) <= 2 * 7
     _steps_logged_once(logs / "worker.log")
+    for i in range(2):  # the kill cut off each producer's pushes: retried, then recovered
+        assert log_lines(logs / f"p{i}.log", "push recovered after attempts=")
     assert {int(n) for n in client.smembers("t:done")} == set(range(JOBS))

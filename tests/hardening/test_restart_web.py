@@ -37,6 +37,15 @@ async def _until_ok(client: httpx.AsyncClient, seconds: float = 60) -> int:
     raise AssertionError(f"no 200 within {seconds}s after the restart")
 
 
+async def _blocked(server: ServerProcess, n: int) -> None:
+    """Wait until `n` clients are blocked in a command on `server` (the loop keeps running)."""
+    client = server.client()
+    async with asyncio.timeout(30):
+        while int(client.info("clients")["blocked_clients"]) < n:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+    client.close()
+
+
 async def test_the_chain_recovers_after_the_server_is_killed_and_restarted(
     restartable: ServerProcess, tmp_path: Path
 ) -> None:
@@ -59,6 +68,8 @@ async def test_the_chain_recovers_after_the_server_is_killed_and_restarted(
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
                 assert await _until_ok(client) == 0
+                # the kill cuts off the pops the router and the assets service are blocked in
+                await _blocked(restartable, 2)
                 restartable.kill()
                 down = await asyncio.wait_for(client.get("/static/hello.txt"), 10)
                 assert down.status_code in (503, 504)  # answered, not hung

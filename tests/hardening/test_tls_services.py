@@ -1,15 +1,15 @@
 """Services over TLS end to end: real processes on a TLS-only redis-server (no plain port),
 reaching it by a ``rediss://…?ssl_cert_reqs=required&ssl_ca_certs=<test CA>`` URL.
 
-mpush fans messages out (and recovers from a SIGKILL mid-stream), a jobs worker drains its
-queue, and a ReliableQueue producer and consumer pass messages; every message is counted.
+mpush fans messages out (and recovers from a SIGKILL with a message in hand), a jobs worker
+drains its queue, and a ReliableQueue producer and consumer pass messages; every message is
+counted.
 (The embedded Valkey is built without TLS: these tests use Debian's redis-server.)
 """
 
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,10 +20,12 @@ import redis
 from redline.connection import HeldConnection, connect, connect_sync
 from redline.embedded import reachable
 from redline.jobs.document import JobDocument
+from redline.keys import derived
 from redline.queue import ReliableQueue
+from redline.services.pending import registry_key
 from tests.conftest import needs_tool
 from tests.hardening.support import actor, recorded
-from tests.helpers import spawn, stop, wait_for
+from tests.helpers import park_and_kill, spawn, stop, wait_for
 from tests.jobs import tasks as t
 from tests.servers import TlsCluster, TlsServer, make_certs
 
@@ -85,24 +87,29 @@ def test_mpush_over_tls_delivers_every_message_once(
 def test_mpush_over_tls_recovers_from_sigkill(
     tls: TlsServer, client: redis.Redis, tmp_path: Path
 ) -> None:
-    """SIGKILLed while it works, restarted: the new instance takes over the dead one's pending
-    messages (once its lifecycle hash expires, 2 s) and every message reaches every output."""
+    """SIGKILLed with a message in hand, restarted: the new instance takes over the dead one's
+    pending message (once its lifecycle hash expires, 2 s) and every message reaches every
+    output."""
     messages = [f"k{i:05d}".encode() for i in range(5 * N)]
     log = tmp_path / "mpush.log"
     extra = ("--set", "batch=2", "--set", "serviceExpire=2", "--set", "serviceRenew=0.5")
     proc = _mpush(tls, log, *extra)
+    base, probes = derived(IN, "pending"), list[bytes]()
     try:
-        _push_all(client, messages)
-        wait_for(lambda: client.llen(OUTS[0]) >= N // 2, timeout=60)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        left = client.llen(IN)
+        _push_all(client, messages[: len(messages) // 2])
+        [ident] = wait_for(lambda: client.hkeys(registry_key(base)), timeout=60)
+        killed = None
+        while killed is None:  # a message parked in its pending list when it dies
+            wait_for(lambda: client.llen(IN) == 0, timeout=60)
+            probes.append(f"p{len(probes)}".encode())
+            killed = park_and_kill(client, IN, base, {ident.decode(): proc}, probes[-1])
+        _push_all(client, messages[len(messages) // 2 :])  # more waiting for the new instance
         proc = _mpush(tls, log, *extra)
-        wanted = set(messages)
+        wanted = set(messages) | set(probes)
         wait_for(lambda: all(wanted <= set(client.lrange(o, 0, -1)) for o in OUTS), timeout=60)
     finally:
         assert stop(proc) == 0, log.read_text()[-3000:]
-    assert left > 0  # killed mid-stream, with work still waiting
+    assert f"recovered={killed[1]} from dead instance={ident.decode()}" in log.read_text()
     for out in OUTS:
         got = client.lrange(out, 0, -1)
         print(f"{out}: {len(got)} pushed, {len(got) - len(set(got))} twice")

@@ -12,7 +12,7 @@ import pytest
 from redline.connection import AsyncClient
 from redline.http.handler import HandlerService, HandlerSet, handler
 from redline.http.hassets import Assets, AssetsConfig
-from redline.http.himporter import ImporterSettings, create_app
+from redline.http.himporter import Importer, ImporterSettings, create_app
 from redline.http.hrouter import Router, RouterConfig
 from redline.http.worker import WorkerConfig
 from redline.runner import run_service
@@ -37,7 +37,9 @@ async def never(request) -> str:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-async def web(redis_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def chain(
+    redis_url: str, tmp_path: Path
+) -> AsyncIterator[tuple[httpx.AsyncClient, Importer]]:
     (tmp_path / "hello.txt").write_bytes(b"hi there\n")
     stopping = asyncio.Event()
     common = {"redis": redis_url, "popTimeout": 0.5}
@@ -62,9 +64,14 @@ async def web(redis_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client
+            yield client, app.state.importer
     stopping.set()
     await asyncio.gather(*tasks)
+
+
+@pytest.fixture
+def web(chain: tuple[httpx.AsyncClient, Importer]) -> httpx.AsyncClient:
+    return chain[0]
 
 
 async def test_static_file_through_the_chain(web: httpx.AsyncClient) -> None:
@@ -92,10 +99,14 @@ async def test_binary_body_round_trips_and_413(web: httpx.AsyncClient) -> None:
 
 
 async def test_timeout_is_504_and_concurrency_limit_503(
-    web: httpx.AsyncClient, aredis: AsyncClient
+    chain: tuple[httpx.AsyncClient, Importer], aredis: AsyncClient
 ) -> None:
+    web, importer = chain
     hanging = [asyncio.create_task(web.get("/never")) for _ in range(3)]
-    await asyncio.sleep(0.3)
+    async with asyncio.timeout(30):  # the three are in flight (maxConcurrency is 3)
+        while len(importer.dispatcher) < 3:  # noqa: ASYNC110 - no event to wait on
+            await asyncio.sleep(0.01)
     refused = await web.get("/static/hello.txt")
+    assert not any(h.done() for h in hanging)  # still in flight when the fourth came
     assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
     assert [r.status_code for r in await asyncio.gather(*hanging)] == [504, 504, 504]

@@ -92,11 +92,9 @@ def test_ctrl_c_in_a_terminal_stops_services_before_the_embedded_server(tmp_path
     not get it: `up` stops the services first (they say goodbye to Redis) and the server last."""
     import subprocess
 
-    from redline.embedded import DEFAULT_HOST, DEFAULT_PORT, find_shared, reachable
+    from redline.embedded import find_shared
     from tests.helpers import REDLINE, wait_for
-
-    if reachable(DEFAULT_HOST, DEFAULT_PORT):
-        pytest.skip(f"a server answers on port {DEFAULT_PORT}: `up` would use it, not its own")
+    from tests.servers import free_port
 
     (tmp_path / "www").mkdir()
     path = write(
@@ -105,6 +103,7 @@ def test_ctrl_c_in_a_terminal_stops_services_before_the_embedded_server(tmp_path
         '[services.files]\nkind = "hassets"\nin = "cc:files"\nroot = "www"\n',
     )
     env = {**os.environ, "REDLINE_STATE_DIR": str(tmp_path / "state")}
+    env["REDLINE_DEFAULT_PORT"] = str(free_port())  # nobody there: `up` starts its own server
     log = open(tmp_path / "up.log", "w")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen(
         [*REDLINE, "up", str(path)],

@@ -65,6 +65,18 @@ def count(url: str, n: int) -> None:
     client.close()
 
 
+@tasks.task(queue="t:count", max_deliveries=50)
+def held(url: str, n: int) -> None:
+    """Like `count`, and the run is marked in ``t:busy`` (by pid) until the task returns: a
+    worker killed while its mark is up had run a job it never acked, so the job runs again."""
+    client = redis.Redis.from_url(url)
+    pid = os.getpid()
+    client.pipeline().sadd("t:done", n).incr("t:runs").hincrby("t:busy", str(pid), 1).execute()
+    time.sleep(0.05)
+    client.hincrby("t:busy", str(pid), -1)
+    client.close()
+
+
 @tasks.task(queue="t:cron", cron="0 0 1 1 *")  # yearly: no run falls due during a test
 def tick() -> None:
     url = os.environ["REDLINE_TEST_URL"]

@@ -13,6 +13,10 @@ async def _blocked(client: AsyncClient) -> bool:
     return await blocked_clients(client) >= 1
 
 
+async def _blocked_at_least(client: AsyncClient, n: int) -> bool:
+    return await blocked_clients(client) >= n
+
+
 async def test_a_blocked_pop_wakes_for_a_raw_lpush(
     queue: ReliableQueue, qclient: AsyncClient, key: str
 ) -> None:
@@ -92,10 +96,12 @@ async def test_what_a_dead_consumer_moved_to_the_claim_list_is_delivered(
 async def test_many_blocked_consumers_share_a_burst(qclient: AsyncClient, key: str) -> None:
     consumers = [ReliableQueue(qclient) for _ in range(4)]
     popping = [asyncio.create_task(c.pop(key, count=3, block=60)) for c in consumers]
+    await until(lambda: _blocked_at_least(qclient, 4))  # all four wait in their BLMOVE
     producer = ReliableQueue(qclient)
     ids = await producer.push(key, *[b"m%d" % i for i in range(12)])
     batches = await asyncio.gather(*popping)
+    # each woke and took its share (at most 3 each, 12 in all: exactly 3 each), none twice
+    assert [len(batch) for batch in batches] == [3, 3, 3, 3]
     got = [d for batch in batches for d in batch]
-    got += await producer.pop(key, count=12)  # what the blocked ones did not take
     assert sorted(d.id for d in got) == sorted(ids)
     assert len(await producer.ack(*got)) == 12

@@ -106,7 +106,7 @@ def _all_acked(consumer: Consumer) -> bool:
 
 def _check(run: Run, ids: list[str]) -> None:
     killed = [c for c in run.consumers if c.killed]
-    assert len(killed) >= 20
+    assert len(killed) == KILLS
     held_by_killed: set[tuple[str, int]] = set()  # logged deliveries a killed one never acked
     by_live: set[tuple[str, int]] = set()
     delivered: list[tuple[str, int]] = []
@@ -135,3 +135,8 @@ def _check(run: Run, ids: list[str]) -> None:
             assert (mid, n - 1) in held_by_killed or (mid, n - 1) not in logged
     duplicates = len(delivered) - len(ids)
     assert duplicates <= len(killed) * BATCH  # at most the batch in hand at each kill
+    # Kills hit work in hand: batches logged as taken and never acked, and delivered again.
+    # (Measured: 16 of 24 kills left a logged batch unacked, 110 of its 160 deliveries were
+    # redelivered; the rest had been acked on the server just before the kill.)
+    redelivered = {(mid, n - 1) for mid, n in delivered if n > 1}
+    assert held_by_killed & redelivered, "no kill interrupted a batch that was then redelivered"

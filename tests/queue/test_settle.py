@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from redline.connection import AsyncClient
 from redline.queue import LeaseKeeper, MessageState, QueueInfo, QueueKeys, ReliableQueue
 from tests.queue.support import existing_keys, until
@@ -107,8 +109,10 @@ async def test_a_delayed_message_is_delivered_when_due(queue: ReliableQueue, key
     await queue.push(key, b"retry me")
     [first] = await queue.pop(key)
     assert await queue.nack(first, delay=0.3)
-    # A blocking pop wakes when the delayed message is due, not at the end of its block.
-    [again] = await queue.pop(key, block=60)
+    # A blocking pop wakes when the delayed message is due, not at the end of its block: an
+    # hour's block, and a deadline of 30 s that only a pop woken by the due message meets.
+    async with asyncio.timeout(30):
+        [again] = await queue.pop(key, block=3600)
     assert (again.id, again.payload, again.deliveries) == (first.id, b"retry me", 2)
 
 

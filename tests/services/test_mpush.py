@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import json
 import os
-import random
+import re
 import shutil
 import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
 from redline.lifecycle import ids_key, instance_key
 from redline.services.pending import registry_key
-from tests.helpers import spawn, stop, wait_for
+from tests.helpers import park_and_kill, spawn, stop, wait_for
 
 NS = "demo:mpush"
 IN, PENDING, OUT = "demo:mpush:in", "demo:mpush:pending", ["demo:mpush:out0", "demo:mpush:out1"]
@@ -99,6 +100,17 @@ def test_replicas_share_the_work_and_each_output_gets_everything_once(
     assert sredis.llen(ids_key(NS)) == 0 and not sredis.exists(registry_key(PENDING))
 
 
+def _registered(sredis: redis.Redis, procs: list[subprocess.Popen[str]]) -> dict[str, Any]:
+    """Instance id → process, for those of `procs` that have registered."""
+    pids = {p.pid: p for p in procs}
+    found = {}
+    for raw in sredis.lrange(ids_key(NS), 0, -1):
+        pid = int(sredis.hget(instance_key(NS, raw.decode()), "pid") or 0)
+        if pid in pids:
+            found[raw.decode()] = pids[pid]
+    return found
+
+
 @pytest.mark.slow
 def test_sigkill_chaos_loses_nothing_and_pushes_nothing_twice(
     tmp_path: Path, redis_url: str, sredis: redis.Redis
@@ -108,27 +120,34 @@ def test_sigkill_chaos_loses_nothing_and_pushes_nothing_twice(
     )
     log = tmp_path / "mpush.log"
     messages = [f"m{i:05d}".encode() for i in range(20_000)]
-    rng = random.Random(4)
     procs = [spawn("mpush", "--config", str(config), log=log) for _ in range(2)]
-    busy_kills, next_kill = 0, time.monotonic() + 1
+    held: dict[str, int] = {}  # victim's instance id → messages parked in its pending list
+    probes: list[bytes] = []
     try:
-        for start in range(0, len(messages), 200):
-            sredis.lpush(IN, *messages[start : start + 200])
-            if time.monotonic() > next_kill:  # a replica dies mid-burst, while it works
-                victim = procs.pop(rng.randrange(len(procs)))
-                busy_kills += sredis.llen(IN) > 0
-                victim.send_signal(signal.SIGKILL)
-                victim.wait()
-                procs.append(spawn("mpush", "--config", str(config), log=log))
-                next_kill = time.monotonic() + rng.uniform(0.3, 0.9)
-            time.sleep(0.05)  # bursts and gaps: both the batch path and the BLMOVE path run
+        for part in range(0, len(messages), 4000):  # bursts and gaps, then a kill
+            for start in range(part, part + 4000, 200):
+                sredis.lpush(IN, *messages[start : start + 200])
+                time.sleep(0.05)  # bursts and gaps: both the batch path and the BLMOVE path run
+            killed = None
+            while killed is None:  # a kill with a message parked, never at an idle moment
+                targets = wait_for(lambda: len(got := _registered(sredis, procs)) == 2 and got, 60)
+                wait_for(lambda: sredis.llen(IN) == 0, 60)
+                probes.append(f"p{len(probes):05d}".encode())
+                killed = park_and_kill(sredis, IN, PENDING, targets, probes[-1])
+            ident, held[ident] = killed
+            procs.remove(targets[ident])
+            procs.append(spawn("mpush", "--config", str(config), log=log))
         # dead instances' pending lists come back once their lifecycle hash expires (2 s)
-        wait_for(lambda: all(sredis.llen(o) == len(messages) for o in OUT), timeout=60)
+        sent = messages + probes
+        wait_for(lambda: all(sredis.llen(o) == len(sent) for o in OUT), timeout=60)
     finally:
         for proc in procs:
             stop(proc)
-    assert busy_kills >= 3
+    assert all(held.values()) and len(held) == 5
     for out in OUT:
         got = sredis.lrange(out, 0, -1)
-        assert len(got) == len(set(got)) == len(messages) and set(got) == set(messages)
+        assert len(got) == len(set(got)) == len(sent) and set(got) == set(sent)
     assert sredis.llen(IN) == 0
+    # the survivors gave back what each victim held, once
+    found = re.findall(r"recovered=(\d+) from dead instance=(\w+)", log.read_text())
+    assert sorted((ident, int(n)) for n, ident in found) == sorted(held.items())

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from redline.metrics import read_metrics
 from redline.services import serve
 from redline.services.pending import dead_key, pending_key, registry_key
 from redline.services.rquery import RQueryConfig, RQueryService, build
-from tests.helpers import spawn, stop, wait_for
+from tests.helpers import kill_holding, spawn, stop, wait_for
 
 SEED = {
     "parameters": {"articleId": 12345},
@@ -150,7 +149,13 @@ def test_a_sigkilled_service_loses_no_request(redis_url: str, tmp_path: Path) ->
     args = ("rquery-service", "--redis", redis_url, *(a for s in sets for a in ("--set", s)))
     first = spawn(*args, log=tmp_path / "first.log")
     wait_for(lambda: client.llen("replies") >= 20, timeout=60)
-    stop(first, signal.SIGKILL)
+    [ident] = client.hkeys("{rquery:in}:pending:instances")  # the first's instance id
+    pending = pending_key(derived("rquery:in", "pending"), ident.decode())
+    killed = False
+    while not killed:  # killed with a request in hand
+        wait_for(lambda: client.llen(pending), timeout=60)
+        killed = kill_holding(first, lambda: client.llen(pending))
+    held = client.llen(pending)
     second = spawn(*args, log=tmp_path / "second.log")
     try:
         answered = lambda: {json.loads(r)["id"] for r in client.lrange("replies", 0, -1)}  # noqa: E731
@@ -165,3 +170,5 @@ def test_a_sigkilled_service_loses_no_request(redis_url: str, tmp_path: Path) ->
     assert all(r["values"] == {"k": "v"} for r in replies)
     assert client.llen("rquery:in") == 0
     assert not client.keys("{rquery:in}:pending:*")
+    recovered = f"recovered={held} from dead instance={ident.decode()}"
+    assert held and recovered in (tmp_path / "second.log").read_text()

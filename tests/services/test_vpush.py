@@ -92,7 +92,8 @@ async def test_batches_keep_order(
 async def test_one_active_instance_and_a_clean_handover(
     redis_url: str, remote_url: str, aredis: AsyncClient, remote: AsyncClient
 ) -> None:
-    config = config_for(redis_url, remote_url)
+    config = config_for(redis_url, remote_url, lease=60)  # a lease that cannot lapse here
+    lease = VpushKeys.of(config).lease
     await aredis.lpush("in", *messages(100))
     async with running(config) as a:
         await until(lambda: _has(remote, 100))
@@ -102,9 +103,11 @@ async def test_one_active_instance_and_a_clean_handover(
             assert a.holder is not None and b.holder is None
         await aredis.lpush("in", b"after b")
         await until(lambda: _has(remote, 201))
-    async with running(config) as c:  # a released the lease on stop: no wait for expiry
+        assert await aredis.get(lease) == a.holder.encode()
+    assert await aredis.exists(lease) == 0  # a released it on stop: nobody waits for expiry
+    async with running(config) as c:
         await aredis.lpush("in", b"to c")
-        await until(lambda: _has(remote, 202), within=1.5)
+        await until(lambda: _has(remote, 202))
         assert c.holder is not None and c.holder.endswith("#2")
 
 

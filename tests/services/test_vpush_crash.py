@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import threading
 import time
@@ -15,7 +14,7 @@ import redis
 from redline.keys import derived
 from redline.lifecycle import ids_key
 from redline.metrics import Value, read_all_sync
-from tests.helpers import spawn, stop, wait_for
+from tests.helpers import kill_holding, spawn, stop, wait_for
 from tests.servers import ServerProcess
 
 TOTAL = 10_000
@@ -160,6 +159,16 @@ def registered_pids(redis_url: str) -> set[int]:
     return found
 
 
+def in_hand(redis_url: str, pid: int) -> bool:
+    """Whether the instance `pid` holds the lease and a transfer not yet finished."""
+    client = redis.Redis.from_url(redis_url)
+    transfer = client.llen(derived("in", "vpush", "transfer"))
+    holder = client.get(derived("in", "vpush", "lease"))
+    owner = client.hget(holder.decode().rsplit("#", 1)[0], "pid") if holder else None
+    client.close()
+    return transfer > 0 and owner == str(pid).encode()
+
+
 def test_active_killed_mid_transfer_and_a_standby_takes_over(
     redis_url: str, remote_url: str, tmp_path: Path
 ) -> None:
@@ -169,8 +178,8 @@ def test_active_killed_mid_transfer_and_a_standby_takes_over(
         for i, mark in enumerate((2500, 6000)):
             wait_for(lambda m=mark: llen(remote_url) >= m, timeout=120)
             victim = next(p for p in procs if p.pid == active_pid(redis_url))
-            victim.send_signal(signal.SIGKILL)
-            victim.wait()
+            holding = lambda v=victim: in_hand(redis_url, v.pid)  # noqa: E731
+            wait_for(lambda v=victim, h=holding: kill_holding(v, h), timeout=60)
             procs.remove(victim)
             procs.append(vpush(redis_url, remote_url, tmp_path / f"vpush-new{i}.log"))
             # registered, so its SIGTERM handler is in place for the stop at the end

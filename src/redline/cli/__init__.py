@@ -44,8 +44,9 @@ __all__ = ["main"]
 def main(log_level: str, log_format: str) -> None:
     """redline: stateless microservices that talk through Redis.
 
-    Every command takes --redis URL; without it redline uses 127.0.0.1:6379, else the server
-    `redline dev` runs, else starts an embedded Valkey server for the duration of the command.
+    Every command takes --redis URL; without it redline uses 127.0.0.1:6379 (env
+    REDLINE_DEFAULT_PORT changes the port), else the server `redline dev` runs, else starts an
+    embedded Valkey server for the duration of the command.
     """
     configure(log_level, log_format)
 

@@ -14,12 +14,13 @@ from typing import Any, TypeVar
 import click
 
 from redline.config import ServiceConfig, load_config
-from redline.embedded import EmbeddedServer, default_state_dir, ensure_server
+from redline.embedded import DEFAULT_PORT, EmbeddedServer, default_state_dir, ensure_server
 from redline.errors import ConfigError, RedlineError
 
 __all__ = [
     "EXIT_CONFIG",
     "config_options",
+    "default_port",
     "fail",
     "load_or_exit",
     "run_until_signal",
@@ -37,6 +38,16 @@ def state_dir() -> Path:
     return Path(override) if override else default_state_dir()
 
 
+def default_port() -> int:
+    """The port of the default address 127.0.0.1 (``REDLINE_DEFAULT_PORT`` overrides 6379)."""
+    text = os.environ.get("REDLINE_DEFAULT_PORT", "")
+    if text.isdigit() and 0 < int(text) < 65536:
+        return int(text)
+    if text:
+        fail(f"REDLINE_DEFAULT_PORT={text!r} is not a port: give a number 1-65535, or unset it")
+    return DEFAULT_PORT
+
+
 def fail(message: str, code: int = 1) -> None:
     """Print `message` as an error and exit with `code`."""
     click.echo(f"error: {message}", err=True)
@@ -47,7 +58,7 @@ def fail(message: str, code: int = 1) -> None:
 def server_for(url: str | None) -> Iterator[str]:
     """The URL to use; starts (and at exit stops) an embedded server when none is reachable."""
     try:
-        resolved, owned = ensure_server(url, state_dir())
+        resolved, owned = ensure_server(url, state_dir(), default_port())
     except RedlineError as exc:
         fail(str(exc))
         raise  # unreachable: fail() exits

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from redline.cli.common import dev_server, fail, state_dir
+from redline.cli.common import default_port, dev_server, fail, state_dir
 from redline.connection import connect_sync, mask_url, parse_url
-from redline.embedded import DEFAULT_URL, find_shared, reachable
+from redline.embedded import DEFAULT_HOST, find_shared, reachable
 from redline.errors import RedlineError
 
 __all__ = ["dev", "ping"]
@@ -53,9 +53,9 @@ def dev(port: int | None, data_dir: Path | None) -> None:
         click.echo("redline dev: stopped")
 
 
-def _default_url() -> str | None:
-    if reachable("127.0.0.1", 6379):
-        return DEFAULT_URL
+def _default_url(port: int) -> str | None:
+    if reachable(DEFAULT_HOST, port):
+        return f"redis://{DEFAULT_HOST}:{port}/0"
     return find_shared(state_dir())
 
 
@@ -64,12 +64,14 @@ def _default_url() -> str | None:
 def ping(url: str | None) -> None:
     """Check a server: print its version and mode (standalone or cluster).
 
-    Without URL: the server at 127.0.0.1:6379, else the one `redline dev` runs.
+    Without URL: the server at 127.0.0.1:6379 (env REDLINE_DEFAULT_PORT changes the port),
+    else the one `redline dev` runs.
     """
-    url = url or _default_url()
+    port = default_port()
+    url = url or _default_url(port)
     if url is None:
         fail(
-            "no server at 127.0.0.1:6379 and no `redline dev` running: start one with "
+            f"no server at {DEFAULT_HOST}:{port} and no `redline dev` running: start one with "
             "`redline dev`, or pass a URL"
         )
         return
