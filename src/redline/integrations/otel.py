@@ -21,6 +21,7 @@ provider instead of the global one (tests do this with the SDK's in-memory expor
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
@@ -125,14 +126,21 @@ class OtelTracer:
 
 
 _chosen: OtelTracer | None = None  # by instrument(), or once the global provider is an SDK's
+_next_look = 0.0  # monotonic time of the next look at the global provider
+LOOK_EVERY = 1.0  # seconds: a provider set after start-up is used within a second
 
 
 def active() -> OtelTracer | None:
-    """The tracer to use now, or None while no SDK provider is configured (the cheap check
-    every message path makes)."""
-    global _chosen
+    """The tracer to use now, or None while no SDK provider is configured: the check every
+    message path makes. Asking OpenTelemetry for its provider costs microseconds (an
+    environment lookup, an ABC isinstance), so without one it is asked once a second."""
+    global _chosen, _next_look
     if _chosen is not None:
         return _chosen
+    now = time.monotonic()
+    if now < _next_look:
+        return None
+    _next_look = now + LOOK_EVERY
     provider = trace.get_tracer_provider()
     if isinstance(provider, ProxyTracerProvider | NoOpTracerProvider):
         return None
@@ -148,4 +156,6 @@ def instrument(tracer_provider: trace.TracerProvider | None = None) -> None:
 
 def uninstrument() -> None:
     """Back to the global provider (no spans while it is the API's default)."""
+    global _next_look
     instrument(None)
+    _next_look = 0.0
