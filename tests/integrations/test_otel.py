@@ -3,11 +3,14 @@ trace context in the job document, and nothing at all without an SDK."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import redis
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -18,6 +21,7 @@ from redline.connection import AsyncClient
 from redline.integrations import otel
 from redline.jobs import enqueue
 from redline.testing import Jobs, run_jobs
+from tests.helpers import spawn, stop, wait_for
 from tests.integrations import plugin_tasks as pt
 
 
@@ -111,3 +115,32 @@ def test_a_broken_trace_field_never_stops_a_job() -> None:
     doc = JobDocument.decode(b'{"task": "t", "trace": {"traceparent": 7, "x": "y"}}')
     assert doc.trace == {"x": "y"}
     assert JobDocument.decode(b'{"task": "t", "trace": "00-abc"}').trace == {}
+
+
+async def test_a_job_fanned_out_by_mpush_keeps_the_trace_of_its_enqueue(
+    provider: TracerProvider, redline_client: AsyncClient, redline_url: str, tmp_path: Path
+) -> None:
+    """mpush forwards bytes unchanged: the trace context inside a job document arrives with it,
+    and each copy's run is a child of the one enqueue (mpush itself adds no span)."""
+    config = tmp_path / "mpush.json"
+    outs = ["p:jobs", "p:copy"]
+    config.write_text(
+        json.dumps({"redis": redline_url, "in": "m:in", "pending": "m:pending", "out": outs})
+    )
+    log = tmp_path / "mpush.log"
+    mpush = spawn("mpush", "--config", str(config), "--set", "popTimeout=0.5", log=log)
+    waiting = redis.Redis.from_url(redline_url)
+    try:
+        await enqueue(redline_client, pt.double.options(queue="m:in"), redline_url, 3)
+        for out in outs:
+            wait_for(lambda o=out: waiting.llen(o) == 1, timeout=30)  # type: ignore[misc]
+    finally:
+        assert stop(mpush) == 0
+        waiting.close()
+    runs = await run_jobs(redline_client, outs)
+    assert [(r.queue, r.ok) for r in runs] == [("p:jobs", True), ("p:copy", True)]
+    [publish] = [s for s in finished(provider) if s.name == "publish m:in"]
+    processed = [s for s in finished(provider) if s.name.startswith("process ")]
+    assert sorted(s.name for s in processed) == ["process p:copy", "process p:jobs"]
+    for run in processed:
+        assert run.parent is not None and run.parent.span_id == publish.context.span_id
