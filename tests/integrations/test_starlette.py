@@ -3,10 +3,12 @@ driven with httpx; and the lifespan's and the dependency's errors, in-process.""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from starlette.routing import Route
 
 from redline.errors import JobError
 from redline.integrations.starlette import Redline, enqueuer
+from redline.jobs import job_keys
 from redline.testing import Jobs
 from tests.helpers import spawn, stop, wait_for
 from tests.integrations import plugin_tasks as pt
@@ -95,7 +98,10 @@ async def test_a_plain_starlette_app_enqueues_through_its_lifespan(
     redline_url: str, redline_jobs: Jobs
 ) -> None:
     async def order(request: Request) -> JSONResponse:
-        job = await enqueuer(request)(pt.double, redline_url, 4)
+        enqueue = enqueuer(request)
+        job = await enqueue(pt.double, redline_url, 4)
+        await enqueue.in_(3600, pt.double, redline_url, 5)
+        await enqueue.at(time.time() + 7200, pt.double, redline_url, 6)
         return JSONResponse({"job": job.id if job else None})
 
     app = Starlette(routes=[Route("/", order, methods=["POST"])])
@@ -109,6 +115,8 @@ async def test_a_plain_starlette_app_enqueues_through_its_lifespan(
         assert app.state.redline is None  # closed with the app
     doc = redline_jobs.assert_enqueued(pt.double, redline_url, 4)
     assert reply.json() == {"job": doc.id}
+    later = redline_jobs.client.zrange(job_keys("p:jobs").scheduled, 0, -1)
+    assert [json.loads(d)["args"][1] for d in later] == [5, 6]  # in an hour, in two
 
 
 async def test_the_lifespan_fails_at_start_up_when_the_server_does_not_answer() -> None:
