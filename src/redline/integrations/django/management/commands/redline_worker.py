@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 from typing import Any
 
 from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from redline.cli.common import run_until_signal
-from redline.cli.worker import WorkerConfig, worker_hooks
+from redline.cli.worker import WorkerConfig, run_worker
 from redline.errors import RedlineError
 from redline.integrations.django.conf import redline_settings
 from redline.jobs import Tasks, load_tasks
-from redline.lifecycle import check_interval
-from redline.runner import run_service
 
 
 def task_modules(given: list[str] | None) -> list[str]:
@@ -61,10 +57,5 @@ class Command(BaseCommand):
         if not len(tasks):
             raise CommandError("no tasks: add tasks.py to an app, or set REDLINE['tasks']")
         self.stdout.write(f"redline_worker: {len(tasks)} tasks on {config.queues or tasks.queues}")
-        hooks = worker_hooks(tasks, config)
-
-        async def main(stopping: asyncio.Event) -> None:
-            interval = check_interval(config.service_renew, config.pop_timeout)
-            await run_service(hooks[-1], config, hooks, stopping, tick_interval=interval)
-
-        run_until_signal(main)
+        self.stdout.flush()
+        run_worker(tasks, config)
