@@ -91,3 +91,14 @@ async def acluster(cluster: Cluster) -> AsyncIterator[AsyncClient]:
     client = connect(cluster.url)
     yield client
     await client.aclose()
+
+
+# redline's own pytest plugin (`redline.testing`: run_jobs, redline_jobs, …), on the session's
+# server rather than an embedded server of its own.
+pytest_plugins = ["redline.testing"]
+
+
+@pytest.fixture(scope="session")
+def redline_server(server: ServerProcess) -> str:
+    """The plugin's server: the suite's session server (its databases are numbered apart)."""
+    return f"redis://127.0.0.1:{server.port}/0"

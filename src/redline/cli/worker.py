@@ -20,7 +20,7 @@ from redline.lifecycle import Lifecycle, check_interval
 from redline.metrics import Metrics
 from redline.runner import run_service
 
-__all__ = ["WorkerConfig", "worker", "worker_hooks"]
+__all__ = ["WorkerConfig", "run_worker", "worker", "worker_hooks"]
 
 DEFAULT_NAMESPACE = "redline:worker"
 
@@ -82,14 +82,19 @@ def worker(
         fail(str(exc), 2)
         return
     with server_for(config.redis) as url:
-        config = config.model_copy(update={"redis": url})
-        hooks = worker_hooks(tasks, config)
+        run_worker(tasks, config.model_copy(update={"redis": url}))
 
-        async def main(stopping: asyncio.Event) -> None:
-            interval = check_interval(config.service_renew, config.pop_timeout)
-            await run_service(hooks[-1], config, hooks, stopping, tick_interval=interval)
 
-        run_until_signal(main)
+def run_worker(tasks: Tasks, config: WorkerConfig) -> None:
+    """Run `tasks` until SIGTERM/SIGINT (an entrypoint's: it installs the signal handlers);
+    also `manage.py redline_worker`'s."""
+    hooks = worker_hooks(tasks, config)
+
+    async def main(stopping: asyncio.Event) -> None:
+        interval = check_interval(config.service_renew, config.pop_timeout)
+        await run_service(hooks[-1], config, hooks, stopping, tick_interval=interval)
+
+    run_until_signal(main)
 
 
 def worker_hooks(tasks: Tasks, config: WorkerConfig) -> list[Any]:

@@ -35,6 +35,7 @@ from redline.http.mdispatch import Dispatcher
 from redline.http.worker import lifecycle
 from redline.metrics import Metrics
 from redline.runner import Context, Hook, run_service
+from redline.tracing import tracer, with_carrier
 
 __all__ = ["Importer", "ImporterSettings", "create_app"]
 
@@ -109,9 +110,19 @@ class Importer:
         except _TooLarge:
             self.metrics.count("toolarge")
             return Response.text(request_id, "request body too large\n", 413)
-        request = self._envelope(request_id, scope, headers, body)
-        future = self.dispatcher.track(request_id)
-        self.outbox.append((request_id, request.encode()))
+        traced = tracer()
+        if traced is None:
+            return await self._dispatch(self._envelope(request_id, scope, headers, body))
+        with traced.http_server(scope["method"], scope["path"], headers) as span:
+            traced_headers = list(with_carrier(headers, span.carrier))
+            response = await self._dispatch(self._envelope(request_id, scope, traced_headers, body))
+            span.answered(response.status)
+            return response
+
+    async def _dispatch(self, request: Request) -> Response:
+        """Queue `request` for the next push and wait for its answer."""
+        future = self.dispatcher.track(request.id)
+        self.outbox.append((request.id, request.encode()))
         self._outbox_ready.set()
         return await future
 

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from pydantic import Field
 
 from redline.config import ServiceConfig
@@ -32,6 +33,7 @@ from redline.lifecycle import Lifecycle
 from redline.metrics import Metrics
 from redline.queue import Delivery, ReliableQueue
 from redline.runner import Context, Hook
+from redline.tracing import tracer, with_carrier
 
 __all__ = ["Forward", "HttpService", "Outcome", "WorkerConfig", "lifecycle"]
 
@@ -196,6 +198,19 @@ class HttpService:
         return False
 
     async def _safe(self, ctx: Context, request: Request) -> Outcome:
+        traced = tracer()
+        if traced is None:
+            return await self._answer(ctx, request)
+        with traced.process(self.config.in_, dict(request.headers), request.id) as carrier:
+            outcome = await self._answer(ctx, request)
+            if isinstance(outcome, Forward):  # the next hop continues this span
+                headers = with_carrier(outcome.request.headers, carrier)
+                outcome = Forward(
+                    outcome.queue, msgspec.structs.replace(outcome.request, headers=headers)
+                )
+            return outcome
+
+    async def _answer(self, ctx: Context, request: Request) -> Outcome:
         try:
             return await self.respond(ctx, request)
         except Exception:

@@ -7,6 +7,9 @@ A job is one message on a ReliableQueue, its payload a UTF-8 JSON object::
      "unique": "mail:a@example.com", "result_ttl": 300}
 
 - ``v`` is the format version (1). ``unique`` and ``result_ttl`` are left out when not set.
+- ``trace`` (left out when empty) is the W3C trace context of the enqueue, e.g.
+  ``{"traceparent": "00-…-…-01"}``, written when OpenTelemetry tracing is on
+  (docs/integrations.md); a worker's run of the job continues that trace.
 - ``args``/``kwargs`` are plain JSON: str, int, float, bool, None, lists and objects with string
   keys. Tuples arrive as lists. ``bytes`` are refused (encode them yourself, e.g. base64 text):
   a job document is readable by any language and by a person looking at the queue, and never
@@ -113,6 +116,7 @@ class JobDocument:
     enqueued_at: float = field(default_factory=time.time)
     unique: str | None = None
     result_ttl: int | None = None
+    trace: Mapping[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -128,6 +132,8 @@ class JobDocument:
             doc["unique"] = self.unique
         if self.result_ttl is not None:
             doc["result_ttl"] = self.result_ttl
+        if self.trace:
+            doc["trace"] = dict(self.trace)
         return doc
 
     def encode(self) -> bytes:
@@ -162,7 +168,16 @@ class JobDocument:
             enqueued_at=float(doc.get("enqueued_at", 0.0)),
             unique=doc.get("unique"),
             result_ttl=doc.get("result_ttl"),
+            trace=_trace(doc.get("trace")),
         )
+
+
+def _trace(value: Any) -> Mapping[str, str]:
+    """The trace context of a document; one that is not an object of strings is ignored (a
+    broken trace must never stop a job)."""
+    if not value or not isinstance(value, dict):
+        return {}
+    return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)}
 
 
 @dataclass(frozen=True)

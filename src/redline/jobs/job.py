@@ -16,6 +16,7 @@ job fails (kept `FAILURE_TTL` seconds) or completes with ``result_ttl`` set.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import time
 from collections.abc import Mapping
@@ -28,6 +29,7 @@ from redline.jobs.document import JobDocument, JobState, decode_value, encode_va
 from redline.jobs.task import Task
 from redline.queue import ReliableQueue, SyncReliableQueue
 from redline.scripts import run, run_sync
+from redline.tracing import tracer
 
 __all__ = [
     "FAILURE_TTL",
@@ -156,6 +158,16 @@ async def _enqueue(
     client: AsyncClient, task: Task[..., Any], due: float | None, args: Any, kwargs: Any
 ) -> Job | None:
     doc = _document(task, args, kwargs)
+    traced = tracer()
+    if traced is None:
+        return await _put(client, task, due, doc)
+    with traced.publish(task.queue, doc.id) as carrier:
+        return await _put(client, task, due, dataclasses.replace(doc, trace=carrier))
+
+
+async def _put(
+    client: AsyncClient, task: Task[..., Any], due: float | None, doc: JobDocument
+) -> Job | None:
     payload = doc.encode()
     keys = job_keys(task.queue)
     if doc.unique is not None:
@@ -213,6 +225,14 @@ def enqueue_sync(
     document, the same scripts, on a blocking client. Returns the job id (None: a unique job
     with the key is still pending); `Job` handles need the asyncio client."""
     doc = _document(task, args, kwargs)
+    traced = tracer()
+    if traced is None:
+        return _put_sync(client, task, doc)
+    with traced.publish(task.queue, doc.id) as carrier:
+        return _put_sync(client, task, dataclasses.replace(doc, trace=carrier))
+
+
+def _put_sync(client: SyncClient, task: Task[..., Any], doc: JobDocument) -> str | None:
     payload = doc.encode()
     if doc.unique is not None:
         keys = job_keys(task.queue)

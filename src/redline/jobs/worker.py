@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
 import logging
 import time
@@ -33,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from redline.connection import AsyncClient
 from redline.errors import JobError, JobSerializationError, UnknownTaskError
 from redline.jobs.cron import CronSchedule, CronScheduler
 from redline.jobs.document import JobDocument, JobState, encode_value, job_keys
@@ -42,6 +44,7 @@ from redline.metrics import Metrics
 from redline.queue import Delivery, ReliableQueue
 from redline.runner import TRANSIENT, Context
 from redline.scripts import run
+from redline.tracing import tracer
 
 __all__ = ["QUEUES_KEY", "Outcome", "Worker"]
 
@@ -130,9 +133,13 @@ class Worker:
 
     # -- Hook ------------------------------------------------------------------------------
 
-    async def start(self, ctx: Context) -> None:
+    def _bind(self, client: AsyncClient) -> ReliableQueue:
         deliveries = max([t.max_deliveries for t in self.tasks.values()] + [1]) + 1
-        self._queue = ReliableQueue(ctx.redis, lease=self.lease, max_deliveries=deliveries)
+        self._queue = ReliableQueue(client, lease=self.lease, max_deliveries=deliveries)
+        return self._queue
+
+    async def start(self, ctx: Context) -> None:
+        self._bind(ctx.redis)
         await ctx.redis.sadd(QUEUES_KEY, *self.queues)
         self._settler = asyncio.create_task(self._settle_loop())
         self._heartbeat = asyncio.create_task(self._heartbeat_loop())
@@ -192,6 +199,17 @@ class Worker:
             self._runs[running] = delivery
             running.add_done_callback(self._done)
 
+    async def run_once(self, client: AsyncClient) -> Outcome | None:
+        """Pop one waiting job (no blocking), run it and settle it as `step` does; None when
+        none is waiting. Without `start`: for tests (`redline.testing.run_jobs`)."""
+        queue = self._queue or self._bind(client)
+        popped = await queue.pop(*self.queues, count=1)
+        if not popped:
+            return None
+        outcome = await self._run_one(popped[0])
+        await self._settle([outcome])
+        return outcome
+
     # -- running jobs ----------------------------------------------------------------------
 
     def _done(self, running: asyncio.Task[Outcome]) -> None:
@@ -244,7 +262,7 @@ class Worker:
                     f"delivered {delivery.deliveries} times, more than max_deliveries="
                     f"{task.max_deliveries}: its runs never finished (killed workers?)"
                 )
-            value = await self._call(task, doc)
+            value = await self._traced_call(task, doc, delivery)
             kept = encode_value(value, f"job {doc.id} result") if doc.result_ttl else None
             return Outcome(delivery, doc, task, ok=True, value=kept)
         except asyncio.CancelledError:
@@ -254,6 +272,14 @@ class Worker:
         except Exception as exc:
             return _failure(delivery, doc, task, exc)
 
+    async def _traced_call(self, task: Task[..., Any], doc: JobDocument, delivery: Delivery) -> Any:
+        """`_call`, inside a span continuing the enqueue's trace when tracing is on."""
+        traced = tracer()
+        if traced is None:
+            return await self._call(task, doc)
+        with traced.process(delivery.key, doc.trace, doc.id, delivery.deliveries, doc.task):
+            return await self._call(task, doc)
+
     async def _call(self, task: Task[..., Any], doc: JobDocument) -> Any:
         if task.is_async:
             if task.timeout is None:
@@ -261,7 +287,9 @@ class Worker:
             async with asyncio.timeout(task.timeout):
                 return await task(*doc.args, **doc.kwargs)
         loop = asyncio.get_running_loop()
-        running = loop.run_in_executor(self.executor, lambda: task(*doc.args, **doc.kwargs))
+        # In the caller's context: a sync task sees the run's span (and any contextvar) too.
+        call = contextvars.copy_context().run
+        running = loop.run_in_executor(self.executor, lambda: call(task, *doc.args, **doc.kwargs))
         return await asyncio.wait_for(running, task.timeout)
 
     # -- settling --------------------------------------------------------------------------
