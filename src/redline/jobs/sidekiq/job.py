@@ -65,6 +65,10 @@ def encode(fields: dict[str, Any]) -> bytes:
     return encode_value(fields, f"sidekiq job {fields.get('jid', '')}").encode()
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 @dataclass(frozen=True)
 class SidekiqJob:
     """A job as fetched: its fields, and the exact bytes it was stored as (to remove it)."""
@@ -76,7 +80,7 @@ class SidekiqJob:
     def parse(cls, raw: bytes) -> SidekiqJob:
         """Raises JobSerializationError (with the reason) for what no Sidekiq worker can run."""
         try:
-            fields = json.loads(raw)
+            fields = json.loads(raw, parse_constant=_refuse_constant)
         except ValueError as exc:
             raise JobSerializationError(f"sidekiq job is not JSON ({exc}): {raw[:80]!r}") from None
         if not isinstance(fields, dict):
