@@ -114,8 +114,9 @@ class SidekiqWorker(Worker):
         metrics: Metrics | None = None,
     ) -> None:
         queues = list(queues) or ["default"]
-        super().__init__(tasks, queues, concurrency, threads, grace=grace, cron=False)
-        self.metrics = metrics
+        super().__init__(
+            tasks, queues, concurrency, threads, grace=grace, cron=False, metrics=metrics
+        )
         self.settings = settings or SidekiqSettings()
         self.by_class = tasks_by_class(tasks)
         self.process = SidekiqProcess(
