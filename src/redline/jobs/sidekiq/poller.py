@@ -35,8 +35,9 @@ async def promote(client: AsyncClient, now: float | None = None) -> int:
             )
             if not due:
                 break
-            moved += await _move(client, zset, due, when)
-            if len(due) < BATCH:
+            now_moved = await _move(client, zset, due, when)
+            moved += now_moved
+            if len(due) < BATCH or not now_moved:  # the rest is not due, or not jobs
                 break
     return moved
 
@@ -67,12 +68,11 @@ async def recover(
     """Requeue the in-flight jobs of processes without a heartbeat (`only`: just that one,
     `own` is then allowed); returns (requeued, sent to the morgue)."""
     entries: list[bytes] = await client.zrange(INFLIGHT, 0, -1)  # type: ignore[assignment]
-    lists = [(str(i), str(q)) for i, q in map(json.loads, entries)]
-    lists = [(i, q) for i, q in lists if (i == only if only else i != own)]
+    lists = [(i, q) for i, q in map(_entry, entries) if (i == only if only else i != own)]
     alive = await _alive(client, {identity for identity, _ in lists})
     requeued = buried = 0
     for identity, name in lists:
-        if identity in alive:
+        if identity in alive or not identity:
             continue
         keys = [identity, inflight_key(identity, name), queue_key(name), INFLIGHT, DEAD]
         args: list[str | int] = [json.dumps([identity, name]), repr(time.time()), repr(grace)]
@@ -89,6 +89,16 @@ async def recover(
             )
         requeued, buried = requeued + max(back, 0), buried + dead
     return requeued, buried
+
+
+def _entry(member: bytes) -> tuple[str, str]:
+    """A registry member's (identity, queue); ("", "") for one that is not ours to read."""
+    try:
+        identity, queue = json.loads(member)
+        return str(identity), str(queue)
+    except (ValueError, TypeError):
+        log.warning("sidekiq: %s member is not [identity, queue]: %r", INFLIGHT, member)
+        return "", ""
 
 
 async def _alive(client: AsyncClient, identities: set[str]) -> set[str]:

@@ -27,6 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from redline.errors import JobError, JobSerializationError, UnknownTaskError
 from redline.jobs.sidekiq import poller
 from redline.jobs.sidekiq.fetch import Fetched, Fetcher
@@ -289,7 +291,7 @@ class SidekiqWorker(Worker):
             try:
                 await poller.promote(ctx.redis)
                 await poller.recover(ctx.redis, self.process.identity, grace, most)
-            except TRANSIENT as exc:
+            except (*TRANSIENT, RedisError) as exc:  # a key of the wrong type: said, and retried
                 log.warning("sidekiq: could not move due jobs or recover error=%r", str(exc))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(ctx.stopping.wait(), self.settings.poll)
