@@ -64,6 +64,10 @@ def test_ruby_push_bulk_jobs_survive_five_sigkills_of_python_workers(
     assert len(set(jids)) == JOBS and client.llen("queue:default") == JOBS
     log = tmp_path / "workers.log"
     workers = [start_worker(redis_url, log, "-c", "2") for _ in range(2)]
+
+    def live() -> set[str | None]:
+        return {identity_of(client, proc.pid) for proc in workers}
+
     try:
         for _ in range(5):  # each victim is running a job it holds in flight
             victim = wait_for(lambda: busy_worker(client, workers), timeout=120)
@@ -75,8 +79,10 @@ def test_ruby_push_bulk_jobs_survive_five_sigkills_of_python_workers(
         client.set("t:pause", "0")
         wait_for(lambda: client.scard("t:done") == JOBS, timeout=240, interval=0.2)
         wait_for(lambda: not leftovers(client), timeout=60, interval=0.2)
-        live = [identity_of(client, proc.pid) for proc in workers]
-        wait_for(lambda: registered(client) <= set(live), timeout=60)  # the dead ones forgotten
+        wait_for(lambda: registered(client) <= live(), timeout=60)  # the dead ones forgotten
+    except AssertionError as exc:  # what was left where, for whoever reads the failure
+        state = (client.scard("t:done"), leftovers(client), registered(client), live())
+        raise AssertionError(f"{exc}; done, leftovers, registered, live: {state}") from None
     finally:
         for proc in workers:
             stop(proc)
