@@ -8,7 +8,7 @@ import json
 from typing import Any, Literal
 
 import click
-from pydantic import Field
+from pydantic import Field, model_validator
 from redis.exceptions import RedisError
 
 from redline.cli.common import fail, server_for
@@ -56,6 +56,15 @@ class SidekiqWorkerConfig(WorkerConfig):
         2, alias="pollInterval", gt=0, description="seconds between moves of due scheduled jobs"
     )
     tag: str = Field("", description="the tag Sidekiq's Web UI shows for this process")
+
+    @model_validator(mode="after")
+    def _beats_before_expiry(self) -> SidekiqWorkerConfig:
+        if self.beat >= self.process_expire:
+            raise ValueError(
+                f"beat ({self.beat}) must be below processExpire ({self.process_expire}): a "
+                "heartbeat must come before the last one expires (Sidekiq's: 5 and 60)"
+            )
+        return self
 
 
 def sidekiq_worker(tasks: Tasks, config: SidekiqWorkerConfig, metrics: Metrics) -> SidekiqWorker:

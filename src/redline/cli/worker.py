@@ -47,7 +47,9 @@ class WorkerConfig(ServiceConfig):
     is_flag=True,
     help="Run Sidekiq jobs from queue:<QUEUE> (default: default) by their class (docs/sidekiq.md).",
 )
-@click.option("--concurrency", "-c", type=int, help="Jobs run at once (default 16).")
+@click.option(
+    "--concurrency", "-c", type=int, help="Jobs run at once (default 16; 10 with --sidekiq)."
+)
 @click.option("--queue", "-q", "queues", multiple=True, help="Queue to serve; repeatable.")
 @click.option(
     "--path",
@@ -73,8 +75,10 @@ def worker(
     the rest go back to their queue.
 
     With --sidekiq, run the Sidekiq jobs that Ruby, Go or Node clients enqueue on the QUEUEs
-    (``queue:<QUEUE>``), each with the task that claims its class (``@task(sidekiq_class=
-    "HardWorker")``), at least once: a SIGKILLed worker's jobs are recovered.
+    (queue:<QUEUE>, in priority order), each with the task that claims its class
+    (@task(sidekiq_class="HardWorker"), default the task's name), at least once: a SIGKILLed
+    worker's jobs are recovered. Its settings (--set): beat, processExpire, unknownClass
+    (leave|dead), unknownDelay, maxRecoveries, pollInterval, tag (docs/sidekiq.md).
 
     \b
     Example:  redline worker app.tasks --concurrency 32

@@ -124,3 +124,10 @@ def test_a_cluster_is_refused_with_the_reason(cluster: Cluster) -> None:
 def test_queues_as_arguments_need_sidekiq(redis_url: str) -> None:
     done = run("worker", "tests.jobs.tasks", "default", "--redis", redis_url)
     assert done.returncode == 2 and "go with --sidekiq" in done.stderr
+
+
+def test_a_heartbeat_slower_than_its_expiry_is_refused(redis_url: str) -> None:
+    done = run(
+        "worker", "tests.jobs.sidekiq.tasks", "--sidekiq", "--set", "beat=90", "--redis", redis_url
+    )
+    assert done.returncode == 2 and "beat (90.0) must be below processExpire (60)" in done.stderr
