@@ -9,7 +9,10 @@ delta (commands run inside Lua scripts count too) over enqueue + drain, per job.
 run one after another, `REDLINE_BENCH_ROUNDS` times interleaved, and each keeps its best drain,
 so that a moment of load on a shared machine does not decide a ratio. Every worker logs at
 warning level (arq and RQ log lines per job at their default level). `REDLINE_BENCH_SYSTEMS`
-(comma-separated, e.g. `arq` or `redline,dramatiq`) runs only those systems.
+(comma-separated, e.g. `arq` or `redline,dramatiq`) runs only those systems. Where Ruby's
+Sidekiq is installed (Debian: ruby-sidekiq), it is a peer too: `sidekiq-c10`, `sidekiq-c25`
+and `redline-sidekiq` (`redline worker --sidekiq` on the same Sidekiq-format jobs; see
+bench/_jobs_sidekiq.py).
 
     python -m bench jobs        REDLINE_BENCH_JOBS=20000 REDLINE_BENCH_ROUNDS=3 python -m bench jobs
     REDLINE_BENCH_SYSTEMS=arq REDLINE_BENCH_ROUNDS=1 python -m bench jobs
@@ -31,6 +34,7 @@ import redis
 from rich.console import Console
 from rich.table import Table
 
+from bench import _jobs_sidekiq
 from redline.connection import connect, connect_sync
 from redline.embedded import EmbeddedServer
 from redline.jobs import enqueue, enqueue_sync
@@ -53,7 +57,9 @@ PEERS = {
 CONCURRENCY = 64
 SYSTEMS = [
     name.strip()
-    for name in os.environ.get("REDLINE_BENCH_SYSTEMS", ",".join(["redline", *PEERS])).split(",")
+    for name in os.environ.get(
+        "REDLINE_BENCH_SYSTEMS", ",".join(["redline", *PEERS, *_jobs_sidekiq.available()])
+    ).split(",")
     if name.strip()
 ]
 
@@ -210,7 +216,11 @@ def measure(server_url: str, name: str, n: int) -> Result:
     client = redis.Redis.from_url(server_url)
     client.flushall()
     before = command_count(client)
-    result = run_redline(server_url, n) if name == "redline" else run_peer(name, server_url, n)
+    if name in _jobs_sidekiq.SYSTEMS:
+        label, enqueued, drained = _jobs_sidekiq.run(name, server_url, n, CONCURRENCY)
+        result = Result(label, n / enqueued, n / drained)
+    else:
+        result = run_redline(server_url, n) if name == "redline" else run_peer(name, server_url, n)
     if result.drain:
         result.commands = (command_count(client) - before) / n
     client.close()
@@ -218,7 +228,8 @@ def measure(server_url: str, name: str, n: int) -> Result:
 
 
 def table(results: list[Result], n: int) -> Table:
-    fastest = max((r.drain for r in results if r.name.startswith(tuple(PEERS))), default=0)
+    peers = (*PEERS, "sidekiq")
+    fastest = max((r.drain for r in results if r.name.startswith(peers)), default=0)
     out = Table(
         title=f"no-op jobs: {n} enqueued one per call, drained by one worker process "
         f"(best of {ROUNDS} interleaved rounds)"
@@ -241,11 +252,11 @@ def table(results: list[Result], n: int) -> Table:
 
 
 def main() -> None:
-    unknown = sorted(set(SYSTEMS) - {"redline", *PEERS})
+    unknown = sorted(set(SYSTEMS) - {"redline", *PEERS, *_jobs_sidekiq.SYSTEMS})
     if unknown:
         raise SystemExit(
             f"REDLINE_BENCH_SYSTEMS: unknown {', '.join(unknown)}; "
-            f"choose from redline, {', '.join(PEERS)}"
+            f"choose from redline, {', '.join([*PEERS, *_jobs_sidekiq.SYSTEMS])}"
         )
     console = Console(width=120)
     best: dict[str, Result] = {}

@@ -16,6 +16,7 @@ from redline.cli.queue import queue
 from redline.cli.rquery import rquery, rquery_service
 from redline.cli.scale import cscale, scale
 from redline.cli.services import lpush_command, mbalance_command, mpush_command
+from redline.cli.sidekiq import sidekiq
 from redline.cli.status import services_command, status
 from redline.cli.up import up
 from redline.cli.vpush import vpush
@@ -70,6 +71,7 @@ COMMANDS = (
     up,
     *HTTP_COMMANDS,
     worker,
+    sidekiq,
     dashboard,
 )
 for command in COMMANDS:

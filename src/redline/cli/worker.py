@@ -41,7 +41,15 @@ class WorkerConfig(ServiceConfig):
 
 @click.command()
 @click.argument("tasks_spec", metavar="MODULE[:ATTR]")
-@click.option("--concurrency", "-c", type=int, help="Jobs run at once (default 16).")
+@click.argument("queue_args", metavar="[QUEUE]...", nargs=-1)
+@click.option(
+    "--sidekiq",
+    is_flag=True,
+    help="Run Sidekiq jobs from queue:<QUEUE> (default: default) by their class (docs/sidekiq.md).",
+)
+@click.option(
+    "--concurrency", "-c", type=int, help="Jobs run at once (default 16; 10 with --sidekiq)."
+)
 @click.option("--queue", "-q", "queues", multiple=True, help="Queue to serve; repeatable.")
 @click.option(
     "--path",
@@ -53,6 +61,8 @@ class WorkerConfig(ServiceConfig):
 @config_options
 def worker(
     tasks_spec: str,
+    queue_args: tuple[str, ...],
+    sidekiq: bool,
     concurrency: int | None,
     queues: tuple[str, ...],
     paths: tuple[Path, ...],
@@ -64,13 +74,22 @@ def worker(
     list of tasks) until SIGTERM/Ctrl-C; in-flight jobs then get `grace` seconds to finish and
     the rest go back to their queue.
 
+    With --sidekiq, run the Sidekiq jobs that Ruby, Go or Node clients enqueue on the QUEUEs
+    (queue:<QUEUE>, in priority order), each with the task that claims its class
+    (@task(sidekiq_class="HardWorker"), default the task's name), at least once: a SIGKILLed
+    worker's jobs are recovered. Its settings (--set): beat, processExpire, unknownClass
+    (leave|dead), unknownDelay, maxRecoveries, pollInterval, tag (docs/sidekiq.md).
+
     \b
     Example:  redline worker app.tasks --concurrency 32
+              redline worker app.tasks --sidekiq critical default
     """
     sys.path[:0] = [str(p) for p in paths] or [os.getcwd()]
-    extra = {"concurrency": concurrency, "queues": list(queues) or None}
+    if queue_args and not sidekiq:
+        fail(f"queues as arguments ({' '.join(queue_args)}) go with --sidekiq; else use -q", 2)
+    extra = {"concurrency": concurrency, "queues": list(queues + queue_args) or None}
     config = load_or_exit(
-        WorkerConfig,
+        _config_model(sidekiq),
         config_path,
         sets,
         redis=redis_url,
@@ -97,6 +116,14 @@ def run_worker(tasks: Tasks, config: WorkerConfig) -> None:
     run_until_signal(main)
 
 
+def _config_model(sidekiq: bool) -> type[WorkerConfig]:
+    if not sidekiq:
+        return WorkerConfig
+    from redline.cli.sidekiq import SidekiqWorkerConfig
+
+    return SidekiqWorkerConfig
+
+
 def worker_hooks(tasks: Tasks, config: WorkerConfig) -> list[Any]:
     """Lifecycle (registration under ``serviceNamespace``, default ``redline:worker``),
     metrics, and the worker last (so that it stops first, before the instance unregisters)."""
@@ -112,6 +139,10 @@ def worker_hooks(tasks: Tasks, config: WorkerConfig) -> list[Any]:
         config.cron,
         metrics,
     )
+    from redline.cli.sidekiq import SidekiqWorkerConfig, sidekiq_worker
+
+    if isinstance(config, SidekiqWorkerConfig):
+        runner = sidekiq_worker(tasks, config, metrics)
     lifecycle = Lifecycle(
         ns,
         "worker",

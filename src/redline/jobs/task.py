@@ -51,6 +51,9 @@ class Task(Generic[P, R]):
       key; while a job with the key is pending another enqueue is a no-op. `unique_ttl` bounds
       how long a key can stay held.
     - `cron`: a 5-field schedule on which the cron scheduler enqueues the task (no arguments).
+    - `sidekiq_class`: the Sidekiq job ``class`` this task runs under ``redline worker --sidekiq``
+      (default: the task's name); `sidekiq_retry_in`: ``(retry_count, exception) -> seconds``
+      before a retry, instead of Sidekiq's formula (docs/sidekiq.md).
     """
 
     func: Callable[P, R] | None
@@ -65,6 +68,8 @@ class Task(Generic[P, R]):
     unique: UniqueBy = False
     unique_ttl: int = 86400
     cron: str | None = None
+    sidekiq_class: str | None = None
+    sidekiq_retry_in: Callable[[int, BaseException], float] | None = None
 
     def __post_init__(self) -> None:
         _check_options(self)
@@ -121,6 +126,8 @@ def _check_options(t: Task[Any, Any]) -> None:
     ]
     if not t.name or not t.queue:
         problems.append("name and queue must not be empty")
+    if t.sidekiq_class is not None and not t.sidekiq_class:
+        problems.append("sidekiq_class must not be empty (leave it out for the task's name)")
     if t.cron is not None:
         from redline.jobs.cron import CronSchedule
 

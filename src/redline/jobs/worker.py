@@ -29,7 +29,7 @@ import logging
 import time
 import traceback
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -193,7 +193,7 @@ class Worker:
             return
         free = self.concurrency - self.active
         block = min(ctx.config.pop_timeout, 5.0)
-        for delivery in await self.queue.pop(*self.queues, count=free, block=block):
+        for delivery in await self._pop(ctx, free, block):
             self.active += 1
             running = asyncio.create_task(self._run_one(delivery))
             self._runs[running] = delivery
@@ -209,6 +209,11 @@ class Worker:
         outcome = await self._run_one(popped[0])
         await self._settle([outcome])
         return outcome
+
+    async def _pop(self, ctx: Context, count: int, block: float) -> list[Delivery]:
+        """Up to `count` jobs, waiting up to `block` seconds for one (a seam for other job
+        formats: `redline.jobs.sidekiq` fetches Sidekiq's)."""
+        return await self.queue.pop(*self.queues, count=count, block=block)
 
     # -- running jobs ----------------------------------------------------------------------
 
@@ -281,15 +286,21 @@ class Worker:
             return await self._call(task, doc)
 
     async def _call(self, task: Task[..., Any], doc: JobDocument) -> Any:
+        return await self._invoke(task, doc.args, doc.kwargs)
+
+    async def _invoke(
+        self, task: Task[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> Any:
+        """Run `task` here: async on the loop, sync in the thread pool; its timeout applies."""
         if task.is_async:
             if task.timeout is None:
-                return await task(*doc.args, **doc.kwargs)
+                return await task(*args, **kwargs)
             async with asyncio.timeout(task.timeout):
-                return await task(*doc.args, **doc.kwargs)
+                return await task(*args, **kwargs)
         loop = asyncio.get_running_loop()
         # In the caller's context: a sync task sees the run's span (and any contextvar) too.
         call = contextvars.copy_context().run
-        running = loop.run_in_executor(self.executor, lambda: call(task, *doc.args, **doc.kwargs))
+        running = loop.run_in_executor(self.executor, lambda: call(task, *args, **kwargs))
         return await asyncio.wait_for(running, task.timeout)
 
     # -- settling --------------------------------------------------------------------------
