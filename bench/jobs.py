@@ -32,7 +32,7 @@ from rich.console import Console
 from rich.table import Table
 
 from redline.connection import connect, connect_sync
-from redline.embedded import EmbeddedServer
+from redline.connection.embedded import EmbeddedServer
 from redline.jobs import enqueue, enqueue_sync
 from redline.queue import ReliableQueue
 

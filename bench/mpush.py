@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from redline.connection import connect, connect_sync
-from redline.embedded import EmbeddedServer
+from redline.connection.embedded import EmbeddedServer
 from redline.services import mpush, serve
 
 OUTS = ["bench:out0", "bench:out1"]

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from redline.connection import AsyncClient, connect
-from redline.embedded import EmbeddedServer
+from redline.connection.embedded import EmbeddedServer
 from redline.services import serve
 from redline.services.vpush import VpushConfig, build
 

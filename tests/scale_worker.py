@@ -15,10 +15,10 @@ from pathlib import Path
 import click
 
 from redline.cli.common import config_options, load_or_exit, run_until_signal
-from redline.logs import configure
-from redline.runner import Context
+from redline.cli.logs import configure
+from redline.runtime.runner import Context
+from redline.runtime.tracking import TrackedConfig
 from redline.services import serve, standard_hooks
-from redline.tracking import TrackedConfig
 
 
 class WorkerConfig(TrackedConfig):

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 import redis.exceptions
 
-from redline.connection import (
+from redline.connection.client import (
     _PACKER,
     HeldConnection,
     _HiredisPacking,
@@ -15,7 +15,7 @@ from redline.connection import (
     parse_url,
 )
 from redline.errors import ConnectionURLError
-from redline.scripts import run
+from redline.scripting.scripts import run
 from tests.servers import Cluster, ServerProcess
 
 

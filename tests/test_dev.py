@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-from redline.embedded import EmbeddedServer, ensure_server, find_shared, reachable
+from redline.connection.embedded import EmbeddedServer, ensure_server, find_shared, reachable
 from tests.helpers import run, spawn, wait_for
 from tests.servers import Cluster, ServerProcess, free_port
 

@@ -4,11 +4,11 @@ import asyncio
 import contextlib
 import os
 
-from redline import scripts
 from redline.config import ServiceConfig
 from redline.connection import AsyncClient
-from redline.lifecycle import Lifecycle, check_interval, compact, ids_key, instance_key
-from redline.runner import Context
+from redline.runtime.lifecycle import Lifecycle, check_interval, compact, ids_key, instance_key
+from redline.runtime.runner import Context
+from redline.scripting import scripts
 from redline.services import serve
 
 NS = "demo:svc"

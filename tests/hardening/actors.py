@@ -16,11 +16,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from redline.backoff import Backoff
+from redline.cli.logs import configure
 from redline.connection import connect
 from redline.errors import RedlineError
-from redline.logs import configure
 from redline.queue import ReliableQueue
-from redline.runner import TRANSIENT
+from redline.runtime.runner import TRANSIENT
 
 BATCH = 20
 RETRIED = (*TRANSIENT, RedlineError)

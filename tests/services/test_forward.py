@@ -6,12 +6,12 @@ import asyncio
 
 import pytest
 
-from redline import scripts
 from redline.connection import AsyncClient
 from redline.errors import CrossSlotError
-from redline.lifecycle import instance_key
-from redline.metrics import metrics_key
-from redline.runner import Context
+from redline.runtime.lifecycle import instance_key
+from redline.runtime.metrics import metrics_key
+from redline.runtime.runner import Context
+from redline.scripting import scripts
 from redline.services import serve
 from redline.services.forward import check_slots
 from redline.services.mpush import MpushConfig, build, route

@@ -11,9 +11,9 @@ import pytest
 import redis
 from pydantic import ValidationError
 
-from redline import scripts
 from redline.connection import AsyncClient
-from redline.lifecycle import ids_key
+from redline.runtime.lifecycle import ids_key
+from redline.scripting import scripts
 from redline.services.mbalance import MbalanceConfig
 from tests.helpers import spawn, stop, wait_for
 from tests.services.test_forward import wait_until

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from redline.lifecycle import ids_key, instance_key
+from redline.runtime.lifecycle import ids_key, instance_key
 from redline.services.pending import registry_key
 from tests.helpers import spawn, stop, wait_for
 

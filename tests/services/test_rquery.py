@@ -12,11 +12,11 @@ import redis
 
 from redline.connection import AsyncClient
 from redline.keys import derived
-from redline.lifecycle import ids_key, instance_key
-from redline.metrics import read_metrics
+from redline.rquery.service import RQueryConfig, RQueryService, build
+from redline.runtime.lifecycle import ids_key, instance_key
+from redline.runtime.metrics import read_metrics
 from redline.services import serve
 from redline.services.pending import dead_key, pending_key, registry_key
-from redline.services.rquery import RQueryConfig, RQueryService, build
 from tests.helpers import spawn, stop, wait_for
 
 SEED = {

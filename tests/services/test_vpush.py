@@ -11,9 +11,9 @@ from redline.config import load_config
 from redline.connection import AsyncClient, connect
 from redline.errors import ConfigError
 from redline.keys import derived
-from redline.lifecycle import ids_key
-from redline.metrics import read_metrics
-from redline.scripts import run
+from redline.runtime.lifecycle import ids_key
+from redline.runtime.metrics import read_metrics
+from redline.scripting.scripts import run
 from redline.services import serve
 from redline.services.vpush import VpushConfig, VpushKeys, VpushService, build, namespace_of
 

@@ -18,7 +18,7 @@ import click
 from redline.cli.common import server_for
 from redline.config import load_config
 from redline.connection import AsyncClient, connect
-from redline.lifecycle import ids_key, instance_key
+from redline.runtime.lifecycle import ids_key, instance_key
 from redline.services import mpush, serve
 from redline.services.forward import namespace_of
 

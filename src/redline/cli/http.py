@@ -29,7 +29,7 @@ from redline.http.himporter import ImporterSettings, create_app, direct
 from redline.http.hrender import Render, RenderConfig
 from redline.http.hrouter import Router, RouterConfig
 from redline.http.worker import HttpService, WorkerConfig
-from redline.runner import run_service
+from redline.runtime.runner import run_service
 
 __all__ = ["COMMANDS", "HandlerConfig", "load_handlers"]
 

@@ -9,9 +9,9 @@ import click
 
 from redline.cli.common import EXIT_CONFIG, fail, run_until_signal, server_for
 from redline.connection import connect
-from redline.cscale import get_desired, load_scale_file, set_desired
-from redline.cscale_agent import Agent
 from redline.errors import ConfigError
+from redline.scaling.cscale import get_desired, load_scale_file, set_desired
+from redline.scaling.cscale_agent import Agent
 
 __all__ = ["cscale", "scale"]
 

@@ -18,8 +18,8 @@ from redline.cli.common import (
 )
 from redline.config import ServiceConfig
 from redline.errors import CrossSlotError
-from redline.metrics import serve_prometheus
-from redline.runner import Hook, Service
+from redline.runtime.metrics import serve_prometheus
+from redline.runtime.runner import Hook, Service
 from redline.services import lpush, mbalance, mpush, serve
 from redline.services.forward import ForwardConfig, Forwarder, check_slots, namespace_of
 

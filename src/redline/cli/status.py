@@ -17,11 +17,11 @@ from rich.table import Table
 
 from redline.cli.common import server_for
 from redline.connection import AsyncClient, connect
-from redline.cscale import AGENTS_KEY, DESIRED_KEY, SPECS_KEY, recent_events
-from redline.health import Health, HealthPolicy, assess, assess_instance
-from redline.metrics import read_metrics, recent_errors
 from redline.queue.model import QueueKeys
-from redline.registry import Instance, all_instances, instances, services
+from redline.runtime.metrics import read_metrics, recent_errors
+from redline.scaling.cscale import AGENTS_KEY, DESIRED_KEY, SPECS_KEY, recent_events
+from redline.scaling.health import Health, HealthPolicy, assess, assess_instance
+from redline.scaling.registry import Instance, all_instances, instances, services
 
 __all__ = ["services_command", "status"]
 

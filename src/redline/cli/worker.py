@@ -16,9 +16,9 @@ from redline.config import ServiceConfig
 from redline.errors import RedlineError
 from redline.jobs.task import Tasks, load_tasks
 from redline.jobs.worker import Worker
-from redline.lifecycle import Lifecycle, check_interval
-from redline.metrics import Metrics
-from redline.runner import run_service
+from redline.runtime.lifecycle import Lifecycle, check_interval
+from redline.runtime.metrics import Metrics
+from redline.runtime.runner import run_service
 
 __all__ = ["WorkerConfig", "worker", "worker_hooks"]
 

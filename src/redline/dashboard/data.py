@@ -11,15 +11,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redline import registry
 from redline.connection import AsyncClient
 from redline.errors import JobSerializationError
 from redline.jobs.document import JobDocument, JobState, job_keys
 from redline.jobs.job import JobRecord
 from redline.jobs.worker import QUEUES_KEY
-from redline.metrics import HISTOGRAM, metrics_key, read_metrics
 from redline.queue import QueuedMessage, ReliableQueue
-from redline.registry import Instance
+from redline.runtime.metrics import HISTOGRAM, metrics_key, read_metrics
+from redline.scaling import registry
+from redline.scaling.registry import Instance
 
 __all__ = [
     "JobRow",
@@ -195,7 +195,8 @@ async def jobs_in_state(client: AsyncClient, name: str, state: JobState) -> list
 
 
 async def service_instances(client: AsyncClient, namespaces: Sequence[str]) -> list[Instance]:
-    """Live instances of every registered namespace (`redline.registry`) and of `namespaces`."""
+    """Live instances of every registered namespace (`redline.scaling.registry`) and of
+    `namespaces`."""
     registered = list(await registry.services(client))
     found: list[Instance] = []
     for ns in dict.fromkeys([*registered, *namespaces]):

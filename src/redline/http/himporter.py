@@ -33,8 +33,8 @@ from redline.errors import EnvelopeError
 from redline.http.envelope import Request, Response
 from redline.http.mdispatch import Dispatcher
 from redline.http.worker import lifecycle
-from redline.metrics import Metrics
-from redline.runner import Context, Hook, run_service
+from redline.runtime.metrics import Metrics
+from redline.runtime.runner import Context, Hook, run_service
 
 __all__ = ["Importer", "ImporterSettings", "create_app"]
 

@@ -28,10 +28,10 @@ from redline.config import ServiceConfig
 from redline.connection import Command, run_commands
 from redline.errors import EnvelopeError
 from redline.http.envelope import Request, Response
-from redline.lifecycle import Lifecycle
-from redline.metrics import Metrics
 from redline.queue import Delivery, ReliableQueue
-from redline.runner import Context, Hook
+from redline.runtime.lifecycle import Lifecycle
+from redline.runtime.metrics import Metrics
+from redline.runtime.runner import Context, Hook
 
 __all__ = ["Forward", "HttpService", "Outcome", "WorkerConfig", "lifecycle"]
 

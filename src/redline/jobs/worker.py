@@ -38,10 +38,10 @@ from redline.jobs.cron import CronSchedule, CronScheduler
 from redline.jobs.document import JobDocument, JobState, encode_value, job_keys
 from redline.jobs.job import FAILURE_TTL, RECENT, JobRecord, describe_args, enqueue
 from redline.jobs.task import Task, Tasks
-from redline.metrics import Metrics
 from redline.queue import Delivery, ReliableQueue
-from redline.runner import TRANSIENT, Context
-from redline.scripts import run
+from redline.runtime.metrics import Metrics
+from redline.runtime.runner import TRANSIENT, Context
+from redline.scripting.scripts import run
 
 __all__ = ["QUEUES_KEY", "Outcome", "Worker"]
 

@@ -1,4 +1,4 @@
-"""Services: one small module per seed service, all on `redline.runner.run_service`.
+"""Services: one small module per seed service, all on `redline.runtime.runner.run_service`.
 
 Every service gets the same hooks around its loop, built by `standard_hooks`: lifecycle
 (registration, renewal, remote shutdown), metrics (flushed every tick), when the config is a
@@ -15,11 +15,11 @@ from collections.abc import Sequence
 
 from redline.config import ServiceConfig
 from redline.keys import derived
-from redline.lifecycle import Lifecycle, check_interval
-from redline.metrics import Metrics
-from redline.runner import Hook, Service, run_service
-from redline.standby import StandbyGate
-from redline.tracking import TrackedConfig, Tracker
+from redline.runtime.lifecycle import Lifecycle, check_interval
+from redline.runtime.metrics import Metrics
+from redline.runtime.runner import Hook, Service, run_service
+from redline.runtime.standby import StandbyGate
+from redline.runtime.tracking import TrackedConfig, Tracker
 
 __all__ = ["StandardHooks", "default_namespace", "serve", "standard_hooks"]
 

@@ -22,14 +22,14 @@ from typing import Protocol
 
 from pydantic import Field
 
-from redline import scripts
 from redline.connection import AsyncClient, is_cluster
 from redline.keys import derived, require_same_slot
-from redline.metrics import Metrics
-from redline.runner import Context, Hook
+from redline.runtime.metrics import Metrics
+from redline.runtime.runner import Context, Hook
+from redline.runtime.tracking import TrackedConfig, Tracker
+from redline.scripting import scripts
 from redline.services import default_namespace, standard_hooks
 from redline.services.pending import PendingClaims
-from redline.tracking import TrackedConfig, Tracker
 
 __all__ = [
     "Balance",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from redline.runner import Hook
+from redline.runtime.runner import Hook
 from redline.services.forward import FanOut, ForwardConfig, Forwarder, forwarding
 
 __all__ = ["LpushConfig", "build"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from redline.runner import Hook
+from redline.runtime.runner import Hook
 from redline.services.forward import Balance, ForwardConfig, Forwarder, forwarding
 
 __all__ = ["MbalanceConfig", "build"]

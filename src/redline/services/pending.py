@@ -25,12 +25,12 @@ import logging
 import time
 from collections.abc import Sequence
 
-from redline import scripts
 from redline.config import ServiceConfig
 from redline.connection import AsyncClient, Command, run_commands
 from redline.keys import derived
-from redline.lifecycle import is_alive
-from redline.runner import Context
+from redline.runtime.lifecycle import is_alive
+from redline.runtime.runner import Context
+from redline.scripting import scripts
 
 __all__ = ["PendingClaims", "blocking_move", "dead_key", "pending_key", "registry_key"]
 

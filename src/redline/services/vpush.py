@@ -15,7 +15,7 @@
 
 Like every service it runs with the standard hooks (`build`): it registers with the lifecycle
 (its lease holder is named after its ``<ns>:<id>`` hash, so deleting that hash stops it) and
-writes its metrics through `redline.metrics.Metrics`.
+writes its metrics through `redline.runtime.metrics.Metrics`.
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ from redline.backoff import delay_for
 from redline.config import ServiceConfig
 from redline.connection import AsyncClient, connect, mask_url
 from redline.keys import derived
-from redline.metrics import Metrics
-from redline.runner import Context, Hook
-from redline.scripts import run
+from redline.runtime.metrics import Metrics
+from redline.runtime.runner import Context, Hook
+from redline.scripting.scripts import run
 from redline.services import default_namespace, standard_hooks
 from redline.services.pending import blocking_move
 

@@ -9,8 +9,9 @@ such as the last error), where the latest write wins.
 A service observes into a local `Metrics` accumulator (no round trip per message); the
 accumulator is a runner `Hook` that adds what it holds to Redis on every tick and at stop, one
 script call per metric name. It also adds, in one more call, the instance's own totals since its
-start to its lifecycle hash (``calls``, ``timeouts``, ``errors``: what `redline.health` judges an
-instance by). A metric named ``errors`` (or ending in ``:errors``/``_errors``) counts failures.
+start to its lifecycle hash (``calls``, ``timeouts``, ``errors``: what
+`redline.scaling.health` judges an instance by). A metric named ``errors`` (or ending in
+``:errors``/``_errors``) counts failures.
 
 Errors are also kept as text: `record_error` (called by the runner when a step fails, and by any
 service that wants to) pushes onto ``<ns>:errors``, a list capped at `ERRORS_KEPT`, newest first,
@@ -34,11 +35,11 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from redline import scripts
 from redline.connection import AsyncClient, SyncClient, connect_sync
+from redline.scripting import scripts
 
 if TYPE_CHECKING:  # the runner imports `record_error` from here
-    from redline.runner import Context
+    from redline.runtime.runner import Context
 
 __all__ = [
     "ERRORS_KEPT",

@@ -8,9 +8,9 @@ Everything around the loop — lifecycle registration and renewal, metrics monit
 `Hook`: ``start`` before the first step, ``tick`` every ``tick_interval`` seconds beside the
 loop, ``stop`` after the last step. A hook that raises `ShutdownRequested` stops the service.
 
-A step that fails is kept among the namespace's recent errors (`redline.metrics.record_error`):
-a run of transient failures once the step succeeds again (Redis is reachable then), an
-exception that ends the service before it propagates.
+A step that fails is kept among the namespace's recent errors
+(`redline.runtime.metrics.record_error`): a run of transient failures once the step succeeds
+again (Redis is reachable then), an exception that ends the service before it propagates.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from redline.backoff import Backoff
 from redline.config import ServiceConfig, masked
 from redline.connection import AsyncClient, connect, mask_url
 from redline.errors import ShutdownRequested
-from redline.metrics import record_error
+from redline.runtime.metrics import record_error
 
 __all__ = ["Context", "Hook", "Service", "run_service"]
 

@@ -17,12 +17,12 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
-from redline import scripts
 from redline.backoff import Backoff
-from redline.cscale import active_key, get_desired
 from redline.errors import ShutdownRequested
-from redline.lifecycle import Lifecycle, check_interval, instance_key
-from redline.runner import TRANSIENT, Context
+from redline.runtime.lifecycle import Lifecycle, check_interval, instance_key
+from redline.runtime.runner import TRANSIENT, Context
+from redline.scaling.cscale import active_key, get_desired
+from redline.scripting import scripts
 
 __all__ = ["StandbyGate", "set_role"]
 

@@ -19,8 +19,8 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from redline import scripts
 from redline.connection import AsyncClient, SyncClient, is_cluster_client
+from redline.scripting import scripts
 
 __all__ = ["Library", "function_name"]
 

@@ -32,11 +32,11 @@ import sys
 import time
 import uuid
 
-from redline import scripts
-from redline.autoscale import Autoscaler
 from redline.backoff import Backoff
 from redline.connection import AsyncClient
-from redline.cscale import (
+from redline.runtime.runner import TRANSIENT
+from redline.scaling.autoscale import Autoscaler
+from redline.scaling.cscale import (
     AGENTS_KEY,
     DESIRED_KEY,
     SPECS_KEY,
@@ -53,9 +53,9 @@ from redline.cscale import (
     split_claims,
     starting_key,
 )
-from redline.procs import Child, Children
-from redline.registry import Instance, instances, retire
-from redline.runner import TRANSIENT
+from redline.scaling.procs import Child, Children
+from redline.scaling.registry import Instance, instances, retire
+from redline.scripting import scripts
 
 __all__ = ["Agent"]
 
@@ -200,7 +200,7 @@ class Agent:
         base = spec.argv or [sys.executable, "-m", "redline", str(spec.service)]
         config = ["--config", str(spec.config)] if spec.config else []
         fixed = [f"serviceNamespace={ns}", f"serviceCapacity={spec.capacity}", *spec.sets]
-        if spec.standby:  # the instance waits behind `redline.standby.StandbyGate`
+        if spec.standby:  # the instance waits behind `redline.runtime.standby.StandbyGate`
             fixed.append("serviceStandby=true")
         return [*base, *config, "--redis", self.url, *(a for s in fixed for a in ("--set", s))]
 

@@ -30,10 +30,10 @@ from redline.config import ServiceConfig
 from redline.connection import AsyncClient
 from redline.errors import QueryError
 from redline.keys import derived, hash_slot
-from redline.metrics import Metrics
-from redline.rquery import Policy, parse_query, run_query
-from redline.runner import Context, Hook
-from redline.scripts import run
+from redline.rquery.query import Policy, parse_query, run_query
+from redline.runtime.metrics import Metrics
+from redline.runtime.runner import Context, Hook
+from redline.scripting.scripts import run
 from redline.services import default_namespace, standard_hooks
 from redline.services.pending import PendingClaims
 

@@ -1,7 +1,7 @@
 """cscale: declarative scaling — desired replica counts are data in Redis.
 
 A "service" here is a lifecycle namespace: its live instances are the ``<ns>:<id>`` hashes that
-`redline.registry` lists. The control-plane keys (all names built here):
+`redline.scaling.registry` lists. The control-plane keys (all names built here):
 
 - ``redline:scale`` — hash namespace → desired number of *active* replicas (``redline scale``
   writes it; so can any client: ``redis-cli hset redline:scale demo:worker 3``)
@@ -10,10 +10,10 @@ A "service" here is a lifecycle namespace: its live instances are the ``<ns>:<id
 - ``redline:cscale:events`` — list of recent decisions and failures, newest first (JSON)
 - ``{<ns>}:cscale:lock`` — the per-service lease an agent holds while it decides
 - ``{<ns>}:cscale:starting`` — sorted set of start claims, scored by their deadline (ms)
-- ``{<ns>}:cscale:active`` — sorted set of active-slot leases (see `redline.standby`)
+- ``{<ns>}:cscale:active`` — sorted set of active-slot leases (see `redline.runtime.standby`)
 - ``{<ns>}:cscale:autoscale`` — the lease of the agent that runs the autoscaling policy
 
-The agent itself is `redline.cscale_agent`; this module holds the spec, the keys and the
+The agent itself is `redline.scaling.cscale_agent`; this module holds the spec, the keys and the
 decisions, which are plain functions.
 """
 
@@ -28,12 +28,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from redline.autoscale import AutoscalePolicy
 from redline.config import load_config
 from redline.connection import AsyncClient
-from redline.health import DEFAULT_POLICY, HealthPolicy
 from redline.keys import derived
-from redline.registry import Instance
+from redline.scaling.autoscale import AutoscalePolicy
+from redline.scaling.health import DEFAULT_POLICY, HealthPolicy
+from redline.scaling.registry import Instance
 
 __all__ = [
     "AGENTS_KEY",

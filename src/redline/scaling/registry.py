@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redline.connection import AsyncClient
-from redline.lifecycle import ids_key, instance_key, registry_key
+from redline.runtime.lifecycle import ids_key, instance_key, registry_key
 
 __all__ = [
     "Instance",

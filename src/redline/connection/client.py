@@ -27,8 +27,8 @@ import redis.connection
 import redis.sentinel
 import redis.utils
 
+from redline.connection.internals import pack_command, reply_error, sentinels_of, stream_transport
 from redline.errors import ConnectionURLError
-from redline.internals import pack_command, reply_error, sentinels_of, stream_transport
 
 __all__ = [
     "AsyncClient",

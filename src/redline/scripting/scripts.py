@@ -23,7 +23,7 @@ Arg = str | bytes | int | float
 @cache
 def lua_source(name: str) -> str:
     """The text of ``redline/lua/<name>.lua``."""
-    return resources.files("redline").joinpath("lua", f"{name}.lua").read_text()
+    return resources.files("redline.scripting").joinpath("lua", f"{name}.lua").read_text()
 
 
 @cache

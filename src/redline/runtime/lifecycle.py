@@ -23,11 +23,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from redline import __version__, scripts
+from redline import __version__
 from redline.config import ServiceConfig
 from redline.connection import AsyncClient
 from redline.errors import ShutdownRequested
-from redline.runner import Context
+from redline.runtime.runner import Context
+from redline.scripting import scripts
 
 __all__ = [
     "Lifecycle",
@@ -66,7 +67,7 @@ REGISTRY_KEY = "redline:registry"
 
 def registry_key() -> str:
     """``redline:registry``: namespace → JSON ``{"service", "version", "serves"}``, so that
-    discovery (`redline.registry`) finds every namespace without scanning keys."""
+    discovery (`redline.scaling.registry`) finds every namespace without scanning keys."""
     return REGISTRY_KEY
 
 

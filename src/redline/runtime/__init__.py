@@ -1,0 +1,2 @@
+"""What every service process shares: its context, the runner, lifecycle, metrics, message
+tracking and standby."""
