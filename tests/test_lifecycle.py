@@ -6,10 +6,9 @@ import os
 
 from redline.config import ServiceConfig
 from redline.connection import AsyncClient
+from redline.runtime import Context, run_service
 from redline.runtime.lifecycle import Lifecycle, check_interval, compact, ids_key, instance_key
-from redline.runtime.runner import Context
 from redline.scripting import scripts
-from redline.services import serve
 
 NS = "demo:svc"
 
@@ -32,7 +31,7 @@ def config(url: str, **fields: object) -> ServiceConfig:
 async def started(aredis: AsyncClient, url: str, hook: Lifecycle, **fields: object):  # type: ignore[no-untyped-def]
     stopping = asyncio.Event()
     cfg = config(url, **fields)
-    task = asyncio.create_task(serve(Idle(), cfg, [hook], stopping))  # type: ignore[arg-type]
+    task = asyncio.create_task(run_service(Idle(), cfg, [hook], stopping))  # type: ignore[arg-type]
     for _ in range(500):
         if hook.key and await aredis.exists(hook.key):
             return task, stopping

@@ -9,8 +9,8 @@ import pytest
 
 from redline.config import ServiceConfig
 from redline.connection import AsyncClient
+from redline.runtime import Context, run_service
 from redline.runtime.lifecycle import Lifecycle
-from redline.runtime.runner import Context, run_service
 from redline.scaling.registry import instances, peers, retire, services
 from tests.helpers import run
 

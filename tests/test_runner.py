@@ -8,9 +8,9 @@ import redis.exceptions
 
 from redline.config import ServiceConfig
 from redline.errors import ShutdownRequested
+from redline.runtime import Context, run_service
 from redline.runtime.lifecycle import Lifecycle
 from redline.runtime.metrics import metrics_key, recent_errors
-from redline.runtime.runner import Context, run_service
 
 
 class Mover:

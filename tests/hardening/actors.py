@@ -18,9 +18,8 @@ from pathlib import Path
 from redline.backoff import Backoff
 from redline.cli.logs import configure
 from redline.connection import connect
-from redline.errors import RedlineError
+from redline.errors import TRANSIENT, RedlineError
 from redline.queue import ReliableQueue
-from redline.runtime.runner import TRANSIENT
 
 BATCH = 20
 RETRIED = (*TRANSIENT, RedlineError)

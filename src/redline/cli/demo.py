@@ -18,9 +18,9 @@ import click
 from redline.cli.common import server_for
 from redline.config import load_config
 from redline.connection import AsyncClient, connect
+from redline.runtime import run_service
 from redline.runtime.lifecycle import ids_key, instance_key
-from redline.services import mpush, serve
-from redline.services.forward import namespace_of
+from redline.services import mpush
 
 __all__ = ["DEMO_CONFIG", "demo", "run_mpush_demo"]
 
@@ -64,11 +64,11 @@ async def _until(check: Callable[[], Awaitable[bool]]) -> None:
 async def _demo(config: mpush.MpushConfig) -> None:
     assert config.redis is not None
     client: AsyncClient = connect(config.redis)
-    ns = namespace_of(config)
     await client.delete(config.in_, *config.out)
     forwarder, hooks = mpush.build(config)
+    ns = forwarder.metrics.namespace
     stopping = asyncio.Event()
-    task = asyncio.create_task(serve(forwarder, config, hooks, stopping))
+    task = asyncio.create_task(run_service(forwarder, config, hooks, stopping))
 
     async def registered() -> bool:
         return bool(forwarder.mine)

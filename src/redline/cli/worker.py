@@ -16,13 +16,9 @@ from redline.config import ServiceConfig
 from redline.errors import RedlineError
 from redline.jobs.task import Tasks, load_tasks
 from redline.jobs.worker import Worker
-from redline.runtime.lifecycle import Lifecycle, check_interval
-from redline.runtime.metrics import Metrics
-from redline.runtime.runner import run_service
+from redline.runtime import assemble, run_service
 
 __all__ = ["WorkerConfig", "worker", "worker_hooks"]
-
-DEFAULT_NAMESPACE = "redline:worker"
 
 
 class WorkerConfig(ServiceConfig):
@@ -86,17 +82,17 @@ def worker(
         hooks = worker_hooks(tasks, config)
 
         async def main(stopping: asyncio.Event) -> None:
-            interval = check_interval(config.service_renew, config.pop_timeout)
-            await run_service(hooks[-1], config, hooks, stopping, tick_interval=interval)
+            await run_service(hooks[-1], config, hooks, stopping)
 
         run_until_signal(main)
 
 
 def worker_hooks(tasks: Tasks, config: WorkerConfig) -> list[Any]:
-    """Lifecycle (registration under ``serviceNamespace``, default ``redline:worker``),
-    metrics, and the worker last (so that it stops first, before the instance unregisters)."""
-    ns = config.service_namespace or DEFAULT_NAMESPACE
-    metrics = Metrics(ns, timeout_ms=int(config.lease * 1000))
+    """The assembly's hooks (registration under ``serviceNamespace``, default
+    ``redline:worker``; metrics against the lease), and the worker last (so that it stops
+    first, before the instance unregisters)."""
+    queues = config.queues or tasks.queues
+    assembly = assemble("worker", config, serves=",".join(queues), timeout=config.lease)
     runner = Worker(
         tasks,
         config.queues,
@@ -105,17 +101,9 @@ def worker_hooks(tasks: Tasks, config: WorkerConfig) -> list[Any]:
         config.lease,
         config.grace,
         config.cron,
-        metrics,
+        assembly.metrics,
     )
-    lifecycle = Lifecycle(
-        ns,
-        "worker",
-        ",".join(runner.queues),
-        expire=config.service_expire,
-        renew=config.service_renew,
-        capacity=config.service_capacity,
-    )
-    return [lifecycle, metrics, runner]
+    return assembly.hooks(runner)
 
 
 def _json(value: object) -> str:

@@ -17,7 +17,7 @@ from redline.http.envelope import Request, Response
 from redline.http.pages import Pages, PageSpec
 from redline.http.worker import HttpService, Outcome, WorkerConfig
 from redline.rquery.query import rquery
-from redline.runtime.runner import Context
+from redline.runtime import Context
 
 __all__ = ["Render", "RenderConfig"]
 

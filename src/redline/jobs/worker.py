@@ -33,14 +33,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from redline.errors import JobError, JobSerializationError, UnknownTaskError
+from redline.errors import TRANSIENT, JobError, JobSerializationError, UnknownTaskError
 from redline.jobs.cron import CronSchedule, CronScheduler
 from redline.jobs.document import JobDocument, JobState, encode_value, job_keys
 from redline.jobs.job import FAILURE_TTL, RECENT, JobRecord, describe_args, enqueue
 from redline.jobs.task import Task, Tasks
 from redline.queue import Delivery, ReliableQueue
+from redline.runtime import Context
 from redline.runtime.metrics import Metrics
-from redline.runtime.runner import TRANSIENT, Context
 from redline.scripting.scripts import run
 
 __all__ = ["QUEUES_KEY", "Outcome", "Worker"]

@@ -31,13 +31,12 @@ from redline.connection import AsyncClient
 from redline.errors import QueryError
 from redline.keys import derived, hash_slot
 from redline.rquery.query import Policy, parse_query, run_query
+from redline.runtime import Context, Hook, assemble
 from redline.runtime.metrics import Metrics
-from redline.runtime.runner import Context, Hook
 from redline.scripting.scripts import run
-from redline.services import default_namespace, standard_hooks
 from redline.services.pending import PendingClaims
 
-__all__ = ["RQueryConfig", "RQueryService", "answer", "build", "namespace_of"]
+__all__ = ["RQueryConfig", "RQueryService", "answer", "build"]
 
 log = logging.getLogger(__name__)
 
@@ -164,13 +163,10 @@ class RQueryService(PendingClaims):
         await run(client, "rquery_reply", [self.mine, result.reply_to], [raw, document, expire])
 
 
-def namespace_of(config: RQueryConfig) -> str:
-    """The lifecycle/metrics namespace: ``serviceNamespace``, else ``{<in>}:service``."""
-    return default_namespace(config, config.in_queue)
-
-
 def build(config: RQueryConfig) -> tuple[RQueryService, list[Hook]]:
-    """The rquery service and its hooks (lifecycle, rquery, metrics), for `services.serve`."""
-    std = standard_hooks("rquery", config, namespace_of(config), f"{config.in_queue} -> replies")
-    service = RQueryService(config, std.metrics)
-    return service, std.around(service)
+    """The rquery service and its hooks, for `redline.runtime.run_service`; its pending list
+    sits beside ``in``, so its namespace does too."""
+    serves = f"{config.in_queue} -> replies"
+    assembly = assemble("rquery", config, queue=config.in_queue, serves=serves)
+    service = RQueryService(config, assembly.metrics)
+    return service, assembly.hooks(service)

@@ -24,10 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redline import __version__
-from redline.config import ServiceConfig
 from redline.connection import AsyncClient
 from redline.errors import ShutdownRequested
-from redline.runtime.runner import Context
+from redline.runtime.context import Context
 from redline.scripting import scripts
 
 __all__ = [
@@ -111,18 +110,6 @@ class Lifecycle:
     started: int = 0
     key: str = ""
 
-    @classmethod
-    def of(cls, service: str, config: ServiceConfig, namespace: str, serves: str) -> Lifecycle:
-        """The lifecycle of an instance of `service`, with the timings from its `config`."""
-        return cls(
-            namespace,
-            service,
-            serves,
-            expire=config.service_expire,
-            renew=config.service_renew,
-            capacity=config.service_capacity,
-        )
-
     _renewed_at: float = 0.0
 
     async def start(self, ctx: Context) -> None:
@@ -142,7 +129,7 @@ class Lifecycle:
             await pipe.execute()
         self.key = key  # set last: a non-empty key means "registered"
         ctx.instance_id, self._renewed_at = ident, time.monotonic()
-        ctx.extra["lifecycle_key"], ctx.extra["namespace"] = self.key, self.namespace
+        ctx.instance_key, ctx.namespace = self.key, self.namespace
         log.info("registered %s host=%s pid=%s", self.key, self.host, self.pid)
         log.info("renew: started %s every=%ss expire=%ss", self.key, self.renew, self.expire)
 

@@ -29,17 +29,15 @@ import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from redline.connection import AsyncClient, SyncClient, connect_sync
+from redline.runtime.context import Context
 from redline.scripting import scripts
-
-if TYPE_CHECKING:  # the runner imports `record_error` from here
-    from redline.runtime.runner import Context
 
 __all__ = [
     "ERRORS_KEPT",
@@ -180,10 +178,10 @@ class Metrics:
         return None
 
     async def tick(self, ctx: Context) -> None:
-        await self.flush(ctx.lifecycle_redis, str(ctx.extra.get("lifecycle_key", "")))
+        await self.flush(ctx.lifecycle_redis, ctx.instance_key)
 
     async def stop(self, ctx: Context) -> None:
-        await self.flush(ctx.lifecycle_redis, str(ctx.extra.get("lifecycle_key", "")))
+        await self.flush(ctx.lifecycle_redis, ctx.instance_key)
 
 
 def _instance_totals(taken: dict[str, _Pending]) -> list[str | int]:

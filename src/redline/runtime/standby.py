@@ -18,10 +18,10 @@ import logging
 from dataclasses import dataclass
 
 from redline.backoff import Backoff
-from redline.errors import ShutdownRequested
-from redline.runtime.lifecycle import Lifecycle, check_interval, instance_key
-from redline.runtime.runner import TRANSIENT, Context
-from redline.scaling.cscale import active_key, get_desired
+from redline.errors import TRANSIENT, ShutdownRequested
+from redline.runtime.context import Context
+from redline.runtime.desired import active_key, get_desired
+from redline.runtime.lifecycle import Lifecycle, instance_key
 from redline.scripting import scripts
 
 __all__ = ["StandbyGate", "set_role"]
@@ -45,6 +45,7 @@ class StandbyGate:
     """Hold the step loop back until this instance holds an active slot (see module doc)."""
 
     lifecycle: Lifecycle
+    poll: float = 1.0  # seconds between looks for a free slot
     managed: bool = False
     role: str = ""
 
@@ -60,7 +61,7 @@ class StandbyGate:
             return ACTIVE
         holders = [_text(m) for m in await client.zrange(active_key(self.namespace), 0, -1)]
         dead = [h for h in holders if not await client.exists(instance_key(self.namespace, h))]
-        lease_ms = int(ctx.config.service_expire * 1000)
+        lease_ms = int(self.lifecycle.expire * 1000)
         args: list[str | int] = [ctx.instance_id, lease_ms, desired, *dead]
         return int(await scripts.run(client, "standby_slot", [active_key(self.namespace)], args))
 
@@ -71,7 +72,6 @@ class StandbyGate:
             log.info("%s is %s", self.lifecycle.key, role)
 
     async def start(self, ctx: Context) -> None:
-        poll = check_interval(ctx.config.service_renew, ctx.config.pop_timeout)
         backoff = Backoff(f"standby {self.namespace}")
         while not ctx.stopping.is_set():
             try:
@@ -88,7 +88,7 @@ class StandbyGate:
                 await backoff.failed(exc)
                 continue
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(ctx.stopping.wait(), poll)
+                await asyncio.wait_for(ctx.stopping.wait(), self.poll)
 
     async def tick(self, ctx: Context) -> None:
         if self.role == "active" and await self._slot(ctx) != ACTIVE:

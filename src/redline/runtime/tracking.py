@@ -30,8 +30,8 @@ from pydantic import Field
 
 from redline.config import ServiceConfig
 from redline.connection import AsyncClient
+from redline.runtime.context import Context
 from redline.runtime.metrics import Metrics
-from redline.runtime.runner import Context
 
 __all__ = [
     "TrackedConfig",

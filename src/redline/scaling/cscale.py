@@ -3,14 +3,13 @@
 A "service" here is a lifecycle namespace: its live instances are the ``<ns>:<id>`` hashes that
 `redline.scaling.registry` lists. The control-plane keys (all names built here):
 
-- ``redline:scale`` — hash namespace → desired number of *active* replicas (``redline scale``
-  writes it; so can any client: ``redis-cli hset redline:scale demo:worker 3``)
+- ``redline:scale`` and ``{<ns>}:cscale:active`` — desired counts and active slots, whose names
+  `redline.runtime.desired` builds (a standby reads them there)
 - ``redline:cscale:specs`` — hash namespace → JSON of the spec the agents run (for status)
 - ``redline:cscale:agents`` — sorted set of agent host names, scored by last heartbeat (s)
 - ``redline:cscale:events`` — list of recent decisions and failures, newest first (JSON)
 - ``{<ns>}:cscale:lock`` — the per-service lease an agent holds while it decides
 - ``{<ns>}:cscale:starting`` — sorted set of start claims, scored by their deadline (ms)
-- ``{<ns>}:cscale:active`` — sorted set of active-slot leases (see `redline.runtime.standby`)
 - ``{<ns>}:cscale:autoscale`` — the lease of the agent that runs the autoscaling policy
 
 The agent itself is `redline.scaling.cscale_agent`; this module holds the spec, the keys and the
@@ -31,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from redline.config import load_config
 from redline.connection import AsyncClient
 from redline.keys import derived
+from redline.runtime.desired import DESIRED_KEY, active_key, get_desired, set_desired
 from redline.scaling.autoscale import AutoscalePolicy
 from redline.scaling.health import DEFAULT_POLICY, HealthPolicy
 from redline.scaling.registry import Instance
@@ -56,7 +56,6 @@ __all__ = [
     "starting_key",
 ]
 
-DESIRED_KEY = "redline:scale"
 SPECS_KEY = "redline:cscale:specs"
 EVENTS_KEY = "redline:cscale:events"
 AGENTS_KEY = "redline:cscale:agents"
@@ -69,10 +68,6 @@ def lock_key(ns: str) -> str:
 
 def starting_key(ns: str) -> str:
     return derived(ns, "cscale", "starting")
-
-
-def active_key(ns: str) -> str:
-    return derived(ns, "cscale", "active")
 
 
 def autoscale_key(ns: str) -> str:
@@ -117,19 +112,6 @@ class ScaleFile(BaseModel):
 def load_scale_file(path: Path) -> ScaleFile:
     """Read and validate a cscale file (TOML or JSON); raises ConfigError listing problems."""
     return load_config(ScaleFile, path)
-
-
-async def get_desired(client: AsyncClient, ns: str) -> int | None:
-    """The desired active replicas of `ns`, or None when nobody has set it."""
-    value = await client.hget(DESIRED_KEY, ns)
-    return None if value is None else int(value)
-
-
-async def set_desired(client: AsyncClient, ns: str, replicas: int) -> None:
-    """Set the desired active replicas of `ns`; the agents converge to it."""
-    if replicas < 0:
-        raise ValueError(f"replicas must be 0 or more, got {replicas}")
-    await client.hset(DESIRED_KEY, ns, replicas)
 
 
 async def record_event(client: AsyncClient, ns: str, message: str, **extra: Any) -> None:

@@ -34,7 +34,7 @@ import uuid
 
 from redline.backoff import Backoff
 from redline.connection import AsyncClient
-from redline.runtime.runner import TRANSIENT
+from redline.errors import TRANSIENT
 from redline.scaling.autoscale import Autoscaler
 from redline.scaling.cscale import (
     AGENTS_KEY,

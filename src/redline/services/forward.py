@@ -24,11 +24,10 @@ from pydantic import Field
 
 from redline.connection import AsyncClient, is_cluster
 from redline.keys import derived, require_same_slot
+from redline.runtime import Context, Hook, assemble
 from redline.runtime.metrics import Metrics
-from redline.runtime.runner import Context, Hook
 from redline.runtime.tracking import TrackedConfig, Tracker
 from redline.scripting import scripts
-from redline.services import default_namespace, standard_hooks
 from redline.services.pending import PendingClaims
 
 __all__ = [
@@ -39,7 +38,6 @@ __all__ = [
     "Route",
     "check_slots",
     "forwarding",
-    "namespace_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -182,14 +180,10 @@ class Forwarder(PendingClaims):
             self._wait = 0.0
 
 
-def namespace_of(config: ForwardConfig) -> str:
-    """The lifecycle/metrics namespace: ``serviceNamespace``, else ``{<in>}:service``."""
-    return default_namespace(config, config.in_)
-
-
 def forwarding(name: str, config: ForwardConfig, route: Route) -> tuple[Forwarder, list[Hook]]:
-    """A `Forwarder` and its hooks, in order: lifecycle, forwarder, tracking, metrics."""
-    std = standard_hooks(name, config, namespace_of(config), "")
-    forwarder = Forwarder(name, config, route, std.metrics, std.tracker)
-    std.lifecycle.serves = forwarder.serves
-    return forwarder, std.around(forwarder)
+    """A `Forwarder` and its hooks (`redline.runtime.assemble`'s, then the forwarder's own);
+    its pending list sits beside ``in``, so its namespace does too."""
+    assembly = assemble(name, config, queue=config.in_)
+    forwarder = Forwarder(name, config, route, assembly.metrics, assembly.tracker)
+    assembly.lifecycle.serves = forwarder.serves
+    return forwarder, assembly.hooks(forwarder)

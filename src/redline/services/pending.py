@@ -28,8 +28,8 @@ from collections.abc import Sequence
 from redline.config import ServiceConfig
 from redline.connection import AsyncClient, Command, run_commands
 from redline.keys import derived
+from redline.runtime import Context
 from redline.runtime.lifecycle import is_alive
-from redline.runtime.runner import Context
 from redline.scripting import scripts
 
 __all__ = ["PendingClaims", "blocking_move", "dead_key", "pending_key", "registry_key"]
@@ -100,7 +100,7 @@ class PendingClaims:
         if not ctx.instance_id:
             raise RuntimeError(f"{self.name} needs the Lifecycle hook before it (an instance id)")
         self.mine = pending_key(self.base, ctx.instance_id)
-        lifecycle_key = str(ctx.extra.get("lifecycle_key", ""))
+        lifecycle_key = ctx.instance_key
         # Listed, and not found dead (a recoverer that forgot this instance would start its
         # grace over): sent now and ahead of every claim.
         self._relist = (
