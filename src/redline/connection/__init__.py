@@ -20,6 +20,7 @@ from redline.connection.client import (
     mask_url,
     parse_url,
     run_commands,
+    text,
 )
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "mask_url",
     "parse_url",
     "run_commands",
+    "text",
 ]

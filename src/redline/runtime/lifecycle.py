@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redline import __version__
-from redline.connection import AsyncClient
+from redline.connection import AsyncClient, text
 from redline.errors import ShutdownRequested
 from redline.runtime.context import Context
 from redline.scripting import scripts
@@ -84,7 +84,7 @@ async def compact(client: AsyncClient, ns: str) -> list[str]:
     """Remove from ``<ns>:ids`` the ids whose hash has expired or was deleted; return them."""
     removed = []
     for raw in await client.lrange(ids_key(ns), 0, -1):
-        ident = raw.decode() if isinstance(raw, bytes) else str(raw)
+        ident = text(raw)
         if not await client.exists(instance_key(ns, ident)):
             await client.lrem(ids_key(ns), 0, ident)
             removed.append(ident)

@@ -35,7 +35,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from redline.connection import AsyncClient, SyncClient, connect_sync
+from redline.connection import AsyncClient, SyncClient, connect_sync, text
 from redline.runtime.context import Context
 from redline.scripting import scripts
 
@@ -202,12 +202,11 @@ def _pattern(ns: str) -> str:
 def _decode(raw: dict[Any, Any]) -> dict[str, Value]:
     out: dict[str, Value] = {}
     for key, value in raw.items():
-        name = key.decode() if isinstance(key, bytes) else str(key)
-        text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+        name, note = text(key), text(value, errors="replace")
         try:
-            out[name] = int(float(text))
+            out[name] = int(float(note))
         except (ValueError, OverflowError):
-            out[name] = text  # a note, such as a last error
+            out[name] = note  # a note, such as a last error
     return out
 
 
@@ -216,8 +215,7 @@ def _numbers(values: dict[str, Value]) -> dict[str, int]:
 
 
 def _name(ns: str, key: Any) -> str:
-    text = key.decode() if isinstance(key, bytes) else str(key)
-    return text[len(metrics_key(ns, "")) :]
+    return text(key)[len(metrics_key(ns, "")) :]
 
 
 async def read_metrics(client: AsyncClient, ns: str) -> dict[str, dict[str, int]]:

@@ -18,6 +18,7 @@ import logging
 from dataclasses import dataclass
 
 from redline.backoff import Backoff
+from redline.connection import text
 from redline.errors import TRANSIENT, ShutdownRequested
 from redline.runtime.context import Context
 from redline.runtime.desired import active_key, get_desired
@@ -29,10 +30,6 @@ __all__ = ["StandbyGate", "set_role"]
 log = logging.getLogger(__name__)
 
 ACTIVE = 1  # standby_slot.lua: 1 active, 0 no free slot, -1 gave its slot up
-
-
-def _text(raw: object) -> str:
-    return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
 async def set_role(ctx: Context, key: str, role: str) -> None:
@@ -59,7 +56,7 @@ class StandbyGate:
         self.managed = desired is not None
         if desired is None:
             return ACTIVE
-        holders = [_text(m) for m in await client.zrange(active_key(self.namespace), 0, -1)]
+        holders = [text(m) for m in await client.zrange(active_key(self.namespace), 0, -1)]
         dead = [h for h in holders if not await client.exists(instance_key(self.namespace, h))]
         lease_ms = int(self.lifecycle.expire * 1000)
         args: list[str | int] = [ctx.instance_id, lease_ms, desired, *dead]

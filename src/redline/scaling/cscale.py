@@ -28,7 +28,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from redline.config import load_config
-from redline.connection import AsyncClient
+from redline.connection import AsyncClient, text
 from redline.keys import derived
 from redline.runtime.desired import DESIRED_KEY, active_key, get_desired, set_desired
 from redline.scaling.autoscale import AutoscalePolicy
@@ -147,7 +147,7 @@ def split_claims(claims: Sequence[Any], live: Sequence[Instance]) -> tuple[list[
     """The claims whose process is not among the `live` instances (still starting), and those
     whose process is (registered: the claim has done its job and may be dropped by anyone)."""
     running = {(inst.host, inst.pid) for inst in live}
-    names = [c.decode() if isinstance(c, bytes) else str(c) for c in claims]
+    names = [text(c) for c in claims]
     registered = [c for c in names if _machine_pid(c) in running]
     return [c for c in names if c not in registered], registered
 

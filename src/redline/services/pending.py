@@ -26,7 +26,7 @@ import time
 from collections.abc import Sequence
 
 from redline.config import ServiceConfig
-from redline.connection import AsyncClient, Command, run_commands
+from redline.connection import AsyncClient, Command, run_commands, text
 from redline.keys import derived
 from redline.runtime import Context
 from redline.runtime.lifecycle import is_alive
@@ -131,7 +131,7 @@ class PendingClaims:
         total, self._recovered_at = 0, time.monotonic()
         entries = await ctx.redis.hgetall(registry_key(self.base))
         for raw_id, raw_key in entries.items():
-            ident, owner = _text(raw_id), _text(raw_key)
+            ident, owner = text(raw_id), text(raw_key)
             if ident == ctx.instance_id or (owner and await is_alive(ctx.lifecycle_redis, owner)):
                 continue
             pending = pending_key(self.base, ident)
@@ -149,7 +149,3 @@ class PendingClaims:
         keys = [registry_key(self.base), pending, self.source, dead_key(self.base)]
         args: list[str | int] = [ident] if grace is None else [ident, grace]
         return int(await scripts.run(client, "forward_recover", keys, args))
-
-
-def _text(raw: object) -> str:
-    return raw.decode() if isinstance(raw, bytes) else str(raw)
