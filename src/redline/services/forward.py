@@ -96,7 +96,7 @@ class Balance:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class Moved:
     """What one script call did."""
 
     moved: int
@@ -150,7 +150,7 @@ class Forwarder(PendingClaims):
         if outcome.moved < self.config.batch:
             await self._block(ctx)
 
-    async def forward(self, client: AsyncClient) -> Outcome:
+    async def forward(self, client: AsyncClient) -> Moved:
         """One script call: what is pending, then up to ``batch`` from ``in``, to the outputs."""
         keys = [self.mine, self.source, *self.route.outputs]
         want = int(self.tracker is not None)
@@ -159,8 +159,8 @@ class Forwarder(PendingClaims):
         full = bool(reply[0])
         if want:
             payloads = tuple(p for p in reply[1:] if isinstance(p, bytes))
-            return Outcome(len(payloads), payloads, full)
-        return Outcome(int(str(reply[1])), (), full)
+            return Moved(len(payloads), payloads, full)
+        return Moved(int(str(reply[1])), (), full)
 
     async def _block(self, ctx: Context) -> None:
         """Wait up to popTimeout for a message; the next `forward` takes it from pending."""
