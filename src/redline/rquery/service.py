@@ -34,7 +34,7 @@ from redline.rquery.query import Policy, parse_query, run_query
 from redline.runtime import Context, Hook, assemble
 from redline.runtime.metrics import Metrics
 from redline.scripting.scripts import run
-from redline.services.pending import PendingClaims
+from redline.services.pending import PendingClaims, pending_base
 
 __all__ = ["RQueryConfig", "RQueryService", "answer", "build"]
 
@@ -120,8 +120,7 @@ class RQueryService(PendingClaims):
     name = "rquery"
 
     def __init__(self, config: RQueryConfig, metrics: Metrics) -> None:
-        pending = derived(config.in_queue, "pending")
-        super().__init__(self.name, config.in_queue, pending, config)
+        super().__init__(self.name, config.in_queue, pending_base(config.in_queue), config)
         self.config, self.metrics = config, metrics
         self._resume = True  # look at our own pending list first (after a start or a failure)
 

@@ -23,12 +23,12 @@ from typing import Protocol
 from pydantic import Field
 
 from redline.connection import AsyncClient, is_cluster
-from redline.keys import derived, require_same_slot
+from redline.keys import require_same_slot
 from redline.runtime import Context, Hook, assemble
 from redline.runtime.metrics import Metrics
 from redline.runtime.tracking import TrackedConfig, Tracker
 from redline.scripting import scripts
-from redline.services.pending import PendingClaims
+from redline.services.pending import PendingClaims, pending_base
 
 __all__ = [
     "Balance",
@@ -57,7 +57,7 @@ class ForwardConfig(TrackedConfig):
 
     @property
     def pending_base(self) -> str:
-        return self.pending or derived(self.in_, "pending")
+        return self.pending or pending_base(self.in_)
 
 
 class Route(Protocol):

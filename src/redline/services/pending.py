@@ -32,9 +32,21 @@ from redline.runtime import Context
 from redline.runtime.lifecycle import is_alive
 from redline.scripting import scripts
 
-__all__ = ["PendingClaims", "blocking_move", "dead_key", "pending_key", "registry_key"]
+__all__ = [
+    "PendingClaims",
+    "blocking_move",
+    "dead_key",
+    "pending_base",
+    "pending_key",
+    "registry_key",
+]
 
 log = logging.getLogger(__name__)
+
+
+def pending_base(queue: str) -> str:
+    """``{<queue>}:pending``: the default base of the pending lists of `queue`'s consumers."""
+    return derived(queue, "pending")
 
 
 def pending_key(pending: str, instance_id: str) -> str:
