@@ -7,6 +7,7 @@ is honoured within that time and the message in hand is always finished, never d
 Everything around the loop — lifecycle registration and renewal, metrics monitors — is a
 `Hook`: ``start`` before the first step, ``tick`` every ``tick_interval`` seconds beside the
 loop, ``stop`` after the last step. A hook that raises `ShutdownRequested` stops the service.
+Which hooks a process has, and in which order, `redline.runtime.assemble` decides.
 
 A step that fails is kept among the namespace's recent errors
 (`redline.runtime.metrics.record_error`): a run of transient failures once the step succeeds

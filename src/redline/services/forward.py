@@ -138,16 +138,16 @@ class Forwarder(PendingClaims):
         await super().start(ctx)
 
     async def step(self, ctx: Context) -> None:
-        outcome = await self.forward(ctx.redis)
-        if outcome.moved:
-            self.metrics.count("forwarded", outcome.moved)
+        moved = await self.forward(ctx.redis)
+        if moved.moved:
+            self.metrics.count("forwarded", moved.moved)
             if self.tracker is not None:
-                await self.tracker.track(ctx.lifecycle_redis, outcome.payloads)
-        if outcome.full:
+                await self.tracker.track(ctx.lifecycle_redis, moved.payloads)
+        if moved.full:
             await self._backpressure(ctx)
             return
         self._end_backpressure()
-        if outcome.moved < self.config.batch:
+        if moved.moved < self.config.batch:
             await self._block(ctx)
 
     async def forward(self, client: AsyncClient) -> Moved:
