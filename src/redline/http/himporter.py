@@ -74,7 +74,9 @@ class Importer:
         self.instance = os.urandom(6).hex()
         self.reply_key = f"{settings.replies}:{self.instance}"
         serves = f"http://{settings.host}:{settings.port} -> {settings.out}"
-        self.assembly = assemble("himporter", settings, serves=serves, timeout=settings.timeout)
+        self.assembly = assemble(
+            "himporter", settings, serves=serves, timeout=settings.timeout, gated=False
+        )
         self.metrics = self.assembly.metrics
         self.dispatcher = Dispatcher(self.metrics, settings.timeout)
         self.outbox: list[tuple[str, bytes]] = []  # (request id, envelope) not pushed yet

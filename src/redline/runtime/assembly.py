@@ -65,13 +65,16 @@ def assemble(
     queue: str | None = None,
     serves: str = "",
     timeout: float | None = None,
+    gated: bool = True,
 ) -> Assembly:
     """The shared hooks of a process of `kind` (``"mpush"``, ``"hrouter"``, ``"worker"``, …).
 
     `queue`: the queue it keeps per-instance keys beside (see `namespace_of`). `serves`: what it
     works on, written to its lifecycle hash (``"demo:mpush:in -> demo:mpush:out0"``).
     `timeout`: seconds its metrics histograms are measured against (default: the tracked
-    ``messageTimeout``, else 10 s).
+    ``messageTimeout``, else 10 s). `gated=False` for a process that does its work outside its
+    step loop, which a standby gate could not hold back (himporter's HTTP front): it ignores
+    ``serviceStandby``.
     """
     namespace = namespace_of(kind, config, queue)
     lifecycle = Lifecycle(
@@ -97,7 +100,7 @@ def assemble(
             timeout=tracked.message_timeout,
             capacity=tracked.message_capacity,
         )
-    if config.service_standby:
+    if config.service_standby and gated:
         poll = check_interval(config.service_renew, config.pop_timeout)
         assembly.gate = StandbyGate(lifecycle, poll)
     return assembly
