@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from redline.cli.common import config_options, load_or_exit, run_until_signal
-from redline.cli.logs import configure
+from redline.logs import configure
 from redline.runtime import Context, assemble, run_service
 from redline.runtime.tracking import TrackedConfig
 

@@ -16,9 +16,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from redline.backoff import Backoff
-from redline.cli.logs import configure
 from redline.connection import connect
 from redline.errors import TRANSIENT, RedlineError
+from redline.logs import configure
 from redline.queue import ReliableQueue
 
 BATCH = 20

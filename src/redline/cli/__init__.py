@@ -11,7 +11,6 @@ from redline.cli.dashboard import dashboard
 from redline.cli.demo import demo
 from redline.cli.dev import dev, ping
 from redline.cli.http import COMMANDS as HTTP_COMMANDS
-from redline.cli.logs import configure
 from redline.cli.metrics import metrics_command
 from redline.cli.queue import queue
 from redline.cli.rquery import rquery, rquery_service
@@ -21,6 +20,7 @@ from redline.cli.status import services_command, status
 from redline.cli.up import up
 from redline.cli.vpush import vpush
 from redline.cli.worker import worker
+from redline.logs import configure
 
 __all__ = ["main"]
 
