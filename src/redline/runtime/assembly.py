@@ -50,6 +50,18 @@ class Assembly:
         return [*(hook for hook in shared if hook is not None), *own]
 
 
+def _tracker(kind: str, namespace: str, metrics: Metrics, tracked: TrackedConfig) -> Tracker:
+    return Tracker(
+        namespace,
+        kind,
+        metrics,
+        done=tracked.done,
+        expire=tracked.message_expire,
+        timeout=tracked.message_timeout,
+        capacity=tracked.message_capacity,
+    )
+
+
 def namespace_of(kind: str, config: ServiceConfig, queue: str | None = None) -> str:
     """``serviceNamespace``; else ``{<queue>}:service`` given the `queue` the process keeps
     per-instance keys beside; else ``redline:<kind>``."""
@@ -91,15 +103,7 @@ def assemble(
     metrics = Metrics(namespace, timeout_ms=round(timeout * 1000))
     assembly = Assembly(namespace, lifecycle, metrics)
     if tracked and tracked.done:
-        assembly.tracker = Tracker(
-            namespace,
-            kind,
-            metrics,
-            done=tracked.done,
-            expire=tracked.message_expire,
-            timeout=tracked.message_timeout,
-            capacity=tracked.message_capacity,
-        )
+        assembly.tracker = _tracker(kind, namespace, metrics, tracked)
     if config.service_standby and gated:
         poll = check_interval(config.service_renew, config.pop_timeout)
         assembly.gate = StandbyGate(lifecycle, poll)
