@@ -1,7 +1,7 @@
 """What every service process shares: its context, the runner, lifecycle, metrics, message
 tracking, standby, and `assemble`, the one way a process is put together.
 
->>> assembly = assemble("mpush", config, queue=config.in_queue, serves="in -> out")
+>>> assembly = assemble("mpush", config, queue=config.in_, serves="in -> out")
 >>> await run_service(service, config, assembly.hooks(service_hook), stopping)
 """
 
