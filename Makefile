@@ -56,6 +56,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests fuzz $(wildcard bench)
 	$(BIN)/ruff format --check src tests fuzz $(wildcard bench)
 	$(BIN)/mypy src
+	$(BIN)/lint-imports --no-cache
 
 # The full suite on the embedded Valkey, then the queue and connection tests again on Debian's
 # Redis 7 (REDLINE_TEST_SERVER=redis-server) when it is installed.

@@ -36,7 +36,7 @@ from rich.table import Table
 
 from bench import _jobs_sidekiq
 from redline.connection import connect, connect_sync
-from redline.embedded import EmbeddedServer
+from redline.connection.embedded import EmbeddedServer
 from redline.jobs import enqueue, enqueue_sync
 from redline.queue import ReliableQueue
 

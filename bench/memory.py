@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from redline.connection import AsyncClient, connect
-from redline.embedded import EmbeddedServer
+from redline.connection.embedded import EmbeddedServer
 from redline.queue import ReliableQueue
 
 N = int(os.environ.get("REDLINE_BENCH_MEMORY_N", "1000000"))

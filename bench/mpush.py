@@ -20,8 +20,9 @@ from rich.console import Console
 from rich.table import Table
 
 from redline.connection import connect, connect_sync
-from redline.embedded import EmbeddedServer
-from redline.services import mpush, serve
+from redline.connection.embedded import EmbeddedServer
+from redline.runtime import run_service
+from redline.services import mpush
 
 OUTS = ["bench:out0", "bench:out1"]
 
@@ -48,7 +49,7 @@ async def _mpush_rate(url: str, batch: int, count: int) -> float:
     forwarder, hooks = mpush.build(config)
     stopping = asyncio.Event()
     began = time.perf_counter()
-    task = asyncio.create_task(serve(forwarder, config, hooks, stopping))
+    task = asyncio.create_task(run_service(forwarder, config, hooks, stopping))
     while True:  # polling the output is the measurement: no event to wait on
         if await client.llen(OUTS[1]) >= count:
             break

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from redline.connection import connect_sync
-from redline.embedded import EmbeddedServer
+from redline.connection.embedded import EmbeddedServer
 from redline.queue import Delivery, SyncReliableQueue
 
 CASES = ((1, 20_000), (100, 300_000))  # (batch, messages)

@@ -15,8 +15,8 @@ from rich.console import Console
 from rich.table import Table
 
 from redline.connection import AsyncClient, connect
-from redline.embedded import EmbeddedServer
-from redline.services import serve
+from redline.connection.embedded import EmbeddedServer
+from redline.runtime import run_service
 from redline.services.vpush import VpushConfig, build
 
 N = 5000
@@ -39,7 +39,7 @@ def _vpush(batch: int) -> Callable[[AsyncClient, AsyncClient, str, str], Awaitab
         config = VpushConfig.model_validate({**fields, "popTimeout": 0.2, "lease": 5})
         service, hooks = build(config)
         stopping = asyncio.Event()
-        task = asyncio.create_task(serve(service, config, hooks, stopping))
+        task = asyncio.create_task(run_service(service, config, hooks, stopping))
         while int(await there.llen("out")) < N:  # noqa: ASYNC110 - Redis state, no event
             await asyncio.sleep(0.01)
         stopping.set()

@@ -10,7 +10,7 @@ import atheris
 
 with atheris.instrument_imports(include=["redline"]):
     from redline.errors import QueryError
-    from redline.rquery import READ_ONLY, Policy, check_step, parse_query, substitute
+    from redline.rquery.query import READ_ONLY, Policy, check_step, parse_query, substitute
 
 from fuzz.common import fuzz, text_of
 

@@ -3,7 +3,7 @@
 ``python -m tests.scale_worker --redis URL --set serviceNamespace=NS --set queue=Q --set out=O``
 
 It pops from `queue`, waits `work` seconds, and pushes the item to `out`. Its hooks are the
-standard ones (`redline.services.standard_hooks`), as for every redline service: it registers
+ones `redline.runtime.assemble` gives every redline service: it registers
 through the lifecycle and, when cscale starts it with ``serviceStandby``, waits as a standby.
 """
 
@@ -16,9 +16,8 @@ import click
 
 from redline.cli.common import config_options, load_or_exit, run_until_signal
 from redline.logs import configure
-from redline.runner import Context
-from redline.services import serve, standard_hooks
-from redline.tracking import TrackedConfig
+from redline.runtime import Context, assemble, run_service
+from redline.runtime.tracking import TrackedConfig
 
 
 class WorkerConfig(TrackedConfig):
@@ -45,8 +44,8 @@ def main(config_path: Path | None, redis_url: str | None, sets: tuple[str, ...])
     configure("info", "kv")
     config = load_or_exit(WorkerConfig, config_path, sets, redis=redis_url)
     assert config.service_namespace, "the tests always give serviceNamespace"
-    hooks = standard_hooks(Worker.name, config, config.service_namespace, config.queue).around()
-    run_until_signal(lambda stopping: serve(Worker(), config, hooks, stopping))
+    hooks = assemble(Worker.name, config, serves=config.queue).hooks()
+    run_until_signal(lambda stopping: run_service(Worker(), config, hooks, stopping))
 
 
 if __name__ == "__main__":

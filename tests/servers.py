@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 
-from redline.embedded import reachable
+from redline.connection.embedded import reachable
 
 
 def _free(port: int) -> bool:

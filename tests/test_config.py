@@ -9,8 +9,9 @@ from click.testing import CliRunner
 from pydantic import Field
 
 from redline.cli.common import config_options, load_or_exit
-from redline.config import ServiceConfig, env_name, load_config, masked
+from redline.config import ServiceConfig, env_name, load_config
 from redline.errors import ConfigError
+from redline.runtime.runner import masked
 
 
 class DemoConfig(ServiceConfig):

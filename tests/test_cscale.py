@@ -7,12 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from redline import scripts
-from redline.autoscale import AutoscalePolicy, Autoscaler
 from redline.connection import AsyncClient
-from redline.cscale import active_key, choose_victims, load_scale_file, lock_key, starting_key
 from redline.errors import ConfigError
-from redline.registry import Instance
+from redline.scaling.autoscale import AutoscalePolicy, Autoscaler
+from redline.scaling.cscale import (
+    active_key,
+    choose_victims,
+    load_scale_file,
+    lock_key,
+    starting_key,
+)
+from redline.scaling.registry import Instance
+from redline.scripting import scripts
 from tests.helpers import run
 
 POLICY = AutoscalePolicy(queue="q", perReplica=10, min=1, max=5, downAfter=30)

@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from redline.cli.dev import ping
-from redline.embedded import EmbeddedServer, ensure_server, find_shared, reachable
+from redline.connection.embedded import EmbeddedServer, ensure_server, find_shared, reachable
 from tests.helpers import run, spawn, wait_for
 from tests.servers import Cluster, ServerProcess, free_port
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from redline.health import HealthPolicy, assess, assess_instance
+from redline.scaling.health import HealthPolicy, assess, assess_instance
 
 
 def test_a_service_is_judged_by_its_share_of_timeouts_and_errors() -> None:

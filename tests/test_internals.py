@@ -1,5 +1,5 @@
-"""The private APIs of redis-py and uvicorn that redline.internals relies on, checked for shape
-against the installed releases: a failure names the internal that changed."""
+"""The private APIs of redis-py and uvicorn that redline.connection.internals relies on, checked
+for shape against the installed releases: a failure names the internal that changed."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import redis
 import redis.asyncio
 import uvicorn
 
-from redline import internals
-from redline.connection import connect
+from redline.connection import connect, internals
 
 
 def _versions() -> str:

@@ -4,12 +4,11 @@ import asyncio
 import contextlib
 import os
 
-from redline import scripts
 from redline.config import ServiceConfig
 from redline.connection import AsyncClient
-from redline.lifecycle import Lifecycle, check_interval, compact, ids_key, instance_key
-from redline.runner import Context
-from redline.services import serve
+from redline.runtime import Context, run_service
+from redline.runtime.lifecycle import Lifecycle, check_interval, compact, ids_key, instance_key
+from redline.scripting import scripts
 
 NS = "demo:svc"
 
@@ -32,7 +31,7 @@ def config(url: str, **fields: object) -> ServiceConfig:
 async def started(aredis: AsyncClient, url: str, hook: Lifecycle, **fields: object):  # type: ignore[no-untyped-def]
     stopping = asyncio.Event()
     cfg = config(url, **fields)
-    task = asyncio.create_task(serve(Idle(), cfg, [hook], stopping))  # type: ignore[arg-type]
+    task = asyncio.create_task(run_service(Idle(), cfg, [hook], stopping))  # type: ignore[arg-type]
     for _ in range(500):
         if hook.key and await aredis.exists(hook.key):
             return task, stopping

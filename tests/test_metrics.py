@@ -3,7 +3,7 @@ from __future__ import annotations
 import urllib.request
 
 from redline.connection import AsyncClient, SyncClient
-from redline.metrics import (
+from redline.runtime.metrics import (
     ERRORS_KEPT,
     Metrics,
     bucket,

@@ -9,9 +9,9 @@ import pytest
 
 from redline.config import ServiceConfig
 from redline.connection import AsyncClient
-from redline.lifecycle import Lifecycle
-from redline.registry import instances, peers, retire, services
-from redline.runner import Context, run_service
+from redline.runtime import Context, run_service
+from redline.runtime.lifecycle import Lifecycle
+from redline.scaling.registry import instances, peers, retire, services
 from tests.helpers import run
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from redline.connection import AsyncClient
 from redline.errors import QueryError
-from redline.rquery import Policy, check_step, parse_query, rquery, substitute
+from redline.rquery.query import Policy, check_step, parse_query, rquery, substitute
 
 SEED = {
     "parameters": {"articleId": 12345},

@@ -9,9 +9,9 @@ import redis.exceptions
 from redline.config import ServiceConfig
 from redline.connection import AsyncClient
 from redline.errors import ShutdownRequested
-from redline.lifecycle import Lifecycle
-from redline.metrics import metrics_key, recent_errors
-from redline.runner import Context, run_service
+from redline.runtime import Context, run_service
+from redline.runtime.lifecycle import Lifecycle
+from redline.runtime.metrics import metrics_key, recent_errors
 
 
 class Mover:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from redline.connection import (
+from redline.connection.client import (
     _PACKER,
     HeldConnection,
     SyncClient,

@@ -3,8 +3,8 @@ from __future__ import annotations
 import asyncio
 
 from redline.connection import AsyncClient
-from redline.metrics import Metrics, metrics_key
-from redline.tracking import Tracker, message_ids_key, message_key, xid, xid_key
+from redline.runtime.metrics import Metrics, metrics_key
+from redline.runtime.tracking import Tracker, message_ids_key, message_key, xid, xid_key
 
 NS = "demo:t"
 

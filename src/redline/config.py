@@ -17,14 +17,18 @@ from typing import Any, TypeVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
-from redline.connection import mask_url
 from redline.errors import ConfigError
 
-__all__ = ["ServiceConfig", "env_name", "load_config", "masked"]
+__all__ = ["ServiceConfig", "env_name", "is_secret", "load_config"]
 
 C = TypeVar("C", bound=BaseModel)
 
 _SECRET = re.compile(r"password|secret|token", re.IGNORECASE)
+
+
+def is_secret(field_name: str) -> bool:
+    """True for a field whose value is never shown (a password, a secret, a token)."""
+    return bool(_SECRET.search(field_name))
 
 
 class ServiceConfig(BaseModel):
@@ -106,7 +110,7 @@ def _problem(model: type[BaseModel], error: Any, data: Mapping[str, Any]) -> str
         known = ", ".join(sorted(f.alias or n for n, f in model.model_fields.items()))
         return f"{where}: {error['input']!r} — unknown field (known fields: {known})"
     value = error.get("input")
-    shown = "***" if _SECRET.search(where) else repr(value)
+    shown = "***" if is_secret(where) else repr(value)
     return f"{where}: {shown} — {error['msg']}"
 
 
@@ -129,16 +133,3 @@ def load_config(
         return model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError([_problem(model, e, data) for e in exc.errors()]) from None
-
-
-def masked(config: BaseModel) -> dict[str, Any]:
-    """The effective config by its file names, with passwords in URLs and secret fields masked."""
-    out: dict[str, Any] = {}
-    for key, value in config.model_dump(by_alias=True).items():
-        if _SECRET.search(key) and value:
-            out[key] = "***"
-        elif isinstance(value, str) and "://" in value:
-            out[key] = mask_url(value)
-        else:
-            out[key] = value
-    return out

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 
+import redis.exceptions
+
 __all__ = [
+    "TRANSIENT",
     "ConfigError",
     "ConnectionURLError",
     "CrossSlotError",
@@ -22,6 +25,19 @@ __all__ = [
     "ShutdownRequested",
     "UnknownTaskError",
 ]
+
+
+# Errors that mean "the server is unreachable for now": retried with backoff, never fatal.
+# On a cluster that includes a topology in motion: redirections that outlast redis-py's retries
+# while a slot migrates (TRYAGAIN, "TTL exhausted"), a failover (CLUSTERDOWN, READONLY).
+TRANSIENT = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    OSError,
+    redis.exceptions.ClusterError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ReadOnlyError,
+)
 
 
 class RedlineError(Exception):

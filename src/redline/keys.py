@@ -1,8 +1,30 @@
-"""Every key name redline derives from a user's names is built here, and nowhere else.
+"""How redline derives a key from a user's name, and where each family of keys is named.
 
 Redis Cluster hashes a key on the part inside its first ``{...}`` when there is one, else on the
 whole name. So a queue ``orders`` and its derived key ``{orders}:inflight`` share a slot, and a
-name that already carries a tag (``{demo:mpush}:in``) keeps it in every derived key.
+name that already carries a tag (``{demo:mpush}:in``) keeps it in every derived key. `derived`
+is that rule, and the only place that applies it.
+
+Each family of keys is named in the one module that owns it: its functions or constants build
+every name of the family, and no other module does.
+
+- a queue's keys (``{q}:inflight``, ``{q}:dead``, …): `redline.queue.model.QueueKeys`
+- lifecycle (``<ns>:id``, ``<ns>:<id>``, ``<ns>:ids``, ``redline:registry``):
+  `redline.runtime.lifecycle`
+- message tracking (``<ns>:message:…``): `redline.runtime.tracking`
+- metrics and recent errors (``<ns>:metrics:<name>``, ``<ns>:errors``): `redline.runtime.metrics`
+- desired counts and active slots (``redline:scale``, ``{ns}:cscale:active``):
+  `redline.runtime.desired`
+- the cscale control plane (``redline:cscale:…``, ``{ns}:cscale:lock`` …):
+  `redline.scaling.cscale`
+- pending lists (``{<pending>}:<id>``, ``…:instances``, ``…:dead``, default ``{in}:pending``):
+  `redline.services.pending`
+- vpush transfers (``{in}:vpush:…``, ``{out}:vpush:<transfer>``): `redline.services.vpush`
+- rquery's error list (``{in}:errors``): `redline.rquery.service`
+- jobs (``{q}:job:<id>``, ``{q}:job-stats`` …): `redline.jobs.document`; the served queues
+  (``redline:jobs:queues``): `redline.jobs.worker`; cron (``redline:cron:…``):
+  `redline.jobs.cron`
+- HTTP reply lists (``<replies>:<instance>``): `redline.http.himporter`
 """
 
 from __future__ import annotations

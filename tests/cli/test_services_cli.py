@@ -9,8 +9,8 @@ import pytest
 import redis
 
 from redline.cli.demo import DEMO_CONFIG
-from redline.lifecycle import ids_key
-from redline.metrics import Metrics
+from redline.runtime.lifecycle import ids_key
+from redline.runtime.metrics import Metrics
 from tests.helpers import run
 from tests.servers import Cluster
 

@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 import pytest
 
-from redline import registry
 from redline.config import load_config
 from redline.connection import AsyncClient
 from redline.dashboard.app import create_app
@@ -19,6 +18,7 @@ from redline.dashboard.settings import DashboardConfig
 from redline.errors import ConfigError
 from redline.jobs import Task, enqueue
 from redline.queue import ReliableQueue
+from redline.scaling import registry
 
 BASE = "http://dash.test"
 

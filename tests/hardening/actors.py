@@ -17,10 +17,9 @@ from pathlib import Path
 
 from redline.backoff import Backoff
 from redline.connection import connect
-from redline.errors import RedlineError
+from redline.errors import TRANSIENT, RedlineError
 from redline.logs import configure
 from redline.queue import ReliableQueue
-from redline.runner import TRANSIENT
 
 BATCH = 20
 RETRIED = (*TRANSIENT, RedlineError)

@@ -18,7 +18,7 @@ from redline.config import load_config
 from redline.connection import connect
 from redline.errors import ConfigError, QueryError
 from redline.queue import QueueKeys, ReliableQueue
-from redline.rquery import READ_ONLY, Policy, parse_query, run_query
+from redline.rquery.query import READ_ONLY, Policy, parse_query, run_query
 from redline.services.mpush import MpushConfig
 from tests.servers import ServerProcess
 

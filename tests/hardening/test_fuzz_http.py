@@ -21,7 +21,7 @@ from redline.http.handler import HandlerService, HandlerSet, handler
 from redline.http.himporter import ImporterSettings, create_app
 from redline.http.hrouter import Router, RouterConfig
 from redline.http.worker import WorkerConfig
-from redline.runner import run_service
+from redline.runtime import run_service
 from tests.hardening.test_fuzz import json_values
 from tests.servers import ServerProcess
 

@@ -15,7 +15,7 @@ import pytest
 from redline.http.hassets import Assets, AssetsConfig
 from redline.http.himporter import ImporterSettings, create_app
 from redline.http.hrouter import Router, RouterConfig
-from redline.runner import run_service
+from redline.runtime import run_service
 from tests.servers import ServerProcess
 
 

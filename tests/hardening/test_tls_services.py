@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from redline.connection import HeldConnection, connect, connect_sync
-from redline.embedded import reachable
+from redline.connection.embedded import reachable
 from redline.jobs.document import JobDocument
 from redline.keys import derived
 from redline.queue import ReliableQueue

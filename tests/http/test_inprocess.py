@@ -15,7 +15,7 @@ from redline.http.hassets import Assets, AssetsConfig
 from redline.http.himporter import Importer, ImporterSettings, create_app
 from redline.http.hrouter import Router, RouterConfig
 from redline.http.worker import WorkerConfig
-from redline.runner import run_service
+from redline.runtime import run_service
 
 hello = HandlerSet()
 

@@ -4,7 +4,7 @@ import asyncio
 
 from redline.http.envelope import Response
 from redline.http.mdispatch import Dispatcher
-from redline.metrics import Metrics
+from redline.runtime.metrics import Metrics
 
 
 class Counting(Metrics):

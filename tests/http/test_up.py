@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from redline.errors import ConfigError
-from redline.up import load_topology, seed_commands
+from redline.scaling.up import load_topology, seed_commands
 from tests.helpers import run
 
 
@@ -92,7 +92,7 @@ def test_ctrl_c_in_a_terminal_stops_services_before_the_embedded_server(tmp_path
     not get it: `up` stops the services first (they say goodbye to Redis) and the server last."""
     import subprocess
 
-    from redline.embedded import find_shared
+    from redline.connection.embedded import find_shared
     from tests.helpers import REDLINE, wait_for
     from tests.servers import free_port
 

@@ -12,7 +12,7 @@ import pytest
 from redline.connection import connect
 from redline.http.envelope import Request, Response
 from redline.http.hassets import Assets, AssetsConfig
-from redline.runner import run_service
+from redline.runtime import run_service
 
 
 async def test_an_answer_that_cannot_be_sent_is_redelivered(

@@ -16,10 +16,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from redline import tracing
 from redline.connection import AsyncClient
 from redline.integrations import otel
 from redline.jobs import enqueue
+from redline.runtime import tracing
 from redline.testing import Jobs, run_jobs
 from tests.helpers import spawn, stop, wait_for
 from tests.integrations import plugin_tasks as pt
@@ -99,7 +99,7 @@ import sys
 sys.modules["opentelemetry"] = None  # as if not installed: importing it raises ImportError
 import redline.cli, redline.jobs, redline.http.himporter, redline.http.worker
 assert not [m for m in sys.modules if m.startswith("redline.integrations")], sys.modules
-from redline import tracing
+from redline.runtime import tracing
 assert tracing.tracer() is None and tracing.tracer() is None
 from redline.jobs import JobDocument
 assert "trace" not in JobDocument(task="t").to_json()

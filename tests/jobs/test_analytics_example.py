@@ -12,7 +12,7 @@ from examples.analytics import api, summary
 from redline.cli.worker import WorkerConfig
 from redline.jobs import load_tasks
 from redline.jobs.worker import Worker
-from redline.runner import run_service
+from redline.runtime import run_service
 
 
 async def test_hits_wait_for_the_worker_then_land_in_sqlite(

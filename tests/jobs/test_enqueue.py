@@ -22,7 +22,7 @@ from redline.jobs import (
     enqueue_sync,
     job_keys,
 )
-from redline.scripts import run
+from redline.scripting.scripts import run
 
 send = Task.ref("app.send", queue="mail")
 

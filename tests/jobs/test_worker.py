@@ -14,7 +14,7 @@ from redline.errors import JobFailed, JobTimeout
 from redline.jobs import Job, JobState, Task, enqueue, enqueue_in, job_keys
 from redline.jobs.worker import Worker
 from redline.queue import ReliableQueue
-from redline.runner import run_service
+from redline.runtime import run_service
 from tests.jobs import tasks as t
 
 

@@ -8,9 +8,9 @@ import pytest
 import redis
 
 from redline.connection import connect, connect_sync
-from redline.functions import function_name
 from redline.queue import QueueKeys, ReliableQueue, SyncReliableQueue
 from redline.queue.library import LIBRARY
+from redline.scripting.functions import function_name
 from tests.servers import ServerProcess
 
 

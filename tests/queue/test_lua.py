@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from redline import scripts
 from redline.connection import AsyncClient
 from redline.queue import QueueKeys
+from redline.scripting import scripts
 
 K = QueueKeys.of("q")
 

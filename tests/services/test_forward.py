@@ -6,13 +6,12 @@ import asyncio
 
 import pytest
 
-from redline import scripts
 from redline.connection import AsyncClient
 from redline.errors import CrossSlotError
-from redline.lifecycle import instance_key
-from redline.metrics import metrics_key
-from redline.runner import Context
-from redline.services import serve
+from redline.runtime import Context, run_service
+from redline.runtime.lifecycle import instance_key
+from redline.runtime.metrics import metrics_key
+from redline.scripting import scripts
 from redline.services.forward import check_slots
 from redline.services.mpush import MpushConfig, build, route
 from redline.services.pending import dead_key, pending_key, registry_key
@@ -78,7 +77,7 @@ async def wait_until(check) -> None:  # type: ignore[no-untyped-def]
 async def running(config: MpushConfig):  # type: ignore[no-untyped-def]
     forwarder, hooks = build(config)
     stopping = asyncio.Event()
-    task = asyncio.create_task(serve(forwarder, config, hooks, stopping))
+    task = asyncio.create_task(run_service(forwarder, config, hooks, stopping))
 
     async def registered() -> bool:
         return bool(forwarder.mine)
@@ -147,7 +146,7 @@ async def test_a_forgotten_instance_lists_itself_again_in_the_claim_that_parks(
     config = demo(redis_url, serviceExpire=1, popTimeout=0.5)
     base, owner = config.pending_base, instance_key("demo:mpush", 41)
     forwarder, _ = build(config)
-    ctx = Context(config, aredis, asyncio.Event(), "41", extra={"lifecycle_key": owner})
+    ctx = Context(config, aredis, asyncio.Event(), "41", instance_key=owner)
     await forwarder.start(ctx)
     assert await aredis.hget(registry_key(base), "41") == owner.encode()
     await aredis.hdel(registry_key(base), "41")  # forgotten, as a recoverer's last pass leaves it

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import redis
 
-from redline.lifecycle import ids_key
+from redline.runtime.lifecycle import ids_key
 from tests.helpers import spawn, stop, wait_for
 
 

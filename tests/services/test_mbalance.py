@@ -11,9 +11,9 @@ import pytest
 import redis
 from pydantic import ValidationError
 
-from redline import scripts
 from redline.connection import AsyncClient
-from redline.lifecycle import ids_key
+from redline.runtime.lifecycle import ids_key
+from redline.scripting import scripts
 from redline.services.mbalance import MbalanceConfig
 from tests.helpers import spawn, stop, wait_for
 from tests.services.test_forward import wait_until
@@ -96,14 +96,15 @@ def test_uneven_consumers(tmp_path: Path, redis_url: str, sredis: redis.Redis) -
 
 
 async def test_all_full_waits_and_counts_back_pressure(redis_url: str, aredis: AsyncClient) -> None:
-    from redline.services import mbalance, serve
+    from redline.runtime import run_service
+    from redline.services import mbalance
 
     config = MbalanceConfig.model_validate(
         {"redis": redis_url, "in": "in", "out": ["a"], "maxLength": 1, "popTimeout": 1}
     )
     forwarder, hooks = mbalance.build(config)
     stopping = asyncio.Event()
-    task = asyncio.create_task(serve(forwarder, config, hooks, stopping))
+    task = asyncio.create_task(run_service(forwarder, config, hooks, stopping))
     await aredis.lpush("in", "x", "y")
 
     async def waited() -> bool:

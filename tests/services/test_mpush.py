@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import redis
 
-from redline.lifecycle import ids_key, instance_key
+from redline.runtime.lifecycle import ids_key, instance_key
 from redline.services.pending import registry_key
 from tests.helpers import park_and_kill, spawn, stop, wait_for
 

@@ -11,11 +11,11 @@ import redis
 
 from redline.connection import AsyncClient
 from redline.keys import derived
-from redline.lifecycle import ids_key, instance_key
-from redline.metrics import read_metrics
-from redline.services import serve
+from redline.rquery.service import RQueryConfig, RQueryService, build
+from redline.runtime import run_service
+from redline.runtime.lifecycle import ids_key, instance_key
+from redline.runtime.metrics import read_metrics
 from redline.services.pending import dead_key, pending_key, registry_key
-from redline.services.rquery import RQueryConfig, RQueryService, build
 from tests.helpers import kill_holding, spawn, stop, wait_for
 
 SEED = {
@@ -36,7 +36,7 @@ async def service(redis_url: str, aredis: AsyncClient) -> AsyncIterator[RQuerySe
     )
     svc, hooks = build(config)
     stopping = asyncio.Event()
-    task = asyncio.create_task(serve(svc, config, hooks, stopping))
+    task = asyncio.create_task(run_service(svc, config, hooks, stopping))
     yield svc
     stopping.set()
     await asyncio.wait_for(task, 10)
@@ -67,7 +67,7 @@ async def test_registered_counted_and_stopped_by_deleting_its_hash(
 ) -> None:
     config = RQueryConfig(redis=redis_url, popTimeout=0.5, serviceNamespace="demo:rq")
     svc, hooks = build(config)
-    task = asyncio.create_task(serve(svc, config, hooks, asyncio.Event()))
+    task = asyncio.create_task(run_service(svc, config, hooks, asyncio.Event()))
     await ask(aredis, {"reply": "r:ok", "commands": [{"command": "get k"}]}, "r:ok")
     await ask(aredis, {"reply": "r:no", "commands": [{"command": "flushall"}]}, "r:no")
     await aredis.delete(instance_key("demo:rq", svc_id(svc)))
@@ -129,7 +129,7 @@ async def test_a_dead_instances_pending_requests_are_answered(
     config = RQueryConfig(redis=redis_url, popTimeout=0.5, serviceNamespace="demo:rq")
     svc, hooks = build(config)
     stopping = asyncio.Event()
-    task = asyncio.create_task(serve(svc, config, hooks, stopping))
+    task = asyncio.create_task(run_service(svc, config, hooks, stopping))
     popped = await aredis.brpop(["reply:dead"], 10)  # type: ignore[arg-type]
     stopping.set()
     await asyncio.wait_for(task, 10)

@@ -11,11 +11,11 @@ from redline.config import load_config
 from redline.connection import AsyncClient, connect
 from redline.errors import ConfigError
 from redline.keys import derived
-from redline.lifecycle import ids_key
-from redline.metrics import read_metrics
-from redline.scripts import run
-from redline.services import serve
-from redline.services.vpush import VpushConfig, VpushKeys, VpushService, build, namespace_of
+from redline.runtime import namespace_of, run_service
+from redline.runtime.lifecycle import ids_key
+from redline.runtime.metrics import read_metrics
+from redline.scripting.scripts import run
+from redline.services.vpush import VpushConfig, VpushKeys, VpushService, build
 
 
 def config_for(redis_url: str, remote_url: str, **fields: Any) -> VpushConfig:
@@ -28,7 +28,7 @@ def config_for(redis_url: str, remote_url: str, **fields: Any) -> VpushConfig:
 async def running(config: VpushConfig) -> AsyncIterator[VpushService]:
     service, hooks = build(config)
     stopping = asyncio.Event()
-    task = asyncio.create_task(serve(service, config, hooks, stopping))
+    task = asyncio.create_task(run_service(service, config, hooks, stopping))
     try:
         yield service
     finally:
@@ -67,7 +67,7 @@ async def test_moves_every_message_once_in_order(
     config = config_for(redis_url, remote_url)
     keys = VpushKeys.of(config)
     assert await aredis.exists(keys.transfer, keys.transfer_id, keys.lease) == 0
-    metrics = await read_metrics(aredis, namespace_of(config))
+    metrics = await read_metrics(aredis, namespace_of("vpush", config, config.in_queue))
     assert metrics["forwarded"]["count"] == len(sent) and metrics["transfers"]["count"] == len(sent)
     assert metrics["lease"]["count"] == 1 and "retries" not in metrics
 
@@ -116,7 +116,7 @@ async def test_registered_with_the_lifecycle_and_stopped_by_deleting_its_hash(
 ) -> None:
     config = config_for(redis_url, remote_url, serviceNamespace="demo:vpush")
     service, hooks = build(config)
-    task = asyncio.create_task(serve(service, config, hooks, asyncio.Event()))
+    task = asyncio.create_task(run_service(service, config, hooks, asyncio.Event()))
     await aredis.lpush("in", b"one")
     await until(lambda: _has(remote, 1))
     assert service.holder is not None and service.holder.startswith(f"{service.instance}#")

@@ -12,8 +12,8 @@ import pytest
 import redis
 
 from redline.keys import derived
-from redline.lifecycle import ids_key
-from redline.metrics import Value, read_all_sync
+from redline.runtime.lifecycle import ids_key
+from redline.runtime.metrics import Value, read_all_sync
 from tests.helpers import kill_holding, spawn, stop, wait_for
 from tests.servers import ServerProcess
 

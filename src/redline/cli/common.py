@@ -14,7 +14,12 @@ from typing import Any, TypeVar
 import click
 
 from redline.config import ServiceConfig, load_config
-from redline.embedded import DEFAULT_PORT, EmbeddedServer, default_state_dir, ensure_server
+from redline.connection.embedded import (
+    DEFAULT_PORT,
+    EmbeddedServer,
+    default_state_dir,
+    ensure_server,
+)
 from redline.errors import ConfigError, RedlineError
 
 __all__ = [

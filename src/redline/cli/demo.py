@@ -17,10 +17,10 @@ import click
 
 from redline.cli.common import server_for
 from redline.config import load_config
-from redline.connection import AsyncClient, connect
-from redline.lifecycle import ids_key, instance_key
-from redline.services import mpush, serve
-from redline.services.forward import namespace_of
+from redline.connection import AsyncClient, connect, text
+from redline.runtime import run_service
+from redline.runtime.lifecycle import ids_key, instance_key
+from redline.services import mpush
 
 __all__ = ["DEMO_CONFIG", "demo", "run_mpush_demo"]
 
@@ -40,17 +40,13 @@ WAIT = 15.0  # seconds the demo waits for what it expects
 def _show(command: str, reply: object) -> None:
     click.echo(f"$ redis-cli {command}")
     if isinstance(reply, list | tuple):
-        lines = [f'{i}) "{_text(item)}"' for i, item in enumerate(reply, 1)] or ["(empty list)"]
+        lines = [f'{i}) "{text(item)}"' for i, item in enumerate(reply, 1)] or ["(empty list)"]
         click.echo("\n".join(lines))
     elif isinstance(reply, dict):
         for key, value in reply.items():
-            click.echo(f"{_text(key)}: {_text(value)}")
+            click.echo(f"{text(key)}: {text(value)}")
     else:
         click.echo(f"(integer) {reply}" if isinstance(reply, int) else repr(reply))
-
-
-def _text(raw: object) -> str:
-    return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
 async def _until(check: Callable[[], Awaitable[bool]]) -> None:
@@ -64,11 +60,11 @@ async def _until(check: Callable[[], Awaitable[bool]]) -> None:
 async def _demo(config: mpush.MpushConfig) -> None:
     assert config.redis is not None
     client: AsyncClient = connect(config.redis)
-    ns = namespace_of(config)
     await client.delete(config.in_, *config.out)
     forwarder, hooks = mpush.build(config)
+    ns = forwarder.metrics.namespace
     stopping = asyncio.Event()
-    task = asyncio.create_task(serve(forwarder, config, hooks, stopping))
+    task = asyncio.create_task(run_service(forwarder, config, hooks, stopping))
 
     async def registered() -> bool:
         return bool(forwarder.mine)
@@ -85,7 +81,7 @@ async def _demo(config: mpush.MpushConfig) -> None:
     for out in config.out:
         _show(f"lrange {out} 0 -1", await client.lrange(out, 0, -1))
     ident = await client.lindex(ids_key(ns), 0)
-    key = instance_key(ns, _text(ident))
+    key = instance_key(ns, text(ident))
     _show(f"lrange {ids_key(ns)} 0 -1", await client.lrange(ids_key(ns), 0, -1))
     _show(f"hgetall {key}", await client.hgetall(key))
     _show(f"ttl {key}", await client.ttl(key))

@@ -10,7 +10,7 @@ import click
 
 from redline.cli.common import default_port, dev_server, fail, state_dir
 from redline.connection import connect_sync, mask_url, parse_url
-from redline.embedded import DEFAULT_HOST, find_shared, reachable
+from redline.connection.embedded import DEFAULT_HOST, find_shared, reachable
 from redline.errors import RedlineError
 
 __all__ = ["dev", "ping"]

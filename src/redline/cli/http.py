@@ -29,7 +29,7 @@ from redline.http.himporter import ImporterSettings, create_app, direct
 from redline.http.hrender import Render, RenderConfig
 from redline.http.hrouter import Router, RouterConfig
 from redline.http.worker import HttpService, WorkerConfig
-from redline.runner import run_service
+from redline.runtime import run_service
 
 __all__ = ["COMMANDS", "HandlerConfig", "load_handlers"]
 
@@ -73,9 +73,7 @@ def _run_worker(service: HttpService, config: ServiceConfig) -> None:
     _fast_loop()
     with server_for(config.redis) as url:
         config = config.model_copy(update={"redis": url})
-        run_until_signal(
-            lambda stopping: run_service(service, config, service.hooks(), stopping, 1.0)
-        )
+        run_until_signal(lambda stopping: run_service(service, config, service.hooks(), stopping))
 
 
 def _worker(

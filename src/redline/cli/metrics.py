@@ -9,7 +9,7 @@ from rich.table import Table
 from redline.cli.common import fail, server_for
 from redline.connection import connect_sync
 from redline.errors import RedlineError
-from redline.metrics import FIELDS, HISTOGRAM, Value, read_all_sync
+from redline.runtime.metrics import FIELDS, HISTOGRAM, Value, read_all_sync
 
 __all__ = ["metrics_command", "metrics_table"]
 

@@ -13,8 +13,8 @@ from redline.cli.common import config_options, load_or_exit, server_for
 from redline.cli.services import metrics_port_option, serve_until_signal
 from redline.connection import connect
 from redline.errors import QueryError
-from redline.rquery import parse_query, run_query
-from redline.services.rquery import RQueryConfig, build, namespace_of
+from redline.rquery.query import parse_query, run_query
+from redline.rquery.service import RQueryConfig, build
 
 __all__ = ["rquery", "rquery_service"]
 
@@ -88,4 +88,4 @@ def rquery_service(
     with server_for(config.redis) as url:
         config = config.model_copy(update={"redis": url})
         service, hooks = build(config)
-        serve_until_signal(service, config, hooks, namespace_of(config), metrics_port)
+        serve_until_signal(service, config, hooks, service.metrics.namespace, metrics_port)

@@ -8,10 +8,12 @@ from pathlib import Path
 import click
 
 from redline.cli.common import EXIT_CONFIG, fail, run_until_signal, server_for
+from redline.config import ServiceConfig
 from redline.connection import connect
-from redline.cscale import get_desired, load_scale_file, set_desired
-from redline.cscale_agent import Agent
 from redline.errors import ConfigError
+from redline.runtime import assemble, run_service
+from redline.scaling.cscale import get_desired, load_scale_file, set_desired
+from redline.scaling.cscale_agent import Agent
 
 __all__ = ["cscale", "scale"]
 
@@ -85,11 +87,10 @@ def cscale(
         fail(f'{file}: no [services."<namespace>"] table: nothing to scale', EXIT_CONFIG)
 
     async def main(stopping: asyncio.Event) -> None:
-        client = connect(url)
-        try:
-            await Agent(client, url, host, plan, interval).run(stopping, stop_grace)
-        finally:
-            await client.aclose()
+        agent = Agent(url, host, plan, interval, stop_grace)
+        config = ServiceConfig.model_validate({"redis": url})
+        assembly = assemble(agent.name, config, serves=agent.serves)
+        await run_service(agent, config, assembly.hooks(agent), stopping)
 
     with server_for(redis_url) as url:
         run_until_signal(main)

@@ -18,10 +18,10 @@ from redline.cli.common import (
 )
 from redline.config import ServiceConfig
 from redline.errors import CrossSlotError
-from redline.metrics import serve_prometheus
-from redline.runner import Hook, Service
-from redline.services import lpush, mbalance, mpush, serve
-from redline.services.forward import ForwardConfig, Forwarder, check_slots, namespace_of
+from redline.runtime import Hook, Service, run_service
+from redline.runtime.metrics import serve_prometheus
+from redline.services import lpush, mbalance, mpush
+from redline.services.forward import ForwardConfig, Forwarder, check_slots
 
 __all__ = [
     "lpush_command",
@@ -57,7 +57,7 @@ def serve_until_signal(
     """Serve the namespace's metrics if asked, then run the service until SIGTERM/SIGINT."""
     if metrics_port is not None:
         serve_prometheus(metrics_port, config.service_redis or str(config.redis), namespace)
-    run_until_signal(lambda stopping: serve(service, config, hooks, stopping))
+    run_until_signal(lambda stopping: run_service(service, config, hooks, stopping))
 
 
 def run(config: F, build: Builder[F], metrics_port: int | None) -> None:
@@ -69,7 +69,7 @@ def run(config: F, build: Builder[F], metrics_port: int | None) -> None:
             check_slots(forwarder.name, config, forwarder.route)
         except CrossSlotError as exc:
             fail(str(exc), EXIT_CONFIG)
-        serve_until_signal(forwarder, config, hooks, namespace_of(config), metrics_port)
+        serve_until_signal(forwarder, config, hooks, forwarder.metrics.namespace, metrics_port)
 
 
 @click.command("mpush")

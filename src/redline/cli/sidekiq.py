@@ -5,19 +5,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any, Literal
+from typing import Any
 
 import click
-from pydantic import Field, model_validator
 from redis.exceptions import RedisError
 
 from redline.cli.common import fail, server_for
-from redline.cli.worker import WorkerConfig
+from redline.cli.worker_config import SidekiqWorkerConfig
 from redline.connection import connect_sync, is_cluster, mask_url
 from redline.errors import RedlineError
 from redline.jobs.sidekiq import SidekiqSettings, SidekiqWorker, enqueue_sidekiq_sync
 from redline.jobs.task import Tasks
-from redline.metrics import Metrics
+from redline.runtime.metrics import Metrics
 
 __all__ = ["SidekiqWorkerConfig", "sidekiq", "sidekiq_worker"]
 
@@ -25,46 +24,6 @@ CLUSTER_REFUSED = (
     "Sidekiq keeps its keys (queue:<name>, schedule, retry, dead, processes) on one server and "
     "does not run on a Redis Cluster: point --redis at a standalone server (or Sentinel)"
 )
-
-
-class SidekiqWorkerConfig(WorkerConfig):
-    """`redline worker --sidekiq` settings: the worker's, plus Sidekiq's process conventions."""
-
-    concurrency: int = Field(10, gt=0, description="jobs run at once (Sidekiq's default 10)")
-    beat: float = Field(5, gt=0, description="seconds between heartbeats (Sidekiq's: 5)")
-    process_expire: float = Field(
-        60,
-        alias="processExpire",
-        gt=0,
-        description="seconds a heartbeat lives; a killed worker's jobs are recovered after it",
-    )
-    unknown_class: Literal["leave", "dead"] = Field(
-        "leave",
-        alias="unknownClass",
-        description="a job no task claims: leave it for Ruby workers, or move it to dead",
-    )
-    unknown_delay: float = Field(
-        5, alias="unknownDelay", gt=0, description="seconds a left job waits in schedule"
-    )
-    max_recoveries: int = Field(
-        10,
-        alias="maxRecoveries",
-        gt=0,
-        description="recoveries after which a job whose runs keep killing workers goes to dead",
-    )
-    poll_interval: float = Field(
-        2, alias="pollInterval", gt=0, description="seconds between moves of due scheduled jobs"
-    )
-    tag: str = Field("", description="the tag Sidekiq's Web UI shows for this process")
-
-    @model_validator(mode="after")
-    def _beats_before_expiry(self) -> SidekiqWorkerConfig:
-        if self.beat >= self.process_expire:
-            raise ValueError(
-                f"beat ({self.beat}) must be below processExpire ({self.process_expire}): a "
-                "heartbeat must come before the last one expires (Sidekiq's: 5 and 60)"
-            )
-        return self
 
 
 def sidekiq_worker(tasks: Tasks, config: SidekiqWorkerConfig, metrics: Metrics) -> SidekiqWorker:

@@ -16,12 +16,12 @@ from rich.live import Live
 from rich.table import Table
 
 from redline.cli.common import server_for
-from redline.connection import AsyncClient, connect
-from redline.cscale import AGENTS_KEY, DESIRED_KEY, SPECS_KEY, recent_events
-from redline.health import Health, HealthPolicy, assess, assess_instance
-from redline.metrics import read_metrics, recent_errors
+from redline.connection import AsyncClient, connect, text
 from redline.queue.model import QueueKeys
-from redline.registry import Instance, all_instances, instances, services
+from redline.runtime.metrics import read_metrics, recent_errors
+from redline.scaling.cscale import AGENTS_KEY, DESIRED_KEY, SPECS_KEY, recent_events
+from redline.scaling.health import Health, HealthPolicy, assess, assess_instance
+from redline.scaling.registry import Instance, all_instances, instances, services
 
 __all__ = ["services_command", "status"]
 
@@ -43,12 +43,8 @@ class Snapshot:
     errors: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _text(raw: Any) -> str:
-    return raw.decode() if isinstance(raw, bytes) else str(raw)
-
-
 async def _size(client: AsyncClient, key: str) -> int:
-    kind = _text(await client.type(key))
+    kind = text(await client.type(key))
     sizes = {"list": client.llen, "zset": client.zcard, "hash": client.hlen, "set": client.scard}
     return int(await sizes[kind](key)) if kind in sizes else 0
 
@@ -67,8 +63,8 @@ def _queue_names(specs: dict[str, dict[str, Any]], extra: tuple[str, ...]) -> li
 
 async def snapshot(client: AsyncClient, queues: tuple[str, ...] = ()) -> Snapshot:
     """Read everything `redline status` shows."""
-    desired = {_text(k): int(v) for k, v in (await client.hgetall(DESIRED_KEY)).items()}
-    specs = {_text(k): json.loads(v) for k, v in (await client.hgetall(SPECS_KEY)).items()}
+    desired = {text(k): int(v) for k, v in (await client.hgetall(DESIRED_KEY)).items()}
+    specs = {text(k): json.loads(v) for k, v in (await client.hgetall(SPECS_KEY)).items()}
     live = await all_instances(client)
     for ns in (*desired, *specs):
         if ns not in live:
@@ -76,7 +72,7 @@ async def snapshot(client: AsyncClient, queues: tuple[str, ...] = ()) -> Snapsho
     health = {ns: await _health(client, ns, live[ns], specs.get(ns, {})) for ns in live}
     counts = {q: await _queue(client, q) for q in _queue_names(specs, queues)}
     scored = await client.zrange(AGENTS_KEY, 0, -1, withscores=True)
-    agents = [(_text(pair[0]), float(pair[1])) for pair in scored]
+    agents = [(text(pair[0]), float(pair[1])) for pair in scored]
     events = await recent_events(client, 8)
     errors = [{"ns": ns, **e} for ns in live for e in await recent_errors(client, ns, 8)]
     errors = sorted(errors, key=lambda e: -float(e.get("t", 0)))[:8]

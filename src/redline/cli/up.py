@@ -20,7 +20,14 @@ from redline.http.hassets import AssetsConfig
 from redline.http.himporter import ImporterSettings
 from redline.http.hrender import RenderConfig
 from redline.http.hrouter import RouterConfig
-from redline.up import ServicePlan, Supervisor, Topology, load_topology, replicas_for, seed_commands
+from redline.scaling.up import (
+    ServicePlan,
+    Supervisor,
+    Topology,
+    load_topology,
+    replicas_for,
+    seed_commands,
+)
 
 __all__ = ["up"]
 

@@ -8,7 +8,7 @@ import click
 
 from redline.cli.common import config_options, load_or_exit, server_for
 from redline.cli.services import metrics_port_option, serve_until_signal
-from redline.services.vpush import VpushConfig, build, namespace_of
+from redline.services.vpush import VpushConfig, build
 
 __all__ = ["vpush"]
 
@@ -37,4 +37,4 @@ def vpush(
     with server_for(config.redis) as url:
         config = config.model_copy(update={"redis": url})
         service, hooks = build(config)
-        serve_until_signal(service, config, hooks, namespace_of(config), metrics_port)
+        serve_until_signal(service, config, hooks, service.metrics.namespace, metrics_port)

@@ -9,34 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import click
-from pydantic import Field
 
 from redline.cli.common import config_options, fail, load_or_exit, run_until_signal, server_for
-from redline.config import ServiceConfig
+from redline.cli.sidekiq import sidekiq_worker
+from redline.cli.worker_config import SidekiqWorkerConfig, WorkerConfig
 from redline.errors import RedlineError
 from redline.jobs.task import Tasks, load_tasks
 from redline.jobs.worker import Worker
-from redline.lifecycle import Lifecycle, check_interval
-from redline.metrics import Metrics
-from redline.runner import run_service
+from redline.runtime import assemble, run_service
 
 __all__ = ["WorkerConfig", "run_worker", "worker", "worker_hooks"]
-
-DEFAULT_NAMESPACE = "redline:worker"
-
-
-class WorkerConfig(ServiceConfig):
-    """`redline worker` settings."""
-
-    pop_timeout: float = Field(2, alias="popTimeout", gt=0, description="seconds a pop blocks")
-    queues: list[str] = Field(default_factory=list, description="queues (default: the tasks')")
-    concurrency: int = Field(16, gt=0, description="jobs run at once")
-    threads: int | None = Field(
-        None, gt=0, description="threads for sync tasks (default: concurrency)"
-    )
-    lease: float = Field(30, gt=0, description="seconds a job is owned before redelivery")
-    grace: float = Field(10, ge=0, description="seconds in-flight jobs get to finish at shutdown")
-    cron: bool = Field(True, description="take part in running the tasks' cron schedules")
 
 
 @click.command()
@@ -110,8 +92,7 @@ def run_worker(tasks: Tasks, config: WorkerConfig) -> None:
     hooks = worker_hooks(tasks, config)
 
     async def main(stopping: asyncio.Event) -> None:
-        interval = check_interval(config.service_renew, config.pop_timeout)
-        await run_service(hooks[-1], config, hooks, stopping, tick_interval=interval)
+        await run_service(hooks[-1], config, hooks, stopping)
 
     run_until_signal(main)
 
@@ -119,39 +100,31 @@ def run_worker(tasks: Tasks, config: WorkerConfig) -> None:
 def _config_model(sidekiq: bool) -> type[WorkerConfig]:
     if not sidekiq:
         return WorkerConfig
-    from redline.cli.sidekiq import SidekiqWorkerConfig
-
     return SidekiqWorkerConfig
 
 
 def worker_hooks(tasks: Tasks, config: WorkerConfig) -> list[Any]:
-    """Lifecycle (registration under ``serviceNamespace``, default ``redline:worker``),
-    metrics, and the worker last (so that it stops first, before the instance unregisters)."""
-    ns = config.service_namespace or DEFAULT_NAMESPACE
-    metrics = Metrics(ns, timeout_ms=int(config.lease * 1000))
-    runner = Worker(
-        tasks,
-        config.queues,
-        config.concurrency,
-        config.threads,
-        config.lease,
-        config.grace,
-        config.cron,
-        metrics,
-    )
-    from redline.cli.sidekiq import SidekiqWorkerConfig, sidekiq_worker
-
+    """The assembly's hooks (registration under ``serviceNamespace``, default
+    ``redline:worker``; metrics against the lease), and the worker last (so that it stops
+    first, before the instance unregisters)."""
+    queues = config.queues or tasks.queues
+    assembly = assemble("worker", config, serves=",".join(queues), timeout=config.lease)
+    runner: Worker
     if isinstance(config, SidekiqWorkerConfig):
-        runner = sidekiq_worker(tasks, config, metrics)
-    lifecycle = Lifecycle(
-        ns,
-        "worker",
-        ",".join(runner.queues),
-        expire=config.service_expire,
-        renew=config.service_renew,
-        capacity=config.service_capacity,
-    )
-    return [lifecycle, metrics, runner]
+        runner = sidekiq_worker(tasks, config, assembly.metrics)
+        assembly.lifecycle.serves = ",".join(runner.queues)
+    else:
+        runner = Worker(
+            tasks,
+            config.queues,
+            config.concurrency,
+            config.threads,
+            config.lease,
+            config.grace,
+            config.cron,
+            assembly.metrics,
+        )
+    return assembly.hooks(runner)
 
 
 def _json(value: object) -> str:

@@ -11,15 +11,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redline import registry
-from redline.connection import AsyncClient
+from redline.connection import AsyncClient, text
 from redline.errors import JobSerializationError
 from redline.jobs.document import JobDocument, JobState, job_keys
 from redline.jobs.job import JobRecord
 from redline.jobs.worker import QUEUES_KEY
-from redline.metrics import HISTOGRAM, metrics_key, read_metrics
 from redline.queue import QueuedMessage, ReliableQueue
-from redline.registry import Instance
+from redline.runtime.metrics import HISTOGRAM, metrics_key, read_metrics
+from redline.scaling import registry
+from redline.scaling.registry import Instance
 
 __all__ = [
     "JobRow",
@@ -65,12 +65,8 @@ class JobRow:
     age: float | None = None
 
 
-def _s(value: bytes | str) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-
-
-def _text(fields: dict[Any, Any]) -> dict[str, str]:
-    return {_s(k): _s(v) for k, v in fields.items()}
+def _texts(fields: dict[Any, Any]) -> dict[str, str]:
+    return {text(k, "replace"): text(v, "replace") for k, v in fields.items()}
 
 
 def show_bytes(payload: bytes, limit: int = 300) -> str:
@@ -82,7 +78,7 @@ def show_bytes(payload: bytes, limit: int = 300) -> str:
 async def list_queues(client: AsyncClient, configured: Sequence[str]) -> list[str]:
     """Configured queues, then those that workers registered (``redline:jobs:queues``)."""
     registered = await client.smembers(QUEUES_KEY)
-    names = [*configured, *sorted(_s(n) for n in registered)]
+    names = [*configured, *sorted(text(n, "replace") for n in registered)]
     return list(dict.fromkeys(names))
 
 
@@ -92,7 +88,7 @@ async def queue_rows(client: AsyncClient, names: Sequence[str]) -> list[QueueRow
     for name in names:
         info = await queue.info(name)
         keys = job_keys(name)
-        stats = _text(await client.hgetall(keys.stats))
+        stats = _texts(await client.hgetall(keys.stats))
         scheduled = await client.zcard(keys.scheduled)
         rows.append(
             QueueRow(
@@ -149,7 +145,7 @@ async def dead_letters(client: AsyncClient, name: str) -> list[tuple[str, JobRow
 
 async def _records(client: AsyncClient, name: str) -> list[JobRecord]:
     keys = job_keys(name)
-    ids = [_s(i) for i in await client.lrange(keys.recent, 0, SHOWN * 5)]
+    ids = [text(i, "replace") for i in await client.lrange(keys.recent, 0, SHOWN * 5)]
     pipe = client.pipeline(transaction=False)
     for job_id in ids:
         pipe.hgetall(keys.record(job_id))
@@ -195,7 +191,8 @@ async def jobs_in_state(client: AsyncClient, name: str, state: JobState) -> list
 
 
 async def service_instances(client: AsyncClient, namespaces: Sequence[str]) -> list[Instance]:
-    """Live instances of every registered namespace (`redline.registry`) and of `namespaces`."""
+    """Live instances of every registered namespace (`redline.scaling.registry`) and of
+    `namespaces`."""
     registered = list(await registry.services(client))
     found: list[Instance] = []
     for ns in dict.fromkeys([*registered, *namespaces]):

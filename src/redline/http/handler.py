@@ -28,7 +28,7 @@ from typing import Any
 
 from redline.http.envelope import Request, Response
 from redline.http.worker import HttpService, Outcome, WorkerConfig
-from redline.runner import Context
+from redline.runtime import Context
 
 __all__ = [
     "HandlerFunc",

@@ -9,7 +9,7 @@ from pydantic import Field
 from redline.http.envelope import Request
 from redline.http.files import StaticFiles
 from redline.http.worker import HttpService, Outcome, WorkerConfig
-from redline.runner import Context
+from redline.runtime import Context
 
 __all__ = ["Assets", "AssetsConfig"]
 

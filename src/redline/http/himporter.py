@@ -32,10 +32,8 @@ from redline.connection import AsyncClient, HeldConnection, connect
 from redline.errors import EnvelopeError
 from redline.http.envelope import Request, Response
 from redline.http.mdispatch import Dispatcher
-from redline.http.worker import lifecycle
-from redline.metrics import Metrics
-from redline.runner import Context, Hook, run_service
-from redline.tracing import tracer, with_carrier
+from redline.runtime import Context, assemble, run_service
+from redline.runtime.tracing import tracer, with_carrier
 
 __all__ = ["Importer", "ImporterSettings", "create_app"]
 
@@ -64,10 +62,6 @@ class ImporterSettings(ServiceConfig):
     retry_after: int = Field(1, alias="retryAfter", ge=0, description="seconds, with 503")
     pop_timeout: float = Field(1, alias="popTimeout", gt=0)
 
-    @property
-    def namespace(self) -> str:
-        return self.service_namespace or "redline:himporter"
-
 
 class _TooLarge(Exception):
     pass
@@ -80,7 +74,11 @@ class Importer:
         self.settings = settings
         self.instance = os.urandom(6).hex()
         self.reply_key = f"{settings.replies}:{self.instance}"
-        self.metrics = Metrics(settings.namespace, round(settings.timeout * 1000))
+        serves = f"http://{settings.host}:{settings.port} -> {settings.out}"
+        self.assembly = assemble(
+            "himporter", settings, serves=serves, timeout=settings.timeout, gated=False
+        )
+        self.metrics = self.assembly.metrics
         self.dispatcher = Dispatcher(self.metrics, settings.timeout)
         self.outbox: list[tuple[str, bytes]] = []  # (request id, envelope) not pushed yet
         self._outbox_ready = asyncio.Event()
@@ -151,7 +149,7 @@ class Importer:
         pusher = asyncio.create_task(self._push_loop(HeldConnection(self._client)))
         sweeper = asyncio.create_task(self.dispatcher.sweep())
         reader = asyncio.create_task(
-            run_service(ReplyReader(self), self.settings, self._hooks(), self.stopping, 1.0)
+            run_service(ReplyReader(self), self.settings, self.assembly.hooks(), self.stopping)
         )
         log.info(
             "himporter instance=%s replies=%s out=%s",
@@ -170,11 +168,6 @@ class Importer:
             with contextlib.suppress(Exception):
                 await self._client.delete(self.reply_key)
             await self._client.aclose()
-
-    def _hooks(self) -> list[Hook]:
-        settings = self.settings
-        serves = f"http://{settings.host}:{settings.port} -> {settings.out}"
-        return [lifecycle("himporter", settings, serves), self.metrics]
 
     async def _push_loop(self, link: HeldConnection) -> None:
         # A plain LPUSH is a ReliableQueue push without queue ids (the envelope has its own).

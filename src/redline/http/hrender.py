@@ -16,8 +16,8 @@ from redline.errors import QueryError
 from redline.http.envelope import Request, Response
 from redline.http.pages import Pages, PageSpec
 from redline.http.worker import HttpService, Outcome, WorkerConfig
-from redline.rquery import rquery
-from redline.runner import Context
+from redline.rquery.query import rquery
+from redline.runtime import Context
 
 __all__ = ["Render", "RenderConfig"]
 

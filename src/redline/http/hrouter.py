@@ -11,7 +11,7 @@ from pydantic import Field
 from redline.http.envelope import Request, Response
 from redline.http.routes import RouteSpec, compile_routes
 from redline.http.worker import Forward, HttpService, Outcome, WorkerConfig
-from redline.runner import Context
+from redline.runtime import Context
 
 __all__ = ["Router", "RouterConfig"]
 

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 
 from redline.http.envelope import Response
-from redline.metrics import Metrics
+from redline.runtime.metrics import Metrics
 
 __all__ = ["Dispatcher", "Metrics"]
 

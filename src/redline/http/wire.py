@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from redline.internals import HttpToolsProtocol, uvicorn_protocol_loop
+from redline.connection.internals import HttpToolsProtocol, uvicorn_protocol_loop
 
 __all__ = ["FLUSH_AT", "CoalescingHttpToolsProtocol", "CoalescingTransport"]
 

@@ -29,13 +29,11 @@ from redline.config import ServiceConfig
 from redline.connection import Command, run_commands
 from redline.errors import EnvelopeError
 from redline.http.envelope import Request, Response
-from redline.lifecycle import Lifecycle
-from redline.metrics import Metrics
 from redline.queue import Delivery, ReliableQueue
-from redline.runner import Context, Hook
-from redline.tracing import tracer, with_carrier
+from redline.runtime import Context, Hook, assemble
+from redline.runtime.tracing import tracer, with_carrier
 
-__all__ = ["Forward", "HttpService", "Outcome", "WorkerConfig", "lifecycle"]
+__all__ = ["Forward", "HttpService", "Outcome", "WorkerConfig"]
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +49,6 @@ class WorkerConfig(ServiceConfig):
     max_deliveries: int = Field(5, alias="maxDeliveries", gt=0)
     pop_timeout: float = Field(1, alias="popTimeout", gt=0)
     concurrency: int = Field(64, gt=0, description="requests at once (hrender, handlers)")
-
-
-def lifecycle(service: str, config: ServiceConfig, serves: str) -> Lifecycle:
-    """The lifecycle hook of a web service instance, in its namespace."""
-    namespace = config.service_namespace or f"redline:{service}"
-    return Lifecycle.of(service, config, namespace, serves)
 
 
 @dataclass(frozen=True)
@@ -78,6 +70,8 @@ class HttpService:
     each request as a task of its own, up to ``concurrency`` at once, each bounded by its
     deadline with its lease kept alive meanwhile, and keep popping while slow ones run. Run it
     with `hooks()` so that a stop waits for them (and acks the last batch).
+
+    Its namespace is ``serviceNamespace``, else ``redline:<name>`` (`redline.runtime.assemble`).
     """
 
     name = "http"
@@ -85,7 +79,8 @@ class HttpService:
 
     def __init__(self, config: WorkerConfig) -> None:
         self.config = config
-        self.metrics = Metrics(config.service_namespace or f"redline:{self.name}", 10_000)
+        self.assembly = assemble(self.name, config, serves=f"{config.in_} -> replies")
+        self.metrics = self.assembly.metrics
         self._queue: ReliableQueue | None = None
         self._running: set[asyncio.Task[None]] = set()
         self._sends: list[Command] = []  # the outcomes of the last batch, for the next step
@@ -93,13 +88,9 @@ class HttpService:
         self._unacked: list[Delivery] = []  # answered and sent; acked by the next pop
 
     def hooks(self) -> list[Hook]:
-        """The runner hooks: lifecycle (registration, renewal, remote shutdown), metrics, and
-        the service itself (it drains running requests at stop)."""
-        return [
-            lifecycle(self.name, self.config, f"{self.config.in_} -> replies"),
-            self.metrics,
-            self,
-        ]
+        """The runner hooks: the assembly's (lifecycle, metrics, …), then the service itself
+        (it drains running requests at stop)."""
+        return self.assembly.hooks(self)
 
     async def start(self, ctx: Context) -> None:
         return None

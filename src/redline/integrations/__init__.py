@@ -6,6 +6,6 @@
 - `redline.integrations.django` (``redline[django]``): settings, ``enqueue_on_commit`` and
   ``manage.py redline_worker``.
 
-The core never imports them (`redline.tracing` loads the OpenTelemetry one when it is
+The core never imports them (`redline.runtime.tracing` loads the OpenTelemetry one when it is
 installed); nothing here is imported by ``import redline``.
 """

@@ -27,7 +27,7 @@ from typing import Any
 
 from redline.connection import AsyncClient
 from redline.errors import JobError
-from redline.scripts import run
+from redline.scripting.scripts import run
 
 __all__ = ["CronSchedule", "CronScheduler"]
 

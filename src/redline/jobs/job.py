@@ -28,8 +28,8 @@ from redline.errors import JobError, JobFailed, JobTimeout
 from redline.jobs.document import JobDocument, JobState, decode_value, encode_value, job_keys
 from redline.jobs.task import Task
 from redline.queue import ReliableQueue, SyncReliableQueue
-from redline.scripts import run, run_sync
-from redline.tracing import tracer
+from redline.runtime.tracing import tracer
+from redline.scripting.scripts import run, run_sync
 
 __all__ = [
     "FAILURE_TTL",

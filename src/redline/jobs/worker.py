@@ -35,18 +35,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from redline.connection import AsyncClient
-from redline.errors import JobError, JobSerializationError, UnknownTaskError
+from redline.errors import TRANSIENT, JobError, JobSerializationError, UnknownTaskError
 from redline.jobs.cron import CronSchedule, CronScheduler
 from redline.jobs.document import JobDocument, JobState, encode_value, job_keys
 from redline.jobs.job import FAILURE_TTL, RECENT, JobRecord, describe_args, enqueue
 from redline.jobs.task import Task, Tasks
-from redline.metrics import Metrics
 from redline.queue import Delivery, ReliableQueue
-from redline.runner import TRANSIENT, Context
-from redline.scripts import run
-from redline.tracing import tracer
+from redline.runtime import Context
+from redline.runtime.metrics import Metrics
+from redline.runtime.tracing import tracer
+from redline.scripting.scripts import run
 
-__all__ = ["QUEUES_KEY", "Outcome", "Worker"]
+__all__ = ["QUEUES_KEY", "JobOutcome", "Worker"]
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ PROMOTE_EVERY = 0.5  # seconds between moves of due scheduled jobs onto their qu
 
 
 @dataclass(frozen=True)
-class Outcome:
+class JobOutcome:
     """How one delivery ended: `ok`; else `dead` (no retry left) or retried; or `returned`
     (shutdown: given back untouched). `value` is the JSON of the result when it is kept."""
 
@@ -79,11 +79,11 @@ class Outcome:
 
 def _failure(
     delivery: Delivery, doc: JobDocument | None, task: Task[..., Any] | None, exc: BaseException
-) -> Outcome:
+) -> JobOutcome:
     text = "".join(traceback.format_exception(exc))
     error = f"{type(exc).__name__}: {exc}"
     dead = task is None or delivery.deliveries > task.retries or isinstance(exc, _TooMany)
-    return Outcome(delivery, doc, task, error=error, traceback=text, dead=dead)
+    return JobOutcome(delivery, doc, task, error=error, traceback=text, dead=dead)
 
 
 class _TooMany(JobError):
@@ -114,8 +114,8 @@ class Worker:
         self.executor = ThreadPoolExecutor(threads or concurrency, thread_name_prefix="job")
         self.active = 0  # jobs popped and not yet finished
         self.completed = 0
-        self._runs: dict[asyncio.Task[Outcome], Delivery] = {}
-        self._finished: list[Outcome] = []
+        self._runs: dict[asyncio.Task[JobOutcome], Delivery] = {}
+        self._finished: list[JobOutcome] = []
         self._ready = asyncio.Event()  # outcomes wait to be settled
         self._slot = asyncio.Event()  # a slot came free
         self._closing = False
@@ -199,7 +199,7 @@ class Worker:
             self._runs[running] = delivery
             running.add_done_callback(self._done)
 
-    async def run_once(self, client: AsyncClient) -> Outcome | None:
+    async def run_once(self, client: AsyncClient) -> JobOutcome | None:
         """Pop one waiting job (no blocking), run it and settle it as `step` does; None when
         none is waiting. Without `start`: for tests (`redline.testing.run_jobs`)."""
         queue = self._queue or self._bind(client)
@@ -217,9 +217,11 @@ class Worker:
 
     # -- running jobs ----------------------------------------------------------------------
 
-    def _done(self, running: asyncio.Task[Outcome]) -> None:
+    def _done(self, running: asyncio.Task[JobOutcome]) -> None:
         delivery = self._runs.pop(running)
-        outcome = running.result() if not running.cancelled() else Outcome(delivery, returned=True)
+        outcome = (
+            running.result() if not running.cancelled() else JobOutcome(delivery, returned=True)
+        )
         if self.metrics is not None and not outcome.returned:
             self.metrics.observe("jobs", outcome.millis)
             if not outcome.ok:
@@ -251,12 +253,12 @@ class Worker:
                 with contextlib.suppress(*TRANSIENT):
                     await self.queue.extend(*running)
 
-    async def _run_one(self, delivery: Delivery) -> Outcome:
+    async def _run_one(self, delivery: Delivery) -> JobOutcome:
         started = time.perf_counter()
         outcome = await self._outcome(delivery)
         return dataclasses.replace(outcome, millis=1000 * (time.perf_counter() - started))
 
-    async def _outcome(self, delivery: Delivery) -> Outcome:
+    async def _outcome(self, delivery: Delivery) -> JobOutcome:
         doc: JobDocument | None = None
         task: Task[..., Any] | None = None
         try:
@@ -269,11 +271,11 @@ class Worker:
                 )
             value = await self._traced_call(task, doc, delivery)
             kept = encode_value(value, f"job {doc.id} result") if doc.result_ttl else None
-            return Outcome(delivery, doc, task, ok=True, value=kept)
+            return JobOutcome(delivery, doc, task, ok=True, value=kept)
         except asyncio.CancelledError:
-            return Outcome(delivery, doc, task, returned=True)
+            return JobOutcome(delivery, doc, task, returned=True)
         except (JobSerializationError, UnknownTaskError) as exc:  # not the task's code: no trace
-            return Outcome(delivery, doc, task, error=f"{type(exc).__name__}: {exc}", dead=True)
+            return JobOutcome(delivery, doc, task, error=f"{type(exc).__name__}: {exc}", dead=True)
         except Exception as exc:
             return _failure(delivery, doc, task, exc)
 
@@ -305,7 +307,7 @@ class Worker:
 
     # -- settling --------------------------------------------------------------------------
 
-    async def _settle(self, outcomes: Sequence[Outcome]) -> None:
+    async def _settle(self, outcomes: Sequence[JobOutcome]) -> None:
         # Unique locks go first: a worker killed after this and before the ack leaves the job
         # to be redelivered and run again (at least once), never a lock that outlives its job
         # (which would turn every later enqueue with the key, a cron entry's too, into a no-op
@@ -322,7 +324,7 @@ class Worker:
                 await self._failed(outcome)
         await self._record(outcomes)
 
-    async def _unlock(self, finished: Iterable[Outcome]) -> None:
+    async def _unlock(self, finished: Iterable[JobOutcome]) -> None:
         """Release the unique locks the `finished` jobs hold (a later job's lock is left)."""
         for outcome in finished:
             if outcome.doc and outcome.doc.unique:
@@ -334,7 +336,7 @@ class Worker:
                     [outcome.doc.id],
                 )
 
-    async def _failed(self, outcome: Outcome) -> None:
+    async def _failed(self, outcome: JobOutcome) -> None:
         delivery, task = outcome.delivery, outcome.task
         job_id = outcome.doc.id if outcome.doc else delivery.id
         if outcome.dead or task is None:
@@ -358,7 +360,7 @@ class Worker:
         )
         await self.queue.nack(delivery, delay=delay, reason=outcome.traceback)
 
-    async def _record(self, outcomes: Sequence[Outcome]) -> None:
+    async def _record(self, outcomes: Sequence[JobOutcome]) -> None:
         """One pipeline of job records (failures, kept results); counts are kept for later."""
         pipe = self.queue.client.pipeline(transaction=False)
         recorded = 0
@@ -387,7 +389,7 @@ class Worker:
             self._counts.update(counts)
             raise
 
-    def _add_record(self, pipe: Any, o: Outcome, state: JobState) -> int:
+    def _add_record(self, pipe: Any, o: JobOutcome, state: JobState) -> int:
         ttl = o.doc.result_ttl if (o.ok and o.doc) else FAILURE_TTL
         if o.doc is None or not ttl:
             return 0

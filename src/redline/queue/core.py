@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from redline.backoff import delay_for
+from redline.connection import text
 from redline.errors import QueueError
 from redline.queue.model import Delivery, MessageState, QueuedMessage, QueueInfo, QueueKeys
 
@@ -32,7 +33,6 @@ __all__ = [
     "check_wait",
     "keys_of",
     "positive_seconds",
-    "text",
 ]
 
 log = logging.getLogger("redline.queue")
@@ -66,11 +66,6 @@ Steps = Generator[Call | Block, Any, T]
 def keys_of(name: str) -> QueueKeys:
     """The keys of queue `name` (cached: building them hashes the name)."""
     return QueueKeys.of(name)
-
-
-def text(value: bytes | str) -> str:
-    """`value` as str (replies are bytes)."""
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def positive_seconds(name: str, value: float) -> float:

@@ -7,18 +7,21 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from redis.exceptions import RedisError
 
 from redline.queue.model import Delivery
 
-if TYPE_CHECKING:
-    from redline.queue.reliable import ReliableQueue
-
 __all__ = ["LeaseKeeper"]
 
 log = logging.getLogger(__name__)
+
+
+class Extends(Protocol):
+    """What a `LeaseKeeper` needs of its queue (`ReliableQueue` is one)."""
+
+    async def extend(self, *deliveries: Delivery) -> list[Delivery]: ...
 
 
 class LeaseKeeper:
@@ -28,7 +31,7 @@ class LeaseKeeper:
     acknowledged meanwhile); their ack would be refused, so a handler may check it and stop early.
     """
 
-    def __init__(self, queue: ReliableQueue, deliveries: Sequence[Delivery], every: float) -> None:
+    def __init__(self, queue: Extends, deliveries: Sequence[Delivery], every: float) -> None:
         self.queue = queue
         self.every = every
         self.held = list(deliveries)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from redline import scripts
 from redline.connection import AsyncClient, SyncClient
-from redline.functions import Library
 from redline.queue.core import Call, keys_of
 from redline.queue.model import SCRIPT_KEYS
+from redline.scripting import scripts
+from redline.scripting.functions import Library
 
 __all__ = ["LIBRARY", "pipelined", "run_async", "run_sync"]
 

@@ -16,7 +16,6 @@ from typing import Any, cast
 from redis.asyncio import RedisCluster
 from redis.exceptions import OutOfMemoryError
 
-from redline import scripts
 from redline.connection import AsyncClient, Command, HeldConnection, SyncClient
 from redline.errors import QueueError, ServerFullError
 from redline.queue.core import (
@@ -32,6 +31,7 @@ from redline.queue.leases import LeaseKeeper
 from redline.queue.library import pipelined, run_async
 from redline.queue.model import Delivery, QueuedMessage, QueueInfo
 from redline.queue.replicated import checked_reply, push_on_cluster
+from redline.scripting import scripts
 
 __all__ = ["ReliableQueue", "check_client", "longest_block"]
 

@@ -33,10 +33,11 @@ from redis.exceptions import (
     TryAgainError,
 )
 
-from redline import scripts
 from redline.backoff import delay_for
+from redline.connection import text
 from redline.errors import ReplicationError
-from redline.queue.core import Call, keys_of, text
+from redline.queue.core import Call, keys_of
+from redline.scripting import scripts
 
 __all__ = ["ATTEMPTS", "checked_reply", "push_on_cluster", "push_on_cluster_sync"]
 

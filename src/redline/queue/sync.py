@@ -16,7 +16,6 @@ from typing import Any, cast
 from redis.cluster import RedisCluster
 from redis.exceptions import OutOfMemoryError, RedisError
 
-from redline import scripts
 from redline.connection import SyncClient
 from redline.errors import ServerFullError
 from redline.queue.core import (
@@ -32,6 +31,7 @@ from redline.queue.library import run_sync
 from redline.queue.model import Delivery, QueuedMessage, QueueInfo
 from redline.queue.reliable import check_client, longest_block
 from redline.queue.replicated import checked_reply, push_on_cluster_sync
+from redline.scripting import scripts
 
 __all__ = ["SyncLeaseKeeper", "SyncReliableQueue"]
 

@@ -22,14 +22,13 @@ from typing import Protocol
 
 from pydantic import Field
 
-from redline import scripts
 from redline.connection import AsyncClient, is_cluster
-from redline.keys import derived, require_same_slot
-from redline.metrics import Metrics
-from redline.runner import Context, Hook
-from redline.services import default_namespace, standard_hooks
-from redline.services.pending import PendingClaims
-from redline.tracking import TrackedConfig, Tracker
+from redline.keys import require_same_slot
+from redline.runtime import Context, Hook, assemble
+from redline.runtime.metrics import Metrics
+from redline.runtime.tracking import TrackedConfig, Tracker
+from redline.scripting import scripts
+from redline.services.pending import PendingClaims, pending_base
 
 __all__ = [
     "Balance",
@@ -39,7 +38,6 @@ __all__ = [
     "Route",
     "check_slots",
     "forwarding",
-    "namespace_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -59,7 +57,7 @@ class ForwardConfig(TrackedConfig):
 
     @property
     def pending_base(self) -> str:
-        return self.pending or derived(self.in_, "pending")
+        return self.pending or pending_base(self.in_)
 
 
 class Route(Protocol):
@@ -98,7 +96,7 @@ class Balance:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class Moved:
     """What one script call did."""
 
     moved: int
@@ -140,19 +138,19 @@ class Forwarder(PendingClaims):
         await super().start(ctx)
 
     async def step(self, ctx: Context) -> None:
-        outcome = await self.forward(ctx.redis)
-        if outcome.moved:
-            self.metrics.count("forwarded", outcome.moved)
+        moved = await self.forward(ctx.redis)
+        if moved.moved:
+            self.metrics.count("forwarded", moved.moved)
             if self.tracker is not None:
-                await self.tracker.track(ctx.lifecycle_redis, outcome.payloads)
-        if outcome.full:
+                await self.tracker.track(ctx.lifecycle_redis, moved.payloads)
+        if moved.full:
             await self._backpressure(ctx)
             return
         self._end_backpressure()
-        if outcome.moved < self.config.batch:
+        if moved.moved < self.config.batch:
             await self._block(ctx)
 
-    async def forward(self, client: AsyncClient) -> Outcome:
+    async def forward(self, client: AsyncClient) -> Moved:
         """One script call: what is pending, then up to ``batch`` from ``in``, to the outputs."""
         keys = [self.mine, self.source, *self.route.outputs]
         want = int(self.tracker is not None)
@@ -161,8 +159,8 @@ class Forwarder(PendingClaims):
         full = bool(reply[0])
         if want:
             payloads = tuple(p for p in reply[1:] if isinstance(p, bytes))
-            return Outcome(len(payloads), payloads, full)
-        return Outcome(int(str(reply[1])), (), full)
+            return Moved(len(payloads), payloads, full)
+        return Moved(int(str(reply[1])), (), full)
 
     async def _block(self, ctx: Context) -> None:
         """Wait up to popTimeout for a message; the next `forward` takes it from pending."""
@@ -182,14 +180,10 @@ class Forwarder(PendingClaims):
             self._wait = 0.0
 
 
-def namespace_of(config: ForwardConfig) -> str:
-    """The lifecycle/metrics namespace: ``serviceNamespace``, else ``{<in>}:service``."""
-    return default_namespace(config, config.in_)
-
-
 def forwarding(name: str, config: ForwardConfig, route: Route) -> tuple[Forwarder, list[Hook]]:
-    """A `Forwarder` and its hooks, in order: lifecycle, forwarder, tracking, metrics."""
-    std = standard_hooks(name, config, namespace_of(config), "")
-    forwarder = Forwarder(name, config, route, std.metrics, std.tracker)
-    std.lifecycle.serves = forwarder.serves
-    return forwarder, std.around(forwarder)
+    """A `Forwarder` and its hooks (`redline.runtime.assemble`'s, then the forwarder's own);
+    its pending list sits beside ``in``, so its namespace does too."""
+    assembly = assemble(name, config, queue=config.in_)
+    forwarder = Forwarder(name, config, route, assembly.metrics, assembly.tracker)
+    assembly.lifecycle.serves = forwarder.serves
+    return forwarder, assembly.hooks(forwarder)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from redline.runner import Hook
+from redline.runtime import Hook
 from redline.services.forward import FanOut, ForwardConfig, Forwarder, forwarding
 
 __all__ = ["LpushConfig", "build"]
@@ -24,5 +24,5 @@ def route(config: LpushConfig) -> FanOut:
 
 
 def build(config: LpushConfig) -> tuple[Forwarder, list[Hook]]:
-    """The lpush service and its hooks, ready for `redline.services.serve`."""
+    """The lpush service and its hooks, ready for `redline.runtime.run_service`."""
     return forwarding("lpush", config, route(config))

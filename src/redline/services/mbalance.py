@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from redline.runner import Hook
+from redline.runtime import Hook
 from redline.services.forward import Balance, ForwardConfig, Forwarder, forwarding
 
 __all__ = ["MbalanceConfig", "build"]
@@ -50,5 +50,5 @@ def route(config: MbalanceConfig) -> Balance:
 
 
 def build(config: MbalanceConfig) -> tuple[Forwarder, list[Hook]]:
-    """The mbalance service and its hooks, ready for `redline.services.serve`."""
+    """The mbalance service and its hooks, ready for `redline.runtime.run_service`."""
     return forwarding("mbalance", config, route(config))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from redline.runner import Hook
+from redline.runtime import Hook
 from redline.services.forward import FanOut, ForwardConfig, Forwarder, forwarding
 
 __all__ = ["MpushConfig", "build"]
@@ -24,5 +24,5 @@ def route(config: MpushConfig) -> FanOut:
 
 
 def build(config: MpushConfig) -> tuple[Forwarder, list[Hook]]:
-    """The mpush service and its hooks, ready for `redline.services.serve`."""
+    """The mpush service and its hooks, ready for `redline.runtime.run_service`."""
     return forwarding("mpush", config, route(config))

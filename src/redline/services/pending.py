@@ -25,16 +25,28 @@ import logging
 import time
 from collections.abc import Sequence
 
-from redline import scripts
 from redline.config import ServiceConfig
-from redline.connection import AsyncClient, Command, run_commands
+from redline.connection import AsyncClient, Command, run_commands, text
 from redline.keys import derived
-from redline.lifecycle import is_alive
-from redline.runner import Context
+from redline.runtime import Context
+from redline.runtime.lifecycle import is_alive
+from redline.scripting import scripts
 
-__all__ = ["PendingClaims", "blocking_move", "dead_key", "pending_key", "registry_key"]
+__all__ = [
+    "PendingClaims",
+    "blocking_move",
+    "dead_key",
+    "pending_base",
+    "pending_key",
+    "registry_key",
+]
 
 log = logging.getLogger(__name__)
+
+
+def pending_base(queue: str) -> str:
+    """``{<queue>}:pending``: the default base of the pending lists of `queue`'s consumers."""
+    return derived(queue, "pending")
 
 
 def pending_key(pending: str, instance_id: str) -> str:
@@ -100,7 +112,7 @@ class PendingClaims:
         if not ctx.instance_id:
             raise RuntimeError(f"{self.name} needs the Lifecycle hook before it (an instance id)")
         self.mine = pending_key(self.base, ctx.instance_id)
-        lifecycle_key = str(ctx.extra.get("lifecycle_key", ""))
+        lifecycle_key = ctx.instance_key
         # Listed, and not found dead (a recoverer that forgot this instance would start its
         # grace over): sent now and ahead of every claim.
         self._relist = (
@@ -131,7 +143,7 @@ class PendingClaims:
         total, self._recovered_at = 0, time.monotonic()
         entries = await ctx.redis.hgetall(registry_key(self.base))
         for raw_id, raw_key in entries.items():
-            ident, owner = _text(raw_id), _text(raw_key)
+            ident, owner = text(raw_id), text(raw_key)
             if ident == ctx.instance_id or (owner and await is_alive(ctx.lifecycle_redis, owner)):
                 continue
             pending = pending_key(self.base, ident)
@@ -149,7 +161,3 @@ class PendingClaims:
         keys = [registry_key(self.base), pending, self.source, dead_key(self.base)]
         args: list[str | int] = [ident] if grace is None else [ident, grace]
         return int(await scripts.run(client, "forward_recover", keys, args))
-
-
-def _text(raw: object) -> str:
-    return raw.decode() if isinstance(raw, bytes) else str(raw)

@@ -15,7 +15,7 @@
 
 Like every service it runs with the standard hooks (`build`): it registers with the lifecycle
 (its lease holder is named after its ``<ns>:<id>`` hash, so deleting that hash stops it) and
-writes its metrics through `redline.metrics.Metrics`.
+writes its metrics through `redline.runtime.metrics.Metrics`.
 """
 
 from __future__ import annotations
@@ -34,13 +34,12 @@ from redline.backoff import delay_for
 from redline.config import ServiceConfig
 from redline.connection import AsyncClient, connect, mask_url
 from redline.keys import derived
-from redline.metrics import Metrics
-from redline.runner import Context, Hook
-from redline.scripts import run
-from redline.services import default_namespace, standard_hooks
+from redline.runtime import Context, Hook, assemble
+from redline.runtime.metrics import Metrics
+from redline.scripting.scripts import run
 from redline.services.pending import blocking_move
 
-__all__ = ["Transfer", "VpushConfig", "VpushKeys", "VpushService", "build", "namespace_of"]
+__all__ = ["Transfer", "VpushConfig", "VpushKeys", "VpushService", "build"]
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +257,7 @@ class VpushService:
 
     # Runner hook: on a clean stop, finish what is delivered and hand the lease over at once.
     async def start(self, ctx: Context) -> None:
-        self.instance = str(ctx.extra.get("lifecycle_key", "")) or ctx.instance_id
+        self.instance = ctx.instance_key or ctx.instance_id
         if not self.instance:
             raise RuntimeError("vpush needs the Lifecycle hook before it (an instance name)")
         log.info("vpush instance=%s in=%s out=%s", self.instance, self.keys.in_queue, self.keys.out)
@@ -276,16 +275,12 @@ class VpushService:
             await self.remote.aclose()
 
 
-def namespace_of(config: VpushConfig) -> str:
-    """The lifecycle/metrics namespace: ``serviceNamespace``, else ``{<in>}:service``."""
-    return default_namespace(config, config.in_queue)
-
-
 def build(
     config: VpushConfig, remote: AsyncClient | None = None
 ) -> tuple[VpushService, list[Hook]]:
-    """The vpush service and its hooks (lifecycle, vpush, metrics), for `redline.services.serve`."""
-    std = standard_hooks("vpush", config, namespace_of(config))
-    service = VpushService(config, std.metrics, remote)
-    std.lifecycle.serves = service.serves
-    return service, std.around(service)
+    """The vpush service and its hooks, for `redline.runtime.run_service`; its lease holder sits
+    beside ``in``, so its namespace does too."""
+    assembly = assemble("vpush", config, queue=config.in_queue)
+    service = VpushService(config, assembly.metrics, remote)
+    assembly.lifecycle.serves = service.serves
+    return service, assembly.hooks(service)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import time
 
-from redline import scripts
 from redline.connection import AsyncClient
+from redline.scripting import scripts
 
 REG = "reg"
 

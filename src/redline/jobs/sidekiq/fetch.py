@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 from redline.connection import AsyncClient
 from redline.jobs.sidekiq.job import DEAD, DEAD_MAX_JOBS, DEAD_TIMEOUT, queue_key
-from redline.runner import Context
-from redline.scripts import run
+from redline.runtime import Context
+from redline.scripting.scripts import run
 from redline.services.pending import blocking_move
 
 __all__ = ["INFLIGHT", "RECOVERIES", "Fetched", "Fetcher", "inflight_key"]

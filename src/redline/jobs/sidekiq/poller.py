@@ -15,7 +15,7 @@ import time
 from redline.connection import AsyncClient
 from redline.jobs.sidekiq.fetch import INFLIGHT, RECOVERIES, inflight_key
 from redline.jobs.sidekiq.job import DEAD, QUEUES, RETRY, SCHEDULE, encode, queue_key
-from redline.scripts import run
+from redline.scripting.scripts import run
 
 __all__ = ["promote", "recover"]
 

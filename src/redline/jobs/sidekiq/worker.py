@@ -29,17 +29,17 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from redline.errors import JobError, JobSerializationError, UnknownTaskError
+from redline.errors import TRANSIENT, JobError, JobSerializationError, UnknownTaskError
 from redline.jobs.sidekiq import poller
 from redline.jobs.sidekiq.fetch import Fetched, Fetcher
 from redline.jobs.sidekiq.job import DEAD, RETRY, SCHEDULE, SidekiqJob, encode, failed
 from redline.jobs.sidekiq.job import retry_delay as sidekiq_delay
 from redline.jobs.sidekiq.process import SidekiqProcess
 from redline.jobs.task import Task, Tasks
-from redline.jobs.worker import Outcome, Worker
-from redline.metrics import Metrics
+from redline.jobs.worker import JobOutcome, Worker
 from redline.queue import Delivery
-from redline.runner import TRANSIENT, Context
+from redline.runtime import Context
+from redline.runtime.metrics import Metrics
 
 __all__ = ["SidekiqSettings", "SidekiqWorker", "tasks_by_class"]
 
@@ -75,8 +75,8 @@ class SidekiqSettings:
 
 
 @dataclass(frozen=True)
-class SidekiqOutcome(Outcome):
-    """An `Outcome` with the job as parsed and the exception its run raised."""
+class SidekiqOutcome(JobOutcome):
+    """An `JobOutcome` with the job as parsed and the exception its run raised."""
 
     job: SidekiqJob | None = None
     exc: BaseException | None = None
@@ -96,7 +96,7 @@ def tasks_by_class(tasks: Tasks) -> dict[str, Task[..., Any]]:
     return found
 
 
-def _fetched(outcome: Outcome) -> Fetched:
+def _fetched(outcome: JobOutcome) -> Fetched:
     return Fetched(outcome.delivery.key, outcome.delivery.payload)
 
 
@@ -168,7 +168,7 @@ class SidekiqWorker(Worker):
         started = str(int(time.time()))  # a Delivery's id here: when it started (run_at)
         return [Delivery(f.queue, started, f.raw, 1) for f in fetched]
 
-    async def _outcome(self, delivery: Delivery) -> Outcome:
+    async def _outcome(self, delivery: Delivery) -> JobOutcome:
         try:
             job = SidekiqJob.parse(delivery.payload)
         except JobSerializationError as exc:
@@ -191,7 +191,7 @@ class SidekiqWorker(Worker):
 
     # -- settling --------------------------------------------------------------------------
 
-    async def _settle(self, outcomes: Sequence[Outcome]) -> None:
+    async def _settle(self, outcomes: Sequence[JobOutcome]) -> None:
         done = [o for o in outcomes if o.ok]
         if done:
             await self.fetcher.ack([_fetched(o) for o in done])

@@ -60,7 +60,7 @@ class Tracer(Protocol):
 def _not_loaded() -> Tracer | None:
     global _active
     try:
-        from redline.integrations import otel
+        from redline.runtime import otel
     except ImportError:  # opentelemetry-api is not installed: tracing stays off
         _active = _off
     else:

@@ -27,8 +27,8 @@ import redis.connection
 import redis.sentinel
 import redis.utils
 
+from redline.connection.internals import pack_command, reply_error, sentinels_of, stream_transport
 from redline.errors import ConnectionURLError
-from redline.internals import pack_command, reply_error, sentinels_of, stream_transport
 
 __all__ = [
     "AsyncClient",
@@ -42,6 +42,7 @@ __all__ = [
     "mask_url",
     "parse_url",
     "run_commands",
+    "text",
 ]
 
 AsyncClient: TypeAlias = "redis.asyncio.Redis | redis.asyncio.RedisCluster"
@@ -167,6 +168,12 @@ def is_cluster_client(client: object) -> bool:
 
 
 _CLUSTER_CLASSES: dict[type, bool] = {}
+
+
+def text(reply: object, errors: str = "strict") -> str:
+    """A reply as str: bytes decoded as UTF-8 (`errors` as for `bytes.decode`), anything else
+    through ``str()``. The one decoding helper: redline's clients return bytes."""
+    return reply.decode(errors=errors) if isinstance(reply, bytes) else str(reply)
 
 
 def _tls_kwargs(parsed: RedisURL) -> dict[str, Any]:

@@ -1,23 +1,36 @@
 """Local child processes: start `redline` service instances, notice when they die, stop them.
 
-Kept apart from cscale so another supervisor can share it. Children run in their own session,
-so a Ctrl-C meant for the agent does not reach them and they outlive an agent that is killed
-(another agent, or this one restarted, still sees them through their lifecycle hashes).
+Shared by the two supervisors, the cscale agent and `redline up`. Children run in their own
+session, so a Ctrl-C meant for the supervisor does not reach them: the agent's outlive an agent
+that is killed (another agent, or this one restarted, still sees them through their lifecycle
+hashes); `up` stops its own in order, and asks the kernel to SIGTERM them if it dies
+(`die_with_parent`).
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 __all__ = ["Child", "Children"]
 
 log = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass
@@ -41,10 +54,22 @@ class Children:
     def __init__(self) -> None:
         self.running: dict[int, Child] = {}
 
-    def start(self, tag: str, argv: Sequence[str], env: dict[str, str] | None = None) -> Child:
-        """Start `argv` (stdout/stderr inherited) and remember it under `tag`."""
+    def start(
+        self,
+        tag: str,
+        argv: Sequence[str],
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        die_with_parent: bool = False,
+    ) -> Child:
+        """Start `argv` (stdout/stderr inherited, in `cwd`) and remember it under `tag`; with
+        `die_with_parent`, it gets SIGTERM when this process dies (Linux)."""
         process = subprocess.Popen(
-            list(argv), env={**os.environ, **(env or {})}, start_new_session=True
+            list(argv),
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if die_with_parent else None,
         )
         child = Child(tag, process, time.monotonic())
         self.running[child.pid] = child
@@ -67,6 +92,12 @@ class Children:
         """Send `sig` to `child` (ignored if it already exited)."""
         if child.process.poll() is None:
             child.process.send_signal(sig)
+
+    def stop_all(self, grace: float) -> None:
+        """SIGTERM every child, wait up to `grace` seconds, then SIGKILL the rest."""
+        for child in self.running.values():
+            self.kill(child, signal.SIGTERM)
+        self.wait_all(grace)
 
     def wait_all(self, timeout: float) -> None:
         """Wait up to `timeout` seconds for every child to exit, then SIGKILL the rest."""

@@ -7,10 +7,11 @@ is honoured within that time and the message in hand is always finished, never d
 Everything around the loop — lifecycle registration and renewal, metrics monitors — is a
 `Hook`: ``start`` before the first step, ``tick`` every ``tick_interval`` seconds beside the
 loop, ``stop`` after the last step. A hook that raises `ShutdownRequested` stops the service.
+Which hooks a process has, and in which order, `redline.runtime.assemble` decides.
 
-A step that fails is kept among the namespace's recent errors (`redline.metrics.record_error`):
-a run of transient failures once the step succeeds again (Redis is reachable then), an
-exception that ends the service before it propagates.
+A step that fails is kept among the namespace's recent errors
+(`redline.runtime.metrics.record_error`): a run of transient failures once the step succeeds
+again (Redis is reachable then), an exception that ends the service before it propagates.
 """
 
 from __future__ import annotations
@@ -19,64 +20,36 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any
 
-import redis.exceptions
+from pydantic import BaseModel
 
 from redline.backoff import Backoff
-from redline.config import ServiceConfig, masked
-from redline.connection import AsyncClient, connect, mask_url
-from redline.errors import ShutdownRequested
-from redline.metrics import record_error
+from redline.config import ServiceConfig, is_secret
+from redline.connection import connect, mask_url
+from redline.errors import TRANSIENT, ShutdownRequested
+from redline.runtime.context import Context, Hook, Service
+from redline.runtime.lifecycle import check_interval
+from redline.runtime.metrics import record_error
 
-__all__ = ["Context", "Hook", "Service", "run_service"]
+__all__ = ["masked", "run_service"]
 
 log = logging.getLogger(__name__)
 
-# Errors that mean "the server is unreachable for now": retried with backoff, never fatal.
-# On a cluster that includes a topology in motion: redirections that outlast redis-py's retries
-# while a slot migrates (TRYAGAIN, "TTL exhausted"), a failover (CLUSTERDOWN, READONLY).
-TRANSIENT = (
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    OSError,
-    redis.exceptions.ClusterError,
-    redis.exceptions.TryAgainError,
-    redis.exceptions.ReadOnlyError,
-)
 START_ATTEMPTS = 8
 
 
-@dataclass
-class Context:
-    """What a running service and its hooks share."""
-
-    config: ServiceConfig
-    redis: AsyncClient
-    stopping: asyncio.Event
-    instance_id: str = ""
-    service_redis: AsyncClient | None = None
-    extra: dict[str, object] = field(default_factory=dict)
-
-    @property
-    def lifecycle_redis(self) -> AsyncClient:
-        """The client for lifecycle/metrics keys (``serviceRedis`` when set)."""
-        return self.service_redis or self.redis
-
-
-class Service(Protocol):
-    name: str
-
-    async def step(self, ctx: Context) -> None: ...
-
-
-class Hook(Protocol):
-    async def start(self, ctx: Context) -> None: ...
-
-    async def tick(self, ctx: Context) -> None: ...
-
-    async def stop(self, ctx: Context) -> None: ...
+def masked(config: BaseModel) -> dict[str, Any]:
+    """The effective config by its file names, with passwords in URLs and secret fields masked."""
+    out: dict[str, Any] = {}
+    for key, value in config.model_dump(by_alias=True).items():
+        if is_secret(key) and value:
+            out[key] = "***"
+        elif isinstance(value, str) and "://" in value:
+            out[key] = mask_url(value)
+        else:
+            out[key] = value
+    return out
 
 
 async def _step_loop(service: Service, ctx: Context) -> None:
@@ -99,10 +72,9 @@ async def _step_loop(service: Service, ctx: Context) -> None:
 async def _report(ctx: Context, message: str) -> None:
     """Keep `message` among the recent errors of the instance's namespace, if it has one
     (the lifecycle hook names it); best effort, as Redis may be what failed."""
-    ns, instance = ctx.extra.get("namespace"), ctx.extra.get("lifecycle_key", "")
-    if ns:
+    if ctx.namespace:
         with contextlib.suppress(*TRANSIENT):
-            await record_error(ctx.lifecycle_redis, str(ns), message, str(instance))
+            await record_error(ctx.lifecycle_redis, ctx.namespace, message, ctx.instance_key)
 
 
 async def _tick_loop(hooks: Sequence[Hook], ctx: Context, interval: float) -> None:
@@ -132,7 +104,9 @@ async def run_service(
 ) -> None:
     """Run `service` until `stopping` is set (by a signal handler, a hook, or the caller).
 
-    Installs no signal handlers: the CLI does that, so library users can embed services.
+    The hooks tick every `tick_interval` seconds, by default `check_interval`'s: often enough
+    to notice a deleted lifecycle hash well within ``popTimeout``. Installs no signal handlers:
+    the CLI does that, so library users can embed services.
     """
     if config.redis is None:
         raise ValueError("run_service needs config.redis; the CLI resolves the default server")
@@ -151,9 +125,8 @@ async def run_service(
         for hook in hooks:
             await _start(hook, ctx)
             started.append(hook)
-        ticker = asyncio.create_task(
-            _tick_loop(started, ctx, tick_interval or config.service_renew)
-        )
+        interval = tick_interval or check_interval(config.service_renew, config.pop_timeout)
+        ticker = asyncio.create_task(_tick_loop(started, ctx, interval))
         await _step_loop(service, ctx)
     except Exception as exc:
         if not isinstance(exc, ShutdownRequested):

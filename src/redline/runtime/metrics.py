@@ -9,8 +9,9 @@ such as the last error), where the latest write wins.
 A service observes into a local `Metrics` accumulator (no round trip per message); the
 accumulator is a runner `Hook` that adds what it holds to Redis on every tick and at stop, one
 script call per metric name. It also adds, in one more call, the instance's own totals since its
-start to its lifecycle hash (``calls``, ``timeouts``, ``errors``: what `redline.health` judges an
-instance by). A metric named ``errors`` (or ending in ``:errors``/``_errors``) counts failures.
+start to its lifecycle hash (``calls``, ``timeouts``, ``errors``: what
+`redline.scaling.health` judges an instance by). A metric named ``errors`` (or ending in
+``:errors``/``_errors``) counts failures.
 
 Errors are also kept as text: `record_error` (called by the runner when a step fails, and by any
 service that wants to) pushes onto ``<ns>:errors``, a list capped at `ERRORS_KEPT`, newest first,
@@ -28,17 +29,15 @@ import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from redline import scripts
-from redline.connection import AsyncClient, SyncClient, connect_sync
-
-if TYPE_CHECKING:  # the runner imports `record_error` from here
-    from redline.runner import Context
+from redline.connection import AsyncClient, SyncClient, connect_sync, text
+from redline.runtime.context import Context
+from redline.scripting import scripts
 
 __all__ = [
     "ERRORS_KEPT",
@@ -179,10 +178,10 @@ class Metrics:
         return None
 
     async def tick(self, ctx: Context) -> None:
-        await self.flush(ctx.lifecycle_redis, str(ctx.extra.get("lifecycle_key", "")))
+        await self.flush(ctx.lifecycle_redis, ctx.instance_key)
 
     async def stop(self, ctx: Context) -> None:
-        await self.flush(ctx.lifecycle_redis, str(ctx.extra.get("lifecycle_key", "")))
+        await self.flush(ctx.lifecycle_redis, ctx.instance_key)
 
 
 def _instance_totals(taken: dict[str, _Pending]) -> list[str | int]:
@@ -203,12 +202,11 @@ def _pattern(ns: str) -> str:
 def _decode(raw: dict[Any, Any]) -> dict[str, Value]:
     out: dict[str, Value] = {}
     for key, value in raw.items():
-        name = key.decode() if isinstance(key, bytes) else str(key)
-        text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+        name, note = text(key), text(value, errors="replace")
         try:
-            out[name] = int(float(text))
+            out[name] = int(float(note))
         except (ValueError, OverflowError):
-            out[name] = text  # a note, such as a last error
+            out[name] = note  # a note, such as a last error
     return out
 
 
@@ -217,8 +215,7 @@ def _numbers(values: dict[str, Value]) -> dict[str, int]:
 
 
 def _name(ns: str, key: Any) -> str:
-    text = key.decode() if isinstance(key, bytes) else str(key)
-    return text[len(metrics_key(ns, "")) :]
+    return text(key)[len(metrics_key(ns, "")) :]
 
 
 async def read_metrics(client: AsyncClient, ns: str) -> dict[str, dict[str, int]]:

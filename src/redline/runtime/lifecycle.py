@@ -23,11 +23,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from redline import __version__, scripts
-from redline.config import ServiceConfig
-from redline.connection import AsyncClient
+from redline import __version__
+from redline.connection import AsyncClient, text
 from redline.errors import ShutdownRequested
-from redline.runner import Context
+from redline.runtime.context import Context
+from redline.scripting import scripts
 
 __all__ = [
     "Lifecycle",
@@ -66,7 +66,7 @@ REGISTRY_KEY = "redline:registry"
 
 def registry_key() -> str:
     """``redline:registry``: namespace → JSON ``{"service", "version", "serves"}``, so that
-    discovery (`redline.registry`) finds every namespace without scanning keys."""
+    discovery (`redline.scaling.registry`) finds every namespace without scanning keys."""
     return REGISTRY_KEY
 
 
@@ -84,7 +84,7 @@ async def compact(client: AsyncClient, ns: str) -> list[str]:
     """Remove from ``<ns>:ids`` the ids whose hash has expired or was deleted; return them."""
     removed = []
     for raw in await client.lrange(ids_key(ns), 0, -1):
-        ident = raw.decode() if isinstance(raw, bytes) else str(raw)
+        ident = text(raw)
         if not await client.exists(instance_key(ns, ident)):
             await client.lrem(ids_key(ns), 0, ident)
             removed.append(ident)
@@ -110,18 +110,6 @@ class Lifecycle:
     started: int = 0
     key: str = ""
 
-    @classmethod
-    def of(cls, service: str, config: ServiceConfig, namespace: str, serves: str) -> Lifecycle:
-        """The lifecycle of an instance of `service`, with the timings from its `config`."""
-        return cls(
-            namespace,
-            service,
-            serves,
-            expire=config.service_expire,
-            renew=config.service_renew,
-            capacity=config.service_capacity,
-        )
-
     _renewed_at: float = 0.0
 
     async def start(self, ctx: Context) -> None:
@@ -141,7 +129,7 @@ class Lifecycle:
             await pipe.execute()
         self.key = key  # set last: a non-empty key means "registered"
         ctx.instance_id, self._renewed_at = ident, time.monotonic()
-        ctx.extra["lifecycle_key"], ctx.extra["namespace"] = self.key, self.namespace
+        ctx.instance_key, ctx.namespace = self.key, self.namespace
         log.info("registered %s host=%s pid=%s", self.key, self.host, self.pid)
         log.info("renew: started %s every=%ss expire=%ss", self.key, self.renew, self.expire)
 

@@ -18,6 +18,11 @@ per service, under the service's lease:
 No agent starts without a claim and claims are only written under the lease, so two agents
 acting at once never start more than the shortfall. A start that has not registered by its
 deadline is killed, so a late registration never overshoots either.
+
+The agent is a process like any other (`redline.runtime.assemble`, kind ``cscale``): a runner
+`Service` whose step is one round, and a `Hook` that publishes the plan at start and stops this
+host's instances at stop. So it registers in ``redline:cscale`` (``serviceNamespace``) beside
+the services it runs, its errors are kept there, and deleting its hash stops it.
 """
 
 from __future__ import annotations
@@ -32,11 +37,11 @@ import sys
 import time
 import uuid
 
-from redline import scripts
-from redline.autoscale import Autoscaler
-from redline.backoff import Backoff
 from redline.connection import AsyncClient
-from redline.cscale import (
+from redline.errors import TRANSIENT
+from redline.runtime import Context
+from redline.scaling.autoscale import Autoscaler
+from redline.scaling.cscale import (
     AGENTS_KEY,
     DESIRED_KEY,
     SPECS_KEY,
@@ -53,9 +58,9 @@ from redline.cscale import (
     split_claims,
     starting_key,
 )
-from redline.procs import Child, Children
-from redline.registry import Instance, instances, retire
-from redline.runner import TRANSIENT
+from redline.scaling.procs import Child, Children
+from redline.scaling.registry import Instance, instances, retire
+from redline.scripting import scripts
 
 __all__ = ["Agent"]
 
@@ -65,35 +70,50 @@ CLAIM_MARGIN = 10.0  # seconds a claim outlives the local start timeout (the kil
 
 
 class Agent:
-    """Runs `plan` on this host against `client` (see the module doc)."""
+    """Runs `plan` on this host (see the module doc); a runner `Service` and `Hook`."""
+
+    name = "cscale"
 
     def __init__(
-        self, client: AsyncClient, url: str, host: str, plan: ScaleFile, interval: float = 1.0
+        self, url: str, host: str, plan: ScaleFile, interval: float = 1.0, stop_grace: float = 30
     ) -> None:
-        self.client, self.url, self.host, self.plan = client, url, host, plan
+        self.url, self.host, self.plan, self.stop_grace = url, host, plan, stop_grace
+        self._client: AsyncClient | None = None  # the runner's, from `start`
         self.interval, self.lease_ms = interval, int(max(1.0, 5 * interval) * 1000)
         self.children = Children()
         self.autoscalers: dict[str, Autoscaler] = {}
         self.next_eval: dict[str, float] = {}
         self.machine = socket.gethostname()
 
-    async def run(self, stopping: asyncio.Event, stop_grace: float = 30) -> None:
-        """Converge until `stopping` is set, then stop this host's instances cleanly."""
-        backoff = Backoff(f"cscale agent {self.host}")
+    @property
+    def client(self) -> AsyncClient:
+        if self._client is None:
+            raise RuntimeError("cscale agent not started: run it with run_service")
+        return self._client
+
+    @property
+    def serves(self) -> str:
+        """What this agent runs, for its lifecycle hash."""
+        return f"{self.host}: {','.join(self.plan.services)}"
+
+    async def start(self, ctx: Context) -> None:
+        self._client = ctx.redis
         log.info("cscale agent host=%s services=%s", self.host, ",".join(self.plan.services))
-        try:
-            await self._publish()
-            while not stopping.is_set():
-                try:
-                    await self.round()
-                except TRANSIENT as exc:
-                    await backoff.failed(exc)
-                else:
-                    backoff.succeeded()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), self.interval)
-        finally:
-            await self.shutdown(stop_grace)
+        await self._publish()
+
+    async def step(self, ctx: Context) -> None:
+        """One round, then a pause of `interval` (the runner retries a failed round)."""
+        await self.round()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(ctx.stopping.wait(), self.interval)
+
+    async def tick(self, ctx: Context) -> None:
+        return None
+
+    async def stop(self, ctx: Context) -> None:
+        """Stop this host's instances cleanly (`shutdown`)."""
+        if self._client is not None:
+            await self.shutdown(self.stop_grace)
 
     async def _publish(self) -> None:
         for ns, spec in self.plan.services.items():
@@ -200,7 +220,7 @@ class Agent:
         base = spec.argv or [sys.executable, "-m", "redline", str(spec.service)]
         config = ["--config", str(spec.config)] if spec.config else []
         fixed = [f"serviceNamespace={ns}", f"serviceCapacity={spec.capacity}", *spec.sets]
-        if spec.standby:  # the instance waits behind `redline.standby.StandbyGate`
+        if spec.standby:  # the instance waits behind `redline.runtime.standby.StandbyGate`
             fixed.append("serviceStandby=true")
         return [*base, *config, "--redis", self.url, *(a for s in fixed for a in ("--set", s))]
 

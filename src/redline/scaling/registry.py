@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from redline.connection import AsyncClient
-from redline.lifecycle import ids_key, instance_key, registry_key
+from redline.connection import AsyncClient, text
+from redline.runtime.lifecycle import ids_key, instance_key, registry_key
 
 __all__ = [
     "Instance",
@@ -29,10 +29,6 @@ __all__ = [
     "retire",
     "services",
 ]
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _int(value: str | None) -> int:
@@ -66,7 +62,7 @@ class Instance:
     @classmethod
     def from_hash(cls, namespace: str, ident: str, raw: Mapping[Any, Any]) -> Instance:
         """Build from an ``HGETALL`` reply (bytes or str keys)."""
-        data = {_text(k): _text(v) for k, v in raw.items()}
+        data = {text(k): text(v) for k, v in raw.items()}
         return cls(
             namespace,
             ident,
@@ -96,10 +92,10 @@ async def services(client: AsyncClient) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for key, value in raw.items():
         try:
-            record = json.loads(_text(value))
+            record = json.loads(text(value))
         except json.JSONDecodeError:
             record = {}
-        found[_text(key)] = record if isinstance(record, dict) else {}
+        found[text(key)] = record if isinstance(record, dict) else {}
     return dict(sorted(found.items()))
 
 
@@ -109,7 +105,7 @@ async def instances(client: AsyncClient, namespace: str) -> list[Instance]:
     Reads ``<ns>:ids``, so it sees at most ``serviceCapacity`` recent instances: give services
     that run many replicas a capacity above their replica count.
     """
-    ids = [_text(raw) for raw in await client.lrange(ids_key(namespace), 0, -1)]
+    ids = [text(raw) for raw in await client.lrange(ids_key(namespace), 0, -1)]
     if not ids:
         return []
     pipe = client.pipeline(transaction=False)
@@ -119,7 +115,7 @@ async def instances(client: AsyncClient, namespace: str) -> list[Instance]:
     found = [
         Instance.from_hash(namespace, ident, raw)
         for ident, raw in zip(ids, hashes, strict=True)
-        if any(_text(name) == "pid" for name in raw)  # a stray half-written hash is no instance
+        if any(text(name) == "pid" for name in raw)  # a stray half-written hash is no instance
     ]
     return sorted(found, key=lambda inst: (_int(inst.id), inst.id))
 

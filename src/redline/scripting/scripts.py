@@ -1,4 +1,4 @@
-"""The one registry of server-side Lua: each atomic operation is a `.lua` file in `redline/lua/`.
+"""The one registry of server-side Lua: each atomic operation is a `.lua` file in `lua/` beside it.
 
 A script is read once, and called through redis-py's script object (EVALSHA, reloaded on
 NOSCRIPT), so the same object works on standalone servers, clusters and pipelines.
@@ -22,8 +22,8 @@ Arg = str | bytes | int | float
 
 @cache
 def lua_source(name: str) -> str:
-    """The text of ``redline/lua/<name>.lua``."""
-    return resources.files("redline").joinpath("lua", f"{name}.lua").read_text()
+    """The text of ``redline/scripting/lua/<name>.lua``."""
+    return resources.files("redline.scripting").joinpath("lua", f"{name}.lua").read_text()
 
 
 @cache

@@ -40,11 +40,11 @@ from typing import Any
 import pytest
 
 from redline.connection import AsyncClient, SyncClient, connect, connect_sync
-from redline.embedded import EmbeddedServer
+from redline.connection.embedded import EmbeddedServer
 from redline.errors import JobError, JobSerializationError, UnknownTaskError
 from redline.jobs.document import JobDocument, decode_value
 from redline.jobs.task import Task, Tasks, load_tasks
-from redline.jobs.worker import Outcome, Worker
+from redline.jobs.worker import JobOutcome, Worker
 from redline.queue import ReliableQueue, SyncReliableQueue
 
 __all__ = ["JobRun", "Jobs", "enqueued", "run_jobs"]
@@ -66,7 +66,7 @@ class JobRun:
     error: str = ""
 
     @classmethod
-    def of(cls, outcome: Outcome) -> JobRun:
+    def of(cls, outcome: JobOutcome) -> JobRun:
         doc, delivery = outcome.doc, outcome.delivery
         return cls(
             id=doc.id if doc else delivery.id,

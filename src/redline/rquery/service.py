@@ -30,14 +30,13 @@ from redline.config import ServiceConfig
 from redline.connection import AsyncClient
 from redline.errors import QueryError
 from redline.keys import derived, hash_slot
-from redline.metrics import Metrics
-from redline.rquery import Policy, parse_query, run_query
-from redline.runner import Context, Hook
-from redline.scripts import run
-from redline.services import default_namespace, standard_hooks
-from redline.services.pending import PendingClaims
+from redline.rquery.query import Policy, parse_query, run_query
+from redline.runtime import Context, Hook, assemble
+from redline.runtime.metrics import Metrics
+from redline.scripting.scripts import run
+from redline.services.pending import PendingClaims, pending_base
 
-__all__ = ["RQueryConfig", "RQueryService", "answer", "build", "namespace_of"]
+__all__ = ["RQueryConfig", "RQueryService", "answer", "build"]
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +120,7 @@ class RQueryService(PendingClaims):
     name = "rquery"
 
     def __init__(self, config: RQueryConfig, metrics: Metrics) -> None:
-        pending = derived(config.in_queue, "pending")
-        super().__init__(self.name, config.in_queue, pending, config)
+        super().__init__(self.name, config.in_queue, pending_base(config.in_queue), config)
         self.config, self.metrics = config, metrics
         self._resume = True  # look at our own pending list first (after a start or a failure)
 
@@ -164,13 +162,10 @@ class RQueryService(PendingClaims):
         await run(client, "rquery_reply", [self.mine, result.reply_to], [raw, document, expire])
 
 
-def namespace_of(config: RQueryConfig) -> str:
-    """The lifecycle/metrics namespace: ``serviceNamespace``, else ``{<in>}:service``."""
-    return default_namespace(config, config.in_queue)
-
-
 def build(config: RQueryConfig) -> tuple[RQueryService, list[Hook]]:
-    """The rquery service and its hooks (lifecycle, rquery, metrics), for `services.serve`."""
-    std = standard_hooks("rquery", config, namespace_of(config), f"{config.in_queue} -> replies")
-    service = RQueryService(config, std.metrics)
-    return service, std.around(service)
+    """The rquery service and its hooks, for `redline.runtime.run_service`; its pending list
+    sits beside ``in``, so its namespace does too."""
+    serves = f"{config.in_queue} -> replies"
+    assembly = assemble("rquery", config, queue=config.in_queue, serves=serves)
+    service = RQueryService(config, assembly.metrics)
+    return service, assembly.hooks(service)

@@ -21,12 +21,9 @@ then SIGKILL after a grace period.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import shlex
-import signal
-import subprocess
 import sys
 import time
 import tomllib
@@ -37,6 +34,7 @@ from typing import Any
 
 from redline.backoff import delay_for
 from redline.errors import ConfigError
+from redline.scaling.procs import Child, Children
 
 __all__ = [
     "Replica",
@@ -50,7 +48,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PR_SET_PDEATHSIG = 1
 RESET_AFTER = 30.0  # seconds a replica must run for its restart backoff to start over
 
 
@@ -145,12 +142,6 @@ def seed_commands(path: Path) -> list[list[str]]:
     return [words for line in path.read_text().splitlines() if (words := shlex.split(line, True))]
 
 
-def _die_with_parent() -> None:
-    if sys.platform == "linux":
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 @dataclass
 class Replica:
     """One process of one service, restarted with backoff when it dies."""
@@ -158,73 +149,64 @@ class Replica:
     name: str
     argv: list[str]
     cwd: Path
-    proc: subprocess.Popen[bytes] | None = None
-    started: float = 0.0
+    child: Child | None = None
     crashes: int = 0
     restart_at: float = 0.0
 
-    def start(self) -> None:
-        # Own session: a terminal's Ctrl-C reaches only `up`, which stops the replicas in order
-        # (before the embedded server); a replica still gets SIGTERM if `up` itself dies.
-        self.proc = subprocess.Popen(
-            self.argv, cwd=self.cwd, start_new_session=True, preexec_fn=_die_with_parent
-        )
-        self.started = time.monotonic()
-        log.info("up started replica=%s pid=%d", self.name, self.proc.pid)
-
-    def check(self, now: float) -> None:
-        """Restart the process if it has exited (after a backoff delay)."""
-        if self.proc is None or self.proc.poll() is None:
-            if self.proc is None and now >= self.restart_at:
-                self.start()
-            return
-        code = self.proc.returncode
-        self.crashes = 1 if now - self.started > RESET_AFTER else self.crashes + 1
+    def exited(self, now: float) -> None:
+        """Its process exited: restart it after a backoff delay (reset once it had run long)."""
+        assert self.child is not None
+        ran = now - self.child.started
+        self.crashes = 1 if ran > RESET_AFTER else self.crashes + 1
         delay = delay_for(self.crashes, 0.2, 10.0)
         log.warning(
             "up replica=%s pid=%d exited code=%s; restart in %.1fs",
             self.name,
-            self.proc.pid,
-            code,
+            self.child.pid,
+            self.child.process.returncode,
             delay,
         )
-        self.proc, self.restart_at = None, now + delay
+        self.child, self.restart_at = None, now + delay
 
 
 @dataclass
 class Supervisor:
-    """Keeps every replica running until stopped."""
+    """Keeps every replica running until stopped (its processes: `redline.scaling.procs`)."""
 
     replicas: list[Replica]
     grace: float = 15.0
     interval: float = 0.2
     stopped: bool = field(default=False, init=False)
+    children: Children = field(default_factory=Children, init=False)
 
     def run(self, stopping: Callable[[], bool]) -> None:
-        for replica in self.replicas:
-            replica.start()
         try:
             while not stopping():
-                now = time.monotonic()
-                for replica in self.replicas:
-                    replica.check(now)
+                self.check(time.monotonic())
                 time.sleep(self.interval)
         finally:
             self.stop()
 
+    def check(self, now: float) -> None:
+        """Note the replicas that exited; start those due (all of them, the first time)."""
+        by_pid = {r.child.pid: r for r in self.replicas if r.child is not None}
+        for child in self.children.reap():
+            by_pid[child.pid].exited(now)
+        for replica in self.replicas:
+            if replica.child is None and now >= replica.restart_at:
+                self._start(replica)
+
+    def _start(self, replica: Replica) -> None:
+        # Own session: a terminal's Ctrl-C reaches only `up`, which stops the replicas in order
+        # (before the embedded server); a replica still gets SIGTERM if `up` itself dies.
+        replica.child = self.children.start(
+            replica.name, replica.argv, cwd=replica.cwd, die_with_parent=True
+        )
+        log.info("up started replica=%s pid=%d", replica.name, replica.child.pid)
+
     def stop(self) -> None:
         """SIGTERM every replica, wait up to `grace` seconds, then SIGKILL what is left."""
-        running = [r.proc for r in self.replicas if r.proc is not None and r.proc.poll() is None]
-        for proc in running:
-            proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + self.grace
-        for proc in running:
-            try:
-                proc.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                log.warning("up pid=%d did not stop in %.0fs: killing it", proc.pid, self.grace)
-                proc.kill()
-                proc.wait()
+        self.children.stop_all(self.grace)
         self.stopped = True
 
 

@@ -1,19 +1,18 @@
 """cscale: declarative scaling — desired replica counts are data in Redis.
 
 A "service" here is a lifecycle namespace: its live instances are the ``<ns>:<id>`` hashes that
-`redline.registry` lists. The control-plane keys (all names built here):
+`redline.scaling.registry` lists. The control-plane keys (all names built here):
 
-- ``redline:scale`` — hash namespace → desired number of *active* replicas (``redline scale``
-  writes it; so can any client: ``redis-cli hset redline:scale demo:worker 3``)
+- ``redline:scale`` and ``{<ns>}:cscale:active`` — desired counts and active slots, whose names
+  `redline.runtime.desired` builds (a standby reads them there)
 - ``redline:cscale:specs`` — hash namespace → JSON of the spec the agents run (for status)
 - ``redline:cscale:agents`` — sorted set of agent host names, scored by last heartbeat (s)
 - ``redline:cscale:events`` — list of recent decisions and failures, newest first (JSON)
 - ``{<ns>}:cscale:lock`` — the per-service lease an agent holds while it decides
 - ``{<ns>}:cscale:starting`` — sorted set of start claims, scored by their deadline (ms)
-- ``{<ns>}:cscale:active`` — sorted set of active-slot leases (see `redline.standby`)
 - ``{<ns>}:cscale:autoscale`` — the lease of the agent that runs the autoscaling policy
 
-The agent itself is `redline.cscale_agent`; this module holds the spec, the keys and the
+The agent itself is `redline.scaling.cscale_agent`; this module holds the spec, the keys and the
 decisions, which are plain functions.
 """
 
@@ -28,12 +27,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from redline.autoscale import AutoscalePolicy
 from redline.config import load_config
-from redline.connection import AsyncClient
-from redline.health import DEFAULT_POLICY, HealthPolicy
+from redline.connection import AsyncClient, text
 from redline.keys import derived
-from redline.registry import Instance
+from redline.runtime.desired import DESIRED_KEY, active_key, get_desired, set_desired
+from redline.scaling.autoscale import AutoscalePolicy
+from redline.scaling.health import DEFAULT_POLICY, HealthPolicy
+from redline.scaling.registry import Instance
 
 __all__ = [
     "AGENTS_KEY",
@@ -56,7 +56,6 @@ __all__ = [
     "starting_key",
 ]
 
-DESIRED_KEY = "redline:scale"
 SPECS_KEY = "redline:cscale:specs"
 EVENTS_KEY = "redline:cscale:events"
 AGENTS_KEY = "redline:cscale:agents"
@@ -69,10 +68,6 @@ def lock_key(ns: str) -> str:
 
 def starting_key(ns: str) -> str:
     return derived(ns, "cscale", "starting")
-
-
-def active_key(ns: str) -> str:
-    return derived(ns, "cscale", "active")
 
 
 def autoscale_key(ns: str) -> str:
@@ -119,19 +114,6 @@ def load_scale_file(path: Path) -> ScaleFile:
     return load_config(ScaleFile, path)
 
 
-async def get_desired(client: AsyncClient, ns: str) -> int | None:
-    """The desired active replicas of `ns`, or None when nobody has set it."""
-    value = await client.hget(DESIRED_KEY, ns)
-    return None if value is None else int(value)
-
-
-async def set_desired(client: AsyncClient, ns: str, replicas: int) -> None:
-    """Set the desired active replicas of `ns`; the agents converge to it."""
-    if replicas < 0:
-        raise ValueError(f"replicas must be 0 or more, got {replicas}")
-    await client.hset(DESIRED_KEY, ns, replicas)
-
-
 async def record_event(client: AsyncClient, ns: str, message: str, **extra: Any) -> None:
     """Add a decision or failure to the recent events `redline status` shows."""
     event = {"t": time.time(), "ns": ns, "host": socket.gethostname(), "msg": message, **extra}
@@ -165,7 +147,7 @@ def split_claims(claims: Sequence[Any], live: Sequence[Instance]) -> tuple[list[
     """The claims whose process is not among the `live` instances (still starting), and those
     whose process is (registered: the claim has done its job and may be dropped by anyone)."""
     running = {(inst.host, inst.pid) for inst in live}
-    names = [c.decode() if isinstance(c, bytes) else str(c) for c in claims]
+    names = [text(c) for c in claims]
     registered = [c for c in names if _machine_pid(c) in running]
     return [c for c in names if c not in registered], registered
 

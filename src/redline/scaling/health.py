@@ -2,12 +2,12 @@
 
 A service is judged by its ``<ns>:metrics:<name>`` hashes: observations (``count``), those above
 their timeout (``above``) and failures (metrics named ``errors``, see
-`redline.metrics.is_error_metric`). An instance is judged by the same totals kept in its own
+`redline.runtime.metrics.is_error_metric`). An instance is judged by the same totals kept in its own
 lifecycle hash since it started (``calls``, ``timeouts``, ``errors``, written by
-`redline.metrics`), so one bad replica shows even when the service as a whole looks fine, and a
-replacement starts with a clean slate. Either is unhealthy when, over at least `min_count`
-calls, the share of timeouts or of errors passes `threshold` (a cscale file sets both per
-service: ``health = {threshold = 0.05, minCount = 20}``).
+`redline.runtime.metrics`), so one bad replica shows even when the service as a whole looks
+fine, and a replacement starts with a clean slate. Either is unhealthy when, over at least
+`min_count` calls, the share of timeouts or of errors passes `threshold` (a cscale file sets both
+per service: ``health = {threshold = 0.05, minCount = 20}``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from redline.metrics import is_error_metric
+from redline.runtime.metrics import is_error_metric
 
 __all__ = ["DEFAULT_POLICY", "Health", "HealthPolicy", "assess", "assess_instance"]
 
@@ -63,7 +63,7 @@ def assess(metrics: Metrics, policy: HealthPolicy | None = None) -> Health:
 
 
 def assess_instance(fields: Mapping[str, str], policy: HealthPolicy | None = None) -> Health:
-    """Judge one instance by the totals in its lifecycle hash (`redline.registry.Instance`'s
+    """Judge one instance by the totals in its lifecycle hash (`redline.scaling.registry.Instance`'s
     ``fields``)."""
 
     def total(name: str) -> int:

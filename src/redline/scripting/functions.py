@@ -1,6 +1,6 @@
 """Redis Functions built from the script registry's `.lua` files, with EVALSHA as the fallback.
 
-A `Library` wraps the body of each ``redline/lua/<script>.lua`` into
+A `Library` wraps the body of each ``redline/scripting/lua/<script>.lua`` into
 ``redis.register_function{function_name='redline_<script>', callback=function(KEYS, ARGV) … end}``
 so one Lua source serves both ways: `FCALL redline_<script>` where the server has Functions
 (Redis 7+, Valkey), `EVALSHA` of the same file where it does not (older servers, or a user whose
@@ -19,8 +19,8 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from redline import scripts
 from redline.connection import AsyncClient, SyncClient, is_cluster_client
+from redline.scripting import scripts
 
 __all__ = ["Library", "function_name"]
 

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from pydantic import Field
 
 from redline.config import ServiceConfig
-from redline.connection import AsyncClient
-from redline.metrics import Metrics
-from redline.runner import Context
+from redline.connection import AsyncClient, text
+from redline.runtime.context import Context
+from redline.runtime.metrics import Metrics
 
 __all__ = [
     "TrackedConfig",
@@ -80,10 +80,6 @@ def xid(payload: bytes) -> str:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def _text(raw: object) -> str:
-    return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
 @dataclass
@@ -149,13 +145,13 @@ class Tracker:
         reports = await queue.rpop(self.done, DONE_BATCH) or []
         now = _now_ms()
         for report in reports:
-            ident = await self._resolve(client, _text(report))
+            ident = await self._resolve(client, text(report))
             if ident is None:
                 log.debug("ns=%s done report %r: unknown or expired", self.namespace, report)
                 continue
             stamp = await client.hget(message_key(self.namespace, ident), "timestamp")
             if stamp is not None:
-                self.metrics.observe("done", now - int(_text(stamp)))
+                self.metrics.observe("done", now - int(text(stamp)))
             await self._forget(client, ident)
         return len(reports)
 
@@ -163,7 +159,7 @@ class Tracker:
         if report.isdigit():
             return report
         found = await client.get(xid_key(self.namespace, report))
-        return None if found is None else _text(found)
+        return None if found is None else text(found)
 
     async def _forget(self, client: AsyncClient, ident: str) -> None:
         key = message_key(self.namespace, ident)
@@ -171,13 +167,13 @@ class Tracker:
         pipe = client.pipeline(transaction=False)
         pipe.delete(key)
         if sha is not None:
-            pipe.delete(xid_key(self.namespace, _text(sha)))
+            pipe.delete(xid_key(self.namespace, text(sha)))
         pipe.lrem(message_ids_key(self.namespace), 0, ident)
         await pipe.execute()
 
     async def monitor_ids(self, client: AsyncClient) -> None:
         """Count new timeouts once each; drop ids whose hash expired (counted as expired)."""
-        ids = [_text(i) for i in await client.lrange(message_ids_key(self.namespace), 0, -1)]
+        ids = [text(i) for i in await client.lrange(message_ids_key(self.namespace), 0, -1)]
         if not ids:
             return
         pipe = client.pipeline(transaction=False)
@@ -188,7 +184,7 @@ class Tracker:
             if deadline is None:
                 if await client.lrem(message_ids_key(self.namespace), 0, ident):
                     self.metrics.count("expired")
-            elif timed_out is None and now > int(_text(deadline)):
+            elif timed_out is None and now > int(text(deadline)):
                 key = message_key(self.namespace, ident)
                 if await client.hsetnx(key, "timedOut", now):
                     self.metrics.count("timeout")

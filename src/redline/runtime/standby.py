@@ -17,22 +17,19 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
-from redline import scripts
 from redline.backoff import Backoff
-from redline.cscale import active_key, get_desired
-from redline.errors import ShutdownRequested
-from redline.lifecycle import Lifecycle, check_interval, instance_key
-from redline.runner import TRANSIENT, Context
+from redline.connection import text
+from redline.errors import TRANSIENT, ShutdownRequested
+from redline.runtime.context import Context
+from redline.runtime.desired import active_key, get_desired
+from redline.runtime.lifecycle import Lifecycle, instance_key
+from redline.scripting import scripts
 
 __all__ = ["StandbyGate", "set_role"]
 
 log = logging.getLogger(__name__)
 
 ACTIVE = 1  # standby_slot.lua: 1 active, 0 no free slot, -1 gave its slot up
-
-
-def _text(raw: object) -> str:
-    return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
 async def set_role(ctx: Context, key: str, role: str) -> None:
@@ -45,6 +42,7 @@ class StandbyGate:
     """Hold the step loop back until this instance holds an active slot (see module doc)."""
 
     lifecycle: Lifecycle
+    poll: float = 1.0  # seconds between looks for a free slot
     managed: bool = False
     role: str = ""
 
@@ -58,9 +56,9 @@ class StandbyGate:
         self.managed = desired is not None
         if desired is None:
             return ACTIVE
-        holders = [_text(m) for m in await client.zrange(active_key(self.namespace), 0, -1)]
+        holders = [text(m) for m in await client.zrange(active_key(self.namespace), 0, -1)]
         dead = [h for h in holders if not await client.exists(instance_key(self.namespace, h))]
-        lease_ms = int(ctx.config.service_expire * 1000)
+        lease_ms = int(self.lifecycle.expire * 1000)
         args: list[str | int] = [ctx.instance_id, lease_ms, desired, *dead]
         return int(await scripts.run(client, "standby_slot", [active_key(self.namespace)], args))
 
@@ -71,7 +69,6 @@ class StandbyGate:
             log.info("%s is %s", self.lifecycle.key, role)
 
     async def start(self, ctx: Context) -> None:
-        poll = check_interval(ctx.config.service_renew, ctx.config.pop_timeout)
         backoff = Backoff(f"standby {self.namespace}")
         while not ctx.stopping.is_set():
             try:
@@ -88,7 +85,7 @@ class StandbyGate:
                 await backoff.failed(exc)
                 continue
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(ctx.stopping.wait(), poll)
+                await asyncio.wait_for(ctx.stopping.wait(), self.poll)
 
     async def tick(self, ctx: Context) -> None:
         if self.role == "active" and await self._slot(ctx) != ACTIVE:

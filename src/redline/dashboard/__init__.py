@@ -1,0 +1,1 @@
+"""The dashboard: a web page over queues, jobs, dead letters, services and metrics (`app`)."""
