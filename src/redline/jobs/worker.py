@@ -36,10 +36,10 @@ from typing import Any
 from redline.errors import JobError, JobSerializationError, UnknownTaskError
 from redline.jobs.cron import CronSchedule, CronScheduler
 from redline.jobs.document import JobDocument, JobState, encode_value, job_keys
-from redline.jobs.job import FAILURE_TTL, RECENT, JobRecord, describe_args, enqueue
+from redline.jobs.job import RECENT, JobRecord, describe_args, enqueue
 from redline.jobs.task import Task, Tasks
 from redline.metrics import Metrics
-from redline.queue import Delivery, ReliableQueue
+from redline.queue import Delivery, QueueKeys, ReliableQueue
 from redline.runner import TRANSIENT, Context
 from redline.scripts import run
 
@@ -81,6 +81,37 @@ def _failure(
     error = f"{type(exc).__name__}: {exc}"
     dead = task is None or delivery.deliveries > task.retries or isinstance(exc, _TooMany)
     return Outcome(delivery, doc, task, error=error, traceback=text, dead=dead)
+
+
+def _record_of(o: Outcome, state: JobState) -> JobRecord | None:
+    """What to record of `o`: every failure of a job, and a success when its task keeps
+    results (None otherwise, and for payloads that are not jobs)."""
+    if o.doc is None or (o.ok and not o.doc.result_ttl):
+        return None
+    return JobRecord(
+        o.doc.id,
+        state,
+        o.doc.task,
+        describe_args(o.doc),
+        o.delivery.deliveries,
+        o.value if o.ok else None,
+        o.error,
+        o.traceback,
+        o.doc.enqueued_at,
+        time.time(),
+    )
+
+
+def _keep_result(pipe: Any, o: Outcome, record: JobRecord) -> None:
+    """Queue the commands that keep a completed job's record `result_ttl` seconds (and drop
+    the failure record of an earlier attempt)."""
+    assert o.doc is not None and o.doc.result_ttl
+    keys = job_keys(o.delivery.key)
+    pipe.hset(keys.record(record.id), mapping=record.to_hash())
+    pipe.expire(keys.record(record.id), o.doc.result_ttl)
+    if o.delivery.deliveries > 1:
+        pipe.hdel(keys.failures, record.id)
+        pipe.zrem(keys.failed, record.id)
 
 
 class _TooMany(JobError):
@@ -320,18 +351,38 @@ class Worker:
         await self.queue.nack(delivery, delay=delay, reason=outcome.traceback)
 
     async def _record(self, outcomes: Sequence[Outcome]) -> None:
-        """One pipeline of job records (failures, kept results); counts are kept for later."""
+        """Job records (one pipeline for kept results, concurrent script calls for failures);
+        counts are kept for later."""
         pipe = self.queue.client.pipeline(transaction=False)
-        recorded = 0
+        failures = []
         for o in outcomes:
             if o.returned:
                 continue
             state = o.state
             field = {JobState.COMPLETE: "complete", JobState.DEAD: "failed"}.get(state, "retried")
             self._counts[(o.delivery.key, field)] += 1
-            recorded += self._add_record(pipe, o, state)
-        if recorded:
+            record = _record_of(o, state)
+            if record is None:
+                continue
+            if o.ok:
+                _keep_result(pipe, o, record)
+            else:
+                failures.append(self._record_failure(o.delivery.key, record))
+            pipe.lpush(job_keys(o.delivery.key).recent, record.id)
+            pipe.ltrim(job_keys(o.delivery.key).recent, 0, RECENT - 1)
+        if len(pipe):
             await pipe.execute()
+        await asyncio.gather(*failures)
+
+    async def _record_failure(self, queue: str, record: JobRecord) -> None:
+        """The failure record, trimmed to the queue's retention in the same script."""
+        keys = job_keys(queue)
+        await run(
+            self.queue.client,
+            "job_failure",
+            [keys.failures, keys.failed, QueueKeys.of(queue).retention],
+            [record.id, record.to_json()],
+        )
 
     async def _flush_counts(self) -> None:
         """Add the counts of settled jobs to each queue's counters (twice a second, and at
@@ -347,30 +398,6 @@ class Worker:
         except TRANSIENT:
             self._counts.update(counts)
             raise
-
-    def _add_record(self, pipe: Any, o: Outcome, state: JobState) -> int:
-        ttl = o.doc.result_ttl if (o.ok and o.doc) else FAILURE_TTL
-        if o.doc is None or not ttl:
-            return 0
-        keys = job_keys(o.delivery.key)
-        result = o.value if o.ok else None
-        record = JobRecord(
-            o.doc.id,
-            state,
-            o.doc.task,
-            describe_args(o.doc),
-            o.delivery.deliveries,
-            result,
-            o.error,
-            o.traceback,
-            o.doc.enqueued_at,
-            time.time(),
-        )
-        pipe.hset(keys.record(o.doc.id), mapping=record.to_hash())
-        pipe.expire(keys.record(o.doc.id), ttl)
-        pipe.lpush(keys.recent, o.doc.id)
-        pipe.ltrim(keys.recent, 0, RECENT - 1)
-        return 1
 
     # -- scheduled and periodic jobs -------------------------------------------------------
 
