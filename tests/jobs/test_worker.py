@@ -21,8 +21,12 @@ from tests.jobs import tasks as t
 class Running:
     """A worker running in this event loop until `stop()`."""
 
-    def __init__(self, url: str, queues: list[str], grace: float = 5.0) -> None:
-        self.worker = Worker(t.tasks, queues, concurrency=8, grace=grace, lease=5, cron=False)
+    def __init__(
+        self, url: str, queues: list[str], grace: float = 5.0, concurrency: int = 8
+    ) -> None:
+        self.worker = Worker(
+            t.tasks, queues, concurrency=concurrency, grace=grace, lease=5, cron=False
+        )
         self.config = WorkerConfig(redis=url, popTimeout=0.2)
         self.stopping = asyncio.Event()
         self.task = asyncio.create_task(

@@ -307,12 +307,16 @@ class Worker:
         if done:
             await self.queue.ack(*(o.delivery for o in done))
             self.completed += len(done)
-        for outcome in outcomes:
-            if outcome.returned:
-                await self.queue.nack(outcome.delivery, delay=0, reason="worker shut down")
-            elif not outcome.ok:
-                await self._failed(outcome)
+        # Given back concurrently (the client's pool waits for free connections): one at a
+        # time, a flood of failing jobs outran the settling until leases expired (issue 28).
+        await asyncio.gather(*(self._give_back(o) for o in outcomes if not o.ok))
         await self._record(outcomes)
+
+    async def _give_back(self, outcome: Outcome) -> None:
+        if outcome.returned:
+            await self.queue.nack(outcome.delivery, delay=0, reason="worker shut down")
+        else:
+            await self._failed(outcome)
 
     async def _unlock(self, finished: Iterable[Outcome]) -> None:
         """Release the unique locks the `finished` jobs hold (a later job's lock is left)."""
