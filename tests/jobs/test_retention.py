@@ -6,6 +6,7 @@ from redline.connection import AsyncClient
 from redline.jobs import JobState, job_keys
 from redline.jobs.document import JobDocument
 from redline.jobs.job import read_records
+from redline.metrics import Metrics, read_metrics
 from redline.queue import QueueKeys, ReliableQueue
 from tests.jobs import tasks as t
 from tests.jobs.test_worker import Running, until
@@ -20,6 +21,11 @@ async def _all_dead(queue: ReliableQueue) -> bool:
     return info.waiting + info.inflight + info.delayed == 0 and info.dead + info.dropped == FLOOD
 
 
+async def _dropped_in_metrics(client: AsyncClient) -> bool:
+    found = (await read_metrics(client, "t:worker")).get("dropped:t:poison", {})
+    return found == {"dead_letters": FLOOD - CAP, "records": FLOOD - CAP}
+
+
 async def test_a_flood_of_poison_jobs_keeps_the_cap(redis_url: str, aredis: AsyncClient) -> None:
     """Every job fails (no retry): 1,000 dead letters and 1,000 failure records stay, each
     record a dead job's, and the drops of both are counted."""
@@ -30,9 +36,11 @@ async def test_a_flood_of_poison_jobs_keeps_the_cap(redis_url: str, aredis: Asyn
             JobDocument(t.poison.name, (n,), queue="t:poison") for n in range(start, start + 1_000)
         ]
         await aredis.lpush("t:poison", *[d.encode() for d in docs])
-    running = Running(redis_url, ["t:poison"], concurrency=64)
+    metrics = Metrics("t:worker")
+    running = Running(redis_url, ["t:poison"], concurrency=64, metrics=metrics)
     try:
         await until(lambda: _all_dead(queue), seconds=100)
+        await until(lambda: _dropped_in_metrics(aredis), seconds=30)
     finally:
         await running.stop()
     info = await queue.info("t:poison")

@@ -138,7 +138,9 @@ class Worker:
             raise JobError(f"concurrency {concurrency!r} must be >= 1")
         self.tasks, self.queues = tasks, list(queues) or tasks.queues
         self.concurrency, self.lease, self.grace, self.cron = concurrency, lease, grace, cron
-        self.metrics = metrics  # when given: job durations ("jobs") and failures ("failed")
+        # When given: job durations ("jobs"), failures ("failed"), and what each queue's
+        # retention dropped ("dropped:<queue>", fields dead_letters and records).
+        self.metrics = metrics
         self.executor = ThreadPoolExecutor(threads or concurrency, thread_name_prefix="job")
         self.active = 0  # jobs popped and not yet finished
         self.completed = 0
@@ -416,11 +418,21 @@ class Worker:
                         [keys.scheduled, name],
                         [repr(time.time()), 1000],
                     )
+                    await self._note_drops(name)
                 await self._flush_counts()
             except TRANSIENT as exc:
                 log.warning("worker could not move scheduled jobs or count error=%r", str(exc))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), PROMOTE_EVERY)
+
+    async def _note_drops(self, name: str) -> None:
+        """The dead letters and failure records queue `name`'s retention dropped so far, as
+        the fields of metric ``dropped:<queue>`` (Prometheus: ``redline_metric_value``)."""
+        if self.metrics is not None:
+            info = await self.queue.info(name)
+            self.metrics.set(
+                f"dropped:{name}", dead_letters=info.dropped, records=info.records_dropped
+            )
 
     async def _enqueue_cron(self, name: str, when: Any) -> None:
         task = self.tasks.get(name)
