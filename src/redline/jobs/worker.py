@@ -36,10 +36,11 @@ from typing import Any
 from redline.errors import JobError, JobSerializationError, UnknownTaskError
 from redline.jobs.cron import CronSchedule, CronScheduler
 from redline.jobs.document import JobDocument, JobState, encode_value, job_keys
-from redline.jobs.job import RECENT, JobRecord, describe_args, enqueue
+from redline.jobs.job import JobRecord, describe_args, enqueue
+from redline.jobs.records import keep_result, note_recent, record_failure
 from redline.jobs.task import Task, Tasks
 from redline.metrics import Metrics
-from redline.queue import Delivery, QueueKeys, ReliableQueue
+from redline.queue import Delivery, ReliableQueue
 from redline.runner import TRANSIENT, Context
 from redline.scripts import run
 
@@ -100,18 +101,6 @@ def _record_of(o: Outcome, state: JobState) -> JobRecord | None:
         o.doc.enqueued_at,
         time.time(),
     )
-
-
-def _keep_result(pipe: Any, o: Outcome, record: JobRecord) -> None:
-    """Queue the commands that keep a completed job's record `result_ttl` seconds (and drop
-    the failure record of an earlier attempt)."""
-    assert o.doc is not None and o.doc.result_ttl
-    keys = job_keys(o.delivery.key)
-    pipe.hset(keys.record(record.id), mapping=record.to_hash())
-    pipe.expire(keys.record(record.id), o.doc.result_ttl)
-    if o.delivery.deliveries > 1:
-        pipe.hdel(keys.failures, record.id)
-        pipe.zrem(keys.failed, record.id)
 
 
 class _TooMany(JobError):
@@ -370,25 +359,16 @@ class Worker:
             record = _record_of(o, state)
             if record is None:
                 continue
-            if o.ok:
-                _keep_result(pipe, o, record)
+            if o.ok and o.doc and o.doc.result_ttl:
+                keep_result(
+                    pipe, o.delivery.key, record, o.doc.result_ttl, o.delivery.deliveries > 1
+                )
             else:
-                failures.append(self._record_failure(o.delivery.key, record))
-            pipe.lpush(job_keys(o.delivery.key).recent, record.id)
-            pipe.ltrim(job_keys(o.delivery.key).recent, 0, RECENT - 1)
+                failures.append(record_failure(self.queue.client, o.delivery.key, record))
+            note_recent(pipe, o.delivery.key, record.id)
         if len(pipe):
             await pipe.execute()
         await asyncio.gather(*failures)
-
-    async def _record_failure(self, queue: str, record: JobRecord) -> None:
-        """The failure record, trimmed to the queue's retention in the same script."""
-        keys = job_keys(queue)
-        await run(
-            self.queue.client,
-            "job_failure",
-            [keys.failures, keys.failed, QueueKeys.of(queue).retention],
-            [record.id, record.to_json()],
-        )
 
     async def _flush_counts(self) -> None:
         """Add the counts of settled jobs to each queue's counters (twice a second, and at
