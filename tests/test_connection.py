@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 import contextlib
+from pathlib import Path
 
 import pytest
 import redis.exceptions
@@ -17,9 +17,8 @@ from redline.connection.client import (
     mask_url,
     parse_url,
 )
-from redline.errors import ConnectionURLError
 from redline.connection.pool import PoolTimeoutError
-from redline.scripting.scripts import run
+from redline.errors import ConnectionURLError
 from tests.servers import Cluster, ServerProcess
 
 SELFTEST_MOVE = Path(__file__).parent / "lua" / "_selftest_move.lua"

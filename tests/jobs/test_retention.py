@@ -6,8 +6,8 @@ from redline.connection import AsyncClient
 from redline.jobs import JobState, job_keys
 from redline.jobs.document import JobDocument
 from redline.jobs.job import read_records
-from redline.runtime.metrics import Metrics, read_metrics
 from redline.queue import QueueKeys, ReliableQueue
+from redline.runtime.metrics import Metrics, read_metrics
 from tests.jobs import tasks as t
 from tests.jobs.test_worker import Running, until
 

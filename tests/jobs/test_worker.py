@@ -13,9 +13,9 @@ from redline.connection import AsyncClient
 from redline.errors import JobFailed, JobTimeout
 from redline.jobs import Job, JobState, Task, enqueue, enqueue_in, job_keys
 from redline.jobs.worker import Worker
-from redline.runtime.metrics import Metrics
 from redline.queue import ReliableQueue
 from redline.runtime import run_service
+from redline.runtime.metrics import Metrics
 from tests.jobs import tasks as t
 
 

@@ -28,8 +28,8 @@ import redis.sentinel
 import redis.utils
 
 from redline.connection.internals import pack_command, reply_error, sentinels_of, stream_transport
-from redline.errors import ConnectionURLError
 from redline.connection.pool import MAX_CONNECTIONS, POOL_TIMEOUT, AsyncBlockingPool, BlockingPool
+from redline.errors import ConnectionURLError
 
 __all__ = [
     "AsyncClient",
