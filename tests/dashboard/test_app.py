@@ -83,8 +83,8 @@ async def test_overview_shows_queue_counts(aredis: AsyncClient, http: httpx.Asyn
     page = (await http.get("/")).text
     row = re.search(r'<tr data-queue="orders">(.*?)</tr>', page, re.S)
     assert row is not None
-    cells = re.findall(r"<td>(.*?)</td>", row.group(1), re.S)
-    assert cells[1:3] == ["2", "0"] and ">1</a>" in cells[5]
+    cells = dict(re.findall(r'data-f="(\w+)"[^>]*>(.*?)</td>', row.group(1), re.S))
+    assert (cells["waiting"], cells["inflight"]) == ("2", "0") and ">1</a>" in cells["dead"]
 
 
 async def test_queue_page_shows_the_retention_and_what_it_dropped(
@@ -93,8 +93,9 @@ async def test_queue_page_shows_the_retention_and_what_it_dropped(
     await ReliableQueue(aredis).set_retention("orders", 1, 30 * 86400)
     await dead_letter(aredis, b"first")
     await dead_letter(aredis, b"second")  # the first is dropped
-    page = (await http.get("/queues/orders")).text
-    assert '<b id="n-dead">1</b>' in page and '<b id="n-dropped">1</b>' in page
+    page = (await http.get("/queues/orders?list=dead")).text
+    assert 'id="n-dead" data-q="orders" data-f="dead">1<' in page
+    assert '<b id="n-dropped">1</b>' in page
     assert "the newest <b>1</b>, up to <b>30</b> days" in page
     assert "second" in page and "first" not in page
 
@@ -118,7 +119,7 @@ async def test_cross_site_post_is_refused(aredis: AsyncClient, http: httpx.Async
 async def test_retry_and_delete_dead_letters(aredis: AsyncClient, http: httpx.AsyncClient) -> None:
     first = await dead_letter(aredis, b"one")
     await dead_letter(aredis, b"two")
-    page = await http.get("/queues/orders")
+    page = await http.get("/queues/orders?list=dead")
     assert "ValueError: x" in page.text and "Traceback" in page.text
     headers = {"Origin": BASE}
     form = {"csrf": csrf_of(page.text), "id": first}
@@ -153,8 +154,9 @@ async def test_services_and_metrics_pages(aredis: AsyncClient, http: httpx.Async
     assert "demo:mpush" in services and "box" in services and "4242" in services
     metrics = (await http.get("/metrics")).text
     assert "demo:mpush:metrics:done" in metrics and "mean <b>500.000</b>" in metrics
-    assert metrics.count("<rect") == 11  # histo10 … histo100 and above
-    assert "histo10: 3" in metrics and "histo20: 1" in metrics
+    assert metrics.count('<rect class="bar') == 11  # histo10 … histo100 and above
+    assert "≤10%: 3" in metrics and "≤20%: 1" in metrics and "over: 0" in metrics
+    assert "share of the timeout" in metrics and ">timeout</text>" in metrics  # axes, the line
 
 
 async def test_api_queues_returns_samples(aredis: AsyncClient) -> None:

@@ -1,13 +1,16 @@
 """The dashboard's ASGI app: `create_app(config)` builds it; its state lives on `app.state`.
 
-Pages are rendered on the server (Jinja2); the one script (`static/chart.js`, ours) draws the
-queue chart from ``/api/queues``, which a background sampler fills every `sampleEvery` seconds.
+Pages are rendered on the server (Jinja2). One script of ours (`static/live.js`) keeps a page
+live: it opens the page's one Server-Sent Events stream (``/live``, see `redline.dashboard.live`),
+updates the counts and the chart from each sample, and re-reads the page's lists when a part
+the page shows changed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import urllib.parse
 from collections import deque
@@ -20,21 +23,35 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from redline.connection import AsyncClient, connect
-from redline.dashboard import data
-from redline.dashboard.security import SecurityMiddleware, check_csrf, csrf_token
+from redline.dashboard import actions, charts, data, services
+from redline.dashboard.actions import AUDIT
+from redline.dashboard.live import Live, live_stream, sampler
+from redline.dashboard.security import SecurityMiddleware, csrf_token
 from redline.dashboard.settings import DashboardConfig
 from redline.jobs.document import JobState
-from redline.queue import ReliableQueue
 
 __all__ = ["create_app"]
 
 _env = Environment(loader=PackageLoader("redline.dashboard"), autoescape=select_autoescape())
 _env.filters["q"] = lambda name: urllib.parse.quote(str(name), safe="")
+_env.filters["clock"] = lambda t: time.strftime("%H:%M:%S", time.localtime(float(t)))
+_env.globals |= {"histogram": charts.histogram, "PAGE": data.SHOWN}
+
+
+def _duration(seconds: float) -> str:
+    """``42s``, ``7m``, ``3.5h``, ``2.1d``: an age as a person reads it."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.1f}{unit}" if unit != "m" else f"{seconds / size:.0f}m"
+    return f"{seconds:.0f}s"
+
+
+_env.filters["duration"] = _duration
 
 
 def _client(request: Request) -> AsyncClient:
@@ -58,11 +75,12 @@ async def _names(request: Request) -> list[str]:
 
 async def overview(request: Request) -> Response:
     rows = await data.queue_rows(_client(request), await _names(request))
-    return render(request, "overview.html", queues=rows)
+    actions = list(request.app.state.actions)[:10]
+    return render(request, "overview.html", queues=rows, actions=actions, watch="*")
 
 
 async def api_queues(request: Request) -> Response:
-    history = list(request.app.state.history)
+    history = list(request.app.state.live.samples)
     return JSONResponse({"every": _config(request).sample_every, "samples": history})
 
 
@@ -70,32 +88,48 @@ def _queue_name(request: Request) -> str:
     return urllib.parse.unquote(request.path_params["name"])
 
 
+def _int_param(request: Request, name: str) -> int:
+    try:
+        return max(0, int(request.query_params.get(name) or 0))
+    except ValueError:
+        raise HTTPException(400, f"{name} must be a whole number") from None
+
+
 async def queue_page(request: Request) -> Response:
     name, client = _queue_name(request), _client(request)
+    kind = request.query_params.get("list", "waiting")
+    info = (await data.queue_rows(client, [name]))[0]
+    total = {k: getattr(info, k) for k in data.LISTS}
+    try:
+        shown = await data.listing(
+            client,
+            name,
+            kind,
+            _int_param(request, "start"),
+            request.query_params.get("q", ""),
+            total.get(kind, 0),
+        )
+    except ValueError as error:
+        raise HTTPException(400, str(error)) from None
     return render(
         request,
         "queue.html",
         name=name,
-        info=(await data.queue_rows(client, [name]))[0],
-        waiting=await data.messages(client, name, pending=False),
-        inflight=await data.messages(client, name, pending=True),
-        dead=await data.dead_letters(client, name),
+        info=info,
+        shown=shown,
+        totals=total,
+        watch=f"queue:{name}",
+        now=time.time(),
     )
 
 
-async def dead_action(request: Request) -> Response:
-    """POST retry / delete of dead letters (the ids checked in the form, or all shown)."""
-    form = await check_csrf(request)
-    name, action = _queue_name(request), request.path_params["action"]
-    ids = form.get("id") or [i for i, _ in await data.dead_letters(_client(request), name)]
-    queue = ReliableQueue(_client(request))
-    if action == "retry":
-        await queue.requeue(name, *ids)
-    elif action == "delete":
-        await queue.delete(name, *ids)
-    else:
-        raise HTTPException(404, f"no action {action!r}: use retry or delete")
-    return RedirectResponse(f"/queues/{urllib.parse.quote(name, safe='')}", 303)
+def _filtered(rows: list[data.JobRow], task: str, within: int) -> list[data.JobRow]:
+    return [
+        r
+        for r in rows
+        if (not task or task.lower() in r.task.lower())
+        and (not within or r.age is None or r.age <= within * 60)
+    ]
 
 
 async def jobs_page(request: Request) -> Response:
@@ -106,6 +140,7 @@ async def jobs_page(request: Request) -> Response:
     except ValueError:
         states = [s.value for s in JobState]
         raise HTTPException(400, f"unknown state: use one of {states}") from None
+    task, within = request.query_params.get("task", ""), _int_param(request, "within")
     rows = await data.jobs_in_state(_client(request), name, state) if name else []
     return render(
         request,
@@ -114,46 +149,50 @@ async def jobs_page(request: Request) -> Response:
         name=name,
         state=state.value,
         states=[s.value for s in JobState],
-        rows=rows,
+        rows=_filtered(rows, task, within),
+        task=task,
+        within=within,
+        watch=f"queue:{name}",
     )
 
 
 async def services_page(request: Request) -> Response:
-    found = await data.service_instances(_client(request), _config(request).namespaces)
-    return render(request, "services.html", instances=found, now=time.time())
+    views = await services.service_views(_client(request), _config(request).namespaces)
+    return render(request, "services.html", views=views, now=time.time(), watch="services")
 
 
 async def metrics_page(request: Request) -> Response:
     rows = await data.metrics_hashes(_client(request), _config(request).namespaces)
-    return render(request, "metrics.html", rows=rows)
-
-
-async def _sample(app: Starlette, stopping: asyncio.Event) -> None:
-    config: DashboardConfig = app.state.config
-    while not stopping.is_set():
-        with contextlib.suppress(Exception):  # a missed sample is a gap in the chart, no more
-            rows = await data.queue_rows(
-                app.state.redis, await data.list_queues(app.state.redis, config.queues)
-            )
-            app.state.history.append({"t": time.time(), "queues": [r.__dict__ for r in rows]})
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), config.sample_every)
+    hour = charts.hour_charts(list(request.app.state.live.hour))
+    return render(request, "metrics.html", rows=rows, hour=hour, watch="metrics")
 
 
 @contextlib.asynccontextmanager
 async def _lifespan(app: Starlette) -> AsyncIterator[None]:
-    stopping = asyncio.Event()
-    sampler = asyncio.create_task(_sample(app, stopping))
+    live: Live = app.state.live
+    task = asyncio.create_task(sampler(live, app.state.redis, app.state.config))
     try:
         yield
     finally:
         # The flag, not only the cancel: a cancel that lands inside a Redis call can be turned
-        # into a connection error by the client and swallowed above, which hung the stop.
-        stopping.set()
-        sampler.cancel()
-        await asyncio.wait({sampler}, timeout=5)
+        # into a connection error by the client and swallowed, which hung the stop.
+        live.stopping.set()
+        async with live.changed:
+            live.changed.notify_all()
+        task.cancel()
+        await asyncio.wait({task}, timeout=5)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(app.state.redis.aclose(), 5)
+
+
+def _audit_to_stderr() -> None:
+    """Actions are logged (INFO, ``redline.dashboard.audit``) to stderr unless the embedding
+    application configured that logger itself."""
+    if not AUDIT.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+        AUDIT.addHandler(handler)
+        AUDIT.setLevel(logging.INFO)
 
 
 def create_app(config: DashboardConfig, client: AsyncClient | None = None) -> Starlette:
@@ -164,7 +203,11 @@ def create_app(config: DashboardConfig, client: AsyncClient | None = None) -> St
     routes = [
         Route("/", overview),
         Route("/api/queues", api_queues),
-        Route("/queues/{name:path}/dead/{action}", dead_action, methods=["POST"]),
+        Route("/live", live_stream),
+        Route("/queues/{name:path}/dead/{action}", actions.dead_action, methods=["POST"]),
+        Route("/queues/{name:path}/purge", actions.purge, methods=["POST"]),
+        Route("/queues/{name:path}/recover", actions.recover, methods=["POST"]),
+        Route("/services/scale", actions.scale, methods=["POST"]),
         Route("/queues/{name:path}", queue_page),
         Route("/jobs", jobs_page),
         Route("/services", services_page),
@@ -178,5 +221,7 @@ def create_app(config: DashboardConfig, client: AsyncClient | None = None) -> St
     )
     app.state.config = config
     app.state.redis = client if client is not None else connect(config.redis or "")
-    app.state.history = deque(maxlen=config.history)
+    app.state.live = Live(config.history)
+    app.state.actions = deque(maxlen=actions.KEPT)
+    _audit_to_stderr()
     return app

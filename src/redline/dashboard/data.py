@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from redline.connection import AsyncClient, text
@@ -22,18 +22,22 @@ from redline.scaling import registry
 from redline.scaling.registry import Instance
 
 __all__ = [
+    "LISTS",
     "JobRow",
+    "Listing",
     "QueueRow",
     "dead_letters",
     "jobs_in_state",
     "list_queues",
+    "listing",
     "messages",
     "metrics_hashes",
     "queue_rows",
     "service_instances",
 ]
 
-SHOWN = 100  # rows per list on a page
+SHOWN = 50  # rows per list on a page
+SEARCHED = 2000  # messages of a list a search looks through
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,9 @@ class JobRow:
     error: str = ""
     traceback: str = ""
     payload: str = ""
-    age: float | None = None
+    age: float | None = None  # seconds since delivered, dead-lettered or finished
+    remaining: float | None = None  # seconds until its lease ends (in flight) or it is due
+    qid: str = ""  # the queue's message id (what retry and delete take)
 
 
 def _texts(fields: dict[Any, Any]) -> dict[str, str]:
@@ -124,6 +130,8 @@ def _row(message: QueuedMessage, state: str) -> JobRow:
             attempts=message.deliveries,
             error=message.reason,
             age=message.elapsed,
+            remaining=message.remaining,
+            qid=message.id,
         )
     args = show_bytes(JobDocument(doc.task, doc.args, doc.kwargs).encode())
     return JobRow(
@@ -136,19 +144,71 @@ def _row(message: QueuedMessage, state: str) -> JobRow:
         message.reason,
         show_bytes(message.payload),
         message.elapsed,
+        message.remaining,
+        message.id,
+    )
+
+
+LISTS = ("waiting", "inflight", "delayed", "scheduled", "dead")
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One page of one of a queue's lists: `rows` from `start`, of `total` (matching `query`)."""
+
+    kind: str
+    rows: list[tuple[str, JobRow]]
+    start: int = 0
+    total: int = 0
+    query: str = ""
+
+    @property
+    def more(self) -> bool:
+        return self.start + len(self.rows) < self.total
+
+
+async def _read(client: AsyncClient, name: str, kind: str, start: int, count: int) -> list[JobRow]:
+    queue = ReliableQueue(client)
+    if kind == "dead":
+        found = await queue.dead(name, start=start, count=count)
+    elif kind == "scheduled":
+        return await _scheduled(client, name, start, count)
+    else:
+        found = await queue.inspect(
+            name, pending=kind == "inflight", start=start, count=count, delayed=kind == "delayed"
+        )
+    state = {"inflight": JobState.RUNNING.value, "dead": JobState.DEAD.value}.get(kind, kind)
+    return [_row(m, state) for m in found]
+
+
+def _matches(row: JobRow, query: str) -> bool:
+    query = query.lower()
+    return any(query in v.lower() for v in (row.id, row.qid, row.task, row.payload, row.args))
+
+
+async def listing(
+    client: AsyncClient, name: str, kind: str, start: int = 0, query: str = "", total: int = 0
+) -> Listing:
+    """A page of queue `name`'s `kind` list (one of `LISTS`); with `query`, of the messages
+    whose id or payload contains it (among the first `SEARCHED` of the list)."""
+    if kind not in LISTS:
+        raise ValueError(f"no list {kind!r}: use one of {', '.join(LISTS)}")
+    if not query:
+        rows = await _read(client, name, kind, start, SHOWN)
+        return Listing(kind, [(r.qid, r) for r in rows], start, total)
+    found = [r for r in await _read(client, name, kind, 0, SEARCHED) if _matches(r, query)]
+    return Listing(
+        kind, [(r.qid, r) for r in found[start : start + SHOWN]], start, len(found), query
     )
 
 
 async def messages(client: AsyncClient, name: str, pending: bool) -> list[tuple[str, JobRow]]:
     """Waiting (or in-flight) messages of a queue: (queue message id, row)."""
-    found = await ReliableQueue(client).inspect(name, pending=pending, start=0, count=SHOWN)
-    state = JobState.RUNNING if pending else JobState.WAITING
-    return [(m.id, _row(m, state.value)) for m in found]
+    return (await listing(client, name, "inflight" if pending else "waiting")).rows
 
 
-async def dead_letters(client: AsyncClient, name: str) -> list[tuple[str, JobRow]]:
-    found = await ReliableQueue(client).dead(name, start=0, count=SHOWN)
-    return [(m.id, _row(m, JobState.DEAD.value)) for m in found]
+async def dead_letters(client: AsyncClient, name: str) -> Listing:
+    return await listing(client, name, "dead")
 
 
 async def _records(client: AsyncClient, name: str) -> list[JobRecord]:
@@ -156,15 +216,16 @@ async def _records(client: AsyncClient, name: str) -> list[JobRecord]:
     return [r for r in await read_records(client, name, ids) if r is not None]
 
 
-async def _scheduled(client: AsyncClient, name: str) -> list[JobRow]:
+async def _scheduled(client: AsyncClient, name: str, start: int, count: int) -> list[JobRow]:
     rows = []
     found: list[tuple[bytes, float]] = await client.zrange(  # type: ignore[assignment]
-        job_keys(name).scheduled, 0, SHOWN, withscores=True
+        job_keys(name).scheduled, start, start + count - 1, withscores=True
     )
     for payload, due in found:
         doc = JobDocument.decode(payload)
         args = show_bytes(JobDocument(doc.task, doc.args, doc.kwargs).encode())
-        rows.append(JobRow(doc.id, "scheduled", doc.task, args, age=time.time() - due))
+        row = JobRow(doc.id, "scheduled", doc.task, args, payload=show_bytes(payload))
+        rows.append(replace(row, remaining=due - time.time(), qid=doc.id))
     return rows
 
 
@@ -173,9 +234,9 @@ async def jobs_in_state(client: AsyncClient, name: str, state: JobState) -> list
     if state in (JobState.WAITING, JobState.RUNNING):
         return [row for _, row in await messages(client, name, state is JobState.RUNNING)]
     if state is JobState.DEAD:
-        return [row for _, row in await dead_letters(client, name)]
+        return [row for _, row in (await dead_letters(client, name)).rows]
     if state is JobState.SCHEDULED:
-        return await _scheduled(client, name)
+        return await _scheduled(client, name, 0, SHOWN)
     return [
         JobRow(
             r.id,

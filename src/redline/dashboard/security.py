@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from redline.dashboard.settings import DashboardConfig
 
-__all__ = ["CSRF_COOKIE", "SecurityMiddleware", "check_csrf", "csrf_token"]
+__all__ = ["CSRF_COOKIE", "SecurityMiddleware", "check_csrf", "csrf_token", "who"]
 
 CSRF_COOKIE = "redline_csrf"
 
@@ -115,3 +115,19 @@ async def check_csrf(request: Request) -> dict[str, list[str]]:
     if not _same(str(form.get("csrf", "")), request.cookies.get(CSRF_COOKIE)):
         raise HTTPException(403, "missing or wrong CSRF token: reload the page and try again")
     return {key: [str(v) for v in form.getlist(key)] for key in form}
+
+
+def who(request: Request) -> str:
+    """Who sent `request`, for the audit log: the basic-auth user name, "token" for a bearer
+    token, "anonymous" when the dashboard is open; then the client's address."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    name = "anonymous"
+    if scheme.lower() == "bearer":
+        name = "token"
+    elif scheme.lower() == "basic":
+        try:
+            name = base64.b64decode(value.strip()).decode().partition(":")[0] or "token"
+        except (binascii.Error, UnicodeDecodeError):
+            name = "?"
+    host = request.client.host if request.client else "?"
+    return f"{name}@{host}"

@@ -1,0 +1,131 @@
+"""Live updates: one sampler per dashboard, one Server-Sent Events stream per open page.
+
+The sampler reads every queue's counts, the services' replicas and the metrics totals every
+`sampleEvery` seconds and publishes the sample; each page's stream (``GET /live``) sends the
+history it keeps on connect (event ``history``), then every new sample (event ``sample``).
+When Redis cannot be read the sample says so (``ok: false``) and the page shows that it is
+reconnecting; the browser's EventSource reconnects by itself when the stream drops.
+
+A sample's ``digest`` holds a short fingerprint per part of the system (``queue:<name>``,
+``services``, ``metrics``); a page re-reads its own lists only when a part it shows changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from redline.connection import AsyncClient
+from redline.dashboard import data, services
+from redline.dashboard.settings import DashboardConfig
+
+__all__ = ["Live", "live_stream", "sampler"]
+
+HOUR_EVERY = 60.0  # seconds between the samples the hour's charts keep
+KEEPALIVE = 15.0  # seconds between comments on a quiet stream (proxies close idle ones)
+
+
+def _digest(value: Any) -> str:
+    return hashlib.blake2s(json.dumps(value, sort_keys=True).encode(), digest_size=6).hexdigest()
+
+
+class Live:
+    """The latest sample, the recent ones (for the chart), one a minute over the last hour
+    (throughput and latency), and the waiters for the next."""
+
+    def __init__(self, history: int) -> None:
+        self.samples: deque[dict[str, Any]] = deque(maxlen=history)
+        self.hour: deque[dict[str, Any]] = deque(maxlen=int(3600 / HOUR_EVERY) + 1)
+        self.latest: dict[str, Any] | None = None
+        self.changed = asyncio.Condition()
+        self.stopping = asyncio.Event()
+
+    async def publish(self, sample: dict[str, Any]) -> None:
+        self.latest = sample
+        if sample["ok"]:
+            self.samples.append(sample)
+            if not self.hour or sample["t"] - self.hour[-1]["t"] >= HOUR_EVERY:
+                self.hour.append(sample)
+        async with self.changed:
+            self.changed.notify_all()
+
+    async def newer(self, seen: float, wait: float) -> dict[str, Any] | None:
+        """The latest sample once it is newer than `seen` (None after `wait` seconds)."""
+
+        def fresh() -> bool:
+            return self.stopping.is_set() or (self.latest is not None and self.latest["t"] > seen)
+
+        async with self.changed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait_for(fresh), wait)
+        latest = self.latest
+        return latest if latest is not None and latest["t"] > seen else None
+
+
+async def take_sample(client: AsyncClient, config: DashboardConfig) -> dict[str, Any]:
+    """Every queue's counts, each service's live and desired replicas, the metrics totals."""
+    rows = await data.queue_rows(client, await data.list_queues(client, config.queues))
+    replicas = await services.replica_counts(client, config.namespaces)
+    metrics = {
+        m.key: [m.count, m.sum] for m in await data.metrics_hashes(client, config.namespaces)
+    }
+    queues = [r.__dict__ for r in rows]
+    digest = {f"queue:{q['name']}": _digest(q) for q in queues}
+    digest |= {"services": _digest(replicas), "metrics": _digest(metrics)}
+    return {
+        "t": time.time(),
+        "ok": True,
+        "queues": queues,
+        "services": replicas,
+        "metrics": metrics,
+        "digest": digest,
+    }
+
+
+async def sampler(live: Live, client: AsyncClient, config: DashboardConfig) -> None:
+    """Sample until `live.stopping`; a failed read publishes ``ok: false`` with the error."""
+    while not live.stopping.is_set():
+        try:
+            sample = await take_sample(client, config)
+        except Exception as error:  # any failure is shown, and retried
+            sample = {"t": time.time(), "ok": False, "error": f"{type(error).__name__}: {error}"}
+        await live.publish(sample)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(live.stopping.wait(), config.sample_every)
+
+
+def _event(name: str, body: Any) -> str:
+    return f"event: {name}\ndata: {json.dumps(body, separators=(',', ':'))}\n\n"
+
+
+async def _events(live: Live, every: float) -> AsyncIterator[str]:
+    yield "retry: 2000\n\n"
+    yield _event("history", {"every": every, "samples": list(live.samples)})
+    seen = live.samples[-1]["t"] if live.samples else 0.0
+    while not live.stopping.is_set():
+        sample = await live.newer(seen, KEEPALIVE)
+        if sample is None:
+            yield ": still here\n\n"
+            continue
+        seen = sample["t"]
+        yield _event("sample", sample)
+
+
+async def live_stream(request: Request) -> Response:
+    """GET /live: the Server-Sent Events stream of one open page."""
+    live: Live = request.app.state.live
+    config: DashboardConfig = request.app.state.config
+    return StreamingResponse(
+        _events(live, config.sample_every),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,74 @@
+"""What the services page reads: each namespace's instances, desired vs live replicas, health
+and recent errors (the same sources as `redline status`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from redline.connection import AsyncClient, text
+from redline.runtime.desired import DESIRED_KEY
+from redline.runtime.metrics import read_metrics, recent_errors
+from redline.scaling import registry
+from redline.scaling.cscale import SPECS_KEY
+from redline.scaling.health import Health, HealthPolicy, assess, assess_instance
+from redline.scaling.registry import Instance
+
+__all__ = ["ServiceView", "namespaces", "replica_counts", "service_views"]
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    """One namespace: its live instances (with each one's health), desired replicas, health."""
+
+    namespace: str
+    desired: int | None
+    instances: list[tuple[Instance, Health]]
+    health: Health
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def active(self) -> int:
+        return sum(1 for i, _ in self.instances if i.role == "active")
+
+
+async def _desired(client: AsyncClient) -> dict[str, int]:
+    return {text(k): int(v) for k, v in (await client.hgetall(DESIRED_KEY)).items()}
+
+
+async def _specs(client: AsyncClient) -> dict[str, dict[str, Any]]:
+    return {text(k): json.loads(v) for k, v in (await client.hgetall(SPECS_KEY)).items()}
+
+
+async def namespaces(client: AsyncClient, configured: Sequence[str]) -> list[str]:
+    """Registered namespaces, those with a desired count, and the configured ones (sorted)."""
+    found = [*(await registry.services(client)), *(await _desired(client)), *configured]
+    return sorted(set(found))
+
+
+async def replica_counts(client: AsyncClient, configured: Sequence[str]) -> dict[str, Any]:
+    """Per namespace: live instances and desired replicas (None when unset)."""
+    desired = await _desired(client)
+    counts = {}
+    for ns in await namespaces(client, configured):
+        counts[ns] = {"live": len(await registry.instances(client, ns)), "desired": desired.get(ns)}
+    return counts
+
+
+async def _view(
+    client: AsyncClient, ns: str, desired: int | None, spec: dict[str, Any]
+) -> ServiceView:
+    policy = HealthPolicy.model_validate(spec.get("health", {}))
+    live = await registry.instances(client, ns)
+    judged = [(i, assess_instance(i.fields, policy)) for i in live]
+    health = assess(await read_metrics(client, ns), policy)
+    return ServiceView(ns, desired, judged, health, await recent_errors(client, ns, 8))
+
+
+async def service_views(client: AsyncClient, configured: Sequence[str]) -> list[ServiceView]:
+    """Every namespace the dashboard knows of, as the services page shows it."""
+    desired, specs = await _desired(client), await _specs(client)
+    names = sorted({*(await namespaces(client, configured)), *specs})
+    return [await _view(client, ns, desired.get(ns), specs.get(ns, {})) for ns in names]
