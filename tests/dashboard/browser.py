@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import itertools
 import json
@@ -55,16 +56,48 @@ class Browser:
             connect(page["webSocketDebuggerUrl"], max_size=None)
         )
         self._ids = itertools.count(1)
+        self.problems: list[str] = []  # console errors and uncaught exceptions, as they come
+        self.call("Runtime.enable")
+        self.call("Log.enable")
+        self.call("Page.enable")
 
     def call(self, method: str, **params: Any) -> dict[str, Any]:
         call_id = next(self._ids)
         self.ws.send(json.dumps({"id": call_id, "method": method, "params": params}))
         while True:
             message = json.loads(self.ws.recv(timeout=30))
+            self._note(message)
             if message.get("id") == call_id:
                 if "error" in message:
                     raise RuntimeError(f"{method}: {message['error']}")
                 return dict(message["result"])
+
+    def _note(self, message: dict[str, Any]) -> None:
+        method, params = message.get("method"), message.get("params", {})
+        if method == "Runtime.exceptionThrown":
+            self.problems.append(str(params["exceptionDetails"]))
+        elif method == "Runtime.consoleAPICalled" and params.get("type") == "error":
+            self.problems.append(str(params.get("args")))
+        elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
+            self.problems.append(f"{params['entry'].get('url', '')}: {params['entry']['text']}")
+        elif method == "Page.javascriptDialogOpening":  # a confirm() the test did not expect
+            self.problems.append(f"dialog: {params.get('message')}")
+
+    def screenshot(self, path: Path, width: int, height: int) -> None:
+        """A PNG of the page as a `width`×`height` window shows it (phone-like when narrow)."""
+        mobile = width < 600
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=width,
+            height=height,
+            deviceScaleFactor=2 if mobile else 1,
+            mobile=mobile,
+        )
+        self.evaluate("window.dispatchEvent(new Event('resize'))")
+        shot = self.call("Page.captureScreenshot", format="png")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(shot["data"]))
+        self.call("Emulation.clearDeviceMetricsOverride")
 
     def evaluate(self, expression: str) -> Any:
         result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)

@@ -1,10 +1,16 @@
 """The dashboard end to end: a real `redline dashboard` process, a real headless Chromium.
 
-Open the page, see the queue, retry a dead letter with the button, see it move.
+Every main page is opened at a laptop's and a phone's size and saved as a screenshot under
+``build/screenshots/`` (for a person to look at); no page logs a console error. Counts change
+without a reload; the page says it is reconnecting while Redis is down and goes live again
+after; retry, purge and scale are done by clicking.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,13 +18,20 @@ from pathlib import Path
 import pytest
 import redis
 
-from redline.queue import QueueKeys
+from redline.connection import connect
+from redline.jobs import Task, enqueue
+from redline.queue import QueueKeys, ReliableQueue
+from redline.runtime.desired import DESIRED_KEY
+from redline.scaling import registry
 from tests.conftest import needs_tool
 from tests.dashboard.browser import Browser
 from tests.helpers import spawn, stop, wait_for
-from tests.servers import free_port
+from tests.servers import ServerProcess, free_port
 
 pytestmark = needs_tool("chromium", "chromium")
+
+SHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
+SIZES = ((1400, 900), (390, 844))
 
 
 def _up(url: str) -> bool:
@@ -29,8 +42,7 @@ def _up(url: str) -> bool:
         return False
 
 
-@pytest.fixture
-def dashboard(redis_url: str, tmp_path: Path) -> Iterator[str]:
+def start_dashboard(redis_url: str, log: Path) -> tuple[str, object]:
     port = free_port()
     proc = spawn(
         "dashboard",
@@ -40,14 +52,26 @@ def dashboard(redis_url: str, tmp_path: Path) -> Iterator[str]:
         str(port),
         "--queue",
         "orders",
-        log=tmp_path / "dashboard.log",
+        "--set",
+        "sampleEvery=0.5",
+        log=log,
     )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: _up(base + "/"), timeout=60)
+    except BaseException:
+        stop(proc)
+        raise
+    return base, proc
+
+
+@pytest.fixture
+def dashboard(redis_url: str, tmp_path: Path) -> Iterator[str]:
+    base, proc = start_dashboard(redis_url, tmp_path / "dashboard.log")
+    try:
         yield base
     finally:
-        stop(proc)
+        stop(proc)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -57,53 +81,149 @@ def browser() -> Iterator[Browser]:
     made.close()
 
 
-def make_dead_letter(url: str) -> None:
-    """A message pushed, delivered and dead-lettered, by plain commands through the queue API."""
-    import asyncio
-
-    from redline.connection import connect
-    from redline.queue import ReliableQueue
+def seed(url: str) -> None:
+    """A dead letter, waiting jobs, a delayed message, a service with an instance, metrics."""
 
     async def run() -> None:
         client = connect(url)
         queue = ReliableQueue(client)
         await queue.push("orders", b'{"task": "app.charge", "args": [42], "kwargs": {}}')
         [delivery] = await queue.pop("orders")
-        await queue.dead_letter(delivery, reason="ValueError: card declined")
+        await queue.dead_letter(
+            delivery, reason="Traceback (most recent call last):\nValueError: card declined"
+        )
+        for n in range(3):
+            await enqueue(client, Task.ref("app.send", queue="orders"), f"user{n}@example.com")
+        await registry.register_namespace(client, "demo:worker", "worker")
+        await client.rpush("demo:worker:ids", "1")  # type: ignore[misc]
+        now = str(int(time.time()))
+        fields = {"host": "box-1", "pid": "4242", "started": now, "renewed": now}
+        await client.hset("demo:worker:1", mapping={**fields, "service": "worker"})  # type: ignore[misc]
+        await client.expire("demo:worker:1", 600)
+        metric = {"count": 40, "sum": 90_000, "max": 12_000, "histo10": 12, "histo20": 18}
+        await client.hset("demo:worker:metrics:done", mapping={**metric, "histo50": 7, "above": 3})  # type: ignore[misc]
+        await client.hset(DESIRED_KEY, "demo:worker", 2)
         await client.aclose()
 
     asyncio.run(run())
 
 
+def text_of(browser: Browser, selector: str) -> str | None:
+    found = browser.evaluate(
+        f"(function () {{ var e = document.querySelector({json.dumps(selector)});"
+        " return e ? e.textContent.trim() : null; })()"
+    )
+    return None if found is None else str(found)
+
+
+def live_state(browser: Browser) -> str:
+    return str(browser.evaluate("document.getElementById('live').dataset.state"))
+
+
+PAGES = {
+    "overview": "/",
+    "queue": "/queues/orders",
+    "queue-dead": "/queues/orders?list=dead",
+    "jobs": "/jobs?queue=orders&state=waiting",
+    "services": "/services",
+    "metrics": "/metrics",
+}
+
+
+def test_every_page_at_laptop_and_phone_size(
+    redis_url: str, dashboard: str, browser: Browser
+) -> None:
+    seed(redis_url)
+    for name, path in PAGES.items():
+        browser.open(dashboard + path)
+        wait_for(lambda: live_state(browser) == "live", timeout=30)
+        for width, height in SIZES:
+            browser.screenshot(SHOTS / f"{name}-{width}x{height}.png", width, height)
+            assert (SHOTS / f"{name}-{width}x{height}.png").stat().st_size > 5000
+    assert browser.problems == []
+
+
+def test_counts_and_lists_change_without_a_reload(
+    redis_url: str, dashboard: str, browser: Browser
+) -> None:
+    seed(redis_url)
+    browser.open(dashboard + "/queues/orders")
+    wait_for(lambda: live_state(browser) == "live", timeout=30)
+    browser.evaluate("window.notReloaded = true")
+    assert text_of(browser, "#n-waiting") == "3"
+    client = redis.Redis.from_url(redis_url)
+    client.lpush("orders", b"fresh-message")  # a plain LPUSH: any producer
+    wait_for(lambda: text_of(browser, "#n-waiting") == "4", timeout=30)
+    wait_for(lambda: "fresh-message" in (text_of(browser, "#list") or ""), timeout=30)
+    assert browser.evaluate("window.notReloaded") is True
+    assert browser.problems == []
+
+
+def test_the_page_says_it_is_reconnecting_while_redis_is_down(
+    tmp_path: Path, browser: Browser
+) -> None:
+    server = ServerProcess().start()
+    base, proc = start_dashboard(server.url, tmp_path / "dashboard.log")
+    try:
+        browser.open(base + "/")
+        wait_for(lambda: live_state(browser) == "live", timeout=30)
+        server.stop()
+        wait_for(lambda: live_state(browser) == "down", timeout=30)
+        assert "reconnecting" in (text_of(browser, "#live") or "")
+        browser.screenshot(SHOTS / "reconnecting-1400x900.png", 1400, 900)
+        server.start()
+        server.client().lpush("orders", b"after the restart")
+        wait_for(lambda: live_state(browser) == "live", timeout=60)
+        wait_for(lambda: text_of(browser, '[data-q="orders"][data-f="waiting"]') == "1", 60)
+    finally:
+        stop(proc)  # type: ignore[arg-type]
+        server.close()
+    assert browser.problems == []
+
+
 def test_retry_a_dead_letter_in_chromium(redis_url: str, dashboard: str, browser: Browser) -> None:
-    make_dead_letter(redis_url)
+    seed(redis_url)
     browser.open(dashboard + "/")
     assert browser.evaluate("document.querySelector('tr[data-queue=\"orders\"]') !== null")
-    wait_for(
-        lambda: (
-            "orders waiting"
-            in browser.evaluate(  # our chart.js drew the samples
-                "document.getElementById('legend').textContent"
-            )
-        ),
-        timeout=60,
-    )
+    wait_for(lambda: "orders waiting" in (text_of(browser, "#legend") or ""), timeout=60)
     browser.evaluate("document.querySelector('tr[data-queue=\"orders\"] a').click()")
     browser.wait_loaded(dashboard + "/queues/orders")
-    assert browser.evaluate("document.getElementById('n-dead').textContent") == "1"
+    assert text_of(browser, "#n-dead") == "1"
+    browser.evaluate("document.getElementById('tab-dead').click()")
+    browser.wait_loaded(dashboard + "/queues/orders?list=dead")
     assert "card declined" in browser.evaluate("document.body.innerText")
     browser.evaluate("document.getElementById('retry').click()")
-    wait_for(
-        lambda: (
-            browser.evaluate(
-                "document.readyState === 'complete' && document.getElementById('n-dead') && "
-                "document.getElementById('n-dead').textContent"
-            )
-            == "0"
-        ),
-        timeout=30,
-    )
+    wait_for(lambda: text_of(browser, "#n-dead") == "0", timeout=30)
     keys = QueueKeys.of("orders")
     client = redis.Redis.from_url(redis_url)
     assert client.zcard(keys.dead) == 0
-    assert client.llen(keys.waiting) + client.zcard(keys.delayed) == 1
+    assert client.llen(keys.waiting) + client.zcard(keys.delayed) == 4  # 3 jobs and the retried
+    assert browser.problems == []
+
+
+def test_purge_asks_first_then_empties_the_queue(
+    redis_url: str, dashboard: str, browser: Browser
+) -> None:
+    seed(redis_url)
+    browser.open(dashboard + "/queues/orders")
+    browser.evaluate("window.confirm = function () { return false; }")  # the person says no
+    browser.evaluate("document.getElementById('purge').click()")
+    client = redis.Redis.from_url(redis_url)
+    assert browser.evaluate("location.pathname") == "/queues/orders"
+    assert client.llen("orders") == 3
+    browser.evaluate("window.asked = ''; window.confirm = function (q) { asked = q; return true; }")
+    browser.evaluate("document.getElementById('purge').click()")
+    wait_for(lambda: text_of(browser, "#n-waiting") == "0", timeout=30)
+    assert client.llen("orders") == 0
+    assert browser.problems == []
+
+
+def test_scale_from_the_services_page(redis_url: str, dashboard: str, browser: Browser) -> None:
+    seed(redis_url)
+    browser.open(dashboard + "/services")
+    form = 'article[data-ns="demo:worker"] form.scale'
+    browser.evaluate(f"document.querySelector('{form} input[name=replicas]').value = '5'")
+    browser.evaluate(f"document.querySelector('{form} button').click()")
+    wait_for(lambda: text_of(browser, '[data-desired-ns="demo:worker"]') == "5", timeout=30)
+    assert redis.Redis.from_url(redis_url).hget(DESIRED_KEY, "demo:worker") == b"5"
+    assert browser.problems == []

@@ -14,7 +14,7 @@ from typing import Any
 from redline.connection import AsyncClient, text
 from redline.errors import JobSerializationError
 from redline.jobs.document import JobDocument, JobState, job_keys
-from redline.jobs.job import JobRecord, read_records
+from redline.jobs.job import JobRecord, describe_args, read_records
 from redline.jobs.worker import QUEUES_KEY
 from redline.queue import QueuedMessage, ReliableQueue
 from redline.runtime.metrics import HISTOGRAM, metrics_key, read_metrics
@@ -133,7 +133,7 @@ def _row(message: QueuedMessage, state: str) -> JobRow:
             remaining=message.remaining,
             qid=message.id,
         )
-    args = show_bytes(JobDocument(doc.task, doc.args, doc.kwargs).encode())
+    args = show_bytes(describe_args(doc).encode())
     return JobRow(
         doc.id,
         state,
@@ -223,7 +223,7 @@ async def _scheduled(client: AsyncClient, name: str, start: int, count: int) -> 
     )
     for payload, due in found:
         doc = JobDocument.decode(payload)
-        args = show_bytes(JobDocument(doc.task, doc.args, doc.kwargs).encode())
+        args = show_bytes(describe_args(doc).encode())
         row = JobRow(doc.id, "scheduled", doc.task, args, payload=show_bytes(payload))
         rows.append(replace(row, remaining=due - time.time(), qid=doc.id))
     return rows
