@@ -84,7 +84,7 @@ class Browser:
             self.problems.append(f"dialog: {params.get('message')}")
 
     def screenshot(self, path: Path, width: int, height: int) -> None:
-        """A PNG of the page as a `width`×`height` window shows it (phone-like when narrow)."""
+        """A PNG of the page as a `width` by `height` window shows it (phone-like when narrow)."""
         mobile = width < 600
         self.call(
             "Emulation.setDeviceMetricsOverride",

@@ -9,6 +9,7 @@ import base64
 import logging
 import re
 import time
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -20,11 +21,17 @@ from redline.dashboard.settings import DashboardConfig
 from redline.jobs import Task, enqueue, enqueue_in
 from redline.queue import ReliableQueue
 from redline.runtime.desired import get_desired
-from tests.dashboard.test_app import BASE, csrf_of, http, make  # noqa: F401 - the fixture
+from tests.dashboard.test_app import BASE, csrf_of, make
 from tests.helpers import wait_for
 from tests.servers import free_port
 
 ORIGIN = {"Origin": BASE}
+
+
+@pytest.fixture
+async def http(aredis: AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
+    async with make(aredis) as client:
+        yield client
 
 
 def ids_on(page: str) -> list[str]:
@@ -35,7 +42,7 @@ async def test_lists_are_paged_and_searchable(aredis: AsyncClient, http: httpx.A
     queue = ReliableQueue(aredis)
     await queue.push("orders", *[f"item-{i:03}".encode() for i in range(60)])
     first = (await http.get("/queues/orders?list=waiting")).text
-    assert len(ids_on(first)) == 50 and "1–50 of 60" in first and 'rel="next"' in first
+    assert len(ids_on(first)) == 50 and "1\u201350 of 60" in first and 'rel="next"' in first
     rest = (await http.get("/queues/orders?list=waiting&start=50")).text
     assert len(ids_on(rest)) == 10 and 'rel="prev"' in rest and 'rel="next"' not in rest
     found = (await http.get("/queues/orders?list=waiting&q=ITEM-04")).text

@@ -163,7 +163,7 @@ async def services_page(request: Request) -> Response:
 
 async def metrics_page(request: Request) -> Response:
     rows = await data.metrics_hashes(_client(request), _config(request).namespaces)
-    hour = charts.hour_charts(list(request.app.state.live.hour))
+    hour = charts.hour_charts(request.app.state.live.last_hour())
     return render(request, "metrics.html", rows=rows, hour=hour, watch="metrics")
 
 

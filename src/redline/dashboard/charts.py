@@ -15,7 +15,7 @@ from typing import Any
 __all__ = ["Chart", "histogram", "hour_charts"]
 
 WIDTH, HEIGHT = 640, 220
-LEFT, RIGHT, TOP, BOTTOM = 56, 12, 12, 40  # margins: axis labels live in them
+LEFT, RIGHT, TOP, BOTTOM = 64, 14, 16, 46  # margins: axis labels live in them
 COLOURS = ("#b3261e", "#1a5fb4", "#26783a", "#a15c00", "#6a3d9a", "#00727d")
 
 
@@ -68,8 +68,10 @@ def _line_chart(
 
     chart.x_ticks = [(x(now - m * 60), str(m)) for m in (60, 45, 30, 15, 0)]
     for i, (name, points) in enumerate(sorted(series.items())):
-        path = " ".join(f"{x(t)},{_y(chart, y, top)}" for t, y in points)
-        chart.lines.append({"name": name, "points": path, "colour": COLOURS[i % len(COLOURS)]})
+        dots = [(x(t), _y(chart, y, top), y) for t, y in points]
+        path = " ".join(f"{dx},{dy}" for dx, dy, _ in dots)
+        colour = COLOURS[i % len(COLOURS)]
+        chart.lines.append({"name": name, "points": path, "dots": dots, "colour": colour})
     return chart
 
 
@@ -110,7 +112,7 @@ def hour_charts(hour: list[dict[str, Any]]) -> list[Chart]:
 
 def histogram(key: str, bins: list[tuple[str, int]]) -> Chart:
     """Bars for ``histo10`` … ``histo100`` and ``above``; the timeout line between the last two."""
-    chart = Chart(f"histogram of {key}", "share of the timeout", "count")
+    chart = Chart(f"{key}: durations against the timeout", "share of the timeout", "count")
     top = nice_top(max((n for _, n in bins), default=0))
     _y_axis(chart, top)
     slot = (chart.right - chart.left) / max(1, len(bins))

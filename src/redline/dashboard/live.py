@@ -58,6 +58,13 @@ class Live:
         async with self.changed:
             self.changed.notify_all()
 
+    def last_hour(self) -> list[dict[str, Any]]:
+        """One sample a minute over the last hour, and the latest (the minute so far)."""
+        hour = list(self.hour)
+        if self.samples and (not hour or self.samples[-1]["t"] > hour[-1]["t"]):
+            hour.append(self.samples[-1])
+        return hour
+
     async def newer(self, seen: float, wait: float) -> dict[str, Any] | None:
         """The latest sample once it is newer than `seen` (None after `wait` seconds)."""
 
