@@ -188,3 +188,28 @@ def test_hour_charts_draw_throughput_and_latency() -> None:
     assert latency.lines[0]["name"] == "m" and latency.y_ticks[-1][1] == "10"  # 10 mean at most
     assert [label for _, label in throughput.x_ticks] == ["60", "45", "30", "15", "0"]
     assert charts.hour_charts(hour[:1]) == []
+
+
+async def test_a_jobs_page_and_retrying_a_dead_job(
+    aredis: AsyncClient, http: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    job = await enqueue(aredis, Task.ref("app.charge", queue="orders"), 42)
+    assert job is not None
+    waiting = (await http.get(f"/job/{job.id}?queue=orders")).text
+    assert 'id="job-where">waiting<' in waiting and "42" in waiting and "job-retry" not in waiting
+    queue = ReliableQueue(aredis)
+    [delivery] = await queue.pop("orders")
+    await queue.dead_letter(delivery, reason="Traceback (most recent call last):\nValueError: no")
+    dead = (await http.get(f"/job/{job.id}?queue=orders")).text
+    assert 'id="job-where">dead<' in dead and "ValueError: no" in dead and "job-retry" in dead
+    form = {"csrf": csrf_of(dead)}
+    with caplog.at_level(logging.INFO, "redline.dashboard.audit"):
+        done = await http.post(f"/job/{job.id}/retry?queue=orders", data=form, headers=ORIGIN)
+    assert done.status_code == 303 and done.headers["location"] == f"/job/{job.id}?queue=orders"
+    info = await queue.info("orders")
+    assert (info.dead, info.waiting + info.delayed) == (0, 1) and "retry job by" in caplog.text
+    again = await http.post(f"/job/{job.id}/retry?queue=orders", data=form, headers=ORIGIN)
+    assert again.status_code == 409 and "not among the dead letters" in again.text
+    unknown = (await http.get("/job/nope?queue=orders")).text
+    assert "in none of the lists" in unknown
+    assert (await http.get(f"/job/{job.id}")).status_code == 400

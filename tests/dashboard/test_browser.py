@@ -81,13 +81,14 @@ def browser() -> Iterator[Browser]:
     made.close()
 
 
-def seed(url: str) -> None:
+def seed(url: str) -> str:
     """A dead letter, waiting jobs, a delayed message, a service with an instance, metrics."""
 
-    async def run() -> None:
+    async def run() -> str:
         client = connect(url)
         queue = ReliableQueue(client)
-        await queue.push("orders", b'{"task": "app.charge", "args": [42], "kwargs": {}}')
+        dead = await enqueue(client, Task.ref("app.charge", queue="orders"), 42, card="visa")
+        assert dead is not None
         [delivery] = await queue.pop("orders")
         await queue.dead_letter(
             delivery, reason="Traceback (most recent call last):\nValueError: card declined"
@@ -104,8 +105,9 @@ def seed(url: str) -> None:
         await client.hset("demo:worker:metrics:done", mapping={**metric, "histo50": 7, "above": 3})  # type: ignore[misc]
         await client.hset(DESIRED_KEY, "demo:worker", 2)
         await client.aclose()
+        return dead.id
 
-    asyncio.run(run())
+    return asyncio.run(run())
 
 
 def activity(url: str) -> None:
@@ -141,12 +143,13 @@ PAGES = {
 def test_every_page_at_laptop_and_phone_size(
     redis_url: str, dashboard: str, browser: Browser
 ) -> None:
-    seed(redis_url)
-    for name, path in PAGES.items():
+    dead = seed(redis_url)
+    pages = {**PAGES, "job": f"/job/{dead}?queue=orders"}
+    for name, path in pages.items():
         browser.open(dashboard + path)
         wait_for(lambda: live_state(browser) == "live", timeout=30)
         if name == "overview":
-            activity(redis_url)  # the metrics page, last, draws it in the hour's charts
+            activity(redis_url)  # the metrics page draws it in the hour's charts
             wait_for(lambda: text_of(browser, '[data-f="complete"]') == "120", timeout=30)
         for width, height in SIZES:
             browser.screenshot(SHOTS / f"{name}-{width}x{height}.png", width, height)

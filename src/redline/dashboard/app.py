@@ -28,7 +28,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from redline.connection import AsyncClient, connect
-from redline.dashboard import actions, charts, data, services
+from redline.dashboard import actions, charts, data, jobview, services
 from redline.dashboard.actions import AUDIT
 from redline.dashboard.live import Live, live_stream, sampler
 from redline.dashboard.security import SecurityMiddleware, csrf_token
@@ -40,7 +40,7 @@ __all__ = ["create_app"]
 _env = Environment(loader=PackageLoader("redline.dashboard"), autoescape=select_autoescape())
 _env.filters["q"] = lambda name: urllib.parse.quote(str(name), safe="")
 _env.filters["clock"] = lambda t: time.strftime("%H:%M:%S", time.localtime(float(t)))
-_env.globals |= {"histogram": charts.histogram, "PAGE": data.SHOWN}
+_env.globals |= {"histogram": charts.histogram, "PAGE": data.SHOWN, "SEARCHED": data.SEARCHED}
 
 
 def _duration(seconds: float) -> str:
@@ -156,6 +156,13 @@ async def jobs_page(request: Request) -> Response:
     )
 
 
+async def job_page(request: Request) -> Response:
+    """One job (``?queue=NAME``): where it is, its arguments, result or error."""
+    name, job_id = jobview.queue_of(request), request.path_params["id"]
+    place = await jobview.find_job(_client(request), name, job_id)
+    return render(request, "job.html", name=name, job_id=job_id, place=place, watch=f"queue:{name}")
+
+
 async def services_page(request: Request) -> Response:
     views = await services.service_views(_client(request), _config(request).namespaces)
     return render(request, "services.html", views=views, now=time.time(), watch="services")
@@ -208,6 +215,8 @@ def create_app(config: DashboardConfig, client: AsyncClient | None = None) -> St
         Route("/queues/{name:path}/purge", actions.purge, methods=["POST"]),
         Route("/queues/{name:path}/recover", actions.recover, methods=["POST"]),
         Route("/services/scale", actions.scale, methods=["POST"]),
+        Route("/job/{id}/retry", jobview.job_retry, methods=["POST"]),
+        Route("/job/{id}", job_page),
         Route("/queues/{name:path}", queue_page),
         Route("/jobs", jobs_page),
         Route("/services", services_page),

@@ -67,9 +67,12 @@
     seen = now;
   }
 
+  var source = null;
+
   function connect() {
     if (!window.EventSource) { status("down", "no live updates in this browser"); return; }
-    var source = new EventSource("/live");
+    if (source) { return; }
+    source = new EventSource("/live");
     source.addEventListener("history", function (e) {
       var body = JSON.parse(e.data);
       every = body.every; samples = body.samples;
@@ -139,6 +142,10 @@
     var question = (button && button.dataset.confirm) || form.dataset.confirm;
     if (question && !window.confirm(question)) { e.preventDefault(); }
   });
+  // A page left for another closes its stream (a browser allows a few connections a host;
+  // a page kept for the back button must not hold one), and opens it again when shown.
+  window.addEventListener("pagehide", function () { if (source) { source.close(); source = null; } });
+  window.addEventListener("pageshow", connect);
   window.addEventListener("resize", draw);
   connect();
 })();
