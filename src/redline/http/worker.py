@@ -45,7 +45,9 @@ class WorkerConfig(ServiceConfig):
 
     in_: str = Field(alias="in", description="the queue this service pops requests from")
     batch: int = Field(64, gt=0, description="requests taken per pop")
-    lease: float = Field(5, gt=0, description="seconds before a dead replica's requests return")
+    lease: float = Field(
+        1, gt=0, description="seconds before a dead replica's requests return (kept alive)"
+    )
     max_deliveries: int = Field(5, alias="maxDeliveries", gt=0)
     pop_timeout: float = Field(1, alias="popTimeout", gt=0)
     concurrency: int = Field(64, gt=0, description="requests at once (hrender, handlers)")
@@ -135,8 +137,11 @@ class HttpService:
         # may not have gone out is left to its lease (redelivered, answered again).
         sends, answered = self._sends, self._answered
         self._sends, self._answered = [], []
+        # The batch answered now is acked by the next step: an idle queue must not hold it
+        # past its lease (it would be redelivered, answered twice), so the wait is short then.
+        block = min(config.pop_timeout, config.lease / 4) if answered else config.pop_timeout
         results, batch = await queue.pop_after(
-            sends, config.in_, count=config.batch, block=config.pop_timeout, ack=self._unacked
+            sends, config.in_, count=config.batch, block=block, ack=self._unacked
         )
         self._unacked = answered if self._sent(results) else []
         if not batch:
