@@ -168,4 +168,4 @@ def test_autoscaling_follows_a_burst_up_and_back_down_without_flapping(
     assert history[: peak + 1] == sorted(history[: peak + 1])  # only up, to the max
     assert history[peak:] == [4, 3, 2, 1]  # then down one step at a time, never back up
     events = [json.loads(e)["msg"] for e in sredis.lrange("redline:cscale:events", 0, -1)]
-    assert any("autoscale 1 -> 4" in e and "length=" in e for e in events)
+    assert any("autoscale 1 -> 4" in e and "backlog=" in e for e in events)

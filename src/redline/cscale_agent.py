@@ -33,7 +33,7 @@ import time
 import uuid
 
 from redline import scripts
-from redline.autoscale import Autoscaler
+from redline.autoscale import Autoscaler, backlog
 from redline.backoff import Backoff
 from redline.connection import AsyncClient
 from redline.cscale import (
@@ -54,6 +54,7 @@ from redline.cscale import (
     starting_key,
 )
 from redline.procs import Child, Children
+from redline.queue import ReliableQueue
 from redline.registry import Instance, instances, retire
 from redline.runner import TRANSIENT
 
@@ -214,7 +215,7 @@ class Agent:
             self.autoscalers.pop(ns, None)  # another agent decides; start afresh if we take over
             return
         scaler = self.autoscalers.setdefault(ns, Autoscaler(policy))
-        length = await self.client.llen(policy.queue)
+        length = backlog(await ReliableQueue(self.client).info(policy.queue))
         current = await get_desired(self.client, ns) or 0
         decision = scaler.decide(now, length, current)
         if decision is not None:

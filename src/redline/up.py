@@ -14,9 +14,16 @@ A topology file (TOML or JSON)::
     replicas = 1                         # processes to keep running; default 1
     out = "website:http"                 # ... the rest is that service's config
 
+    [services.files]
+    kind = "hassets"
+    in = "website:assets"
+    autoscale = { min = 1, max = 4, perReplica = 8 }   # replicas from the backlog of `in`
+
 Relative paths in configs are relative to the topology file's directory (children run there).
 A replica that exits unexpectedly is restarted with backoff; `stop` ends them all with SIGTERM,
-then SIGKILL after a grace period.
+then SIGKILL after a grace period. A service with ``autoscale`` is resized by
+`redline.upscale` with the policy of `redline.autoscale` (the cscale agent's); a replica it
+retires gets SIGTERM (it finishes what it holds) and no restart.
 """
 
 from __future__ import annotations
@@ -33,18 +40,23 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from pydantic import ValidationError
+
+from redline.autoscale import AutoscalePolicy
 from redline.backoff import delay_for
 from redline.errors import ConfigError
 
 __all__ = [
+    "Group",
     "Replica",
+    "Scaler",
     "ServicePlan",
     "Supervisor",
     "Topology",
+    "groups_for",
     "load_topology",
-    "replicas_for",
     "seed_commands",
 ]
 
@@ -62,6 +74,12 @@ class ServicePlan:
     kind: str
     replicas: int
     config: dict[str, Any]
+    autoscale: AutoscalePolicy | None = None
+
+    @property
+    def namespace(self) -> str:
+        """The lifecycle namespace of its instances (as the service itself derives it)."""
+        return str(self.config.get("serviceNamespace") or f"redline:{self.kind}")
 
 
 @dataclass(frozen=True)
@@ -97,12 +115,35 @@ def _plan(name: str, raw: Any, defaults: Mapping[str, Any], port: int | None) ->
     if "serviceNamespace" in defaults and "serviceNamespace" not in raw:
         config["serviceNamespace"] = f"{defaults['serviceNamespace']}:{name}"
     kind = str(config.pop("kind", name))
-    replicas = config.pop("replicas", 1)
+    policy = _policy(name, config.pop("autoscale", None), config.get("in"))
+    replicas = config.pop("replicas", policy.min if policy else 1)
     if not isinstance(replicas, int) or replicas < 0:
         raise ConfigError([f"services.{name}.replicas: {replicas!r} — expected a count ≥ 0"])
+    if policy is not None:
+        replicas = max(policy.min, min(policy.max, replicas))
     if kind == "himporter" and port is not None:
         config.setdefault("port", port)
-    return ServicePlan(name, kind, replicas, config)
+    return ServicePlan(name, kind, replicas, config, policy)
+
+
+def _policy(name: str, raw: Any, queue: Any) -> AutoscalePolicy | None:
+    """The service's autoscaling policy; its queue defaults to the service's ``in``."""
+    if raw is None:
+        return None
+    where = f"services.{name}.autoscale"
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{where}: expected a table such as {{ min = 1, max = 4 }}"])
+    try:
+        return AutoscalePolicy.model_validate({"queue": queue, **raw} if queue else raw)
+    except ValidationError as exc:
+        raise ConfigError([_problem(where, error) for error in exc.errors()]) from None
+
+
+def _problem(where: str, error: Any) -> str:
+    field = ".".join(str(part) for part in error["loc"])
+    if field == "queue":
+        return f"{where}.queue: missing — name the queue (the service has no `in`)"
+    return f"{where}{'.' + field if field else ''}: {error['msg']}"
 
 
 def load_topology(
@@ -192,29 +233,86 @@ class Replica:
 
 
 @dataclass
-class Supervisor:
-    """Keeps every replica running until stopped."""
+class Group:
+    """The replicas of one service. `resize` starts new ones or retires the newest: SIGTERM,
+    so that each finishes or hands back what it holds, and no restart; one still running
+    `grace` seconds later is killed."""
 
-    replicas: list[Replica]
+    plan: ServicePlan
+    argv: list[str]
+    cwd: Path
+    replicas: list[Replica] = field(default_factory=list)
+    retiring: list[tuple[Replica, float]] = field(default_factory=list)
+    started: int = 0
+
+    def resize(self, count: int, now: float, grace: float) -> None:
+        while len(self.replicas) < count:
+            replica = Replica(f"{self.plan.name}.{self.started}", self.argv, self.cwd)
+            self.started += 1
+            replica.start()
+            self.replicas.append(replica)
+        while len(self.replicas) > count:
+            replica = self.replicas.pop()
+            if replica.proc is not None and replica.proc.poll() is None:
+                replica.proc.send_signal(signal.SIGTERM)
+                self.retiring.append((replica, now + grace))
+
+    def check(self, now: float) -> None:
+        for replica in self.replicas:
+            replica.check(now)
+        self.retiring = [(r, due) for r, due in self.retiring if not _retired(r, now, due)]
+
+    def processes(self) -> list[subprocess.Popen[bytes]]:
+        every = [*self.replicas, *(r for r, _ in self.retiring)]
+        return [r.proc for r in every if r.proc is not None and r.proc.poll() is None]
+
+
+def _retired(replica: Replica, now: float, due: float) -> bool:
+    assert replica.proc is not None
+    code = replica.proc.poll()
+    if code is None and now < due:
+        return False
+    if code is None:
+        log.warning("up replica=%s pid=%d did not stop: killing it", replica.name, replica.proc.pid)
+        replica.proc.kill()
+        code = replica.proc.wait()
+    log.info("up retired replica=%s pid=%d code=%s", replica.name, replica.proc.pid, code)
+    return True
+
+
+class Scaler(Protocol):
+    """What resizes a group (`redline.upscale.UpScaler`): called every supervisor round."""
+
+    def tick(self, now: float) -> None: ...
+
+
+@dataclass
+class Supervisor:
+    """Keeps every replica of every group running until stopped; `scalers` resize groups."""
+
+    groups: list[Group]
     grace: float = 15.0
     interval: float = 0.2
+    scalers: list[Scaler] = field(default_factory=list)
     stopped: bool = field(default=False, init=False)
 
     def run(self, stopping: Callable[[], bool]) -> None:
-        for replica in self.replicas:
-            replica.start()
+        for group in self.groups:
+            group.resize(group.plan.replicas, time.monotonic(), self.grace)
         try:
             while not stopping():
                 now = time.monotonic()
-                for replica in self.replicas:
-                    replica.check(now)
+                for group in self.groups:
+                    group.check(now)
+                for scaler in self.scalers:
+                    scaler.tick(now)
                 time.sleep(self.interval)
         finally:
             self.stop()
 
     def stop(self) -> None:
         """SIGTERM every replica, wait up to `grace` seconds, then SIGKILL what is left."""
-        running = [r.proc for r in self.replicas if r.proc is not None and r.proc.poll() is None]
+        running = [proc for group in self.groups for proc in group.processes()]
         for proc in running:
             proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + self.grace
@@ -228,13 +326,13 @@ class Supervisor:
         self.stopped = True
 
 
-def replicas_for(topology: Topology, url: str, config_dir: Path) -> list[Replica]:
-    """One `Replica` per process: ``python -m redline KIND --config FILE --redis URL``."""
+def groups_for(topology: Topology, url: str, config_dir: Path) -> list[Group]:
+    """One `Group` per service; each replica runs
+    ``python -m redline KIND --config FILE --redis URL``."""
     out = []
     for plan in topology.services:
         file = config_dir / f"{plan.name}.json"
         file.write_text(json.dumps(plan.config))
         argv = [sys.executable, "-m", "redline", plan.kind, "--config", str(file), "--redis", url]
-        for index in range(plan.replicas):
-            out.append(Replica(f"{plan.name}.{index}", argv, topology.directory))
+        out.append(Group(plan, argv, topology.directory))
     return out

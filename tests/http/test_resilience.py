@@ -21,7 +21,7 @@ from redline.connection import connect
 from redline.queue import QueueInfo, ReliableQueue
 from tests.conftest import needs_tool
 from tests.helpers import spawn, stop, wait_for
-from tests.http.web import WEBSITE, Wrk, fresh_db, topology
+from tests.http.web import WEBSITE, Wrk, fresh_db, live_pids, topology
 from tests.servers import ServerProcess, free_port
 
 pytestmark = pytest.mark.timeout(240)
@@ -198,21 +198,7 @@ def _kill_one(client: redis.Redis, service: str) -> bool:
 
 
 def _replicas(client: redis.Redis, service: str) -> list[int]:
-    """The pids of the service's registered replicas that are running (not zombies)."""
-    ns, pids = f"website:{service}", []
-    for ident in client.lrange(f"{ns}:ids", 0, -1):
-        pid = client.hget(f"{ns}:{ident.decode()}", "pid")
-        if pid is not None and _running(int(pid)):
-            pids.append(int(pid))
-    return pids
-
-
-def _running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
+    return live_pids(client, f"website:{service}")
 
 
 def _count(client: redis.Redis, ns: str, metric: str) -> int:

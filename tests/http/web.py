@@ -118,3 +118,21 @@ class Wrk:
         assert status and sock, out
         broken = sum(int(g) for g in sock.groups())
         return LoadResult(int(status[1]), int(status[2]), broken, out.strip())
+
+
+def live_pids(client: redis.Redis, ns: str) -> list[int]:
+    """The pids of namespace `ns`'s registered instances whose process runs (not a zombie)."""
+    pids = []
+    for ident in client.lrange(f"{ns}:ids", 0, -1):
+        pid = client.hget(f"{ns}:{ident.decode()}", "pid")
+        if pid is not None and _running(int(pid)):
+            pids.append(int(pid))
+    return pids
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")

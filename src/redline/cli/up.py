@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -20,7 +22,16 @@ from redline.http.hassets import AssetsConfig
 from redline.http.himporter import ImporterSettings
 from redline.http.hrender import RenderConfig
 from redline.http.hrouter import RouterConfig
-from redline.up import ServicePlan, Supervisor, Topology, load_topology, replicas_for, seed_commands
+from redline.up import (
+    Group,
+    ServicePlan,
+    Supervisor,
+    Topology,
+    groups_for,
+    load_topology,
+    seed_commands,
+)
+from redline.upscale import UpScaler
 
 __all__ = ["up"]
 
@@ -85,8 +96,24 @@ def up(file: Path, redis_url: str | None, port: int | None, grace: float) -> Non
     signal.signal(signal.SIGINT, on_signal)
     with server_for(redis_url or topology.redis) as url, tempfile.TemporaryDirectory() as tmp:
         _seed(topology, url)
-        replicas = replicas_for(topology, url, Path(tmp))
+        groups = groups_for(topology, url, Path(tmp))
+        count = sum(group.plan.replicas for group in groups)
         where = f" — http://127.0.0.1:{topology.port}/" if topology.port else ""
-        click.echo(f"redline up: {len(replicas)} processes on {url}{where} (Ctrl-C to stop)")
-        Supervisor(replicas, grace).run(lambda: stop["now"])
+        click.echo(f"redline up: {count} processes on {url}{where} (Ctrl-C to stop)")
+        _supervise(groups, url, grace, lambda: stop["now"])
         click.echo("redline up: stopped")
+
+
+def _supervise(groups: list[Group], url: str, grace: float, stopping: Callable[[], bool]) -> None:
+    """Run the groups until `stopping`; the autoscaled ones with an `UpScaler` each."""
+    client = connect_sync(url)
+    scalers = [UpScaler(client, g, grace) for g in groups if g.plan.autoscale is not None]
+    try:
+        for scaler in scalers:
+            scaler.publish()
+        Supervisor(groups, grace, scalers=list(scalers)).run(stopping)
+    finally:
+        with contextlib.suppress(redis.exceptions.RedisError):
+            for scaler in scalers:
+                scaler.withdraw()
+        client.close()

@@ -137,9 +137,10 @@ class HttpService:
         # may not have gone out is left to its lease (redelivered, answered again).
         sends, answered = self._sends, self._answered
         self._sends, self._answered = [], []
-        # The batch answered now is acked by the next step: an idle queue must not hold it
-        # past its lease (it would be redelivered, answered twice), so the wait is short then.
-        block = min(config.pop_timeout, config.lease / 4) if answered else config.pop_timeout
+        # The batch answered now is acked by the next step, so this one does not wait on an
+        # idle queue: a replica holds no answered request longer than a round trip (its lease
+        # cannot run out meanwhile, and the queue's in-flight count is work under way).
+        block = None if answered else config.pop_timeout
         results, batch = await queue.pop_after(
             sends, config.in_, count=config.batch, block=block, ack=self._unacked
         )
