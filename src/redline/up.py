@@ -213,13 +213,14 @@ class Replica:
         self.started = time.monotonic()
         log.info("up started replica=%s pid=%d", self.name, self.proc.pid)
 
-    def check(self, now: float) -> None:
-        """Restart the process if it has exited (after a backoff delay)."""
+    def check(self, now: float) -> int | None:
+        """Restart the process if it has exited (after a backoff delay); the pid of a process
+        found exited."""
         if self.proc is None or self.proc.poll() is None:
             if self.proc is None and now >= self.restart_at:
                 self.start()
-            return
-        code = self.proc.returncode
+            return None
+        code, pid = self.proc.returncode, self.proc.pid
         self.crashes = 1 if now - self.started > RESET_AFTER else self.crashes + 1
         delay = delay_for(self.crashes, 0.2, 10.0)
         log.warning(
@@ -230,6 +231,7 @@ class Replica:
             delay,
         )
         self.proc, self.restart_at = None, now + delay
+        return pid
 
 
 @dataclass
@@ -257,10 +259,11 @@ class Group:
                 replica.proc.send_signal(signal.SIGTERM)
                 self.retiring.append((replica, now + grace))
 
-    def check(self, now: float) -> None:
-        for replica in self.replicas:
-            replica.check(now)
+    def check(self, now: float) -> list[int]:
+        """Restart replicas that exited, reap retired ones; the pids found exited."""
+        dead = [pid for replica in self.replicas if (pid := replica.check(now)) is not None]
         self.retiring = [(r, due) for r, due in self.retiring if not _retired(r, now, due)]
+        return dead
 
     def processes(self) -> list[subprocess.Popen[bytes]]:
         every = [*self.replicas, *(r for r, _ in self.retiring)]
@@ -288,12 +291,14 @@ class Scaler(Protocol):
 
 @dataclass
 class Supervisor:
-    """Keeps every replica of every group running until stopped; `scalers` resize groups."""
+    """Keeps every replica of every group running until stopped; `scalers` resize groups;
+    `bury(plan, pid)` is told of each replica that died (to drop its registration at once)."""
 
     groups: list[Group]
     grace: float = 15.0
     interval: float = 0.2
     scalers: list[Scaler] = field(default_factory=list)
+    bury: Callable[[ServicePlan, int], None] | None = None
     stopped: bool = field(default=False, init=False)
 
     def run(self, stopping: Callable[[], bool]) -> None:
@@ -303,7 +308,9 @@ class Supervisor:
             while not stopping():
                 now = time.monotonic()
                 for group in self.groups:
-                    group.check(now)
+                    for pid in group.check(now):
+                        if self.bury is not None:
+                            self.bury(group.plan, pid)
                 for scaler in self.scalers:
                     scaler.tick(now)
                 time.sleep(self.interval)

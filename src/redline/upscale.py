@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 
 from redis.exceptions import RedisError
 
 from redline.autoscale import Autoscaler, backlog
 from redline.connection import SyncClient
 from redline.cscale import DESIRED_KEY, EVENTS_KEPT, EVENTS_KEY, SPECS_KEY, event_json
+from redline.lifecycle import ids_key, instance_key
 from redline.queue import SyncReliableQueue
 from redline.up import Group
 
-__all__ = ["UpScaler"]
+__all__ = ["UpScaler", "bury"]
 
 log = logging.getLogger(__name__)
 
@@ -82,3 +84,18 @@ class UpScaler:
         pipe.lpush(EVENTS_KEY, event_json(self.namespace, message, agent="up"))
         pipe.ltrim(EVENTS_KEY, 0, EVENTS_KEPT - 1)
         pipe.execute()
+
+
+def bury(client: SyncClient, namespace: str, pid: int) -> list[str]:
+    """Drop the registration of `namespace`'s instance that ran as `pid` on this machine and
+    died (its hash and its id), so that `redline status` and the replicas' peers see it gone
+    at once rather than when its hash expires; returns the keys deleted."""
+    host, gone = socket.gethostname().encode(), []
+    for raw in client.lrange(ids_key(namespace), 0, -1):
+        ident = raw.decode() if isinstance(raw, bytes) else str(raw)
+        key = instance_key(namespace, ident)
+        if client.hmget(key, "host", "pid") == [host, str(pid).encode()]:
+            client.delete(key)
+            client.lrem(ids_key(namespace), 0, ident)
+            gone.append(key)
+    return gone

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
 import sys
 import tempfile
@@ -16,7 +17,7 @@ import redis.exceptions
 from redline.cli.common import EXIT_CONFIG, fail, server_for
 from redline.cli.http import HandlerConfig
 from redline.config import ServiceConfig, load_config
-from redline.connection import connect_sync
+from redline.connection import SyncClient, connect_sync
 from redline.errors import ConfigError
 from redline.http.hassets import AssetsConfig
 from redline.http.himporter import ImporterSettings
@@ -31,9 +32,11 @@ from redline.up import (
     load_topology,
     seed_commands,
 )
-from redline.upscale import UpScaler
+from redline.upscale import UpScaler, bury
 
 __all__ = ["up"]
+
+log = logging.getLogger(__name__)
 
 KNOWN: dict[str, type[ServiceConfig]] = {
     "himporter": ImporterSettings,
@@ -111,9 +114,20 @@ def _supervise(groups: list[Group], url: str, grace: float, stopping: Callable[[
     try:
         for scaler in scalers:
             scaler.publish()
-        Supervisor(groups, grace, scalers=list(scalers)).run(stopping)
+        Supervisor(groups, grace, scalers=list(scalers), bury=_burier(client)).run(stopping)
     finally:
         with contextlib.suppress(redis.exceptions.RedisError):
             for scaler in scalers:
                 scaler.withdraw()
         client.close()
+
+
+def _burier(client: SyncClient) -> Callable[[ServicePlan, int], None]:
+    def bury_dead(plan: ServicePlan, pid: int) -> None:
+        try:
+            for key in bury(client, plan.namespace, pid):
+                log.info("up replica of %s pid=%d died: unregistered %s", plan.name, pid, key)
+        except redis.exceptions.RedisError as exc:
+            log.warning("up could not unregister pid=%d of %s: %r", pid, plan.name, exc)
+
+    return bury_dead
