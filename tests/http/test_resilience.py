@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -132,11 +133,18 @@ def _status(url: str) -> int:
 
 
 def _website(here: Path) -> Path:
-    """The example website (two replicas of every handler service, hassets autoscaled from
-    two), its hello handler working 20 ms per request (so that its replicas always hold
-    requests when killed)."""
+    """The example website (two replicas of every handler service; hassets, autoscaled there,
+    kept at two), its hello handler working 20 ms per request (so that its replicas always
+    hold requests when killed)."""
     site = here / "website"
     shutil.copytree(WEBSITE.parent, site)
+    config = site / "redline.toml"
+    text = re.sub(
+        r"\[services.hassets\]\nautoscale = .*\n",
+        "[services.hassets]\nreplicas = 2\n",
+        config.read_text(),
+    )
+    config.write_text(text)
     handlers = site / "handlers.py"
     handlers.write_text(
         handlers.read_text()
@@ -156,10 +164,11 @@ def test_killing_any_handler_replica_under_load_costs_no_error(
     server: ServerProcess, tmp_path: Path
 ) -> None:
     """The example website (himporter timeout 5 s) under wrk at 32 connections; one registered
-    replica of each handler service SIGKILLed in turn, twice each, while its sibling serves.
-    Each kill must land on work in hand (the survivors count redeliveries after it) and
-    answers must keep coming after it; wrk sees only 2xx answers and no socket error or
-    timeout; at the end every queue is settled (nothing lost, nothing left in flight)."""
+    replica of each handler service SIGKILLed in turn while its sibling serves, until a kill
+    of each has landed on work in hand (the survivors count redeliveries after it; at most
+    four kills each). Answers must keep coming after every kill; wrk sees only 2xx answers
+    and no socket error or timeout; at the end every queue is settled (nothing lost, nothing
+    left in flight)."""
     url, port = fresh_db(server, 91), free_port()
     client = redis.Redis.from_url(url)
     config = _website(tmp_path)
@@ -167,10 +176,12 @@ def test_killing_any_handler_replica_under_load_costs_no_error(
         for service in SERVICES:
             wait_for(lambda s=service: len(_replicas(client, s)) >= 2, timeout=60)  # type: ignore[misc]
         load = Wrk(f"http://127.0.0.1:{port}", PATHS, tmp_path, connections=32)
-        hits = {service: 0 for service in (*SERVICES, *SERVICES)}
+        hits = dict.fromkeys(SERVICES, 0)
         try:
-            for service in (*SERVICES, *SERVICES):
-                hits[service] += _kill_one(client, service)
+            for service in SERVICES:  # a quick service may be between batches: kill again
+                for _ in range(4):
+                    if not hits[service]:
+                        hits[service] += _kill_one(client, service)
         finally:
             result = load.stop()
         print(result.summary, hits)  # shown with pytest -s
@@ -181,10 +192,10 @@ def test_killing_any_handler_replica_under_load_costs_no_error(
 
 
 def _kill_one(client: redis.Redis, service: str) -> bool:
-    """SIGKILL one of the service's two registered replicas (waiting for the replacement of
-    the last victim first); True when a survivor then redelivered what the victim held. Also
-    waits for 50 answers after the kill."""
-    victim = wait_for(lambda: _replicas(client, service)[1:] and _replicas(client, service)[0], 90)
+    """SIGKILL the oldest of the service's two registered replicas (the one longest at work;
+    after the replacement of the last victim has registered); True when a survivor then
+    redelivered what the victim held. Also waits for 50 answers after the kill."""
+    victim = wait_for(lambda: _replicas(client, service)[1:] and _replicas(client, service)[-1], 90)
     redelivered = _count(client, f"website:{service}", "redelivered")
     answered = _count(client, "website:himporter", "response")
     os.kill(victim, signal.SIGKILL)
