@@ -219,3 +219,44 @@ def _within(seconds: float, predicate: Callable[[], bool]) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+TWO_IMPORTERS = """
+[defaults]
+serviceNamespace = "ti"
+popTimeout = 0.5
+
+[services.himporter]
+replicas = 2
+out = "ti:http"
+
+[services.hrouter]
+in = "ti:http"
+routes = [{ path = "/(?P<path>.*)", queue = "ti:assets" }]
+
+[services.hassets]
+in = "ti:assets"
+root = "www"
+"""
+
+
+@pytest.mark.slow
+def test_two_importers_on_one_port_survive_the_loss_of_one(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    """Two himporter replicas share the port: SIGKILL one, and new connections are all
+    answered by the other; `redline up` starts a replacement, which registers."""
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "a.txt").write_text("hello\n")
+    (tmp_path / "up.toml").write_text(TWO_IMPORTERS)
+    url, port = fresh_db(server, 93), free_port()
+    client = redis.Redis.from_url(url)
+    with topology(tmp_path / "up.toml", url, port, tmp_path / "up.log", ("/a.txt",)):
+        importers = wait_for(lambda: (p := live_pids(client, "ti:himporter"))[1:] and p, 60)
+        os.kill(importers[-1], signal.SIGKILL)
+        wait_for(lambda: importers[-1] not in live_pids(client, "ti:himporter"), timeout=30)
+        for _ in range(30):  # each a new connection: only the live listener gets them
+            response = httpx.get(f"http://127.0.0.1:{port}/a.txt", timeout=10)
+            assert (response.status_code, response.text) == (200, "hello\n")
+        wait_for(lambda: len(live_pids(client, "ti:himporter")) == 2, timeout=60)
+    assert "exited code=-9; restart in" in (tmp_path / "up.log").read_text()

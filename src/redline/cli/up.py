@@ -82,7 +82,10 @@ def up(file: Path, redis_url: str | None, port: int | None, grace: float) -> Non
     """Start every service of the topology FILE (TOML or JSON), each replica its own process.
 
     Uses the file's `redis` URL, else the default server, else an embedded one. Restarts a
-    replica that crashes; Ctrl-C (or SIGTERM) stops them all cleanly. See docs/web.md.
+    replica that crashes; Ctrl-C (or SIGTERM) stops them all cleanly. A service with an
+    `autoscale = {min, max, perReplica, interval, downAfter}` table is scaled between min and
+    max replicas from its queue's backlog; `redline status` shows the decisions. See
+    docs/web.md.
     """
     try:
         topology = load_topology(file, _validate, port)
