@@ -164,11 +164,11 @@ def test_killing_any_handler_replica_under_load_costs_no_error(
     server: ServerProcess, tmp_path: Path
 ) -> None:
     """The example website (himporter timeout 5 s) under wrk at 32 connections; one registered
-    replica of each handler service SIGKILLed in turn while its sibling serves, until a kill
-    of each has landed on work in hand (the survivors count redeliveries after it; at most
-    four kills each). Answers must keep coming after every kill; wrk sees only 2xx answers
-    and no socket error or timeout; at the end every queue is settled (nothing lost, nothing
-    left in flight)."""
+    replica of each handler service SIGKILLed in turn while its sibling serves, caught holding
+    requests, until a kill of each has landed on work in hand (the survivors count
+    redeliveries after it; at most four kills each). Answers must keep coming after every
+    kill; wrk sees only 2xx answers and no socket error or timeout; at the end every queue is
+    settled (nothing lost, nothing left in flight)."""
     url, port = fresh_db(server, 91), free_port()
     client = redis.Redis.from_url(url)
     config = _website(tmp_path)
@@ -181,7 +181,7 @@ def test_killing_any_handler_replica_under_load_costs_no_error(
             for service in SERVICES:  # a quick service may be between batches: kill again
                 for _ in range(4):
                     if not hits[service]:
-                        hits[service] += _kill_one(client, service)
+                        hits[service] += _kill_one(client, url, service)
         finally:
             result = load.stop()
         print(result.summary, hits)  # shown with pytest -s
@@ -191,17 +191,48 @@ def test_killing_any_handler_replica_under_load_costs_no_error(
             wait_for(lambda q=queue: settled(url, q), timeout=30)  # type: ignore[misc]
 
 
-def _kill_one(client: redis.Redis, service: str) -> bool:
-    """SIGKILL the oldest of the service's two registered replicas (the one longest at work;
-    after the replacement of the last victim has registered); True when a survivor then
-    redelivered what the victim held. Also waits for 50 answers after the kill."""
+QUEUES = {
+    "hassets": "website:assets",
+    "hrender": "website:render",
+    "hrouter": "website:http",
+    "hello": "website:hello",
+}
+
+
+def _kill_one(client: redis.Redis, url: str, service: str) -> bool:
+    """SIGKILL the oldest of the service's two registered replicas (after the replacement of
+    the last victim has registered), caught holding work: frozen with SIGSTOP, it is killed
+    once a delivery of its queue has stayed in flight for 0.25 s (the sibling acks its own
+    within milliseconds), else let go and tried again. True when a survivor then redelivered
+    what the victim held. Also waits for 50 answers after the kill."""
     victim = wait_for(lambda: _replicas(client, service)[1:] and _replicas(client, service)[-1], 90)
+    for _ in range(50):
+        os.kill(victim, signal.SIGSTOP)
+        time.sleep(0.3)
+        if _held(url, QUEUES[service], 0.25):
+            break
+        os.kill(victim, signal.SIGCONT)
+        time.sleep(0.1)
     redelivered = _count(client, f"website:{service}", "redelivered")
     answered = _count(client, "website:himporter", "response")
     os.kill(victim, signal.SIGKILL)
     hit = _within(15, lambda: _count(client, f"website:{service}", "redelivered") > redelivered)
     wait_for(lambda: _count(client, "website:himporter", "response") >= answered + 50, 60)
     return hit
+
+
+def _held(url: str, key: str, seconds: float) -> bool:
+    """Whether a delivery of queue `key` has been in flight for `seconds` or more."""
+
+    async def get() -> bool:
+        client = connect(url)
+        try:
+            pending = await ReliableQueue(client).inspect(key, pending=True, count=1000)
+        finally:
+            await client.aclose()
+        return any(m.elapsed is not None and m.elapsed >= seconds for m in pending)
+
+    return asyncio.run(get())
 
 
 def _replicas(client: redis.Redis, service: str) -> list[int]:
