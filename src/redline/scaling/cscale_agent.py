@@ -40,7 +40,7 @@ import uuid
 from redline.connection import AsyncClient
 from redline.errors import TRANSIENT
 from redline.runtime import Context
-from redline.scaling.autoscale import Autoscaler
+from redline.scaling.autoscale import Autoscaler, backlog
 from redline.scaling.cscale import (
     AGENTS_KEY,
     DESIRED_KEY,
@@ -61,6 +61,7 @@ from redline.scaling.cscale import (
 from redline.scaling.procs import Child, Children
 from redline.scaling.registry import Instance, instances, retire
 from redline.scripting import scripts
+from redline.queue import ReliableQueue
 
 __all__ = ["Agent"]
 
@@ -234,7 +235,7 @@ class Agent:
             self.autoscalers.pop(ns, None)  # another agent decides; start afresh if we take over
             return
         scaler = self.autoscalers.setdefault(ns, Autoscaler(policy))
-        length = await self.client.llen(policy.queue)
+        length = backlog(await ReliableQueue(self.client).info(policy.queue))
         current = await get_desired(self.client, ns) or 0
         decision = scaler.decide(now, length, current)
         if decision is not None:
