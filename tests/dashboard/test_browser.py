@@ -20,6 +20,7 @@ import redis
 
 from redline.connection import connect
 from redline.jobs import Task, enqueue, job_keys
+from redline.jobs.worker import QUEUES_KEY
 from redline.queue import QueueKeys, ReliableQueue
 from redline.runtime.desired import DESIRED_KEY
 from redline.scaling import registry
@@ -169,6 +170,13 @@ def test_counts_and_lists_change_without_a_reload(
     client.lpush("orders", b"fresh-message")  # a plain LPUSH: any producer
     wait_for(lambda: text_of(browser, "#n-waiting") == "4", timeout=30)
     wait_for(lambda: "fresh-message" in (text_of(browser, "#list") or ""), timeout=30)
+    assert browser.evaluate("window.notReloaded") is True
+    browser.open(dashboard + "/")
+    wait_for(lambda: live_state(browser) == "live", timeout=30)
+    browser.evaluate("window.notReloaded = true")
+    client.sadd(QUEUES_KEY, "mail")  # a worker started serving a new queue
+    client.lpush("mail", b"hello")
+    wait_for(lambda: text_of(browser, '[data-q="mail"][data-f="waiting"]') == "1", timeout=30)
     assert browser.evaluate("window.notReloaded") is True
     assert browser.problems == []
 
