@@ -10,10 +10,18 @@
   var samples = [], every = 2, seen = null, refreshing = false;
   var colours = ["#b3261e", "#1a5fb4", "#26783a", "#a15c00", "#6a3d9a", "#00727d"];
 
+  var lastGood = null;
+
   function status(state, text) {
     if (!badge) { return; }
     badge.dataset.state = state;
     badge.textContent = text;
+    var banner = document.getElementById("banner");
+    banner.hidden = state !== "down";
+    if (state === "down") {
+      var since = lastGood ? " The numbers shown are from " + lastGood.toLocaleTimeString() + "." : "";
+      banner.textContent = text.replace("…", "") + ": the page goes on by itself once it is back." + since;
+    }
   }
 
   function setCounts(sample) {
@@ -58,6 +66,7 @@
   function onSample(sample) {
     if (!sample.ok) { status("down", "Redis unreachable, reconnecting…"); return; }
     status("live", "live");
+    lastGood = new Date(sample.t * 1000);
     samples.push(sample);
     if (samples.length > 300) { samples.shift(); }
     setCounts(sample);
