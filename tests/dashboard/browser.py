@@ -99,6 +99,18 @@ class Browser:
         path.write_bytes(base64.b64decode(shot["data"]))
         self.call("Emulation.clearDeviceMetricsOverride")
 
+    def press(self, key: str, code: int) -> None:
+        """A real key press (down and up), as the keyboard sends it: "Tab" 9, "Enter" 13."""
+        for kind in ("keyDown", "keyUp"):
+            self.call(
+                "Input.dispatchKeyEvent",
+                type=kind,
+                key=key,
+                code=key,
+                windowsVirtualKeyCode=code,
+                **({"text": "\r"} if key == "Enter" and kind == "keyDown" else {}),
+            )
+
     def evaluate(self, expression: str) -> Any:
         result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
         return result["result"].get("value")

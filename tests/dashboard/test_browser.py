@@ -249,3 +249,23 @@ def test_scale_from_the_services_page(redis_url: str, dashboard: str, browser: B
     wait_for(lambda: text_of(browser, '[data-desired-ns="demo:worker"]') == "5", timeout=30)
     assert redis.Redis.from_url(redis_url).hget(DESIRED_KEY, "demo:worker") == b"5"
     assert browser.problems == []
+
+
+def test_keyboard_reaches_the_content_and_every_control(
+    redis_url: str, dashboard: str, browser: Browser
+) -> None:
+    seed(redis_url)
+    browser.open(dashboard + "/queues/orders")
+    browser.press("Tab", 9)
+    assert browser.evaluate("document.activeElement.className") == "skip"
+    assert browser.evaluate("getComputedStyle(document.activeElement).left") != "-999px"
+    browser.press("Enter", 13)
+    wait_for(lambda: browser.evaluate("document.activeElement.id") == "main", timeout=10)
+    reached = set()
+    for _ in range(12):  # from the content on, Tab walks the page's controls in order
+        browser.press("Tab", 9)
+        reached.add(browser.evaluate("document.activeElement.id || document.activeElement.name"))
+        style = browser.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+        assert style != "none"  # focus is visible
+    assert {"recover", "purge", "tab-waiting", "q"} <= reached
+    assert browser.problems == []
