@@ -36,6 +36,9 @@ from typing import Any
 
 from redline.connection import AsyncClient
 from redline.errors import TRANSIENT, JobError, JobSerializationError, UnknownTaskError
+from redline.jobs import events
+from redline.jobs.context import JobContext, enter, leave
+from redline.jobs.control import CONTROL_EVERY, Control
 from redline.jobs.cron import CronSchedule, CronScheduler
 from redline.jobs.document import JobDocument, JobState, encode_value, job_keys
 from redline.jobs.job import FAILURE_TTL, RECENT, JobRecord, describe_args, enqueue
@@ -69,9 +72,12 @@ class JobOutcome:
     dead: bool = False
     returned: bool = False
     millis: float = 0.0
+    cancelled: bool = False
 
     @property
     def state(self) -> JobState:
+        if self.cancelled:
+            return JobState.CANCELLED
         if self.ok:
             return JobState.COMPLETE
         return JobState.DEAD if self.dead else JobState.RETRYING
@@ -105,6 +111,7 @@ class Worker:
         grace: float = 10.0,
         cron: bool = True,
         metrics: Metrics | None = None,
+        track: bool = True,
     ) -> None:
         if concurrency < 1:
             raise JobError(f"concurrency {concurrency!r} must be >= 1")
@@ -124,6 +131,9 @@ class Worker:
         self._settler: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._queue: ReliableQueue | None = None
+        self.control = Control(self.queues)  # paused queues, cancelled jobs
+        self.events = events.EventLog(track)  # state changes, written with each settling
+        self._jobs: dict[str, JobContext] = {}  # running jobs by id
 
     @property
     def queue(self) -> ReliableQueue:
@@ -141,6 +151,10 @@ class Worker:
     async def start(self, ctx: Context) -> None:
         self._bind(ctx.redis)
         await ctx.redis.sadd(QUEUES_KEY, *self.queues)
+        await self.control.refresh(ctx.redis)
+        self._background.append(
+            asyncio.create_task(self.control.run(ctx.redis, ctx.stopping, self._cancel_running))
+        )
         self._settler = asyncio.create_task(self._settle_loop())
         self._heartbeat = asyncio.create_task(self._heartbeat_loop())
         self._background.append(asyncio.create_task(self._promote_loop(ctx.stopping)))
@@ -192,12 +206,15 @@ class Worker:
         if ctx.stopping.is_set():
             return
         free = self.concurrency - self.active
-        block = min(ctx.config.pop_timeout, 5.0)
+        # A pop blocks at most CONTROL_EVERY: a queue paused meanwhile gives no job after it.
+        block = min(ctx.config.pop_timeout, 5.0, CONTROL_EVERY)
         for delivery in await self._pop(ctx, free, block):
             self.active += 1
             running = asyncio.create_task(self._run_one(delivery))
             self._runs[running] = delivery
             running.add_done_callback(self._done)
+        if self.events:
+            self._ready.set()  # write the started events now, not with the next settling
 
     async def run_once(self, client: AsyncClient) -> JobOutcome | None:
         """Pop one waiting job (no blocking), run it and settle it as `step` does; None when
@@ -208,12 +225,17 @@ class Worker:
             return None
         outcome = await self._run_one(popped[0])
         await self._settle([outcome])
+        await self.events.flush(client)
         return outcome
 
     async def _pop(self, ctx: Context, count: int, block: float) -> list[Delivery]:
         """Up to `count` jobs, waiting up to `block` seconds for one (a seam for other job
         formats: `redline.jobs.sidekiq` fetches Sidekiq's)."""
-        return await self.queue.pop(*self.queues, count=count, block=block)
+        queues = self.control.active(self.queues)
+        if not queues:  # all paused
+            await asyncio.sleep(block)
+            return []
+        return await self.queue.pop(*queues, count=count, block=block)
 
     # -- running jobs ----------------------------------------------------------------------
 
@@ -237,10 +259,10 @@ class Worker:
             await self._ready.wait()
             self._ready.clear()
             outcomes, self._finished = self._finished, []
-            if not outcomes:
-                continue
             try:
-                await self._settle(outcomes)
+                if outcomes:
+                    await self._settle(outcomes)
+                await self.events.flush(self.queue.client)
             except TRANSIENT as exc:  # the leases lapse and the jobs are redelivered
                 log.warning("worker could not settle jobs=%d error=%r", len(outcomes), str(exc))
 
@@ -269,15 +291,63 @@ class Worker:
                     f"delivered {delivery.deliveries} times, more than max_deliveries="
                     f"{task.max_deliveries}: its runs never finished (killed workers?)"
                 )
-            value = await self._traced_call(task, doc, delivery)
+            if self.control.is_cancelled(doc.id):
+                return JobOutcome(delivery, doc, task, cancelled=True)
+            value, cancelled = await self._tracked_call(task, doc, delivery)
+            if cancelled:  # a sync run that finished after all: its result is discarded
+                return JobOutcome(delivery, doc, task, cancelled=True)
             kept = encode_value(value, f"job {doc.id} result") if doc.result_ttl else None
             return JobOutcome(delivery, doc, task, ok=True, value=kept)
         except asyncio.CancelledError:
-            return JobOutcome(delivery, doc, task, returned=True)
+            cancelled = doc is not None and self.control.is_cancelled(doc.id)
+            return JobOutcome(delivery, doc, task, returned=not cancelled, cancelled=cancelled)
         except (JobSerializationError, UnknownTaskError) as exc:  # not the task's code: no trace
             return JobOutcome(delivery, doc, task, error=f"{type(exc).__name__}: {exc}", dead=True)
         except Exception as exc:
             return _failure(delivery, doc, task, exc)
+
+    async def _tracked_call(
+        self, task: Task[..., Any], doc: JobDocument, delivery: Delivery
+    ) -> tuple[Any, bool]:
+        """`_traced_call` as the current job (`current_job()`), with its started event; the
+        value, and whether the job was cancelled meanwhile."""
+        job = JobContext(
+            doc.id,
+            delivery.key,
+            doc.task,
+            delivery.deliveries,
+            self._progress(doc, delivery),
+            asyncio.get_running_loop(),
+        )
+        if task.is_async:
+            job.run = asyncio.current_task()
+        self._jobs[doc.id] = job
+        token = enter(job)
+        self.events.add(events.started(delivery.key, doc, delivery.deliveries))
+        try:
+            return await self._traced_call(task, doc, delivery), job.cancelled
+        finally:
+            leave(token)
+            self._jobs.pop(doc.id, None)
+
+    def _progress(self, doc: JobDocument, delivery: Delivery) -> Any:
+        def report(fraction: float, message: str) -> None:
+            self.events.add(
+                events.progressed(
+                    doc.id, delivery.key, doc.task, delivery.deliveries, fraction, message
+                )
+            )
+            self._ready.set()
+
+        return report
+
+    def _cancel_running(self, job_ids: list[str]) -> None:
+        """Cancel the runs of `job_ids` that run here (the Control's callback)."""
+        for job_id in job_ids:
+            job = self._jobs.get(job_id)
+            if job is not None:
+                log.info("job cancelled while running id=%s task=%s", job_id, job.task)
+                job.cancel()
 
     async def _traced_call(self, task: Task[..., Any], doc: JobDocument, delivery: Delivery) -> Any:
         """`_call`, inside a span continuing the enqueue's trace when tracing is on."""
@@ -312,17 +382,23 @@ class Worker:
         # to be redelivered and run again (at least once), never a lock that outlives its job
         # (which would turn every later enqueue with the key, a cron entry's too, into a no-op
         # for unique_ttl).
-        await self._unlock(o for o in outcomes if o.ok or o.dead)
-        done = [o for o in outcomes if o.ok]
+        await self._unlock(o for o in outcomes if o.ok or o.dead or o.cancelled)
+        done = [o for o in outcomes if o.ok or o.cancelled]
         if done:
             await self.queue.ack(*(o.delivery for o in done))
             self.completed += len(done)
         for outcome in outcomes:
             if outcome.returned:
                 await self.queue.nack(outcome.delivery, delay=0, reason="worker shut down")
-            elif not outcome.ok:
+            elif not (outcome.ok or outcome.cancelled):
                 await self._failed(outcome)
         await self._record(outcomes)
+        for o in outcomes:
+            if o.doc is not None and not o.returned:
+                for pending in events.finished(
+                    o.delivery.key, o.doc, o.delivery.deliveries, o.state, o.error
+                ):
+                    self.events.add(pending)
 
     async def _unlock(self, finished: Iterable[JobOutcome]) -> None:
         """Release the unique locks the `finished` jobs hold (a later job's lock is left)."""
@@ -368,7 +444,11 @@ class Worker:
             if o.returned:
                 continue
             state = o.state
-            field = {JobState.COMPLETE: "complete", JobState.DEAD: "failed"}.get(state, "retried")
+            field = {
+                JobState.COMPLETE: "complete",
+                JobState.DEAD: "failed",
+                JobState.CANCELLED: "cancelled",
+            }.get(state, "retried")
             self._counts[(o.delivery.key, field)] += 1
             recorded += self._add_record(pipe, o, state)
         if recorded:
