@@ -18,6 +18,7 @@ from redline.jobs import (
     cancel_job,
     enqueue,
     enqueue_in,
+    job_events,
     job_keys,
     pause_queue,
     resume_queue,
@@ -179,3 +180,5 @@ async def test_cancel_and_pause_on_a_cluster(
         await running.stop()
     assert await marks(acluster, flag) == [f"started:{held.id}", "cancelled"]
     await assert_queue_empty(acluster, queue)
+    seen = [e.event async for e in job_events(acluster, queue) if e.job == held.id]
+    assert seen == ["enqueued", "started", "cancelled"]
