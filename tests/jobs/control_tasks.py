@@ -4,8 +4,8 @@ processes. Each records what happened to it in Redis at `url` (the tests count f
 from __future__ import annotations
 
 import asyncio
+import os
 import time
-
 from typing import Any
 
 from redline.connection import connect_sync
@@ -60,3 +60,16 @@ async def flaky(url: str, key: str) -> str:
         raise RuntimeError("first attempt fails")
     await job.progress(1.0, "done")
     return f"attempt {job.attempt}"
+
+
+@tasks.task(queue="c:jobs", max_deliveries=20)
+def whoami(url: str, key: str, n: int) -> None:
+    """Record that job `n` ran, and in which process."""
+    _redis(url).rpush(key, f"{n}:{os.getpid()}")
+
+
+@tasks.task(queue="c:jobs", max_deliveries=20)
+async def hold_here(url: str, key: str) -> None:
+    """Record the process it runs in, then wait until cancelled."""
+    _redis(url).rpush(key, str(os.getpid()))
+    await asyncio.sleep(600)

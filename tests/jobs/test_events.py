@@ -11,7 +11,7 @@ import pytest
 from redline.connection import AsyncClient
 from redline.jobs import JobEvent, JobState, enqueue, job_events
 from tests.jobs import control_tasks as c
-from tests.jobs.test_control import Running, marks, state_is, until
+from tests.jobs.test_control import Running, state_is, until
 
 
 @pytest.fixture

@@ -121,6 +121,8 @@ class Worker:
         self.executor = ThreadPoolExecutor(threads or concurrency, thread_name_prefix="job")
         self.active = 0  # jobs popped and not yet finished
         self.completed = 0
+        self.max_jobs: int | None = None  # jobs to take before stopping (`jobs.recycle`)
+        self.taken = 0
         self._runs: dict[asyncio.Task[JobOutcome], Delivery] = {}
         self._finished: list[JobOutcome] = []
         self._ready = asyncio.Event()  # outcomes wait to be settled
@@ -206,10 +208,15 @@ class Worker:
         if ctx.stopping.is_set():
             return
         free = self.concurrency - self.active
+        if self.max_jobs is not None and (free := min(free, self.max_jobs - self.taken)) <= 0:
+            log.info("worker recycling: took jobs=%d max_jobs=%d", self.taken, self.max_jobs)
+            ctx.stopping.set()  # what is in hand finishes in `stop`
+            return
         # A pop blocks at most CONTROL_EVERY: a queue paused meanwhile gives no job after it.
         block = min(ctx.config.pop_timeout, 5.0, CONTROL_EVERY)
         for delivery in await self._pop(ctx, free, block):
             self.active += 1
+            self.taken += 1
             running = asyncio.create_task(self._run_one(delivery))
             self._runs[running] = delivery
             running.add_done_callback(self._done)
@@ -386,13 +393,17 @@ class Worker:
         done = [o for o in outcomes if o.ok or o.cancelled]
         if done:
             await self.queue.ack(*(o.delivery for o in done))
-            self.completed += len(done)
+            self.completed += sum(1 for o in done if o.ok)
         for outcome in outcomes:
             if outcome.returned:
                 await self.queue.nack(outcome.delivery, delay=0, reason="worker shut down")
             elif not (outcome.ok or outcome.cancelled):
                 await self._failed(outcome)
         await self._record(outcomes)
+        self._add_events(outcomes)
+
+    def _add_events(self, outcomes: Sequence[JobOutcome]) -> None:
+        """The events of settled runs (written by the settling loop's next flush)."""
         for o in outcomes:
             if o.doc is not None and not o.returned:
                 for pending in events.finished(
