@@ -36,12 +36,11 @@ from typing import Any
 
 from redline.connection import AsyncClient
 from redline.errors import TRANSIENT, JobError, JobSerializationError, UnknownTaskError
-from redline.jobs import events
-from redline.jobs.context import JobContext, enter, leave
-from redline.jobs.control import CONTROL_EVERY, Control
+from redline.jobs.control import CONTROL_EVERY
 from redline.jobs.cron import CronSchedule, CronScheduler
 from redline.jobs.document import JobDocument, JobState, encode_value, job_keys
 from redline.jobs.job import FAILURE_TTL, RECENT, JobRecord, describe_args, enqueue
+from redline.jobs.runs import Runs
 from redline.jobs.task import Task, Tasks
 from redline.queue import Delivery, ReliableQueue
 from redline.runtime import Context
@@ -133,9 +132,7 @@ class Worker:
         self._settler: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._queue: ReliableQueue | None = None
-        self.control = Control(self.queues)  # paused queues, cancelled jobs
-        self.events = events.EventLog(track)  # state changes, written with each settling
-        self._jobs: dict[str, JobContext] = {}  # running jobs by id
+        self.runs = Runs(self.queues, track, self._ready.set)  # pause, cancel, events
 
     @property
     def queue(self) -> ReliableQueue:
@@ -153,10 +150,9 @@ class Worker:
     async def start(self, ctx: Context) -> None:
         self._bind(ctx.redis)
         await ctx.redis.sadd(QUEUES_KEY, *self.queues)
-        await self.control.refresh(ctx.redis)
-        self._background.append(
-            asyncio.create_task(self.control.run(ctx.redis, ctx.stopping, self._cancel_running))
-        )
+        await self.runs.control.refresh(ctx.redis)
+        control = self.runs.control.run(ctx.redis, ctx.stopping, self.runs.cancel)
+        self._background.append(asyncio.create_task(control))
         self._settler = asyncio.create_task(self._settle_loop())
         self._heartbeat = asyncio.create_task(self._heartbeat_loop())
         self._background.append(asyncio.create_task(self._promote_loop(ctx.stopping)))
@@ -220,7 +216,7 @@ class Worker:
             running = asyncio.create_task(self._run_one(delivery))
             self._runs[running] = delivery
             running.add_done_callback(self._done)
-        if self.events:
+        if self.runs.events:
             self._ready.set()  # write the started events now, not with the next settling
 
     async def run_once(self, client: AsyncClient) -> JobOutcome | None:
@@ -232,13 +228,13 @@ class Worker:
             return None
         outcome = await self._run_one(popped[0])
         await self._settle([outcome])
-        await self.events.flush(client)
+        await self.runs.events.flush(client)
         return outcome
 
     async def _pop(self, ctx: Context, count: int, block: float) -> list[Delivery]:
         """Up to `count` jobs, waiting up to `block` seconds for one (a seam for other job
         formats: `redline.jobs.sidekiq` fetches Sidekiq's)."""
-        queues = self.control.active(self.queues)
+        queues = self.runs.control.active(self.queues)
         if not queues:  # all paused
             await asyncio.sleep(block)
             return []
@@ -269,7 +265,8 @@ class Worker:
             try:
                 if outcomes:
                     await self._settle(outcomes)
-                await self.events.flush(self.queue.client)
+                if self.runs.events:
+                    await self.runs.events.flush(self.queue.client)
             except TRANSIENT as exc:  # the leases lapse and the jobs are redelivered
                 log.warning("worker could not settle jobs=%d error=%r", len(outcomes), str(exc))
 
@@ -298,63 +295,21 @@ class Worker:
                     f"delivered {delivery.deliveries} times, more than max_deliveries="
                     f"{task.max_deliveries}: its runs never finished (killed workers?)"
                 )
-            if self.control.is_cancelled(doc.id):
+            if self.runs.control.is_cancelled(doc.id):
                 return JobOutcome(delivery, doc, task, cancelled=True)
-            value, cancelled = await self._tracked_call(task, doc, delivery)
-            if cancelled:  # a sync run that finished after all: its result is discarded
+            with self.runs.running(doc, delivery, task.is_async) as job:
+                value = await self._traced_call(task, doc, delivery)
+            if job.cancelled:  # a sync run that finished after all: its result is discarded
                 return JobOutcome(delivery, doc, task, cancelled=True)
             kept = encode_value(value, f"job {doc.id} result") if doc.result_ttl else None
             return JobOutcome(delivery, doc, task, ok=True, value=kept)
         except asyncio.CancelledError:
-            cancelled = doc is not None and self.control.is_cancelled(doc.id)
+            cancelled = doc is not None and self.runs.control.is_cancelled(doc.id)
             return JobOutcome(delivery, doc, task, returned=not cancelled, cancelled=cancelled)
         except (JobSerializationError, UnknownTaskError) as exc:  # not the task's code: no trace
             return JobOutcome(delivery, doc, task, error=f"{type(exc).__name__}: {exc}", dead=True)
         except Exception as exc:
             return _failure(delivery, doc, task, exc)
-
-    async def _tracked_call(
-        self, task: Task[..., Any], doc: JobDocument, delivery: Delivery
-    ) -> tuple[Any, bool]:
-        """`_traced_call` as the current job (`current_job()`), with its started event; the
-        value, and whether the job was cancelled meanwhile."""
-        job = JobContext(
-            doc.id,
-            delivery.key,
-            doc.task,
-            delivery.deliveries,
-            self._progress(doc, delivery),
-            asyncio.get_running_loop(),
-        )
-        if task.is_async:
-            job.run = asyncio.current_task()
-        self._jobs[doc.id] = job
-        token = enter(job)
-        self.events.add(events.started(delivery.key, doc, delivery.deliveries))
-        try:
-            return await self._traced_call(task, doc, delivery), job.cancelled
-        finally:
-            leave(token)
-            self._jobs.pop(doc.id, None)
-
-    def _progress(self, doc: JobDocument, delivery: Delivery) -> Any:
-        def report(fraction: float, message: str) -> None:
-            self.events.add(
-                events.progressed(
-                    doc.id, delivery.key, doc.task, delivery.deliveries, fraction, message
-                )
-            )
-            self._ready.set()
-
-        return report
-
-    def _cancel_running(self, job_ids: list[str]) -> None:
-        """Cancel the runs of `job_ids` that run here (the Control's callback)."""
-        for job_id in job_ids:
-            job = self._jobs.get(job_id)
-            if job is not None:
-                log.info("job cancelled while running id=%s task=%s", job_id, job.task)
-                job.cancel()
 
     async def _traced_call(self, task: Task[..., Any], doc: JobDocument, delivery: Delivery) -> Any:
         """`_call`, inside a span continuing the enqueue's trace when tracing is on."""
@@ -400,16 +355,9 @@ class Worker:
             elif not (outcome.ok or outcome.cancelled):
                 await self._failed(outcome)
         await self._record(outcomes)
-        self._add_events(outcomes)
-
-    def _add_events(self, outcomes: Sequence[JobOutcome]) -> None:
-        """The events of settled runs (written by the settling loop's next flush)."""
         for o in outcomes:
             if o.doc is not None and not o.returned:
-                for pending in events.finished(
-                    o.delivery.key, o.doc, o.delivery.deliveries, o.state, o.error
-                ):
-                    self.events.add(pending)
+                self.runs.settled(o.delivery, o.doc, o.state, o.error)
 
     async def _unlock(self, finished: Iterable[JobOutcome]) -> None:
         """Release the unique locks the `finished` jobs hold (a later job's lock is left)."""
