@@ -33,6 +33,10 @@ def test_pause_and_resume(sredis: redis.Redis, redis_url: str) -> None:
     paused = run("queue", "pause", "a", "b", "--redis", redis_url)
     assert paused.returncode == 0 and "paused a" in paused.stdout
     assert sredis.exists(job_keys("a").paused, job_keys("b").paused) == 2
+    sredis.sadd(QUEUES_KEY, "b")  # served by a worker: status lists it when paused
+    shown = run("status", "--queue", "a", "--redis", redis_url)
+    assert shown.returncode == 0, shown.stderr
+    assert "a (paused)" in shown.stdout and "paused job queues: a, b" in shown.stdout, shown.stdout
     resumed = run("queue", "resume", "a", "--redis", redis_url)
     assert resumed.returncode == 0 and "resumed a" in resumed.stdout
     assert sredis.exists(job_keys("a").paused, job_keys("b").paused) == 1
