@@ -106,8 +106,11 @@ def _by_queue(events: list[Pending]) -> dict[str, list[Pending]]:
 def _call(queue: str, group: list[Pending]) -> tuple[list[str], list[str | int]]:
     keys = job_keys(queue)
     args: list[str | int] = [EVENTS_MAXLEN]
+    deleted = {p.job for p in group if p.ttl == 0}  # fast jobs: started and done in one batch
     for pending in group:
         args += pending.args()
+        if pending.ttl and pending.job in deleted:
+            args[-1] = -1  # leave its status alone: a later event of the batch deletes it
     return [keys.events, *(keys.status(p.job) for p in group)], args
 
 

@@ -3,7 +3,8 @@
 -- KEYS[1] the queue's event stream   KEYS[2..n+1] the status hash of each event's job, in order
 -- ARGV[1] the stream's approximate cap (MAXLEN ~)
 -- ARGV[2..] 8 per event: job id, event, state ("" keeps the state), attempt, task,
---   progress ("" when none), message, ttl (seconds the status hash lives from now; 0 deletes it)
+--   progress ("" when none), message, ttl (seconds the status hash lives from now; 0 deletes it;
+--   -1 leaves it alone: a later event of the batch deletes it)
 -- Returns the stream ids of the appended events.
 local cap, now = ARGV[1], redis.call('TIME')
 local ms = string.format('%d', tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
@@ -19,6 +20,8 @@ for i = 0, (#ARGV - 1) / 8 - 1 do
   local status = KEYS[2 + i]
   if ttl == 0 then
     redis.call('DEL', status)
+  elseif ttl < 0 then
+    -- superseded within this batch
   elseif event == 'enqueued' and redis.call('EXISTS', status) == 1 then
     -- a unique job's enqueued event follows its push: a worker's state is newer, keep it
   else
