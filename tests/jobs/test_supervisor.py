@@ -87,3 +87,29 @@ def test_max_jobs_recycles_children_without_losing_a_job(
     assert max(per_process.values()) <= 15 and len(per_process) >= 7  # recycled every 15
     assert_settled(sredis, "c:jobs")
     assert sredis.hget(job_keys("c:jobs").stats, "complete") is not None
+
+
+async def test_recycle_stops_a_worker_above_its_memory_or_job_budget(redis_url: str) -> None:
+    import asyncio
+
+    from redline.cli.worker import WorkerConfig
+    from redline.connection import connect
+    from redline.jobs.recycle import Recycle, resident_mb
+    from redline.jobs.worker import Worker
+    from redline.runtime import Context
+
+    assert resident_mb() > 1
+    client = connect(redis_url)
+    ctx = Context(WorkerConfig(redis=redis_url), client, asyncio.Event())
+    worker = Worker(c.tasks, ["c:jobs"], cron=False)
+    roomy = Recycle(worker, max_jobs=None, max_memory=1_000_000)
+    await roomy.tick(ctx)
+    assert not ctx.stopping.is_set() and roomy.reason() == ""
+    tight = Recycle(worker, max_jobs=None, max_memory=1)
+    assert tight.reason().startswith("memory_mb=")
+    await tight.tick(ctx)
+    assert ctx.stopping.is_set()
+    budget = Recycle(worker, max_jobs=2, max_memory=None)
+    worker.taken = 2
+    assert budget.reason() == "jobs=2 max_jobs=2"
+    await client.aclose()
