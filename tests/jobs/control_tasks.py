@@ -73,3 +73,13 @@ async def hold_here(url: str, key: str) -> None:
     """Record the process it runs in, then wait until cancelled."""
     _redis(url).rpush(key, str(os.getpid()))
     await asyncio.sleep(600)
+
+
+@tasks.task(queue="c:jobs", result_ttl=60)
+async def bad_progress(fraction: float) -> str:
+    """Returns the error a progress out of range raises."""
+    try:
+        await current_job().progress(fraction)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return "accepted"

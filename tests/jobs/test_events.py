@@ -106,3 +106,16 @@ async def test_a_reader_restarted_mid_stream_misses_none(
 
 async def _count(client: AsyncClient, key: str, n: int) -> bool:
     return bool(await client.llen(key) == n)  # type: ignore[misc]
+
+
+async def test_current_job_outside_a_run_and_bad_progress_are_refused(
+    aredis: AsyncClient, redis_url: str, worker: Running
+) -> None:
+    from redline.errors import JobError
+    from redline.jobs import current_job
+
+    with pytest.raises(JobError, match="only available inside a task run by a worker"):
+        current_job()
+    job = await enqueue(aredis, c.bad_progress, 1.5)
+    assert job is not None
+    assert await job.result(timeout=20) == "JobError: progress 1.5 must be a number from 0 to 1"
