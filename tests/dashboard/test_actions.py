@@ -16,7 +16,7 @@ import pytest
 
 from redline.connection import AsyncClient, connect
 from redline.dashboard import charts
-from redline.dashboard.live import Live, _events, sampler
+from redline.dashboard.live import Live, _events, sampler, take_sample
 from redline.dashboard.settings import DashboardConfig
 from redline.jobs import Task, enqueue, enqueue_in
 from redline.queue import ReliableQueue
@@ -196,12 +196,12 @@ async def test_a_jobs_page_and_retrying_a_dead_job(
     job = await enqueue(aredis, Task.ref("app.charge", queue="orders"), 42)
     assert job is not None
     waiting = (await http.get(f"/job/{job.id}?queue=orders")).text
-    assert 'id="job-where">waiting<' in waiting and "42" in waiting and "job-retry" not in waiting
+    assert 'id="job-state">waiting<' in waiting and "42" in waiting and "job-retry" not in waiting
     queue = ReliableQueue(aredis)
     [delivery] = await queue.pop("orders")
     await queue.dead_letter(delivery, reason="Traceback (most recent call last):\nValueError: no")
     dead = (await http.get(f"/job/{job.id}?queue=orders")).text
-    assert 'id="job-where">dead<' in dead and "ValueError: no" in dead and "job-retry" in dead
+    assert 'id="job-state">dead<' in dead and "ValueError: no" in dead and "job-retry" in dead
     form = {"csrf": csrf_of(dead)}
     with caplog.at_level(logging.INFO, "redline.dashboard.audit"):
         done = await http.post(f"/job/{job.id}/retry?queue=orders", data=form, headers=ORIGIN)
@@ -213,3 +213,18 @@ async def test_a_jobs_page_and_retrying_a_dead_job(
     unknown = (await http.get("/job/nope?queue=orders")).text
     assert "in none of the lists" in unknown
     assert (await http.get(f"/job/{job.id}")).status_code == 400
+
+
+async def test_samples_carry_the_new_job_events(aredis: AsyncClient) -> None:
+    live, config = Live(10), DashboardConfig(queues=["orders"])
+    before = await enqueue(aredis, Task.ref("app.send", queue="orders"), 0)
+    first = await take_sample(aredis, config, live)  # starts after the newest event
+    assert first["events"] == [] and before is not None
+    jobs = [await enqueue(aredis, Task.ref("app.send", queue="orders"), n) for n in (1, 2)]
+    second = await take_sample(aredis, config, live)
+    got = [(e["job"], e["event"]) for e in second["events"]]
+    assert sorted(got) == sorted((j.id, "enqueued") for j in jobs if j is not None)
+    assert [e.job for e in live.events] == [e["job"] for e in second["events"]]
+    assert first["digest"]["queue:orders"] != second["digest"]["queue:orders"]
+    third = await take_sample(aredis, config, live)
+    assert third["events"] == [] and third["digest"] == second["digest"]

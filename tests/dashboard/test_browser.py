@@ -269,3 +269,36 @@ def test_keyboard_reaches_the_content_and_every_control(
         assert style != "none"  # focus is visible
     assert {"recover", "purge", "tab-waiting", "q"} <= reached
     assert browser.problems == []
+
+
+def test_pause_and_resume_a_queue(redis_url: str, dashboard: str, browser: Browser) -> None:
+    seed(redis_url)
+    browser.open(dashboard + "/queues/orders")
+    client = redis.Redis.from_url(redis_url)
+    browser.evaluate("document.getElementById('pause').click()")
+    wait_for(lambda: text_of(browser, "#paused") == "paused", timeout=30)
+    assert client.exists(job_keys("orders").paused)
+    browser.screenshot(SHOTS / "queue-paused-1400x900.png", 1400, 900)
+    browser.evaluate("document.getElementById('resume').click()")
+    wait_for(lambda: text_of(browser, "#pause") == "Pause", timeout=30)
+    assert not client.exists(job_keys("orders").paused)
+    assert browser.problems == []
+
+
+def test_cancel_a_waiting_job_from_its_page(
+    redis_url: str, dashboard: str, browser: Browser
+) -> None:
+    seed(redis_url)
+    waiting = redis.Redis.from_url(redis_url).lindex("orders", 0)
+    assert waiting is not None
+    job_id = json.loads(waiting)["id"]
+    browser.open(f"{dashboard}/job/{job_id}?queue=orders")
+    assert text_of(browser, "#job-state") == "waiting"
+    assert "enqueued" in (text_of(browser, "tr.event") or "")
+    browser.evaluate("window.confirm = function () { return true; }")
+    browser.evaluate("document.getElementById('cancel').click()")
+    wait_for(lambda: text_of(browser, "#cancel-requested") is not None, timeout=30)
+    client = redis.Redis.from_url(redis_url)
+    assert client.zscore(job_keys("orders").cancelled, job_id) is not None
+    assert browser.evaluate("document.getElementById('cancel')") is None  # asked once
+    assert browser.problems == []

@@ -11,6 +11,7 @@ from redline.cli.dashboard import dashboard
 from redline.cli.demo import demo
 from redline.cli.dev import dev, ping
 from redline.cli.http import COMMANDS as HTTP_COMMANDS
+from redline.cli.jobs import jobs
 from redline.cli.metrics import metrics_command
 from redline.cli.queue import queue
 from redline.cli.rquery import rquery, rquery_service
@@ -71,6 +72,7 @@ COMMANDS = (
     up,
     *HTTP_COMMANDS,
     worker,
+    jobs,
     sidekiq,
     dashboard,
 )

@@ -28,7 +28,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from redline.connection import AsyncClient, connect
-from redline.dashboard import actions, charts, data, jobview, services
+from redline.dashboard import actions, charts, control, data, jobview, services
 from redline.dashboard.actions import AUDIT
 from redline.dashboard.live import Live, live_stream, sampler
 from redline.dashboard.security import SecurityMiddleware, csrf_token
@@ -76,7 +76,8 @@ async def _names(request: Request) -> list[str]:
 async def overview(request: Request) -> Response:
     rows = await data.queue_rows(_client(request), await _names(request))
     actions = list(request.app.state.actions)[:10]
-    return render(request, "overview.html", queues=rows, actions=actions, watch="*")
+    events = list(request.app.state.live.events)
+    return render(request, "overview.html", queues=rows, actions=actions, events=events, watch="*")
 
 
 async def api_queues(request: Request) -> Response:
@@ -120,6 +121,7 @@ async def queue_page(request: Request) -> Response:
         totals=total,
         watch=f"queue:{name}",
         now=time.time(),
+        paused=await control.paused(client, name),
     )
 
 
@@ -159,8 +161,10 @@ async def jobs_page(request: Request) -> Response:
 async def job_page(request: Request) -> Response:
     """One job (``?queue=NAME``): where it is, its arguments, result or error."""
     name, job_id = jobview.queue_of(request), request.path_params["id"]
-    place = await jobview.find_job(_client(request), name, job_id)
-    return render(request, "job.html", name=name, job_id=job_id, place=place, watch=f"queue:{name}")
+    client = _client(request)
+    place = await jobview.find_job(client, name, job_id)
+    view = await control.job_view(client, name, job_id)  # status, events
+    return render(request, "job.html", **view, place=place, watch=f"queue:{name}")
 
 
 async def services_page(request: Request) -> Response:
@@ -215,7 +219,9 @@ def create_app(config: DashboardConfig, client: AsyncClient | None = None) -> St
         Route("/queues/{name:path}/purge", actions.purge, methods=["POST"]),
         Route("/queues/{name:path}/recover", actions.recover, methods=["POST"]),
         Route("/services/scale", actions.scale, methods=["POST"]),
+        Route("/queues/{name:path}/control/{action}", control.queue_action, methods=["POST"]),
         Route("/job/{id}/retry", jobview.job_retry, methods=["POST"]),
+        Route("/job/{id}/cancel", control.job_action, methods=["POST"]),
         Route("/job/{id}", job_page),
         Route("/queues/{name:path}", queue_page),
         Route("/jobs", jobs_page),

@@ -13,6 +13,7 @@ from typing import Any
 
 from redline.connection import AsyncClient, text
 from redline.errors import JobSerializationError
+from redline.jobs.control import is_paused
 from redline.jobs.document import JobDocument, JobState, job_keys
 from redline.jobs.job import JobRecord, describe_args, read_records
 from redline.jobs.worker import QUEUES_KEY
@@ -56,6 +57,7 @@ class QueueRow:
     records_dropped: int = 0  # job failure records dropped by it
     dead_max: int = 0  # the retention: entries and days kept
     dead_days: float = 0.0
+    paused: bool = False  # a paused job queue (`redline queue pause`)
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,7 @@ async def queue_rows(client: AsyncClient, names: Sequence[str]) -> list[QueueRow
         keys = job_keys(name)
         stats = _texts(await client.hgetall(keys.stats))
         scheduled = await client.zcard(keys.scheduled)
+        paused = await is_paused(client, name)
         rows.append(
             QueueRow(
                 name,
@@ -114,6 +117,7 @@ async def queue_rows(client: AsyncClient, names: Sequence[str]) -> list[QueueRow
                 info.records_dropped,
                 info.dead_max,
                 info.dead_age / 86400,
+                paused,
             )
         )
     return rows

@@ -1,10 +1,11 @@
 """Live updates: one sampler per dashboard, one Server-Sent Events stream per open page.
 
-The sampler reads every queue's counts, the services' replicas and the metrics totals every
-`sampleEvery` seconds and publishes the sample; each page's stream (``GET /live``) sends the
-history it keeps on connect (event ``history``), then every new sample (event ``sample``).
-When Redis cannot be read the sample says so (``ok: false``) and the page shows that it is
-reconnecting; the browser's EventSource reconnects by itself when the stream drops.
+The sampler reads every queue's counts and its new job events (the jobs event stream), the
+services' replicas and the metrics totals every `sampleEvery` seconds and publishes the
+sample; each page's stream (``GET /live``) sends the history it keeps on connect (event
+``history``), then every new sample (event ``sample``). When Redis cannot be read the sample
+says so (``ok: false``) and the page shows that it is reconnecting; the browser's EventSource
+reconnects by itself when the stream drops.
 
 A sample's ``digest`` holds a short fingerprint per part of the system (``queue:<name>``,
 ``services``, ``metrics``); a page re-reads its own lists only when a part it shows changed.
@@ -24,9 +25,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from redline.connection import AsyncClient
+from redline.connection import AsyncClient, text
 from redline.dashboard import data, services
 from redline.dashboard.settings import DashboardConfig
+from redline.jobs.document import job_keys
+from redline.jobs.events import JobEvent
 
 __all__ = ["Live", "live_stream", "sampler"]
 
@@ -38,6 +41,25 @@ def _digest(value: Any) -> str:
     return hashlib.blake2s(json.dumps(value, sort_keys=True).encode(), digest_size=6).hexdigest()
 
 
+FEED = 20  # job events the overview lists (newest first)
+
+
+async def new_events(client: AsyncClient, names: list[str], seen: dict[str, str]) -> list[JobEvent]:
+    """The newest `FEED` events of each queue's job event stream after the id in `seen`
+    (updated); a queue seen for the first time starts at its newest event."""
+    found: list[JobEvent] = []
+    for name in names:
+        key, after = job_keys(name).events, seen.get(name)
+        newest: list[Any] = await client.xrevrange(  # type: ignore[assignment]
+            key, "+", f"({after}" if after else "-", count=FEED
+        )
+        if newest:
+            seen[name] = text(newest[0][0])
+        if after is not None:
+            found += [JobEvent.of(name, entry, fields) for entry, fields in newest]
+    return sorted(found, key=lambda e: e.time, reverse=True)[:FEED]
+
+
 class Live:
     """The latest sample, the recent ones (for the chart), one a minute over the last hour
     (throughput and latency), and the waiters for the next."""
@@ -46,6 +68,8 @@ class Live:
         self.samples: deque[dict[str, Any]] = deque(maxlen=history)
         self.hour: deque[dict[str, Any]] = deque(maxlen=int(3600 / HOUR_EVERY) + 1)
         self.latest: dict[str, Any] | None = None
+        self.events: deque[JobEvent] = deque(maxlen=FEED)  # the newest job events, first
+        self.seen: dict[str, str] = {}  # each queue's newest event id read
         self.changed = asyncio.Condition()
         self.stopping = asyncio.Event()
 
@@ -78,14 +102,18 @@ class Live:
         return latest if latest is not None and latest["t"] > seen else None
 
 
-async def take_sample(client: AsyncClient, config: DashboardConfig) -> dict[str, Any]:
-    """Every queue's counts, each service's live and desired replicas, the metrics totals."""
-    rows = await data.queue_rows(client, await data.list_queues(client, config.queues))
+async def take_sample(client: AsyncClient, config: DashboardConfig, live: Live) -> dict[str, Any]:
+    """Every queue's counts, each service's live and desired replicas, the metrics totals,
+    and the job events since the last sample (also kept in `live.events`)."""
+    names = await data.list_queues(client, config.queues)
+    rows = await data.queue_rows(client, names)
+    events = await new_events(client, names, live.seen)
+    live.events.extendleft(reversed(events))
     replicas = await services.replica_counts(client, config.namespaces)
     metrics = {
         m.key: [m.count, m.sum] for m in await data.metrics_hashes(client, config.namespaces)
     }
-    queues = [r.__dict__ for r in rows]
+    queues = [{**r.__dict__, "last_event": live.seen.get(r.name, "")} for r in rows]
     digest = {f"queue:{q['name']}": _digest(q) for q in queues}
     digest |= {"services": _digest(replicas), "metrics": _digest(metrics)}
     return {
@@ -94,6 +122,7 @@ async def take_sample(client: AsyncClient, config: DashboardConfig) -> dict[str,
         "queues": queues,
         "services": replicas,
         "metrics": metrics,
+        "events": [e.__dict__ for e in events],
         "digest": digest,
     }
 
@@ -102,7 +131,7 @@ async def sampler(live: Live, client: AsyncClient, config: DashboardConfig) -> N
     """Sample until `live.stopping`; a failed read publishes ``ok: false`` with the error."""
     while not live.stopping.is_set():
         try:
-            sample = await take_sample(client, config)
+            sample = await take_sample(client, config, live)
         except Exception as error:  # any failure is shown, and retried
             sample = {"t": time.time(), "ok": False, "error": f"{type(error).__name__}: {error}"}
         await live.publish(sample)

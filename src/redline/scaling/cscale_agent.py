@@ -39,6 +39,7 @@ import uuid
 
 from redline.connection import AsyncClient
 from redline.errors import TRANSIENT
+from redline.queue import ReliableQueue
 from redline.runtime import Context
 from redline.scaling.autoscale import Autoscaler, backlog
 from redline.scaling.cscale import (
@@ -61,7 +62,6 @@ from redline.scaling.cscale import (
 from redline.scaling.procs import Child, Children
 from redline.scaling.registry import Instance, instances, retire
 from redline.scripting import scripts
-from redline.queue import ReliableQueue
 
 __all__ = ["Agent"]
 

@@ -18,11 +18,11 @@ import socket
 
 from redis.exceptions import RedisError
 
-from redline.scaling.autoscale import Autoscaler, backlog
 from redline.connection import SyncClient
-from redline.scaling.cscale import DESIRED_KEY, EVENTS_KEPT, EVENTS_KEY, SPECS_KEY, event_json
-from redline.runtime.lifecycle import ids_key, instance_key
 from redline.queue import SyncReliableQueue
+from redline.runtime.lifecycle import ids_key, instance_key
+from redline.scaling.autoscale import Autoscaler, backlog
+from redline.scaling.cscale import DESIRED_KEY, EVENTS_KEPT, EVENTS_KEY, SPECS_KEY, event_json
 from redline.scaling.up import Group
 
 __all__ = ["UpScaler", "bury"]
