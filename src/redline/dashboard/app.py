@@ -65,7 +65,9 @@ def _config(request: Request) -> DashboardConfig:
 
 
 def render(request: Request, template: str, **context: Any) -> HTMLResponse:
-    page = _env.get_template(template).render(request=request, csrf=csrf_token(request), **context)
+    page = _env.get_template(template).render(
+        request=request, csrf=csrf_token(request), rendered=time.time(), **context
+    )
     return HTMLResponse(page)
 
 

@@ -8,6 +8,7 @@
   var badge = document.getElementById("live");
   var watch = document.body.dataset.watch || "";
   var samples = [], every = 2, seen = null, refreshing = false;
+  var rendered = parseFloat(document.body.dataset.rendered) || 0;  // the page's numbers are from then
   var colours = ["#b3261e", "#1a5fb4", "#26783a", "#a15c00", "#6a3d9a", "#00727d"];
 
   var lastGood = null;
@@ -69,7 +70,7 @@
     lastGood = new Date(sample.t * 1000);
     samples.push(sample);
     if (samples.length > 300) { samples.shift(); }
-    setCounts(sample);
+    if (sample.t >= rendered) { setCounts(sample); }  // an older sample would set them back
     draw();
     var now = watched(sample.digest || {});
     if (seen !== null && now !== seen) { refresh(); }
