@@ -46,7 +46,7 @@ FEED = 20  # job events the overview lists (newest first)
 
 async def new_events(client: AsyncClient, names: list[str], seen: dict[str, str]) -> list[JobEvent]:
     """The newest `FEED` events of each queue's job event stream after the id in `seen`
-    (updated); a queue seen for the first time starts at its newest event."""
+    (updated; a queue seen for the first time gives its newest `FEED`)."""
     found: list[JobEvent] = []
     for name in names:
         key, after = job_keys(name).events, seen.get(name)
@@ -55,8 +55,7 @@ async def new_events(client: AsyncClient, names: list[str], seen: dict[str, str]
         )
         if newest:
             seen[name] = text(newest[0][0])
-        if after is not None:
-            found += [JobEvent.of(name, entry, fields) for entry, fields in newest]
+        found += [JobEvent.of(name, entry, fields) for entry, fields in newest]
     return sorted(found, key=lambda e: e.time, reverse=True)[:FEED]
 
 
