@@ -14,11 +14,14 @@ from redline.connection import AsyncClient
 from redline.dashboard.actions import audit
 from redline.dashboard.security import check_csrf
 from redline.jobs.control import cancel_job, is_paused, pause_queue, resume_queue
-from redline.jobs.events import EVENTS_MAXLEN, JobEvent, job_events, job_status
+from redline.jobs.document import job_keys
+from redline.jobs.events import EVENTS_MAXLEN, JobEvent, job_status
 
 __all__ = ["job_action", "job_url", "job_view", "paused", "queue_action"]
 
 SHOWN = 200  # events of one job a page shows at most (newest)
+SCANNED = 2000  # newest events of the queue a job's page looks through (a bounded read: the
+# page is re-read whenever its queue changes)
 
 
 def _client(request: Request) -> AsyncClient:
@@ -70,13 +73,16 @@ def job_url(name: str, job_id: str) -> str:
 
 
 async def job_view(client: AsyncClient, name: str, job_id: str) -> dict[str, Any]:
-    """What a job's page shows: its status (None when none is kept) and its events still in
-    the queue's stream (the newest `SHOWN`)."""
-    found: list[JobEvent] = [e async for e in job_events(client, name) if e.job == job_id]
+    """What a job's page shows: its status (None when none is kept) and its events among the
+    queue's newest `SCANNED` (at most `SHOWN`)."""
+    newest: list[Any] = await client.xrevrange(  # type: ignore[assignment]
+        job_keys(name).events, count=SCANNED
+    )
+    found = [JobEvent.of(name, i, fields) for i, fields in reversed(newest)]
     return {
         "name": name,
         "job_id": job_id,
         "status": await job_status(client, name, job_id),
-        "events": found[-SHOWN:],
-        "kept": EVENTS_MAXLEN,
+        "events": [e for e in found if e.job == job_id][-SHOWN:],
+        "kept": min(SCANNED, EVENTS_MAXLEN),
     }
