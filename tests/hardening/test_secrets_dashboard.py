@@ -73,7 +73,7 @@ def _dashboard(url: str, log: Path) -> tuple[subprocess.Popen[str], str]:
 
 def _up(base: str) -> bool:
     try:
-        return httpx.get(base + "/static/chart.js", headers=_bearer()).status_code == 200
+        return httpx.get(base + "/static/live.js", headers=_bearer()).status_code == 200
     except httpx.TransportError:
         return False
 
@@ -119,9 +119,10 @@ def _pages(http: httpx.Client) -> list[httpx.Response]:
     """Every page and endpoint, including the error pages (400, 401, 403, 404)."""
     q = QUEUE.replace("{", "%7B").replace("}", "%7D")
     got = [http.get(p) for p in ("/", "/api/queues", f"/queues/{q}", "/services", "/metrics")]
+    got += [http.get(f"/queues/{q}", params={"list": k}) for k in ("inflight", "dead", "delayed")]
     got += [http.get("/jobs", params={"queue": "t:jobs", "state": s.value}) for s in JobState]
     got += [http.get("/jobs"), http.get("/jobs", params={"state": "nope"})]
-    got += [http.get("/static/chart.js"), http.get("/static/nope.css"), http.get("/nope")]
+    got += [http.get("/static/live.js"), http.get("/static/nope.css"), http.get("/nope")]
     got += [http.get("/", headers={"Authorization": h}) for h in ("", "Bearer x", "Basic !")]
     form = {"csrf": http.cookies.get("redline_csrf", "")}
     origin = {"Origin": str(http.base_url).rstrip("/")}
