@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ from redline.runtime.metrics import read_metrics, recent_errors
 from redline.scaling.cscale import AGENTS_KEY, DESIRED_KEY, SPECS_KEY, recent_events
 from redline.scaling.health import Health, HealthPolicy, assess, assess_instance
 from redline.scaling.registry import Instance, all_instances, instances, services
+from redline.scaling.rollout import Revision, desired_revision, revision_of, rollout_state
 
 __all__ = ["services_command", "status"]
 
@@ -41,6 +43,8 @@ class Snapshot:
     agents: list[tuple[str, float]]
     events: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
+    revisions: dict[str, Revision] = field(default_factory=dict)
+    rollouts: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 async def _size(client: AsyncClient, key: str) -> int:
@@ -76,10 +80,12 @@ async def snapshot(client: AsyncClient, queues: tuple[str, ...] = ()) -> Snapsho
     events = await recent_events(client, 8)
     errors = [{"ns": ns, **e} for ns in live for e in await recent_errors(client, ns, 8)]
     errors = sorted(errors, key=lambda e: -float(e.get("t", 0)))[:8]
+    revisions = {ns: await desired_revision(client, ns) for ns in live}
+    rollouts = {ns: state for ns in live if (state := await rollout_state(client, ns))}
     return Snapshot(
         time.time(),
         dict(sorted(live.items())),
-        *(desired, specs, health, counts, agents, events, errors),
+        *(desired, specs, health, counts, agents, events, errors, revisions, rollouts),
     )
 
 
@@ -98,7 +104,8 @@ async def _health(
 
 def _services_table(snap: Snapshot) -> Table:
     table = Table(title="services", title_justify="left")
-    for column in ("namespace", "service", "desired", "live", "active", "standby", "health"):
+    columns = ("namespace", "service", "desired", "live", "active", "standby", "revision")
+    for column in (*columns, "health"):
         table.add_column(column)
     for ns, live in snap.live.items():
         active = sum(1 for inst in live if inst.role == "active")
@@ -112,7 +119,31 @@ def _services_table(snap: Snapshot) -> Table:
             str(len(live)),
             str(active),
             f"{len(live) - active}/{standby_want}",
+            _revision_cell(snap.revisions.get(ns, Revision(0)), live),
             "ok" if health.ok else f"[red]unhealthy[/red] {health.reason}",
+        )
+    return table
+
+
+def _revision_cell(desired: Revision, live: list[Instance]) -> str:
+    """The desired revision, then how many live instances run each (``2 (v2): r2=2 r1=1``)."""
+    label = f" ({desired.version})" if desired.version else ""
+    runs = Counter(revision_of(inst) for inst in live)
+    spread = " ".join(f"r{n}={count}" for n, count in sorted(runs.items(), reverse=True))
+    return f"{desired.number}{label}: {spread}" if spread else f"{desired.number}{label}"
+
+
+def _rollouts_table(snap: Snapshot) -> Table:
+    """The last rollout of each service: its revision, state and why."""
+    table = Table(title="rollouts", title_justify="left")
+    for column in ("time", "service", "revision", "state", "detail"):
+        table.add_column(column)
+    for ns, state in snap.rollouts.items():
+        stamp = time.strftime("%H:%M:%S", time.localtime(float(state.get("t", 0))))
+        style = "[red]{}[/red]" if state.get("state") == "rolled back" else "{}"
+        detail = state.get("msg") or f"from revision {state.get('from', '?')}"
+        table.add_row(
+            stamp, ns, state.get("revision", ""), style.format(state.get("state", "")), detail
         )
     return table
 
@@ -146,6 +177,8 @@ def render(snap: Snapshot, before: Snapshot | None = None) -> Group:
     """The status screen as rich renderables."""
     agents = ", ".join(f"{host} ({snap.taken - seen:.0f}s ago)" for host, seen in snap.agents)
     parts: list[Any] = [_services_table(snap), f"cscale agents: {agents or 'none'}"]
+    if snap.rollouts:
+        parts.append(_rollouts_table(snap))
     if snap.queues:
         parts.append(_queues_table(snap, before))
     parts.append(_timeline("recent events", snap.events, "agent", "event"))
@@ -203,7 +236,7 @@ def services_command(redis_url: str | None) -> None:
         try:
             table = Table(title="live instances", title_justify="left")
             columns = ("namespace", "id", "service", "host", "pid", "started", "renewed", "version")
-            for column in (*columns, "role", "serves"):
+            for column in (*columns, "revision", "role", "serves"):
                 table.add_column(column)
             for ns in await services(client):
                 for inst in await instances(client, ns):
@@ -229,6 +262,7 @@ def _instance_row(inst: Instance) -> list[str]:
         clock(inst.started),
         clock(inst.renewed),
         inst.version,
+        str(revision_of(inst)),
         inst.role,
         inst.serves,
     ]
