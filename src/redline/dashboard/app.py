@@ -119,8 +119,10 @@ async def jobs_page(request: Request) -> Response:
 
 
 async def services_page(request: Request) -> Response:
-    found = await data.service_instances(_client(request), _config(request).namespaces)
-    return render(request, "services.html", instances=found, now=time.time())
+    client = _client(request)
+    found = await data.service_instances(client, _config(request).namespaces)
+    rollouts = await data.rollout_rows(client, list(dict.fromkeys(i.namespace for i in found)))
+    return render(request, "services.html", instances=found, rollouts=rollouts, now=time.time())
 
 
 async def metrics_page(request: Request) -> Response:
