@@ -66,6 +66,8 @@ function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format("STATUS ok=%d failed=%d other=%d\\n", o, f, x))
   io.write(string.format("SOCKET %d\\n", e.connect + e.read + e.write + e.timeout))
+  io.write(string.format("LATENCY p50=%.0fms max=%.0fms\\n", latency:percentile(50) / 1000,
+    latency.max / 1000))
 end
 """
 
@@ -90,6 +92,7 @@ class Site:
 def results(wrk: subprocess.Popen[str]) -> tuple[int, int, int, int]:
     """(2xx, 5xx, other statuses, socket errors) of a finished wrk."""
     out, _ = wrk.communicate(timeout=120)
+    print(" ".join(re.findall(r"LATENCY .*", out)))  # shown with pytest -s
     status = re.search(r"STATUS ok=(\d+) failed=(\d+) other=(\d+)", out)
     sock = re.search(r"SOCKET (\d+)", out)
     assert status and sock, out
