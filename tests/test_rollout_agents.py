@@ -164,3 +164,21 @@ def test_a_rollout_survives_the_sigkill_of_one_of_two_agents(
     counts = sampler.counts("rollout")
     assert min(counts) >= 4 and max(counts) <= 5  # desired 4, surge 1, across both agents
     assert {inst.get("agent") for inst in ch.live(sredis, NS)} >= {"beta"}
+
+
+def test_a_forwarder_rolls_out_like_any_program(
+    tmp_path: Path, redis_url: str, sredis: redis.Redis, agents: list[Any]
+) -> None:
+    sets = [f"in={WORK}", f"out={DONE}", "popTimeout=0.5", "serviceRenew=1", "serviceExpire=60"]
+    spec = {"service": "lpush", "sets": sets, "replicas": 2, "rollout": {"bake": 0.5}}
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"services": {NS: spec}}))
+    agents.append(ch.agent(plan, "alpha", redis_url, tmp_path / "alpha.log"))
+    ch.settle(sredis, NS, 2)
+    producer = Producer(redis_url)
+    producer.start()
+    deploy(redis_url, "--set", "popTimeout=0.4", "--version", "v2")
+    wait_for(lambda: rolled(sredis, "done"), timeout=60)
+    producer.finish(sredis)  # every message forwarded exactly once, none lost
+    assert revisions(sredis) == ["1", "1"]
+    assert {inst["service"] for inst in ch.live(sredis, NS)} == {"lpush"}
