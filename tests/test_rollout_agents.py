@@ -182,3 +182,17 @@ def test_a_forwarder_rolls_out_like_any_program(
     producer.finish(sredis)  # every message forwarded exactly once, none lost
     assert revisions(sredis) == ["1", "1"]
     assert {inst["service"] for inst in ch.live(sredis, NS)} == {"lpush"}
+
+
+def test_a_revision_whose_replicas_cannot_start_rolls_itself_back(
+    tmp_path: Path, redis_url: str, sredis: redis.Redis, agents: list[Any]
+) -> None:
+    plan = write_plan(tmp_path / "plan.json", bake=1, replicas=2)
+    agents.append(ch.agent(plan, "alpha", redis_url, tmp_path / "alpha.log"))
+    before = {inst["id"] for inst in ch.settle(sredis, NS, 2)}
+    deploy(redis_url, "--set", "work=oops")  # exits with a config error before registering
+    wait_for(lambda: rolled(sredis, "rolled back"), timeout=60)
+    assert sredis.hget("{t:roll}:cscale:spec", "revision") == b"0"
+    reason = sredis.hget(STATE, "msg").decode()
+    assert "3 of its instances failed" in reason and "exited code=2" in reason  # maxFailures
+    assert {inst["id"] for inst in ch.live(sredis, NS)} == before  # the old ones kept serving

@@ -67,6 +67,7 @@ from redline.scaling.rollout import (
     desired_revision,
     good_revisions,
     mark_good,
+    note_failure,
     plan,
     revert,
     revision_of,
@@ -111,6 +112,7 @@ class Agent:
         self.children = Children()
         self.autoscalers: dict[str, Autoscaler] = {}
         self.next_eval: dict[str, float] = {}
+        self.child_revisions: dict[int, int] = {}  # pid → the revision it was started with
         self.machine = socket.gethostname()
 
     @property
@@ -173,6 +175,19 @@ class Agent:
             await self.client.zrem(active_key(ns), inst.id)
         if not found and not child.instance_id:
             await self._event(ns, f"pid {child.pid} exited code={code} before registering")
+        revision = self.child_revisions.pop(child.pid, 0)
+        if code and revision:
+            await self._failed(ns, revision, f"pid {child.pid} exited code={code}")
+
+    async def _failed(self, ns: str, number: int, what: str) -> None:
+        """A new revision's instance failed while it rolls out: past `maxFailures`, roll back."""
+        failures = await note_failure(self.client, ns, number)
+        if failures < self.plan.services[ns].rollout.max_failures:
+            return
+        reason = f"{failures} of its instances failed, the last: {what}"
+        back = await revert(self.client, ns, Revision(number), reason)
+        if back is not None:
+            await self._event(ns, f"rollout of revision {number} rolled back: {reason}")
 
     def _started(self, inst: Instance, child: Child) -> bool:
         return inst.host == self.machine and inst.pid == child.pid
@@ -272,6 +287,7 @@ class Agent:
         ns, spec, token = work.ns, work.spec, work.token
         argv = self.argv(ns, spec, work.revision)
         started = [self.children.start(ns, argv) for _ in range(count)]
+        self.child_revisions |= {child.pid: work.revision.number for child in started}
         for child in started:
             child.claim = claim_name(self.host, self.machine, child.pid)
         ttl_ms = int((spec.start_timeout + CLAIM_MARGIN) * 1000)

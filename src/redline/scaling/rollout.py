@@ -45,6 +45,7 @@ __all__ = [
     "judge",
     "mark_good",
     "merge_sets",
+    "note_failure",
     "plan",
     "read_revision",
     "revert",
@@ -84,6 +85,9 @@ class RolloutPolicy(BaseModel):
 
     bake: float = Field(30, ge=0, description="seconds a new replica must stay healthy")
     surge: int = Field(1, ge=1, description="replicas started beyond the desired count")
+    max_failures: int = Field(
+        3, alias="maxFailures", ge=1, description="new replicas that may die before a rollback"
+    )
 
 
 @dataclass(frozen=True)
@@ -206,6 +210,15 @@ async def set_state(client: AsyncClient, ns: str, revision: int, state: str, **e
 async def rollout_state(client: AsyncClient, ns: str) -> dict[str, str]:
     """The last rollout's state (empty when there was none)."""
     return {text(k): text(v) for k, v in (await client.hgetall(state_key(ns))).items()}
+
+
+async def note_failure(client: AsyncClient, ns: str, revision: int) -> int:
+    """Count an instance of `revision` that died (or exited before registering) while its
+    rollout is under way; returns the count so far (0 when no rollout of it is under way)."""
+    state = await rollout_state(client, ns)
+    if state.get("revision") != str(revision) or state.get("state") != "rolling":
+        return 0
+    return int(await client.hincrby(state_key(ns), "failures", 1))
 
 
 async def revert(client: AsyncClient, ns: str, failed: Revision, reason: str) -> Revision | None:
