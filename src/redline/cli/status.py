@@ -104,14 +104,16 @@ async def _health(
 
 def _services_table(snap: Snapshot) -> Table:
     table = Table(title="services", title_justify="left")
-    columns = ("namespace", "service", "desired", "live", "active", "standby", "revision")
-    for column in (*columns, "health"):
-        table.add_column(column)
+    deployed = _deployed(snap)  # the revision column only once someone deploys
+    columns = ("namespace", "service", "desired", "live", "active", "standby")
+    for column in (*columns, *(["revision"] if deployed else []), "health"):
+        table.add_column(column, no_wrap=column == "namespace")  # the name an operator greps
     for ns, live in snap.live.items():
         active = sum(1 for inst in live if inst.role == "active")
         standby_want = snap.specs.get(ns, {}).get("standby", 0)
         desired = snap.desired.get(ns)
         health = snap.health[ns]
+        revision = _revision_cell(snap.revisions.get(ns, Revision(0)), live)
         table.add_row(
             ns,
             live[0].service if live else "",
@@ -119,10 +121,16 @@ def _services_table(snap: Snapshot) -> Table:
             str(len(live)),
             str(active),
             f"{len(live) - active}/{standby_want}",
-            _revision_cell(snap.revisions.get(ns, Revision(0)), live),
+            *([revision] if deployed else []),
             "ok" if health.ok else f"[red]unhealthy[/red] {health.reason}",
         )
     return table
+
+
+def _deployed(snap: Snapshot) -> bool:
+    """Whether any service has a desired revision or an instance running one."""
+    instances = (inst for live in snap.live.values() for inst in live)
+    return any(r.number for r in snap.revisions.values()) or any(map(revision_of, instances))
 
 
 def _revision_cell(desired: Revision, live: list[Instance]) -> str:
@@ -229,24 +237,31 @@ def status(redis_url: str | None, watch: bool, every: float, queues: tuple[str, 
 @_REDIS
 def services_command(redis_url: str | None) -> None:
     """List every registered service and its live instances (host, pid, started, renewed,
-    version, role, what it serves)."""
+    version, the deploy revision once there is one, role, what it serves)."""
 
     async def main(url: str) -> None:
         client = connect(url)
         try:
-            table = Table(title="live instances", title_justify="left")
-            columns = ("namespace", "id", "service", "host", "pid", "started", "renewed", "version")
-            for column in (*columns, "revision", "role", "serves"):
-                table.add_column(column)
-            for ns in await services(client):
-                for inst in await instances(client, ns):
-                    table.add_row(*_instance_row(inst))
-            Console().print(table)
+            found = [inst for ns in await services(client) for inst in await instances(client, ns)]
+            Console().print(_instances_table(found))
         finally:
             await client.aclose()
 
     with server_for(redis_url) as url:
         asyncio.run(main(url))
+
+
+def _instances_table(found: list[Instance]) -> Table:
+    """One row per instance; a `revision` column once some instance runs one."""
+    deployed = any(map(revision_of, found))
+    table = Table(title="live instances", title_justify="left")
+    columns = ("namespace", "id", "service", "host", "pid", "started", "renewed", "version")
+    for column in (*columns, *(["revision"] if deployed else []), "role", "serves"):
+        table.add_column(column)
+    for inst in found:
+        row = _instance_row(inst)
+        table.add_row(*row[:8], *([str(revision_of(inst))] if deployed else []), *row[8:])
+    return table
 
 
 def _instance_row(inst: Instance) -> list[str]:
@@ -262,7 +277,6 @@ def _instance_row(inst: Instance) -> list[str]:
         clock(inst.started),
         clock(inst.renewed),
         inst.version,
-        str(revision_of(inst)),
         inst.role,
         inst.serves,
     ]

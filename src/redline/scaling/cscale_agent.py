@@ -266,8 +266,8 @@ class Agent:
 
     async def _announce(self, work: _Work, live: list[Instance]) -> None:
         """Record that the rollout of the desired revision has begun (once)."""
-        number = work.revision.number
-        if (await rollout_state(self.client, work.ns)).get("revision") == str(number):
+        number, state = work.revision.number, await rollout_state(self.client, work.ns)
+        if state.get("revision") == str(number) and state.get("state") == "rolling":
             return
         old = sorted({revision_of(inst) for inst in live} - {number})
         was = ",".join(map(str, old))
