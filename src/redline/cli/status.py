@@ -128,9 +128,10 @@ def _services_table(snap: Snapshot) -> Table:
 
 
 def _deployed(snap: Snapshot) -> bool:
-    """Whether any service has a desired revision or an instance running one."""
+    """Whether any service had a rollout, has a desired revision or an instance running one."""
     instances = (inst for live in snap.live.values() for inst in live)
-    return any(r.number for r in snap.revisions.values()) or any(map(revision_of, instances))
+    deployed = any(r.number for r in snap.revisions.values()) or any(map(revision_of, instances))
+    return deployed or bool(snap.rollouts)
 
 
 def _revision_cell(desired: Revision, live: list[Instance]) -> str:
