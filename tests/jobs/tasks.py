@@ -39,6 +39,11 @@ def always_fails(why: str) -> None:
     raise ValueError(f"refused: {why}")
 
 
+@tasks.task(queue="t:many", retries=12, max_deliveries=2, backoff=0.001)
+def fails_many_times() -> None:
+    raise ValueError("again")
+
+
 @tasks.task(queue="t:jobs", timeout=0.2, retries=0)
 async def too_slow() -> None:
     await asyncio.sleep(30)
@@ -81,3 +86,18 @@ def held(url: str, n: int) -> None:
 def tick() -> None:
     url = os.environ["REDLINE_TEST_URL"]
     redis.Redis.from_url(url).rpush("t:ticks", os.getpid())
+
+
+@tasks.task(queue="t:steady", max_deliveries=50)
+def steady(url: str, n: int) -> None:
+    """Record which process started job n, then which ran it and how many jobs waited then."""
+    client = redis.Redis.from_url(url)
+    client.rpush("t:steady:started", f"{os.getpid()}:{n}")
+    time.sleep(0.2)
+    client.rpush("t:steady:ran", f"{os.getpid()}:{n}:{client.llen('t:steady')}")
+    client.close()
+
+
+@tasks.task(queue="t:poison", retries=0)
+async def poison(n: int) -> None:
+    raise ValueError(f"poison {n}")

@@ -15,19 +15,34 @@ from redline.jobs import Job, JobState, Task, enqueue, enqueue_in, job_keys
 from redline.jobs.worker import Worker
 from redline.queue import ReliableQueue
 from redline.runtime import run_service
+from redline.runtime.metrics import Metrics
 from tests.jobs import tasks as t
 
 
 class Running:
     """A worker running in this event loop until `stop()`."""
 
-    def __init__(self, url: str, queues: list[str], grace: float = 5.0) -> None:
-        self.worker = Worker(t.tasks, queues, concurrency=8, grace=grace, lease=5, cron=False)
+    def __init__(
+        self,
+        url: str,
+        queues: list[str],
+        grace: float = 5.0,
+        concurrency: int = 8,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.worker = Worker(
+            t.tasks,
+            queues,
+            concurrency=concurrency,
+            grace=grace,
+            lease=5,
+            cron=False,
+            metrics=metrics,
+        )
         self.config = WorkerConfig(redis=url, popTimeout=0.2)
         self.stopping = asyncio.Event()
-        self.task = asyncio.create_task(
-            run_service(self.worker, self.config, [self.worker], self.stopping)
-        )
+        hooks: list[Any] = [self.worker] if metrics is None else [self.worker, metrics]
+        self.task = asyncio.create_task(run_service(self.worker, self.config, hooks, self.stopping))
 
     async def stop(self) -> None:
         self.stopping.set()
@@ -72,6 +87,21 @@ async def test_failures_are_retried_then_dead_lettered_with_traceback(
     assert "ValueError: refused: no" in dead[0].reason
     stats = await until(lambda: _stats_if(aredis, b"failed"))
     assert stats[b"retried"] == b"2" and stats[b"failed"] == b"1"
+
+
+async def test_a_task_gets_all_its_retries_whatever_its_max_deliveries(
+    aredis: AsyncClient, redis_url: str
+) -> None:
+    # retries (12) above every task's max_deliveries (10 at most): the queue must not
+    # dead-letter the job before the task's retries run out
+    running = Running(redis_url, ["t:many"])
+    try:
+        await enqueue(aredis, t.fails_many_times)
+        dead = await until(lambda: ReliableQueue(aredis).dead("t:many"), seconds=60)
+    finally:
+        await running.stop()
+    assert len(dead) == 1 and dead[0].deliveries == 13  # 1 run + 12 retries
+    assert "ValueError: again" in dead[0].reason
 
 
 async def _stats_if(client: AsyncClient, field: bytes) -> Any:
