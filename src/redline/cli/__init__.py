@@ -12,6 +12,7 @@ from redline.cli.demo import demo
 from redline.cli.deploy import deploy_command, rollback_command
 from redline.cli.dev import dev, ping
 from redline.cli.http import COMMANDS as HTTP_COMMANDS
+from redline.cli.jobs import jobs
 from redline.cli.metrics import metrics_command
 from redline.cli.queue import queue
 from redline.cli.rquery import rquery, rquery_service
@@ -74,6 +75,7 @@ COMMANDS = (
     up,
     *HTTP_COMMANDS,
     worker,
+    jobs,
     sidekiq,
     dashboard,
 )

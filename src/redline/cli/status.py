@@ -18,6 +18,8 @@ from rich.table import Table
 
 from redline.cli.common import server_for
 from redline.connection import AsyncClient, connect, text
+from redline.jobs.document import job_keys
+from redline.jobs.worker import QUEUES_KEY
 from redline.queue.model import QueueKeys
 from redline.runtime.metrics import read_metrics, recent_errors
 from redline.scaling.cscale import AGENTS_KEY, DESIRED_KEY, SPECS_KEY, recent_events
@@ -43,6 +45,7 @@ class Snapshot:
     agents: list[tuple[str, float]]
     events: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
+    paused: list[str] = field(default_factory=list)  # job queues paused (`redline queue pause`)
     revisions: dict[str, Revision] = field(default_factory=dict)
     rollouts: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -85,8 +88,18 @@ async def snapshot(client: AsyncClient, queues: tuple[str, ...] = ()) -> Snapsho
     return Snapshot(
         time.time(),
         dict(sorted(live.items())),
-        *(desired, specs, health, counts, agents, events, errors, revisions, rollouts),
+        *(desired, specs, health, counts, agents, events, errors),
+        await _paused(client, counts),
+        revisions,
+        rollouts,
     )
+
+
+async def _paused(client: AsyncClient, shown: dict[str, Any]) -> list[str]:
+    """The paused ones of the queues shown and of those job workers serve."""
+    served = {text(n) for n in await client.smembers(QUEUES_KEY)}
+    names = sorted(served | set(shown))
+    return [n for n in names if await client.exists(job_keys(n).paused)]
 
 
 async def _health(
@@ -167,7 +180,8 @@ def _queues_table(snap: Snapshot, before: Snapshot | None) -> Table:
             span = snap.taken - before.taken
             old = before.queues[name]
             rates = [f"{(waiting - old[0]) / span:+.1f}", f"{(dead - old[2]) / span:+.1f}"]
-        table.add_row(name, str(waiting), str(inflight), str(dead), *rates)
+        shown = f"{name} [yellow](paused)[/yellow]" if name in snap.paused else name
+        table.add_row(shown, str(waiting), str(inflight), str(dead), *rates)
     return table
 
 
@@ -190,6 +204,8 @@ def render(snap: Snapshot, before: Snapshot | None = None) -> Group:
         parts.append(_rollouts_table(snap))
     if snap.queues:
         parts.append(_queues_table(snap, before))
+    if snap.paused:
+        parts.append(f"paused job queues: {', '.join(snap.paused)} (redline queue resume NAME)")
     parts.append(_timeline("recent events", snap.events, "agent", "event"))
     if snap.errors:
         parts.append(_timeline("recent errors", snap.errors, "instance", "error"))
