@@ -20,6 +20,7 @@ from redline.jobs import Task, enqueue, job_keys
 from redline.jobs.control import is_paused
 from redline.queue import ReliableQueue
 from redline.scaling import registry
+from redline.scaling.rollout import set_state
 
 BASE = "http://dash.test"
 
@@ -153,6 +154,10 @@ async def test_services_and_metrics_pages(aredis: AsyncClient, http: httpx.Async
     await aredis.hset("demo:mpush:metrics:done", mapping=metric)  # type: ignore[misc]
     services = (await http.get("/services")).text
     assert "demo:mpush" in services and "box" in services and "4242" in services
+    assert "Rollouts" not in services
+    await set_state(aredis, "demo:mpush", 2, "rolled back", msg="errors 10/20 = 50%")
+    services = (await http.get("/services")).text
+    assert "<b>rolled back</b>" in services and "errors 10/20 = 50%" in services
     metrics = (await http.get("/metrics")).text
     assert "demo:mpush:metrics:done" in metrics and "mean <b>500.000</b>" in metrics
     assert metrics.count('<rect class="bar') == 11  # histo10 … histo100 and above

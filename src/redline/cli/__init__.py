@@ -9,6 +9,7 @@ import click
 from redline import __version__
 from redline.cli.dashboard import dashboard
 from redline.cli.demo import demo
+from redline.cli.deploy import deploy_command, rollback_command
 from redline.cli.dev import dev, ping
 from redline.cli.http import COMMANDS as HTTP_COMMANDS
 from redline.cli.jobs import jobs
@@ -67,6 +68,8 @@ COMMANDS = (
     vpush,
     scale,
     cscale,
+    deploy_command,
+    rollback_command,
     status,
     services_command,
     up,

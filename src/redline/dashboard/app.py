@@ -170,8 +170,12 @@ async def job_page(request: Request) -> Response:
 
 
 async def services_page(request: Request) -> Response:
-    views = await services.service_views(_client(request), _config(request).namespaces)
-    return render(request, "services.html", views=views, now=time.time(), watch="services")
+    client = _client(request)
+    views = await services.service_views(client, _config(request).namespaces)
+    rollouts = await data.rollout_rows(client, [v.namespace for v in views])
+    return render(
+        request, "services.html", views=views, rollouts=rollouts, now=time.time(), watch="services"
+    )
 
 
 async def metrics_page(request: Request) -> Response:
