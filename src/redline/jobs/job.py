@@ -26,6 +26,7 @@ from typing import Any
 from redline.connection import AsyncClient, SyncClient
 from redline.errors import JobError, JobFailed, JobTimeout
 from redline.jobs.document import JobDocument, JobState, decode_value, encode_value, job_keys
+from redline.jobs.placement import placement, special, with_expiry
 from redline.jobs.task import Task
 from redline.queue import ReliableQueue, SyncReliableQueue
 from redline.runtime.tracing import tracer
@@ -157,7 +158,7 @@ async def push_jobs(client: AsyncClient, queue: str, *payloads: bytes) -> list[s
 async def _enqueue(
     client: AsyncClient, task: Task[..., Any], due: float | None, args: Any, kwargs: Any
 ) -> Job | None:
-    doc = _document(task, args, kwargs)
+    doc = with_expiry(_document(task, args, kwargs), task, due)
     traced = tracer()
     if traced is None:
         return await _put(client, task, due, doc)
@@ -170,7 +171,11 @@ async def _put(
 ) -> Job | None:
     payload = doc.encode()
     keys = job_keys(task.queue)
-    if doc.unique is not None:
+    if special(task):
+        placed = placement(task, due, doc, payload)
+        if not placed.enqueued(await run(client, placed.script, placed.keys, placed.args)):
+            return None
+    elif doc.unique is not None:
         holder = await run(
             client,
             "job_unique_enqueue",
@@ -233,7 +238,12 @@ def enqueue_sync(
 
 
 def _put_sync(client: SyncClient, task: Task[..., Any], doc: JobDocument) -> str | None:
+    doc = with_expiry(doc, task, None)
     payload = doc.encode()
+    if special(task):
+        placed = placement(task, None, doc, payload)
+        reply = run_sync(client, placed.script, placed.keys, placed.args)
+        return doc.id if placed.enqueued(reply) else None
     if doc.unique is not None:
         keys = job_keys(task.queue)
         holder = run_sync(

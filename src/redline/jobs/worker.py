@@ -39,6 +39,8 @@ from redline.errors import TRANSIENT, JobError, JobSerializationError, UnknownTa
 from redline.jobs.cron import CronSchedule, CronScheduler
 from redline.jobs.document import JobDocument, JobState, encode_value, job_keys
 from redline.jobs.job import FAILURE_TTL, RECENT, JobRecord, describe_args, enqueue
+from redline.jobs.limits import Gate
+from redline.jobs.priority import Levels, priority_key, scheduled_key
 from redline.jobs.task import Task, Tasks
 from redline.queue import Delivery, ReliableQueue
 from redline.runtime import Context
@@ -52,6 +54,7 @@ log = logging.getLogger(__name__)
 
 QUEUES_KEY = "redline:jobs:queues"  # set of queue names workers serve (the dashboard lists them)
 PROMOTE_EVERY = 0.5  # seconds between moves of due scheduled jobs onto their queues
+WAKE_POLL = 0.2  # seconds a pop blocks while jobs wait for a concurrency slot
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,8 @@ class Worker:
         self._settler: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._queue: ReliableQueue | None = None
+        self.levels = Levels(self.queues, _declared(tasks))  # priorities: the keys to pop
+        self._gate: Gate | None = None
 
     @property
     def queue(self) -> ReliableQueue:
@@ -136,7 +141,14 @@ class Worker:
     def _bind(self, client: AsyncClient) -> ReliableQueue:
         deliveries = max([t.max_deliveries for t in self.tasks.values()] + [1]) + 1
         self._queue = ReliableQueue(client, lease=self.lease, max_deliveries=deliveries)
+        self._gate = Gate(self._queue, self.tasks, self.levels)
         return self._queue
+
+    @property
+    def gate(self) -> Gate:
+        if self._gate is None:
+            raise JobError("worker not started: run it with run_service or call start(ctx)")
+        return self._gate
 
     async def start(self, ctx: Context) -> None:
         self._bind(ctx.redis)
@@ -203,7 +215,7 @@ class Worker:
         """Pop one waiting job (no blocking), run it and settle it as `step` does; None when
         none is waiting. Without `start`: for tests (`redline.testing.run_jobs`)."""
         queue = self._queue or self._bind(client)
-        popped = await queue.pop(*self.queues, count=1)
+        popped = await self.gate.admit(await queue.pop(*self.levels.keys, count=1))
         if not popped:
             return None
         outcome = await self._run_one(popped[0])
@@ -213,7 +225,10 @@ class Worker:
     async def _pop(self, ctx: Context, count: int, block: float) -> list[Delivery]:
         """Up to `count` jobs, waiting up to `block` seconds for one (a seam for other job
         formats: `redline.jobs.sidekiq` fetches Sidekiq's)."""
-        return await self.queue.pop(*self.queues, count=count, block=block)
+        if self.gate.waiting:  # a finishing job may wake one that waits for its slot
+            block = min(block, WAKE_POLL)
+        popped = await self.queue.pop(*self.levels.keys, count=count, block=block)
+        return await self.gate.admit(popped)
 
     # -- running jobs ----------------------------------------------------------------------
 
@@ -252,6 +267,7 @@ class Worker:
             if running:
                 with contextlib.suppress(*TRANSIENT):
                     await self.queue.extend(*running)
+                    await self.gate.extend()
 
     async def _run_one(self, delivery: Delivery) -> JobOutcome:
         started = time.perf_counter()
@@ -313,6 +329,7 @@ class Worker:
         # (which would turn every later enqueue with the key, a cron entry's too, into a no-op
         # for unique_ttl).
         await self._unlock(o for o in outcomes if o.ok or o.dead)
+        await self.gate.release(o.delivery for o in outcomes)
         done = [o for o in outcomes if o.ok]
         if done:
             await self.queue.ack(*(o.delivery for o in done))
@@ -328,7 +345,7 @@ class Worker:
         """Release the unique locks the `finished` jobs hold (a later job's lock is left)."""
         for outcome in finished:
             if outcome.doc and outcome.doc.unique:
-                keys = job_keys(outcome.delivery.key)
+                keys = job_keys(self.levels.queue_of(outcome.delivery.key))
                 await run(
                     self.queue.client,
                     "job_unlock",
@@ -369,7 +386,7 @@ class Worker:
                 continue
             state = o.state
             field = {JobState.COMPLETE: "complete", JobState.DEAD: "failed"}.get(state, "retried")
-            self._counts[(o.delivery.key, field)] += 1
+            self._counts[(self.levels.queue_of(o.delivery.key), field)] += 1
             recorded += self._add_record(pipe, o, state)
         if recorded:
             await pipe.execute()
@@ -393,7 +410,7 @@ class Worker:
         ttl = o.doc.result_ttl if (o.ok and o.doc) else FAILURE_TTL
         if o.doc is None or not ttl:
             return 0
-        keys = job_keys(o.delivery.key)
+        keys = job_keys(self.levels.queue_of(o.delivery.key))
         result = o.value if o.ok else None
         record = JobRecord(
             o.doc.id,
@@ -418,12 +435,12 @@ class Worker:
     async def _promote_loop(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
             try:
-                for name in self.queues:
-                    keys = job_keys(name)
+                await self.levels.refresh(self.queue.client)
+                for name, priority in self.levels.pairs():
                     await run(
                         self.queue.client,
                         "job_promote",
-                        [keys.scheduled, name],
+                        [scheduled_key(name, priority), priority_key(name, priority)],
                         [repr(time.time()), 1000],
                     )
                 await self._flush_counts()
@@ -435,3 +452,11 @@ class Worker:
     async def _enqueue_cron(self, name: str, when: Any) -> None:
         task = self.tasks.get(name)
         await enqueue(self.queue.client, task.options(unique=f"cron:{name}"))
+
+
+def _declared(tasks: Tasks) -> dict[str, set[int]]:
+    """The priorities the tasks declare, by queue (producers' others are read from Redis)."""
+    found: dict[str, set[int]] = {}
+    for t in tasks.values():
+        found.setdefault(t.queue, set()).add(t.priority)
+    return found
