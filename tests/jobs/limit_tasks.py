@@ -1,0 +1,109 @@
+"""Tasks the priority, limit and expiry tests run, in-process and in `redline worker` processes.
+
+Each records what it did in Redis (the URL is its first argument), so a test reads the order
+and the overlap of runs across processes.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+
+import redis
+
+from redline.jobs import Tasks
+
+tasks = Tasks()
+
+CAP = 4  # the cap of `capped`
+
+
+@functools.cache
+def _client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url)
+
+
+def _mark_running(client: redis.Redis, delta: int) -> int:
+    """Add `delta` to this process's running count; the total across processes."""
+    pipe = client.pipeline(transaction=True)
+    pipe.hincrby("l:running", str(os.getpid()), delta)
+    pipe.hvals("l:running")
+    _, counts = pipe.execute()
+    return sum(int(n) for n in counts)
+
+
+@tasks.task(queue="l:cap", concurrency=CAP, max_deliveries=50, result_ttl=60)
+def capped(url: str, n: int, seconds: float = 0.05) -> int:
+    """Records how many `capped` jobs run at once (``l:seen``) and that job n ran."""
+    client = _client(url)
+    client.rpush("l:seen", _mark_running(client, 1))
+    time.sleep(seconds)
+    client.sadd("l:done", n)
+    _mark_running(client, -1)
+    return n
+
+
+@tasks.task(queue="l:cap", concurrency=CAP, max_deliveries=50)
+def barrier(url: str, n: int) -> None:
+    """Returns once `n` runs of it are running at once (proof that n slots are free)."""
+    client = _client(url)
+    client.incr("l:barrier")
+    deadline = time.monotonic() + 60
+    while int(client.get("l:barrier") or 0) < n:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"never {n} barrier runs at once")
+        time.sleep(0.01)
+    client.incr("l:barrier-passed")
+
+
+@tasks.task(queue="l:percap", concurrency=1, concurrency_key=lambda url, key, n: key)
+def per_key(url: str, key: str, n: int) -> None:
+    client = _client(url)
+    client.rpush("l:seen", _mark_running(client, 1))
+    client.sadd("l:started", f"{key}:{n}")
+    time.sleep(0.2)
+    _mark_running(client, -1)
+
+
+@tasks.task(queue="l:rate", rate_limit="5/s", max_deliveries=50)
+def rated(url: str, n: int) -> None:
+    """Records when it started (``l:starts``)."""
+    _client(url).rpush("l:starts", repr(time.time()))
+
+
+@tasks.task(queue="l:rkey", rate_limit="3/m", rate_key=lambda url, key, n: key)
+def keyed(url: str, key: str, n: int) -> None:
+    _client(url).sadd("l:started", f"{key}:{n}")
+
+
+@tasks.task(queue="l:prio")
+def prio(url: str, tag: str) -> None:
+    """Records the order jobs start in (``l:order``)."""
+    _client(url).rpush("l:order", tag)
+    time.sleep(0.002)
+
+
+urgent = tasks.task(name="tests.jobs.limit_tasks.urgent", queue="l:prio", priority=9)(prio.func)
+
+
+@tasks.task(queue="l:misc", expires=0.5)
+def fleeting(url: str, n: int) -> None:
+    _client(url).sadd("l:ran", n)
+
+
+@tasks.task(queue="l:misc", unique=lambda url, key, value: key, replace=True, result_ttl=60)
+def latest(url: str, key: str, value: int) -> int:
+    _client(url).rpush("l:ran", value)
+    return value
+
+
+@tasks.task(queue="l:misc", unique=lambda url, key, value: key, debounce=0.5, result_ttl=60)
+def settled(url: str, key: str, value: int) -> int:
+    _client(url).rpush("l:ran", value)
+    return value
+
+
+@tasks.task(queue="l:misc", unique=lambda url, n: str(n % 10), priority=3)
+def bulked(url: str, n: int) -> None:
+    _client(url).sadd("l:ran", n)
