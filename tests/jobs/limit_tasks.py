@@ -34,27 +34,22 @@ def _mark_running(client: redis.Redis, delta: int) -> int:
 
 
 @tasks.task(queue="l:cap", concurrency=CAP, max_deliveries=50, result_ttl=60)
-def capped(url: str, n: int, seconds: float = 0.05) -> int:
-    """Records how many `capped` jobs run at once (``l:seen``) and that job n ran."""
+def capped(url: str, n: int, seconds: float = 0.05, together: int = 0) -> int:
+    """Records how many `capped` jobs run at once (``l:seen``) and that job n ran. With
+    `together`, returns only once that many run at once (proof that as many slots are free)."""
     client = _client(url)
     client.rpush("l:seen", _mark_running(client, 1))
     time.sleep(seconds)
+    deadline = time.monotonic() + 60
+    arrived = int(client.incr("l:arrived")) if together else 0
+    while arrived < together:  # a barrier: none leaves before all arrived
+        arrived = int(client.get("l:arrived") or 0)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"never {together} runs at once")
+        time.sleep(0.01)
     client.sadd("l:done", n)
     _mark_running(client, -1)
     return n
-
-
-@tasks.task(queue="l:cap", concurrency=CAP, max_deliveries=50)
-def barrier(url: str, n: int) -> None:
-    """Returns once `n` runs of it are running at once (proof that n slots are free)."""
-    client = _client(url)
-    client.incr("l:barrier")
-    deadline = time.monotonic() + 60
-    while int(client.get("l:barrier") or 0) < n:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"never {n} barrier runs at once")
-        time.sleep(0.01)
-    client.incr("l:barrier-passed")
 
 
 @tasks.task(queue="l:percap", concurrency=1, concurrency_key=lambda url, key, n: key)
