@@ -9,28 +9,29 @@ from __future__ import annotations
 import functools
 import os
 import time
+from typing import Any
 
-import redis
-
+from redline.connection import connect_sync
 from redline.jobs import Tasks
 
 tasks = Tasks()
+
+RECORDS = ["l:running", "l:seen", "l:done", "l:arrived", "l:started", "l:starts", "l:order"]
+RECORDS += ["l:ran", "l:ran-once"]  # every key the tasks write
 
 CAP = 4  # the cap of `capped`
 
 
 @functools.cache
-def _client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url)
+def _client(url: str) -> Any:
+    return connect_sync(url)  # standalone or cluster
 
 
-def _mark_running(client: redis.Redis, delta: int) -> int:
-    """Add `delta` to this process's running count; the total across processes."""
-    pipe = client.pipeline(transaction=True)
-    pipe.hincrby("l:running", str(os.getpid()), delta)
-    pipe.hvals("l:running")
-    _, counts = pipe.execute()
-    return sum(int(n) for n in counts)
+def _mark_running(client: Any, delta: int) -> int:
+    """Add `delta` to this process's running count; the total across processes (a snapshot
+    read after the change: how many ran at that moment)."""
+    client.hincrby("l:running", str(os.getpid()), delta)
+    return sum(int(n) for n in client.hvals("l:running"))
 
 
 @tasks.task(queue="l:cap", concurrency=CAP, max_deliveries=50, result_ttl=60)
@@ -84,7 +85,7 @@ urgent = tasks.task(name="tests.jobs.limit_tasks.urgent", queue="l:prio", priori
 
 @tasks.task(queue="l:misc", expires=0.5)
 def fleeting(url: str, n: int) -> None:
-    _client(url).sadd("l:ran", n)
+    _client(url).sadd("l:ran-once", n)
 
 
 @tasks.task(queue="l:misc", unique=lambda url, key, value: key, replace=True, result_ttl=60)
@@ -101,4 +102,4 @@ def settled(url: str, key: str, value: int) -> int:
 
 @tasks.task(queue="l:misc", unique=lambda url, n: str(n % 10), priority=3)
 def bulked(url: str, n: int) -> None:
-    _client(url).sadd("l:ran", n)
+    _client(url).sadd("l:ran-once", n)
