@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from redline.errors import JobError
-
-if TYPE_CHECKING:
-    from redline.jobs.task import Task
 
 __all__ = ["MAX_PRIORITY", "Rate", "option_problems", "parse_rate"]
 
@@ -41,8 +38,9 @@ def parse_rate(text: str) -> Rate:
     return Rate(int(found[1]), int(found[2] or 1) * _UNITS[found[3]])
 
 
-def option_problems(t: Task[Any, Any]) -> list[str]:
-    """What is wrong with `t`'s priority, limit, expiry and replacement options."""
+def option_problems(t: Any) -> list[str]:
+    """What is wrong with task `t`'s priority, limit, expiry and replacement options (a `Task`,
+    not imported here: the task module imports this one)."""
     problems = []
     if not isinstance(t.priority, int) or not 0 <= t.priority <= MAX_PRIORITY:
         problems.append(f"priority={t.priority!r}: must be an integer from 0 to {MAX_PRIORITY}")
