@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from redline.connection import AsyncClient, text
 from redline.errors import JobSerializationError
 from redline.jobs.document import JobDocument, JobState, job_keys
 from redline.jobs.job import JobRecord
+from redline.jobs.priority import priority_counts, priority_key
 from redline.jobs.worker import QUEUES_KEY
 from redline.queue import QueuedMessage, ReliableQueue
 from redline.runtime.metrics import HISTOGRAM, metrics_key, read_metrics
@@ -48,6 +49,9 @@ class QueueRow:
     scheduled: int = 0
     complete: int = 0
     failed: int = 0
+    expired: int = 0
+    # (priority, its queue key, jobs waiting) for priorities 1-9 in use, highest first
+    priorities: list[tuple[int, str, int]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,12 @@ async def queue_rows(client: AsyncClient, names: Sequence[str]) -> list[QueueRow
                 scheduled,
                 int(stats.get("complete", 0)),
                 int(stats.get("failed", 0)),
+                int(stats.get("expired", 0)),
+                [
+                    (p, priority_key(name, p), n)
+                    for p, n in (await priority_counts(client, name)).items()
+                    if p
+                ],
             )
         )
     return rows

@@ -20,7 +20,7 @@ from redline.jobs.document import job_keys
 from redline.jobs.options import MAX_PRIORITY
 from redline.keys import derived
 
-__all__ = ["Levels", "levels_key", "priority_key", "scheduled_key"]
+__all__ = ["Levels", "levels_key", "priority_counts", "priority_key", "scheduled_key"]
 
 
 def priority_key(queue: str, priority: int) -> str:
