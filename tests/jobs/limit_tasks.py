@@ -17,7 +17,7 @@ from redline.jobs import Tasks
 tasks = Tasks()
 
 RECORDS = ["l:running", "l:seen", "l:done", "l:arrived", "l:started", "l:starts", "l:order"]
-RECORDS += ["l:ran", "l:ran-once"]  # every key the tasks write
+RECORDS += ["l:ran", "l:ran-once", "l:flaky"]  # every key the tasks write
 
 CAP = 4  # the cap of `capped`
 
@@ -85,6 +85,14 @@ urgent = tasks.task(name="tests.jobs.limit_tasks.urgent", queue="l:prio", priori
 
 @tasks.task(queue="l:misc", expires=0.5)
 def fleeting(url: str, n: int) -> None:
+    _client(url).sadd("l:ran-once", n)
+
+
+@tasks.task(queue="l:misc", expires=0.3, retries=1, backoff=0.6)
+def flaky(url: str, n: int) -> None:
+    """Fails its first run; its retry comes after its start deadline, and still runs."""
+    if _client(url).incr("l:flaky") == 1:
+        raise ValueError("first run fails")
     _client(url).sadd("l:ran-once", n)
 
 

@@ -142,6 +142,18 @@ async def test_a_job_not_started_in_time_expires_unrun(
     assert stats == b"1"
 
 
+async def test_a_retry_after_the_deadline_is_not_an_expiry(
+    aredis: AsyncClient, redis_url: str, started: list[Running]
+) -> None:
+    started.append(Running(redis_url, ["l:misc"]))
+    job = await enqueue(aredis, lt.flaky, redis_url, 3)
+    assert job is not None
+    await until(lambda: aredis.sismember("l:ran-once", 3))  # it started in time: it runs again
+    await until(lambda: drained(aredis, "l:misc"))
+    assert await aredis.get("l:flaky") == b"2"
+    assert not await aredis.hget(job_keys("l:misc").stats, "expired")  # type: ignore[misc]
+
+
 async def test_replace_swaps_the_pending_jobs_arguments(
     aredis: AsyncClient, redis_url: str, started: list[Running]
 ) -> None:

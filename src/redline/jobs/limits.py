@@ -97,7 +97,8 @@ class Gate:
         deadline = doc.expires
         if deadline is None and task is not None and task.expires:
             deadline = doc.enqueued_at + task.expires
-        if deadline is not None and time.time() > deadline:
+        # Only before its first start: a retry, or a redelivery after a crash, has started.
+        if deadline is not None and d.deliveries == 1 and time.time() > deadline:
             return Verdict.EXPIRED, doc
         if task is None or not _limited(task):
             return Verdict.ADMIT, doc
