@@ -23,7 +23,7 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from redline.errors import JobSerializationError
@@ -106,10 +106,8 @@ class Gate:
 
     async def _limit(self, d: Delivery, doc: JobDocument, task: Task[Any, Any]) -> Verdict:
         queue = self.levels.queue_of(d.key)
-        ckey = task.concurrency_key(*doc.args, **doc.kwargs) if task.concurrency_key else None
-        rkey = task.rate_key(*doc.args, **doc.kwargs) if task.rate_key else None
-        slots = limit_keys(queue, "concurrency", task.name, _text(ckey))
-        rate = limit_keys(queue, "rate", task.name, _text(rkey))
+        slots = limit_keys(queue, "concurrency", task.name, _key(task.concurrency_key, doc))
+        rate = limit_keys(queue, "rate", task.name, _key(task.rate_key, doc))
         parsed = parse_rate(task.rate_limit) if task.rate_limit else None
         k = keys_of(d.key)
         reply = await run(
@@ -185,5 +183,13 @@ class Gate:
         await pipe.execute()
 
 
-def _text(key: object) -> str | None:
-    return None if key is None else str(key)
+def _key(of: Callable[..., Any] | None, doc: JobDocument) -> str | None:
+    """A job's limit key; a key function that fails puts the job under the task-wide limit
+    (logged), rather than stopping the worker on it."""
+    if of is None:
+        return None
+    try:
+        return str(of(*doc.args, **doc.kwargs))
+    except Exception:
+        log.exception("limit key function failed id=%s task=%s: task-wide limit", doc.id, doc.task)
+        return None
