@@ -105,3 +105,13 @@ async def test_enqueue_many_holds_a_key_once_per_batch(aredis: AsyncClient) -> N
     assert await run(aredis, "job_enqueue_many", keys, args) == [b"", b"1", b""]
     assert await aredis.lrange(keys[0], 0, -1) == [b"c", b"a"]
     assert await aredis.smembers(keys[2]) == {b"2"}
+
+
+def test_levels_order_keys_highest_first_and_map_them_back() -> None:
+    from redline.jobs.priority import Levels
+
+    levels = Levels(["a", "b"], {"a": [0, 3], "b": [9]})
+    assert levels.keys == ["{b}:priority:9", "{a}:priority:3", "a", "b"]
+    assert levels.keys_for(["a"]) == ["{a}:priority:3", "a"]
+    assert levels.queue_of("{b}:priority:9") == "b" and levels.priority_of("{a}:priority:3") == 3
+    assert levels.queue_of("other") == "other"

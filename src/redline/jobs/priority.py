@@ -55,6 +55,13 @@ class Levels:
         self.keys = [priority_key(q, p) for p, _, q in sorted(pairs, key=lambda x: (-x[0], x[1]))]
         self._home = {priority_key(q, p): (q, p) for p, _, q in pairs}
 
+    def keys_for(self, queues: Sequence[str]) -> list[str]:
+        """The keys to pop for some of the queues (e.g. those not paused), highest first."""
+        if len(queues) == len(self.queues):
+            return self.keys
+        wanted = set(queues)
+        return [key for key in self.keys if self._home[key][0] in wanted]
+
     def queue_of(self, key: str) -> str:
         """The queue a delivery from `key` belongs to."""
         return self._home.get(key, (key, 0))[0]

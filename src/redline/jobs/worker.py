@@ -227,7 +227,8 @@ class Worker:
         formats: `redline.jobs.sidekiq` fetches Sidekiq's)."""
         if self.gate.waiting:  # a finishing job may wake one that waits for its slot
             block = min(block, WAKE_POLL)
-        popped = await self.queue.pop(*self.levels.keys, count=count, block=block)
+        keys = self.levels.keys_for(self.queues)
+        popped = await self.queue.pop(*keys, count=count, block=block)
         return await self.gate.admit(popped)
 
     # -- running jobs ----------------------------------------------------------------------
