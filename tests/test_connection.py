@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from redline.connection.client import (
     mask_url,
     parse_url,
 )
+from redline.connection.pool import PoolTimeoutError
 from redline.errors import ConnectionURLError
 from tests.servers import Cluster, ServerProcess
 
@@ -232,3 +234,42 @@ def test_blocking_commands_are_packed_by_hiredis_and_arrive_intact(
             client.connection_pool.release(connection)
     finally:
         client.close()
+
+
+async def test_a_gather_of_a_thousand_enqueues_waits_for_connections(redis_url: str) -> None:
+    """More calls in flight at once than the pool has connections wait for one to come free
+    (issue 28: the 101st failed with MaxConnectionsError)."""
+    from redline.jobs import enqueue
+    from tests.jobs import tasks
+
+    client = connect(redis_url)
+    try:
+        jobs = await asyncio.gather(*(enqueue(client, tasks.add, n, 1) for n in range(1000)))
+        assert len({job.id for job in jobs if job is not None}) == 1000
+        assert await client.llen("t:jobs") == 1000
+    finally:
+        await client.aclose()
+
+
+async def test_a_pool_busy_for_too_long_says_what_to_do(redis_url: str) -> None:
+    client = connect(redis_url, max_connections=1, pool_timeout=0.2)
+    try:
+        blocked = asyncio.create_task(client.blpop(["never"], timeout=5))
+        await asyncio.sleep(0)  # it takes the only connection
+        with pytest.raises(PoolTimeoutError, match=r"all 1 connections .* max_connections=N"):
+            await client.ping()
+        blocked.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await blocked
+    finally:
+        await client.aclose()
+
+
+def test_the_blocking_client_waits_for_connections_too(redis_url: str) -> None:
+    import concurrent.futures
+
+    client = connect_sync(redis_url, max_connections=2)
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        assert list(pool.map(lambda n: client.incr("n"), range(200)))[-1] > 0
+    assert client.get("n") == b"200"
+    client.close()

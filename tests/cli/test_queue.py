@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from redline.connection import connect_sync
 from redline.queue import SyncReliableQueue
 from tests.helpers import run
@@ -50,3 +52,33 @@ def test_errors_are_clear(redis_url: str) -> None:
     helped = run("queue", "--help")
     for command in ("info", "inspect", "push", "pop", "ack", "recover", "requeue", "purge"):
         assert command in helped.stdout
+
+
+def test_retention_is_set_and_info_shows_the_drops(redis_url: str) -> None:
+    kept = run("queue", "retention", "jobs", "--entries", "1", "--days", "2", "--redis", redis_url)
+    assert kept.returncode == 0
+    assert "keeps the newest 1 dead letters, none older than 2 days" in kept.stdout
+    queue = SyncReliableQueue(connect_sync(redis_url))
+    queue.push("jobs", b"x", b"y")
+    for delivery in queue.pop("jobs", count=2):
+        queue.dead_letter(delivery, reason="bad")
+    info = run("queue", "info", "jobs", "--redis", redis_url, env={"COLUMNS": "200"})
+    rows = [
+        re.split("[│┃]", line)[1:-1]
+        for line in info.stdout.splitlines()
+        if "┃" in line or "│" in line
+    ]
+    header, row = [c.strip() for c in rows[0]], [c.strip() for c in rows[-1]]
+    assert dict(zip(header, row, strict=True)) == {
+        "queue": "jobs",
+        "waiting": "0",
+        "inflight": "0",
+        "delayed": "0",
+        "dead": "1",
+        "expired": "0",
+        "dropped": "1",
+        "records dropped": "0",
+        "dead kept": "1, 2 days",
+    }
+    bad = run("queue", "retention", "jobs", "--entries", "0", "--redis", redis_url)
+    assert bad.returncode == 2 and "--entries" in bad.stderr

@@ -87,6 +87,18 @@ async def test_overview_shows_queue_counts(aredis: AsyncClient, http: httpx.Asyn
     assert cells[1:3] == ["2", "0"] and ">1</a>" in cells[5]
 
 
+async def test_queue_page_shows_the_retention_and_what_it_dropped(
+    aredis: AsyncClient, http: httpx.AsyncClient
+) -> None:
+    await ReliableQueue(aredis).set_retention("orders", 1, 30 * 86400)
+    await dead_letter(aredis, b"first")
+    await dead_letter(aredis, b"second")  # the first is dropped
+    page = (await http.get("/queues/orders")).text
+    assert '<b id="n-dead">1</b>' in page and '<b id="n-dropped">1</b>' in page
+    assert "the newest <b>1</b>, up to <b>30</b> days" in page
+    assert "second" in page and "first" not in page
+
+
 async def test_cross_site_post_is_refused(aredis: AsyncClient, http: httpx.AsyncClient) -> None:
     await dead_letter(aredis)
     page = await http.get("/queues/orders")

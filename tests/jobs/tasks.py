@@ -81,3 +81,18 @@ def held(url: str, n: int) -> None:
 def tick() -> None:
     url = os.environ["REDLINE_TEST_URL"]
     redis.Redis.from_url(url).rpush("t:ticks", os.getpid())
+
+
+@tasks.task(queue="t:steady", max_deliveries=50)
+def steady(url: str, n: int) -> None:
+    """Record which process started job n, then which ran it and how many jobs waited then."""
+    client = redis.Redis.from_url(url)
+    client.rpush("t:steady:started", f"{os.getpid()}:{n}")
+    time.sleep(0.2)
+    client.rpush("t:steady:ran", f"{os.getpid()}:{n}:{client.llen('t:steady')}")
+    client.close()
+
+
+@tasks.task(queue="t:poison", retries=0)
+async def poison(n: int) -> None:
+    raise ValueError(f"poison {n}")

@@ -15,19 +15,34 @@ from redline.jobs import Job, JobState, Task, enqueue, enqueue_in, job_keys
 from redline.jobs.worker import Worker
 from redline.queue import ReliableQueue
 from redline.runtime import run_service
+from redline.runtime.metrics import Metrics
 from tests.jobs import tasks as t
 
 
 class Running:
     """A worker running in this event loop until `stop()`."""
 
-    def __init__(self, url: str, queues: list[str], grace: float = 5.0) -> None:
-        self.worker = Worker(t.tasks, queues, concurrency=8, grace=grace, lease=5, cron=False)
+    def __init__(
+        self,
+        url: str,
+        queues: list[str],
+        grace: float = 5.0,
+        concurrency: int = 8,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.worker = Worker(
+            t.tasks,
+            queues,
+            concurrency=concurrency,
+            grace=grace,
+            lease=5,
+            cron=False,
+            metrics=metrics,
+        )
         self.config = WorkerConfig(redis=url, popTimeout=0.2)
         self.stopping = asyncio.Event()
-        self.task = asyncio.create_task(
-            run_service(self.worker, self.config, [self.worker], self.stopping)
-        )
+        hooks: list[Any] = [self.worker] if metrics is None else [self.worker, metrics]
+        self.task = asyncio.create_task(run_service(self.worker, self.config, hooks, self.stopping))
 
     async def stop(self) -> None:
         self.stopping.set()

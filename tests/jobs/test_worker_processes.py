@@ -178,3 +178,58 @@ def test_one_cron_scheduler_across_two_workers(redis_url: str, tmp_path: Path) -
         for proc in workers.values():
             stop(proc)
     assert client.llen("t:ticks") == 2  # never both schedulers at once
+
+
+class SteadyFeed:
+    """Keeps at least `low` `steady` jobs waiting on t:steady (a producer under load)."""
+
+    def __init__(self, client: redis.Redis, url: str, low: int = 20) -> None:
+        self.client, self.url, self.low, self.fed = client, url, low, 0
+
+    def __call__(self) -> None:
+        if self.client.llen("t:steady") < self.low:
+            numbers = range(self.fed, self.fed + self.low)
+            docs = [JobDocument(t.steady.name, (self.url, n), queue="t:steady") for n in numbers]
+            self.client.lpush("t:steady", *[d.encode() for d in docs])
+            self.fed += self.low
+
+    def entries(self, name: str) -> list[tuple[int, int, int]]:
+        """(pid, job, waiting) of each `started` or `ran` record (waiting: -1 for started)."""
+        rows = [e.decode().split(":") for e in self.client.lrange(f"t:steady:{name}", 0, -1)]
+        return [(int(r[0]), int(r[1]), int(r[2]) if len(r) > 2 else -1) for r in rows]
+
+    def held_by(self, pid: int) -> set[int]:
+        """Jobs process `pid` started and did not finish."""
+        started = {n for p, n, _ in self.entries("started") if p == pid}
+        return started - {n for p, n, _ in self.entries("ran") if p == pid}
+
+
+def test_a_killed_workers_jobs_rerun_while_the_backlog_lasts(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """Under a steady backlog, the jobs a SIGKILLed worker held run again elsewhere while jobs
+    still wait (before, expired leases came back only once the backlog ran out: never, here)."""
+    client = redis.Redis.from_url(redis_url)
+    feed = SteadyFeed(client, redis_url)
+    feed()
+    log = tmp_path / "w.log"
+    victim, survivor = (start_worker(redis_url, "t:steady", log) for _ in range(2))
+    try:
+        wait_for(lambda: feed() or len(feed.held_by(victim.pid)) >= 2, timeout=60)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        lost = feed.held_by(victim.pid)  # final: the victim writes nothing more
+
+        def rerun() -> set[int]:
+            feed()
+            return {n for p, n, _ in feed.entries("ran") if p == survivor.pid and n in lost}
+
+        wait_for(lambda: rerun() == lost, timeout=90)
+        waiting = [w for p, n, w in feed.entries("ran") if p == survivor.pid and n in lost]
+        assert all(w > 0 for w in waiting), waiting  # jobs were still waiting when they re-ran
+        wait_for(lambda: queue_counts(redis_url, "t:steady") == (0, 0, 0, 0), timeout=60)
+    finally:
+        for proc in (victim, survivor):
+            if proc.poll() is None:
+                stop(proc)
+    assert {n for _, n, _ in feed.entries("ran")} == set(range(feed.fed))  # none lost

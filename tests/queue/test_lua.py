@@ -34,7 +34,7 @@ async def test_pop_takes_pushed_ids_and_gives_raw_payloads_fresh_ones(aredis: As
     await call(aredis, "queue_push", b"pushed")
     await aredis.lpush("q", b"raw")
     before = await server_ms(aredis)
-    reply = await call(aredis, "queue_pop", 10, 5000)
+    reply = await call(aredis, "queue_pop", 10, 5000, 5)
     assert reply == [-1, 5000, 0, b"1", b"pushed", 1, b"2", b"raw", 1]
     assert not await aredis.exists("q", K.ids)
     assert await aredis.hgetall(K.payloads) == {b"1": b"pushed", b"2": b"raw"}
@@ -50,7 +50,7 @@ async def test_pop_order_is_due_delayed_then_claim_list_then_waiting(aredis: Asy
     await aredis.zadd(K.delayed, {"7": 0, "8": 9e12})
     await aredis.hset(K.payloads, mapping={"7": b"due", "8": b"later"})
     await aredis.hset(K.deliveries, mapping={"7": 1, "8": 1})
-    reply = await call(aredis, "queue_pop", 2, 1000)
+    reply = await call(aredis, "queue_pop", 2, 1000, 5)
     assert reply[1:] == [1000, 0, b"7", b"due", 2, b"1", b"claimed", 1]
     assert reply[0] > 0  # ms until "8" is due
     assert await aredis.lrange("q", 0, -1) == [b"waiting"]
@@ -58,8 +58,8 @@ async def test_pop_order_is_due_delayed_then_claim_list_then_waiting(aredis: Asy
 
 async def test_ack_checks_the_fencing_token(aredis: AsyncClient) -> None:
     await call(aredis, "queue_push", b"a", b"b")
-    await call(aredis, "queue_pop", 2, 1000)
-    assert (await call(aredis, "queue_pop", 0, 0, "1", 2, "2", 1, "9", 1))[2:] == [1, b"2"]
+    await call(aredis, "queue_pop", 2, 1000, 5)
+    assert (await call(aredis, "queue_pop", 0, 0, 5, "1", 2, "2", 1, "9", 1))[2:] == [1, b"2"]
     assert await aredis.zrange(K.inflight, 0, -1) == [b"1"]
     assert await aredis.hkeys(K.payloads) == [b"1"]
     assert not await aredis.hexists(K.since, "2")
@@ -67,7 +67,7 @@ async def test_ack_checks_the_fencing_token(aredis: AsyncClient) -> None:
 
 async def test_extend_renews_held_leases_only(aredis: AsyncClient) -> None:
     await call(aredis, "queue_push", b"a", b"b")
-    await call(aredis, "queue_pop", 2, 1000)
+    await call(aredis, "queue_pop", 2, 1000, 5)
     assert await call(aredis, "queue_extend", 60000, "1", 1, "2", 5) == [1, 0]
     assert await aredis.zscore(K.inflight, "1") >= await server_ms(aredis) + 50000
     assert await aredis.zscore(K.inflight, "2") < await server_ms(aredis) + 2000
@@ -75,7 +75,7 @@ async def test_extend_renews_held_leases_only(aredis: AsyncClient) -> None:
 
 async def test_nack_delays_dead_letters_or_refuses(aredis: AsyncClient) -> None:
     await call(aredis, "queue_push", b"a", b"b", b"c")
-    await call(aredis, "queue_pop", 3, 1000)
+    await call(aredis, "queue_pop", 3, 1000, 5)
     assert await call(aredis, "queue_nack", "1", 2, 0, 5, "", "retry") == 0  # stale token
     assert await call(aredis, "queue_nack", "1", 1, 60000, 5, "later", "retry") == 1
     assert await aredis.zscore(K.delayed, "1") >= await server_ms(aredis) + 50000
@@ -90,7 +90,7 @@ async def test_nack_delays_dead_letters_or_refuses(aredis: AsyncClient) -> None:
 
 async def test_recover_moves_expired_or_old_enough_deliveries(aredis: AsyncClient) -> None:
     await call(aredis, "queue_push", b"a", b"b", b"c")
-    await call(aredis, "queue_pop", 3, 60000)
+    await call(aredis, "queue_pop", 3, 60000, 5)
     await aredis.zadd(K.inflight, {"1": 0})  # lease over
     assert await call(aredis, "queue_recover", 10, -1, 5) == [1, 0]
     assert await aredis.zrange(K.delayed, 0, -1) == [b"1"]
@@ -103,11 +103,11 @@ async def test_recover_moves_expired_or_old_enough_deliveries(aredis: AsyncClien
 async def test_info_counts(aredis: AsyncClient) -> None:
     await call(aredis, "queue_push", b"a", b"b", b"c", b"d")
     await aredis.lpush(K.claimed, b"x")
-    await call(aredis, "queue_pop", 2, 60000)  # takes "x" (from the claim list) and "a"
+    await call(aredis, "queue_pop", 2, 60000, 5)  # takes "x" (from the claim list) and "a"
     await aredis.zadd(K.inflight, {"1": 0})
     await aredis.zadd(K.delayed, {"8": 0})
     await aredis.zadd(K.dead, {"9": 0})
-    assert await call(aredis, "queue_info") == [3, 2, 1, 1, 1]
+    assert await call(aredis, "queue_info") == [3, 2, 1, 1, 1, 0, 0, 10000, 180 * 86400000]
 
 
 async def test_waiting_pages_in_delivery_order_with_known_ids(aredis: AsyncClient) -> None:
@@ -122,7 +122,7 @@ async def test_waiting_pages_in_delivery_order_with_known_ids(aredis: AsyncClien
 
 async def test_view_lists_a_page_of_one_zset(aredis: AsyncClient) -> None:
     await call(aredis, "queue_push", b"a", b"b")
-    await call(aredis, "queue_pop", 2, 60000)
+    await call(aredis, "queue_pop", 2, 60000, 5)
     await call(aredis, "queue_nack", "2", 1, 0, 1, "why", "dead")
     now, *inflight = await call(aredis, "queue_view", 0, 10, 1)
     since = int(await aredis.hget(K.since, "1"))
@@ -135,7 +135,7 @@ async def test_view_lists_a_page_of_one_zset(aredis: AsyncClient) -> None:
 
 async def test_purge_requeue_delete(aredis: AsyncClient) -> None:
     await call(aredis, "queue_push", b"a", b"b", b"c", b"d")
-    await call(aredis, "queue_pop", 3, 60000)
+    await call(aredis, "queue_pop", 3, 60000, 5)
     await call(aredis, "queue_nack", "1", 1, 60000, 5, "", "retry")
     await call(aredis, "queue_nack", "2", 1, 0, 5, "x", "dead")
     await call(aredis, "queue_nack", "3", 1, 0, 5, "y", "dead")
@@ -153,8 +153,66 @@ async def test_purge_requeue_delete(aredis: AsyncClient) -> None:
 
 async def test_pop_acks_first_then_delivers_in_the_same_call(aredis: AsyncClient) -> None:
     await call(aredis, "queue_push", b"a", b"b")
-    await call(aredis, "queue_pop", 1, 60000)  # delivers "1"
-    reply = await call(aredis, "queue_pop", 1, 60000, "1", 1)
+    await call(aredis, "queue_pop", 1, 60000, 5)  # delivers "1"
+    reply = await call(aredis, "queue_pop", 1, 60000, 5, "1", 1)
     assert reply[2:] == [1, b"1", b"2", b"b", 1]
     assert await aredis.zrange(K.inflight, 0, -1) == [b"2"]
     assert await aredis.hkeys(K.payloads) == [b"2"]
+
+
+async def test_pop_gives_back_expired_leases_ahead_of_fresh_messages(aredis: AsyncClient) -> None:
+    await call(aredis, "queue_push", b"a", b"b", b"c")
+    await call(aredis, "queue_pop", 1, 60000, 5)  # delivers "1", never acked
+    await aredis.zadd(K.inflight, {"1": 0})  # its lease is over
+    reply = await call(aredis, "queue_pop", 2, 60000, 5)
+    assert reply[2:] == [0, b"1", b"a", 2, b"2", b"b", 1]  # the redelivery first
+    assert await aredis.zcard(K.delayed) == 0
+    assert await aredis.lrange("q", 0, -1) == [b"c"]
+
+
+async def test_pop_recovers_no_more_than_a_bound_per_call(aredis: AsyncClient) -> None:
+    await call(aredis, "queue_push", *[b"m"] * 150)
+    await call(aredis, "queue_pop", 150, 60000, 5)
+    await aredis.zadd(K.inflight, {str(i): 0 for i in range(1, 151)})
+    reply = await call(aredis, "queue_pop", 1, 60000, 5)
+    assert reply[3:5] == [b"1", b"m"]
+    assert await aredis.zcard(K.delayed) == 99  # 100 recovered, 1 redelivered at once
+    assert await aredis.zcount(K.inflight, 0, 0) == 50  # the next pops take the rest
+
+
+async def test_pop_dead_letters_an_expired_lease_past_max_deliveries(aredis: AsyncClient) -> None:
+    await call(aredis, "queue_push", b"a")
+    await call(aredis, "queue_pop", 1, 60000, 2)
+    await aredis.hset(K.deliveries, "1", 2)
+    await aredis.zadd(K.inflight, {"1": 0})
+    assert (await call(aredis, "queue_pop", 1, 60000, 2))[2:] == [0]
+    assert await aredis.zrange(K.dead, 0, -1) == [b"1"]
+    assert await aredis.hget(K.reasons, "1") == b"max deliveries (2) reached: lease expired"
+    assert not await aredis.exists(K.inflight, K.since)
+
+
+async def test_an_ack_of_an_expired_lease_in_the_same_pop_wins(aredis: AsyncClient) -> None:
+    await call(aredis, "queue_push", b"a")
+    await call(aredis, "queue_pop", 1, 60000, 5)
+    await aredis.zadd(K.inflight, {"1": 0})
+    assert (await call(aredis, "queue_pop", 1, 60000, 5, "1", 1))[2:] == [1, b"1"]
+    assert not await aredis.exists(K.inflight, K.delayed, K.payloads)
+
+
+async def test_dead_letters_past_the_retention_are_dropped_oldest_first(
+    aredis: AsyncClient,
+) -> None:
+    assert await call(aredis, "queue_retention", 2, 3600000) == [2, 3600000]
+    await call(aredis, "queue_push", b"a", b"b", b"c", b"d")
+    await call(aredis, "queue_pop", 4, 60000, 5)
+    for mid in ("1", "2", "3"):
+        assert await call(aredis, "queue_nack", mid, 1, 0, 5, f"bad {mid}", "dead") == 2
+    assert await aredis.zrange(K.dead, 0, -1) == [b"2", b"3"]
+    assert not await aredis.hexists(K.payloads, "1")
+    assert not await aredis.hexists(K.deliveries, "1")
+    assert not await aredis.hexists(K.reasons, "1")
+    await aredis.zadd(K.dead, {"2": 1})  # dead-lettered long ago: past the age
+    await call(aredis, "queue_nack", "4", 1, 0, 5, "bad 4", "dead")
+    assert await aredis.zrange(K.dead, 0, -1) == [b"3", b"4"]
+    assert await aredis.hkeys(K.payloads) == [b"3", b"4"]
+    assert (await call(aredis, "queue_info"))[5:] == [2, 0, 2, 3600000]

@@ -35,6 +35,7 @@ KEY = "q"
 K = QueueKeys.of(KEY)
 STEP, LEASE, MAX = 100_000, 550_000, 3  # ms, ms, deliveries
 DELAYS = (0, 25_000, 150_000, 375_000)  # remainders mod STEP: 0, 25, 50, 75 s
+RECOVERED = 100  # expired leases one queue_pop call gives back, at least
 SLACK = 20_000  # ms of real time an example may take before timings could be misread
 PAYLOADS = st.sampled_from([b"a", b"b", b"", b"\xff\x00"])
 
@@ -69,10 +70,9 @@ class Model:
         self.taken = 0
         self.recorded: dict[int, str] = {}
         self.messages: dict[str, Message] = {}
-        # In-flight ids in the server's order. One pop may lease fresh messages and, after its
-        # lazy recovery, recovered ones: same virtual deadline, from two script calls whose
-        # order on the server depends on whether the clock ticked a millisecond between them.
-        # The model takes that order from the server (seen before each operation).
+        # In-flight ids in the server's order. One pop leases recovered and fresh messages with
+        # the same virtual deadline, while the real deadlines of pops that span a millisecond
+        # tick differ; the model takes that order from the server (seen before each operation).
         self.server_inflight: list[str] = []
 
     def ids(self, state: str) -> list[str]:
@@ -95,11 +95,9 @@ class Model:
 
     def pop(self, count: int, ack: list[Delivery]) -> tuple[list[Delivery], list[str]]:
         acked = self.ack(ack)
-        got = self._take(count)
-        if len(got) < count and any(m.score <= self.now for m in self._in("inflight")):
-            self.recover(count - len(got), None)
-            got += self._take(count - len(got))
-        return got, acked
+        if count:  # expired leases go back first, up to max(count, RECOVERED) per pop
+            self.recover(max(count, RECOVERED), None)
+        return self._take(count), acked
 
     def _in(self, state: str) -> list[Message]:
         return [m for m in self.messages.values() if m.state == state]

@@ -15,7 +15,14 @@ from rich.table import Table
 from redline.cli.common import fail, server_for
 from redline.connection import connect_sync, mask_url
 from redline.errors import RedlineError
-from redline.queue import Delivery, QueuedMessage, QueueKeys, SyncReliableQueue
+from redline.queue import (
+    DEAD_AGE,
+    DEAD_MAX,
+    Delivery,
+    QueuedMessage,
+    QueueKeys,
+    SyncReliableQueue,
+)
 
 __all__ = ["queue"]
 
@@ -98,6 +105,7 @@ def queue() -> None:
       redline queue pop orders --count 10
       redline queue ack orders 1:1
       redline queue dead orders
+      redline queue retention orders --entries 1000 --days 30
       redline queue requeue orders --all
     """
 
@@ -106,17 +114,55 @@ def queue() -> None:
 @click.argument("keys", nargs=-1, required=True)
 @_redis_option
 def info(keys: tuple[str, ...], redis_url: str | None) -> None:
-    """Counts of each queue KEY: waiting, in flight, delayed, dead, expired leases."""
+    """Counts of each queue KEY: waiting, in flight, delayed, dead, expired leases; the dead
+    letters and job failure records its retention dropped, and the retention (entries kept,
+    days kept; see `redline queue retention`)."""
     with _queue(redis_url) as q:
         rows = [q.info(key) for key in keys]
     table = Table(title="queues")
-    for column in ("queue", "waiting", "inflight", "delayed", "dead", "expired"):
+    columns = ("waiting", "inflight", "delayed", "dead", "expired", "dropped", "records dropped")
+    for column in ("queue", *columns, "dead kept"):
         table.add_column(column, justify="left" if column == "queue" else "right")
     for i in rows:
-        table.add_row(
-            i.key, *(str(n) for n in (i.waiting, i.inflight, i.delayed, i.dead, i.expired))
-        )
+        counts = (i.waiting, i.inflight, i.delayed, i.dead, i.expired, i.dropped)
+        kept = f"{i.dead_max}, {_days(i.dead_age)}"
+        table.add_row(i.key, *(str(n) for n in (*counts, i.records_dropped)), kept)
     _print(table)
+
+
+def _days(seconds: float) -> str:
+    return f"{seconds / 86400:g} days"
+
+
+@queue.command()
+@click.argument("key")
+@click.option(
+    "--entries",
+    default=DEAD_MAX,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Dead letters (and job failure records) kept, the newest.",
+)
+@click.option(
+    "--days",
+    default=DEAD_AGE / 86400,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Days a dead letter (or job failure record) is kept.",
+)
+@_redis_option
+def retention(key: str, entries: int, days: float, redis_url: str | None) -> None:
+    """Set what KEY keeps of its dead letters and job failure records: the oldest past
+    either bound are dropped (and counted, see `info`) the next time one is added. Stored
+    beside the queue, so every consumer applies it.
+
+    \b
+    Example: keep at most 1000 dead letters, none older than 30 days:
+      redline queue retention orders --entries 1000 --days 30
+    """
+    with _queue(redis_url) as q:
+        kept, age = q.set_retention(key, entries, days * 86400)
+    click.echo(f"{key}: keeps the newest {kept} dead letters, none older than {_days(age)}")
 
 
 @queue.command()

@@ -28,6 +28,7 @@ import redis.sentinel
 import redis.utils
 
 from redline.connection.internals import pack_command, reply_error, sentinels_of, stream_transport
+from redline.connection.pool import MAX_CONNECTIONS, POOL_TIMEOUT, AsyncBlockingPool, BlockingPool
 from redline.errors import ConnectionURLError
 
 __all__ = [
@@ -194,6 +195,7 @@ class _Flavour:
     cluster: Any
     node: Any
     sentinel: Any
+    pool: Any
 
 
 _ASYNC = _Flavour(
@@ -201,14 +203,31 @@ _ASYNC = _Flavour(
     redis.asyncio.RedisCluster,
     redis.asyncio.cluster.ClusterNode,
     redis.asyncio.sentinel.Sentinel,
+    AsyncBlockingPool,
 )
 _SYNC = _Flavour(
-    redis.Redis, redis.cluster.RedisCluster, redis.cluster.ClusterNode, redis.sentinel.Sentinel
+    redis.Redis,
+    redis.cluster.RedisCluster,
+    redis.cluster.ClusterNode,
+    redis.sentinel.Sentinel,
+    BlockingPool,
 )
+
+
+def _blocking_pool(url: str, flavour: _Flavour, options: dict[str, Any]) -> Any:
+    """A single server's pool: a command waits for a free connection (`redline.connection.pool`)."""
+    return flavour.pool.from_url(
+        url,
+        max_connections=options.pop("max_connections", MAX_CONNECTIONS),
+        timeout=options.pop("pool_timeout", POOL_TIMEOUT),
+        **options,
+    )
 
 
 def _client(url: str, flavour: _Flavour, options: dict[str, Any]) -> Any:
     parsed = parse_url(url)
+    if parsed.mode != "standalone":  # cluster and Sentinel pools keep redis-py's (docs)
+        options.pop("pool_timeout", None)
     # Blocking connections take a packer; the cluster client refuses the option (its nodes
     # keep redis-py's). The asyncio ones are given a connection class below.
     if flavour is _SYNC and parsed.mode != "cluster" and redis.utils.HIREDIS_AVAILABLE:
@@ -229,7 +248,7 @@ def _client(url: str, flavour: _Flavour, options: dict[str, Any]) -> Any:
         kind = _SentinelClient if flavour is _ASYNC else _SyncSentinelClient
         client = sentinel.master_for(parsed.service, redis_class=kind)
     else:
-        client = flavour.plain.from_url(url, **options)
+        client = flavour.plain.from_pool(_blocking_pool(url, flavour, options))
     if flavour is _ASYNC and redis.utils.HIREDIS_AVAILABLE:
         _pack_with_hiredis(client)
     return client
@@ -309,13 +328,21 @@ def _hiredis_packing(connection_class: type) -> type:
 
 
 def connect(url: str, **options: Any) -> AsyncClient:
-    """An asyncio client for `url`. Extra keyword arguments go to redis-py (timeouts, …)."""
-    return cast(AsyncClient, _client(url, _ASYNC, options))
+    """An asyncio client for `url`. Extra keyword arguments go to redis-py (timeouts, …).
+
+    `max_connections` (default 100) bounds the connections the client opens. On a single
+    server a command finding them all busy waits up to `pool_timeout` seconds (default 20)
+    for one to come free, then raises `redline.connection.pool.PoolTimeoutError`; so an
+    ``asyncio.gather`` of thousands of calls on one client succeeds. A cluster client's limit
+    is per node, and a cluster's or Sentinel's pool refuses the command at once
+    (redis-py's ``MaxConnectionsError``): raise `max_connections` there (docs/connection.md)."""
+    return cast(AsyncClient, _client(url, _ASYNC, dict(options)))
 
 
 def connect_sync(url: str, **options: Any) -> SyncClient:
-    """A blocking client for `url` (for scripts, the CLI and the sync queue API)."""
-    return cast(SyncClient, _client(url, _SYNC, options))
+    """A blocking client for `url` (for scripts, the CLI and the sync queue API); its pool
+    as `connect`'s."""
+    return cast(SyncClient, _client(url, _SYNC, dict(options)))
 
 
 Command = tuple[Any, ...]

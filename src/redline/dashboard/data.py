@@ -14,7 +14,7 @@ from typing import Any
 from redline.connection import AsyncClient, text
 from redline.errors import JobSerializationError
 from redline.jobs.document import JobDocument, JobState, job_keys
-from redline.jobs.job import JobRecord
+from redline.jobs.job import JobRecord, read_records
 from redline.jobs.priority import priority_counts, priority_key
 from redline.jobs.worker import QUEUES_KEY
 from redline.queue import QueuedMessage, ReliableQueue
@@ -49,6 +49,10 @@ class QueueRow:
     scheduled: int = 0
     complete: int = 0
     failed: int = 0
+    dropped: int = 0  # dead letters dropped by the queue's retention
+    records_dropped: int = 0  # job failure records dropped by it
+    dead_max: int = 0  # the retention: entries and days kept
+    dead_days: float = 0.0
     expired: int = 0
     # (priority, its queue key, jobs waiting) for priorities 1-9 in use, highest first
     priorities: list[tuple[int, str, int]] = field(default_factory=list)
@@ -104,6 +108,10 @@ async def queue_rows(client: AsyncClient, names: Sequence[str]) -> list[QueueRow
                 scheduled,
                 int(stats.get("complete", 0)),
                 int(stats.get("failed", 0)),
+                info.dropped,
+                info.records_dropped,
+                info.dead_max,
+                info.dead_age / 86400,
                 int(stats.get("expired", 0)),
                 [
                     (p, priority_key(name, p), n)
@@ -154,13 +162,8 @@ async def dead_letters(client: AsyncClient, name: str) -> list[tuple[str, JobRow
 
 
 async def _records(client: AsyncClient, name: str) -> list[JobRecord]:
-    keys = job_keys(name)
-    ids = [text(i, "replace") for i in await client.lrange(keys.recent, 0, SHOWN * 5)]
-    pipe = client.pipeline(transaction=False)
-    for job_id in ids:
-        pipe.hgetall(keys.record(job_id))
-    found = await pipe.execute()
-    return [JobRecord.from_hash(i, f) for i, f in zip(ids, found, strict=True) if f]
+    ids = [text(i, "replace") for i in await client.lrange(job_keys(name).recent, 0, SHOWN * 5)]
+    return [r for r in await read_records(client, name, ids) if r is not None]
 
 
 async def _scheduled(client: AsyncClient, name: str) -> list[JobRow]:

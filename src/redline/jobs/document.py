@@ -199,8 +199,20 @@ class JobKeys:
     queue: str
 
     def record(self, job_id: str) -> str:
-        """Hash of one job's outcome: state, result or error, traceback, attempts, times."""
+        """Hash of a completed job's outcome kept `result_ttl` seconds: state, result,
+        attempts, times (failed jobs' records are in `failures`)."""
         return derived(self.queue, "job", job_id)
+
+    @property
+    def failures(self) -> str:
+        """Hash: job id -> the record (JSON) of a job that failed (retried or dead), kept
+        within the queue's retention (`ReliableQueue.set_retention`) rather than by a TTL."""
+        return derived(self.queue, "job-failures")
+
+    @property
+    def failed(self) -> str:
+        """Sorted set: job id -> when its failure record was written (ms): oldest dropped first."""
+        return derived(self.queue, "job-failed")
 
     def unique(self, key: str) -> str:
         """Lock held while a unique job is pending; its value is the job id."""

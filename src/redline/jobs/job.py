@@ -9,8 +9,10 @@ A producer that does not import the worker's code names the task: ``Task.ref("ap
 queue="mail")``. Enqueueing a unique task while a job with the same key is pending does nothing
 and returns None.
 
-What became of a job is a hash beside its queue (`JobKeys.record`), written by the worker when a
-job fails (kept `FAILURE_TTL` seconds) or completes with ``result_ttl`` set.
+What became of a job is written by the worker beside its queue: a hash per job that completes
+with ``result_ttl`` set (`JobKeys.record`, kept that long), and one entry per failed job in
+`JobKeys.failures`, kept within the queue's retention (like its dead letters: by default the
+newest 10,000, none older than 180 days; `ReliableQueue.set_retention`).
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +36,6 @@ from redline.runtime.tracing import tracer
 from redline.scripting.scripts import run, run_sync
 
 __all__ = [
-    "FAILURE_TTL",
     "Job",
     "JobRecord",
     "enqueue",
@@ -41,9 +43,9 @@ __all__ = [
     "enqueue_in",
     "enqueue_sync",
     "push_jobs",
+    "read_records",
 ]
 
-FAILURE_TTL = 7 * 86400
 RECENT = 1000  # ids kept in a queue's list of recent job records
 
 
@@ -93,6 +95,15 @@ class JobRecord:
             fields["result"] = self.result
         return fields
 
+    @classmethod
+    def from_json(cls, job_id: str, text: bytes) -> JobRecord:
+        """A failure record as `to_json` wrote it."""
+        fields = json.loads(text)
+        return cls.from_hash(job_id, {k.encode(): v.encode() for k, v in fields.items()})
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_hash(), separators=(",", ":"))
+
     @property
     def value(self) -> Any:
         """The job's return value (None when not recorded)."""
@@ -111,10 +122,8 @@ class Job:
 
     async def record(self) -> JobRecord | None:
         """What the worker recorded, or None (not finished, or not recorded)."""
-        fields: dict[bytes, bytes] = await self.client.hgetall(  # type: ignore[assignment]
-            job_keys(self.queue).record(self.id)
-        )
-        return JobRecord.from_hash(self.id, fields) if fields else None
+        [found] = await read_records(self.client, self.queue, [self.id])
+        return found
 
     async def result(self, timeout: float | None = None) -> Any:  # noqa: ASYNC109
         """Wait for the job's return value; JobFailed when it was dead-lettered.
@@ -136,6 +145,26 @@ class Job:
                 raise JobTimeout(f"job {self.id} ({self.task}) has no result after {timeout}s")
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.25)
+
+
+async def read_records(
+    client: AsyncClient, queue: str, ids: Sequence[str]
+) -> list[JobRecord | None]:
+    """The records of jobs `ids` of `queue`, in one round trip: a completed job's hash if it
+    is kept, else its failure record, else None."""
+    keys = job_keys(queue)
+    pipe = client.pipeline(transaction=False)
+    for job_id in ids:
+        pipe.hgetall(keys.record(job_id))
+    if ids:
+        pipe.hmget(keys.failures, list(ids))
+    *kept, failures = await pipe.execute() if ids else [[]]
+    return [
+        JobRecord.from_hash(i, fields)
+        if fields
+        else (JobRecord.from_json(i, failed) if failed else None)
+        for i, fields, failed in zip(ids, kept, failures, strict=True)
+    ]
 
 
 def _document(task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> JobDocument:

@@ -28,9 +28,10 @@ from typing import Any
 
 from redline.errors import JobSerializationError
 from redline.jobs.document import JobDocument, JobState, job_keys
-from redline.jobs.job import FAILURE_TTL, RECENT, JobRecord, describe_args
+from redline.jobs.job import JobRecord, describe_args
 from redline.jobs.options import MAX_PRIORITY, parse_rate
 from redline.jobs.priority import Levels, priority_key
+from redline.jobs.records import note_recent, record_failure
 from redline.jobs.task import Task, Tasks
 from redline.keys import derived
 from redline.queue import Delivery, ReliableQueue
@@ -164,7 +165,7 @@ class Gate:
         pipe: Any = self.queue.client.pipeline(transaction=False)
         now = time.time()
         for d, doc in expired:
-            keys = job_keys(self.levels.queue_of(d.key))
+            queue = self.levels.queue_of(d.key)
             record = JobRecord(
                 doc.id,
                 JobState.EXPIRED,
@@ -174,11 +175,9 @@ class Gate:
                 enqueued_at=doc.enqueued_at,
                 finished_at=now,
             )
-            pipe.hset(keys.record(doc.id), mapping=record.to_hash())
-            pipe.expire(keys.record(doc.id), FAILURE_TTL)
-            pipe.lpush(keys.recent, doc.id)
-            pipe.ltrim(keys.recent, 0, RECENT - 1)
-            pipe.hincrby(keys.stats, "expired", 1)
+            await record_failure(self.queue.client, queue, record)  # kept as failures are
+            note_recent(pipe, queue, doc.id)
+            pipe.hincrby(job_keys(queue).stats, "expired", 1)
             log.info("job expired id=%s task=%s", doc.id, doc.task)
         await pipe.execute()
 

@@ -38,9 +38,10 @@ from redline.connection import AsyncClient
 from redline.errors import TRANSIENT, JobError, JobSerializationError, UnknownTaskError
 from redline.jobs.cron import CronSchedule, CronScheduler
 from redline.jobs.document import JobDocument, JobState, encode_value, job_keys
-from redline.jobs.job import FAILURE_TTL, RECENT, JobRecord, describe_args, enqueue
+from redline.jobs.job import JobRecord, describe_args, enqueue
 from redline.jobs.limits import Gate
 from redline.jobs.priority import Levels, priority_key, scheduled_key
+from redline.jobs.records import keep_result, note_recent, record_failure
 from redline.jobs.task import Task, Tasks
 from redline.queue import Delivery, ReliableQueue
 from redline.runtime import Context
@@ -89,6 +90,25 @@ def _failure(
     return JobOutcome(delivery, doc, task, error=error, traceback=text, dead=dead)
 
 
+def _record_of(o: JobOutcome, state: JobState) -> JobRecord | None:
+    """What to record of `o`: every failure of a job, and a success when its task keeps
+    results (None otherwise, and for payloads that are not jobs)."""
+    if o.doc is None or (o.ok and not o.doc.result_ttl):
+        return None
+    return JobRecord(
+        o.doc.id,
+        state,
+        o.doc.task,
+        describe_args(o.doc),
+        o.delivery.deliveries,
+        o.value if o.ok else None,
+        o.error,
+        o.traceback,
+        o.doc.enqueued_at,
+        time.time(),
+    )
+
+
 class _TooMany(JobError):
     """A job delivered more often than its task's max_deliveries."""
 
@@ -113,7 +133,9 @@ class Worker:
             raise JobError(f"concurrency {concurrency!r} must be >= 1")
         self.tasks, self.queues = tasks, list(queues) or tasks.queues
         self.concurrency, self.lease, self.grace, self.cron = concurrency, lease, grace, cron
-        self.metrics = metrics  # when given: job durations ("jobs") and failures ("failed")
+        # When given: job durations ("jobs"), failures ("failed"), and what each queue's
+        # retention dropped ("dropped:<queue>", fields dead_letters and records).
+        self.metrics = metrics
         self.executor = ThreadPoolExecutor(threads or concurrency, thread_name_prefix="job")
         self.active = 0  # jobs popped and not yet finished
         self.completed = 0
@@ -335,12 +357,16 @@ class Worker:
         if done:
             await self.queue.ack(*(o.delivery for o in done))
             self.completed += len(done)
-        for outcome in outcomes:
-            if outcome.returned:
-                await self.queue.nack(outcome.delivery, delay=0, reason="worker shut down")
-            elif not outcome.ok:
-                await self._failed(outcome)
+        # Given back concurrently (the client's pool waits for free connections): one at a
+        # time, a flood of failing jobs outran the settling until leases expired (issue 28).
+        await asyncio.gather(*(self._give_back(o) for o in outcomes if not o.ok))
         await self._record(outcomes)
+
+    async def _give_back(self, outcome: JobOutcome) -> None:
+        if outcome.returned:
+            await self.queue.nack(outcome.delivery, delay=0, reason="worker shut down")
+        else:
+            await self._failed(outcome)
 
     async def _unlock(self, finished: Iterable[JobOutcome]) -> None:
         """Release the unique locks the `finished` jobs hold (a later job's lock is left)."""
@@ -379,18 +405,28 @@ class Worker:
         await self.queue.nack(delivery, delay=delay, reason=outcome.traceback)
 
     async def _record(self, outcomes: Sequence[JobOutcome]) -> None:
-        """One pipeline of job records (failures, kept results); counts are kept for later."""
+        """Job records (one pipeline for kept results, concurrent script calls for failures);
+        counts are kept for later."""
         pipe = self.queue.client.pipeline(transaction=False)
-        recorded = 0
+        failures = []
         for o in outcomes:
             if o.returned:
                 continue
             state = o.state
             field = {JobState.COMPLETE: "complete", JobState.DEAD: "failed"}.get(state, "retried")
-            self._counts[(self.levels.queue_of(o.delivery.key), field)] += 1
-            recorded += self._add_record(pipe, o, state)
-        if recorded:
+            home = self.levels.queue_of(o.delivery.key)
+            self._counts[(home, field)] += 1
+            record = _record_of(o, state)
+            if record is None:
+                continue
+            if o.ok and o.doc and o.doc.result_ttl:
+                keep_result(pipe, home, record, o.doc.result_ttl, o.delivery.deliveries > 1)
+            else:
+                failures.append(record_failure(self.queue.client, home, record))
+            note_recent(pipe, home, record.id)
+        if len(pipe):
             await pipe.execute()
+        await asyncio.gather(*failures)
 
     async def _flush_counts(self) -> None:
         """Add the counts of settled jobs to each queue's counters (twice a second, and at
@@ -407,30 +443,6 @@ class Worker:
             self._counts.update(counts)
             raise
 
-    def _add_record(self, pipe: Any, o: JobOutcome, state: JobState) -> int:
-        ttl = o.doc.result_ttl if (o.ok and o.doc) else FAILURE_TTL
-        if o.doc is None or not ttl:
-            return 0
-        keys = job_keys(self.levels.queue_of(o.delivery.key))
-        result = o.value if o.ok else None
-        record = JobRecord(
-            o.doc.id,
-            state,
-            o.doc.task,
-            describe_args(o.doc),
-            o.delivery.deliveries,
-            result,
-            o.error,
-            o.traceback,
-            o.doc.enqueued_at,
-            time.time(),
-        )
-        pipe.hset(keys.record(o.doc.id), mapping=record.to_hash())
-        pipe.expire(keys.record(o.doc.id), ttl)
-        pipe.lpush(keys.recent, o.doc.id)
-        pipe.ltrim(keys.recent, 0, RECENT - 1)
-        return 1
-
     # -- scheduled and periodic jobs -------------------------------------------------------
 
     async def _promote_loop(self, stopping: asyncio.Event) -> None:
@@ -444,11 +456,22 @@ class Worker:
                         [scheduled_key(name, priority), priority_key(name, priority)],
                         [repr(time.time()), 1000],
                     )
+                for name in self.queues:
+                    await self._note_drops(name)
                 await self._flush_counts()
             except TRANSIENT as exc:
                 log.warning("worker could not move scheduled jobs or count error=%r", str(exc))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), PROMOTE_EVERY)
+
+    async def _note_drops(self, name: str) -> None:
+        """The dead letters and failure records queue `name`'s retention dropped so far, as
+        the fields of metric ``dropped:<queue>`` (Prometheus: ``redline_metric_value``)."""
+        if self.metrics is not None:
+            info = await self.queue.info(name)
+            self.metrics.set(
+                f"dropped:{name}", dead_letters=info.dropped, records=info.records_dropped
+            )
 
     async def _enqueue_cron(self, name: str, when: Any) -> None:
         task = self.tasks.get(name)

@@ -10,11 +10,21 @@ await queue.ack(*batch)
 from __future__ import annotations
 
 from redline.queue.leases import LeaseKeeper
-from redline.queue.model import Delivery, MessageState, QueuedMessage, QueueInfo, QueueKeys
+from redline.queue.model import (
+    DEAD_AGE,
+    DEAD_MAX,
+    Delivery,
+    MessageState,
+    QueuedMessage,
+    QueueInfo,
+    QueueKeys,
+)
 from redline.queue.reliable import ReliableQueue
 from redline.queue.sync import SyncLeaseKeeper, SyncReliableQueue
 
 __all__ = [
+    "DEAD_AGE",
+    "DEAD_MAX",
     "Delivery",
     "LeaseKeeper",
     "MessageState",

@@ -218,11 +218,8 @@ class QueueCore:
     def _take_key(
         self, key: str, count: int, acks: dict[str, list[Delivery]], acked: list[str]
     ) -> Steps[tuple[list[Delivery], float]]:
+        # queue_pop itself gives back expired leases, ahead of fresh messages (docs/queue.md).
         got, due, expires = yield from self._pop_script(key, count, acks.pop(key, []), acked)
-        if len(got) < count and expires == 0:  # lazy recovery of expired leases
-            yield from self._recover(key, count - len(got), None)
-            more, due, expires = yield from self._pop_script(key, count - len(got), [], acked)
-            got += more
         waits = [w / 1000 for w in (due, expires) if w >= 0]
         return got, min(waits, default=math.inf)
 
@@ -238,7 +235,9 @@ class QueueCore:
         tokens = _tokens(ack)
         while True:
             want = min(count - len(got), BATCH)
-            reply = yield Call("queue_pop", key, [want, _ms(self.lease), *tokens])
+            reply = yield Call(
+                "queue_pop", key, [want, _ms(self.lease), self.max_deliveries, *tokens]
+            )
             tokens = []
             flat = _acked(reply, acked)
             got += _deliveries(key, flat)
@@ -256,7 +255,8 @@ class QueueCore:
         acked: list[str] = []
         for key, group in groups.items():
             for chunk in _chunks(group):
-                _acked((yield Call("queue_pop", key, [0, 0, *_tokens(chunk)])), acked)
+                args = [0, 0, self.max_deliveries, *_tokens(chunk)]
+                _acked((yield Call("queue_pop", key, args)), acked)
         return acked
 
     def _nack(self, delivery: Delivery, delay: float | None, reason: str) -> Steps[bool]:
@@ -295,8 +295,18 @@ class QueueCore:
     # -- operating ---------------------------------------------------------------------------
 
     def _info(self, key: str) -> Steps[QueueInfo]:
-        reply = yield Call("queue_info", key)
-        return QueueInfo(key, *(int(n) for n in reply))
+        reply = [int(n) for n in (yield Call("queue_info", key))]
+        waiting, inflight, delayed, dead, expired, dropped, records, kept, age = reply
+        return QueueInfo(
+            key, waiting, inflight, delayed, dead, expired, dropped, records, kept, age / 1000
+        )
+
+    def _set_retention(self, key: str, entries: int, age: float) -> Steps[tuple[int, float]]:
+        if not isinstance(entries, int) or entries < 1:
+            raise QueueError(f"entries must be an integer >= 1, got {entries!r}")
+        age_ms = max(1, _ms(positive_seconds("age", age)))
+        kept, kept_ms = yield Call("queue_retention", key, [entries, age_ms])
+        return int(kept), int(kept_ms) / 1000
 
     def _inspect(
         self, key: str, pending: bool, start: int, count: int, delayed: bool

@@ -10,6 +10,8 @@ import msgspec
 from redline.keys import derived
 
 __all__ = [
+    "DEAD_AGE",
+    "DEAD_MAX",
     "SCRIPT_KEYS",
     "Delivery",
     "MessageState",
@@ -18,6 +20,16 @@ __all__ = [
     "QueuedMessage",
 ]
 
+_GIVE_BACK = (
+    "inflight",
+    "delayed",
+    "dead",
+    "deliveries",
+    "since",
+    "reasons",
+    "payloads",
+    "retention",
+)
 # The KEYS of each script, by role (a field of QueueKeys), in order: the one place that says it.
 SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
     "queue_push": ("waiting", "claimed", "ids", "seq"),
@@ -32,17 +44,26 @@ SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
         "deliveries",
         "since",
         "reasons",
+        "dead",
+        "retention",
     ),
     "queue_extend": ("inflight", "deliveries"),
-    "queue_nack": ("inflight", "delayed", "dead", "deliveries", "since", "reasons"),
-    "queue_recover": ("inflight", "delayed", "dead", "deliveries", "since", "reasons"),
-    "queue_info": ("waiting", "claimed", "inflight", "delayed", "dead"),
+    "queue_nack": _GIVE_BACK,
+    "queue_recover": _GIVE_BACK,
+    "queue_info": ("waiting", "claimed", "inflight", "delayed", "dead", "retention"),
     "queue_waiting": ("waiting", "claimed", "ids"),
     "queue_view": ("inflight", "delayed", "dead", "payloads", "deliveries", "since", "reasons"),
     "queue_purge": ("waiting", "claimed", "ids", "delayed", "payloads", "deliveries", "reasons"),
     "queue_requeue": ("dead", "delayed", "deliveries", "reasons"),
     "queue_delete": ("dead", "payloads", "deliveries", "reasons"),
+    "queue_retention": ("retention",),
 }
+
+
+# What a queue keeps of its dead letters (and the jobs layer of its failure records) unless
+# `set_retention` says otherwise; the same numbers are in lua/_retention.lua.
+DEAD_MAX = 10_000  # entries
+DEAD_AGE = 180 * 86400.0  # seconds
 
 
 class Delivery(msgspec.Struct, frozen=True):
@@ -64,7 +85,10 @@ class Delivery(msgspec.Struct, frozen=True):
 
 @dataclass(frozen=True)
 class QueueInfo:
-    """The counts of one queue (`expired`: in flight past the lease, about to be redelivered)."""
+    """The counts of one queue (`expired`: in flight past the lease, redelivered by the next
+    pop), and its dead-letter retention: `dropped` dead letters and `records_dropped` job
+    failure records were dropped by it so far; `dead_max` entries and `dead_age` seconds are
+    kept (see `ReliableQueue.set_retention`)."""
 
     key: str
     waiting: int
@@ -72,6 +96,10 @@ class QueueInfo:
     delayed: int
     dead: int
     expired: int = 0
+    dropped: int = 0
+    records_dropped: int = 0
+    dead_max: int = DEAD_MAX
+    dead_age: float = DEAD_AGE
 
 
 class MessageState(enum.StrEnum):
@@ -115,6 +143,7 @@ class QueueKeys:
     deliveries: str  # hash: id -> delivery count (the fencing token)
     since: str  # hash: id -> delivered at (ms), while in flight
     reasons: str  # hash: id -> last nack or dead-letter reason
+    retention: str  # hash: max, age (ms) of dead letters kept; dropped, records_dropped counts
 
     @classmethod
     def of(cls, name: str) -> QueueKeys:

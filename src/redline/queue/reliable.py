@@ -29,7 +29,7 @@ from redline.queue.core import (
 )
 from redline.queue.leases import LeaseKeeper
 from redline.queue.library import pipelined, run_async
-from redline.queue.model import Delivery, QueuedMessage, QueueInfo
+from redline.queue.model import DEAD_AGE, DEAD_MAX, Delivery, QueuedMessage, QueueInfo
 from redline.queue.replicated import checked_reply, push_on_cluster
 from redline.scripting import scripts
 
@@ -184,7 +184,9 @@ class ReliableQueue(QueueCore):
         """Up to `count` deliveries, from `keys` in order (the first key has priority).
 
         `block` None or 0: return at once, maybe []. Else wait up to `block` seconds for at least
-        one message. Expired leases of these keys are recovered on the way. `ack`: deliveries
+        one message. Expired leases of these keys are given back by every pop (of any consumer),
+        ahead of fresh messages, so they are redelivered within one pop after they expire
+        (docs/queue.md, "Recovery"). `ack`: deliveries
         to acknowledge first, in the same round trip (a steady consumer's loop:
         ``batch = await queue.pop(key, count=100, block=5, ack=batch)``).
         """
@@ -258,8 +260,20 @@ class ReliableQueue(QueueCore):
         return int(await self._drive(self._recover(key, count, elapsed)))
 
     async def info(self, key: str) -> QueueInfo:
-        """The counts of `key`: waiting, in flight, delayed, dead, expired leases."""
+        """The counts of `key`: waiting, in flight, delayed, dead, expired leases; and its
+        dead-letter retention with what it dropped."""
         result: QueueInfo = await self._drive(self._info(key))
+        return result
+
+    async def set_retention(
+        self, key: str, entries: int = DEAD_MAX, age: float = DEAD_AGE
+    ) -> tuple[int, float]:
+        """Keep at most `entries` dead letters of `key`, none older than `age` seconds (also
+        the bounds of the jobs layer's failure records of the queue). Stored beside the queue,
+        so every consumer and language applies it; the oldest past either bound are dropped
+        (and counted, see `info`) the next time a dead letter is added. The defaults are
+        those in force when none was set. Returns (entries, age) as now in force."""
+        result: tuple[int, float] = await self._drive(self._set_retention(key, entries, age))
         return result
 
     async def inspect(

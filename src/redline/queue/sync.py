@@ -28,7 +28,7 @@ from redline.queue.core import (
     positive_seconds,
 )
 from redline.queue.library import run_sync
-from redline.queue.model import Delivery, QueuedMessage, QueueInfo
+from redline.queue.model import DEAD_AGE, DEAD_MAX, Delivery, QueuedMessage, QueueInfo
 from redline.queue.reliable import check_client, longest_block
 from redline.queue.replicated import checked_reply, push_on_cluster_sync
 from redline.scripting import scripts
@@ -162,6 +162,13 @@ class SyncReliableQueue(QueueCore):
     def info(self, key: str) -> QueueInfo:
         """See `ReliableQueue.info`."""
         result: QueueInfo = self._drive(self._info(key))
+        return result
+
+    def set_retention(
+        self, key: str, entries: int = DEAD_MAX, age: float = DEAD_AGE
+    ) -> tuple[int, float]:
+        """See `ReliableQueue.set_retention`."""
+        result: tuple[int, float] = self._drive(self._set_retention(key, entries, age))
         return result
 
     def inspect(

@@ -1,11 +1,15 @@
 """The one registry of server-side Lua: each atomic operation is a `.lua` file in `lua/` beside it.
 
 A script is read once, and called through redis-py's script object (EVALSHA, reloaded on
-NOSCRIPT), so the same object works on standalone servers, clusters and pipelines.
+NOSCRIPT), so the same object works on standalone servers, clusters and pipelines. A line
+``-- include _<part>.lua`` in a script is replaced by the text of that file (Lua helpers that
+several scripts share, such as `_retention.lua`): scripts cannot call each other, and a helper
+written once is kept once.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from functools import cache
 from importlib import resources
@@ -20,10 +24,15 @@ __all__ = ["lua_source", "run", "run_sync", "sha"]
 Arg = str | bytes | int | float
 
 
+_INCLUDE = re.compile(r"^-- include (_\w+)\.lua$", re.MULTILINE)
+
+
 @cache
 def lua_source(name: str) -> str:
-    """The text of ``redline/scripting/lua/<name>.lua``."""
-    return resources.files("redline.scripting").joinpath("lua", f"{name}.lua").read_text()
+    """The text of ``redline/scripting/lua/<name>.lua``, its ``-- include _<part>.lua`` lines
+    replaced."""
+    text = resources.files("redline.scripting").joinpath("lua", f"{name}.lua").read_text()
+    return _INCLUDE.sub(lambda found: lua_source(found.group(1)), text)
 
 
 @cache

@@ -1,10 +1,13 @@
 -- queue_recover: move up to ARGV[1] in-flight messages whose lease expired (or, when ARGV[2] >= 0,
 -- delivered at least ARGV[2] ms ago) back to the delayed set, due now; a message that has had
--- ARGV[3] deliveries goes to the dead letters instead.
+-- ARGV[3] deliveries goes to the dead letters instead (and the oldest dead letters past the
+-- queue's retention are dropped, see _retention.lua). `pop` recovers expired leases itself; this
+-- is for operators (`redline queue recover`) and for giving back work that is merely slow.
 -- KEYS[1] inflight zset   KEYS[2] delayed zset   KEYS[3] dead zset   KEYS[4] deliveries hash
--- KEYS[5] since hash      KEYS[6] reasons hash
+-- KEYS[5] since hash      KEYS[6] reasons hash   KEYS[7] payloads hash   KEYS[8] retention hash
 -- ARGV[1] count   ARGV[2] elapsed (ms, or -1 for "lease expired")   ARGV[3] max deliveries
 -- Returns {requeued, dead}.
+-- include _retention.lua
 local count, elapsed, max = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
@@ -32,4 +35,5 @@ for _, id in ipairs(ids) do
     requeued = requeued + 1
   end
 end
+if dead > 0 then retention_trim(KEYS[3], KEYS[8], 'dropped', {KEYS[7], KEYS[4], KEYS[6]}, now) end
 return {requeued, dead}
