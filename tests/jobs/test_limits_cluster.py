@@ -11,6 +11,7 @@ import pytest
 from redline.cli.worker import WorkerConfig
 from redline.connection import AsyncClient
 from redline.jobs import JobState, Tasks, enqueue, enqueue_many
+from redline.jobs.job import read_records
 from redline.jobs.priority import priority_key
 from redline.jobs.worker import Worker
 from redline.runtime import run_service
@@ -61,10 +62,8 @@ async def test_the_features_on_a_cluster(cluster: Any, acluster: AsyncClient, pr
     assert stats == b"1"
     records = await acluster.lrange("{" + prefix + "}:jobs:job-recent", 0, -1)
     assert records, "the expired job is recorded"
-    state = await acluster.hget(  # type: ignore[misc]
-        "{" + prefix + "}:jobs:job:" + records[-1].decode(), "state"
-    )
-    assert state == JobState.EXPIRED.value.encode()
+    [record] = await read_records(acluster, queue, [records[-1].decode()])
+    assert record is not None and record.state is JobState.EXPIRED
 
 
 async def _ran(client: AsyncClient) -> bool:
