@@ -60,11 +60,11 @@ class Task(Generic[P, R]):
       `rate_key`: a function of the job's arguments giving a key with a limit of its own.
     - `concurrency`: at most N running at once across all workers; `concurrency_key`: a
       function of the arguments giving a key with a cap of its own.
-    - `expires`: seconds after the enqueue by which a job must have started, else it is
-      dropped as expired, never run.
+    - `expires`: seconds after it is due (enqueued, or its enqueue_in/at time) by which a job
+      must have started, else it is dropped as expired, never run.
     - `replace` (with `unique`): an enqueue replaces the pending job's arguments;
       `debounce`: seconds to wait, restarted by each enqueue with the key (the last one runs).
-    Limits and expiry are in docs/jobs.md ("Priorities and limits").
+    These are in docs/jobs.md ("Priorities, limits, expiry, replace and bulk enqueue").
     """
 
     func: Callable[P, R] | None
