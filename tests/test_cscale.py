@@ -28,7 +28,7 @@ def test_policy_scales_up_at_once_to_what_the_queue_needs() -> None:
     scaler = Autoscaler(POLICY)
     decision = scaler.decide(0, 42, 1)
     assert decision is not None and decision.replicas == 5
-    assert "length=42" in decision.reason
+    assert "backlog=42" in decision.reason
     assert scaler.decide(1, 1000, 5) is None  # already at max
 
 

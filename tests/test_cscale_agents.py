@@ -179,4 +179,4 @@ def test_autoscaling_follows_a_burst_up_and_back_down_without_flapping(
     peak = history.index(4)
     assert history[: peak + 1] == sorted(history[: peak + 1])  # only up, to the max
     assert history[peak:] == [4, 3, 2, 1]  # then down one step at a time, never back up
-    assert any("autoscale 1 -> 4" in e and "length=" in e for e in ch.events(sredis))
+    assert any("autoscale 1 -> 4" in e and "backlog=" in e for e in ch.events(sredis))

@@ -13,7 +13,8 @@ import redis
 
 from redline.connection import AsyncClient
 from redline.errors import JobError
-from redline.jobs import Task, enqueue, enqueue_sync, job_keys
+from redline.jobs import JobState, Task, enqueue, enqueue_sync
+from redline.jobs.job import read_records
 from redline.queue import ReliableQueue
 from redline.testing import Jobs, run_jobs
 from tests.integrations import plugin_tasks as pt
@@ -59,8 +60,8 @@ async def test_failures_are_retried_at_once_then_dead_lettered(
     ]
     dead = await ReliableQueue(redline_client).dead("p:jobs")
     assert len(dead) == 1 and "ValueError: always" in dead[0].reason
-    record = await redline_client.hgetall(job_keys("p:jobs").record(done[-1].id))
-    assert record[b"state"] in (b"complete", b"dead")
+    [record] = await read_records(redline_client, "p:jobs", [done[-1].id])
+    assert record is not None and record.state in (JobState.COMPLETE, JobState.DEAD)
 
 
 async def test_a_job_of_an_unknown_task_is_dead_lettered_and_a_loop_is_stopped(

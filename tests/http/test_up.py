@@ -128,3 +128,32 @@ def test_ctrl_c_in_a_terminal_stops_services_before_the_embedded_server(tmp_path
     noise = [line for line in output.splitlines() if "rror" in line or "Traceback" in line]
     assert noise == [], output
     assert "ended cc:files:1 del=1" in output  # unregistered while the server still ran
+
+
+def test_autoscale_policy_defaults_to_the_services_queue_and_minimum(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[services.files]\nkind = "hassets"\nin = "q:files"\n'
+        "autoscale = { max = 4, perReplica = 8 }\n"
+        '[services.more]\nkind = "hassets"\nreplicas = 9\n'
+        'autoscale = { queue = "x", min = 2, max = 3, perReplica = 1 }\n',
+    )
+    files, more = load_topology(path).services
+    assert files.autoscale is not None and files.autoscale.queue == "q:files"
+    assert (files.replicas, files.autoscale.min, "autoscale" not in files.config) == (1, 1, True)
+    assert more.autoscale is not None and (more.autoscale.queue, more.replicas) == ("x", 3)
+
+
+def test_a_bad_autoscale_policy_is_refused_with_each_problem(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[services.a]\nin = "q"\nautoscale = { min = 5, max = 2, perReplica = 1 }\n'
+        '[services.b]\nin = "q"\nautoscale = { max = 0, perReplica = 1, speed = 2 }\n'
+        "[services.c]\nautoscale = { max = 2, perReplica = 1 }\n",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_topology(path)
+    problems = "\n".join(caught.value.problems)
+    assert "services.a.autoscale: " in problems and "min (5) must not be above max (2)" in problems
+    assert "services.b.autoscale.max: " in problems and "services.b.autoscale.speed" in problems
+    assert "services.c.autoscale.queue: missing — name the queue" in problems

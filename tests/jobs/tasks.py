@@ -39,6 +39,11 @@ def always_fails(why: str) -> None:
     raise ValueError(f"refused: {why}")
 
 
+@tasks.task(queue="t:many", retries=12, max_deliveries=2, backoff=0.001)
+def fails_many_times() -> None:
+    raise ValueError("again")
+
+
 @tasks.task(queue="t:jobs", timeout=0.2, retries=0)
 async def too_slow() -> None:
     await asyncio.sleep(30)

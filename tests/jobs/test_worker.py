@@ -89,6 +89,21 @@ async def test_failures_are_retried_then_dead_lettered_with_traceback(
     assert stats[b"retried"] == b"2" and stats[b"failed"] == b"1"
 
 
+async def test_a_task_gets_all_its_retries_whatever_its_max_deliveries(
+    aredis: AsyncClient, redis_url: str
+) -> None:
+    # retries (12) above every task's max_deliveries (10 at most): the queue must not
+    # dead-letter the job before the task's retries run out
+    running = Running(redis_url, ["t:many"])
+    try:
+        await enqueue(aredis, t.fails_many_times)
+        dead = await until(lambda: ReliableQueue(aredis).dead("t:many"), seconds=60)
+    finally:
+        await running.stop()
+    assert len(dead) == 1 and dead[0].deliveries == 13  # 1 run + 12 retries
+    assert "ValueError: again" in dead[0].reason
+
+
 async def _stats_if(client: AsyncClient, field: bytes) -> Any:
     stats = await client.hgetall(job_keys("t:jobs").stats)  # type: ignore[misc]
     return stats if field in stats else None

@@ -5,7 +5,14 @@ from __future__ import annotations
 import asyncio
 
 from redline.connection import AsyncClient
-from redline.queue import LeaseKeeper, MessageState, QueueInfo, QueueKeys, ReliableQueue
+from redline.queue import (
+    Delivery,
+    LeaseKeeper,
+    MessageState,
+    QueueInfo,
+    QueueKeys,
+    ReliableQueue,
+)
 from tests.queue.support import existing_keys, until
 
 
@@ -201,3 +208,25 @@ async def _held_longer_than(queue: ReliableQueue, key: str, seconds: float) -> b
 
 async def _lost(keeper: LeaseKeeper) -> bool:
     return bool(keeper.lost)
+
+
+async def test_keep_leases_stops_even_when_the_client_loses_the_cancellation(
+    qclient: AsyncClient, key: str
+) -> None:
+    """redis-py's asyncio client can lose a cancellation that lands inside a command (seen
+    with 8.2 on Python 3.11: the command returns as if nothing happened). The keeper's loop
+    must stop anyway, or leaving the block waits for ever while the lease is kept alive (an
+    HTTP request held for ever by a live replica). Many keepers, each stopped mid-extension."""
+    queue = ReliableQueue(qclient, lease=5.0)
+    await queue.push(key, *[b"x"] * 40)
+    batch = await queue.pop(key, count=40)
+
+    async def hold(delivery: Delivery, pause: float) -> None:
+        keeper = queue.keep_leases([delivery], every=0.001)
+        await keeper.__aenter__()
+        await asyncio.sleep(pause)
+        await asyncio.wait_for(asyncio.shield(keeper.__aexit__(None, None, None)), 30)
+
+    for round_ in range(10):
+        await asyncio.gather(*(hold(d, (i + round_) % 17 / 1000) for i, d in enumerate(batch)))
+    assert len(await queue.ack(*batch)) == 40

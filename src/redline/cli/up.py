@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import signal
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -14,22 +17,26 @@ import redis.exceptions
 from redline.cli.common import EXIT_CONFIG, fail, server_for
 from redline.cli.http import HandlerConfig
 from redline.config import ServiceConfig, load_config
-from redline.connection import connect_sync
+from redline.connection import SyncClient, connect_sync
 from redline.errors import ConfigError
 from redline.http.hassets import AssetsConfig
 from redline.http.himporter import ImporterSettings
 from redline.http.hrender import RenderConfig
 from redline.http.hrouter import RouterConfig
 from redline.scaling.up import (
+    Group,
     ServicePlan,
     Supervisor,
     Topology,
+    groups_for,
     load_topology,
-    replicas_for,
     seed_commands,
 )
+from redline.scaling.upscale import UpScaler, bury
 
 __all__ = ["up"]
+
+log = logging.getLogger(__name__)
 
 KNOWN: dict[str, type[ServiceConfig]] = {
     "himporter": ImporterSettings,
@@ -75,7 +82,10 @@ def up(file: Path, redis_url: str | None, port: int | None, grace: float) -> Non
     """Start every service of the topology FILE (TOML or JSON), each replica its own process.
 
     Uses the file's `redis` URL, else the default server, else an embedded one. Restarts a
-    replica that crashes; Ctrl-C (or SIGTERM) stops them all cleanly. See docs/web.md.
+    replica that crashes; Ctrl-C (or SIGTERM) stops them all cleanly. A service with an
+    `autoscale = {min, max, perReplica, interval, downAfter}` table is scaled between min and
+    max replicas from its queue's backlog; `redline status` shows the decisions. See
+    docs/web.md.
     """
     try:
         topology = load_topology(file, _validate, port)
@@ -92,8 +102,35 @@ def up(file: Path, redis_url: str | None, port: int | None, grace: float) -> Non
     signal.signal(signal.SIGINT, on_signal)
     with server_for(redis_url or topology.redis) as url, tempfile.TemporaryDirectory() as tmp:
         _seed(topology, url)
-        replicas = replicas_for(topology, url, Path(tmp))
+        groups = groups_for(topology, url, Path(tmp))
+        count = sum(group.plan.replicas for group in groups)
         where = f" — http://127.0.0.1:{topology.port}/" if topology.port else ""
-        click.echo(f"redline up: {len(replicas)} processes on {url}{where} (Ctrl-C to stop)")
-        Supervisor(replicas, grace).run(lambda: stop["now"])
+        click.echo(f"redline up: {count} processes on {url}{where} (Ctrl-C to stop)")
+        _supervise(groups, url, grace, lambda: stop["now"])
         click.echo("redline up: stopped")
+
+
+def _supervise(groups: list[Group], url: str, grace: float, stopping: Callable[[], bool]) -> None:
+    """Run the groups until `stopping`; the autoscaled ones with an `UpScaler` each."""
+    client = connect_sync(url)
+    scalers = [UpScaler(client, g, grace) for g in groups if g.plan.autoscale is not None]
+    try:
+        for scaler in scalers:
+            scaler.publish()
+        Supervisor(groups, grace, scalers=list(scalers), bury=_burier(client)).run(stopping)
+    finally:
+        with contextlib.suppress(redis.exceptions.RedisError):
+            for scaler in scalers:
+                scaler.withdraw()
+        client.close()
+
+
+def _burier(client: SyncClient) -> Callable[[ServicePlan, int], None]:
+    def bury_dead(plan: ServicePlan, pid: int) -> None:
+        try:
+            for key in bury(client, plan.namespace, pid):
+                log.info("up replica of %s pid=%d died: unregistered %s", plan.name, pid, key)
+        except redis.exceptions.RedisError as exc:
+            log.warning("up could not unregister pid=%d of %s: %r", pid, plan.name, exc)
+
+    return bury_dead

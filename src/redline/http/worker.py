@@ -45,7 +45,9 @@ class WorkerConfig(ServiceConfig):
 
     in_: str = Field(alias="in", description="the queue this service pops requests from")
     batch: int = Field(64, gt=0, description="requests taken per pop")
-    lease: float = Field(5, gt=0, description="seconds before a dead replica's requests return")
+    lease: float = Field(
+        1, gt=0, description="seconds before a dead replica's requests return (kept alive)"
+    )
     max_deliveries: int = Field(5, alias="maxDeliveries", gt=0)
     pop_timeout: float = Field(1, alias="popTimeout", gt=0)
     concurrency: int = Field(64, gt=0, description="requests at once (hrender, handlers)")
@@ -128,8 +130,12 @@ class HttpService:
         # may not have gone out is left to its lease (redelivered, answered again).
         sends, answered = self._sends, self._answered
         self._sends, self._answered = [], []
+        # The batch answered now is acked by the next step, so this one does not wait on an
+        # idle queue: a replica holds no answered request longer than a round trip (its lease
+        # cannot run out meanwhile, and the queue's in-flight count is work under way).
+        block = None if answered else config.pop_timeout
         results, batch = await queue.pop_after(
-            sends, config.in_, count=config.batch, block=config.pop_timeout, ack=self._unacked
+            sends, config.in_, count=config.batch, block=block, ack=self._unacked
         )
         self._unacked = answered if self._sent(results) else []
         if not batch:

@@ -37,6 +37,7 @@ class LeaseKeeper:
         self.held = list(deliveries)
         self.lost: list[Delivery] = []
         self._task: asyncio.Task[None] | None = None
+        self._stopped = False
 
     async def __aenter__(self) -> LeaseKeeper:
         self._task = asyncio.create_task(self._run(), name="redline-keep-leases")
@@ -48,6 +49,10 @@ class LeaseKeeper:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        # A cancellation can be lost below `extend` (in redis-py, seen under load on Python
+        # 3.11): the loop would then extend the leases for ever and this exit never return, so
+        # the loop also stops on a flag.
+        self._stopped = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -55,8 +60,10 @@ class LeaseKeeper:
             self._task = None
 
     async def _run(self) -> None:
-        while self.held:
+        while self.held and not self._stopped:
             await asyncio.sleep(self.every)
+            if self._stopped:
+                return
             try:
                 kept = await self.queue.extend(*self.held)
             except RedisError as exc:

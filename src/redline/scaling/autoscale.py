@@ -1,6 +1,9 @@
-"""The autoscaling policy: replicas from queue length, up fast, down slowly.
+"""The autoscaling policy: replicas from a queue's backlog, up fast, down slowly.
 
-``want = ceil(queue length / perReplica)``, clamped to ``[min, max]``. When `want` is above the
+The one policy of both scalers, the cscale agent and `redline up`. The backlog is what waits
+on the queue plus what is in flight (taken by a consumer and not yet acknowledged: work under
+way); a plain list has nothing in flight, so for it the backlog is its length.
+``want = ceil(backlog / perReplica)``, clamped to ``[min, max]``. When `want` is above the
 current desired count the policy scales up at once, straight to `want`. When it is below, the
 policy waits until it has stayed below for ``downAfter`` seconds (and ``downAfter`` has passed
 since the last change), then scales down by one — so a queue that drains in bursts does not make
@@ -14,7 +17,14 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["AutoscalePolicy", "Autoscaler", "Decision"]
+from redline.queue import QueueInfo
+
+__all__ = ["AutoscalePolicy", "Autoscaler", "Decision", "backlog"]
+
+
+def backlog(info: QueueInfo) -> int:
+    """The backlog the policy counts: waiting (claim list included) plus in flight."""
+    return info.waiting + info.inflight
 
 
 class AutoscalePolicy(BaseModel):
@@ -22,8 +32,8 @@ class AutoscalePolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
-    queue: str = Field(description="the list whose length drives the count")
-    per_replica: int = Field(alias="perReplica", gt=0, description="target length per replica")
+    queue: str = Field(description="the queue whose backlog drives the count")
+    per_replica: int = Field(alias="perReplica", gt=0, description="target backlog per replica")
     min: int = Field(1, ge=0)
     max: int = Field(gt=0)
     interval: float = Field(5, gt=0, description="seconds between evaluations")
@@ -53,7 +63,7 @@ class Autoscaler:
     last_change: float = -math.inf
 
     def want(self, length: int) -> int:
-        """The replica count the queue length asks for, within the bounds."""
+        """The replica count the backlog `length` asks for, within the bounds."""
         needed = math.ceil(length / self.policy.per_replica)
         return max(self.policy.min, min(self.policy.max, needed))
 
@@ -63,7 +73,7 @@ class Autoscaler:
         if want > current or current > p.max:
             target = min(want if want > current else p.max, p.max)
             self.below_since, self.last_change = None, now
-            return Decision(target, f"queue {p.queue} length={length} wants {want} (max {p.max})")
+            return Decision(target, f"queue {p.queue} backlog={length} wants {want} (max {p.max})")
         if want == current:
             self.below_since = None
             return None
@@ -73,5 +83,5 @@ class Autoscaler:
         if held < p.down_after or quiet < p.down_after:
             return None
         self.last_change = now
-        reason = f"queue {p.queue} length={length} wanted {want} for {held:.0f}s: one down"
+        reason = f"queue {p.queue} backlog={length} wanted {want} for {held:.0f}s: one down"
         return Decision(current - 1, reason)

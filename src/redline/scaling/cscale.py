@@ -38,6 +38,7 @@ from redline.scaling.registry import Instance
 __all__ = [
     "AGENTS_KEY",
     "DESIRED_KEY",
+    "EVENTS_KEPT",
     "EVENTS_KEY",
     "SPECS_KEY",
     "ScaleFile",
@@ -46,6 +47,7 @@ __all__ = [
     "autoscale_key",
     "choose_victims",
     "claim_name",
+    "event_json",
     "get_desired",
     "load_scale_file",
     "lock_key",
@@ -114,11 +116,16 @@ def load_scale_file(path: Path) -> ScaleFile:
     return load_config(ScaleFile, path)
 
 
+def event_json(ns: str, message: str, **extra: Any) -> str:
+    """One entry of the recent events (`EVENTS_KEY`, newest first, `EVENTS_KEPT` kept)."""
+    event = {"t": time.time(), "ns": ns, "host": socket.gethostname(), "msg": message, **extra}
+    return json.dumps(event)
+
+
 async def record_event(client: AsyncClient, ns: str, message: str, **extra: Any) -> None:
     """Add a decision or failure to the recent events `redline status` shows."""
-    event = {"t": time.time(), "ns": ns, "host": socket.gethostname(), "msg": message, **extra}
     pipe = client.pipeline(transaction=False)
-    pipe.lpush(EVENTS_KEY, json.dumps(event))
+    pipe.lpush(EVENTS_KEY, event_json(ns, message, **extra))
     pipe.ltrim(EVENTS_KEY, 0, EVENTS_KEPT - 1)
     await pipe.execute()
 

@@ -39,8 +39,9 @@ import uuid
 
 from redline.connection import AsyncClient
 from redline.errors import TRANSIENT
+from redline.queue import ReliableQueue
 from redline.runtime import Context
-from redline.scaling.autoscale import Autoscaler
+from redline.scaling.autoscale import Autoscaler, backlog
 from redline.scaling.cscale import (
     AGENTS_KEY,
     DESIRED_KEY,
@@ -234,7 +235,7 @@ class Agent:
             self.autoscalers.pop(ns, None)  # another agent decides; start afresh if we take over
             return
         scaler = self.autoscalers.setdefault(ns, Autoscaler(policy))
-        length = await self.client.llen(policy.queue)
+        length = backlog(await ReliableQueue(self.client).info(policy.queue))
         current = await get_desired(self.client, ns) or 0
         decision = scaler.decide(now, length, current)
         if decision is not None:

@@ -14,40 +14,55 @@ A topology file (TOML or JSON)::
     replicas = 1                         # processes to keep running; default 1
     out = "website:http"                 # ... the rest is that service's config
 
+    [services.files]
+    kind = "hassets"
+    in = "website:assets"
+    autoscale = { min = 1, max = 4, perReplica = 8 }   # replicas from the backlog of `in`
+
 Relative paths in configs are relative to the topology file's directory (children run there).
 A replica that exits unexpectedly is restarted with backoff; `stop` ends them all with SIGTERM,
-then SIGKILL after a grace period.
+then SIGKILL after a grace period. A service with ``autoscale`` is resized by
+`redline.scaling.upscale` with the policy of `redline.scaling.autoscale` (the cscale agent's);
+a replica it retires gets SIGTERM (it finishes what it holds) and no restart.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import shlex
+import signal
+import subprocess
 import sys
 import time
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+from pydantic import ValidationError
 
 from redline.backoff import delay_for
 from redline.errors import ConfigError
-from redline.scaling.procs import Child, Children
+from redline.scaling.autoscale import AutoscalePolicy
 
 __all__ = [
+    "Group",
     "Replica",
+    "Scaler",
     "ServicePlan",
     "Supervisor",
     "Topology",
+    "groups_for",
     "load_topology",
-    "replicas_for",
     "seed_commands",
 ]
 
 log = logging.getLogger(__name__)
 
+PR_SET_PDEATHSIG = 1
 RESET_AFTER = 30.0  # seconds a replica must run for its restart backoff to start over
 
 
@@ -59,6 +74,12 @@ class ServicePlan:
     kind: str
     replicas: int
     config: dict[str, Any]
+    autoscale: AutoscalePolicy | None = None
+
+    @property
+    def namespace(self) -> str:
+        """The lifecycle namespace of its instances (as the service itself derives it)."""
+        return str(self.config.get("serviceNamespace") or f"redline:{self.kind}")
 
 
 @dataclass(frozen=True)
@@ -94,12 +115,35 @@ def _plan(name: str, raw: Any, defaults: Mapping[str, Any], port: int | None) ->
     if "serviceNamespace" in defaults and "serviceNamespace" not in raw:
         config["serviceNamespace"] = f"{defaults['serviceNamespace']}:{name}"
     kind = str(config.pop("kind", name))
-    replicas = config.pop("replicas", 1)
+    policy = _policy(name, config.pop("autoscale", None), config.get("in"))
+    replicas = config.pop("replicas", policy.min if policy else 1)
     if not isinstance(replicas, int) or replicas < 0:
         raise ConfigError([f"services.{name}.replicas: {replicas!r} — expected a count ≥ 0"])
+    if policy is not None:
+        replicas = max(policy.min, min(policy.max, replicas))
     if kind == "himporter" and port is not None:
         config.setdefault("port", port)
-    return ServicePlan(name, kind, replicas, config)
+    return ServicePlan(name, kind, replicas, config, policy)
+
+
+def _policy(name: str, raw: Any, queue: Any) -> AutoscalePolicy | None:
+    """The service's autoscaling policy; its queue defaults to the service's ``in``."""
+    if raw is None:
+        return None
+    where = f"services.{name}.autoscale"
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{where}: expected a table such as {{ min = 1, max = 4 }}"])
+    try:
+        return AutoscalePolicy.model_validate({"queue": queue, **raw} if queue else raw)
+    except ValidationError as exc:
+        raise ConfigError([_problem(where, error) for error in exc.errors()]) from None
+
+
+def _problem(where: str, error: Any) -> str:
+    field = ".".join(str(part) for part in error["loc"])
+    if field == "queue":
+        return f"{where}.queue: missing — name the queue (the service has no `in`)"
+    return f"{where}{'.' + field if field else ''}: {error['msg']}"
 
 
 def load_topology(
@@ -142,6 +186,12 @@ def seed_commands(path: Path) -> list[list[str]]:
     return [words for line in path.read_text().splitlines() if (words := shlex.split(line, True))]
 
 
+def _die_with_parent() -> None:
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 @dataclass
 class Replica:
     """One process of one service, restarted with backoff when it dies."""
@@ -149,74 +199,147 @@ class Replica:
     name: str
     argv: list[str]
     cwd: Path
-    child: Child | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    started: float = 0.0
     crashes: int = 0
     restart_at: float = 0.0
 
-    def exited(self, now: float) -> None:
-        """Its process exited: restart it after a backoff delay (reset once it had run long)."""
-        assert self.child is not None
-        ran = now - self.child.started
-        self.crashes = 1 if ran > RESET_AFTER else self.crashes + 1
+    def start(self) -> None:
+        # Own session: a terminal's Ctrl-C reaches only `up`, which stops the replicas in order
+        # (before the embedded server); a replica still gets SIGTERM if `up` itself dies.
+        self.proc = subprocess.Popen(
+            self.argv, cwd=self.cwd, start_new_session=True, preexec_fn=_die_with_parent
+        )
+        self.started = time.monotonic()
+        log.info("up started replica=%s pid=%d", self.name, self.proc.pid)
+
+    def check(self, now: float) -> int | None:
+        """Restart the process if it has exited (after a backoff delay); the pid of a process
+        found exited."""
+        if self.proc is None or self.proc.poll() is None:
+            if self.proc is None and now >= self.restart_at:
+                self.start()
+            return None
+        code, pid = self.proc.returncode, self.proc.pid
+        self.crashes = 1 if now - self.started > RESET_AFTER else self.crashes + 1
         delay = delay_for(self.crashes, 0.2, 10.0)
         log.warning(
             "up replica=%s pid=%d exited code=%s; restart in %.1fs",
             self.name,
-            self.child.pid,
-            self.child.process.returncode,
+            self.proc.pid,
+            code,
             delay,
         )
-        self.child, self.restart_at = None, now + delay
+        self.proc, self.restart_at = None, now + delay
+        return pid
+
+
+@dataclass
+class Group:
+    """The replicas of one service. `resize` starts new ones or retires the newest: SIGTERM,
+    so that each finishes or hands back what it holds, and no restart; one still running
+    `grace` seconds later is killed."""
+
+    plan: ServicePlan
+    argv: list[str]
+    cwd: Path
+    replicas: list[Replica] = field(default_factory=list)
+    retiring: list[tuple[Replica, float]] = field(default_factory=list)
+    started: int = 0
+
+    def resize(self, count: int, now: float, grace: float) -> None:
+        while len(self.replicas) < count:
+            replica = Replica(f"{self.plan.name}.{self.started}", self.argv, self.cwd)
+            self.started += 1
+            replica.start()
+            self.replicas.append(replica)
+        while len(self.replicas) > count:
+            replica = self.replicas.pop()
+            if replica.proc is not None and replica.proc.poll() is None:
+                replica.proc.send_signal(signal.SIGTERM)
+                self.retiring.append((replica, now + grace))
+
+    def check(self, now: float) -> list[int]:
+        """Restart replicas that exited, reap retired ones; the pids found exited."""
+        dead = [pid for replica in self.replicas if (pid := replica.check(now)) is not None]
+        self.retiring = [(r, due) for r, due in self.retiring if not _retired(r, now, due)]
+        return dead
+
+    def processes(self) -> list[subprocess.Popen[bytes]]:
+        every = [*self.replicas, *(r for r, _ in self.retiring)]
+        return [r.proc for r in every if r.proc is not None and r.proc.poll() is None]
+
+
+def _retired(replica: Replica, now: float, due: float) -> bool:
+    assert replica.proc is not None
+    code = replica.proc.poll()
+    if code is None and now < due:
+        return False
+    if code is None:
+        log.warning("up replica=%s pid=%d did not stop: killing it", replica.name, replica.proc.pid)
+        replica.proc.kill()
+        code = replica.proc.wait()
+    log.info("up retired replica=%s pid=%d code=%s", replica.name, replica.proc.pid, code)
+    return True
+
+
+class Scaler(Protocol):
+    """What resizes a group (`redline.scaling.upscale.UpScaler`): called every supervisor round."""
+
+    def tick(self, now: float) -> None: ...
 
 
 @dataclass
 class Supervisor:
-    """Keeps every replica running until stopped (its processes: `redline.scaling.procs`)."""
+    """Keeps every replica of every group running until stopped; `scalers` resize groups;
+    `bury(plan, pid)` is told of each replica that died (to drop its registration at once)."""
 
-    replicas: list[Replica]
+    groups: list[Group]
     grace: float = 15.0
     interval: float = 0.2
+    scalers: list[Scaler] = field(default_factory=list)
+    bury: Callable[[ServicePlan, int], None] | None = None
     stopped: bool = field(default=False, init=False)
-    children: Children = field(default_factory=Children, init=False)
 
     def run(self, stopping: Callable[[], bool]) -> None:
+        for group in self.groups:
+            group.resize(group.plan.replicas, time.monotonic(), self.grace)
         try:
             while not stopping():
-                self.check(time.monotonic())
+                now = time.monotonic()
+                for group in self.groups:
+                    for pid in group.check(now):
+                        if self.bury is not None:
+                            self.bury(group.plan, pid)
+                for scaler in self.scalers:
+                    scaler.tick(now)
                 time.sleep(self.interval)
         finally:
             self.stop()
 
-    def check(self, now: float) -> None:
-        """Note the replicas that exited; start those due (all of them, the first time)."""
-        by_pid = {r.child.pid: r for r in self.replicas if r.child is not None}
-        for child in self.children.reap():
-            by_pid[child.pid].exited(now)
-        for replica in self.replicas:
-            if replica.child is None and now >= replica.restart_at:
-                self._start(replica)
-
-    def _start(self, replica: Replica) -> None:
-        # Own session: a terminal's Ctrl-C reaches only `up`, which stops the replicas in order
-        # (before the embedded server); a replica still gets SIGTERM if `up` itself dies.
-        replica.child = self.children.start(
-            replica.name, replica.argv, cwd=replica.cwd, die_with_parent=True
-        )
-        log.info("up started replica=%s pid=%d", replica.name, replica.child.pid)
-
     def stop(self) -> None:
         """SIGTERM every replica, wait up to `grace` seconds, then SIGKILL what is left."""
-        self.children.stop_all(self.grace)
+        running = [proc for group in self.groups for proc in group.processes()]
+        for proc in running:
+            proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + self.grace
+        for proc in running:
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("up pid=%d did not stop in %.0fs: killing it", proc.pid, self.grace)
+                proc.kill()
+                proc.wait()
         self.stopped = True
 
 
-def replicas_for(topology: Topology, url: str, config_dir: Path) -> list[Replica]:
-    """One `Replica` per process: ``python -m redline KIND --config FILE --redis URL``."""
+def groups_for(topology: Topology, url: str, config_dir: Path) -> list[Group]:
+    """One `Group` per service; each replica runs
+    ``python -m redline KIND --config FILE --redis URL``."""
     out = []
     for plan in topology.services:
         file = config_dir / f"{plan.name}.json"
         file.write_text(json.dumps(plan.config))
         argv = [sys.executable, "-m", "redline", plan.kind, "--config", str(file), "--redis", url]
-        for index in range(plan.replicas):
-            out.append(Replica(f"{plan.name}.{index}", argv, topology.directory))
+        out.append(Group(plan, argv, topology.directory))
     return out
