@@ -53,6 +53,12 @@ class ServiceConfig(BaseModel):
         alias="serviceStandby",
         description="wait as a standby for an active slot when cscale scales the namespace",
     )
+    service_revision: int = Field(
+        0,
+        alias="serviceRevision",
+        ge=0,
+        description="the deploy revision this instance runs (cscale sets it; 0: none)",
+    )
 
 
 def env_name(field_alias: str) -> str:

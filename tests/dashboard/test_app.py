@@ -16,9 +16,11 @@ from redline.connection import AsyncClient
 from redline.dashboard.app import create_app
 from redline.dashboard.settings import DashboardConfig
 from redline.errors import ConfigError
-from redline.jobs import Task, enqueue
+from redline.jobs import Task, enqueue, job_keys
+from redline.jobs.control import is_paused
 from redline.queue import ReliableQueue
 from redline.scaling import registry
+from redline.scaling.rollout import set_state
 
 BASE = "http://dash.test"
 
@@ -151,6 +153,10 @@ async def test_services_and_metrics_pages(aredis: AsyncClient, http: httpx.Async
     await aredis.hset("demo:mpush:metrics:done", mapping=metric)  # type: ignore[misc]
     services = (await http.get("/services")).text
     assert "demo:mpush" in services and "box" in services and "4242" in services
+    assert "Rollouts" not in services
+    await set_state(aredis, "demo:mpush", 2, "rolled back", msg="errors 10/20 = 50%")
+    services = (await http.get("/services")).text
+    assert "<b>rolled back</b>" in services and "errors 10/20 = 50%" in services
     metrics = (await http.get("/metrics")).text
     assert "demo:mpush:metrics:done" in metrics and "mean <b>500.000</b>" in metrics
     assert metrics.count("<rect") == 11  # histo10 … histo100 and above
@@ -189,3 +195,37 @@ async def test_pages_on_a_cluster(acluster: AsyncClient, prefix: str) -> None:
         assert f'data-queue="{name}"' in (await http.get("/")).text
         assert f"{prefix}:metrics:in" in (await http.get("/metrics")).text
         assert (await http.get("/services")).status_code == 200
+
+
+async def test_pause_and_resume_buttons(aredis: AsyncClient, http: httpx.AsyncClient) -> None:
+    page = await http.get("/queues/orders")
+    assert 'id="pause"' in page.text and 'id="paused"' not in page.text
+    form, headers = {"csrf": csrf_of(page.text)}, {"Origin": BASE}
+    evil = await http.post(
+        "/queues/orders/control/pause", data=form, headers={"Origin": "https://evil.example"}
+    )
+    assert evil.status_code == 403 and not await is_paused(aredis, "orders")
+    done = await http.post("/queues/orders/control/pause", data=form, headers=headers)
+    assert done.status_code == 303 and await is_paused(aredis, "orders")
+    page = await http.get("/queues/orders")
+    assert 'id="paused"' in page.text and 'id="resume"' in page.text
+    done = await http.post("/queues/orders/control/resume", data=form, headers=headers)
+    assert done.status_code == 303 and not await is_paused(aredis, "orders")
+
+
+async def test_a_jobs_page_shows_its_status_and_events_and_cancels_it(
+    aredis: AsyncClient, http: httpx.AsyncClient
+) -> None:
+    job = await enqueue(aredis, Task.ref("app.report", queue="orders"), 7)
+    assert job is not None
+    listed = await http.get("/jobs?queue=orders&state=waiting")
+    assert f'href="/job/{job.id}?queue=orders"' in listed.text
+    page = await http.get(f"/job/{job.id}?queue=orders")
+    assert page.status_code == 200 and 'id="job-state">waiting<' in page.text
+    assert '<tr class="event">' in page.text and "enqueued" in page.text
+    form, headers = {"csrf": csrf_of(page.text)}, {"Origin": BASE}
+    done = await http.post(f"/job/{job.id}/cancel?queue=orders", data=form, headers=headers)
+    assert done.status_code == 303
+    assert await aredis.zscore(job_keys("orders").cancelled, job.id) is not None
+    missing = await http.get(f"/job/{job.id}")
+    assert missing.status_code == 400 and "queue=NAME" in missing.text

@@ -9,8 +9,10 @@ import click
 from redline import __version__
 from redline.cli.dashboard import dashboard
 from redline.cli.demo import demo
+from redline.cli.deploy import deploy_command, rollback_command
 from redline.cli.dev import dev, ping
 from redline.cli.http import COMMANDS as HTTP_COMMANDS
+from redline.cli.jobs import jobs
 from redline.cli.metrics import metrics_command
 from redline.cli.queue import queue
 from redline.cli.rquery import rquery, rquery_service
@@ -66,11 +68,14 @@ COMMANDS = (
     vpush,
     scale,
     cscale,
+    deploy_command,
+    rollback_command,
     status,
     services_command,
     up,
     *HTTP_COMMANDS,
     worker,
+    jobs,
     sidekiq,
     dashboard,
 )

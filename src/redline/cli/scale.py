@@ -67,6 +67,7 @@ def cscale(
       config = "worker.toml"
       replicas = 2                 # used when `redline scale` has not set it
       standby = 1
+      rollout = { bake = 30 }      # how `redline deploy` replaces replicas
     \b
       [services."demo:worker".autoscale]   # optional
       queue = "demo:in"

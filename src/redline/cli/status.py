@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,12 +18,15 @@ from rich.table import Table
 
 from redline.cli.common import server_for
 from redline.connection import AsyncClient, connect, text
+from redline.jobs.document import job_keys
 from redline.jobs.priority import levels_key, priority_key
+from redline.jobs.worker import QUEUES_KEY
 from redline.queue.model import QueueKeys
 from redline.runtime.metrics import read_metrics, recent_errors
 from redline.scaling.cscale import AGENTS_KEY, DESIRED_KEY, SPECS_KEY, recent_events
 from redline.scaling.health import Health, HealthPolicy, assess, assess_instance
 from redline.scaling.registry import Instance, all_instances, instances, services
+from redline.scaling.rollout import Revision, desired_revision, revision_of, rollout_state
 
 __all__ = ["services_command", "status"]
 
@@ -42,6 +46,9 @@ class Snapshot:
     agents: list[tuple[str, float]]
     events: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
+    paused: list[str] = field(default_factory=list)  # job queues paused (`redline queue pause`)
+    revisions: dict[str, Revision] = field(default_factory=dict)
+    rollouts: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 async def _size(client: AsyncClient, key: str) -> int:
@@ -89,11 +96,23 @@ async def snapshot(client: AsyncClient, queues: tuple[str, ...] = ()) -> Snapsho
     events = await recent_events(client, 8)
     errors = [{"ns": ns, **e} for ns in live for e in await recent_errors(client, ns, 8)]
     errors = sorted(errors, key=lambda e: -float(e.get("t", 0)))[:8]
+    revisions = {ns: await desired_revision(client, ns) for ns in live}
+    rollouts = {ns: state for ns in live if (state := await rollout_state(client, ns))}
     return Snapshot(
         time.time(),
         dict(sorted(live.items())),
         *(desired, specs, health, counts, agents, events, errors),
+        await _paused(client, counts),
+        revisions,
+        rollouts,
     )
+
+
+async def _paused(client: AsyncClient, shown: dict[str, Any]) -> list[str]:
+    """The paused ones of the queues shown and of those job workers serve."""
+    served = {text(n) for n in await client.smembers(QUEUES_KEY)}
+    names = sorted(served | set(shown))
+    return [n for n in names if await client.exists(job_keys(n).paused)]
 
 
 async def _health(
@@ -111,13 +130,16 @@ async def _health(
 
 def _services_table(snap: Snapshot) -> Table:
     table = Table(title="services", title_justify="left")
-    for column in ("namespace", "service", "desired", "live", "active", "standby", "health"):
-        table.add_column(column)
+    deployed = _deployed(snap)  # the revision column only once someone deploys
+    columns = ("namespace", "service", "desired", "live", "active", "standby")
+    for column in (*columns, *(["revision"] if deployed else []), "health"):
+        table.add_column(column, no_wrap=column == "namespace")  # the name an operator greps
     for ns, live in snap.live.items():
         active = sum(1 for inst in live if inst.role == "active")
         standby_want = snap.specs.get(ns, {}).get("standby", 0)
         desired = snap.desired.get(ns)
         health = snap.health[ns]
+        revision = _revision_cell(snap.revisions.get(ns, Revision(0)), live)
         table.add_row(
             ns,
             live[0].service if live else "",
@@ -125,7 +147,38 @@ def _services_table(snap: Snapshot) -> Table:
             str(len(live)),
             str(active),
             f"{len(live) - active}/{standby_want}",
+            *([revision] if deployed else []),
             "ok" if health.ok else f"[red]unhealthy[/red] {health.reason}",
+        )
+    return table
+
+
+def _deployed(snap: Snapshot) -> bool:
+    """Whether any service had a rollout, has a desired revision or an instance running one."""
+    instances = (inst for live in snap.live.values() for inst in live)
+    deployed = any(r.number for r in snap.revisions.values()) or any(map(revision_of, instances))
+    return deployed or bool(snap.rollouts)
+
+
+def _revision_cell(desired: Revision, live: list[Instance]) -> str:
+    """The desired revision, then how many live instances run each (``2 (v2): r2=2 r1=1``)."""
+    label = f" ({desired.version})" if desired.version else ""
+    runs = Counter(revision_of(inst) for inst in live)
+    spread = " ".join(f"r{n}={count}" for n, count in sorted(runs.items(), reverse=True))
+    return f"{desired.number}{label}: {spread}" if spread else f"{desired.number}{label}"
+
+
+def _rollouts_table(snap: Snapshot) -> Table:
+    """The last rollout of each service: its revision, state and why."""
+    table = Table(title="rollouts", title_justify="left")
+    for column in ("time", "service", "revision", "state", "detail"):
+        table.add_column(column)
+    for ns, state in snap.rollouts.items():
+        stamp = time.strftime("%H:%M:%S", time.localtime(float(state.get("t", 0))))
+        style = "[red]{}[/red]" if state.get("state") == "rolled back" else "{}"
+        detail = state.get("msg") or f"from revision {state.get('from', '?')}"
+        table.add_row(
+            stamp, ns, state.get("revision", ""), style.format(state.get("state", "")), detail
         )
     return table
 
@@ -140,7 +193,8 @@ def _queues_table(snap: Snapshot, before: Snapshot | None) -> Table:
             span = snap.taken - before.taken
             old = before.queues[name]
             rates = [f"{(waiting - old[0]) / span:+.1f}", f"{(dead - old[2]) / span:+.1f}"]
-        table.add_row(name, str(waiting), str(inflight), str(dead), *rates)
+        shown = f"{name} [yellow](paused)[/yellow]" if name in snap.paused else name
+        table.add_row(shown, str(waiting), str(inflight), str(dead), *rates)
     return table
 
 
@@ -159,8 +213,12 @@ def render(snap: Snapshot, before: Snapshot | None = None) -> Group:
     """The status screen as rich renderables."""
     agents = ", ".join(f"{host} ({snap.taken - seen:.0f}s ago)" for host, seen in snap.agents)
     parts: list[Any] = [_services_table(snap), f"cscale agents: {agents or 'none'}"]
+    if snap.rollouts:
+        parts.append(_rollouts_table(snap))
     if snap.queues:
         parts.append(_queues_table(snap, before))
+    if snap.paused:
+        parts.append(f"paused job queues: {', '.join(snap.paused)} (redline queue resume NAME)")
     parts.append(_timeline("recent events", snap.events, "agent", "event"))
     if snap.errors:
         parts.append(_timeline("recent errors", snap.errors, "instance", "error"))
@@ -209,24 +267,31 @@ def status(redis_url: str | None, watch: bool, every: float, queues: tuple[str, 
 @_REDIS
 def services_command(redis_url: str | None) -> None:
     """List every registered service and its live instances (host, pid, started, renewed,
-    version, role, what it serves)."""
+    version, the deploy revision once there is one, role, what it serves)."""
 
     async def main(url: str) -> None:
         client = connect(url)
         try:
-            table = Table(title="live instances", title_justify="left")
-            columns = ("namespace", "id", "service", "host", "pid", "started", "renewed", "version")
-            for column in (*columns, "role", "serves"):
-                table.add_column(column)
-            for ns in await services(client):
-                for inst in await instances(client, ns):
-                    table.add_row(*_instance_row(inst))
-            Console().print(table)
+            found = [inst for ns in await services(client) for inst in await instances(client, ns)]
+            Console().print(_instances_table(found))
         finally:
             await client.aclose()
 
     with server_for(redis_url) as url:
         asyncio.run(main(url))
+
+
+def _instances_table(found: list[Instance]) -> Table:
+    """One row per instance; a `revision` column once some instance runs one."""
+    deployed = any(map(revision_of, found))
+    table = Table(title="live instances", title_justify="left")
+    columns = ("namespace", "id", "service", "host", "pid", "started", "renewed", "version")
+    for column in (*columns, *(["revision"] if deployed else []), "role", "serves"):
+        table.add_column(column)
+    for inst in found:
+        row = _instance_row(inst)
+        table.add_row(*row[:8], *([str(revision_of(inst))] if deployed else []), *row[8:])
+    return table
 
 
 def _instance_row(inst: Instance) -> list[str]:

@@ -12,8 +12,10 @@ import click
 
 from redline.cli.common import config_options, fail, load_or_exit, run_until_signal, server_for
 from redline.cli.sidekiq import sidekiq_worker
+from redline.cli.supervise import Supervisor, child_argv
 from redline.cli.worker_config import SidekiqWorkerConfig, WorkerConfig
 from redline.errors import RedlineError
+from redline.jobs.recycle import Recycle
 from redline.jobs.task import Tasks, load_tasks
 from redline.jobs.worker import Worker
 from redline.runtime import assemble, run_service
@@ -40,6 +42,28 @@ __all__ = ["WorkerConfig", "run_worker", "worker", "worker_hooks"]
     type=click.Path(path_type=Path),
     help="Directory to import MODULE from (default: the current one); repeatable.",
 )
+@click.option(
+    "--processes",
+    "-p",
+    type=click.IntRange(min=1),
+    is_flag=False,
+    flag_value=os.cpu_count() or 1,
+    help="Run N worker processes under a supervisor that replaces any that exits; "
+    "--processes alone: one per core. Without it: one worker, in this process.",
+)
+@click.option(
+    "--max-jobs",
+    type=click.IntRange(min=1),
+    help="A worker process exits after this many jobs (finishing what it holds); under "
+    "--processes it is replaced.",
+)
+@click.option(
+    "--max-memory",
+    type=click.FloatRange(min=1),
+    metavar="MB",
+    help="A worker process exits once its resident memory exceeds MB (finishing what it "
+    "holds); under --processes it is replaced.",
+)
 @config_options
 def worker(
     tasks_spec: str,
@@ -48,6 +72,9 @@ def worker(
     concurrency: int | None,
     queues: tuple[str, ...],
     paths: tuple[Path, ...],
+    processes: int | None,
+    max_jobs: int | None,
+    max_memory: float | None,
     config_path: Path | None,
     redis_url: str | None,
     sets: tuple[str, ...],
@@ -63,13 +90,24 @@ def worker(
     (leave|dead), unknownDelay, maxRecoveries, pollInterval, tag (docs/sidekiq.md).
 
     \b
+    With --processes N, a supervisor runs N such workers as child processes (sync tasks then
+    use every core), starts a new one when one dies or is recycled (--max-jobs,
+    --max-memory), and on SIGTERM stops them all, each finishing what it holds.
+
+    \b
     Example:  redline worker app.tasks --concurrency 32
+              redline worker app.tasks --processes 4 --max-jobs 10000
               redline worker app.tasks --sidekiq critical default
     """
     sys.path[:0] = [str(p) for p in paths] or [os.getcwd()]
     if queue_args and not sidekiq:
         fail(f"queues as arguments ({' '.join(queue_args)}) go with --sidekiq; else use -q", 2)
-    extra = {"concurrency": concurrency, "queues": list(queues + queue_args) or None}
+    extra = {
+        "concurrency": concurrency,
+        "queues": list(queues + queue_args) or None,
+        "maxJobs": max_jobs,
+        "maxMemory": max_memory,
+    }
     config = load_or_exit(
         _config_model(sidekiq),
         config_path,
@@ -83,7 +121,26 @@ def worker(
         fail(str(exc), 2)
         return
     with server_for(config.redis) as url:
-        run_worker(tasks, config.model_copy(update={"redis": url}))
+        if processes is None:
+            run_worker(tasks, config.model_copy(update={"redis": url}))
+            return
+        argv = _child_args(click.get_current_context(), url)
+        Supervisor(child_argv(argv), processes, config.grace + 15).run()
+
+
+def _child_args(ctx: click.Context, url: str) -> list[str]:
+    """This command's arguments for a child: the same, less --processes, on the resolved
+    server (an embedded one is shared)."""
+    root, p = ctx.find_root().params, ctx.params
+    args = ["--log-level", root["log_level"], "--log-format", root["log_format"], "worker"]
+    args += [p["tasks_spec"], *p["queue_args"]] + (["--sidekiq"] if p["sidekiq"] else [])
+    for flag, name in (("-c", "concurrency"), ("--max-jobs", "max_jobs")):
+        args += [flag, str(p[name])] if p[name] is not None else []
+    args += ["--max-memory", repr(p["max_memory"])] if p["max_memory"] is not None else []
+    args += [x for q in p["queues"] for x in ("-q", q)]
+    args += [x for path in p["paths"] or [Path.cwd()] for x in ("--path", str(path))]
+    args += ["--config", str(p["config_path"])] if p["config_path"] else []
+    return args + [x for s in p["sets"] for x in ("--set", s)] + ["--redis", url]
 
 
 def run_worker(tasks: Tasks, config: WorkerConfig) -> None:
@@ -123,8 +180,12 @@ def worker_hooks(tasks: Tasks, config: WorkerConfig) -> list[Any]:
             config.grace,
             config.cron,
             assembly.metrics,
+            config.events,
         )
-    return assembly.hooks(runner)
+    hooks = assembly.hooks(runner)
+    if config.max_jobs or config.max_memory:
+        hooks.insert(-1, Recycle(runner, config.max_jobs, config.max_memory))
+    return hooks
 
 
 def _json(value: object) -> str:

@@ -24,6 +24,15 @@ class WorkerConfig(ServiceConfig):
     lease: float = Field(30, gt=0, description="seconds a job is owned before redelivery")
     grace: float = Field(10, ge=0, description="seconds in-flight jobs get to finish at shutdown")
     cron: bool = Field(True, description="take part in running the tasks' cron schedules")
+    events: bool = Field(
+        True, description="record job events and status (redline jobs events / job.status())"
+    )
+    max_jobs: int | None = Field(
+        None, alias="maxJobs", gt=0, description="exit after this many jobs (to be replaced)"
+    )
+    max_memory: float | None = Field(
+        None, alias="maxMemory", gt=0, description="exit above this many MB resident"
+    )
 
 
 class SidekiqWorkerConfig(WorkerConfig):

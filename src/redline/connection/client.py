@@ -335,7 +335,7 @@ def connect(url: str, **options: Any) -> AsyncClient:
     for one to come free, then raises `redline.connection.pool.PoolTimeoutError`; so an
     ``asyncio.gather`` of thousands of calls on one client succeeds. A cluster client's limit
     is per node, and a cluster's or Sentinel's pool refuses the command at once
-    (redis-py's ``MaxConnectionsError``): raise `max_connections` there (the README,
+    (redis-py's ``MaxConnectionsError``): raise `max_connections` there (README,
     "Connections")."""
     return cast(AsyncClient, _client(url, _ASYNC, dict(options)))
 

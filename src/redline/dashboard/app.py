@@ -25,7 +25,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from redline.connection import AsyncClient, connect
-from redline.dashboard import data
+from redline.dashboard import control, data
 from redline.dashboard.security import SecurityMiddleware, check_csrf, csrf_token
 from redline.dashboard.settings import DashboardConfig
 from redline.jobs.document import JobState
@@ -80,6 +80,7 @@ async def queue_page(request: Request) -> Response:
         waiting=await data.messages(client, name, pending=False),
         inflight=await data.messages(client, name, pending=True),
         dead=await data.dead_letters(client, name),
+        paused=await control.paused(client, name),
     )
 
 
@@ -96,6 +97,12 @@ async def dead_action(request: Request) -> Response:
     else:
         raise HTTPException(404, f"no action {action!r}: use retry or delete")
     return RedirectResponse(f"/queues/{urllib.parse.quote(name, safe='')}", 303)
+
+
+async def job_page(request: Request) -> Response:
+    """One job: its status, progress and events (`?queue=NAME`)."""
+    name, job_id = control.job_queue(request), request.path_params["id"]
+    return render(request, "job.html", **await control.job_view(_client(request), name, job_id))
 
 
 async def jobs_page(request: Request) -> Response:
@@ -119,8 +126,10 @@ async def jobs_page(request: Request) -> Response:
 
 
 async def services_page(request: Request) -> Response:
-    found = await data.service_instances(_client(request), _config(request).namespaces)
-    return render(request, "services.html", instances=found, now=time.time())
+    client = _client(request)
+    found = await data.service_instances(client, _config(request).namespaces)
+    rollouts = await data.rollout_rows(client, list(dict.fromkeys(i.namespace for i in found)))
+    return render(request, "services.html", instances=found, rollouts=rollouts, now=time.time())
 
 
 async def metrics_page(request: Request) -> Response:
@@ -165,6 +174,9 @@ def create_app(config: DashboardConfig, client: AsyncClient | None = None) -> St
         Route("/", overview),
         Route("/api/queues", api_queues),
         Route("/queues/{name:path}/dead/{action}", dead_action, methods=["POST"]),
+        Route("/queues/{name:path}/control/{action}", control.queue_action, methods=["POST"]),
+        Route("/job/{id}/cancel", control.job_action, methods=["POST"]),
+        Route("/job/{id}", job_page),
         Route("/queues/{name:path}", queue_page),
         Route("/jobs", jobs_page),
         Route("/services", services_page),

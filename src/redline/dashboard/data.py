@@ -21,6 +21,7 @@ from redline.queue import QueuedMessage, ReliableQueue
 from redline.runtime.metrics import HISTOGRAM, metrics_key, read_metrics
 from redline.scaling import registry
 from redline.scaling.registry import Instance
+from redline.scaling.rollout import desired_revision, rollout_state
 
 __all__ = [
     "JobRow",
@@ -211,6 +212,31 @@ async def service_instances(client: AsyncClient, namespaces: Sequence[str]) -> l
     for ns in dict.fromkeys([*registered, *namespaces]):
         found += await registry.instances(client, ns)
     return found
+
+
+@dataclass(frozen=True)
+class RolloutRow:
+    """A service's desired revision and its last rollout (`redline.scaling.rollout`)."""
+
+    namespace: str
+    desired: str
+    revision: str
+    state: str
+    detail: str
+    t: float
+
+
+async def rollout_rows(client: AsyncClient, namespaces: Sequence[str]) -> list[RolloutRow]:
+    """The last rollout of every namespace in `namespaces` that had one."""
+    rows = []
+    for ns in namespaces:
+        state = await rollout_state(client, ns)
+        if state:
+            detail = state.get("msg") or f"from revision {state.get('from', '?')}"
+            desired = (await desired_revision(client, ns)).describe()
+            revision, t = state.get("revision", ""), float(state.get("t", 0))
+            rows.append(RolloutRow(ns, desired, revision, state.get("state", ""), detail, t))
+    return rows
 
 
 @dataclass(frozen=True)

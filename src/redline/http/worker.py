@@ -208,11 +208,17 @@ class HttpService:
             return outcome
 
     async def _answer(self, ctx: Context, request: Request) -> Outcome:
+        """The outcome of `request`, counted: ``requests``, and ``errors`` for a 5xx answer
+        (what an instance's health, and a rollout's, is judged by)."""
         try:
-            return await self.respond(ctx, request)
+            outcome = await self.respond(ctx, request)
         except Exception:
             log.exception("%s failed id=%s path=%s", self.name, request.id, request.path)
-            return Response.text(request.id, "internal server error\n", 500)
+            outcome = Response.text(request.id, "internal server error\n", 500)
+        self.metrics.count("requests")
+        if isinstance(outcome, Response) and outcome.status >= 500:
+            self.metrics.count("errors")
+        return outcome
 
     async def _bounded(self, ctx: Context, request: Request) -> Outcome:
         remaining = request.deadline - time.time() if request.deadline else None

@@ -6,27 +6,53 @@ See docs/jobs.md for the job document's format and the guarantees.
 from __future__ import annotations
 
 from redline.jobs.bulk import enqueue_many, enqueue_many_sync
+from redline.jobs.context import JobContext, current_job, progress
+from redline.jobs.control import (
+    cancel_job,
+    cancel_job_sync,
+    pause_queue,
+    pause_queue_sync,
+    resume_queue,
+    resume_queue_sync,
+)
 from redline.jobs.cron import CronSchedule, CronScheduler
 from redline.jobs.document import JobDocument, JobState, job_keys
+from redline.jobs.events import JobEvent, JobStatus, job_events, job_status
 from redline.jobs.job import Job, JobRecord, enqueue, enqueue_at, enqueue_in, enqueue_sync
 from redline.jobs.task import Task, Tasks, load_tasks, task
+
+cancel_sync = cancel_job_sync
 
 __all__ = [
     "CronSchedule",
     "CronScheduler",
     "Job",
+    "JobContext",
     "JobDocument",
+    "JobEvent",
     "JobRecord",
     "JobState",
+    "JobStatus",
     "Task",
     "Tasks",
+    "cancel_job",
+    "cancel_job_sync",
+    "cancel_sync",
+    "current_job",
     "enqueue",
     "enqueue_at",
     "enqueue_in",
     "enqueue_many",
     "enqueue_many_sync",
     "enqueue_sync",
+    "job_events",
     "job_keys",
+    "job_status",
     "load_tasks",
+    "pause_queue",
+    "pause_queue_sync",
+    "progress",
+    "resume_queue",
+    "resume_queue_sync",
     "task",
 ]

@@ -59,6 +59,7 @@ class JobState(StrEnum):
     RETRYING = "retrying"
     COMPLETE = "complete"
     DEAD = "dead"
+    CANCELLED = "cancelled"
     EXPIRED = "expired"
 
 
@@ -202,6 +203,25 @@ class JobKeys:
         """Hash of a completed job's outcome kept `result_ttl` seconds: state, result,
         attempts, times (failed jobs' records are in `failures`)."""
         return derived(self.queue, "job", job_id)
+
+    def status(self, job_id: str) -> str:
+        """Hash of a live job's state, attempt, progress and times (`redline.jobs.events`)."""
+        return derived(self.queue, "job-status", job_id)
+
+    @property
+    def events(self) -> str:
+        """Capped stream of the queue's job state changes (`redline.jobs.events`)."""
+        return derived(self.queue, "job-events")
+
+    @property
+    def paused(self) -> str:
+        """Present while the queue is paused (`redline.jobs.control`)."""
+        return derived(self.queue, "job-paused")
+
+    @property
+    def cancelled(self) -> str:
+        """Sorted set of job ids asked to be cancelled, by when (`redline.jobs.control`)."""
+        return derived(self.queue, "job-cancelled")
 
     @property
     def failures(self) -> str:

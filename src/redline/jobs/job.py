@@ -28,7 +28,9 @@ from typing import Any
 
 from redline.connection import AsyncClient, SyncClient
 from redline.errors import JobError, JobFailed, JobTimeout
+from redline.jobs.control import cancel_job
 from redline.jobs.document import JobDocument, JobState, decode_value, encode_value, job_keys
+from redline.jobs.events import JobStatus, job_status, record_enqueued, record_enqueued_sync
 from redline.jobs.placement import placement, special, with_expiry
 from redline.jobs.task import Task
 from redline.queue import ReliableQueue, SyncReliableQueue
@@ -125,6 +127,24 @@ class Job:
         [found] = await read_records(self.client, self.queue, [self.id])
         return found
 
+    async def status(self) -> JobStatus | None:
+        """State, attempts, progress and times (`redline.jobs.events`); None when nothing is
+        kept: a completed job whose task keeps no results, or an unknown id."""
+        found = await job_status(self.client, self.queue, self.id)
+        if found is not None:
+            return found
+        record = await self.record()
+        if record is None:
+            return None
+        return JobStatus(
+            self.id, record.state, record.attempts, finished_at=record.finished_at or None
+        )
+
+    async def cancel(self) -> bool:
+        """Cancel the job (`redline.jobs.control`): a waiting or scheduled one never runs, a
+        running one is cancelled where it runs. False when it had already finished."""
+        return await cancel_job(self.client, self.queue, self.id)
+
     async def result(self, timeout: float | None = None) -> Any:  # noqa: ASYNC109
         """Wait for the job's return value; JobFailed when it was dead-lettered.
 
@@ -141,6 +161,8 @@ class Job:
                 return found.value
             if found is not None and found.state is JobState.DEAD:
                 raise JobFailed(self.id, found.error, found.traceback)
+            if found is not None and found.state is JobState.CANCELLED:
+                raise JobFailed(self.id, "cancelled", "")
             if deadline is not None and time.monotonic() >= deadline:
                 raise JobTimeout(f"job {self.id} ({self.task}) has no result after {timeout}s")
             await asyncio.sleep(pause)
@@ -184,15 +206,28 @@ async def push_jobs(client: AsyncClient, queue: str, *payloads: bytes) -> list[s
     return await ReliableQueue(client, consumer="producer").push(queue, *payloads)
 
 
-async def _enqueue(
-    client: AsyncClient, task: Task[..., Any], due: float | None, args: Any, kwargs: Any
+async def _enqueue_doc(
+    client: AsyncClient, task: Task[..., Any], due: float | None, doc: JobDocument
 ) -> Job | None:
-    doc = with_expiry(_document(task, args, kwargs), task, due)
     traced = tracer()
     if traced is None:
         return await _put(client, task, due, doc)
     with traced.publish(task.queue, doc.id) as carrier:
         return await _put(client, task, due, dataclasses.replace(doc, trace=carrier))
+
+
+async def _enqueue(
+    client: AsyncClient, task: Task[..., Any], due: float | None, args: Any, kwargs: Any
+) -> Job | None:
+    doc = with_expiry(_document(task, args, kwargs), task, due)
+    # The enqueued event goes first, so no worker's started event can precede it; a unique
+    # enqueue may be a no-op, so its event follows (and never overwrites a worker's state).
+    if doc.unique is None:
+        await record_enqueued(client, task.queue, doc.id, task.name, due)
+    job = await _enqueue_doc(client, task, due, doc)
+    if job is not None and doc.unique is not None:
+        await record_enqueued(client, task.queue, doc.id, task.name, due)
+    return job
 
 
 async def _put(
@@ -259,11 +294,17 @@ def enqueue_sync(
     document, the same scripts, on a blocking client. Returns the job id (None: a unique job
     with the key is still pending); `Job` handles need the asyncio client."""
     doc = _document(task, args, kwargs)
+    if doc.unique is None:  # as in `_enqueue`
+        record_enqueued_sync(client, task.queue, doc.id, task.name, None)
     traced = tracer()
     if traced is None:
-        return _put_sync(client, task, doc)
-    with traced.publish(task.queue, doc.id) as carrier:
-        return _put_sync(client, task, dataclasses.replace(doc, trace=carrier))
+        job_id = _put_sync(client, task, doc)
+    else:
+        with traced.publish(task.queue, doc.id) as carrier:
+            job_id = _put_sync(client, task, dataclasses.replace(doc, trace=carrier))
+    if job_id is not None and doc.unique is not None:
+        record_enqueued_sync(client, task.queue, job_id, task.name, None)
+    return job_id
 
 
 def _put_sync(client: SyncClient, task: Task[..., Any], doc: JobDocument) -> str | None:

@@ -36,12 +36,14 @@ from typing import Any
 
 from redline.connection import AsyncClient
 from redline.errors import TRANSIENT, JobError, JobSerializationError, UnknownTaskError
+from redline.jobs.control import CONTROL_EVERY
 from redline.jobs.cron import CronSchedule, CronScheduler
 from redline.jobs.document import JobDocument, JobState, encode_value, job_keys
 from redline.jobs.job import JobRecord, describe_args, enqueue
 from redline.jobs.limits import Gate
 from redline.jobs.priority import Levels, priority_key, scheduled_key
 from redline.jobs.records import keep_result, note_recent, record_failure
+from redline.jobs.runs import Runs
 from redline.jobs.task import Task, Tasks
 from redline.queue import Delivery, ReliableQueue
 from redline.runtime import Context
@@ -73,9 +75,12 @@ class JobOutcome:
     dead: bool = False
     returned: bool = False
     millis: float = 0.0
+    cancelled: bool = False
 
     @property
     def state(self) -> JobState:
+        if self.cancelled:
+            return JobState.CANCELLED
         if self.ok:
             return JobState.COMPLETE
         return JobState.DEAD if self.dead else JobState.RETRYING
@@ -128,6 +133,7 @@ class Worker:
         grace: float = 10.0,
         cron: bool = True,
         metrics: Metrics | None = None,
+        track: bool = True,
     ) -> None:
         if concurrency < 1:
             raise JobError(f"concurrency {concurrency!r} must be >= 1")
@@ -139,6 +145,8 @@ class Worker:
         self.executor = ThreadPoolExecutor(threads or concurrency, thread_name_prefix="job")
         self.active = 0  # jobs popped and not yet finished
         self.completed = 0
+        self.max_jobs: int | None = None  # jobs to take before stopping (`jobs.recycle`)
+        self.taken = 0
         self._runs: dict[asyncio.Task[JobOutcome], Delivery] = {}
         self._finished: list[JobOutcome] = []
         self._ready = asyncio.Event()  # outcomes wait to be settled
@@ -151,6 +159,7 @@ class Worker:
         self._queue: ReliableQueue | None = None
         self.levels = Levels(self.queues, _declared(tasks))  # priorities: the keys to pop
         self._gate: Gate | None = None
+        self.runs = Runs(self.queues, track, self._ready.set)  # pause, cancel, events
 
     @property
     def queue(self) -> ReliableQueue:
@@ -175,6 +184,9 @@ class Worker:
     async def start(self, ctx: Context) -> None:
         self._bind(ctx.redis)
         await ctx.redis.sadd(QUEUES_KEY, *self.queues)
+        await self.runs.control.refresh(ctx.redis)
+        control = self.runs.control.run(ctx.redis, ctx.stopping, self.runs.cancel)
+        self._background.append(asyncio.create_task(control))
         self._settler = asyncio.create_task(self._settle_loop())
         self._heartbeat = asyncio.create_task(self._heartbeat_loop())
         self._background.append(asyncio.create_task(self._promote_loop(ctx.stopping)))
@@ -226,12 +238,20 @@ class Worker:
         if ctx.stopping.is_set():
             return
         free = self.concurrency - self.active
-        block = min(ctx.config.pop_timeout, 5.0)
+        if self.max_jobs is not None and (free := min(free, self.max_jobs - self.taken)) <= 0:
+            log.info("worker recycling: took jobs=%d max_jobs=%d", self.taken, self.max_jobs)
+            ctx.stopping.set()  # what is in hand finishes in `stop`
+            return
+        # A pop blocks at most CONTROL_EVERY: a queue paused meanwhile gives no job after it.
+        block = min(ctx.config.pop_timeout, 5.0, CONTROL_EVERY)
         for delivery in await self._pop(ctx, free, block):
             self.active += 1
+            self.taken += 1
             running = asyncio.create_task(self._run_one(delivery))
             self._runs[running] = delivery
             running.add_done_callback(self._done)
+        if self.runs.events:
+            self._ready.set()  # write the started events now, not with the next settling
 
     async def run_once(self, client: AsyncClient) -> JobOutcome | None:
         """Pop one waiting job (no blocking), run it and settle it as `step` does; None when
@@ -242,6 +262,7 @@ class Worker:
             return None
         outcome = await self._run_one(popped[0])
         await self._settle([outcome])
+        await self.runs.events.flush(client)
         return outcome
 
     async def _pop(self, ctx: Context, count: int, block: float) -> list[Delivery]:
@@ -249,7 +270,11 @@ class Worker:
         formats: `redline.jobs.sidekiq` fetches Sidekiq's)."""
         if self.gate.waiting:  # a finishing job may wake one that waits for its slot
             block = min(block, WAKE_POLL)
-        keys = self.levels.keys_for(self.queues)
+        queues = self.runs.control.active(self.queues)
+        if not queues:  # all paused
+            await asyncio.sleep(block)
+            return []
+        keys = self.levels.keys_for(queues)
         popped = await self.queue.pop(*keys, count=count, block=block)
         return await self.gate.admit(popped)
 
@@ -275,10 +300,11 @@ class Worker:
             await self._ready.wait()
             self._ready.clear()
             outcomes, self._finished = self._finished, []
-            if not outcomes:
-                continue
             try:
-                await self._settle(outcomes)
+                if outcomes:
+                    await self._settle(outcomes)
+                if self.runs.events:
+                    await self.runs.events.flush(self.queue.client)
             except TRANSIENT as exc:  # the leases lapse and the jobs are redelivered
                 log.warning("worker could not settle jobs=%d error=%r", len(outcomes), str(exc))
 
@@ -308,11 +334,17 @@ class Worker:
                     f"delivered {delivery.deliveries} times, more than max_deliveries="
                     f"{task.max_deliveries}: its runs never finished (killed workers?)"
                 )
-            value = await self._traced_call(task, doc, delivery)
+            if self.runs.control.is_cancelled(doc.id):
+                return JobOutcome(delivery, doc, task, cancelled=True)
+            with self.runs.running(doc, delivery, task.is_async) as job:
+                value = await self._traced_call(task, doc, delivery)
+            if job.cancelled:  # a sync run that finished after all: its result is discarded
+                return JobOutcome(delivery, doc, task, cancelled=True)
             kept = encode_value(value, f"job {doc.id} result") if doc.result_ttl else None
             return JobOutcome(delivery, doc, task, ok=True, value=kept)
         except asyncio.CancelledError:
-            return JobOutcome(delivery, doc, task, returned=True)
+            cancelled = doc is not None and self.runs.control.is_cancelled(doc.id)
+            return JobOutcome(delivery, doc, task, returned=not cancelled, cancelled=cancelled)
         except (JobSerializationError, UnknownTaskError) as exc:  # not the task's code: no trace
             return JobOutcome(delivery, doc, task, error=f"{type(exc).__name__}: {exc}", dead=True)
         except Exception as exc:
@@ -351,16 +383,19 @@ class Worker:
         # to be redelivered and run again (at least once), never a lock that outlives its job
         # (which would turn every later enqueue with the key, a cron entry's too, into a no-op
         # for unique_ttl).
-        await self._unlock(o for o in outcomes if o.ok or o.dead)
+        await self._unlock(o for o in outcomes if o.ok or o.dead or o.cancelled)
         await self.gate.release(o.delivery for o in outcomes)
-        done = [o for o in outcomes if o.ok]
+        done = [o for o in outcomes if o.ok or o.cancelled]
         if done:
             await self.queue.ack(*(o.delivery for o in done))
-            self.completed += len(done)
+            self.completed += sum(1 for o in done if o.ok)
         # Given back concurrently (the client's pool waits for free connections): one at a
         # time, a flood of failing jobs outran the settling until leases expired (issue 28).
-        await asyncio.gather(*(self._give_back(o) for o in outcomes if not o.ok))
+        await asyncio.gather(*(self._give_back(o) for o in outcomes if not (o.ok or o.cancelled)))
         await self._record(outcomes)
+        for o in outcomes:
+            if o.doc is not None and not o.returned:
+                self.runs.settled(o.delivery, o.doc, o.state, o.error)
 
     async def _give_back(self, outcome: JobOutcome) -> None:
         if outcome.returned:
@@ -413,7 +448,11 @@ class Worker:
             if o.returned:
                 continue
             state = o.state
-            field = {JobState.COMPLETE: "complete", JobState.DEAD: "failed"}.get(state, "retried")
+            field = {
+                JobState.COMPLETE: "complete",
+                JobState.DEAD: "failed",
+                JobState.CANCELLED: "cancelled",
+            }.get(state, "retried")
             home = self.levels.queue_of(o.delivery.key)
             self._counts[(home, field)] += 1
             record = _record_of(o, state)

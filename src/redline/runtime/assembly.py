@@ -96,6 +96,7 @@ def assemble(
         expire=config.service_expire,
         renew=config.service_renew,
         capacity=config.service_capacity,
+        revision=config.service_revision,
     )
     tracked = config if isinstance(config, TrackedConfig) else None
     if timeout is None:

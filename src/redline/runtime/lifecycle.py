@@ -3,7 +3,8 @@
 The key layout is the seed's (every name built by the functions below, and nowhere else):
 
 - ``<ns>:id`` — INCR counter of instance ids
-- ``<ns>:<id>`` — hash ``{host, pid, started, renewed, service, version, serves}`` with a TTL of
+- ``<ns>:<id>`` — hash ``{host, pid, started, renewed, service, version, serves}`` (and
+  ``revision``, the deploy revision it runs, when it has one) with a TTL of
   ``serviceExpire`` seconds, renewed every ``serviceRenew`` seconds
 - ``<ns>:ids`` — list of recent ids (newest on the left), trimmed to ``serviceCapacity``
 
@@ -105,6 +106,7 @@ class Lifecycle:
     expire: int = 60
     renew: float = 15
     capacity: int = 10
+    revision: int = 0  # the deploy revision (`redline.scaling.rollout`); 0: none
     host: str = field(default_factory=socket.gethostname)
     pid: int = field(default_factory=os.getpid)
     started: int = 0
@@ -134,7 +136,8 @@ class Lifecycle:
         log.info("renew: started %s every=%ss expire=%ss", self.key, self.renew, self.expire)
 
     def _fields(self) -> dict[Any, str | int]:
-        return {
+        revision: dict[Any, str | int] = {"revision": self.revision} if self.revision else {}
+        return revision | {
             "host": self.host,
             "pid": self.pid,
             "started": self.started,

@@ -11,7 +11,7 @@ accumulator is a runner `Hook` that adds what it holds to Redis on every tick an
 script call per metric name. It also adds, in one more call, the instance's own totals since its
 start to its lifecycle hash (``calls``, ``timeouts``, ``errors``: what
 `redline.scaling.health` judges an instance by). A metric named ``errors`` (or ending in
-``:errors``/``_errors``) counts failures.
+``:errors``/``_errors``, or the jobs worker's ``failed``) counts failures.
 
 Errors are also kept as text: `record_error` (called by the runner when a step fails, and by any
 service that wants to) pushes onto ``<ns>:errors``, a list capped at `ERRORS_KEPT`, newest first,
@@ -75,8 +75,9 @@ def errors_key(ns: str) -> str:
 
 
 def is_error_metric(name: str) -> bool:
-    """True for a metric that counts failures (``errors``, ``…:errors``, ``…_errors``)."""
-    return name == "errors" or name.endswith((":errors", "_errors"))
+    """True for a metric that counts failures (``errors``, ``…:errors``, ``…_errors``, and the
+    jobs worker's ``failed``)."""
+    return name in ("errors", "failed") or name.endswith((":errors", "_errors"))
 
 
 async def record_error(client: AsyncClient, ns: str, message: str, instance: str = "") -> None:

@@ -34,6 +34,7 @@ from redline.runtime.desired import DESIRED_KEY, active_key, get_desired, set_de
 from redline.scaling.autoscale import AutoscalePolicy
 from redline.scaling.health import DEFAULT_POLICY, HealthPolicy
 from redline.scaling.registry import Instance
+from redline.scaling.rollout import RolloutPolicy
 
 __all__ = [
     "AGENTS_KEY",
@@ -95,6 +96,9 @@ class ServiceSpec(BaseModel):
     start_timeout: float = Field(30, alias="startTimeout", gt=0)
     autoscale: AutoscalePolicy | None = None
     health: HealthPolicy = Field(DEFAULT_POLICY, description="when it counts as unhealthy")
+    rollout: RolloutPolicy = Field(
+        RolloutPolicy.model_validate({}), description="how a new revision replaces the old"
+    )
 
     @model_validator(mode="after")
     def _one_command(self) -> ServiceSpec:

@@ -36,6 +36,7 @@ import socket
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 
 from redline.connection import AsyncClient
 from redline.errors import TRANSIENT
@@ -61,6 +62,19 @@ from redline.scaling.cscale import (
 )
 from redline.scaling.procs import Child, Children
 from redline.scaling.registry import Instance, instances, retire
+from redline.scaling.rollout import (
+    Revision,
+    View,
+    desired_revision,
+    good_revisions,
+    mark_good,
+    note_failure,
+    plan,
+    revert,
+    revision_of,
+    rollout_state,
+    set_state,
+)
 from redline.scripting import scripts
 
 __all__ = ["Agent"]
@@ -68,6 +82,21 @@ __all__ = ["Agent"]
 log = logging.getLogger(__name__)
 
 CLAIM_MARGIN = 10.0  # seconds a claim outlives the local start timeout (the kill lands first)
+
+
+@dataclass(frozen=True)
+class _Work:
+    """One service's round under its lease: what to run and how many."""
+
+    ns: str
+    spec: ServiceSpec
+    token: str
+    revision: Revision  # the desired one
+    target: int  # desired + standby
+
+    @property
+    def done(self) -> tuple[str, int]:
+        return self.ns, self.revision.number
 
 
 class Agent:
@@ -84,6 +113,7 @@ class Agent:
         self.children = Children()
         self.autoscalers: dict[str, Autoscaler] = {}
         self.next_eval: dict[str, float] = {}
+        self.child_revisions: dict[int, int] = {}  # pid → the revision it was started with
         self.machine = socket.gethostname()
 
     @property
@@ -146,6 +176,19 @@ class Agent:
             await self.client.zrem(active_key(ns), inst.id)
         if not found and not child.instance_id:
             await self._event(ns, f"pid {child.pid} exited code={code} before registering")
+        revision = self.child_revisions.pop(child.pid, 0)
+        if code and revision:
+            await self._failed(ns, revision, f"pid {child.pid} exited code={code}")
+
+    async def _failed(self, ns: str, number: int, what: str) -> None:
+        """A new revision's instance failed while it rolls out: past `maxFailures`, roll back."""
+        failures = await note_failure(self.client, ns, number)
+        if failures < self.plan.services[ns].rollout.max_failures:
+            return
+        reason = f"{failures} of its instances failed, the last: {what}"
+        back = await revert(self.client, ns, Revision(number), reason)
+        if back is not None:
+            await self._event(ns, f"rollout of revision {number} rolled back: {reason}")
 
     def _started(self, inst: Instance, child: Child) -> bool:
         return inst.host == self.machine and inst.pid == child.pid
@@ -179,26 +222,73 @@ class Agent:
                 await self.client.zrem(starting_key(ns), *registered)
             desired = await get_desired(self.client, ns) or 0
             standby = spec.standby if desired else 0  # scaled to 0: the service is off
-            target, have = desired + standby, len(live) + len(pending)
-            why = f"live={len(live)} starting={len(pending)} target={desired}+{standby}"
-            if have < target:
-                await self._start(ns, spec, token, await self._share(target - have), why)
-            elif len(live) > target:  # not `have`: a claim and its instance may both be counted
-                await self._stop(ns, choose_victims(live, len(live) - target, desired), why)
+            revision = await desired_revision(self.client, ns)
+            work = _Work(ns, spec, token, revision, desired + standby)
+            if any(revision_of(inst) != work.revision.number for inst in live):
+                await self._roll(work, live, len(pending))
+            else:
+                await self._converge(work, live, len(pending), desired)
         finally:
             await scripts.run(self.client, "cscale_unlock", [lock_key(ns)], [token])
+
+    async def _converge(
+        self, work: _Work, live: list[Instance], pending: int, desired: int
+    ) -> None:
+        """Every live instance runs the desired revision: start or stop to reach the target."""
+        have = len(live) + pending
+        why = f"live={len(live)} starting={pending} target={desired}+{work.target - desired}"
+        if have < work.target:
+            await self._start(work, await self._share(work.target - have), why)
+        elif len(live) > work.target:  # not `have`: a claim and its instance may both count
+            await self._stop(work.ns, choose_victims(live, len(live) - work.target, desired), why)
+        elif work.target and not pending and await mark_good(self.client, *work.done):
+            msg = f"rollout of {work.revision.describe()} complete: {len(live)} replicas"
+            await set_state(self.client, work.ns, work.revision.number, "done", msg=msg)
+            await self._event(work.ns, msg)
+
+    async def _roll(self, work: _Work, live: list[Instance], pending: int) -> None:
+        """Some instances run another revision: one step of the rollout (`rollout.plan`)."""
+        proven = work.revision.number in await good_revisions(self.client, work.ns)
+        view = View(live, pending, work.target, work.revision.number, proven, time.time(),
+                    work.spec.rollout, work.spec.health)  # fmt: skip
+        step = plan(view)
+        if step.verdict is not None:
+            back = await revert(self.client, work.ns, work.revision, step.verdict.reason)
+            if back is not None:
+                what = f"rollout of {work.revision.describe()} rolled back to {back.describe()}"
+                await self._event(work.ns, f"{what}: {step.verdict.reason}")
+            return
+        if not proven:
+            await self._announce(work, live)
+        if step.stop:
+            await self._stop(work.ns, step.stop, f"rollout {step.why}")
+        if step.start:
+            await self._start(work, await self._share(step.start), f"rollout {step.why}")
+
+    async def _announce(self, work: _Work, live: list[Instance]) -> None:
+        """Record that the rollout of the desired revision has begun (once)."""
+        number, state = work.revision.number, await rollout_state(self.client, work.ns)
+        if state.get("revision") == str(number) and state.get("state") == "rolling":
+            return
+        old = sorted({revision_of(inst) for inst in live} - {number})
+        was = ",".join(map(str, old))
+        await set_state(self.client, work.ns, number, "rolling", **{"from": was})
+        await self._event(work.ns, f"rollout of {work.revision.describe()} begins (from {was})")
 
     async def _share(self, short: int) -> int:
         """This agent's part of a shortfall: an equal share among the agents alive."""
         alive = await self.client.zcount(AGENTS_KEY, time.time() - 3 * self.interval, "+inf")
         return math.ceil(short / max(1, alive))
 
-    async def _start(self, ns: str, spec: ServiceSpec, token: str, count: int, why: str) -> None:
+    async def _start(self, work: _Work, count: int, why: str) -> None:
         """Start `count` processes and claim them (a claim names its process, so any agent can
         tell it from the instance once registered). Starting before claiming is safe: nobody
         counts while we hold the lease, and a child needs far longer to register than the claim
         takes; if the lease was lost meanwhile, the children are killed before they register."""
-        started = [self.children.start(ns, self.argv(ns, spec)) for _ in range(count)]
+        ns, spec, token = work.ns, work.spec, work.token
+        argv = self.argv(ns, spec, work.revision)
+        started = [self.children.start(ns, argv) for _ in range(count)]
+        self.child_revisions |= {child.pid: work.revision.number for child in started}
         for child in started:
             child.claim = claim_name(self.host, self.machine, child.pid)
         ttl_ms = int((spec.start_timeout + CLAIM_MARGIN) * 1000)
@@ -216,11 +306,14 @@ class Agent:
             await self.client.zrem(active_key(ns), inst.id)
         await self._event(ns, f"stopping {','.join(i.key for i in victims)} (newest): {why}")
 
-    def argv(self, ns: str, spec: ServiceSpec) -> list[str]:
-        """The command line of one instance of `spec` in namespace `ns`."""
+    def argv(self, ns: str, spec: ServiceSpec, revision: Revision | None = None) -> list[str]:
+        """The command line of one instance of `spec` in namespace `ns`, running `revision`
+        (its overrides come after the file's; revision 0 is the file as it is)."""
         base = spec.argv or [sys.executable, "-m", "redline", str(spec.service)]
         config = ["--config", str(spec.config)] if spec.config else []
         fixed = [f"serviceNamespace={ns}", f"serviceCapacity={spec.capacity}", *spec.sets]
+        if revision is not None and revision.number:
+            fixed += [*revision.sets, f"serviceRevision={revision.number}"]
         if spec.standby:  # the instance waits behind `redline.runtime.standby.StandbyGate`
             fixed.append("serviceStandby=true")
         return [*base, *config, "--redis", self.url, *(a for s in fixed for a in ("--set", s))]

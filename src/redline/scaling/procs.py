@@ -20,14 +20,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Child", "Children"]
+__all__ = ["Child", "Children", "sigterm_when_parent_dies"]
 
 log = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
+def sigterm_when_parent_dies() -> None:
+    """In a child before exec: SIGTERM it when its parent dies (Linux; elsewhere nothing)."""
     if sys.platform == "linux":
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -69,7 +70,7 @@ class Children:
             env={**os.environ, **(env or {})},
             cwd=cwd,
             start_new_session=True,
-            preexec_fn=_die_with_parent if die_with_parent else None,
+            preexec_fn=sigterm_when_parent_dies if die_with_parent else None,
         )
         child = Child(tag, process, time.monotonic())
         self.running[child.pid] = child

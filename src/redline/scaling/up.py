@@ -22,13 +22,12 @@ A topology file (TOML or JSON)::
 Relative paths in configs are relative to the topology file's directory (children run there).
 A replica that exits unexpectedly is restarted with backoff; `stop` ends them all with SIGTERM,
 then SIGKILL after a grace period. A service with ``autoscale`` is resized by
-`redline.scaling.upscale` with the policy of `redline.scaling.autoscale` (the cscale agent's);
-a replica it retires gets SIGTERM (it finishes what it holds) and no restart.
+`redline.scaling.upscale` with the policy of `redline.scaling.autoscale` (the cscale
+agent's); a replica it retires gets SIGTERM (it finishes what it holds) and no restart.
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import shlex
@@ -47,6 +46,7 @@ from pydantic import ValidationError
 from redline.backoff import delay_for
 from redline.errors import ConfigError
 from redline.scaling.autoscale import AutoscalePolicy
+from redline.scaling.procs import sigterm_when_parent_dies
 
 __all__ = [
     "Group",
@@ -62,7 +62,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PR_SET_PDEATHSIG = 1
 RESET_AFTER = 30.0  # seconds a replica must run for its restart backoff to start over
 
 
@@ -186,12 +185,6 @@ def seed_commands(path: Path) -> list[list[str]]:
     return [words for line in path.read_text().splitlines() if (words := shlex.split(line, True))]
 
 
-def _die_with_parent() -> None:
-    if sys.platform == "linux":
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 @dataclass
 class Replica:
     """One process of one service, restarted with backoff when it dies."""
@@ -208,7 +201,7 @@ class Replica:
         # Own session: a terminal's Ctrl-C reaches only `up`, which stops the replicas in order
         # (before the embedded server); a replica still gets SIGTERM if `up` itself dies.
         self.proc = subprocess.Popen(
-            self.argv, cwd=self.cwd, start_new_session=True, preexec_fn=_die_with_parent
+            self.argv, cwd=self.cwd, start_new_session=True, preexec_fn=sigterm_when_parent_dies
         )
         self.started = time.monotonic()
         log.info("up started replica=%s pid=%d", self.name, self.proc.pid)

@@ -1,0 +1,168 @@
+"""`redline jobs …` (cancel, status, events) and `redline queue pause|resume`: controlling
+jobs across every worker, from a shell."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import asdict
+
+import click
+from redis.exceptions import RedisError
+
+from redline.cli.common import fail, server_for
+from redline.cli.queue import _redis_option, queue
+from redline.connection import AsyncClient, connect, connect_sync, mask_url
+from redline.jobs import job_keys
+from redline.jobs.control import cancel_job_sync, pause_queue_sync, resume_queue_sync
+from redline.jobs.events import JobEvent, job_events, job_status
+from redline.jobs.worker import QUEUES_KEY
+
+__all__ = ["jobs"]
+
+
+@click.group()
+def jobs() -> None:
+    """Cancel jobs, and follow what happens to them (docs/jobs.md).
+
+    \b
+    redline jobs cancel ID [-q QUEUE]     cancel a waiting, scheduled or running job
+    redline jobs status ID [-q QUEUE]     its state, attempts, progress and times
+    redline jobs events QUEUE [--follow]  the queue's job events, oldest first
+    """
+
+
+def _queue_option(func: click.decorators.FC) -> click.decorators.FC:
+    return click.option(
+        "--queue",
+        "-q",
+        "queue_name",
+        help="The job's queue (default: the one of the queues workers serve that knows the id).",
+    )(func)
+
+
+def _find_queue(client: object, job_id: str, given: str | None) -> str:
+    """`given`, or the one queue served by workers whose status hash knows `job_id`."""
+    if given:
+        return given
+    names = sorted(n.decode() for n in client.smembers(QUEUES_KEY))  # type: ignore[attr-defined]
+    known = [n for n in names if client.exists(job_keys(n).status(job_id))]  # type: ignore[attr-defined]
+    if len(known) != 1:
+        where = f"it is known on {', '.join(known)}" if known else "no queue knows it"
+        fail(f"job {job_id}: {where}; give its queue with --queue/-q", 2)
+    return str(known[0])
+
+
+@jobs.command()
+@click.argument("job_id", metavar="ID")
+@_queue_option
+@_redis_option
+def cancel(job_id: str, queue_name: str | None, redis_url: str | None) -> None:
+    """Cancel job ID: waiting or scheduled, it never runs; running, it is cancelled where it
+    runs within about a second (a sync task sees current_job().cancelled). Exit code 1 when
+    it had already finished."""
+    with server_for(redis_url) as url:
+        client = connect_sync(url)
+        try:
+            name = _find_queue(client, job_id, queue_name)
+            if not cancel_job_sync(client, name, job_id):
+                fail(f"job {job_id} on {name} had already finished: nothing to cancel")
+            click.echo(f"cancel requested: job {job_id} on {name}")
+        except RedisError as exc:
+            fail(f"Redis at {mask_url(url)} failed: {exc} (is the server up? check --redis)")
+        finally:
+            client.close()
+
+
+@jobs.command()
+@click.argument("job_id", metavar="ID")
+@_queue_option
+@_redis_option
+def status(job_id: str, queue_name: str | None, redis_url: str | None) -> None:
+    """Print job ID's state, attempts, progress and times as JSON (exit code 1 when nothing
+    is kept about it: finished without result_ttl, expired, or never enqueued)."""
+    with server_for(redis_url) as url:
+        client = connect_sync(url)
+        try:
+            name = _find_queue(client, job_id, queue_name)
+        finally:
+            client.close()
+
+        async def read() -> object:
+            aclient = connect(url)
+            try:
+                return await job_status(aclient, name, job_id)
+            finally:
+                await aclient.aclose()
+
+        found = asyncio.run(read())
+    if found is None:
+        fail(f"nothing is kept about job {job_id} on {name}")
+    click.echo(json.dumps({"queue": name, **asdict(found)}, default=str))  # type: ignore[call-overload]
+
+
+@jobs.command()
+@click.argument("queue_name", metavar="QUEUE")
+@click.option("--since", default="0-0", show_default=True, help="Start after this event id.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new events until Ctrl-C.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@_redis_option
+def events(queue_name: str, since: str, follow: bool, as_json: bool, redis_url: str | None) -> None:
+    """Print QUEUE's job events (enqueued, started, progress, failed, retried, completed, dead,
+    cancelled, expired), oldest first: one line each with its stream id, which --since takes
+    to resume after it. The stream keeps about the last 10,000."""
+    with server_for(redis_url) as url, contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_print_events(url, queue_name, since, follow, as_json))
+
+
+async def _print_events(url: str, name: str, since: str, follow: bool, as_json: bool) -> None:
+    client = connect(url)
+    try:
+        async for event in _events(client, name, since, follow):
+            click.echo(json.dumps(asdict(event)) if as_json else _line(event))
+    except RedisError as exc:
+        fail(f"Redis at {mask_url(url)} failed: {exc} (is the server up? check --redis)")
+    finally:
+        await client.aclose()
+
+
+def _events(client: AsyncClient, name: str, since: str, follow: bool) -> AsyncIterator[JobEvent]:
+    return job_events(client, name, since=since, follow=follow)
+
+
+def _line(e: JobEvent) -> str:
+    extra = "" if e.progress is None else f" progress={e.progress:g}"
+    extra += f" message={e.message!r}" if e.message else ""
+    return f"{e.id} {e.event} job={e.job} task={e.task} attempt={e.attempt}{extra}"
+
+
+@queue.command()
+@click.argument("names", nargs=-1, required=True)
+@_redis_option
+def pause(names: tuple[str, ...], redis_url: str | None) -> None:
+    """Pause job queues NAMES: within about a second no worker takes a job from them; running
+    jobs finish, and enqueueing still works. `redline queue resume` undoes it."""
+    _set_paused(names, redis_url, True)
+
+
+@queue.command()
+@click.argument("names", nargs=-1, required=True)
+@_redis_option
+def resume(names: tuple[str, ...], redis_url: str | None) -> None:
+    """Resume paused job queues NAMES: their workers take jobs again within about a second."""
+    _set_paused(names, redis_url, False)
+
+
+def _set_paused(names: tuple[str, ...], redis_url: str | None, paused: bool) -> None:
+    with server_for(redis_url) as url:
+        client = connect_sync(url)
+        try:
+            for name in names:
+                (pause_queue_sync if paused else resume_queue_sync)(client, name)
+                click.echo(f"{'paused' if paused else 'resumed'} {name}")
+        except RedisError as exc:
+            fail(f"Redis at {mask_url(url)} failed: {exc} (is the server up? check --redis)")
+        finally:
+            client.close()

@@ -1,0 +1,103 @@
+"""`redline worker MODULE --processes N`: N worker processes, supervised.
+
+The supervisor runs no jobs itself. It starts N ``redline worker`` children (the same
+arguments, less ``--processes``; the server URL resolved once, so an embedded server is
+shared), starts a new one whenever one exits — killed, crashed, or recycled after
+``--max-jobs`` / ``--max-memory`` (`redline.jobs.recycle`) — and on SIGTERM or Ctrl-C stops
+them all: SIGTERM to each, which finishes or returns the jobs it holds within its grace,
+then SIGKILL for any still running after that. Children get SIGTERM if the supervisor itself
+is killed (Linux), so none outlives it.
+
+A child that dies within `QUICK` seconds of starting is restarted after a delay that doubles
+each time (up to `BACKOFF_CAP`), so a worker that cannot start does not spin.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from redline.scaling.procs import Child, Children
+
+__all__ = ["Supervisor"]
+
+log = logging.getLogger(__name__)
+
+QUICK = 5.0  # seconds: a child that dies sooner is restarted after a backoff
+BACKOFF_CAP = 30.0
+POLL = 0.2  # seconds between looks at the children
+
+
+@dataclass
+class Supervisor:
+    """Keeps `processes` children running `argv` until `stop`; `grace` is how long stopping
+    children get before SIGKILL."""
+
+    argv: Sequence[str]
+    processes: int
+    grace: float
+    children: Children = field(default_factory=Children)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    restarts: int = 0
+    _delays: dict[str, float] = field(default_factory=dict)
+    _due: dict[str, float] = field(default_factory=dict)
+
+    def run(self) -> None:
+        """Supervise until SIGTERM/SIGINT (installs those handlers: call it from the CLI)."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stopping.set())
+        log.info("supervisor started processes=%d pid=%s", self.processes, _pid())
+        for slot in range(self.processes):
+            self._start(f"worker-{slot}")
+        while not self.stopping.wait(POLL):
+            self._replace_exited()
+        log.info("supervisor stopping children=%d", len(self.children.running))
+        self.children.stop_all(self.grace)
+        log.info("supervisor stopped restarts=%d", self.restarts)
+
+    def _start(self, slot: str) -> Child:
+        return self.children.start(slot, self.argv, die_with_parent=True)
+
+    def _replace_exited(self) -> None:
+        now = time.monotonic()
+        for child in self.children.reap():
+            lived = now - child.started
+            delay = self._backoff(child.tag, lived)
+            log.warning(
+                "worker exited slot=%s pid=%s code=%s lived=%.1fs restart_in=%.1fs",
+                child.tag,
+                child.pid,
+                child.process.returncode,
+                lived,
+                delay,
+            )
+            self._due[child.tag] = now + delay
+        for slot, due in list(self._due.items()):
+            if due <= now and not self.stopping.is_set():
+                del self._due[slot]
+                self.restarts += 1
+                self._start(slot)
+
+    def _backoff(self, slot: str, lived: float) -> float:
+        if lived >= QUICK:
+            self._delays.pop(slot, None)
+            return 0.0
+        delay = min(BACKOFF_CAP, 2 * self._delays.get(slot, 0.25))
+        self._delays[slot] = delay
+        return delay
+
+
+def _pid() -> int:
+    import os
+
+    return os.getpid()
+
+
+def child_argv(args: Sequence[str]) -> list[str]:
+    """``redline ARGS`` run by this Python."""
+    return [sys.executable, "-m", "redline", *args]

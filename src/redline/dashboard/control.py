@@ -1,0 +1,79 @@
+"""The dashboard's job controls: pause and resume a queue (POST, CSRF-checked like every
+action), cancel a job, and a job's page with its status, progress and events."""
+
+from __future__ import annotations
+
+import urllib.parse
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from redline.connection import AsyncClient
+from redline.dashboard.security import check_csrf
+from redline.jobs.control import cancel_job, is_paused, pause_queue, resume_queue
+from redline.jobs.events import EVENTS_MAXLEN, JobEvent, job_events, job_status
+
+__all__ = ["job_action", "job_url", "job_view", "paused", "queue_action"]
+
+SHOWN = 200  # events of one job a page shows at most (newest)
+
+
+def _client(request: Request) -> AsyncClient:
+    client: AsyncClient = request.app.state.redis
+    return client
+
+
+def _name(request: Request) -> str:
+    return urllib.parse.unquote(request.path_params["name"])
+
+
+async def paused(client: AsyncClient, name: str) -> bool:
+    return await is_paused(client, name)
+
+
+async def queue_action(request: Request) -> Response:
+    """POST /queues/{name}/control/pause|resume."""
+    await check_csrf(request)
+    name, action = _name(request), request.path_params["action"]
+    if action == "pause":
+        await pause_queue(_client(request), name)
+    elif action == "resume":
+        await resume_queue(_client(request), name)
+    else:
+        raise HTTPException(404, f"no action {action!r}: use pause or resume")
+    return RedirectResponse(f"/queues/{urllib.parse.quote(name, safe='')}", 303)
+
+
+def job_queue(request: Request) -> str:
+    """The ``queue`` query parameter of a job's URL (a job id is known within its queue)."""
+    name = request.query_params.get("queue")
+    if not name:
+        raise HTTPException(400, "which queue? add ?queue=NAME to the job's URL")
+    return name
+
+
+async def job_action(request: Request) -> Response:
+    """POST /job/{id}/cancel?queue=NAME."""
+    await check_csrf(request)
+    name, job_id = job_queue(request), request.path_params["id"]
+    await cancel_job(_client(request), name, job_id)
+    return RedirectResponse(job_url(name, job_id), 303)
+
+
+def job_url(name: str, job_id: str) -> str:
+    return f"/job/{urllib.parse.quote(job_id, safe='')}?queue={urllib.parse.quote(name, safe='')}"
+
+
+async def job_view(client: AsyncClient, name: str, job_id: str) -> dict[str, Any]:
+    """What a job's page shows: its status (None when none is kept) and its events still in
+    the queue's stream (the newest `SHOWN`)."""
+    found: list[JobEvent] = [e async for e in job_events(client, name) if e.job == job_id]
+    return {
+        "name": name,
+        "job_id": job_id,
+        "status": await job_status(client, name, job_id),
+        "events": found[-SHOWN:],
+        "kept": EVENTS_MAXLEN,
+    }

@@ -1,0 +1,299 @@
+"""Job events and status: every state change of a job, in a capped Redis Stream per queue.
+
+    async for event in job_events(client, "mail", since=last_id, follow=True):
+        print(event.id, event.job, event.event)      # resume later with since=event.id
+
+An event is one stream entry (``XADD``) with the fields ``job``, ``event``, ``attempt``,
+``task`` and, when there is one, ``progress`` (0..1) and ``message``. The events are
+`EVENTS`: enqueued, started, progress, failed (an attempt raised), retried, completed, dead,
+cancelled, expired. The stream keeps about `EVENTS_MAXLEN` entries (``MAXLEN ~``): a reader
+that falls further behind than that misses the oldest.
+
+The same script keeps a status hash per live job (`JobKeys.status`): state, attempts,
+progress, message and times, read by ``await job.status()``. It lives `LIVE_TTL` seconds from
+each change while the job waits or runs; a completed job's is deleted (or kept ``result_ttl``
+seconds when its task keeps results), a dead or cancelled job's is kept `FAILURE_TTL`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from redline.connection import AsyncClient, SyncClient
+from redline.jobs.document import JobDocument, JobState, job_keys
+from redline.scripting.scripts import run, run_sync
+
+__all__ = [
+    "EVENTS",
+    "EVENTS_MAXLEN",
+    "EventLog",
+    "JobEvent",
+    "JobStatus",
+    "enqueued_event",
+    "job_events",
+    "job_status",
+    "record_enqueued",
+    "record_enqueued_sync",
+]
+
+EVENTS = (
+    "enqueued",
+    "started",
+    "progress",
+    "failed",
+    "retried",
+    "completed",
+    "dead",
+    "cancelled",
+    "expired",
+)
+EVENTS_MAXLEN = 10_000  # entries a queue's stream keeps (about: MAXLEN ~)
+LIVE_TTL = 86_400  # seconds a waiting or running job's status lives from its last change
+FAILURE_TTL = 7 * 86_400  # seconds a dead or cancelled job's status is kept
+FLUSH_BATCH = 500  # events per script call
+
+
+@dataclass(frozen=True)
+class Pending:
+    """One event waiting to be written (the script's 8 arguments, and the queue)."""
+
+    queue: str
+    job: str
+    event: str
+    state: str = ""
+    attempt: int = 0
+    task: str = ""
+    progress: str = ""
+    message: str = ""
+    ttl: int = LIVE_TTL
+
+    def args(self) -> list[str | int]:
+        return [
+            self.job,
+            self.event,
+            self.state,
+            self.attempt,
+            self.task,
+            self.progress,
+            self.message[:1000],
+            self.ttl,
+        ]
+
+
+def enqueued_event(queue: str, job: str, task: str, due: float | None) -> Pending:
+    state = JobState.WAITING if due is None else JobState.SCHEDULED
+    return Pending(queue, job, "enqueued", state.value, 0, task)
+
+
+async def write(client: AsyncClient, events: list[Pending]) -> None:
+    """Append `events` (one script call per queue and `FLUSH_BATCH`)."""
+    for queue, group in _by_queue(events).items():
+        for i in range(0, len(group), FLUSH_BATCH):
+            keys, args = _call(queue, group[i : i + FLUSH_BATCH])
+            await run(client, "job_events", keys, args)
+
+
+def _by_queue(events: list[Pending]) -> dict[str, list[Pending]]:
+    groups: dict[str, list[Pending]] = {}
+    for pending in events:
+        groups.setdefault(pending.queue, []).append(pending)
+    return groups
+
+
+def _call(queue: str, group: list[Pending]) -> tuple[list[str], list[str | int]]:
+    keys = job_keys(queue)
+    args: list[str | int] = [EVENTS_MAXLEN]
+    deleted = {p.job for p in group if p.ttl == 0}  # fast jobs: started and done in one batch
+    for pending in group:
+        args += pending.args()
+        if pending.ttl and pending.job in deleted:
+            args[-1] = -1  # leave its status alone: a later event of the batch deletes it
+    return [keys.events, *(keys.status(p.job) for p in group)], args
+
+
+async def record_enqueued(
+    client: AsyncClient, queue: str, job: str, task: str, due: float | None
+) -> None:
+    """The `enqueued` event of a job just put on its queue (or scheduled, when `due`)."""
+    await write(client, [enqueued_event(queue, job, task, due)])
+
+
+def record_enqueued_sync(
+    client: SyncClient, queue: str, job: str, task: str, due: float | None
+) -> None:
+    """Blocking twin of `record_enqueued`."""
+    keys, args = _call(queue, [enqueued_event(queue, job, task, due)])
+    run_sync(client, "job_events", keys, args)
+
+
+class EventLog:
+    """A worker's events, collected as jobs change state and written together by `flush`
+    (from the worker's settling loop: one script call per queue per batch, not per job)."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._pending: list[Pending] = []
+
+    def add(self, pending: Pending) -> None:
+        if self.enabled:
+            self._pending.append(pending)
+
+    def __bool__(self) -> bool:
+        return bool(self._pending)
+
+    async def flush(self, client: AsyncClient) -> None:
+        """Write what was collected; on a connection error they stay for the next flush."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        try:
+            await write(client, pending)
+        except BaseException:
+            self._pending[:0] = pending
+            raise
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """One entry of a queue's event stream; `id` is its stream id (pass it as `since`)."""
+
+    id: str
+    queue: str
+    job: str
+    event: str
+    attempt: int = 0
+    task: str = ""
+    progress: float | None = None
+    message: str = ""
+
+    @property
+    def time(self) -> float:
+        """When it was appended (unix seconds, from the stream id)."""
+        return int(self.id.split("-")[0]) / 1000
+
+    @classmethod
+    def of(cls, queue: str, entry_id: bytes | str, fields: Mapping[Any, Any]) -> JobEvent:
+        text = {_str(k): _str(v) for k, v in fields.items()}
+        progress = text.get("progress")
+        return cls(
+            id=_str(entry_id),
+            queue=queue,
+            job=text.get("job", ""),
+            event=text.get("event", ""),
+            attempt=int(text.get("attempt") or 0),
+            task=text.get("task", ""),
+            progress=float(progress) if progress else None,
+            message=text.get("message", ""),
+        )
+
+
+def _str(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+async def job_events(
+    client: AsyncClient,
+    queue: str,
+    since: str = "0-0",
+    follow: bool = False,
+    block: float = 1.0,
+    count: int = 500,
+) -> AsyncIterator[JobEvent]:
+    """The events of `queue` after stream id `since` ("0-0": all it keeps; "$": only new
+    ones), in order. With `follow`, wait for more (re-checking every `block` seconds) until
+    the caller stops iterating; else stop at the end. Resume after a restart by passing the
+    last event's `id` as `since`: no event is missed, none is repeated."""
+    key = job_keys(queue).events
+    last = since
+    if last == "$":
+        newest = await client.xrevrange(key, count=1)
+        last = _str(newest[0][0]) if newest else "0-0"
+    while True:
+        wait = int(block * 1000) if follow else None
+        reply: Any = await client.xread({key: last}, count=count, block=wait)
+        entries: list[Any] = reply[0][1] if reply else []
+        for entry_id, fields in entries:
+            event = JobEvent.of(queue, entry_id, fields)
+            last = event.id
+            yield event
+        if not entries and not follow:
+            return
+        await asyncio.sleep(0)
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """Where a job is (see the module docstring for how long this is known)."""
+
+    id: str
+    state: JobState
+    attempts: int = 0
+    progress: float | None = None
+    message: str = ""
+    last_event: str = ""
+    enqueued_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    updated_at: float | None = None
+    cancel_requested_at: float | None = None
+
+
+def _seconds(text: Mapping[str, str], name: str) -> float | None:
+    value = text.get(name)
+    return int(value) / 1000 if value else None
+
+
+async def job_status(client: AsyncClient, queue: str, job_id: str) -> JobStatus | None:
+    """The status hash of job `job_id` on `queue`, or None when none is kept."""
+    raw: dict[Any, Any] = await client.hgetall(job_keys(queue).status(job_id))
+    if not raw or b"state" not in raw:
+        return None
+    text = {_str(k): _str(v) for k, v in raw.items()}
+    progress = text.get("progress")
+    return JobStatus(
+        id=job_id,
+        state=JobState(text["state"]),
+        attempts=int(text.get("attempts") or 0),
+        progress=float(progress) if progress else None,
+        message=text.get("message", ""),
+        last_event=text.get("last_event", ""),
+        enqueued_at=_seconds(text, "enqueued_at"),
+        started_at=_seconds(text, "started_at"),
+        finished_at=_seconds(text, "finished_at"),
+        updated_at=_seconds(text, "updated_at"),
+        cancel_requested_at=_seconds(text, "cancel_requested_at"),
+    )
+
+
+def started(queue: str, doc: JobDocument, attempt: int) -> Pending:
+    return Pending(queue, doc.id, "started", JobState.RUNNING.value, attempt, doc.task)
+
+
+def finished(
+    queue: str, doc: JobDocument, attempt: int, state: JobState, error: str = ""
+) -> list[Pending]:
+    """The events of a settled run ending in `state` (RETRYING: failed, then retried)."""
+    base = Pending(queue, doc.id, "", "", attempt, doc.task, "", error)
+    if state is JobState.COMPLETE:
+        ttl = doc.result_ttl or 0
+        return [_with(base, "completed", state, ttl, "")]
+    if state is JobState.CANCELLED:
+        return [_with(base, "cancelled", state, FAILURE_TTL, "")]
+    failed = _with(base, "failed", None, LIVE_TTL, error)
+    if state is JobState.DEAD:
+        return [failed, _with(base, "dead", state, FAILURE_TTL, error)]
+    return [failed, _with(base, "retried", JobState.RETRYING, LIVE_TTL, "")]
+
+
+def _with(base: Pending, event: str, state: JobState | None, ttl: int, message: str) -> Pending:
+    value = "" if state is None else state.value
+    return Pending(base.queue, base.job, event, value, base.attempt, base.task, "", message, ttl)
+
+
+def progressed(
+    job: str, queue: str, task: str, attempt: int, fraction: float, message: str
+) -> Pending:
+    return Pending(queue, job, "progress", "", attempt, task, repr(fraction), message)

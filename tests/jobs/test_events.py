@@ -1,0 +1,121 @@
+"""The event stream and job status against a real server: every state change in order (a
+retried-then-completed job, a cancelled one), a reader restarted mid-stream misses none."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from redline.connection import AsyncClient
+from redline.jobs import JobEvent, JobState, enqueue, job_events
+from tests.jobs import control_tasks as c
+from tests.jobs.test_control import Running, state_is, until
+
+
+@pytest.fixture
+async def worker(redis_url: str) -> AsyncIterator[Running]:
+    running = Running(redis_url, ["c:jobs"])
+    yield running
+    await running.stop()
+
+
+async def events_of(client: AsyncClient, queue: str, job: str) -> list[JobEvent]:
+    return [e async for e in job_events(client, queue) if e.job == job]
+
+
+async def test_a_retried_then_completed_job_shows_every_change_in_order(
+    aredis: AsyncClient, redis_url: str, worker: Running
+) -> None:
+    job = await enqueue(aredis, c.flaky, redis_url, "attempts")
+    assert job is not None and await job.result(timeout=30) == "attempt 2"
+    expected = [
+        ("enqueued", 0, None),
+        ("started", 1, None),
+        ("progress", 1, 0.25),
+        ("failed", 1, None),
+        ("retried", 1, None),
+        ("started", 2, None),
+        ("progress", 2, 0.25),
+        ("progress", 2, 1.0),
+        ("completed", 2, None),
+    ]
+    seen = await until(lambda: _when_complete(aredis, job.id))
+    assert [(e.event, e.attempt, e.progress) for e in seen] == expected
+    assert "first attempt fails" in seen[3].message and seen[7].message == "done"
+    status = await job.status()
+    assert status is not None and status.state is JobState.COMPLETE
+    assert status.attempts == 2 and status.progress == 1.0 and status.message == "done"
+    assert status.enqueued_at and status.started_at and status.finished_at
+    assert status.enqueued_at <= status.started_at <= status.finished_at
+
+
+async def _when_complete(client: AsyncClient, job: str) -> list[JobEvent] | None:
+    seen = await events_of(client, "c:jobs", job)
+    return seen if seen and seen[-1].event == "completed" else None
+
+
+async def test_a_cancelled_job_shows_every_change_in_order(
+    aredis: AsyncClient, redis_url: str, worker: Running
+) -> None:
+    job = await enqueue(aredis, c.hold, redis_url, "held")
+    assert job is not None
+    await until(lambda: state_is(job, JobState.RUNNING))  # written with the worker's next batch
+    running = await job.status()
+    assert running is not None and running.attempts == 1 and running.started_at
+    assert await job.cancel()
+    await until(lambda: state_is(job, JobState.CANCELLED))
+    seen = await events_of(aredis, "c:jobs", job.id)
+    assert [e.event for e in seen] == ["enqueued", "started", "cancelled"]
+
+
+async def test_a_reader_restarted_mid_stream_misses_none(
+    aredis: AsyncClient, redis_url: str, worker: Running
+) -> None:
+    ids = []
+    for n in range(40):
+        job = await enqueue(aredis, c.mark, redis_url, "ran", n)
+        assert job is not None
+        ids.append(job.id)
+    await until(lambda: _count(aredis, "ran", 40))
+    total = 3 * 40  # enqueued, started, completed
+    first: list[JobEvent] = []
+    follower = job_events(aredis, "c:jobs", follow=True, block=0.2)
+    async for event in follower:  # a reader that stops (is "restarted") part way
+        first.append(event)
+        if len(first) == 37:
+            break
+    await follower.aclose()
+    rest: list[JobEvent] = []
+    async with asyncio.timeout(20):
+        async for event in job_events(aredis, "c:jobs", since=first[-1].id, follow=True):
+            rest.append(event)
+            if len(first) + len(rest) == total:
+                break
+    everything = [e.id for e in first + rest]
+    assert len(set(everything)) == len(everything) == total
+    assert everything == sorted(everything, key=lambda i: tuple(map(int, i.split("-"))))
+    for job_id in ids:
+        assert [e.event for e in first + rest if e.job == job_id] == [
+            "enqueued",
+            "started",
+            "completed",
+        ]
+
+
+async def _count(client: AsyncClient, key: str, n: int) -> bool:
+    return bool(await client.llen(key) == n)  # type: ignore[misc]
+
+
+async def test_current_job_outside_a_run_and_bad_progress_are_refused(
+    aredis: AsyncClient, redis_url: str, worker: Running
+) -> None:
+    from redline.errors import JobError
+    from redline.jobs import current_job
+
+    with pytest.raises(JobError, match="only available inside a task run by a worker"):
+        current_job()
+    job = await enqueue(aredis, c.bad_progress, 1.5)
+    assert job is not None
+    assert await job.result(timeout=20) == "JobError: progress 1.5 must be a number from 0 to 1"
