@@ -19,6 +19,7 @@ from rich.table import Table
 from redline.cli.common import server_for
 from redline.connection import AsyncClient, connect, text
 from redline.jobs.document import job_keys
+from redline.jobs.priority import levels_key, priority_key
 from redline.jobs.worker import QUEUES_KEY
 from redline.queue.model import QueueKeys
 from redline.runtime.metrics import read_metrics, recent_errors
@@ -68,6 +69,17 @@ def _queue_names(specs: dict[str, dict[str, Any]], extra: tuple[str, ...]) -> li
     return sorted(names | set(extra))
 
 
+async def with_priorities(client: AsyncClient, names: list[str]) -> list[str]:
+    """`names`, each followed by the lists of the job priorities it has in use (1-9, highest
+    first): a row each, with their own in-flight and dead counts."""
+    shown = []
+    for name in names:
+        levels = await client.smembers(levels_key(name))
+        used = sorted((int(m) for m in levels if m.isdigit()), reverse=True)
+        shown += [name, *(priority_key(name, p) for p in used)]
+    return shown
+
+
 async def snapshot(client: AsyncClient, queues: tuple[str, ...] = ()) -> Snapshot:
     """Read everything `redline status` shows."""
     desired = {text(k): int(v) for k, v in (await client.hgetall(DESIRED_KEY)).items()}
@@ -77,7 +89,8 @@ async def snapshot(client: AsyncClient, queues: tuple[str, ...] = ()) -> Snapsho
         if ns not in live:
             live[ns] = await instances(client, ns)
     health = {ns: await _health(client, ns, live[ns], specs.get(ns, {})) for ns in live}
-    counts = {q: await _queue(client, q) for q in _queue_names(specs, queues)}
+    names = await with_priorities(client, _queue_names(specs, queues))
+    counts = {q: await _queue(client, q) for q in names}
     scored = await client.zrange(AGENTS_KEY, 0, -1, withscores=True)
     agents = [(text(pair[0]), float(pair[1])) for pair in scored]
     events = await recent_events(client, 8)

@@ -5,6 +5,7 @@ See docs/jobs.md for the job document's format and the guarantees.
 
 from __future__ import annotations
 
+from redline.jobs.bulk import enqueue_many, enqueue_many_sync
 from redline.jobs.context import JobContext, current_job, progress
 from redline.jobs.control import (
     cancel_job,
@@ -41,6 +42,8 @@ __all__ = [
     "enqueue",
     "enqueue_at",
     "enqueue_in",
+    "enqueue_many",
+    "enqueue_many_sync",
     "enqueue_sync",
     "job_events",
     "job_keys",

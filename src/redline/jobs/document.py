@@ -7,6 +7,8 @@ A job is one message on a ReliableQueue, its payload a UTF-8 JSON object::
      "unique": "mail:a@example.com", "result_ttl": 300}
 
 - ``v`` is the format version (1). ``unique`` and ``result_ttl`` are left out when not set.
+- ``expires`` (left out when not set) is the time (unix seconds) by which the job must have
+  started: a worker drops it as expired after that, never runs it.
 - ``trace`` (left out when empty) is the W3C trace context of the enqueue, e.g.
   ``{"traceparent": "00-…-…-01"}``, written when OpenTelemetry tracing is on
   (docs/integrations.md); a worker's run of the job continues that trace.
@@ -58,6 +60,7 @@ class JobState(StrEnum):
     COMPLETE = "complete"
     DEAD = "dead"
     CANCELLED = "cancelled"
+    EXPIRED = "expired"
 
 
 def new_job_id() -> str:
@@ -118,6 +121,7 @@ class JobDocument:
     unique: str | None = None
     result_ttl: int | None = None
     trace: Mapping[str, str] = field(default_factory=dict)
+    expires: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -135,6 +139,8 @@ class JobDocument:
             doc["result_ttl"] = self.result_ttl
         if self.trace:
             doc["trace"] = dict(self.trace)
+        if self.expires is not None:
+            doc["expires"] = self.expires
         return doc
 
     def encode(self) -> bytes:
@@ -170,7 +176,13 @@ class JobDocument:
             unique=doc.get("unique"),
             result_ttl=doc.get("result_ttl"),
             trace=_trace(doc.get("trace")),
+            expires=_seconds(doc.get("expires")),
         )
+
+
+def _seconds(value: Any) -> float | None:
+    """An optional time of a document; one that is not a number is ignored."""
+    return float(value) if isinstance(value, int | float) else None
 
 
 def _trace(value: Any) -> Mapping[str, str]:

@@ -31,6 +31,7 @@ from redline.errors import JobError, JobFailed, JobTimeout
 from redline.jobs.control import cancel_job
 from redline.jobs.document import JobDocument, JobState, decode_value, encode_value, job_keys
 from redline.jobs.events import JobStatus, job_status, record_enqueued, record_enqueued_sync
+from redline.jobs.placement import placement, special, with_expiry
 from redline.jobs.task import Task
 from redline.queue import ReliableQueue, SyncReliableQueue
 from redline.runtime.tracing import tracer
@@ -218,7 +219,7 @@ async def _enqueue_doc(
 async def _enqueue(
     client: AsyncClient, task: Task[..., Any], due: float | None, args: Any, kwargs: Any
 ) -> Job | None:
-    doc = _document(task, args, kwargs)
+    doc = with_expiry(_document(task, args, kwargs), task, due)
     # The enqueued event goes first, so no worker's started event can precede it; a unique
     # enqueue may be a no-op, so its event follows (and never overwrites a worker's state).
     if doc.unique is None:
@@ -234,7 +235,11 @@ async def _put(
 ) -> Job | None:
     payload = doc.encode()
     keys = job_keys(task.queue)
-    if doc.unique is not None:
+    if special(task):
+        placed = placement(task, due, doc, payload)
+        if not placed.enqueued(await run(client, placed.script, placed.keys, placed.args)):
+            return None
+    elif doc.unique is not None:
         holder = await run(
             client,
             "job_unique_enqueue",
@@ -303,7 +308,12 @@ def enqueue_sync(
 
 
 def _put_sync(client: SyncClient, task: Task[..., Any], doc: JobDocument) -> str | None:
+    doc = with_expiry(doc, task, None)
     payload = doc.encode()
+    if special(task):
+        placed = placement(task, None, doc, payload)
+        reply = run_sync(client, placed.script, placed.keys, placed.args)
+        return doc.id if placed.enqueued(reply) else None
     if doc.unique is not None:
         keys = job_keys(task.queue)
         holder = run_sync(

@@ -26,6 +26,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 from redline.backoff import delay_for
 from redline.errors import JobError, UnknownTaskError
 from redline.jobs.document import encode_value
+from redline.jobs.options import option_problems
 
 __all__ = ["Task", "Tasks", "load_tasks", "task"]
 
@@ -54,6 +55,16 @@ class Task(Generic[P, R]):
     - `sidekiq_class`: the Sidekiq job ``class`` this task runs under ``redline worker --sidekiq``
       (default: the task's name); `sidekiq_retry_in`: ``(retry_count, exception) -> seconds``
       before a retry, instead of Sidekiq's formula (docs/sidekiq.md).
+    - `priority`: 0 (default) to 9, higher first; FIFO within a priority.
+    - `rate_limit`: ``"100/s"`` (also ``/m``, ``/h``): starts shared by all workers;
+      `rate_key`: a function of the job's arguments giving a key with a limit of its own.
+    - `concurrency`: at most N running at once across all workers; `concurrency_key`: a
+      function of the arguments giving a key with a cap of its own.
+    - `expires`: seconds after it is due (enqueued, or its enqueue_in/at time) by which a job
+      must have started, else it is dropped as expired, never run.
+    - `replace` (with `unique`): an enqueue replaces the pending job's arguments;
+      `debounce`: seconds to wait, restarted by each enqueue with the key (the last one runs).
+    These are in docs/jobs.md ("Priorities, limits, expiry, replace and bulk enqueue").
     """
 
     func: Callable[P, R] | None
@@ -70,6 +81,14 @@ class Task(Generic[P, R]):
     cron: str | None = None
     sidekiq_class: str | None = None
     sidekiq_retry_in: Callable[[int, BaseException], float] | None = None
+    priority: int = 0
+    rate_limit: str | None = None
+    rate_key: Callable[..., str] | None = None
+    concurrency: int | None = None
+    concurrency_key: Callable[..., str] | None = None
+    expires: float | None = None
+    replace: bool = False
+    debounce: float | None = None
 
     def __post_init__(self) -> None:
         _check_options(self)
@@ -132,6 +151,7 @@ def _check_options(t: Task[Any, Any]) -> None:
         from redline.jobs.cron import CronSchedule
 
         CronSchedule.parse(t.cron)  # raises with the field at fault
+    problems += option_problems(t)
     if problems:
         raise JobError(f"task {t.name!r}: " + "; ".join(problems))
 

@@ -40,6 +40,8 @@ from redline.jobs.control import CONTROL_EVERY
 from redline.jobs.cron import CronSchedule, CronScheduler
 from redline.jobs.document import JobDocument, JobState, encode_value, job_keys
 from redline.jobs.job import JobRecord, describe_args, enqueue
+from redline.jobs.limits import Gate
+from redline.jobs.priority import Levels, priority_key, scheduled_key
 from redline.jobs.records import keep_result, note_recent, record_failure
 from redline.jobs.runs import Runs
 from redline.jobs.task import Task, Tasks
@@ -55,6 +57,7 @@ log = logging.getLogger(__name__)
 
 QUEUES_KEY = "redline:jobs:queues"  # set of queue names workers serve (the dashboard lists them)
 PROMOTE_EVERY = 0.5  # seconds between moves of due scheduled jobs onto their queues
+WAKE_POLL = 0.2  # seconds a pop blocks while jobs wait for a concurrency slot
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,8 @@ class Worker:
         self._settler: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._queue: ReliableQueue | None = None
+        self.levels = Levels(self.queues, _declared(tasks))  # priorities: the keys to pop
+        self._gate: Gate | None = None
         self.runs = Runs(self.queues, track, self._ready.set)  # pause, cancel, events
 
     @property
@@ -167,7 +172,14 @@ class Worker:
     def _bind(self, client: AsyncClient) -> ReliableQueue:
         deliveries = max([t.max_deliveries for t in self.tasks.values()] + [1]) + 1
         self._queue = ReliableQueue(client, lease=self.lease, max_deliveries=deliveries)
+        self._gate = Gate(self._queue, self.tasks, self.levels)
         return self._queue
+
+    @property
+    def gate(self) -> Gate:
+        if self._gate is None:
+            raise JobError("worker not started: run it with run_service or call start(ctx)")
+        return self._gate
 
     async def start(self, ctx: Context) -> None:
         self._bind(ctx.redis)
@@ -245,7 +257,7 @@ class Worker:
         """Pop one waiting job (no blocking), run it and settle it as `step` does; None when
         none is waiting. Without `start`: for tests (`redline.testing.run_jobs`)."""
         queue = self._queue or self._bind(client)
-        popped = await queue.pop(*self.queues, count=1)
+        popped = await self.gate.admit(await queue.pop(*self.levels.keys, count=1))
         if not popped:
             return None
         outcome = await self._run_one(popped[0])
@@ -256,11 +268,15 @@ class Worker:
     async def _pop(self, ctx: Context, count: int, block: float) -> list[Delivery]:
         """Up to `count` jobs, waiting up to `block` seconds for one (a seam for other job
         formats: `redline.jobs.sidekiq` fetches Sidekiq's)."""
+        if self.gate.waiting:  # a finishing job may wake one that waits for its slot
+            block = min(block, WAKE_POLL)
         queues = self.runs.control.active(self.queues)
         if not queues:  # all paused
             await asyncio.sleep(block)
             return []
-        return await self.queue.pop(*queues, count=count, block=block)
+        keys = self.levels.keys_for(queues)
+        popped = await self.queue.pop(*keys, count=count, block=block)
+        return await self.gate.admit(popped)
 
     # -- running jobs ----------------------------------------------------------------------
 
@@ -300,6 +316,7 @@ class Worker:
             if running:
                 with contextlib.suppress(*TRANSIENT):
                     await self.queue.extend(*running)
+                    await self.gate.extend()
 
     async def _run_one(self, delivery: Delivery) -> JobOutcome:
         started = time.perf_counter()
@@ -367,6 +384,7 @@ class Worker:
         # (which would turn every later enqueue with the key, a cron entry's too, into a no-op
         # for unique_ttl).
         await self._unlock(o for o in outcomes if o.ok or o.dead or o.cancelled)
+        await self.gate.release(o.delivery for o in outcomes)
         done = [o for o in outcomes if o.ok or o.cancelled]
         if done:
             await self.queue.ack(*(o.delivery for o in done))
@@ -389,7 +407,7 @@ class Worker:
         """Release the unique locks the `finished` jobs hold (a later job's lock is left)."""
         for outcome in finished:
             if outcome.doc and outcome.doc.unique:
-                keys = job_keys(outcome.delivery.key)
+                keys = job_keys(self.levels.queue_of(outcome.delivery.key))
                 await run(
                     self.queue.client,
                     "job_unlock",
@@ -435,17 +453,16 @@ class Worker:
                 JobState.DEAD: "failed",
                 JobState.CANCELLED: "cancelled",
             }.get(state, "retried")
-            self._counts[(o.delivery.key, field)] += 1
+            home = self.levels.queue_of(o.delivery.key)
+            self._counts[(home, field)] += 1
             record = _record_of(o, state)
             if record is None:
                 continue
             if o.ok and o.doc and o.doc.result_ttl:
-                keep_result(
-                    pipe, o.delivery.key, record, o.doc.result_ttl, o.delivery.deliveries > 1
-                )
+                keep_result(pipe, home, record, o.doc.result_ttl, o.delivery.deliveries > 1)
             else:
-                failures.append(record_failure(self.queue.client, o.delivery.key, record))
-            note_recent(pipe, o.delivery.key, record.id)
+                failures.append(record_failure(self.queue.client, home, record))
+            note_recent(pipe, home, record.id)
         if len(pipe):
             await pipe.execute()
         await asyncio.gather(*failures)
@@ -470,14 +487,15 @@ class Worker:
     async def _promote_loop(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
             try:
-                for name in self.queues:
-                    keys = job_keys(name)
+                await self.levels.refresh(self.queue.client)
+                for name, priority in self.levels.pairs():
                     await run(
                         self.queue.client,
                         "job_promote",
-                        [keys.scheduled, name],
+                        [scheduled_key(name, priority), priority_key(name, priority)],
                         [repr(time.time()), 1000],
                     )
+                for name in self.queues:
                     await self._note_drops(name)
                 await self._flush_counts()
             except TRANSIENT as exc:
@@ -497,3 +515,11 @@ class Worker:
     async def _enqueue_cron(self, name: str, when: Any) -> None:
         task = self.tasks.get(name)
         await enqueue(self.queue.client, task.options(unique=f"cron:{name}"))
+
+
+def _declared(tasks: Tasks) -> dict[str, set[int]]:
+    """The priorities the tasks declare, by queue (producers' others are read from Redis)."""
+    found: dict[str, set[int]] = {}
+    for t in tasks.values():
+        found.setdefault(t.queue, set()).add(t.priority)
+    return found

@@ -1,0 +1,86 @@
+"""Bulk enqueue: many jobs of one task in one round trip per 1,000.
+
+    jobs = await enqueue_many(client, send_mail, [(("a@example.com",), {"subject": "hi"}),
+                                                   (("b@example.com",), {})])
+
+Each batch is one `job_enqueue_many` script call: unique keys are honoured (a job whose key is
+held, by a pending job or by an earlier job of the same call, is not enqueued: its place in the
+result is None) and the task's priority picks the list. The task must not replace or debounce
+(each of those enqueues is a decision about the job before it: enqueue them one by one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from redline.connection import AsyncClient, SyncClient
+from redline.errors import JobError
+from redline.jobs.document import JobDocument
+from redline.jobs.job import Job
+from redline.jobs.placement import Placement, many, with_expiry
+from redline.jobs.task import Task
+from redline.queue.core import BATCH
+from redline.scripting.scripts import run, run_sync
+
+__all__ = ["enqueue_many", "enqueue_many_sync"]
+
+Calls = Iterable[tuple[Sequence[Any], Mapping[str, Any]]]
+
+
+def _document(task: Task[..., Any], item: Any, due: float | None) -> JobDocument:
+    if not (isinstance(item, tuple | list) and len(item) == 2 and isinstance(item[1], Mapping)):
+        raise JobError(
+            f"enqueue_many: {item!r:.80} is not an (args, kwargs) pair: pass e.g. "
+            "[((1, 2), {}), ((3,), {'flag': True})]"
+        )
+    args, kwargs = tuple(item[0]), dict(item[1])
+    doc = JobDocument(
+        task=task.name,
+        args=args,
+        kwargs=kwargs,
+        queue=task.queue,
+        unique=task.unique_key(args, kwargs),
+        result_ttl=task.result_ttl,
+    )
+    return with_expiry(doc, task, due)
+
+
+def _batches(
+    task: Task[..., Any], calls: Calls, due: float | None
+) -> Iterator[tuple[list[JobDocument], Placement]]:
+    if task.replace or task.debounce:
+        raise JobError(
+            f"enqueue_many: task {task.name!r} replaces or debounces: enqueue its jobs one by one"
+        )
+    docs = [_document(task, item, due) for item in calls]  # all checked before any is sent
+    encoded = [(doc, doc.encode()) for doc in docs]
+    for i in range(0, len(encoded), BATCH):
+        chunk = encoded[i : i + BATCH]
+        yield [doc for doc, _ in chunk], many(task, due, chunk)
+
+
+async def enqueue_many(
+    client: AsyncClient, task: Task[..., Any], calls: Calls, *, due: float | None = None
+) -> list[Job | None]:
+    """Enqueue a job of `task` per ``(args, kwargs)`` in `calls` (due at `due`, unix seconds,
+    when given), one round trip per 1,000 jobs. Returns a `Job` per call, in order; None where
+    a unique job with the key was pending."""
+    jobs: list[Job | None] = []
+    for docs, placed in _batches(task, calls, due):
+        held = await run(client, placed.script, placed.keys, placed.args)
+        for doc, holder in zip(docs, held, strict=True):
+            job = Job(doc.id, task.queue, task.name, client, task.result_ttl)
+            jobs.append(None if holder else job)
+    return jobs
+
+
+def enqueue_many_sync(
+    client: SyncClient, task: Task[..., Any], calls: Calls, *, due: float | None = None
+) -> list[str | None]:
+    """`enqueue_many` on a blocking client: the job ids (None where a unique key was held)."""
+    ids: list[str | None] = []
+    for docs, placed in _batches(task, calls, due):
+        held = run_sync(client, placed.script, placed.keys, placed.args)
+        ids += [None if holder else doc.id for doc, holder in zip(docs, held, strict=True)]
+    return ids

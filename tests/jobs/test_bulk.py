@@ -1,0 +1,56 @@
+"""enqueue_many: one round trip per 1,000 jobs; unique keys and priorities honoured."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from redline.connection import AsyncClient
+from redline.errors import JobError
+from redline.jobs import JobDocument, enqueue_many, enqueue_many_sync, job_keys
+from redline.jobs.priority import levels_key, priority_key
+from tests.jobs import limit_tasks as lt
+
+
+def _script_calls(client: redis.Redis) -> int:
+    stats = client.info("commandstats")
+    return sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("evalsha", "eval"))
+
+
+async def test_one_round_trip_per_thousand_jobs(aredis: AsyncClient, sredis: redis.Redis) -> None:
+    await enqueue_many(aredis, lt.rated, [(("u", 0), {})])  # the script is loaded
+    before = _script_calls(sredis)
+    jobs = await enqueue_many(aredis, lt.rated, [(("u", n), {}) for n in range(2500)])
+    assert _script_calls(sredis) - before == 3
+    assert len(jobs) == 2500 and all(jobs)
+    waiting = await aredis.lrange("l:rate", 0, -1)
+    assert len(waiting) == 2501
+    docs = [JobDocument.decode(p) for p in reversed(waiting)]  # oldest first: FIFO kept
+    assert [d.args[1] for d in docs] == [0, *range(2500)]
+    assert [d.id for d in docs[1:]] == [j.id for j in jobs if j]
+
+
+async def test_unique_keys_and_priorities_are_honoured(aredis: AsyncClient) -> None:
+    jobs = await enqueue_many(aredis, lt.bulked, [(("u", n), {}) for n in range(25)])
+    assert [j is not None for j in jobs] == [True] * 10 + [False] * 15  # keys n % 10
+    assert await aredis.llen(priority_key("l:misc", 3)) == 10
+    assert await aredis.llen("l:misc") == 0
+    assert await aredis.smembers(levels_key("l:misc")) == {b"3"}
+    again = await enqueue_many(aredis, lt.bulked, [(("u", 3), {}), (("u", 10), {})])
+    assert again == [None, None]  # keys 3 and 0 are still held by pending jobs
+    holder = await aredis.get(job_keys("l:misc").unique("3"))
+    assert holder is not None and holder.decode() == jobs[3].id  # type: ignore[union-attr]
+
+
+def test_the_blocking_twin(sredis: redis.Redis) -> None:
+    ids = enqueue_many_sync(sredis, lt.bulked, [(("u", n), {}) for n in (1, 2, 11)])
+    assert ids[0] and ids[1] and ids[2] is None
+    assert sredis.llen(priority_key("l:misc", 3)) == 2
+
+
+async def test_bad_input_is_refused_before_anything_is_sent(aredis: AsyncClient) -> None:
+    with pytest.raises(JobError, match="not an \\(args, kwargs\\) pair"):
+        await enqueue_many(aredis, lt.rated, [(("u", 1), {}), ("u", 2)])  # type: ignore[list-item]
+    with pytest.raises(JobError, match="one by one"):
+        await enqueue_many(aredis, lt.latest, [(("u", "k", 1), {})])
+    assert await aredis.llen("l:rate") == 0

@@ -1,0 +1,117 @@
+"""The limit, priority and replace scripts, each on its own against a real server."""
+
+from __future__ import annotations
+
+from redline.connection import AsyncClient
+from redline.jobs.limits import limit_keys
+from redline.jobs.priority import priority_key
+from redline.queue import ReliableQueue
+from redline.queue.core import keys_of
+from redline.scripting.scripts import run
+
+LEASE = 30_000
+
+
+async def _admit(client: AsyncClient, d: object, cap: int, rate: int = 0) -> list[object]:
+    k = keys_of("q")
+    slots = limit_keys("q", "concurrency", "t", None)
+    log = limit_keys("q", "rate", "t", None)
+    keys = [k.inflight, k.delayed, k.deliveries, k.since, *slots, *log]
+    args = [d.id, d.deliveries, LEASE, cap, rate, 60_000, 0]  # type: ignore[attr-defined]
+    return list(await run(client, "job_admit", keys, args))
+
+
+def _release_keys(slots: tuple[str, str]) -> list[str]:
+    levels = [keys_of(priority_key("q", p)) for p in range(10)]
+    return [*slots, *(k.delayed for k in levels), *(k.deliveries for k in levels)]
+
+
+async def test_a_full_cap_puts_the_job_back_without_an_attempt(aredis: AsyncClient) -> None:
+    queue = ReliableQueue(aredis)
+    await queue.push("q", b"a", b"b")
+    first, second = await queue.pop("q", count=2)
+    assert await _admit(aredis, first, cap=1) == [1]
+    refused = await _admit(aredis, second, cap=1)
+    assert refused[0] == 0 and refused[2] == b"concurrency" and 0 < int(refused[1]) <= LEASE
+    info = await queue.info("q")
+    assert (info.inflight, info.delayed) == (1, 1)
+    assert await aredis.hget(keys_of("q").deliveries, second.id) == b"0"  # not an attempt
+    assert await _admit(aredis, second, cap=1) == [-1]  # no longer held: stale
+    slots = limit_keys("q", "concurrency", "t", None)
+    waiters = await aredis.lrange(slots[1], 0, -1)
+    assert waiters == [f"0:{second.id}:0".encode()]
+    # the first one finishes: its slot is given back and the waiting one is due now
+    assert await run(aredis, "job_slot_release", _release_keys(slots), [first.id]) == 1
+    assert await aredis.zcard(slots[0]) == 0
+    [again] = await queue.pop("q")
+    assert again.id == second.id and again.deliveries == 1  # its first attempt, still
+    assert await _admit(aredis, again, cap=1) == [1]
+
+
+async def test_a_waiter_whose_count_changed_is_not_woken(aredis: AsyncClient) -> None:
+    slots = limit_keys("q", "concurrency", "t", None)
+    await aredis.rpush(slots[1], "0:7:2", "junk", "0:8:0")
+    await aredis.zadd(keys_of("q").delayed, {"7": 10**13, "8": 10**13})
+    await aredis.hset(keys_of("q").deliveries, mapping={"7": 3, "8": 0})
+    assert await run(aredis, "job_slot_release", _release_keys(slots), ["1"]) == 1
+    assert await aredis.zscore(keys_of("q").delayed, "7") == 10**13  # its count moved on
+    assert (await aredis.zscore(keys_of("q").delayed, "8") or 0) < 10**13  # woken
+    assert await aredis.llen(slots[1]) == 0
+
+
+async def test_extend_keeps_only_held_slots(aredis: AsyncClient) -> None:
+    slots = limit_keys("q", "concurrency", "t", None)[0]
+    await aredis.zadd(slots, {"1": 5})
+    assert await run(aredis, "job_slot_extend", [slots], [LEASE, "1", "2"]) == 1
+    assert (await aredis.zscore(slots, "1") or 0) > 10**12 and await aredis.zcard(slots) == 1
+
+
+async def test_a_rate_limit_counts_starts_in_a_window(aredis: AsyncClient) -> None:
+    queue = ReliableQueue(aredis)
+    await queue.push("q", b"a", b"b", b"c")
+    a, b, c = await queue.pop("q", count=3)
+    assert await _admit(aredis, a, cap=0, rate=2) == [1]
+    assert await _admit(aredis, b, cap=0, rate=2) == [1]
+    refused = await _admit(aredis, c, cap=0, rate=2)
+    assert refused[0] == 0 and refused[2] == b"rate" and 59_000 < int(refused[1]) <= 60_000
+    log = limit_keys("q", "rate", "t", None)
+    assert await aredis.zcard(log[0]) == 2 and await aredis.get(log[1])  # the next is spread
+
+
+async def test_replace_swaps_in_place_and_enqueues_when_not_pending(aredis: AsyncClient) -> None:
+    keys = ["q", "{q}:job-scheduled", "{q}:job-unique:k", "{q}:job-pending:k", "{q}:prio"]
+    assert await run(aredis, "job_replace", keys, ["d1", "1", 60, "", "0", 0]) == b"enqueued"
+    await aredis.lpush("q", "other")
+    assert await run(aredis, "job_replace", keys, ["d2", "2", 60, "", "0", 0]) == b"replaced"
+    assert await aredis.lrange("q", 0, -1) == [b"other", b"d2"]  # d1's place, d2's document
+    assert await aredis.get(keys[2]) == b"2"
+    await aredis.rpop("q")  # taken by a worker: no longer pending
+    assert await run(aredis, "job_replace", keys, ["d3", "3", 60, "", "0", 0]) == b"enqueued"
+    assert await aredis.lrange("q", 0, -1) == [b"d3", b"other"]
+
+
+async def test_debounce_moves_the_due_time(aredis: AsyncClient) -> None:
+    keys = ["q", "{q}:job-scheduled", "{q}:job-unique:k", "{q}:job-pending:k", "{q}:prio"]
+    await run(aredis, "job_replace", keys, ["d1", "1", 60, "100.0", "1", 0])
+    assert await run(aredis, "job_replace", keys, ["d2", "2", 60, "200.0", "1", 0]) == b"replaced"
+    assert await aredis.zrange(keys[1], 0, -1, withscores=True) == [(b"d2", 200.0)]
+    await run(aredis, "job_replace", keys, ["d3", "3", 60, "300.0", "0", 0])  # replace: kept
+    assert await aredis.zrange(keys[1], 0, -1, withscores=True) == [(b"d3", 200.0)]
+
+
+async def test_enqueue_many_holds_a_key_once_per_batch(aredis: AsyncClient) -> None:
+    keys = ["{q}:priority:2", "{q}:job-scheduled:2", "{q}:job-priorities", "{q}:job-unique:k"]
+    args = [2, 60, "", "a", "1", 1, "b", "2", 1, "c", "3", 0]
+    assert await run(aredis, "job_enqueue_many", keys, args) == [b"", b"1", b""]
+    assert await aredis.lrange(keys[0], 0, -1) == [b"c", b"a"]
+    assert await aredis.smembers(keys[2]) == {b"2"}
+
+
+def test_levels_order_keys_highest_first_and_map_them_back() -> None:
+    from redline.jobs.priority import Levels
+
+    levels = Levels(["a", "b"], {"a": [0, 3], "b": [9]})
+    assert levels.keys == ["{b}:priority:9", "{a}:priority:3", "a", "b"]
+    assert levels.keys_for(["a"]) == ["{a}:priority:3", "a"]
+    assert levels.queue_of("{b}:priority:9") == "b" and levels.priority_of("{a}:priority:3") == 3
+    assert levels.queue_of("other") == "other"

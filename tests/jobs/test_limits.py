@@ -1,0 +1,192 @@
+"""Priorities, limits, expiry, replace and debounce with an in-process worker on a real server
+(the runs across killed worker processes are in test_limits_processes.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import pytest
+import redis
+
+from redline.cli.worker import WorkerConfig
+from redline.connection import AsyncClient
+from redline.jobs import JobState, enqueue, enqueue_in, enqueue_many, job_keys
+from redline.jobs.priority import levels_key, priority_key
+from redline.jobs.worker import Worker
+from redline.queue import ReliableQueue
+from redline.runtime import run_service
+from tests.jobs import limit_tasks as lt
+from tests.jobs.test_worker import until
+
+
+class Running:
+    """A worker over `queues` running in this event loop until `stop()`."""
+
+    def __init__(self, url: str, queues: Sequence[str], concurrency: int = 8) -> None:
+        self.worker = Worker(lt.tasks, queues, concurrency=concurrency, lease=5, cron=False)
+        self.config = WorkerConfig(redis=url, popTimeout=0.2)
+        self.stopping = asyncio.Event()
+        self.task = asyncio.create_task(
+            run_service(self.worker, self.config, [self.worker], self.stopping)
+        )
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        await asyncio.wait_for(self.task, 30)
+
+
+@pytest.fixture
+async def started(redis_url: str) -> AsyncIterator[list[Running]]:
+    running: list[Running] = []
+    yield running
+    for worker in running:
+        await worker.stop()
+
+
+async def drained(client: AsyncClient, *keys: str) -> bool:
+    queue = ReliableQueue(client)
+    for key in keys:
+        info = await queue.info(key)
+        if (info.waiting, info.inflight, info.delayed, info.dead) != (0, 0, 0, 0):
+            return False
+    return True
+
+
+async def test_high_priority_jobs_start_before_the_backlog(
+    aredis: AsyncClient, redis_url: str, started: list[Running]
+) -> None:
+    sync = redis.Redis.from_url(redis_url)
+    await enqueue_many(aredis, lt.prio, [((redis_url, "low"), {})] * 1000)
+    started.append(Running(redis_url, ["l:prio"], concurrency=4))
+    await until(lambda: aredis.llen("l:order"))  # the backlog is being worked off
+    await enqueue_many(aredis, lt.prio.options(priority=9), [((redis_url, "high"), {})] * 50)
+    before = sync.llen("l:order")  # low jobs started before the high ones were all enqueued
+    await until(lambda: drained(aredis, "l:prio", priority_key("l:prio", 9)), 60)
+    order = [tag.decode() for tag in sync.lrange("l:order", 0, -1)]
+    assert order.count("high") == 50 and order.count("low") == 1000
+    last_high = max(i for i, tag in enumerate(order) if tag == "high")
+    # only the jobs already taken (at most one per slot) start between the enqueue and them
+    assert order[before : last_high + 1].count("low") <= 4
+    assert order[last_high + 1 :].count("low") > 900  # the rest of the backlog came after
+
+
+async def test_a_priority_first_used_by_a_producer_is_picked_up(
+    aredis: AsyncClient, redis_url: str, started: list[Running]
+) -> None:
+    started.append(Running(redis_url, ["l:prio"]))
+    job = await enqueue(aredis, lt.prio.options(priority=5), redis_url, "five")
+    assert job is not None and await aredis.smembers(levels_key("l:prio")) == {b"5"}
+    await until(lambda: aredis.llen("l:order"))
+    assert await aredis.lrange("l:order", 0, -1) == [b"five"]
+    await until(lambda: drained(aredis, priority_key("l:prio", 5)))
+
+
+async def test_concurrency_cap_holds_and_waiting_is_not_an_attempt(
+    aredis: AsyncClient, redis_url: str, started: list[Running]
+) -> None:
+    jobs = await enqueue_many(aredis, lt.capped, [((redis_url, n, 0.1), {}) for n in range(30)])
+    started += [Running(redis_url, ["l:cap"], concurrency=16) for _ in range(2)]
+    await until(lambda: _count(aredis, "l:done", 30), 60)
+    seen = [int(n) for n in await aredis.lrange("l:seen", 0, -1)]
+    assert len(seen) == 30 and max(seen) == lt.CAP  # 32 slots, the cap used, never passed
+    for job in jobs:
+        assert job is not None
+        record = await job.record()
+        assert record is not None and record.attempts == 1  # waits were not attempts
+    await until(lambda: drained(aredis, "l:cap"))
+    assert not await aredis.exists("{l:cap}:job-concurrency:" + lt.capped.name)  # all given back
+
+
+async def test_a_concurrency_key_caps_each_key_alone(
+    aredis: AsyncClient, redis_url: str, started: list[Running]
+) -> None:
+    calls = [((redis_url, key, n), {}) for n in range(3) for key in ("a", "b")]
+    await enqueue_many(aredis, lt.per_key, calls)
+    started.append(Running(redis_url, ["l:percap"], concurrency=8))
+    await until(lambda: _count(aredis, "l:started", 6), 60)
+    seen = [int(n) for n in await aredis.lrange("l:seen", 0, -1)]
+    assert max(seen) == 2  # one per key at once: a and b side by side, never two of one key
+
+
+async def test_rate_limits_per_key_are_independent_and_strict(
+    aredis: AsyncClient, redis_url: str, started: list[Running]
+) -> None:
+    calls = [((redis_url, key, n), {}) for n in range(5) for key in ("a", "b")]
+    await enqueue_many(aredis, lt.keyed, calls)
+    started.append(Running(redis_url, ["l:rkey"], concurrency=16))
+    await until(lambda: _count(aredis, "l:started", 6), 30)
+    await asyncio.sleep(2)  # a limiter that leaked would start more meanwhile
+    names = {m.decode() for m in await aredis.smembers("l:started")}
+    assert sorted(n[0] for n in names) == ["a"] * 3 + ["b"] * 3  # 3 a minute, per key
+    info = await ReliableQueue(aredis).info("l:rkey")
+    assert (info.waiting, info.inflight, info.delayed) == (0, 0, 4)  # the rest wait, delayed
+
+
+async def test_a_job_not_started_in_time_expires_unrun(
+    aredis: AsyncClient, redis_url: str, started: list[Running]
+) -> None:
+    late = await enqueue(aredis, lt.fleeting, redis_url, 1)
+    await asyncio.sleep(0.7)  # past its 0.5 s, with no worker
+    on_time = await enqueue(aredis, lt.fleeting.options(expires=60), redis_url, 2)
+    assert late is not None and on_time is not None
+    started.append(Running(redis_url, ["l:misc"]))
+    await until(lambda: drained(aredis, "l:misc"))
+    await until(lambda: aredis.sismember("l:ran-once", 2))
+    assert await aredis.smembers("l:ran-once") == {b"2"}  # the late one never ran
+    record = await late.record()
+    assert record is not None and record.state is JobState.EXPIRED and record.attempts == 0
+    stats = await until(lambda: _field(aredis, job_keys("l:misc").stats, b"expired"))
+    assert stats == b"1"
+
+
+async def test_a_retry_after_the_deadline_is_not_an_expiry(
+    aredis: AsyncClient, redis_url: str, started: list[Running]
+) -> None:
+    started.append(Running(redis_url, ["l:misc"]))
+    job = await enqueue(aredis, lt.flaky, redis_url, 3)
+    assert job is not None
+    await until(lambda: aredis.sismember("l:ran-once", 3))  # it started in time: it runs again
+    await until(lambda: drained(aredis, "l:misc"))
+    assert await aredis.get("l:flaky") == b"2"
+    assert not await aredis.hget(job_keys("l:misc").stats, "expired")  # type: ignore[misc]
+
+
+async def test_replace_swaps_the_pending_jobs_arguments(
+    aredis: AsyncClient, redis_url: str, started: list[Running]
+) -> None:
+    for value in (1, 2, 3):
+        await enqueue(aredis, lt.latest, redis_url, "k", value)
+    later = [await enqueue_in(aredis, 60, lt.latest, redis_url, "s", v) for v in (4, 5)]
+    assert await aredis.llen("l:misc") == 1  # one pending job per key, with the last arguments
+    assert await aredis.zcard(job_keys("l:misc").scheduled) == 1
+    due = await aredis.zrange(job_keys("l:misc").scheduled, 0, -1, withscores=True)
+    assert b"[5]" not in due[0][0] and b'"s",5' in due[0][0]  # replaced, due time kept
+    assert due[0][1] > time.time() + 50
+    started.append(Running(redis_url, ["l:misc"]))
+    await until(lambda: aredis.llen("l:ran"))
+    await until(lambda: drained(aredis, "l:misc"))
+    assert await aredis.lrange("l:ran", 0, -1) == [b"3"]
+    assert later[1] is not None
+
+
+async def test_debounce_runs_only_the_last_of_a_burst(
+    aredis: AsyncClient, redis_url: str, started: list[Running]
+) -> None:
+    started.append(Running(redis_url, ["l:misc"]))
+    jobs = [await enqueue(aredis, lt.settled, redis_url, "d", v) for v in range(5)]
+    assert await aredis.zcard(job_keys("l:misc").scheduled) == 1
+    last = jobs[-1]
+    assert last is not None and await last.result(timeout=30) == 4
+    await until(lambda: drained(aredis, "l:misc"))
+    assert await aredis.lrange("l:ran", 0, -1) == [b"4"]
+
+
+async def _count(client: AsyncClient, key: str, n: int) -> bool:
+    return int(await client.scard(key)) >= n  # type: ignore[misc]
+
+
+async def _field(client: AsyncClient, key: str, field: bytes) -> Any:
+    return await client.hget(key, field)  # type: ignore[misc]
