@@ -17,7 +17,8 @@ async def test_the_queue_page_shows_priorities_and_expired(aredis: AsyncClient) 
     assert '<b id="n-priority-9">2</b>' in page and '<b id="n-priority-4">1</b>' in page
     assert page.index("n-priority-9") < page.index("n-priority-4")
     assert '<a href="/queues/%7Borders%7D%3Apriority%3A9">9</a>' in page
-    assert '<b id="n-expired">3</b>' in page
+    assert 'id="n-expired" data-q="orders" data-f="expired">3<' in page
     async with make(aredis) as http:
         level = await http.get("/queues/{orders}:priority:9")
-    assert level.status_code == 200 and '<b id="n-waiting">2</b>' in level.text
+    assert level.status_code == 200 and 'id="n-waiting" data-q="{orders}:priority:9"' in level.text
+    assert 'data-f="waiting">2</dd>' in level.text

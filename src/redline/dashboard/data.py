@@ -8,23 +8,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-<<<<<<< HEAD
-from dataclasses import dataclass, replace
-=======
-from dataclasses import dataclass, field
->>>>>>> main
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from redline.connection import AsyncClient, text
 from redline.errors import JobSerializationError
 from redline.jobs.control import is_paused
 from redline.jobs.document import JobDocument, JobState, job_keys
-<<<<<<< HEAD
 from redline.jobs.job import JobRecord, describe_args, read_records
-=======
-from redline.jobs.job import JobRecord, read_records
 from redline.jobs.priority import priority_counts, priority_key
->>>>>>> main
 from redline.jobs.worker import QUEUES_KEY
 from redline.queue import QueuedMessage, ReliableQueue
 from redline.runtime.metrics import HISTOGRAM, metrics_key, read_metrics
@@ -67,13 +59,10 @@ class QueueRow:
     records_dropped: int = 0  # job failure records dropped by it
     dead_max: int = 0  # the retention: entries and days kept
     dead_days: float = 0.0
-<<<<<<< HEAD
     paused: bool = False  # a paused job queue (`redline queue pause`)
-=======
     expired: int = 0
     # (priority, its queue key, jobs waiting) for priorities 1-9 in use, highest first
     priorities: list[tuple[int, str, int]] = field(default_factory=list)
->>>>>>> main
 
 
 @dataclass(frozen=True)
@@ -133,16 +122,13 @@ async def queue_rows(client: AsyncClient, names: Sequence[str]) -> list[QueueRow
                 info.records_dropped,
                 info.dead_max,
                 info.dead_age / 86400,
-<<<<<<< HEAD
                 paused,
-=======
                 int(stats.get("expired", 0)),
                 [
                     (p, priority_key(name, p), n)
                     for p, n in (await priority_counts(client, name)).items()
                     if p
                 ],
->>>>>>> main
             )
         )
     return rows
