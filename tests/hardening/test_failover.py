@@ -73,9 +73,13 @@ def test_failover_loses_only_unreplicated_pushes(
         wait_for(lambda: _replicated(sentinels.replica) >= offset, timeout=20)
         sentinels.primary.kill()
         wait_for(lambda: _promoted(sentinels), timeout=40, interval=0.2)
-        # The old primary comes back and Sentinel makes it a replica of the new one, so that
-        # WAIT 1 can be satisfied again.
-        sentinels.primary.start()
+        if replicas:
+            # The old primary comes back and Sentinel makes it a replica of the new one, so that
+            # WAIT 1 can be satisfied again. Without WAIT, a restarted old primary is a master
+            # until Sentinel demotes it, and a sentinel that has not yet seen the failover may
+            # still name it: pushes acknowledged there in that window are lost at the demotion
+            # (Sentinel's split brain, seen under load), which is not what this test measures.
+            sentinels.primary.start()
         wait_for(_grew(acked_file, 300), timeout=40, interval=0.2)
     finally:
         stop(producer)
