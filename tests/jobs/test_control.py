@@ -4,6 +4,7 @@ another process, sync in a thread), a paused queue over seconds of enqueueing, t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,15 @@ async def state_is(job: Any, state: JobState) -> bool:
 
 
 async def assert_queue_empty(client: AsyncClient, queue: str) -> None:
+    """Nothing left once the worker has settled: a job's side effect comes before its ack, so
+    wait for the in-flight jobs to be acked before judging."""
+
+    async def settled() -> bool:
+        info = await ReliableQueue(client).info(queue)
+        return info.inflight == 0 and info.waiting == 0
+
+    with contextlib.suppress(TimeoutError):
+        await until(settled)
     info = await ReliableQueue(client).info(queue)
     assert (info.waiting, info.inflight, info.delayed, info.dead) == (0, 0, 0, 0)
     assert await client.zcard(job_keys(queue).scheduled) == 0
