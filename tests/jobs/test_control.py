@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from redline.queue import ReliableQueue
 from redline.runtime import run_service
 from tests.helpers import spawn, stop
 from tests.jobs import control_tasks as c
+from tests.jobs.test_worker import until
 
 
 class Running:
@@ -53,13 +54,6 @@ async def worker(redis_url: str) -> AsyncIterator[Running]:
     running = Running(redis_url, ["c:jobs"])
     yield running
     await running.stop()
-
-
-async def until(check: Callable[[], Awaitable[Any]], seconds: float = 20) -> Any:
-    async with asyncio.timeout(seconds):
-        while not (value := await check()):  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
-        return value
 
 
 async def marks(client: AsyncClient, key: str) -> list[str]:
