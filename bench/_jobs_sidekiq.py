@@ -3,9 +3,9 @@ draining no-op jobs with one process at concurrency 10 and 25, and `redline work
 draining the same Sidekiq-format jobs.
 
 Sidekiq's jobs are enqueued by Ruby (``NoopWorker.perform_async``, one per call); redline's by
-``enqueue_sidekiq_sync`` (one per call). A Sidekiq drain is timed from its first take to an
-empty queue (BRPOP leaves nothing else to count: its last few no-op jobs may still be running);
-redline's until its in-flight lists are empty too.
+``enqueue_sidekiq_sync`` (one per call). Sidekiq's BRPOP leaves nothing to count of a job being
+run, so its drain ends when the queue is empty (its last few no-op jobs may still be running);
+redline's when its in-flight lists are empty too.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import redis
 
+from bench._jobs_result import Result
+from bench.peers import _timing
 from redline.connection import connect_sync
 from redline.jobs.sidekiq import enqueue_sidekiq_sync
 from redline.jobs.sidekiq.fetch import INFLIGHT
@@ -28,11 +29,11 @@ HERE = Path(__file__).resolve().parent
 RUBY = HERE / "peers" / "sidekiq_noop.rb"
 QUEUE = "queue:bench"
 SYSTEMS = ("sidekiq-c10", "sidekiq-c25", "redline-sidekiq")
+MISSING = "needs ruby and sidekiq on PATH (Debian: apt-get install ruby-sidekiq)"
 
 
-def available() -> list[str]:
-    """The Sidekiq systems this machine can run ([] without `sidekiq` on PATH)."""
-    return list(SYSTEMS) if shutil.which("sidekiq") and shutil.which("ruby") else []
+def available() -> bool:
+    return bool(shutil.which("sidekiq") and shutil.which("ruby"))
 
 
 def version() -> str:
@@ -47,60 +48,76 @@ def _left(client: redis.Redis) -> int:
     return int(client.llen(QUEUE)) + inflight
 
 
-def _drain(url: str, command: list[str], n: int, env: dict[str, str]) -> float:
-    client = redis.Redis.from_url(url)
-    worker = subprocess.Popen(
-        command, cwd=HERE.parent, env={**os.environ, **env},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        _wait(lambda: _left(client) < n)
-        first = time.perf_counter()
-        _wait(lambda: _left(client) == 0)
-        return time.perf_counter() - first
-    finally:
-        worker.terminate()
-        worker.wait(30)
-        client.close()
-
-
-def _wait(predicate: Callable[[], bool], timeout: float = 600) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("worker did not finish in time")
-        time.sleep(0.01)
-
-
-def run_sidekiq(url: str, n: int, concurrency: int) -> tuple[str, float, float]:
-    """(label, enqueue seconds, drain seconds) of Ruby's Sidekiq."""
-    env = {"REDIS_URL": url}
-    done = subprocess.run(
-        ["ruby", str(RUBY), str(n)], capture_output=True, text=True, env={**os.environ, **env}
+def _worker(name: str, url: str) -> subprocess.Popen[bytes]:
+    if name == "redline-sidekiq":
+        command = [
+            sys.executable, "-m", "redline", "--log-level", "warning", "worker",
+            "bench._jobs_sidekiq_tasks", "--sidekiq", "bench", "--redis", url, "-c", "64",
+        ]  # fmt: skip
+    else:
+        command = ["sidekiq", "-r", str(RUBY), "-c", name.removeprefix("sidekiq-c"), "-q", "bench"]
+    return subprocess.Popen(
+        command,
+        cwd=HERE.parent,
+        env={**os.environ, "REDIS_URL": url},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
-    if done.returncode != 0:
-        raise RuntimeError(f"sidekiq enqueue failed: {done.stderr.strip()[-200:]}")
-    enqueued = float(done.stdout.strip().splitlines()[-1])
-    command = ["sidekiq", "-r", str(RUBY), "-c", str(concurrency), "-q", "bench"]
-    return f"sidekiq {version()} (-c {concurrency})", enqueued, _drain(url, command, n, env)
 
 
-def run_redline(url: str, n: int, concurrency: int) -> tuple[str, float, float]:
-    """(label, enqueue seconds, drain seconds) of `redline worker --sidekiq`."""
+def _enqueue(name: str, url: str, n: int) -> float:
+    """Seconds to enqueue `n` no-op jobs one per call."""
+    if name != "redline-sidekiq":
+        done = subprocess.run(
+            ["ruby", str(RUBY), str(n)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "REDIS_URL": url},
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"sidekiq enqueue failed: {done.stderr.strip()[-200:]}")
+        return float(done.stdout.strip().splitlines()[-1])
     client = connect_sync(url)
     started = time.perf_counter()
     for _ in range(n):
         enqueue_sidekiq_sync(client, "NoopWorker", queue="bench")
-    enqueued = time.perf_counter() - started
     client.close()
-    command = [
-        sys.executable, "-m", "redline", "--log-level", "warning", "worker",
-        "bench._jobs_sidekiq_tasks", "--sidekiq", "bench", "--redis", url, "-c", str(concurrency),
-    ]  # fmt: skip
-    return f"redline --sidekiq (-c {concurrency})", enqueued, _drain(url, command, n, {})
+    return time.perf_counter() - started
 
 
-def run(name: str, url: str, n: int, concurrency: int) -> tuple[str, float, float]:
+def run(name: str, url: str, n: int) -> Result:
+    if not available():
+        return Result(name, note=MISSING)
+    client = redis.Redis.from_url(url)
+    before = _timing.command_count(client)
+    enqueued = _enqueue(name, url, n)
+    enqueue_cmds = _timing.command_count(client) - before
+    worker = _worker(name, url)
+    try:
+        drain = _timing.drain_rate(lambda: _left(client), n)
+    finally:
+        _timing.stop([worker])
+    drain_cmds = _timing.command_count(client) - before - enqueue_cmds
+    client.close()
+    label = f"sidekiq {version()} (-c {name.removeprefix('sidekiq-c')})"
+    label = "redline --sidekiq (-c 64)" if name == "redline-sidekiq" else label
+    return Result(label, n, n / enqueued, drain, enqueue_cmds / n, drain_cmds / n)
+
+
+def latency(name: str, url: str, n: int, rate: float) -> tuple[float, float] | str:
+    if not available():
+        return MISSING
     if name == "redline-sidekiq":
-        return run_redline(url, n, concurrency)
-    return run_sidekiq(url, n, int(name.removeprefix("sidekiq-c")))
+        return "not measured (the redline rows measure redline)"
+    client = redis.Redis.from_url(url)
+    worker = _worker(name, url)
+
+    def produce(count: int) -> None:
+        command = ["ruby", str(RUBY), "latency", str(count), repr(rate)]
+        subprocess.run(command, env={**os.environ, "REDIS_URL": url}, check=True)
+
+    try:
+        return _timing.latency_run(client, [worker], produce, n)
+    finally:
+        _timing.stop([worker])
+        client.close()

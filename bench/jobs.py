@@ -1,81 +1,72 @@
-"""No-op job throughput: enqueue rate, and the drain rate of one worker process.
+"""No-op jobs: the enqueue rate (one job per call), the drain rate of each system at its best,
+and the latency from enqueue to start at a fixed offered rate.
 
-redline beside RQ, arq, SAQ, Dramatiq and Celery, on one fresh embedded server in the same run.
-Each peer is installed for the benchmark only, in its own venv under
-``~/.cache/redline/bench-venvs/<peer>`` (their redis-py ranges conflict); a peer that cannot be
-installed is reported as such. Every system enqueues one job per call (its ordinary API) and
-runs one worker process with its usual concurrency knob; "cmds/job" is the INFO commandstats
-delta (commands run inside Lua scripts count too) over enqueue + drain, per job. The systems
-run one after another, `REDLINE_BENCH_ROUNDS` times interleaved, and each keeps its best drain,
-so that a moment of load on a shared machine does not decide a ratio. Every worker logs at
-warning level (arq and RQ log lines per job at their default level). `REDLINE_BENCH_SYSTEMS`
-(comma-separated, e.g. `arq` or `redline,dramatiq`) runs only those systems. Where Ruby's
-Sidekiq is installed (Debian: ruby-sidekiq), it is a peer too: `sidekiq-c10`, `sidekiq-c25`
-and `redline-sidekiq` (`redline worker --sidekiq` on the same Sidekiq-format jobs; see
-bench/_jobs_sidekiq.py).
+Every system runs on one fresh embedded server in the same run, one after another, in
+`REDLINE_BENCH_ROUNDS` interleaved rounds; each keeps its best drain, so that a moment of load
+on a shared machine does not decide a ratio.
 
-    python -m bench jobs        REDLINE_BENCH_JOBS=20000 REDLINE_BENCH_ROUNDS=3 python -m bench jobs
-    REDLINE_BENCH_SYSTEMS=arq REDLINE_BENCH_ROUNDS=1 python -m bench jobs
+- redline: one worker process (``redline worker -c 64``) and ``--processes 2``; its enqueue is
+  the blocking ``enqueue_sync`` (the peers' are blocking too), with ``await enqueue`` on
+  asyncio printed under the table.
+- Python peers, each installed for the benchmark only in its own venv under
+  ``~/.cache/redline/bench-venvs/<peer>`` (their redis-py ranges conflict): Dramatiq with 2
+  processes, Celery prefork with 2, RQ, arq, SAQ (bench/peers/_jobs_peer.py).
+- BullMQ for Node, installed by npm in ``~/.cache/redline/bench-node``: one Worker at
+  concurrency 32 and 100, and two processes at 100 (bench/_jobs_bullmq.py).
+- Ruby's Sidekiq where Debian's ruby-sidekiq is installed: one process at ``-c 10`` and
+  ``-c 25``, and ``redline worker --sidekiq`` on the same Sidekiq-format jobs
+  (bench/_jobs_sidekiq.py).
+
+A system that cannot run here is listed with the reason. A drain is timed once a fifth of its
+jobs are done until none is left (bench/peers/_timing.py); "cmds/job" are the INFO
+commandstats deltas (commands run inside scripts included) of the enqueue and of the drain,
+per job. The latency table offers `LATENCY_RATE` jobs/s to each system that drains faster
+than that, and gives p50 and p99 of enqueue → start. Every worker logs at warning level.
+`REDLINE_BENCH_SYSTEMS` (comma-separated) runs only those systems; `REDLINE_BENCH_JOBS` sets
+the jobs per drain (a fifth of it for RQ, arq and SAQ, which are slow).
+
+    python -m bench jobs        REDLINE_BENCH_JOBS=40000 REDLINE_BENCH_ROUNDS=3 python -m bench jobs
+    REDLINE_BENCH_SYSTEMS=redline,redline-p2,bullmq-c100 python -m bench jobs
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 import sys
 import time
-import venv
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import redis
 from rich.console import Console
 from rich.table import Table
 
-from bench import _jobs_sidekiq
+from bench import _jobs_bullmq, _jobs_python, _jobs_sidekiq
+from bench._jobs_result import Result
+from bench.peers import _timing
 from redline.connection import connect, connect_sync
 from redline.connection.embedded import EmbeddedServer
 from redline.jobs import enqueue, enqueue_sync
-from redline.queue import ReliableQueue
 
 HERE = Path(__file__).resolve().parent
-# The peers run from their own folder: bench/ holds queue.py, which would shadow the stdlib
-# module of that name on their sys.path.
-PEER_DIR = HERE / "peers"
-JOBS = int(os.environ.get("REDLINE_BENCH_JOBS", "10000"))
+JOBS = int(os.environ.get("REDLINE_BENCH_JOBS", "20000"))
 ROUNDS = int(os.environ.get("REDLINE_BENCH_ROUNDS", "2"))
-VENVS = Path.home() / ".cache" / "redline" / "bench-venvs"
-PEERS = {
-    "rq": ["rq>=2,<3"],
-    "arq": ["arq==0.28.*", "redis<6"],  # arq 0.26 - 0.28 want redis-py < 6
-    "saq": ["saq[hiredis]>=0.22,<1", "typing_extensions"],  # saq imports it, undeclared
-    "dramatiq": ["dramatiq[redis]>=1.17,<2"],
-    "celery": ["celery[redis]>=5.4,<6"],
-}
+LATENCY_JOBS = int(os.environ.get("REDLINE_BENCH_LATENCY_JOBS", "5000"))
+LATENCY_RATE = 1000.0  # jobs/s offered in the latency runs
 CONCURRENCY = 64
+QUEUE = "bench:jobs"
+REDLINE = ("redline", "redline-p2")
 SYSTEMS = [
     name.strip()
     for name in os.environ.get(
-        "REDLINE_BENCH_SYSTEMS", ",".join(["redline", *PEERS, *_jobs_sidekiq.available()])
+        "REDLINE_BENCH_SYSTEMS",
+        ",".join([*REDLINE, *_jobs_bullmq.SYSTEMS, *_jobs_python.SYSTEMS, *_jobs_sidekiq.SYSTEMS]),
     ).split(",")
     if name.strip()
 ]
-
-
-@dataclass
-class Result:
-    name: str
-    enqueue: float = 0.0  # jobs/s
-    drain: float = 0.0  # jobs/s
-    commands: float = 0.0  # per job
-    note: str = ""
-
-
-def command_count(client: redis.Redis) -> int:
-    stats = client.info("commandstats")
-    return sum(int(v["calls"]) for v in stats.values())
 
 
 def _redline_enqueue(url: str, n: int) -> float:
@@ -103,174 +94,173 @@ async def _redline_enqueue_async(url: str, n: int) -> float:
     return n / elapsed
 
 
-def _left(url: str) -> int:
-    async def read() -> int:
-        client = connect(url)
-        info = await ReliableQueue(client).info("bench:jobs")
-        await client.aclose()
-        return info.waiting + info.inflight + info.delayed
+def _redline_left(client: redis.Redis) -> Callable[[], int]:
+    """Jobs not yet done: waiting, claimed, in flight or delayed (one round trip a look)."""
+    from redline.queue.core import keys_of
 
-    return asyncio.run(read())
+    keys = keys_of(QUEUE)
+
+    def left() -> int:
+        pipe = client.pipeline(transaction=False)
+        pipe.llen(keys.waiting)
+        pipe.llen(keys.claimed)
+        pipe.zcard(keys.inflight)
+        pipe.zcard(keys.delayed)
+        return sum(int(n) for n in pipe.execute())
+
+    return left
 
 
-def _wait(predicate: object, timeout: float = 600) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise TimeoutError("worker did not finish in time")
-        time.sleep(0.01)
-
-
-def run_redline(url: str, n: int) -> Result:
-    enqueued = _redline_enqueue(url, n)
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "redline",
-            "--log-level",
-            "warning",
-            "worker",
-            "bench._jobs_tasks",
-            "--redis",
-            url,
-            "-c",
-            str(CONCURRENCY),
-            "--set",
-            "cron=false",
-        ],
+def _redline_worker(url: str, processes: int | None) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable, "-m", "redline", "--log-level", "warning", "worker", "bench._jobs_tasks",
+        "--redis", url, "-c", str(CONCURRENCY), "--set", "cron=false",
+    ]  # fmt: skip
+    command += ["--processes", str(processes)] if processes else []
+    return subprocess.Popen(
+        command,
         cwd=HERE.parent,
+        env={**os.environ, "BENCH_URL": url},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+def run_redline(name: str, url: str, n: int) -> Result:
+    processes = 2 if name == "redline-p2" else None
+    client = redis.Redis.from_url(url)
+    before = _timing.command_count(client)
+    enqueued = _redline_enqueue(url, n)
+    enqueue_cmds = _timing.command_count(client) - before
+    worker = _redline_worker(url, processes)
     try:
-        _wait(lambda: _left(url) < n)
-        first = time.perf_counter()
-        _wait(lambda: _left(url) == 0)
-        drained = time.perf_counter() - first
+        drain = _timing.drain_rate(_redline_left(client), n)
     finally:
-        worker.terminate()
-        worker.wait(30)
-    return Result(f"redline (-c {CONCURRENCY})", n / enqueued, n / drained)
-
-
-def _peer_python(peer: str) -> Path | str:
-    """The peer's venv python, made and installed on first use; a string says why it failed.
-
-    The stamp file holds the requirements it was made with: a changed pin makes a new venv.
-    """
-    home = VENVS / peer
-    python = home / "bin" / "python"
-    stamp = home / ".installed"
-    wanted = "\n".join(PEERS[peer])
-    if stamp.exists() and stamp.read_text() == wanted:
-        return python
-    venv.EnvBuilder(with_pip=True, clear=True).create(home)
-    done = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", *PEERS[peer], "redis", "hiredis"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if done.returncode != 0:
-        return f"pip install failed: {done.stderr.strip().splitlines()[-1:]}"
-    stamp.write_text(wanted)
-    return python
-
-
-def run_peer(peer: str, url: str, n: int) -> Result:
-    python = _peer_python(peer)
-    if isinstance(python, str):
-        return Result(peer, note=python)
-    env = {**os.environ, "BENCH_PEER": peer, "BENCH_URL": url, "PYTHONPATH": str(PEER_DIR)}
-    done = subprocess.run(
-        [str(python), str(PEER_DIR / "_jobs_peer.py"), str(n)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    try:
-        found = json.loads(done.stdout.strip().splitlines()[-1])
-    except (IndexError, json.JSONDecodeError):
-        return Result(peer, note=f"run failed: {(done.stderr or done.stdout).strip()[-200:]}")
-    if "error" in found:
-        said = found.get("stderr", "").strip().splitlines()[-1:]
-        return Result(peer, note=f"worker {found['error']}{': ' + said[0] if said else ''}")
-    version = (
-        subprocess.run([str(python), "-m", "pip", "show", peer], capture_output=True, text=True)
-        .stdout.split("Version: ")[-1]
-        .split()[0]
-    )
-    label = {
-        "dramatiq": "dramatiq (8 threads)",
-        "celery": "celery (8 threads)",
-        "rq": "rq (SimpleWorker)",
-        "arq": f"arq (max_jobs {CONCURRENCY})",
-        "saq": "saq (64)",
-    }[peer]
-    return Result(f"{label} {version}", n / found["enqueue"], n / found["drain"])
-
-
-def measure(server_url: str, name: str, n: int) -> Result:
-    client = redis.Redis.from_url(server_url)
-    client.flushall()
-    before = command_count(client)
-    if name in _jobs_sidekiq.SYSTEMS:
-        label, enqueued, drained = _jobs_sidekiq.run(name, server_url, n, CONCURRENCY)
-        result = Result(label, n / enqueued, n / drained)
-    else:
-        result = run_redline(server_url, n) if name == "redline" else run_peer(name, server_url, n)
-    if result.drain:
-        result.commands = (command_count(client) - before) / n
+        _timing.stop([worker])
+    drain_cmds = _timing.command_count(client) - before - enqueue_cmds
     client.close()
-    return result
+    label = f"redline (-c {CONCURRENCY}{', --processes 2' if processes else ''})"
+    return Result(label, n, n / enqueued, drain, enqueue_cmds / n, drain_cmds / n)
 
 
-def table(results: list[Result], n: int) -> Table:
-    peers = (*PEERS, "sidekiq")
-    fastest = max((r.drain for r in results if r.name.startswith(peers)), default=0)
+def latency_redline(name: str, url: str, n: int) -> tuple[float, float]:
+    from bench._jobs_tasks import latency
+
+    client = connect_sync(url)
+    worker = _redline_worker(url, 2 if name == "redline-p2" else None)
+    try:
+        produce: Callable[[int], None] = lambda count: _timing.at_rate(  # noqa: E731
+            lambda sent: enqueue_sync(client, latency, sent), count, LATENCY_RATE
+        )
+        return _timing.latency_run(client, [worker], produce, n)
+    finally:
+        _timing.stop([worker])
+        client.close()
+
+
+def measure(url: str, name: str, n: int) -> Result:
+    redis.Redis.from_url(url).flushall()
+    if name in _jobs_sidekiq.SYSTEMS:
+        return _jobs_sidekiq.run(name, url, n)
+    if name in _jobs_bullmq.SYSTEMS:
+        return _jobs_bullmq.run(name, url, n)
+    if name in _jobs_python.SYSTEMS:
+        return _jobs_python.run(name, url, n)
+    return run_redline(name, url, n)
+
+
+def latency(url: str, name: str, n: int) -> tuple[float, float] | str:
+    """(p50, p99) ms of `name` at LATENCY_RATE, or why it was not measured."""
+    redis.Redis.from_url(url).flushall()
+    try:
+        if name in _jobs_sidekiq.SYSTEMS:
+            return _jobs_sidekiq.latency(name, url, n, LATENCY_RATE)
+        if name in _jobs_bullmq.SYSTEMS:
+            return _jobs_bullmq.latency(name, url, n, LATENCY_RATE)
+        if name in _jobs_python.SYSTEMS:
+            return _jobs_python.latency(name, url, n, LATENCY_RATE)
+        return latency_redline(name, url, n)
+    except (TimeoutError, RuntimeError, ValueError) as exc:
+        return f"failed: {exc}"
+
+
+def drain_table(results: list[Result]) -> Table:
+    fastest = max((r.drain for r in results if not r.name.startswith("redline")), default=0)
     out = Table(
-        title=f"no-op jobs: {n} enqueued one per call, drained by one worker process "
-        f"(best of {ROUNDS} interleaved rounds)"
+        title=f"no-op jobs enqueued one per call, then drained (best of {ROUNDS} interleaved "
+        "rounds; drain timed once a fifth are done)"
     )
-    for column in (
-        "system",
-        "enqueue jobs/s",
-        "drain jobs/s",
-        "drain vs fastest peer",
-        "Redis cmds/job",
-    ):
+    columns = ("system", "jobs", "enqueue jobs/s", "drain jobs/s", "drain vs fastest peer")
+    for column in (*columns, "cmds/job enqueue + drain"):
         out.add_column(column, justify="left" if column == "system" else "right")
     for r in results:
         if not r.drain:
-            out.add_row(r.name, "—", "—", "—", r.note)
+            out.add_row(r.name, "—", "—", "—", "—", r.note)
             continue
         ratio = f"{r.drain / fastest:.2f}x" if fastest else "—"
-        out.add_row(r.name, f"{r.enqueue:,.0f}", f"{r.drain:,.0f}", ratio, f"{r.commands:.1f}")
+        commands = f"{r.enqueue_cmds:.1f} + {r.drain_cmds:.1f}"
+        row = (f"{r.jobs:,}", f"{r.enqueue:,.0f}", f"{r.drain:,.0f}", ratio, commands)
+        out.add_row(r.name, *row)
     return out
 
 
+def latency_table(rows: dict[str, tuple[float, float] | str]) -> Table:
+    out = Table(
+        title=f"enqueue → start latency at {LATENCY_RATE:,.0f} jobs/s offered "
+        f"({LATENCY_JOBS:,} jobs, the first tenth left out)"
+    )
+    for column in ("system", "p50 ms", "p99 ms"):
+        out.add_column(column, justify="left" if column == "system" else "right")
+    for name, found in rows.items():
+        if isinstance(found, str):
+            out.add_row(name, "—", found)
+        else:
+            out.add_row(name, f"{found[0]:.2f}", f"{found[1]:.2f}")
+    return out
+
+
+def _drains(url: str, console: Console) -> dict[str, Result]:
+    best: dict[str, Result] = {}
+    for round_ in range(1, ROUNDS + 1):  # rounds interleave the systems; each keeps its best
+        for name in SYSTEMS:
+            console.print(f"jobs: round {round_}/{ROUNDS} {name} …")
+            n = JOBS // 5 if name in _jobs_python.SLOW else JOBS
+            found = measure(url, name, n)
+            if name not in best or found.drain > best[name].drain:
+                best[name] = found
+    return best
+
+
+def _latencies(url: str, best: dict[str, Result], console: Console) -> dict[str, Any]:
+    rows: dict[str, tuple[float, float] | str] = {}
+    for name in SYSTEMS:
+        label = best[name].name
+        if best[name].drain < 1.2 * LATENCY_RATE:
+            rows[label] = f"not measured: drains under {1.2 * LATENCY_RATE:,.0f} jobs/s"
+            continue
+        console.print(f"jobs: latency {name} …")
+        rows[label] = latency(url, name, LATENCY_JOBS)
+    return rows
+
+
 def main() -> None:
-    unknown = sorted(set(SYSTEMS) - {"redline", *PEERS, *_jobs_sidekiq.SYSTEMS})
+    known = [*REDLINE, *_jobs_bullmq.SYSTEMS, *_jobs_python.SYSTEMS, *_jobs_sidekiq.SYSTEMS]
+    unknown = sorted(set(SYSTEMS) - set(known))
     if unknown:
         raise SystemExit(
-            f"REDLINE_BENCH_SYSTEMS: unknown {', '.join(unknown)}; "
-            f"choose from redline, {', '.join([*PEERS, *_jobs_sidekiq.SYSTEMS])}"
+            f"REDLINE_BENCH_SYSTEMS: unknown {', '.join(unknown)}; choose from {', '.join(known)}"
         )
-    console = Console(width=120)
-    best: dict[str, Result] = {}
+    console = Console(width=130)
     with EmbeddedServer(port=None) as server:
-        for round_ in range(1, ROUNDS + 1):  # rounds interleave the systems; each keeps its best
-            for name in SYSTEMS:
-                console.print(f"jobs: round {round_}/{ROUNDS} {name} …")
-                found = measure(server.url, name, JOBS)
-                if name not in best or found.drain > best[name].drain:
-                    best[name] = found
+        best = _drains(server.url, console)
+        rows = _latencies(server.url, best, console)
+        async_rate = None
         if "redline" in SYSTEMS:
+            redis.Redis.from_url(server.url).flushall()
             async_rate = asyncio.run(_redline_enqueue_async(server.url, JOBS // 4))
-    console.print(table(list(best.values()), JOBS))
-    if "redline" in SYSTEMS:
+    console.print(drain_table(list(best.values())))
+    if async_rate is not None:
         console.print(
             f"redline's asyncio enqueue (await enqueue, one per call): {async_rate:,.0f} jobs/s"
         )
+    console.print(latency_table(rows))

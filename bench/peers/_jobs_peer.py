@@ -1,10 +1,14 @@
 """One peer's side of the jobs benchmark, run by that peer's own venv python (not redline's).
 
-    BENCH_PEER=<peer> BENCH_URL=<redis-url> python _jobs_peer.py <jobs>
+    BENCH_PEER=<peer> BENCH_URL=<redis-url> python _jobs_peer.py drain <jobs>
+    BENCH_PEER=<peer> BENCH_URL=<redis-url> python _jobs_peer.py latency <jobs> <rate>
 
-Enqueues <jobs> no-op jobs one call at a time, starts one worker process of the peer, and
-prints JSON {"enqueue": seconds, "drain": seconds} on its last line. The drain is timed from
-the worker's first take to the last job done. Also imported as a module by the peer's worker.
+`drain` enqueues <jobs> no-op jobs one call at a time, starts the peer's worker (each at its
+best: Dramatiq with 2 processes, Celery prefork with 2), and prints JSON on its last line:
+{"enqueue": seconds, "drain": jobs/s, "enqueue_cmds": n, "drain_cmds": n} (the drain timed as
+_timing.py says; the commands from INFO commandstats). `latency` starts the worker, offers
+<jobs> latency jobs at <rate> a second and prints {"p50": ms, "p99": ms}. Also imported as a
+module by the peer's worker.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import _timing
 
 PEER = os.environ.get("BENCH_PEER", "")
 URL = os.environ.get("BENCH_URL", "redis://127.0.0.1:6379/0")
@@ -33,18 +39,31 @@ async def anoop(ctx: Any, *args: Any) -> None:
     return None
 
 
+_recorder: Any = None
+
+
+def latency(sent: float) -> None:
+    """A latency job: records how long after `sent` it started (see _timing.py)."""
+    global _recorder
+    started = time.time()
+    _recorder = _recorder or redis_client()
+    _recorder.rpush(_timing.LATENCY_KEY, started - sent)
+
+
 if PEER == "dramatiq":
     import dramatiq
     from dramatiq.brokers.redis import RedisBroker
 
     dramatiq.set_broker(RedisBroker(url=URL))
     dnoop = dramatiq.actor(noop, actor_name="noop")
+    dlatency = dramatiq.actor(latency, actor_name="latency")
 if PEER == "celery":
     from celery import Celery
 
     celery_app = Celery("bench", broker=URL)
     celery_app.conf.task_ignore_result = True
     cnoop = celery_app.task(noop, name="noop")
+    clatency = celery_app.task(latency, name="latency")
 if PEER == "arq":
     from arq.connections import RedisSettings
 
@@ -75,18 +94,6 @@ def redis_client() -> Any:
     import redis
 
     return redis.Redis.from_url(URL)
-
-
-def wait(predicate: Any, progress: Any, stall: float = 30) -> None:
-    """Until `predicate()`; a TimeoutError when `progress()` stays the same for `stall` s."""
-    seen, since = progress(), time.monotonic()
-    while not predicate():
-        now, value = time.monotonic(), progress()
-        if value != seen:
-            seen, since = value, now
-        elif now - since > stall:
-            raise TimeoutError(f"stalled for {stall:.0f}s with {value} jobs left")
-        time.sleep(0.01)
 
 
 # -- per peer: enqueue n, the worker command, "started" and "done" checks ---------------------
@@ -179,7 +186,7 @@ PEERS: dict[str, tuple[Any, list[str], Any]] = {
     "saq": (lambda n: asyncio.run(_saq_enqueue(n)), ["saq", "_jobs_peer.saq_settings"], saq_left),
     "dramatiq": (
         dramatiq_enqueue,
-        ["dramatiq", "_jobs_peer", "--processes", "1", "--threads", "8"],
+        ["dramatiq", "_jobs_peer", "--processes", "2", "--threads", "8"],
         dramatiq_left,
     ),
     "celery": (
@@ -190,9 +197,9 @@ PEERS: dict[str, tuple[Any, list[str], Any]] = {
             "_jobs_peer:celery_app",
             "worker",
             "--pool",
-            "threads",
+            "prefork",
             "--concurrency",
-            "8",
+            "2",
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",
@@ -204,39 +211,67 @@ PEERS: dict[str, tuple[Any, list[str], Any]] = {
 }
 
 
-def main(n: int) -> None:
-    enqueue, command, left = PEERS[PEER]
+# The peers whose latency is measured, and how each sends one latency job.
+SENDERS: dict[str, Any] = {
+    "dramatiq": lambda sent: dlatency.send(sent),
+    "celery": lambda sent: clatency.delay(sent),
+}
+
+
+def start_worker(log: Any) -> subprocess.Popen[str]:
+    """The peer's worker. Its stderr goes to `log`, a file: a pipe nobody reads while the jobs
+    drain blocks a worker that logs per job once 64 KiB are written (arq did, after ~450 jobs)."""
+    command = PEERS[PEER][1]
+    return subprocess.Popen(
+        [str(BIN / command[0]), *command[1:]],
+        cwd=HERE,
+        env={**os.environ, "PYTHONPATH": str(HERE)},
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+        text=True,
+    )
+
+
+def drain(n: int) -> dict[str, Any]:
+    enqueue, _, left = PEERS[PEER]
     r = redis_client()
+    before = _timing.command_count(r)
     started = time.perf_counter()
     enqueue(n)
-    enqueued = time.perf_counter() - started
-    env = {**os.environ, "PYTHONPATH": str(HERE)}
-    # The worker's stderr goes to a file: a pipe nobody reads while the jobs drain blocks a
-    # worker that logs per job once 64 KiB are written (arq did, after ~450 jobs).
+    found: dict[str, Any] = {"enqueue": time.perf_counter() - started}
+    found["enqueue_cmds"] = _timing.command_count(r) - before
     with tempfile.TemporaryFile("w+") as log:
-        worker = subprocess.Popen(
-            [str(BIN / command[0]), *command[1:]],
-            cwd=HERE,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            text=True,
-        )
-        found: dict[str, Any]
+        worker = start_worker(log)
         try:
-            wait(lambda: left(r) < n or worker.poll() is not None, lambda: left(r))
-            first = time.perf_counter()
-            wait(lambda: left(r) == 0, lambda: left(r))
-            found = {"enqueue": enqueued, "drain": time.perf_counter() - first}
+            found["drain"] = _timing.drain_rate(lambda: left(r), n)
+            found["drain_cmds"] = _timing.command_count(r) - before - found["enqueue_cmds"]
         except TimeoutError as exc:
             found = {"error": str(exc)}
         finally:
-            worker.terminate()
-            worker.wait(60)
+            _timing.stop([worker])
         log.seek(0)
         found["stderr"] = log.read()[-300:]
-    print(json.dumps(found))
+    return found
+
+
+def latency_run(n: int, rate: float) -> dict[str, Any]:
+    send = SENDERS[PEER]
+    with tempfile.TemporaryFile("w+") as log:
+        worker = start_worker(log)
+        try:
+            produce = lambda count: _timing.at_rate(send, count, rate)  # noqa: E731
+            p50, p99 = _timing.latency_run(redis_client(), [worker], produce, n)
+            found: dict[str, Any] = {"p50": p50, "p99": p99}
+        except (TimeoutError, RuntimeError) as exc:
+            found = {"error": str(exc)}
+        finally:
+            _timing.stop([worker])
+        log.seek(0)
+        found["stderr"] = log.read()[-300:]
+    return found
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]))
+    mode, jobs = sys.argv[1], int(sys.argv[2])
+    result = drain(jobs) if mode == "drain" else latency_run(jobs, float(sys.argv[3]))
+    print(json.dumps(result))

@@ -1,10 +1,17 @@
-# The Sidekiq side of `python -m bench jobs`: the no-op worker (`sidekiq -r ./sidekiq_noop.rb`),
-# and, run as `ruby sidekiq_noop.rb N`, the enqueue of N jobs one call at a time (prints the
-# seconds it took).
+# The Sidekiq side of `python -m bench jobs`: the workers (`sidekiq -r ./sidekiq_noop.rb`), and
+#   ruby sidekiq_noop.rb N              enqueue N no-op jobs one call at a time (prints the
+#                                       seconds it took)
+#   ruby sidekiq_noop.rb latency N RATE enqueue N latency jobs at RATE a second; each carries
+#                                       the time it was sent, and its run RPUSHes its start
+#                                       delay in seconds onto bench:latency
 require "sidekiq"
 
 Sidekiq.configure_server do |config|
   config.logger.level = Logger::WARN # warnings only, as every worker in the benchmark runs
+end
+
+def now
+  Process.clock_gettime(Process::CLOCK_REALTIME, :float_second)
 end
 
 class NoopWorker
@@ -15,9 +22,29 @@ class NoopWorker
   end
 end
 
+class LatencyWorker
+  include Sidekiq::Worker
+  sidekiq_options queue: "bench"
+
+  def perform(sent)
+    started = now
+    Sidekiq.redis { |c| c.rpush("bench:latency", started - sent) }
+  end
+end
+
 if $PROGRAM_NAME == __FILE__
-  count = Integer(ARGV[0])
-  started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
-  count.times { NoopWorker.perform_async }
-  puts Process.clock_gettime(Process::CLOCK_MONOTONIC) - started
+  if ARGV[0] == "latency"
+    count, rate = Integer(ARGV[1]), Float(ARGV[2])
+    start = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    count.times do |i|
+      wait = start + i / rate - Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      sleep(wait) if wait > 0
+      LatencyWorker.perform_async(now)
+    end
+  else
+    count = Integer(ARGV[0])
+    started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    count.times { NoopWorker.perform_async }
+    puts Process.clock_gettime(Process::CLOCK_MONOTONIC) - started
+  end
 end

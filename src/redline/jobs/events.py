@@ -22,6 +22,8 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from redline.connection import AsyncClient, SyncClient
 from redline.jobs.document import JobDocument, JobState, job_keys
 from redline.scripting.scripts import run, run_sync
@@ -56,9 +58,9 @@ FAILURE_TTL = 7 * 86_400  # seconds a dead or cancelled job's status is kept
 FLUSH_BATCH = 500  # events per script call
 
 
-@dataclass(frozen=True)
-class Pending:
-    """One event waiting to be written (the script's 8 arguments, and the queue)."""
+class Pending(msgspec.Struct, frozen=True):
+    """One event waiting to be written (the script's 8 arguments, and the queue); a msgspec
+    struct, as a worker makes a few per job."""
 
     queue: str
     job: str

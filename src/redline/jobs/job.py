@@ -18,7 +18,6 @@ newest 10,000, none older than 180 days; `ReliableQueue.set_retention`).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
 import json
 import time
@@ -26,14 +25,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from redline.connection import AsyncClient, SyncClient
 from redline.errors import JobError, JobFailed, JobTimeout
 from redline.jobs.control import cancel_job
 from redline.jobs.document import JobDocument, JobState, decode_value, encode_value, job_keys
 from redline.jobs.events import JobStatus, job_status, record_enqueued, record_enqueued_sync
-from redline.jobs.placement import placement, special, with_expiry
+from redline.jobs.placement import placement, with_expiry
 from redline.jobs.task import Task
-from redline.queue import ReliableQueue, SyncReliableQueue
+from redline.queue import ReliableQueue
 from redline.runtime.tracing import tracer
 from redline.scripting.scripts import run, run_sync
 
@@ -213,45 +214,28 @@ async def _enqueue_doc(
     if traced is None:
         return await _put(client, task, due, doc)
     with traced.publish(task.queue, doc.id) as carrier:
-        return await _put(client, task, due, dataclasses.replace(doc, trace=carrier))
+        return await _put(client, task, due, msgspec.structs.replace(doc, trace=carrier))
 
 
 async def _enqueue(
     client: AsyncClient, task: Task[..., Any], due: float | None, args: Any, kwargs: Any
 ) -> Job | None:
-    doc = with_expiry(_document(task, args, kwargs), task, due)
-    # The enqueued event goes first, so no worker's started event can precede it; a unique
-    # enqueue may be a no-op, so its event follows (and never overwrites a worker's state).
-    if doc.unique is None:
-        await record_enqueued(client, task.queue, doc.id, task.name, due)
-    job = await _enqueue_doc(client, task, due, doc)
-    if job is not None and doc.unique is not None:
-        await record_enqueued(client, task.queue, doc.id, task.name, due)
-    return job
+    return await _enqueue_doc(
+        client, task, due, with_expiry(_document(task, args, kwargs), task, due)
+    )
 
 
 async def _put(
     client: AsyncClient, task: Task[..., Any], due: float | None, doc: JobDocument
 ) -> Job | None:
-    payload = doc.encode()
-    keys = job_keys(task.queue)
-    if special(task):
-        placed = placement(task, due, doc, payload)
-        if not placed.enqueued(await run(client, placed.script, placed.keys, placed.args)):
-            return None
-    elif doc.unique is not None:
-        holder = await run(
-            client,
-            "job_unique_enqueue",
-            [task.queue, keys.unique(doc.unique), keys.scheduled],
-            [payload, doc.id, task.unique_ttl, "" if due is None else repr(due)],
-        )
-        if holder:
-            return None
-    elif due is None:
-        await push_jobs(client, task.queue, payload)
-    else:
-        await client.zadd(keys.scheduled, {payload: due})
+    # One script call places the job and records its enqueued event (so no worker's started
+    # event can precede it, and a unique enqueue that is a no-op records nothing); a replace
+    # records its event after it, as a job it replaced may be running.
+    placed = placement(task, due, doc, doc.encode())
+    if not placed.enqueued(await run(client, placed.script, placed.keys, placed.args)):
+        return None
+    if placed.script == "job_replace":
+        await record_enqueued(client, task.queue, doc.id, task.name, due)
     return Job(doc.id, task.queue, task.name, client, task.result_ttl)
 
 
@@ -293,37 +277,21 @@ def enqueue_sync(
     """`enqueue` for code without an event loop (a Flask or Django view, a script): the same
     document, the same scripts, on a blocking client. Returns the job id (None: a unique job
     with the key is still pending); `Job` handles need the asyncio client."""
-    doc = _document(task, args, kwargs)
-    if doc.unique is None:  # as in `_enqueue`
-        record_enqueued_sync(client, task.queue, doc.id, task.name, None)
+    doc = with_expiry(_document(task, args, kwargs), task, None)
     traced = tracer()
     if traced is None:
-        job_id = _put_sync(client, task, doc)
-    else:
-        with traced.publish(task.queue, doc.id) as carrier:
-            job_id = _put_sync(client, task, dataclasses.replace(doc, trace=carrier))
-    if job_id is not None and doc.unique is not None:
-        record_enqueued_sync(client, task.queue, job_id, task.name, None)
-    return job_id
+        return _put_sync(client, task, doc)
+    with traced.publish(task.queue, doc.id) as carrier:
+        return _put_sync(client, task, msgspec.structs.replace(doc, trace=carrier))
 
 
 def _put_sync(client: SyncClient, task: Task[..., Any], doc: JobDocument) -> str | None:
-    doc = with_expiry(doc, task, None)
-    payload = doc.encode()
-    if special(task):
-        placed = placement(task, None, doc, payload)
-        reply = run_sync(client, placed.script, placed.keys, placed.args)
-        return doc.id if placed.enqueued(reply) else None
-    if doc.unique is not None:
-        keys = job_keys(task.queue)
-        holder = run_sync(
-            client,
-            "job_unique_enqueue",
-            [task.queue, keys.unique(doc.unique), keys.scheduled],
-            [payload, doc.id, task.unique_ttl, ""],
-        )
-        return None if holder else doc.id
-    SyncReliableQueue(client, consumer="producer").push(task.queue, payload)
+    """Blocking twin of `_put`."""
+    placed = placement(task, None, doc, doc.encode())
+    if not placed.enqueued(run_sync(client, placed.script, placed.keys, placed.args)):
+        return None
+    if placed.script == "job_replace":
+        record_enqueued_sync(client, task.queue, doc.id, task.name, None)
     return doc.id
 
 

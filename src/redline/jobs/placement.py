@@ -1,20 +1,24 @@
-"""Where an enqueue puts a job when it has a priority, replaces or debounces: the script call
-that places it (the plain cases stay in `redline.jobs.job`). Shared by the asyncio and the
-blocking enqueue, which only run the call."""
+"""Where an enqueue puts a job: the one script call that places it (its list or scheduled set,
+its unique key, its priority) and records its `enqueued` event, or, for a job that replaces or
+debounces, the `job_replace` call. Shared by the asyncio and the blocking enqueue (which only
+run the call) and by `enqueue_many` (`many`)."""
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from redline.jobs.document import JobDocument, job_keys
+from redline.jobs.events import EVENTS_MAXLEN, enqueued_event
 from redline.jobs.priority import levels_key, priority_key, scheduled_key
 from redline.keys import derived
 
-__all__ = ["Placement", "pending_key", "placement", "special", "with_expiry"]
+__all__ = ["Placement", "pending_key", "placement", "replaces", "with_expiry"]
 
 
 @dataclass(frozen=True)
@@ -28,12 +32,12 @@ class Placement:
     def enqueued(self, reply: Any) -> bool:
         if self.script == "job_replace":
             return True  # replaced or enqueued: the new document is the pending one
-        return reply[0] in (b"", "")
+        return reply in (b"", "")
 
 
-def special(task: Any) -> bool:
-    """Whether `task`'s enqueues need a `placement` (a priority, replace or debounce)."""
-    return bool(task.priority or task.replace or task.debounce)
+def replaces(task: Any, doc: JobDocument) -> bool:
+    """Whether enqueueing `doc` is a `job_replace` (its `enqueued` event then written apart)."""
+    return bool(task.replace or task.debounce) and doc.unique is not None
 
 
 def pending_key(queue: str, unique: str) -> str:
@@ -46,21 +50,39 @@ def with_expiry(doc: JobDocument, task: Any, due: float | None) -> JobDocument:
     if not task.expires:
         return doc
     start = doc.enqueued_at if due is None else due
-    return dataclasses.replace(doc, expires=start + task.expires)
+    return msgspec.structs.replace(doc, expires=start + task.expires)
 
 
 def placement(task: Any, due: float | None, doc: JobDocument, payload: bytes) -> Placement:
     """The call that places `doc` (its `payload`) as `task`'s options say."""
     queue, p = task.queue, task.priority
+    if not replaces(task, doc):
+        return _single(task, due, doc, payload)
     target, scheduled = priority_key(queue, p), scheduled_key(queue, p)
-    if (task.replace or task.debounce) and doc.unique is not None:
-        if task.debounce:
-            due = (time.time() if due is None else due) + task.debounce
-        lock, pending = job_keys(queue).unique(doc.unique), pending_key(queue, doc.unique)
-        keys = [target, scheduled, lock, pending]
-        args = [payload, doc.id, task.unique_ttl, _due(due), "1" if task.debounce else "0", p]
-        return Placement("job_replace", [*keys, levels_key(queue)], args)
-    return many(task, due, [(doc, payload)])
+    if task.debounce:
+        due = (time.time() if due is None else due) + task.debounce
+    unique = str(doc.unique)
+    lock, pending = job_keys(queue).unique(unique), pending_key(queue, unique)
+    keys = [target, scheduled, lock, pending, levels_key(queue)]
+    args = [payload, doc.id, task.unique_ttl, _due(due), "1" if task.debounce else "0", p]
+    return Placement("job_replace", keys, args)
+
+
+@functools.lru_cache(maxsize=1024)
+def _fixed_keys(queue: str, priority: int) -> tuple[str, str, str, str]:
+    """job_enqueue's first four keys (cached: each enqueue of a queue needs the same)."""
+    lists = (priority_key(queue, priority), scheduled_key(queue, priority), levels_key(queue))
+    return (*lists, job_keys(queue).events)
+
+
+def _single(task: Any, due: float | None, doc: JobDocument, payload: bytes) -> Placement:
+    """One `job_enqueue` call: `doc` and its `enqueued` event, together."""
+    keys = [*_fixed_keys(task.queue, task.priority), job_keys(task.queue).status(doc.id)]
+    if doc.unique is not None:
+        keys.append(job_keys(task.queue).unique(doc.unique))
+    event = enqueued_event(task.queue, doc.id, task.name, due).args()
+    args = [payload, task.priority, _due(due), task.unique_ttl, EVENTS_MAXLEN, *event]
+    return Placement("job_enqueue", keys, args)
 
 
 def many(task: Any, due: float | None, docs: Sequence[tuple[JobDocument, bytes]]) -> Placement:
