@@ -5,6 +5,7 @@ from __future__ import annotations
 import redis
 
 from redline.jobs import job_keys
+from redline.jobs.priority import levels_key, priority_key
 from redline.scripting.scripts import run_sync
 
 Q = "s:jobs"
@@ -79,3 +80,51 @@ def test_cancel_marks_unfinished_jobs_only_and_trims(sredis: redis.Redis) -> Non
     sredis.zadd(keys.cancelled, {"old": 1})
     cancel(sredis, "y", most=10, keep_ms=60_000)
     assert sredis.zscore(keys.cancelled, "old") is None
+
+
+def enqueue_one(
+    client: redis.Redis, job: str, *, due: str = "", priority: int = 0, lock: str | None = None
+) -> bytes:
+    """job_enqueue.lua with document ``doc-<job>``: its list (or scheduled set), its event."""
+    keys = job_keys(Q)
+    called = [priority_key(Q, priority), keys.scheduled, levels_key(Q), keys.events]
+    called.append(keys.status(job))
+    called += [keys.unique(lock)] if lock else []
+    state = "waiting" if not due else "scheduled"
+    event = [job, "enqueued", state, 0, "t", "", "", 60]
+    reply: bytes = run_sync(
+        client, "job_enqueue", called, [f"doc-{job}", priority, due, 30, 100, *event]
+    )
+    return reply
+
+
+def test_enqueue_pushes_and_records_its_event_in_one_call(sredis: redis.Redis) -> None:
+    keys = job_keys(Q)
+    assert enqueue_one(sredis, "a") == b""
+    assert sredis.lrange(Q, 0, -1) == [b"doc-a"]
+    [(entry_id, fields)] = sredis.xrange(keys.events)
+    assert fields == {b"job": b"a", b"event": b"enqueued", b"attempt": b"0", b"task": b"t"}
+    status = sredis.hgetall(keys.status("a"))
+    assert status[b"state"] == b"waiting" and status[b"last_event"] == b"enqueued"
+    # the status's times are the event's stream id (no TIME call of their own)
+    assert status[b"enqueued_at"] == status[b"updated_at"] == entry_id.split(b"-")[0]
+    assert 0 < sredis.ttl(keys.status("a")) <= 60
+
+
+def test_enqueue_schedules_with_a_due_time_and_notes_a_priority(sredis: redis.Redis) -> None:
+    keys = job_keys(Q)
+    assert enqueue_one(sredis, "s", due="1767225600.5") == b""
+    assert sredis.zscore(keys.scheduled, "doc-s") == 1767225600.5 and not sredis.exists(Q)
+    assert sredis.hget(keys.status("s"), "state") == b"scheduled"
+    assert enqueue_one(sredis, "p", priority=3) == b""
+    assert sredis.lrange(priority_key(Q, 3), 0, -1) == [b"doc-p"]
+    assert sredis.smembers(levels_key(Q)) == {b"3"}
+
+
+def test_a_unique_enqueue_whose_key_is_held_changes_nothing(sredis: redis.Redis) -> None:
+    keys = job_keys(Q)
+    assert enqueue_one(sredis, "u1", lock="k") == b""
+    assert sredis.get(keys.unique("k")) == b"u1" and 0 < sredis.ttl(keys.unique("k")) <= 30
+    assert enqueue_one(sredis, "u2", lock="k") == b"u1"  # held: the holder's id
+    assert sredis.lrange(Q, 0, -1) == [b"doc-u1"]
+    assert sredis.xlen(keys.events) == 1 and not sredis.exists(keys.status("u2"))

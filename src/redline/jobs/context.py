@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from redline.errors import JobError
 
@@ -43,17 +42,19 @@ class JobContext:
     attempt: int
     _report: Callable[[float, str], None]
     _loop: asyncio.AbstractEventLoop
-    _cancelled: threading.Event = field(default_factory=threading.Event)
+    # A plain flag, read from a sync task's thread: nothing waits on it (an Event per run
+    # cost a lock and a condition).
+    _cancelled: bool = False
     run: asyncio.Task[object] | None = None  # the run, when the task is async
 
     @property
     def cancelled(self) -> bool:
         """True once `job.cancel()` reached this worker (about a second at most)."""
-        return self._cancelled.is_set()
+        return self._cancelled
 
     def cancel(self) -> None:
         """Mark the job cancelled, and cancel its run when it is async (worker side)."""
-        self._cancelled.set()
+        self._cancelled = True
         if self.run is not None:
             self.run.cancel()
 

@@ -89,9 +89,12 @@ class Task(Generic[P, R]):
     expires: float | None = None
     replace: bool = False
     debounce: float | None = None
+    _async: bool = dataclasses.field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_options(self)
+        # Asked for every run: inspect's check costs a microsecond or two each time.
+        object.__setattr__(self, "_async", inspect.iscoroutinefunction(self.func))
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         if self.func is None:
@@ -100,7 +103,7 @@ class Task(Generic[P, R]):
 
     @property
     def is_async(self) -> bool:
-        return self.func is not None and inspect.iscoroutinefunction(self.func)
+        return self._async
 
     def options(self, **changes: Any) -> Task[P, R]:
         """A copy with other options: ``send_mail.options(queue="bulk", unique="user:7")``.

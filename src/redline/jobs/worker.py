@@ -24,15 +24,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import dataclasses
 import logging
 import time
 import traceback
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from redline.connection import AsyncClient
 from redline.errors import TRANSIENT, JobError, JobSerializationError, UnknownTaskError
@@ -60,10 +60,10 @@ PROMOTE_EVERY = 0.5  # seconds between moves of due scheduled jobs onto their qu
 WAKE_POLL = 0.2  # seconds a pop blocks while jobs wait for a concurrency slot
 
 
-@dataclass(frozen=True)
-class JobOutcome:
+class JobOutcome(msgspec.Struct, frozen=True):
     """How one delivery ended: `ok`; else `dead` (no retry left) or retried; or `returned`
-    (shutdown: given back untouched). `value` is the JSON of the result when it is kept."""
+    (shutdown: given back untouched). `value` is the JSON of the result when it is kept. A
+    msgspec struct: one is made, and copied with its duration, per job."""
 
     delivery: Delivery
     doc: JobDocument | None = None
@@ -112,6 +112,10 @@ def _record_of(o: JobOutcome, state: JobState) -> JobRecord | None:
         o.doc.enqueued_at,
         time.time(),
     )
+
+
+# The counter of `JobKeys.stats` each end of a run adds to (any other: "retried").
+_COUNTED = {JobState.COMPLETE: "complete", JobState.DEAD: "failed", JobState.CANCELLED: "cancelled"}
 
 
 class _TooMany(JobError):
@@ -321,7 +325,7 @@ class Worker:
     async def _run_one(self, delivery: Delivery) -> JobOutcome:
         started = time.perf_counter()
         outcome = await self._outcome(delivery)
-        return dataclasses.replace(outcome, millis=1000 * (time.perf_counter() - started))
+        return msgspec.structs.replace(outcome, millis=1000 * (time.perf_counter() - started))
 
     async def _outcome(self, delivery: Delivery) -> JobOutcome:
         doc: JobDocument | None = None
@@ -448,11 +452,7 @@ class Worker:
             if o.returned:
                 continue
             state = o.state
-            field = {
-                JobState.COMPLETE: "complete",
-                JobState.DEAD: "failed",
-                JobState.CANCELLED: "cancelled",
-            }.get(state, "retried")
+            field = _COUNTED.get(state, "retried")
             home = self.levels.queue_of(o.delivery.key)
             self._counts[(home, field)] += 1
             record = _record_of(o, state)

@@ -74,8 +74,7 @@ class SidekiqSettings:
             )
 
 
-@dataclass(frozen=True)
-class SidekiqOutcome(JobOutcome):
+class SidekiqOutcome(JobOutcome, frozen=True):
     """An `JobOutcome` with the job as parsed and the exception its run raised."""
 
     job: SidekiqJob | None = None
