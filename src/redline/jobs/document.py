@@ -26,6 +26,7 @@ Any client can enqueue a job: ``redis-cli LPUSH jobs '{"v":1,"id":"x1","task":"a
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -238,7 +239,12 @@ class JobKeys:
 
     def status(self, job_id: str) -> str:
         """Hash of a live job's state, attempt, progress and times (`redline.jobs.events`)."""
-        return derived(self.queue, "job-status", job_id)
+        return self._status + job_id
+
+    @functools.cached_property
+    def _status(self) -> str:
+        # Every event and every enqueue names a status hash: its prefix is built once.
+        return derived(self.queue, "job-status", "")
 
     @property
     def events(self) -> str:
@@ -286,6 +292,7 @@ class JobKeys:
         return derived(self.queue, "job-recent")
 
 
+@functools.lru_cache(maxsize=4096)
 def job_keys(queue: str) -> JobKeys:
-    """The job keys of `queue`."""
+    """The job keys of `queue` (cached: immutable, and asked for per job)."""
     return JobKeys(queue)
