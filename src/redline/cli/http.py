@@ -17,6 +17,7 @@ from redline.cli.common import (
     EXIT_CONFIG,
     config_options,
     fail,
+    fast_loop,
     load_or_exit,
     run_until_signal,
     server_for,
@@ -60,17 +61,8 @@ def load_handlers(module: str) -> HandlerSet:
     return registry
 
 
-def _fast_loop() -> None:
-    """uvloop when installed (it is with uvicorn's extras): the same loop uvicorn picks."""
-    try:
-        import uvloop
-    except ImportError:
-        return
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-
-
 def _run_worker(service: HttpService, config: ServiceConfig) -> None:
-    _fast_loop()
+    fast_loop()
     with server_for(config.redis) as url:
         config = config.model_copy(update={"redis": url})
         run_until_signal(lambda stopping: run_service(service, config, service.hooks(), stopping))
@@ -157,7 +149,7 @@ def himporter(
             lifespan="on",
             proxy_headers=False,
         )
-        _fast_loop()
+        fast_loop()
         click.echo(f"himporter listening on http://{settings.host}:{settings.port}/", err=True)
         asyncio.run(uvicorn.Server(config).serve(sockets=[sock]))
 

@@ -10,7 +10,14 @@ from typing import Any
 
 import click
 
-from redline.cli.common import config_options, fail, load_or_exit, run_until_signal, server_for
+from redline.cli.common import (
+    config_options,
+    fail,
+    fast_loop,
+    load_or_exit,
+    run_until_signal,
+    server_for,
+)
 from redline.cli.sidekiq import sidekiq_worker
 from redline.cli.supervise import Supervisor, child_argv
 from redline.cli.worker_config import SidekiqWorkerConfig, WorkerConfig
@@ -147,6 +154,7 @@ def run_worker(tasks: Tasks, config: WorkerConfig) -> None:
     """Run `tasks` until SIGTERM/SIGINT (an entrypoint's: it installs the signal handlers);
     also `manage.py redline_worker`'s."""
     hooks = worker_hooks(tasks, config)
+    fast_loop()
 
     async def main(stopping: asyncio.Event) -> None:
         await run_service(hooks[-1], config, hooks, stopping)
