@@ -235,6 +235,9 @@ def _latencies(url: str, best: dict[str, Result], console: Console) -> dict[str,
     rows: dict[str, tuple[float, float] | str] = {}
     for name in SYSTEMS:
         label = best[name].name
+        if best[name].note:
+            rows[label] = best[name].note
+            continue
         if best[name].drain < 1.2 * LATENCY_RATE:
             rows[label] = f"not measured: drains under {1.2 * LATENCY_RATE:,.0f} jobs/s"
             continue
