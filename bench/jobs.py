@@ -50,6 +50,7 @@ from bench.peers import _timing
 from redline.connection import connect, connect_sync
 from redline.connection.embedded import EmbeddedServer
 from redline.jobs import enqueue, enqueue_sync
+from redline.queue import SyncReliableQueue
 
 HERE = Path(__file__).resolve().parent
 JOBS = int(os.environ.get("REDLINE_BENCH_JOBS", "20000"))
@@ -95,18 +96,12 @@ async def _redline_enqueue_async(url: str, n: int) -> float:
 
 
 def _redline_left(client: redis.Redis) -> Callable[[], int]:
-    """Jobs not yet done: waiting, claimed, in flight or delayed (one round trip a look)."""
-    from redline.queue.core import keys_of
-
-    keys = keys_of(QUEUE)
+    """Jobs not yet done: waiting, in flight or delayed (`info`, whatever the queue's keys)."""
+    queue = SyncReliableQueue(client)
 
     def left() -> int:
-        pipe = client.pipeline(transaction=False)
-        pipe.llen(keys.waiting)
-        pipe.llen(keys.claimed)
-        pipe.zcard(keys.inflight)
-        pipe.zcard(keys.delayed)
-        return sum(int(n) for n in pipe.execute())
+        info = queue.info(QUEUE)
+        return info.waiting + info.inflight + info.delayed
 
     return left
 

@@ -16,10 +16,12 @@ from importlib import resources
 from typing import Any
 
 from redis.commands.core import AsyncScript, Script
+from redis.exceptions import NoScriptError
 
 from redline.connection import AsyncClient, SyncClient
+from redline.connection.batched import batched
 
-__all__ = ["lua_source", "run", "run_sync", "sha"]
+__all__ = ["lua_source", "run", "run_batched", "run_sync", "sha"]
 
 Arg = str | bytes | int | float
 
@@ -54,6 +56,20 @@ def sha(name: str) -> str:
 async def run(client: AsyncClient, name: str, keys: Sequence[str], args: Sequence[Arg] = ()) -> Any:
     """Run script `name` with `keys` (all in one cluster slot) and `args`."""
     return await _async_script(name)(keys=list(keys), args=list(args), client=client)
+
+
+async def run_batched(
+    client: AsyncClient, name: str, keys: Sequence[str], args: Sequence[Arg] = ()
+) -> Any:
+    """`run` through the client's auto-pipelined channel (`redline.connection.batched`): for
+    producers, whose calls are one script each, often from many coroutines at once."""
+    script = _async_script(name)
+    command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+    try:
+        return await batched(client).call(command)
+    except NoScriptError:  # a server that has not seen it yet (or restarted): load, once
+        await client.script_load(script.script)
+    return await batched(client).call(command)
 
 
 def run_sync(client: SyncClient, name: str, keys: Sequence[str], args: Sequence[Arg] = ()) -> Any:
