@@ -86,10 +86,10 @@ def _redline_enqueue(url: str, n: int) -> float:
 async def _redline_enqueue_async(url: str, n: int) -> float:
     from bench._jobs_tasks import noop
 
-    client = connect(url)
+    client, task = connect(url), noop.options(queue="bench:async")
     started = time.perf_counter()
     for _ in range(n):
-        await enqueue(client, noop.options(queue="bench:async"))
+        await enqueue(client, task)
     elapsed = time.perf_counter() - started
     await client.aclose()
     return n / elapsed
