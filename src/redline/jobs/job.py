@@ -36,7 +36,7 @@ from redline.jobs.placement import placement, with_expiry
 from redline.jobs.task import Task
 from redline.queue import ReliableQueue
 from redline.runtime.tracing import tracer
-from redline.scripting.scripts import run, run_sync
+from redline.scripting.scripts import run_batched, run_held
 
 __all__ = [
     "Job",
@@ -232,7 +232,8 @@ async def _put(
     # event can precede it, and a unique enqueue that is a no-op records nothing); a replace
     # records its event after it, as a job it replaced may be running.
     placed = placement(task, due, doc, doc.encode())
-    if not placed.enqueued(await run(client, placed.script, placed.keys, placed.args)):
+    reply = await run_batched(client, placed.script, placed.keys, placed.args)
+    if not placed.enqueued(reply):
         return None
     if placed.script == "job_replace":
         await record_enqueued(client, task.queue, doc.id, task.name, due)
@@ -288,7 +289,7 @@ def enqueue_sync(
 def _put_sync(client: SyncClient, task: Task[..., Any], doc: JobDocument) -> str | None:
     """Blocking twin of `_put`."""
     placed = placement(task, None, doc, doc.encode())
-    if not placed.enqueued(run_sync(client, placed.script, placed.keys, placed.args)):
+    if not placed.enqueued(run_held(client, placed.script, placed.keys, placed.args)):
         return None
     if placed.script == "job_replace":
         record_enqueued_sync(client, task.queue, doc.id, task.name, None)

@@ -19,9 +19,9 @@ from redis.commands.core import AsyncScript, Script
 from redis.exceptions import NoScriptError
 
 from redline.connection import AsyncClient, SyncClient
-from redline.connection.batched import batched
+from redline.connection.channels import batched, held
 
-__all__ = ["lua_source", "run", "run_batched", "run_sync", "sha"]
+__all__ = ["lua_source", "run", "run_batched", "run_held", "run_sync", "sha"]
 
 Arg = str | bytes | int | float
 
@@ -70,6 +70,18 @@ async def run_batched(
     except NoScriptError:  # a server that has not seen it yet (or restarted): load, once
         await client.script_load(script.script)
     return await batched(client).call(command)
+
+
+def run_held(client: SyncClient, name: str, keys: Sequence[str], args: Sequence[Arg] = ()) -> Any:
+    """Blocking twin of `run_batched`: over the client's connection kept for this thread
+    (`redline.connection.channels.held`)."""
+    script = _sync_script(name)
+    command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+    try:
+        return held(client).call(command)
+    except NoScriptError:
+        client.script_load(script.script)
+    return held(client).call(command)
 
 
 def run_sync(client: SyncClient, name: str, keys: Sequence[str], args: Sequence[Arg] = ()) -> Any:

@@ -1,0 +1,182 @@
+"""Fast paths for producers' one-command calls: `batched` (asyncio) and `held` (blocking).
+
+    reply = await batched(client).call(("EVALSHA", sha, 1, "key", "arg"))
+    reply = held(sync_client).call(("EVALSHA", sha, 1, "key", "arg"))
+
+redis-py checks a connection out of its pool for every call (a lock or a queue, a check for
+unread data, observability counters) and, on asyncio, reads the reply through a
+StreamReader: for a one-script `enqueue` that was about as much client CPU as everything else
+it does. Here:
+
+- `Batched` (asyncio) writes over one `HeldConnection`, replies read by hiredis; a call made
+  while a round trip is in flight goes with the next one (auto-pipelining), so a hundred
+  concurrent producers make a few round trips, not a hundred.
+- `Held` (blocking) keeps one connection of the pool per thread (and per process: a forked
+  child takes its own) and writes and reads it directly.
+
+A command's own error (`ResponseError`) is raised to its caller only. A lost connection is
+closed and the call tried once more on a fresh one, as redis-py's own retry does (a command
+written just before the connection broke may have run: at least once, as everywhere). Cluster
+and Sentinel clients take redis-py's path (their connections follow the topology). The channel
+is kept on the client object (a cache keyed by client would keep every client alive).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from typing import Any, cast
+
+import redis
+import redis.asyncio.sentinel
+import redis.sentinel
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from redline.connection.client import (
+    AsyncClient,
+    Command,
+    HeldConnection,
+    SyncClient,
+    is_cluster_client,
+)
+
+__all__ = ["Batched", "Held", "batched", "held"]
+
+_SENTINEL_POOLS = (
+    redis.asyncio.sentinel.SentinelConnectionPool,
+    redis.sentinel.SentinelConnectionPool,
+)
+
+
+def _direct(client: object) -> bool:
+    """Whether `client`'s calls may go over a kept connection (not a cluster's or Sentinel's)."""
+    pool = getattr(client, "connection_pool", None)
+    return (
+        pool is not None and not is_cluster_client(client) and not isinstance(pool, _SENTINEL_POOLS)
+    )
+
+
+class Batched:
+    """See the module docstring. One per client and event loop (`batched`)."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self.client = client
+        self.direct = _direct(client)
+        self._held = HeldConnection(client)
+        self._queued: list[tuple[Command, asyncio.Future[Any]]] = []
+        self._busy = False  # a round trip is in flight, or a task is about to make one
+        self._sender: asyncio.Task[None] | None = None  # kept: the loop holds tasks weakly
+
+    async def call(self, command: Command) -> Any:
+        """The reply of `command`; raises the error it got."""
+        if not self.direct:
+            return await self.client.execute_command(*command)
+        if self._busy:  # a round trip is in flight: go with the next one
+            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self._queued.append((command, future))
+            return await future
+        self._busy = True  # nothing in flight: this caller makes the round trip itself
+        try:
+            [reply] = await self._round_trip([command])
+        finally:
+            self._hand_over()
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    def _hand_over(self) -> None:
+        """After a round trip: the calls queued meanwhile go in a task of their own (a caller
+        cancelled mid-round-trip must not take the others' replies with it)."""
+        if self._queued:
+            self._sender = asyncio.create_task(self._send())
+        else:
+            self._busy = False
+
+    async def _send(self) -> None:
+        batch, self._queued = self._queued, []
+        try:
+            replies = await self._round_trip([command for command, _ in batch])
+        except Exception as exc:
+            _fail(batch, exc)
+        except BaseException:  # the loop is closing: nobody is left to answer
+            _fail(batch, RedisConnectionError("the event loop stopped mid-call"))
+            raise
+        else:
+            for (_, future), reply in zip(batch, replies, strict=True):
+                if not future.done():
+                    _settle(future, reply)
+        finally:
+            self._hand_over()
+
+    async def _round_trip(self, commands: list[Command]) -> list[Any]:
+        try:
+            return await self._held.run(commands)
+        except RedisConnectionError:  # closed, and the next run takes a fresh connection
+            return await self._held.run(commands)
+
+
+def _settle(future: asyncio.Future[Any], reply: Any) -> None:
+    if isinstance(reply, Exception):
+        future.set_exception(reply)
+    else:
+        future.set_result(reply)
+
+
+def _fail(batch: list[tuple[Command, asyncio.Future[Any]]], error: Exception) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(error)
+
+
+class Held:
+    """See the module docstring. One per client (`held`); a connection per thread."""
+
+    def __init__(self, client: SyncClient) -> None:
+        self.client = client
+        self.direct = _direct(client)
+        self._local = threading.local()
+
+    def call(self, command: Command) -> Any:
+        """The reply of `command`; raises the error it got."""
+        if not self.direct:
+            return self.client.execute_command(*command)  # type: ignore[no-untyped-call]
+        try:
+            return self._call(command)
+        except RedisConnectionError:  # closed: the second try takes a fresh connection
+            return self._call(command)
+
+    def _call(self, command: Command) -> Any:
+        pool = cast(redis.Redis, self.client).connection_pool
+        pid, connection = getattr(self._local, "kept", (None, None))
+        if connection is None or pid != os.getpid():  # a new thread, or a forked child
+            connection = pool.get_connection()
+            self._local.kept = (os.getpid(), connection)
+        try:
+            connection.send_packed_command(connection.pack_command(*command))
+            return connection.read_response()
+        except redis.exceptions.ResponseError:
+            raise  # the command's own error: the connection is fine
+        except BaseException:
+            self._local.kept = (None, None)
+            connection.disconnect()
+            pool.release(connection)
+            raise
+
+
+def batched(client: AsyncClient) -> Batched:
+    """The `Batched` channel of `client` on the running loop (made on first use)."""
+    loop = asyncio.get_running_loop()
+    kept: tuple[asyncio.AbstractEventLoop, Batched] | None = vars(client).get("_redline_batched")
+    if kept is None or kept[0] is not loop:  # a client used on another loop: a new channel
+        kept = (loop, Batched(client))
+        vars(client)["_redline_batched"] = kept
+    return kept[1]
+
+
+def held(client: SyncClient) -> Held:
+    """The `Held` channel of `client` (made on first use)."""
+    found: Held | None = vars(client).get("_redline_held")
+    if found is None:
+        found = vars(client)["_redline_held"] = Held(client)
+    return found

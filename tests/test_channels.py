@@ -1,0 +1,101 @@
+"""The producers' fast paths (`redline.connection.channels`) against a real server: replies
+in order, round trips shared by concurrent callers, errors kept to their caller, a killed
+connection replaced, a connection per thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+import redis
+import redis.exceptions
+
+from redline.connection import connect, connect_sync
+from redline.connection.channels import batched, held
+from tests.servers import Cluster
+
+
+async def test_concurrent_calls_share_round_trips_and_get_their_own_replies(
+    redis_url: str,
+) -> None:
+    client, watcher = connect(redis_url), redis.Redis.from_url(redis_url)
+    try:
+        channel = batched(client)
+        await channel.call(("CLIENT", "SETNAME", "held"))
+        replies = await asyncio.gather(*(channel.call(("INCR", f"n{i % 7}")) for i in range(700)))
+        assert sorted(replies) == sorted(n for _ in range(7) for n in range(1, 101))
+        assert [int(watcher.get(f"n{k}") or 0) for k in range(7)] == [100] * 7
+        # 700 calls at once, one connection (redis-py's path would have opened dozens)
+        others = [c for c in watcher.client_list() if c["id"] != str(watcher.client_id())]
+        assert [c["name"] for c in others] == ["held"]
+        assert batched(client) is channel
+    finally:
+        await client.aclose()
+        watcher.close()
+
+
+async def test_an_error_reply_goes_to_its_caller_only(redis_url: str) -> None:
+    client = connect(redis_url)
+    try:
+        channel = batched(client)
+        await channel.call(("SET", "s", "text"))
+        calls = [channel.call(("INCR", "s")), channel.call(("GET", "s")), channel.call(("PING",))]
+        done = await asyncio.gather(*calls, return_exceptions=True)
+        assert isinstance(done[0], redis.exceptions.ResponseError)
+        assert done[1:] == [b"text", b"PONG"]
+        assert await channel.call(("GET", "s")) == b"text"  # the connection is still good
+    finally:
+        await client.aclose()
+
+
+async def test_a_killed_connection_is_replaced_on_the_next_call(redis_url: str) -> None:
+    client, killer = connect(redis_url), redis.Redis.from_url(redis_url)
+    try:
+        channel = batched(client)
+        await channel.call(("CLIENT", "SETNAME", "held"))
+        assert killer.client_kill_filter(_type="normal", skipme=True) >= 1
+        assert await channel.call(("SET", "after", "1")) == b"OK"
+        assert killer.get("after") == b"1"
+    finally:
+        await client.aclose()
+        killer.close()
+
+
+def test_blocking_calls_keep_a_connection_per_thread(redis_url: str) -> None:
+    client, killer = connect_sync(redis_url), redis.Redis.from_url(redis_url)
+    try:
+        channel = held(client)
+        names: list[int] = []
+
+        def work(n: int) -> None:
+            for _ in range(50):
+                channel.call(("INCR", "counted"))
+            names.append(channel.call(("CLIENT", "ID")))
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert killer.get("counted") == b"200"
+        assert len(set(names)) == 4  # four threads, four connections
+        with pytest.raises(redis.exceptions.ResponseError):
+            channel.call(("INCR", "not a number", "extra"))
+        assert channel.call(("PING",)) == b"PONG"
+        killer.client_kill_filter(_type="normal", skipme=True)
+        assert channel.call(("INCR", "counted")) == 201  # a fresh connection, tried again
+    finally:
+        client.close()
+        killer.close()
+
+
+async def test_a_cluster_client_takes_redis_pys_path(cluster: Cluster, prefix: str) -> None:
+    client = connect(cluster.url)
+    try:
+        channel = batched(client)
+        assert not channel.direct
+        assert await channel.call(("SET", f"{prefix}:k", "v")) is True
+        assert await client.get(f"{prefix}:k") == b"v"
+    finally:
+        await client.aclose()
