@@ -26,7 +26,7 @@ import msgspec
 
 from redline.connection import AsyncClient, SyncClient
 from redline.jobs.document import JobDocument, JobState, job_keys
-from redline.scripting.scripts import run, run_sync
+from redline.scripting.scripts import run_batched, run_sync
 
 __all__ = [
     "EVENTS",
@@ -95,7 +95,7 @@ async def write(client: AsyncClient, events: list[Pending]) -> None:
     for queue, group in _by_queue(events).items():
         for i in range(0, len(group), FLUSH_BATCH):
             keys, args = _call(queue, group[i : i + FLUSH_BATCH])
-            await run(client, "job_events", keys, args)
+            await run_batched(client, "job_events", keys, args)
 
 
 def _by_queue(events: list[Pending]) -> dict[str, list[Pending]]:
