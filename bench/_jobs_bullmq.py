@@ -92,7 +92,8 @@ def run(name: str, url: str, n: int) -> Result:
         return Result(name, note=why)
     client = redis.Redis.from_url(url)
     before = _timing.command_count(client)
-    done = subprocess.run(_node("enqueue", str(n)), env=_env(url), capture_output=True, text=True)
+    command = _node("enqueue", str(n))
+    done = subprocess.run(command, env=_env(url), capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         return Result(name, note=f"enqueue failed: {done.stderr.strip()[-200:]}")
     enqueued = float(done.stdout.strip().splitlines()[-1])
@@ -118,7 +119,7 @@ def latency(name: str, url: str, n: int, rate: float) -> tuple[float, float] | s
 
     def produce(count: int) -> None:
         command = _node("latency", str(count), repr(rate))
-        subprocess.run(command, env=_env(url), check=True, capture_output=True)
+        subprocess.run(command, env=_env(url), check=True, capture_output=True, timeout=600)
 
     try:
         return _timing.latency_run(client, workers, produce, n)

@@ -26,6 +26,7 @@ async function enqueue(n) {
   for (let i = 0; i < n; i++) await queue.add("noop", {}, options);
   console.log(now() - started);
   await queue.close();
+  process.exit(0); // the connection given to the Queue is ours to end: end it with the process
 }
 
 async function latency(n, rate) {
@@ -38,6 +39,7 @@ async function latency(n, rate) {
     await queue.add("latency", { sent: now() }, options);
   }
   await queue.close();
+  process.exit(0);
 }
 
 function work(concurrency) {
