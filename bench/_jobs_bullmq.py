@@ -91,6 +91,7 @@ def run(name: str, url: str, n: int) -> Result:
     if why is not None:
         return Result(name, note=why)
     client = redis.Redis.from_url(url)
+    left = _timing.Polled(lambda: _left(client), client)
     before = _timing.command_count(client)
     command = _node("enqueue", str(n))
     done = subprocess.run(command, env=_env(url), capture_output=True, text=True, timeout=600)
@@ -100,12 +101,12 @@ def run(name: str, url: str, n: int) -> Result:
     enqueue_cmds = _timing.command_count(client) - before
     workers = _workers(url, name)
     try:
-        drain = _timing.drain_rate(lambda: _left(client), n)
+        drain = _timing.drain_rate(left, n)
     except TimeoutError as exc:
         return Result(name, note=f"drain {exc}")
     finally:
         _timing.stop(workers)
-    drain_cmds = _timing.command_count(client) - before - enqueue_cmds
+    drain_cmds = _timing.command_count(client) - before - enqueue_cmds - left.commands
     client.close()
     return Result(_label(name), n, n / enqueued, drain, enqueue_cmds / n, drain_cmds / n)
 

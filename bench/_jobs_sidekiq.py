@@ -89,15 +89,16 @@ def run(name: str, url: str, n: int) -> Result:
     if not available():
         return Result(name, note=MISSING)
     client = redis.Redis.from_url(url)
+    left = _timing.Polled(lambda: _left(client), client)
     before = _timing.command_count(client)
     enqueued = _enqueue(name, url, n)
     enqueue_cmds = _timing.command_count(client) - before
     worker = _worker(name, url)
     try:
-        drain = _timing.drain_rate(lambda: _left(client), n)
+        drain = _timing.drain_rate(left, n)
     finally:
         _timing.stop([worker])
-    drain_cmds = _timing.command_count(client) - before - enqueue_cmds
+    drain_cmds = _timing.command_count(client) - before - enqueue_cmds - left.commands
     client.close()
     label = f"sidekiq {version()} (-c {name.removeprefix('sidekiq-c')})"
     label = "redline --sidekiq (-c 64)" if name == "redline-sidekiq" else label
@@ -114,7 +115,9 @@ def latency(name: str, url: str, n: int, rate: float) -> tuple[float, float] | s
 
     def produce(count: int) -> None:
         command = ["ruby", str(RUBY), "latency", str(count), repr(rate)]
-        subprocess.run(command, env={**os.environ, "REDIS_URL": url}, check=True)
+        subprocess.run(
+            command, env={**os.environ, "REDIS_URL": url}, check=True, capture_output=True
+        )
 
     try:
         return _timing.latency_run(client, [worker], produce, n)

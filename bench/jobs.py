@@ -19,7 +19,8 @@ on a shared machine does not decide a ratio.
 
 A system that cannot run here is listed with the reason. A drain is timed once a fifth of its
 jobs are done until none is left (bench/peers/_timing.py); "cmds/job" are the INFO
-commandstats deltas (commands run inside scripts included) of the enqueue and of the drain,
+commandstats deltas (commands run inside scripts included) of the enqueue and of the drain
+(less the commands of the benchmark's own looks at the queue),
 per job. The latency table offers `LATENCY_RATE` jobs/s to each system that drains faster
 than that, and gives p50 and p99 of enqueue → start. Every worker logs at warning level.
 `REDLINE_BENCH_SYSTEMS` (comma-separated) runs only those systems; `REDLINE_BENCH_JOBS` sets
@@ -124,15 +125,16 @@ def _redline_worker(url: str, processes: int | None) -> subprocess.Popen[bytes]:
 def run_redline(name: str, url: str, n: int) -> Result:
     processes = 2 if name == "redline-p2" else None
     client = redis.Redis.from_url(url)
+    left = _timing.Polled(_redline_left(client), client)
     before = _timing.command_count(client)
     enqueued = _redline_enqueue(url, n)
     enqueue_cmds = _timing.command_count(client) - before
     worker = _redline_worker(url, processes)
     try:
-        drain = _timing.drain_rate(_redline_left(client), n)
+        drain = _timing.drain_rate(left, n)
     finally:
         _timing.stop([worker])
-    drain_cmds = _timing.command_count(client) - before - enqueue_cmds
+    drain_cmds = _timing.command_count(client) - before - enqueue_cmds - left.commands
     client.close()
     label = f"redline (-c {CONCURRENCY}{', --processes 2' if processes else ''})"
     return Result(label, n, n / enqueued, drain, enqueue_cmds / n, drain_cmds / n)

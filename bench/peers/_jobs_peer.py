@@ -235,6 +235,7 @@ def start_worker(log: Any) -> subprocess.Popen[str]:
 def drain(n: int) -> dict[str, Any]:
     enqueue, _, left = PEERS[PEER]
     r = redis_client()
+    polled = _timing.Polled(lambda: left(r), r)
     before = _timing.command_count(r)
     started = time.perf_counter()
     enqueue(n)
@@ -243,8 +244,9 @@ def drain(n: int) -> dict[str, Any]:
     with tempfile.TemporaryFile("w+") as log:
         worker = start_worker(log)
         try:
-            found["drain"] = _timing.drain_rate(lambda: left(r), n)
-            found["drain_cmds"] = _timing.command_count(r) - before - found["enqueue_cmds"]
+            found["drain"] = _timing.drain_rate(polled, n)
+            spent = _timing.command_count(r) - before - found["enqueue_cmds"]
+            found["drain_cmds"] = spent - polled.commands
         except TimeoutError as exc:
             found = {"error": str(exc)}
         finally:

@@ -37,6 +37,26 @@ def wait(predicate: Callable[[], bool], progress: Callable[[], int], stall: floa
         time.sleep(POLL)
 
 
+class Polled:
+    """`left` counting its calls, and what one call costs the server in commands (measured
+    once): the drain's command count less the benchmark's own looks is the system's."""
+
+    def __init__(self, left: Callable[[], int], client: Any) -> None:
+        self.left, self.calls = left, 0
+        before = command_count(client)
+        for _ in range(5):
+            left()
+        self.cost = (command_count(client) - before - 1) / 5  # less the INFO that measures
+
+    def __call__(self) -> int:
+        self.calls += 1
+        return self.left()
+
+    @property
+    def commands(self) -> float:
+        return self.calls * self.cost
+
+
 def drain_rate(left: Callable[[], int], n: int, stall: float = 30) -> float:
     """Jobs/s of a drain of `n` jobs, `left()` counting those not yet done (see the module
     docstring: timed once a fifth are done, until none is left)."""
