@@ -27,7 +27,9 @@ async def test_concurrent_calls_share_round_trips_and_get_their_own_replies(
         assert sorted(replies) == sorted(n for _ in range(7) for n in range(1, 101))
         assert [int(watcher.get(f"n{k}") or 0) for k in range(7)] == [100] * 7
         # 700 calls at once, one connection (redis-py's path would have opened dozens)
-        others = [c for c in watcher.client_list() if c["id"] != str(watcher.client_id())]
+        here = str(watcher.connection_pool.connection_kwargs.get("db", 0))  # the test's own db
+        me = str(watcher.client_id())
+        others = [c for c in watcher.client_list() if c["db"] == here and c["id"] != me]
         assert [c["name"] for c in others] == ["held"]
         assert batched(client) is channel
     finally:
