@@ -28,12 +28,13 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from redline.connection import AsyncClient, connect
-from redline.dashboard import actions, charts, control, data, jobview, services
+from redline.dashboard import actions, busy, charts, control, data, jobview, services
 from redline.dashboard.actions import AUDIT
 from redline.dashboard.live import Live, live_stream, sampler
 from redline.dashboard.security import SecurityMiddleware, csrf_token
 from redline.dashboard.settings import DashboardConfig
 from redline.jobs.document import JobState
+from redline.jobs.usage import limit_use
 
 __all__ = ["create_app"]
 
@@ -124,6 +125,8 @@ async def queue_page(request: Request) -> Response:
         watch=f"queue:{name}",
         now=time.time(),
         paused=await control.paused(client, name),
+        holders=await busy.holders(client) if kind == "inflight" else {},
+        limits=await limit_use(client, name),
     )
 
 
@@ -145,7 +148,9 @@ async def jobs_page(request: Request) -> Response:
         states = [s.value for s in JobState]
         raise HTTPException(400, f"unknown state: use one of {states}") from None
     task, within = request.query_params.get("task", ""), _int_param(request, "within")
-    rows = await data.jobs_in_state(_client(request), name, state) if name else []
+    client = _client(request)
+    rows = await data.jobs_in_state(client, name, state) if name else []
+    running = state is JobState.RUNNING
     return render(
         request,
         "jobs.html",
@@ -157,6 +162,7 @@ async def jobs_page(request: Request) -> Response:
         task=task,
         within=within,
         watch=f"queue:{name}",
+        holders=await busy.holders(client) if running else {},
     )
 
 
@@ -176,6 +182,13 @@ async def services_page(request: Request) -> Response:
     return render(
         request, "services.html", views=views, rollouts=rollouts, now=time.time(), watch="services"
     )
+
+
+async def busy_page(request: Request) -> Response:
+    """Every jobs worker and what it runs now (from their instance records)."""
+    found = await busy.workers(_client(request))
+    jobs = busy.busy_jobs(found)
+    return render(request, "busy.html", workers=found, jobs=jobs, now=time.time(), watch="busy")
 
 
 async def metrics_page(request: Request) -> Response:
@@ -232,6 +245,7 @@ def create_app(config: DashboardConfig, client: AsyncClient | None = None) -> St
         Route("/queues/{name:path}", queue_page),
         Route("/jobs", jobs_page),
         Route("/services", services_page),
+        Route("/busy", busy_page),
         Route("/metrics", metrics_page),
         Mount("/static", static, name="static"),
     ]

@@ -36,12 +36,13 @@ from typing import Any
 
 from redline.connection import AsyncClient
 from redline.errors import TRANSIENT, JobError, JobSerializationError, UnknownTaskError
+from redline.jobs.busy import Busy
 from redline.jobs.control import CONTROL_EVERY
 from redline.jobs.cron import CronSchedule, CronScheduler
 from redline.jobs.document import JobDocument, JobState, encode_value, job_keys
 from redline.jobs.job import JobRecord, describe_args, enqueue
 from redline.jobs.limits import Gate
-from redline.jobs.priority import Levels, priority_key, scheduled_key
+from redline.jobs.priority import FORGET_EVERY, Levels, priority_key, scheduled_key
 from redline.jobs.records import keep_result, note_recent, record_failure
 from redline.jobs.runs import Runs
 from redline.jobs.task import Task, Tasks
@@ -160,6 +161,8 @@ class Worker:
         self.levels = Levels(self.queues, _declared(tasks))  # priorities: the keys to pop
         self._gate: Gate | None = None
         self.runs = Runs(self.queues, track, self._ready.set)  # pause, cancel, events
+        self.busy = Busy(concurrency, self.levels.queue_of)  # what runs, in the instance record
+        self._forgot_at = time.monotonic()  # last look for priorities no longer used
 
     @property
     def queue(self) -> ReliableQueue:
@@ -172,8 +175,13 @@ class Worker:
     def _bind(self, client: AsyncClient) -> ReliableQueue:
         deliveries = max([t.max_deliveries for t in self.tasks.values()] + [1]) + 1
         self._queue = ReliableQueue(client, lease=self.lease, max_deliveries=deliveries)
-        self._gate = Gate(self._queue, self.tasks, self.levels)
+        self._gate = Gate(self._queue, self.tasks, self.levels, self._expired)
         return self._queue
+
+    def _expired(self, delivery: Delivery, doc: JobDocument) -> None:
+        """A job the gate dropped unrun: its `expired` event goes with the next flush."""
+        self.runs.settled(delivery, doc, JobState.EXPIRED, "")
+        self._ready.set()
 
     @property
     def gate(self) -> Gate:
@@ -202,7 +210,7 @@ class Worker:
         )
 
     async def tick(self, ctx: Context) -> None:
-        return None
+        await self.busy.publish(ctx, self.runs.jobs)
 
     async def stop(self, ctx: Context) -> None:
         """Let in-flight jobs finish for `grace` seconds, then return the rest to the queue."""
@@ -498,6 +506,9 @@ class Worker:
                 for name in self.queues:
                     await self._note_drops(name)
                 await self._flush_counts()
+                if time.monotonic() - self._forgot_at >= FORGET_EVERY:  # priorities unused
+                    self._forgot_at = time.monotonic()
+                    await self.levels.forget(self.queue.client)
             except TRANSIENT as exc:
                 log.warning("worker could not move scheduled jobs or count error=%r", str(exc))
             with contextlib.suppress(TimeoutError):

@@ -99,8 +99,8 @@
       var prev = i > 0 ? samples[i - 1] : null;
       s.queues.forEach(function (q) {
         var add = function (what, y) { (lines[q.name + " " + what] = lines[q.name + " " + what] || []).push([s.t, y]); };
-        add("waiting", q.waiting);
-        add("in flight", q.inflight);
+        add("waiting", q.all_waiting);
+        add("in flight", q.all_inflight);
         var before = prev && prev.queues.filter(function (p) { return p.name === q.name; })[0];
         if (before) { add("done/s", Math.max(0, (q.complete - before.complete) / Math.max(1e-9, s.t - prev.t))); }
       });
