@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import sys
 import tempfile
@@ -23,6 +24,7 @@ from redline.http.hassets import AssetsConfig
 from redline.http.himporter import ImporterSettings
 from redline.http.hrender import RenderConfig
 from redline.http.hrouter import RouterConfig
+from redline.scaling.procs import PROCESSES_ENV
 from redline.scaling.up import (
     Group,
     ServicePlan,
@@ -100,6 +102,7 @@ def up(file: Path, redis_url: str | None, port: int | None, grace: float) -> Non
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    os.environ.setdefault(PROCESSES_ENV, "1")  # a worker replica is one process (scaling.procs)
     with server_for(redis_url or topology.redis) as url, tempfile.TemporaryDirectory() as tmp:
         _seed(topology, url)
         groups = groups_for(topology, url, Path(tmp))
