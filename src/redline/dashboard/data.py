@@ -112,7 +112,8 @@ async def _queue_row(client: AsyncClient, name: str) -> QueueRow:
     queue = ReliableQueue(client)
     info, keys = await queue.info(name), job_keys(name)
     stats = _texts(await client.hgetall(keys.stats))
-    levels = [(p, priority_key(name, p), n) for p, n in (await priority_counts(client, name)).items()]
+    counts = await priority_counts(client, name)
+    levels = [(p, priority_key(name, p), n) for p, n in counts.items()]
     infos = [info, *[await queue.info(key) for p, key, _ in levels if p]]
     return QueueRow(
         name,
