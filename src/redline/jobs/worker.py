@@ -267,6 +267,7 @@ class Worker:
         queue = self._queue or self._bind(client)
         popped = await self.gate.admit(await queue.pop(*self.levels.keys, count=1))
         if not popped:
+            await self.runs.events.flush(client)  # an expired job's event
             return None
         outcome = await self._run_one(popped[0])
         await self._settle([outcome])
