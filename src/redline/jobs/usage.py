@@ -95,10 +95,9 @@ class LimitUse:
 
 
 async def limit_use(client: AsyncClient, queue: str) -> list[LimitUse]:
-    """The limits of `queue` registered within `KEPT` seconds, each with its use now (by the
-    server's clock), the busiest first."""
-    seconds, micros = await client.time()
-    now = seconds * 1000 + micros // 1000
+    """The limits of `queue` registered within `KEPT` seconds, each with its use now (by this
+    host's clock: the scripts go by the server's, so keep clocks in sync), the busiest first."""
+    now = round(time.time() * 1000)
     raw = await client.zrevrangebyscore(limits_key(queue), "+inf", now - KEPT * 1000, 0, READ)
     described = _latest(text(m) for m in raw)
     pipe = client.pipeline(transaction=False)
