@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
+
+import pytest
 
 from redline.connection import AsyncClient
 from redline.jobs import JobState, Task, enqueue, enqueue_in, job_events
 from redline.jobs.priority import Levels, forget_level, levels_key, priority_key, scheduled_key
+from redline.jobs.usage import limit_use, limits_key, member
 from redline.jobs.worker import Worker
 from redline.queue import ReliableQueue
 from tests.jobs import limit_tasks as lt
@@ -73,3 +77,23 @@ async def test_workers_stop_popping_a_forgotten_priority_but_keep_declared_ones(
     await levels.refresh(aredis)
     assert levels.keys == [priority_key("lv", 2), "lv"]
     assert levels.queue_of(priority_key("lv", 5)) == "lv"  # a late delivery still finds home
+
+
+@pytest.mark.cluster
+async def test_forgetting_and_the_limits_registry_on_a_cluster(
+    acluster: AsyncClient, prefix: str
+) -> None:
+    queue = "{" + prefix + "}:jobs"
+    urgent = Task.ref("app.urgent", queue=queue, priority=3)
+    assert await enqueue(acluster, urgent) is not None
+    [delivery] = await ReliableQueue(acluster).pop(priority_key(queue, 3))
+    assert not await forget_level(acluster, queue, 3)  # in flight
+    await ReliableQueue(acluster).ack(delivery)
+    assert await forget_level(acluster, queue, 3)
+    assert await acluster.smembers(levels_key(queue)) == set()  # type: ignore[misc]
+    await acluster.zadd(
+        limits_key(queue), {member("rate", "t", "acme", 5, 1000): time.time() * 1000}
+    )
+    [use] = await limit_use(acluster, queue)
+    assert (use.kind, use.key, use.used, use.limit, use.per) == ("rate", "acme", 0, 5, "per 1s")
+    await acluster.delete(limits_key(queue))
