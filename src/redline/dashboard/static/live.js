@@ -73,7 +73,9 @@
     if (sample.t >= rendered) { setCounts(sample); }  // an older sample would set them back
     draw();
     var now = watched(sample.digest || {});
-    if (seen !== null && now !== seen) { refresh(); }
+    // The first sample is the baseline; one taken after the page was rendered may already
+    // show a change the page missed, so it re-reads the page once then.
+    if (seen === null ? sample.t > rendered : now !== seen) { refresh(); }
     seen = now;
   }
 
