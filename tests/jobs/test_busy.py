@@ -5,6 +5,7 @@ end and go with the instances; a SIGKILLed worker's stale list does not claim th
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import socket
 import subprocess
@@ -16,7 +17,7 @@ from redline.connection import connect
 from redline.dashboard.busy import Worker, holders, workers
 from redline.jobs import JobDocument, enqueue_sync
 from redline.queue import SyncReliableQueue
-from tests.helpers import kill_holding, spawn, stop, wait_for
+from tests.helpers import kill_holding, run, spawn, stop, wait_for
 from tests.jobs import busy_tasks as b
 
 NS = "b:workers"  # the workers' namespace (serviceNamespace)
@@ -91,6 +92,11 @@ def test_each_worker_lists_the_jobs_it_runs_and_nothing_once_they_end(
             assert (w.running, w.concurrency, w.instance.host) == (mine, 4, socket.gethostname())
             assert {j.queue for j in w.jobs} <= {"b:jobs"} and all(j.started > 0 for j in w.jobs)
         assert {key: w.instance.pid for key, w in read_holders(redis_url).items()} == runs
+        shown = run("jobs", "busy", "--json", "--redis", redis_url)
+        assert shown.returncode == 0, shown.stderr
+        printed = [json.loads(line) for line in shown.stdout.splitlines()]
+        assert {(p["id"], p["attempt"]): p["pid"] for p in printed} == runs
+        assert {p["instance"] for p in printed} <= {w.instance.key for w in by_pid.values()}
         client.set(b.RELEASE, 1)
         wait_for(lambda: SyncReliableQueue(client).info("b:jobs").inflight == 0, 60)
         wait_for(lambda: listed(redis_url) == {}, 30)
