@@ -70,7 +70,7 @@ class UpScaler:
         decision = self.autoscaler.decide(now, length, current)
         if decision is None:
             return
-        self.group.resize(decision.replicas, now, self.grace)
+        self.group.resize(decision.replicas, self.grace)
         message = f"autoscale {current} -> {decision.replicas}: {decision.reason}"
         log.info("up ns=%s %s", self.namespace, message)
         try:
