@@ -42,6 +42,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from redline.errors import ConfigError
+from redline.keys import derived
 from redline.scaling.autoscale import AutoscalePolicy
 from redline.scaling.procs import Child, Children, Replicas, Restarts
 
@@ -58,6 +59,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# The kinds whose instances keep their keys beside their input queue (their `assemble` call
+# passes `queue=`), with the input's default where the service has one.
+QUEUE_KEYED = {"mpush": "", "lpush": "", "mbalance": "", "vpush": "", "rquery": "rquery:in"}
+
 RESET_AFTER = 30.0  # seconds a replica must run for its restart backoff to start over
 
 
@@ -73,8 +78,14 @@ class ServicePlan:
 
     @property
     def namespace(self) -> str:
-        """The lifecycle namespace of its instances (as the service itself derives it)."""
-        return str(self.config.get("serviceNamespace") or f"redline:{self.kind}")
+        """The lifecycle namespace of its instances, as the service itself derives it
+        (`runtime.assembly.namespace_of`): ``serviceNamespace``; for a kind that keeps its
+        per-instance keys beside its input queue, ``{<in>}:service``; else ``redline:<kind>``."""
+        if self.config.get("serviceNamespace"):
+            return str(self.config["serviceNamespace"])
+        if self.kind in QUEUE_KEYED:
+            return derived(str(self.config.get("in") or QUEUE_KEYED[self.kind]), "service")
+        return f"redline:{self.kind}"
 
 
 @dataclass(frozen=True)
