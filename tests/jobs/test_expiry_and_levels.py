@@ -26,6 +26,7 @@ async def test_a_job_dropped_for_its_deadline_gets_an_expired_event(
     assert await worker.run_once(aredis) is None  # popped, and dropped unrun
     seen = [e async for e in job_events(aredis, "l:misc") if e.job == late.id]
     assert [e.event for e in seen] == ["enqueued", "expired"]
+    assert seen[-1].attempt == 0  # it never started, as its record says
     status = await late.status()
     assert status is not None and status.state is JobState.EXPIRED
     assert not await aredis.sismember("l:ran-once", 1)  # type: ignore[misc]

@@ -34,6 +34,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from redline.connection import AsyncClient
 from redline.errors import TRANSIENT, JobError, JobSerializationError, UnknownTaskError
 from redline.jobs.busy import Busy
@@ -179,8 +181,10 @@ class Worker:
         return self._queue
 
     def _expired(self, delivery: Delivery, doc: JobDocument) -> None:
-        """A job the gate dropped unrun: its `expired` event goes with the next flush."""
-        self.runs.settled(delivery, doc, JobState.EXPIRED, "")
+        """A job the gate dropped unrun: its `expired` event (attempt 0, as its record says:
+        it never started) goes with the next flush."""
+        unrun = msgspec.structs.replace(delivery, deliveries=delivery.deliveries - 1)
+        self.runs.settled(unrun, doc, JobState.EXPIRED, "")
         self._ready.set()
 
     @property
