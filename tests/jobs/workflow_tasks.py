@@ -1,0 +1,117 @@
+"""Tasks the workflow tests run, in-process and in `redline worker tests.jobs.workflow_tasks`
+processes. Side effects go to the server named by each call's `url` argument."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from typing import Any
+
+import redis
+import redis.asyncio
+
+from redline.connection import SyncClient, connect_sync
+from redline.jobs import Tasks, current_job
+
+tasks = Tasks()
+
+Q = "wf:jobs"  # in-process tests
+CHORD = "wf:chord"  # the worker-process tests
+_clients: dict[str, SyncClient] = {}
+
+
+def _client(url: str) -> SyncClient:
+    """One blocking client per URL and process (standalone or cluster), shared by threads."""
+    if url not in _clients:
+        _clients[url] = connect_sync(url)
+    return _clients[url]
+
+
+@tasks.task(queue=Q)
+async def double(x: int) -> int:
+    return 2 * x
+
+
+@tasks.task(queue=Q)
+async def add(x: int, y: int) -> int:
+    return x + y
+
+
+@tasks.task(queue=Q)
+def total(xs: list[int]) -> int:
+    return sum(xs)
+
+
+@tasks.task(queue=Q)
+async def pair(left: Any, right: Any = None) -> list[Any]:
+    return [left, right]
+
+
+@tasks.task(queue=Q)
+async def record(value: Any, url: str, key: str) -> Any:
+    """Append `value` to the list `key` (counts runs: not deduplicated) and return it."""
+    client = redis.asyncio.Redis.from_url(url)
+    await client.rpush(key, json.dumps(value))
+    await client.aclose()
+    return value
+
+
+@tasks.task(queue=Q, retries=1, backoff=0)
+async def boom(*_: Any) -> None:
+    raise ValueError("boom")
+
+
+@tasks.task(queue=Q)
+async def big(size: int) -> str:
+    return "x" * size
+
+
+@tasks.task(queue=Q)
+async def hold(url: str, key: str) -> str:
+    """Mark `key` started, then wait (cancellable) until the key `key:go` is set."""
+    client = redis.asyncio.Redis.from_url(url)
+    await client.set(f"{key}:started", 1)
+    while not await client.exists(f"{key}:go"):  # noqa: ASYNC110 - a state in Redis
+        await asyncio.sleep(0.02)
+    await client.aclose()
+    return key
+
+
+@tasks.task(queue=CHORD, max_deliveries=50)
+def square(url: str, n: int) -> int:
+    """n*n; the run is marked in ``w:busy`` (by pid) until it returns, so a worker killed
+    while its mark is up had run a member it never acknowledged."""
+    client, pid = _client(url), str(os.getpid())
+    client.incr("w:runs")
+    client.hincrby("w:busy", pid, 1)
+    time.sleep(0.05)
+    client.hincrby("w:busy", pid, -1)
+    return n * n
+
+
+@tasks.task(queue=CHORD, max_deliveries=50)
+def summarize(results: list[int], url: str) -> int:
+    """Counts its runs twice: every run, and runs that are a first delivery (a second job of
+    the callback, pushed twice, would be delivered first a second time)."""
+    client = _client(url)
+    client.incr("w:callback:runs")
+    if current_job().attempt == 1:
+        client.incr("w:callback:first")
+    client.set("w:callback:got", json.dumps(results))
+    return len(results)
+
+
+@tasks.task(queue=CHORD, max_deliveries=50)
+def step(trail: list[int], url: str, n: int) -> list[int]:
+    """A link of a chain: appends `n` to the trail it received; counts first deliveries of
+    each link (a link pushed twice would be delivered first twice)."""
+    client, pid = _client(url), str(os.getpid())
+    client.incr("w:runs")
+    client.hincrby("w:busy", pid, 1)
+    if current_job().attempt == 1:
+        client.hincrby("w:first", str(n), 1)
+    time.sleep(0.1)
+    client.hincrby("w:busy", pid, -1)
+    return [*trail, n]
