@@ -23,7 +23,8 @@ every name of the family, and no other module does.
 - rquery's error list (``{in}:errors``): `redline.rquery.service`
 - jobs (``{q}:job:<id>``, ``{q}:job-stats`` …): `redline.jobs.document`; the served queues
   (``redline:jobs:queues``): `redline.jobs.worker`; cron (``redline:cron:…``):
-  `redline.jobs.cron`
+  `redline.jobs.cron`; workflows (``{wf:<id>}:…``, ``{q}:job-wf:<id>``,
+  ``redline:workflows``): `redline.jobs.workflow.state`
 - HTTP reply lists (``<replies>:<instance>``): `redline.http.himporter`
 """
 

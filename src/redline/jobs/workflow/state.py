@@ -15,6 +15,8 @@ states of a workflow and of its members, and how a graph is written down when en
   seconds), ``<member>:t`` the fencing token of the run that counted
 - ``{<queue>}:job-wf:<id>`` (set, in the queue's slot): the workflow's job ids pushed onto
   that queue (dispatch markers)
+- ``redline:workflows`` (sorted set): workflow id -> when it was enqueued, the newest
+  `RECENT_MAX` (what the dashboard lists)
 
 Every ``{wf:<id>}`` key expires `result_ttl` seconds after the workflow ends; the markers
 expire `MARK_TTL` seconds after the last push onto their queue.
@@ -34,6 +36,7 @@ from redline.keys import derived
 
 __all__ = [
     "MARK_TTL",
+    "RECENT_KEY",
     "MemberState",
     "WorkflowKeys",
     "WorkflowState",
@@ -44,6 +47,8 @@ __all__ = [
 ]
 
 MARK_TTL = 86_400  # seconds a dispatch marker is kept after the last push of its workflow
+RECENT_KEY = "redline:workflows"  # the newest workflows by when they were enqueued
+RECENT_MAX = 1000
 
 
 class WorkflowState(StrEnum):
@@ -132,6 +137,12 @@ def _all_members(graph: Graph) -> list[Member]:
         return list(graph.members)
     given = Input.NONE if graph.on_error.immutable else Input.ONE
     return [*graph.members, Member(ON_ERROR, graph.on_error, (), given)]
+
+
+def note_recent(pipe: Any, workflow_id: str) -> None:
+    """Queue in `pipe` the commands that list the workflow among the newest."""
+    pipe.zadd(RECENT_KEY, {workflow_id: time.time()})
+    pipe.zremrangebyrank(RECENT_KEY, 0, -RECENT_MAX - 1)
 
 
 def create_args(graph: Graph, workflow_id: str) -> list[Any]:
