@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from redline.connection import AsyncClient, SyncClient
-from redline.errors import JobSerializationError
+from redline.errors import TRANSIENT, JobSerializationError
 from redline.jobs.control import cancel_job, cancel_job_sync
 from redline.jobs.document import JobDocument, encode_value
 from redline.jobs.priority import levels_key, priority_key
@@ -116,6 +116,15 @@ async def settle_members(client: AsyncClient, outcomes: Sequence[Outcome]) -> No
 
 
 async def _advance(client: AsyncClient, workflow_id: str, reports: list[Any]) -> None:
+    try:
+        await _step(client, workflow_id, reports)
+    except TRANSIENT:
+        raise  # the members are not acked: redelivered, their outcomes settled again
+    except Exception:  # a workflow's fault must not stop the worker settling other jobs
+        log.exception("workflow could not move on id=%s (its members are acked)", workflow_id)
+
+
+async def _step(client: AsyncClient, workflow_id: str, reports: list[Any]) -> None:
     keys = WorkflowKeys(workflow_id)
     reply = await run(client, "workflow_settle", keys.all, [repr(time.time()), *reports])
     ready = _ready(reply[1:])
