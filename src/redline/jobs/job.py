@@ -32,7 +32,7 @@ from redline.jobs.control import cancel_job
 from redline.jobs.document import JobDocument, JobState, decode_value, encode_value, job_keys
 from redline.jobs.events import JobStatus, job_status, record_enqueued, record_enqueued_sync
 from redline.jobs.placement import placement, special, with_expiry
-from redline.jobs.task import Task
+from redline.jobs.task import Signature, Task
 from redline.queue import ReliableQueue, SyncReliableQueue
 from redline.runtime.tracing import tracer
 from redline.scripting.scripts import run, run_sync
@@ -282,7 +282,8 @@ async def enqueue(client: AsyncClient, task: Any, /, *args: Any, **kwargs: Any) 
     """Enqueue a run of `task` with these arguments now. None: a unique job is still pending.
 
     A workflow (``chain``, ``group``, ``chord``, ``workflow``) is enqueued whole, and its
-    handle returned (`redline.jobs.workflow`)."""
+    handle returned (`redline.jobs.workflow`); a signature (``task.s(1)``) as its task with
+    its arguments."""
     if not isinstance(task, Task):
         return await _enqueue_other(client, task, args, kwargs)
     return await _enqueue(client, task, None, args, kwargs)
@@ -299,6 +300,8 @@ def _other(task: Any, args: Any, kwargs: Any) -> None:
 
 
 async def _enqueue_other(client: AsyncClient, task: Any, args: Any, kwargs: Any) -> Any:
+    if isinstance(task, Signature) and not (args or kwargs):  # one job, as task(*args)
+        return await _enqueue(client, task.task, None, task.args, task.kwargs)
     _other(task, args, kwargs)
     return await task.enqueue_with(client)
 
@@ -343,6 +346,8 @@ def enqueue_sync(client: SyncClient, task: Any, /, *args: Any, **kwargs: Any) ->
     document, the same scripts, on a blocking client. Returns the job id (None: a unique job
     with the key is still pending); `Job` handles need the asyncio client. A workflow returns
     its `SyncWorkflowHandle`."""
+    if isinstance(task, Signature) and not (args or kwargs):
+        return enqueue_sync(client, task.task, *task.args, **task.kwargs)
     if not isinstance(task, Task):
         _other(task, args, kwargs)
         return task.enqueue_with_sync(client)
