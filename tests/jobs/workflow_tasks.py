@@ -52,9 +52,8 @@ async def pair(left: Any, right: Any = None) -> list[Any]:
 @tasks.task(queue=Q)
 async def record(value: Any, url: str, key: str) -> Any:
     """Append `value` to the list `key` (counts runs: not deduplicated) and return it."""
-    client = redis.asyncio.Redis.from_url(url)
-    await client.rpush(key, json.dumps(value))
-    await client.aclose()
+    async with redis.asyncio.Redis.from_url(url) as client:
+        await client.rpush(key, json.dumps(value))
     return value
 
 
@@ -71,11 +70,10 @@ async def big(size: int) -> str:
 @tasks.task(queue=Q)
 async def hold(url: str, key: str) -> str:
     """Mark `key` started, then wait (cancellable) until the key `key:go` is set."""
-    client = redis.asyncio.Redis.from_url(url)
-    await client.set(f"{key}:started", 1)
-    while not await client.exists(f"{key}:go"):  # noqa: ASYNC110 - a state in Redis
-        await asyncio.sleep(0.02)
-    await client.aclose()
+    async with redis.asyncio.Redis.from_url(url) as client:  # closed when cancelled too
+        await client.set(f"{key}:started", 1)
+        while not await client.exists(f"{key}:go"):  # noqa: ASYNC110 - a state in Redis
+            await asyncio.sleep(0.02)
     return key
 
 
