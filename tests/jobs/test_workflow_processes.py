@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ import pytest
 
 from redline.connection import SyncClient, connect_sync
 from redline.jobs import MemberState, chain, chord, enqueue_sync, group
+from redline.jobs.workflow import WorkflowKeys
 from redline.queue import SyncReliableQueue
 from tests.helpers import kill_holding, spawn, stop, wait_for
 from tests.jobs import workflow_tasks as w
@@ -31,20 +33,22 @@ def url(request: pytest.FixtureRequest) -> Iterator[str]:
         return
     made = request.getfixturevalue("cluster").url
     client = connect_sync(made)
-    for key in client.keys("w:*") + client.keys("*wf:chord*"):  # shared by the session
+    for key in client.keys("w:*") + client.keys("*wf:chord*") + client.keys("*wf:cb*"):  # shared
         client.delete(key)
     client.close()
     yield made
 
 
-def start_worker(url: str, log: Path) -> subprocess.Popen[str]:
+def start_worker(
+    url: str, log: Path, kill_at: str = "", queue: str = w.CHORD
+) -> subprocess.Popen[str]:
     return spawn(
         "worker",
         "tests.jobs.workflow_tasks",
         "--redis",
         url,
         "-q",
-        w.CHORD,
+        queue,
         "-c",
         "4",
         "--set",
@@ -54,12 +58,22 @@ def start_worker(url: str, log: Path) -> subprocess.Popen[str]:
         "--set",
         "grace=1",
         log=log,
+        env={"REDLINE_TEST_WF_KILL_AT": kill_at},
     )
 
 
 def settled(client: SyncClient) -> bool:
-    info = SyncReliableQueue(client).info(w.CHORD)
-    return (info.waiting, info.inflight, info.delayed, info.dead) == (0, 0, 0, 0)
+    for queue in (w.CHORD, w.CALLBACK):
+        info = SyncReliableQueue(client).info(queue)
+        if (info.waiting, info.inflight, info.delayed, info.dead) != (0, 0, 0, 0):
+            return False
+    return True
+
+
+def the_chord(url: str, members: int) -> Any:
+    """A chord of `square` members whose callback runs on `CALLBACK`."""
+    callback = w.summarize.s(url).options(queue=w.CALLBACK)
+    return chord(group(w.square.s(url, n) for n in range(members)), callback)
 
 
 def kill_busy(
@@ -85,20 +99,20 @@ def kill_busy(
 
 def test_a_chord_of_2000_through_10_kills_calls_back_once(url: str, tmp_path: Path) -> None:
     client = connect_sync(url)
-    header = group(w.square.s(url, n) for n in range(MEMBERS))
-    h = enqueue_sync(client, chord(header, w.summarize.s(url)))
+    h = enqueue_sync(client, the_chord(url, MEMBERS))
     log = tmp_path / "workers.log"
     workers = [start_worker(url, log) for _ in range(3)]
+    calls_back = start_worker(url, log, queue=w.CALLBACK)
     try:
         interrupted = kill_busy(client, workers, 10, url, log)
         assert h.result(timeout=180) == MEMBERS
         wait_for(lambda: settled(client), timeout=60)
     finally:
-        for proc in workers:
+        for proc in [*workers, calls_back]:
             stop(proc)
     assert all(interrupted), interrupted  # every kill hit members that ran and were not acked
     assert json.loads(client.get("w:callback:got")) == [n * n for n in range(MEMBERS)]
-    assert client.get("w:callback:first") == b"1"  # one callback job, whatever its runs
+    assert client.get("w:callback:runs") == b"1"  # one callback job, run once
     assert int(client.get("w:runs")) >= MEMBERS + sum(interrupted)  # the killed runs re-ran
     status = h.status()
     assert {m.state for m in status.members} == {MemberState.DONE}
@@ -122,4 +136,35 @@ def test_a_chain_of_50_through_kills_keeps_its_order(url: str, tmp_path: Path) -
     assert all(interrupted), interrupted
     firsts = {int(k): int(v) for k, v in client.hgetall("w:first").items()}
     assert firsts == dict.fromkeys(range(50), 1)  # each link was pushed exactly once
+    client.close()
+
+
+@pytest.mark.parametrize("kill_at", ["ack", "confirm"])
+def test_a_worker_killed_between_a_completion_and_its_ack(
+    url: str, tmp_path: Path, kill_at: str
+) -> None:
+    """The window itself, hit every time: the worker dies right after settling members (at
+    its ack), or right after pushing the callback (before confirming it). The members run
+    again; their repeated completions are ignored; the callback is pushed once."""
+    client = connect_sync(url)
+    h = enqueue_sync(client, the_chord(url, 3))
+    log = tmp_path / "workers.log"
+    dying = start_worker(url, log, kill_at)
+    assert dying.wait(60) == -signal.SIGKILL, log.read_text()
+    keys = WorkflowKeys(h.id)
+    assert int(client.hget(keys.meta, "done") or 0) >= 1  # completions recorded, none acked
+    if kill_at == "confirm":  # the callback is on the queue, its push not yet confirmed
+        assert client.hget(keys.state, "callback") == b"waiting"
+        assert client.sismember(f"{{{w.CALLBACK}}}:job-wf:{h.id}", f"{h.id}.callback")
+        assert client.llen(w.CALLBACK) == 1
+    survivors = [start_worker(url, log), start_worker(url, log, queue=w.CALLBACK)]
+    try:
+        assert h.result(timeout=60) == 3
+        wait_for(lambda: settled(client), timeout=60)
+    finally:
+        for proc in survivors:
+            stop(proc)
+    assert client.get("w:callback:runs") == b"1"
+    assert json.loads(client.get("w:callback:got")) == [0, 1, 4]
+    assert h.status().counts["repeats"] >= 1  # the killed worker's members ran again
     client.close()

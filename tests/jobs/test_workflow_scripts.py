@@ -84,6 +84,7 @@ async def test_a_kill_between_the_push_and_its_confirmation_pushes_once(
     status = await h.status()
     assert [m.state for m in status.members] == [MemberState.DONE] * 2 + [MemberState.DISPATCHED]
     assert await aredis.hget(keys.times, "1:t") == b"1"  # the first run's token counted
+    assert status.counts["repeats"] == 1
 
 
 async def test_the_last_two_members_finishing_at_once_push_one_callback(redis_url: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import time
 from typing import Any
 
@@ -17,8 +18,39 @@ from redline.jobs import Tasks, current_job
 
 tasks = Tasks()
 
+# Crash injection for the worker-process tests: SIGKILL this worker at its first ack ("ack":
+# after it settled members, before their jobs are acked) or at its first confirmation of a
+# push ("confirm": a callback pushed, not yet marked dispatched, nothing acked).
+_KILL_AT = os.environ.get("REDLINE_TEST_WF_KILL_AT", "")
+
+
+def _die(*_: object, **__: object) -> Any:
+    os.kill(os.getpid(), signal.SIGKILL)
+    raise AssertionError("unreachable")
+
+
+if _KILL_AT == "ack":
+    from redline.queue import ReliableQueue
+
+    async def _ack(*_: object, **__: object) -> list[str]:
+        return _die()  # type: ignore[no-any-return]
+
+    ReliableQueue.ack = _ack  # type: ignore[method-assign]
+if _KILL_AT == "confirm":
+    from redline.jobs.workflow import progress
+
+    _run = progress.run
+
+    async def _confirm_kills(client: Any, name: str, keys: Any, args: Any = ()) -> Any:
+        if name == "workflow_confirm":
+            _die()
+        return await _run(client, name, keys, args)
+
+    progress.run = _confirm_kills
+
 Q = "wf:jobs"  # in-process tests
 CHORD = "wf:chord"  # the worker-process tests
+CALLBACK = "wf:cb"  # their callbacks, run by a worker that is never killed
 _clients: dict[str, SyncClient] = {}
 
 
@@ -92,7 +124,8 @@ def square(url: str, n: int) -> int:
 @tasks.task(queue=CHORD, max_deliveries=50)
 def summarize(results: list[int], url: str) -> int:
     """Counts its runs twice: every run, and runs that are a first delivery (a second job of
-    the callback, pushed twice, would be delivered first a second time)."""
+    the callback, pushed twice, would be delivered first a second time). The tests run it on
+    `CALLBACK`, served by a worker they never kill: so it runs exactly once if pushed once."""
     client = _client(url)
     client.incr("w:callback:runs")
     if current_job().attempt == 1:
@@ -107,9 +140,9 @@ def step(trail: list[int], url: str, n: int) -> list[int]:
     each link (a link pushed twice would be delivered first twice)."""
     client, pid = _client(url), str(os.getpid())
     client.incr("w:runs")
-    client.hincrby("w:busy", pid, 1)
-    if current_job().attempt == 1:
+    if current_job().attempt == 1:  # before the mark: a kill lands only while it is up
         client.hincrby("w:first", str(n), 1)
+    client.hincrby("w:busy", pid, 1)
     time.sleep(0.1)
     client.hincrby("w:busy", pid, -1)
     return [*trail, n]

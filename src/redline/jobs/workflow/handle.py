@@ -98,7 +98,8 @@ def _status(workflow_id: str, replies: Sequence[Any]) -> WorkflowStatus | None:
         return None
     found = [_text(r) for r in replies[2:]]
     names = [_str(n) for n in replies[1]]
-    counts = {k: int(meta.get(k, 0)) for k in ("total", "done", "failed", "skipped", "cancelled")}
+    names_of_counts = ("total", "done", "failed", "skipped", "cancelled", "repeats")
+    counts = {k: int(meta.get(k, 0)) for k in names_of_counts}
     return WorkflowStatus(
         workflow_id,
         meta.get("kind", ""),

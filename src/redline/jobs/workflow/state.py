@@ -2,7 +2,8 @@
 states of a workflow and of its members, and how a graph is written down when enqueued.
 
 - ``{wf:<id>}:meta`` (hash): id, kind, state, total; settled, done, failed, skipped, cancelled
-  counts; created, finished, ttl, shape, outputs, error_member
+  counts; repeats (outcomes not counted: a member run again after it was counted); created,
+  finished, ttl, shape, outputs, error_member
 - ``{wf:<id>}:spec`` (hash): member -> its job document template (JSON: task, queue,
   priority, args, kwargs, input)
 - ``{wf:<id>}:links`` (hash): member -> JSON {deps, next, mode, queue}

@@ -7,7 +7,8 @@
 -- the caller pushes them through `workflow_dispatch`, which pushes each job at most once.
 -- A failure marks every member that depends on it, transitively, `skipped`, fails the
 -- workflow, and offers its `on_error` member (once; again on a repeated failure until its
--- dispatch is confirmed). Members that do not depend on it go on.
+-- dispatch is confirmed). Members that do not depend on it go on. Outcomes not counted (a
+-- member finished before, skipped or cancelled) are counted in meta's `repeats`.
 -- KEYS[1] meta   KEYS[2] spec   KEYS[3] links   KEYS[4] state   KEYS[5] pending
 -- KEYS[6] members   KEYS[7] results   KEYS[8] errors   KEYS[9] times
 -- ARGV[1] now (unix seconds); then per outcome: member, fencing token (the delivery count),
@@ -104,9 +105,13 @@ for i = 2, #ARGV, 4 do
     redis.call('HSET', times, m .. ':t', ARGV[i + 1])
     if kind == 'ok' then completed(m, payload) else failed(m, payload) end
   elseif st == 'done' then  -- counted before: offer what that run may have left unconfirmed
+    redis.call('HINCRBY', meta, 'repeats', 1)
     for _, d in ipairs(links_of(m).next) do consider(d) end
   elseif st == 'failed' then
+    redis.call('HINCRBY', meta, 'repeats', 1)
     consider_on_error()
+  elseif st then
+    redis.call('HINCRBY', meta, 'repeats', 1)
   end
 end
 
