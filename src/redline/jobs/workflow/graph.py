@@ -98,11 +98,11 @@ def _check(graph: Graph) -> None:
         )
     if graph.result_ttl <= 0:
         raise WorkflowError(f"result_ttl={graph.result_ttl!r}: must be > 0 seconds")
-    names = [m.name for m in graph.members]
-    if len(set(names)) != len(names):
-        raise WorkflowError(f"{graph.kind}: two members share a name: {sorted(names)}")
+    names = {m.name for m in graph.members}
+    if len(names) != len(graph.members):
+        raise WorkflowError(f"{graph.kind}: two members share a name")
     for m in graph.members:
-        _check_member(graph.kind, m, set(names))
+        _check_member(graph.kind, m, names)
     if graph.on_error is not None:
         _check_signature(graph.kind, ON_ERROR, graph.on_error)
     cycle = find_cycle({m.name: m.deps for m in graph.members})

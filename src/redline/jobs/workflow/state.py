@@ -4,8 +4,8 @@ states of a workflow and of its members, and how a graph is written down when en
 - ``{wf:<id>}:meta`` (hash): id, kind, state, total; settled, done, failed, skipped, cancelled
   counts; repeats (outcomes not counted: a member run again after it was counted); created,
   finished, ttl, shape, outputs, error_member
-- ``{wf:<id>}:spec`` (hash): member -> its job document template (JSON: task, queue,
-  priority, args, kwargs, input)
+- ``{wf:<id>}:spec`` (hash): member (not a first one) -> its job document template (JSON:
+  task, queue, priority, args, kwargs, input)
 - ``{wf:<id>}:links`` (hash): member -> JSON {deps, next, mode, queue}
 - ``{wf:<id>}:state`` (hash): member -> waiting, dispatched, done, failed, skipped, cancelled
 - ``{wf:<id>}:pending`` (hash): member -> how many of its dependencies are not done
@@ -101,9 +101,12 @@ def marker_key(queue: str, workflow_id: str) -> str:
     return derived(queue, "job-wf", workflow_id)
 
 
-def _spec(m: Member) -> str:
+_compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _spec_of(m: Member) -> dict[str, Any]:
     t = m.signature.task
-    spec = {
+    return {
         "task": t.name,
         "queue": t.queue,
         "priority": t.priority,
@@ -111,12 +114,20 @@ def _spec(m: Member) -> str:
         "kwargs": dict(m.signature.kwargs),
         "input": m.input.value,
     }
-    return encode_value(spec, f"workflow member {m.name!r} ({t.name}): its arguments")
+
+
+def _spec(m: Member) -> str:
+    """A member's job template, kept for its dispatch ("" for a first member: the enqueue
+    pushes it, nothing dispatches it later)."""
+    if not m.deps and m.name != ON_ERROR:
+        return ""
+    what = f"workflow member {m.name!r} ({m.signature.task.name}): its arguments"
+    return encode_value(_spec_of(m), what)
 
 
 def _links(m: Member, dependants: list[str]) -> str:
     link = {"deps": list(m.deps), "next": dependants, "mode": m.input.value}
-    return json.dumps({**link, "queue": m.signature.task.queue}, separators=(",", ":"))
+    return _compact({**link, "queue": m.signature.task.queue})
 
 
 def _meta(graph: Graph, workflow_id: str) -> dict[str, Any]:
@@ -160,7 +171,7 @@ def create_args(graph: Graph, workflow_id: str) -> list[Any]:
 
 def roots(graph: Graph) -> list[tuple[str, dict[str, Any], str]]:
     """The members that depend on nothing, as the settle script offers ready members."""
-    return [(m.name, json.loads(_spec(m)), "") for m in graph.members if not m.deps]
+    return [(m.name, _spec_of(m), "") for m in graph.members if not m.deps]
 
 
 def member_document(workflow_id: str, member: str, spec: dict[str, Any], given: str) -> bytes:

@@ -4,7 +4,8 @@
 -- KEYS[3] links (member -> {deps, next, mode, queue}, JSON)   KEYS[4] state (member -> state)
 -- KEYS[5] pending (member -> unfinished dependencies)   KEYS[6] members (list, member order)
 -- ARGV[1] number of meta field/value pairs n, ARGV[2 .. 1+2n] those pairs,
--- then per member: name, spec, links, pending count. Every member starts `waiting`; all but
+-- then per member: name, spec ("" for a first member: nothing dispatches it later), links,
+-- pending count. Every member starts `waiting`; all but
 -- `on_error` (the error callback) are listed in KEYS[6].
 -- Returns 1 when created, 0 when the workflow already existed.
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
@@ -13,7 +14,7 @@ for i = 2, 1 + 2 * n, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 local names = {}
 for i = 2 + 2 * n, #ARGV, 4 do
   local name = ARGV[i]
-  redis.call('HSET', KEYS[2], name, ARGV[i + 1])
+  if ARGV[i + 1] ~= '' then redis.call('HSET', KEYS[2], name, ARGV[i + 1]) end
   redis.call('HSET', KEYS[3], name, ARGV[i + 2])
   redis.call('HSET', KEYS[4], name, 'waiting')
   redis.call('HSET', KEYS[5], name, ARGV[i + 3])
