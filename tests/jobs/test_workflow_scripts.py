@@ -174,7 +174,9 @@ async def test_a_group_of_10000_is_enqueued_in_a_few_calls(aredis: AsyncClient) 
     )
     h = await enqueue(aredis, group(work.s(i) for i in range(10_000)))
     after = await aredis.info("commandstats")
-    assert calls(after) - calls(before) == 12  # create, 10 pushes of 1,000, confirm
+    # create, 10 pushes of 1,000, confirm: 12 (not 10,000); the session's server is shared
+    # with processes of earlier tests that may still be stopping, hence the margin
+    assert calls(after) - calls(before) <= 15
     assert await aredis.llen(Q) == 10_000
     assert (await h.status()).members[9_999].state is MemberState.DISPATCHED
 
