@@ -28,7 +28,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from redline.connection import AsyncClient, connect
-from redline.dashboard import actions, busy, charts, control, data, jobview, services
+from redline.dashboard import actions, busy, charts, control, data, jobview, services, workflows
 from redline.dashboard.actions import AUDIT
 from redline.dashboard.live import Live, live_stream, sampler
 from redline.dashboard.security import SecurityMiddleware, csrf_token
@@ -163,6 +163,7 @@ async def jobs_page(request: Request) -> Response:
         within=within,
         watch=f"queue:{name}",
         holders=await busy.holders(client) if running else {},
+        workflows=await workflows.recent(_client(request)),
     )
 
 
@@ -172,7 +173,14 @@ async def job_page(request: Request) -> Response:
     client = _client(request)
     place = await jobview.find_job(client, name, job_id)
     view = await control.job_view(client, name, job_id)  # status, events
-    return render(request, "job.html", **view, place=place, watch=f"queue:{name}")
+    member = await workflows.member_of(client, job_id)
+    return render(request, "job.html", **view, place=place, member=member, watch=f"queue:{name}")
+
+
+async def workflow_page(request: Request) -> Response:
+    """One workflow: its state, its members (state, timing, jobs) and a drawing of its graph."""
+    view = await workflows.page(_client(request), request.path_params["id"])
+    return render(request, "workflow.html", **view, watch="*")
 
 
 async def services_page(request: Request) -> Response:
@@ -244,6 +252,7 @@ def create_app(config: DashboardConfig, client: AsyncClient | None = None) -> St
         Route("/job/{id}", job_page),
         Route("/queues/{name:path}", queue_page),
         Route("/jobs", jobs_page),
+        Route("/workflow/{id}", workflow_page),
         Route("/services", services_page),
         Route("/busy", busy_page),
         Route("/metrics", metrics_page),

@@ -41,13 +41,14 @@ from redline.errors import TRANSIENT, JobError, JobSerializationError, UnknownTa
 from redline.jobs.busy import Busy
 from redline.jobs.control import CONTROL_EVERY
 from redline.jobs.cron import CronSchedule, CronScheduler
-from redline.jobs.document import JobDocument, JobState, encode_value, job_keys
+from redline.jobs.document import JobDocument, JobState, job_keys
 from redline.jobs.job import JobRecord, describe_args, enqueue
 from redline.jobs.limits import Gate
 from redline.jobs.priority import FORGET_EVERY, Levels, priority_key, scheduled_key
 from redline.jobs.records import keep_result, note_recent, record_failure
 from redline.jobs.runs import Runs
 from redline.jobs.task import Task, Tasks
+from redline.jobs.workflow.progress import kept_result, settle_members
 from redline.queue import Delivery, ReliableQueue
 from redline.runtime import Context
 from redline.runtime.metrics import Metrics
@@ -353,7 +354,7 @@ class Worker:
                 value = await self._traced_call(task, doc, delivery)
             if job.cancelled:  # a sync run that finished after all: its result is discarded
                 return JobOutcome(delivery, doc, task, cancelled=True)
-            kept = encode_value(value, f"job {doc.id} result") if doc.result_ttl else None
+            kept = kept_result(doc, value)  # workflow members' too: their dependants get it
             return JobOutcome(delivery, doc, task, ok=True, value=kept)
         except asyncio.CancelledError:
             cancelled = doc is not None and self.runs.control.is_cancelled(doc.id)
@@ -392,6 +393,9 @@ class Worker:
     # -- settling --------------------------------------------------------------------------
 
     async def _settle(self, outcomes: Sequence[JobOutcome]) -> None:
+        # Workflow members first: what they make ready is pushed before they are acked, so a
+        # kill in between has them rerun, and their dependants pushed once (jobs.workflow).
+        await settle_members(self.queue.client, outcomes)
         # Unique locks go first: a worker killed after this and before the ack leaves the job
         # to be redelivered and run again (at least once), never a lock that outlives its job
         # (which would turn every later enqueue with the key, a cron entry's too, into a no-op
