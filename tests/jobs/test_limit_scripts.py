@@ -17,6 +17,7 @@ async def _admit(client: AsyncClient, d: object, cap: int, rate: int = 0) -> lis
     slots = limit_keys("q", "concurrency", "t", None)
     log = limit_keys("q", "rate", "t", None)
     keys = [k.inflight, k.delayed, k.deliveries, k.since, *slots, *log]
+    keys += [k.payloads, k.batches, k.batched]
     args = [d.id, d.deliveries, LEASE, cap, rate, 60_000, 0]  # type: ignore[attr-defined]
     return list(await run(client, "job_admit", keys, args))
 

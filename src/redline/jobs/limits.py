@@ -114,7 +114,17 @@ class Gate:
         reply = await run(
             self.queue.client,
             "job_admit",
-            [k.inflight, k.delayed, k.deliveries, k.since, *slots, *rate],
+            [
+                k.inflight,
+                k.delayed,
+                k.deliveries,
+                k.since,
+                *slots,
+                *rate,
+                k.payloads,
+                k.batches,
+                k.batched,
+            ],
             [
                 d.id,
                 d.deliveries,
