@@ -39,8 +39,8 @@ async def test_push_lpushes_payloads_and_records_their_ids(aredis: AsyncClient) 
     assert await aredis.lrange("q", 0, -1) == [b"a", b"b", b"a"]  # oldest at the right
     await aredis.lpush("q", b"raw")
     assert await call(aredis, "queue_push", b"c") == [b"4"]
-    ids = await aredis.hgetall(K.ids)  # position -> id; position 4 is the raw LPUSH
-    assert ids == {b"1": b"1", b"2": b"2", b"3": b"3", b"5": b"4"}
+    ids = await aredis.hgetall(K.ids)  # position -> id:count, one field per push; 4 is raw
+    assert ids == {b"1": b"1:3", b"5": b"4"}
     assert await aredis.get(K.seq) == b"4"
 
 
@@ -258,3 +258,14 @@ async def test_a_redelivery_joins_the_batch_of_the_pop_that_makes_it(aredis: Asy
     assert reply[2:] == [0, b"1", b"a", 2, b"2", b"b", 1]
     assert await held(aredis, await batch_of(aredis, "1")) == [["1", "2"], [2, 1], ["a", "b"]]
     assert not await aredis.exists(K.payloads, K.deliveries)
+
+
+async def test_a_pop_taking_part_of_a_push_keeps_the_rest_of_its_ids(aredis: AsyncClient) -> None:
+    await call(aredis, "queue_push", b"a", b"b", b"c", b"d", b"e")
+    await aredis.lpush("q", b"raw")
+    assert (await call(aredis, "queue_pop", 2, 60000, 5))[3::3] == [b"1", b"2"]
+    assert await aredis.hgetall(K.ids) == {b"taken": b"2", b"3": b"3:3"}
+    assert await call(aredis, "queue_waiting", 1, 10) == [b"4", b"d", b"5", b"e", b"", b"raw"]
+    reply = await call(aredis, "queue_pop", 10, 60000, 5)
+    assert reply[3::3] == [b"3", b"4", b"5", b"6"]  # the raw one gets the next id
+    assert not await aredis.exists(K.ids)

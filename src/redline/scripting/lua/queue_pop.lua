@@ -126,17 +126,34 @@ local function deliver(id, payload, n)
   bids[k], bcounts[k], bpayloads[k] = id, n, payload
 end
 
--- The ids push gave the `n` messages at positions taken+1 .. taken+n (false: a raw LPUSH).
+-- The ids push gave the `n` messages at positions taken+1 .. taken+n (false: a raw LPUSH): one
+-- HGET per run that one push numbered (see queue_push) or per raw message, not per message.
 local function known_ids(n, drained)
   if redis.call('EXISTS', KEYS[3]) == 0 then return {} end  -- only raw LPUSHes since it drained
   local taken = tonumber(redis.call('HGET', KEYS[3], 'taken') or '0')
-  local fields = {}
-  for i = 1, n do fields[i] = string.format('%d', taken + i) end
-  local ids = redis.call('HMGET', KEYS[3], unpack(fields))
+  local ids, p, used = {}, 1, {}
+  while p <= n do
+    local field = string.format('%d', taken + p)
+    local run = redis.call('HGET', KEYS[3], field)
+    if run then
+      local first, len = string.match(run, '^(%d+):?(%d*)$')
+      first, len = tonumber(first), tonumber(len) or 1
+      local k = math.min(len, n - p + 1)
+      for j = 0, k - 1 do ids[p + j] = string.format('%d', first + j) end
+      used[#used + 1] = field
+      if k < len and not drained then  -- the rest of the run starts where the next pop takes
+        local rest = string.format('%d:%d', first + k, len - k)
+        redis.call('HSET', KEYS[3], string.format('%d', taken + p + k), rest)
+      end
+      p = p + k
+    else
+      ids[p], p = false, p + 1
+    end
+  end
   if drained then  -- nothing left to number: positions start again from 1
     redis.call('DEL', KEYS[3])
   else
-    redis.call('HDEL', KEYS[3], unpack(fields))
+    if #used > 0 then redis.call('HDEL', KEYS[3], unpack(used)) end
     redis.call('HSET', KEYS[3], 'taken', string.format('%d', taken + n))
   end
   return ids
