@@ -5,13 +5,19 @@
 --                   and 'extra' -> how many messages the batches hold beyond one each, so that
 --                   the number in flight is ZCARD inflight + extra (no HLEN: docs/acl.md's
 --                   users may not run it)
---   batched hash    id -> b, for each of them
+--   batched hash    id -> b, for each of them; and '_' -> a value longer than Redis' and
+--                   Valkey's hash-max-listpack-value (64), so that the hash is a hashtable from
+--                   its first field on: as a listpack (up to 512 fields in Valkey) every field
+--                   HSET, HMGET or HDEL touches is a scan of them all (a quarter of the server's
+--                   time in a steady pop + ack of 100). It goes when the last batch closes.
 -- so a pop, and the ack of its whole batch, write a few fields per batch and one per message.
 -- A message leaves its batch when it is acked, or when it needs state of its own: an extend, a
 -- nack, a recovery or a job's admission first take it out (batch_detach, leases_take), giving it
 -- the per-message layout that every script also understands: payloads, deliveries (its count,
 -- the fencing token) and since fields, and its own member of the inflight zset.
 -- Q is a table of the queue's keys: inflight, since, payloads, deliveries, batches, batched.
+
+local BATCHED_PIN = string.rep('-', 65)
 
 local function batch_is(member)
   return string.byte(member, 1) == 98  -- 'b': message ids are digits
@@ -40,6 +46,7 @@ local function batch_store(Q, b, was, ids, counts, payloads)
     redis.call('HDEL', Q.batches, b)
     redis.call('ZREM', Q.inflight, b)
     redis.call('HDEL', Q.since, b)
+    if redis.call('EXISTS', Q.batches) == 0 then redis.call('DEL', Q.batched) end
   end
 end
 
@@ -51,8 +58,8 @@ local function batch_open(Q, now, deadline, ids, counts, payloads)
     k = k + 1
     b = 'b' .. stamp .. '-' .. k
   end
-  local index = {}
-  for i, id in ipairs(ids) do index[2 * i - 1], index[2 * i] = id, b end
+  local index = {'_', BATCHED_PIN}
+  for i, id in ipairs(ids) do index[2 * i + 1], index[2 * i + 2] = id, b end
   redis.call('HSET', Q.batches, b, cmsgpack.pack({ids, counts, payloads}))
   redis.call('HSET', Q.batched, unpack(index))
   redis.call('ZADD', Q.inflight, deadline, b)
