@@ -37,17 +37,19 @@ local function batch_count(Q, delta)
 end
 
 -- Stores what batch b (which held `was` messages) still holds, or closes it (its lease and
--- since go too) when nothing.
+-- since go too) when nothing. Callers delete the `batched` fields of what left first: at
+-- maxmemory a script without the allow-oom flag (EVALSHA) may not make a command that can grow
+-- memory (HSET, HINCRBY) its first write, and acks must go on there (they free memory).
 local function batch_store(Q, b, was, ids, counts, payloads)
-  batch_count(Q, math.max(#ids - 1, 0) - (was - 1))
   if #ids > 0 then
     redis.call('HSET', Q.batches, b, cmsgpack.pack({ids, counts, payloads}))
   else
     redis.call('HDEL', Q.batches, b)
     redis.call('ZREM', Q.inflight, b)
     redis.call('HDEL', Q.since, b)
-    if redis.call('EXISTS', Q.batches) == 0 then redis.call('DEL', Q.batched) end
   end
+  batch_count(Q, math.max(#ids - 1, 0) - (was - 1))
+  if #ids == 0 and redis.call('EXISTS', Q.batches) == 0 then redis.call('DEL', Q.batched) end
 end
 
 -- Leases the messages one pop delivers as a new batch, until `deadline`.
@@ -89,8 +91,8 @@ local function batch_take(Q, b, wanted, limit)
       kept[1][n], kept[2][n], kept[3][n] = ids[i], counts[i], payloads[i]
     end
   end
-  batch_store(Q, b, #ids, kept[1], kept[2], kept[3])
   if #taken.ids > 0 then redis.call('HDEL', Q.batched, unpack(taken.ids)) end
+  batch_store(Q, b, #ids, kept[1], kept[2], kept[3])
   return taken
 end
 

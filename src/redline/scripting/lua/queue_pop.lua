@@ -32,18 +32,20 @@ local Q = {
 }
 
 -- Acks of messages a batch holds: the whole batch acked at once closes it without rewriting.
-local function ack_batch(b, picks, ids, tokens, ok, gone_ids)
+local function ack_batch(b, picks, ids, tokens, ok)
   local held, counts, payloads = batch_load(Q, b)
-  local at, gone, n = {}, {}, 0
+  local at, gone, gone_ids = {}, {}, {}
   for i, id in ipairs(held) do at[id] = i end
   for _, i in ipairs(picks) do
     local p = at[ids[i]]
     if p and not gone[p] and tostring(counts[p]) == tokens[i] then
-      gone[p], ok[i], n = true, true, n + 1
+      gone[p], ok[i] = true, true
       gone_ids[#gone_ids + 1] = ids[i]
     end
   end
+  local n = #gone_ids
   if n == 0 then return end
+  redis.call('HDEL', KEYS[14], unpack(gone_ids))  -- first: see batch_store
   local kept = {{}, {}, {}}
   if n < #held then
     for i = 1, #held do
@@ -84,7 +86,7 @@ end
 local function ack(ids, tokens)
   if #ids == 0 then return {} end
   local where = redis.call('HMGET', KEYS[14], unpack(ids))
-  local groups, order, loose, ok, gone_ids = {}, {}, {}, {}, {}
+  local groups, order, loose, ok = {}, {}, {}, {}
   for i, b in ipairs(where) do
     if b then
       if not groups[b] then groups[b], order[#order + 1] = {}, b end
@@ -93,10 +95,7 @@ local function ack(ids, tokens)
       loose[#loose + 1] = i
     end
   end
-  for _, b in ipairs(order) do ack_batch(b, groups[b], ids, tokens, ok, gone_ids) end
-  for i = 1, #gone_ids, 1000 do
-    redis.call('HDEL', KEYS[14], unpack(gone_ids, i, math.min(i + 999, #gone_ids)))
-  end
+  for _, b in ipairs(order) do ack_batch(b, groups[b], ids, tokens, ok) end
   if #loose > 0 then ack_loose(loose, ids, tokens, ok) end
   local acked = {}
   for i, id in ipairs(ids) do
