@@ -94,7 +94,7 @@ def run_redline(url: str, n: int, concurrency: int) -> tuple[str, float, float]:
     enqueued = time.perf_counter() - started
     client.close()
     command = [
-        sys.executable, "-m", "redline", "--log-level", "warning", "worker",
+        sys.executable, "-m", "redline", "--log-level", "warning", "worker", "--processes", "1",
         "bench._jobs_sidekiq_tasks", "--sidekiq", "bench", "--redis", url, "-c", str(concurrency),
     ]  # fmt: skip
     return f"redline --sidekiq (-c {concurrency})", enqueued, _drain(url, command, n, {})

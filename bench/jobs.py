@@ -131,6 +131,8 @@ def run_redline(url: str, n: int) -> Result:
             "--log-level",
             "warning",
             "worker",
+            "--processes",  # one process: the row `--processes 2` is a run of its own
+            "1",
             "bench._jobs_tasks",
             "--redis",
             url,

@@ -27,7 +27,8 @@ every name of the family, and no other module does.
   `redline.jobs.priority`; limits (``{q}:job-concurrency:…``, ``{q}:job-rate:…``):
   `redline.jobs.limits`; replace and debounce (``{q}:job-pending:<key>``):
   `redline.jobs.placement`; the served queues (``redline:jobs:queues``): `redline.jobs.worker`;
-  cron (``redline:cron:…``): `redline.jobs.cron`
+  cron (``redline:cron:…``): `redline.jobs.cron`; workflows (``{wf:<id>}:…``,
+  ``{q}:job-wf:<id>``, ``redline:workflows``): `redline.jobs.workflow.state`
 - Sidekiq's own layout (``queue:<name>``, ``queues``, ``schedule``, ``retry``, ``dead``,
   ``processes``): `redline.jobs.sidekiq.job`; a process's heartbeat and the daily stats
   (``<identity>:workers``, ``stat:…``): `redline.jobs.sidekiq.process`; the in-flight lists

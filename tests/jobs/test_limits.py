@@ -81,11 +81,17 @@ async def test_concurrency_cap_holds_and_waiting_is_not_an_attempt(
     await until(lambda: _count(aredis, "l:done", 30), 60)
     seen = [int(n) for n in await aredis.lrange("l:seen", 0, -1)]
     assert len(seen) == 30 and max(seen) == lt.CAP  # 32 slots, the cap used, never passed
-    for job in jobs:
-        assert job is not None
+    await until(lambda: drained(aredis, "l:cap"))
+    assert all(job is not None for job in jobs)
+    handles = [job for job in jobs if job is not None]
+
+    async def recorded() -> bool:  # a job's record is written just after its ack
+        return all([await job.record() is not None for job in handles])
+
+    await until(recorded)
+    for job in handles:
         record = await job.record()
         assert record is not None and record.attempts == 1  # waits were not attempts
-    await until(lambda: drained(aredis, "l:cap"))
     assert not await aredis.exists("{l:cap}:job-concurrency:" + lt.capped.name)  # all given back
 
 

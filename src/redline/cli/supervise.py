@@ -15,6 +15,7 @@ each time (up to `BACKOFF_CAP`), so a worker that cannot start does not spin.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import sys
@@ -22,10 +23,11 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from redline.scaling.procs import Children, Replicas, Restarts
 
-__all__ = ["Supervisor"]
+__all__ = ["Supervisor", "cores"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,28 @@ class Supervisor:
             )
         if not self.stopping.is_set():
             self.restarts += len(workers.start_due(now))
+
+
+CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "<quota> <period>" or "max <period>"
+
+
+def cores() -> int:
+    """The cores this process may use: its CPU affinity, bounded by the CPU quota of its
+    cgroup (a container limited to 2 CPUs on a 64-core host gets 2, not 64)."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        usable = os.cpu_count() or 1
+    quota = _cpu_quota()
+    return max(1, min(usable, quota) if quota else usable)
+
+
+def _cpu_quota() -> int | None:
+    try:
+        quota, period = CPU_MAX.read_text().split()[:2]
+        return None if quota == "max" else math.ceil(int(quota) / int(period))
+    except (OSError, ValueError):
+        return None
 
 
 def child_argv(args: Sequence[str]) -> list[str]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -45,6 +46,7 @@ class JobContext:
     _loop: asyncio.AbstractEventLoop
     _cancelled: threading.Event = field(default_factory=threading.Event)
     run: asyncio.Task[object] | None = None  # the run, when the task is async
+    started: float = field(default_factory=time.time)  # when this run started (unix time)
 
     @property
     def cancelled(self) -> bool:

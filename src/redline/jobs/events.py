@@ -277,8 +277,8 @@ def finished(
     if state is JobState.COMPLETE:
         ttl = doc.result_ttl or 0
         return [_with(base, "completed", state, ttl, "")]
-    if state is JobState.CANCELLED:
-        return [_with(base, "cancelled", state, FAILURE_TTL, "")]
+    if state in (JobState.CANCELLED, JobState.EXPIRED):  # never ran, or stopped: not failed
+        return [_with(base, state.value, state, FAILURE_TTL, "")]
     failed = _with(base, "failed", None, LIVE_TTL, error)
     if state is JobState.DEAD:
         return [failed, _with(base, "dead", state, FAILURE_TTL, error)]

@@ -25,9 +25,22 @@ from pathlib import Path
 
 from redline.backoff import delay_for
 
-__all__ = ["Child", "Children", "Replicas", "Restarts", "Slot", "sigterm_when_parent_dies"]
+__all__ = [
+    "PROCESSES_ENV",
+    "Child",
+    "Children",
+    "Replicas",
+    "Restarts",
+    "Slot",
+    "sigterm_when_parent_dies",
+]
 
 log = logging.getLogger(__name__)
+
+# `redline worker` runs one process per core unless told; a child started here is one instance
+# its manager counts, restarts and stops by pid, so it gets one process unless its argv says
+# otherwise (or the environment already sets it).
+PROCESSES_ENV = "REDLINE_PROCESSES"
 
 PR_SET_PDEATHSIG = 1
 
@@ -80,7 +93,7 @@ class Children:
         `die_with_parent`, it gets SIGTERM when this process dies (Linux)."""
         process = subprocess.Popen(
             list(argv),
-            env={**os.environ, **(env or {})},
+            env={PROCESSES_ENV: "1", **os.environ, **(env or {})},
             cwd=cwd,
             start_new_session=True,
             preexec_fn=sigterm_when_parent_dies if die_with_parent else None,
