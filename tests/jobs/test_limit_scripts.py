@@ -22,6 +22,7 @@ async def _admit(
     slots = limit_keys("q", "concurrency", "t", None)
     log = limit_keys("q", "rate", "t", None)
     keys = [k.inflight, k.delayed, k.deliveries, k.since, *slots, *log, limits_key("q")]
+    keys += [k.payloads, k.batches, k.batched]
     args = [d.id, d.deliveries, LEASE, cap, rate, 60_000, 0]  # type: ignore[attr-defined]
     return list(await run(client, "job_admit", keys, [*args, *register, 86_400_000]))
 

@@ -63,7 +63,9 @@ async def _queue(client: AsyncClient, name: str) -> tuple[int, int, int]:
     """Waiting, in flight and dead-lettered messages of queue `name`."""
     keys = QueueKeys.of(name)
     waiting = await client.llen(name)
-    return waiting, await _size(client, keys.inflight), await _size(client, keys.dead)
+    # The inflight zset has a member per batch and per lone lease (docs/queue.md, "Keys").
+    extra = int(await client.hget(keys.batches, "extra") or 0)
+    return waiting, await _size(client, keys.inflight) + extra, await _size(client, keys.dead)
 
 
 def _queue_names(specs: dict[str, dict[str, Any]], extra: tuple[str, ...]) -> list[str]:

@@ -116,7 +116,10 @@ class Gate:
         reply = await run(
             self.queue.client,
             "job_admit",
-            [k.inflight, k.delayed, k.deliveries, k.since, *slots, *rate, limits_key(queue)],
+            [
+                *(k.inflight, k.delayed, k.deliveries, k.since, *slots, *rate),
+                *(limits_key(queue), k.payloads, k.batches, k.batched),
+            ],
             [
                 d.id,
                 d.deliveries,
