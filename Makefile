@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo demo-web test test-latest lint bench fuzz lock clean
+.PHONY: demo demo-web test test-quick test-latest lint bench fuzz lock clean
 
 # The development environment is locked: exact versions with their hashes
 # (requirements/dev.txt, made by `make lock` from pyproject.toml's ranges), so that a release
@@ -62,14 +62,24 @@ lint: $(BIN)/.installed
 # Redis 7 (REDLINE_TEST_SERVER=redis-server) when it is installed.
 REDIS7_TESTS := tests/queue tests/cli/test_queue.py tests/test_connection.py tests/test_keys.py
 
+# The suite in two steps: most tests on TEST_WORKERS pytest-xdist workers (they mostly wait on
+# servers and processes, so three share 2 cores well), then the tests marked `slow` (chaos under
+# load: kills timed against leases and wrk runs) one at a time, on an otherwise quiet machine.
+TEST_WORKERS ?= 3
+
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) -m "not slow"
+	$(BIN)/pytest -m slow
 	@if command -v redis-server >/dev/null; then \
 		echo "Redis 7 pass: $$(redis-server --version | cut -d' ' -f1-3)"; \
 		REDLINE_TEST_SERVER=redis-server $(BIN)/pytest -q $(REDIS7_TESTS); \
 	else \
 		echo "skipped: Redis 7 pass (needs redis-server: apt-get install redis-server)"; \
 	fi
+
+# The quick loop while developing: everything but the slow chaos tests, in parallel.
+test-quick: $(BIN)/.installed
+	$(BIN)/pytest -n $(TEST_WORKERS) -m "not slow"
 
 # The atheris targets in fuzz/, FUZZ_SECONDS each (the suite runs them briefly); corpora and
 # any crash-* inputs are kept in build/fuzz/.

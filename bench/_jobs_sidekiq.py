@@ -51,7 +51,7 @@ def _left(client: redis.Redis) -> int:
 def _worker(name: str, url: str) -> subprocess.Popen[bytes]:
     if name == "redline-sidekiq":
         command = [
-            sys.executable, "-m", "redline", "--log-level", "warning", "worker",
+            sys.executable, "-m", "redline", "--log-level", "warning", "worker", "--processes", "1",
             "bench._jobs_sidekiq_tasks", "--sidekiq", "bench", "--redis", url, "-c", "64",
         ]  # fmt: skip
     else:

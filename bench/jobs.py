@@ -107,12 +107,12 @@ def _redline_left(client: redis.Redis) -> Callable[[], int]:
     return left
 
 
-def _redline_worker(url: str, processes: int | None) -> subprocess.Popen[bytes]:
+def _redline_worker(url: str, processes: int) -> subprocess.Popen[bytes]:
     command = [
         sys.executable, "-m", "redline", "--log-level", "warning", "worker", "bench._jobs_tasks",
         "--redis", url, "-c", str(CONCURRENCY), "--set", "cron=false",
+        "--processes", str(processes),  # always given: without it, a worker takes every core
     ]  # fmt: skip
-    command += ["--processes", str(processes)] if processes else []
     return subprocess.Popen(
         command,
         cwd=HERE.parent,
@@ -123,7 +123,7 @@ def _redline_worker(url: str, processes: int | None) -> subprocess.Popen[bytes]:
 
 
 def run_redline(name: str, url: str, n: int) -> Result:
-    processes = 2 if name == "redline-p2" else None
+    processes = 2 if name == "redline-p2" else 1
     client = redis.Redis.from_url(url)
     left = _timing.Polled(_redline_left(client), client)
     before = _timing.command_count(client)
@@ -136,7 +136,7 @@ def run_redline(name: str, url: str, n: int) -> Result:
         _timing.stop([worker])
     drain_cmds = _timing.command_count(client) - before - enqueue_cmds - left.commands
     client.close()
-    label = f"redline (-c {CONCURRENCY}{', --processes 2' if processes else ''})"
+    label = f"redline (-c {CONCURRENCY}{', --processes 2' if processes > 1 else ''})"
     return Result(label, n, n / enqueued, drain, enqueue_cmds / n, drain_cmds / n)
 
 
@@ -144,7 +144,7 @@ def latency_redline(name: str, url: str, n: int) -> tuple[float, float]:
     from bench._jobs_tasks import latency
 
     client = connect_sync(url)
-    worker = _redline_worker(url, 2 if name == "redline-p2" else None)
+    worker = _redline_worker(url, 2 if name == "redline-p2" else 1)
     try:
         produce: Callable[[int], None] = lambda count: _timing.at_rate(  # noqa: E731
             lambda sent: enqueue_sync(client, latency, sent), count, LATENCY_RATE

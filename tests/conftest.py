@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -14,6 +15,11 @@ from redline.connection import AsyncClient, connect
 from tests.servers import Cluster, ServerProcess
 
 _db_numbers = itertools.count(1)
+
+# `redline worker` runs one process per core by default; the tests that start one (and kill
+# its pid, or count its instances) mean one process, so they get one unless they pass
+# --processes. tests/jobs/test_supervisor.py runs the default itself.
+os.environ.setdefault("REDLINE_PROCESSES", "1")
 
 
 def needs_tool(tool: str, package: str) -> pytest.MarkDecorator:

@@ -24,6 +24,8 @@ __all__ = [
     "ServerFullError",
     "ShutdownRequested",
     "UnknownTaskError",
+    "WorkflowError",
+    "WorkflowFailed",
 ]
 
 
@@ -148,3 +150,17 @@ class JobFailed(JobError):
     def __init__(self, job_id: str, error: str, traceback: str = "") -> None:
         self.job_id, self.error, self.traceback = job_id, error, traceback
         super().__init__(f"job {job_id} failed: {error}")
+
+
+class WorkflowError(JobError):
+    """A workflow (chain, group, chord, DAG) that cannot be built, enqueued or read as asked."""
+
+
+class WorkflowFailed(WorkflowError):
+    """The workflow a caller waits on failed (`member` failed after its retries, with
+    `error`) or was cancelled (`member` is then "")."""
+
+    def __init__(self, workflow_id: str, state: str, member: str = "", error: str = "") -> None:
+        self.workflow_id, self.state, self.member, self.error = workflow_id, state, member, error
+        why = f": member {member!r} failed: {error}" if member else ""
+        super().__init__(f"workflow {workflow_id} {state}{why}")

@@ -16,14 +16,23 @@ every name of the family, and no other module does.
 - desired counts and active slots (``redline:scale``, ``{ns}:cscale:active``):
   `redline.runtime.desired`
 - the cscale control plane (``redline:cscale:…``, ``{ns}:cscale:lock`` …):
-  `redline.scaling.cscale`
+  `redline.scaling.cscale`; rollouts (``{ns}:cscale:spec``, ``…:revision``, ``…:revisions``,
+  ``…:good``, ``…:rollout``): `redline.scaling.rollout`
 - pending lists (``{<pending>}:<id>``, ``…:instances``, ``…:dead``, default ``{in}:pending``):
   `redline.services.pending`
 - vpush transfers (``{in}:vpush:…``, ``{out}:vpush:<transfer>``): `redline.services.vpush`
 - rquery's error list (``{in}:errors``): `redline.rquery.service`
-- jobs (``{q}:job:<id>``, ``{q}:job-stats`` …): `redline.jobs.document`; the served queues
-  (``redline:jobs:queues``): `redline.jobs.worker`; cron (``redline:cron:…``):
-  `redline.jobs.cron`
+- jobs (``{q}:job:<id>``, ``{q}:job-stats`` …): `redline.jobs.document`; priorities
+  (``{q}:priority:<n>``, ``{q}:job-priorities``, the scheduled set per priority):
+  `redline.jobs.priority`; limits (``{q}:job-concurrency:…``, ``{q}:job-rate:…``):
+  `redline.jobs.limits`; replace and debounce (``{q}:job-pending:<key>``):
+  `redline.jobs.placement`; the served queues (``redline:jobs:queues``): `redline.jobs.worker`;
+  cron (``redline:cron:…``): `redline.jobs.cron`; workflows (``{wf:<id>}:…``,
+  ``{q}:job-wf:<id>``, ``redline:workflows``): `redline.jobs.workflow.state`
+- Sidekiq's own layout (``queue:<name>``, ``queues``, ``schedule``, ``retry``, ``dead``,
+  ``processes``): `redline.jobs.sidekiq.job`; a process's heartbeat and the daily stats
+  (``<identity>:workers``, ``stat:…``): `redline.jobs.sidekiq.process`; the in-flight lists
+  and recoveries (``redline:sidekiq:…``): `redline.jobs.sidekiq.fetch`
 - HTTP reply lists (``<replies>:<instance>``): `redline.http.himporter`
 """
 

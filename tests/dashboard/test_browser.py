@@ -176,7 +176,7 @@ def test_counts_and_lists_change_without_a_reload(
     browser.evaluate("window.notReloaded = true")
     client.sadd(QUEUES_KEY, "mail")  # a worker started serving a new queue
     client.lpush("mail", b"hello")
-    wait_for(lambda: text_of(browser, '[data-q="mail"][data-f="waiting"]') == "1", timeout=30)
+    wait_for(lambda: text_of(browser, '[data-q="mail"][data-f="all_waiting"]') == "1", timeout=30)
     assert browser.evaluate("window.notReloaded") is True
     assert browser.problems == []
 
@@ -196,7 +196,7 @@ def test_the_page_says_it_is_reconnecting_while_redis_is_down(
         server.start()
         server.client().lpush("orders", b"after the restart")
         wait_for(lambda: live_state(browser) == "live", timeout=60)
-        wait_for(lambda: text_of(browser, '[data-q="orders"][data-f="waiting"]') == "1", 60)
+        wait_for(lambda: text_of(browser, '[data-q="orders"][data-f="all_waiting"]') == "1", 60)
     finally:
         stop(proc)  # type: ignore[arg-type]
         server.close()

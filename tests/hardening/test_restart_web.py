@@ -46,6 +46,10 @@ async def _blocked(server: ServerProcess, n: int) -> None:
     client.close()
 
 
+# Alone (slow): once, on three xdist workers at a load average of 7, all 30 requests after the
+# restart were answered 504 within the importer's 2 s timeout (it passes alone, and passed on
+# the same machine under xdist before). Not understood yet: docs/DEVELOPING.md, "Suite time".
+@pytest.mark.slow
 async def test_the_chain_recovers_after_the_server_is_killed_and_restarted(
     restartable: ServerProcess, tmp_path: Path
 ) -> None:

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from redline.errors import ConfigError
+from redline.rquery.service import RQueryConfig
+from redline.runtime.assembly import namespace_of
 from redline.scaling.up import load_topology, seed_commands
+from redline.services.lpush import LpushConfig
+from redline.services.mbalance import MbalanceConfig
+from redline.services.mpush import MpushConfig
+from redline.services.vpush import VpushConfig
 from tests.helpers import run
 
 
@@ -31,6 +37,30 @@ def test_services_defaults_namespace_prefix_and_port(tmp_path: Path) -> None:
     assert (front.kind, front.replicas, front.config["port"]) == ("himporter", 2, 9100)
     assert front.config["serviceNamespace"] == "site:front" and front.config["popTimeout"] == 2
     assert assets.config["serviceNamespace"] == "mine" and "port" not in assets.config
+
+
+def test_a_plans_namespace_is_the_one_its_service_derives(tmp_path: Path) -> None:
+    """`up` unregisters dead replicas and publishes autoscale counts under the namespace the
+    service registers in: for a forwarder, vpush and rquery that is beside their input queue."""
+    path = write(
+        tmp_path,
+        '[services.fan]\nkind = "mpush"\nin = "a"\nout = ["b"]\n'
+        '[services.one]\nkind = "lpush"\nin = "c"\nout = "d"\n'
+        '[services.spread]\nkind = "mbalance"\nin = "e"\nout = ["f"]\n'
+        '[services.far]\nkind = "vpush"\nin = "g"\nout = "h"\noutRedis = "redis://x:1/0"\n'
+        '[services.ask]\nkind = "rquery"\n'
+        '[services.pages]\nkind = "hassets"\nin = "i"\nroot = "."\n',
+    )
+    configs = {"mpush": MpushConfig, "lpush": LpushConfig, "mbalance": MbalanceConfig}
+    configs |= {"vpush": VpushConfig, "rquery": RQueryConfig}
+    for plan in load_topology(path).services:
+        if plan.kind in configs:
+            config = configs[plan.kind].model_validate(plan.config)
+            queue = getattr(config, "in_", None) or getattr(config, "in_queue", None)
+            assert plan.namespace == namespace_of(plan.kind, config, queue), plan.name
+        else:
+            assert plan.namespace == "redline:hassets"
+    assert [p.namespace for p in load_topology(path).services][:2] == ["{a}:service", "{c}:service"]
 
 
 def test_problems_are_listed_each(tmp_path: Path) -> None:

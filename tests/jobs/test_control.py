@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from redline.cli.worker import WorkerConfig
 from redline.connection import AsyncClient
 from redline.errors import JobFailed
 from redline.jobs import (
@@ -25,28 +24,17 @@ from redline.jobs import (
     resume_queue,
 )
 from redline.jobs.control import CONTROL_EVERY
-from redline.jobs.worker import Worker
 from redline.queue import ReliableQueue
-from redline.runtime import run_service
 from tests.helpers import spawn, stop
 from tests.jobs import control_tasks as c
-from tests.jobs.test_worker import until
+from tests.jobs.running import WorkerRunning, until
 
 
-class Running:
-    """A worker running in this event loop until `stop()`."""
+class Running(WorkerRunning):
+    """A worker of `tests.jobs.control_tasks` running in this event loop until `stop()`."""
 
     def __init__(self, url: str, queues: list[str]) -> None:
-        self.worker = Worker(c.tasks, queues, concurrency=4, grace=5, lease=5, cron=False)
-        self.config = WorkerConfig(redis=url, popTimeout=0.2)
-        self.stopping = asyncio.Event()
-        self.task = asyncio.create_task(
-            run_service(self.worker, self.config, [self.worker], self.stopping)
-        )
-
-    async def stop(self) -> None:
-        self.stopping.set()
-        await asyncio.wait_for(self.task, 30)
+        super().__init__(c.tasks, url, queues, concurrency=4, grace=5)
 
 
 @pytest.fixture

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 from redline.connection import AsyncClient
 from redline.jobs.limits import limit_keys
 from redline.jobs.priority import priority_key
+from redline.jobs.usage import limit_use, limits_key, member
 from redline.queue import ReliableQueue
 from redline.queue.core import keys_of
 from redline.scripting.scripts import run
@@ -12,13 +15,16 @@ from redline.scripting.scripts import run
 LEASE = 30_000
 
 
-async def _admit(client: AsyncClient, d: object, cap: int, rate: int = 0) -> list[object]:
+async def _admit(
+    client: AsyncClient, d: object, cap: int, rate: int = 0, register: tuple[str, str] = ("", "")
+) -> list[object]:
     k = keys_of("q")
     slots = limit_keys("q", "concurrency", "t", None)
     log = limit_keys("q", "rate", "t", None)
-    keys = [k.inflight, k.delayed, k.deliveries, k.since, *slots, *log]
+    keys = [k.inflight, k.delayed, k.deliveries, k.since, *slots, *log, limits_key("q")]
+    keys += [k.payloads, k.batches, k.batched]
     args = [d.id, d.deliveries, LEASE, cap, rate, 60_000, 0]  # type: ignore[attr-defined]
-    return list(await run(client, "job_admit", keys, args))
+    return list(await run(client, "job_admit", keys, [*args, *register, 86_400_000]))
 
 
 def _release_keys(slots: tuple[str, str]) -> list[str]:
@@ -115,3 +121,27 @@ def test_levels_order_keys_highest_first_and_map_them_back() -> None:
     assert levels.keys_for(["a"]) == ["{a}:priority:3", "a"]
     assert levels.queue_of("{b}:priority:9") == "b" and levels.priority_of("{a}:priority:3") == 3
     assert levels.queue_of("other") == "other"
+
+
+async def test_admitting_registers_the_limits_met_and_drops_old_ones(aredis: AsyncClient) -> None:
+    queue = ReliableQueue(aredis)
+    await queue.push("q", b"a", b"b", b"c")
+    first, second, third = await queue.pop("q", count=3)
+    await aredis.zadd(limits_key("q"), {member("concurrency", "old", None, 1): 1})  # in 1970
+    capped, paced = member("concurrency", "t", None, 2), member("rate", "t", None, 5, 60_000)
+    assert await _admit(aredis, first, cap=2, rate=5, register=(capped, paced)) == [1]
+    assert set(await aredis.zrange(limits_key("q"), 0, -1)) == {capped.encode(), paced.encode()}
+    assert await _admit(aredis, second, cap=2, rate=5) == [1]  # not sent again: no write
+    refused = await _admit(aredis, third, cap=2, rate=5)
+    assert refused[0] == 0  # the cap is full
+    uses = {(u.kind, u.used, u.limit, u.waiting, u.per) for u in await limit_use(aredis, "q")}
+    assert uses == {("concurrency", 2, 2, 1, "running"), ("rate", 2, 5, 0, "per 60s")}
+
+
+async def test_a_cap_changed_since_is_read_once_with_its_newest_limit(aredis: AsyncClient) -> None:
+    key, now = limits_key("q"), time.time() * 1000
+    await aredis.zadd(key, {member("concurrency", "t", "acme", 2): now - 1})
+    await aredis.zadd(key, {member("concurrency", "t", "acme", 3): now})
+    await aredis.zadd(key, {"not json": now, '["other"]': now})
+    [use] = await limit_use(aredis, "q")
+    assert (use.task, use.key, use.limit, use.used) == ("t", "acme", 3, 0)

@@ -11,31 +11,20 @@ from typing import Any
 import pytest
 import redis
 
-from redline.cli.worker import WorkerConfig
 from redline.connection import AsyncClient
 from redline.jobs import JobState, enqueue, enqueue_in, enqueue_many, job_keys
 from redline.jobs.priority import levels_key, priority_key
-from redline.jobs.worker import Worker
 from redline.queue import ReliableQueue
-from redline.runtime import run_service
 from tests.jobs import limit_tasks as lt
-from tests.jobs.test_worker import until
+from tests.jobs.running import WorkerRunning, until
 
 
-class Running:
-    """A worker over `queues` running in this event loop until `stop()`."""
+class Running(WorkerRunning):
+    """A worker of `tests.jobs.limit_tasks` over `queues` running in this event loop until
+    `stop()` (the worker's default grace)."""
 
     def __init__(self, url: str, queues: Sequence[str], concurrency: int = 8) -> None:
-        self.worker = Worker(lt.tasks, queues, concurrency=concurrency, lease=5, cron=False)
-        self.config = WorkerConfig(redis=url, popTimeout=0.2)
-        self.stopping = asyncio.Event()
-        self.task = asyncio.create_task(
-            run_service(self.worker, self.config, [self.worker], self.stopping)
-        )
-
-    async def stop(self) -> None:
-        self.stopping.set()
-        await asyncio.wait_for(self.task, 30)
+        super().__init__(lt.tasks, url, queues, concurrency=concurrency, grace=10.0)
 
 
 @pytest.fixture
@@ -92,11 +81,17 @@ async def test_concurrency_cap_holds_and_waiting_is_not_an_attempt(
     await until(lambda: _count(aredis, "l:done", 30), 60)
     seen = [int(n) for n in await aredis.lrange("l:seen", 0, -1)]
     assert len(seen) == 30 and max(seen) == lt.CAP  # 32 slots, the cap used, never passed
-    for job in jobs:
-        assert job is not None
+    await until(lambda: drained(aredis, "l:cap"))
+    assert all(job is not None for job in jobs)
+    handles = [job for job in jobs if job is not None]
+
+    async def recorded() -> bool:  # a job's record is written just after its ack
+        return all([await job.record() is not None for job in handles])
+
+    await until(recorded)
+    for job in handles:
         record = await job.record()
         assert record is not None and record.attempts == 1  # waits were not attempts
-    await until(lambda: drained(aredis, "l:cap"))
     assert not await aredis.exists("{l:cap}:job-concurrency:" + lt.capped.name)  # all given back
 
 

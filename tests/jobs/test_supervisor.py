@@ -11,9 +11,12 @@ from pathlib import Path
 
 import redis
 
+from redline.cli.supervise import cores
 from redline.jobs import enqueue_sync, job_keys
+from redline.jobs.busy import running_of
 from redline.queue import SyncReliableQueue
-from tests.helpers import spawn, stop, wait_for
+from redline.scaling.procs import PROCESSES_ENV
+from tests.helpers import REDLINE, spawn, stop, wait_for
 from tests.jobs import control_tasks as c
 
 
@@ -113,3 +116,61 @@ async def test_recycle_stops_a_worker_above_its_memory_or_job_budget(redis_url: 
     worker.taken = 2
     assert budget.reason() == "jobs=2 max_jobs=2"
     await client.aclose()
+
+
+def test_by_default_one_child_per_core_each_registered_under_its_own_pid(
+    sredis: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """Without --processes (and without REDLINE_PROCESSES, which the suite sets) a worker is a
+    supervisor of one child per core; a crash test finds the child holding a job by the pid
+    in its instance record (and its busy list) and kills that."""
+    env = {k: v for k, v in os.environ.items() if k != PROCESSES_ENV}
+    log = tmp_path / "supervisor.log"
+    args = ["worker", "tests.jobs.control_tasks", "-q", "c:jobs", "-c", "4", "--redis", redis_url]
+    with open(log, "a") as out:
+        proc = subprocess.Popen(
+            [*REDLINE, *args, "--set", "lease=2", "--set", "popTimeout=0.5", "--set", "grace=2"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+    expected = cores()
+    try:
+        if expected == 1:  # one core: one worker, in this very process
+            wait_for(lambda: registered(sredis) == {proc.pid}, 60)
+            return
+        first = wait_for(lambda: len(kids := children(proc.pid)) == expected and kids, 60)
+        wait_for(lambda: registered(sredis) == first, 60)
+        job = enqueue_sync(sredis, c.hold_here, redis_url, "here")
+        assert job is not None
+        holder = int(wait_for(lambda: sredis.lindex("here", 0), 60))
+        assert holder in first and holder != proc.pid
+        wait_for(lambda: job in busy_ids(sredis, holder), 30)  # it says it runs the job
+        os.kill(holder, signal.SIGKILL)
+        now = wait_for(lambda: len(k := children(proc.pid)) == expected and k != first and k, 60)
+        again = int(wait_for(lambda: sredis.lindex("here", 1), 60))
+        assert again in now and holder not in now  # the job ran again, on a live child
+    finally:
+        code = stop(proc, timeout=60)
+    assert code == 0, log.read_text()
+    assert "supervisor started processes=" in log.read_text() or expected == 1
+
+
+def registered(client: redis.Redis) -> set[int]:
+    """The pids of the live instances in the workers' default namespace."""
+    ids = [i.decode() for i in client.lrange("redline:worker:ids", 0, -1)]
+    pids = [client.hget(f"redline:worker:{i}", "pid") for i in ids]
+    return {int(p) for p in pids if p is not None}
+
+
+def busy_ids(client: redis.Redis, pid: int) -> set[str]:
+    """The jobs the worker instance of process `pid` lists as running."""
+    for i in client.lrange("redline:worker:ids", 0, -1):
+        fields = {
+            k.decode(): v.decode()
+            for k, v in client.hgetall(f"redline:worker:{i.decode()}").items()
+        }
+        if fields.get("pid") == str(pid):
+            return {job.id for job in running_of(fields)}
+    return set()

@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from redline.cli.worker import WorkerConfig
 from redline.connection import AsyncClient
 from redline.errors import JobFailed, JobTimeout
 from redline.jobs import Job, JobState, Task, enqueue, enqueue_in, job_keys
-from redline.jobs.worker import Worker
 from redline.queue import ReliableQueue
-from redline.runtime import run_service
 from redline.runtime.metrics import Metrics
 from tests.jobs import tasks as t
+from tests.jobs.running import WorkerRunning, until
 
 
-class Running:
-    """A worker running in this event loop until `stop()`."""
+class Running(WorkerRunning):
+    """A worker of `tests.jobs.tasks` running in this event loop until `stop()`."""
 
     def __init__(
         self,
@@ -30,23 +27,9 @@ class Running:
         concurrency: int = 8,
         metrics: Metrics | None = None,
     ) -> None:
-        self.worker = Worker(
-            t.tasks,
-            queues,
-            concurrency=concurrency,
-            grace=grace,
-            lease=5,
-            cron=False,
-            metrics=metrics,
+        super().__init__(
+            t.tasks, url, queues, concurrency=concurrency, grace=grace, metrics=metrics
         )
-        self.config = WorkerConfig(redis=url, popTimeout=0.2)
-        self.stopping = asyncio.Event()
-        hooks: list[Any] = [self.worker] if metrics is None else [self.worker, metrics]
-        self.task = asyncio.create_task(run_service(self.worker, self.config, hooks, self.stopping))
-
-    async def stop(self) -> None:
-        self.stopping.set()
-        await asyncio.wait_for(self.task, 30)
 
 
 @pytest.fixture
@@ -54,14 +37,6 @@ async def worker(redis_url: str) -> AsyncIterator[Running]:
     running = Running(redis_url, ["t:jobs"])
     yield running
     await running.stop()
-
-
-async def until(check: Callable[[], Awaitable[Any]], seconds: float = 20) -> Any:
-    """Poll `check` until it returns something truthy (a state in Redis: no event to wait on)."""
-    async with asyncio.timeout(seconds):
-        while not (value := await check()):  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
-        return value
 
 
 async def test_async_and_sync_jobs_return_results(aredis: AsyncClient, worker: Running) -> None:

@@ -39,13 +39,14 @@ def test_fcall_from_any_client_with_the_documented_keys(redis_url: str) -> None:
     k = QueueKeys.of("q")
     pop_keys = [getattr(k, r) for r in ("waiting", "claimed", "ids", "seq", "inflight")]
     pop_keys += [getattr(k, r) for r in ("delayed", "payloads", "deliveries", "since", "reasons")]
-    pop_keys += [k.dead, k.retention]
+    pop_keys += [k.dead, k.retention, k.batches, k.batched]
     assert client.fcall("redline_queue_push", 4, "q", k.claimed, k.ids, k.seq, "hello") == [b"1"]
-    reply = client.fcall("redline_queue_pop", 12, *pop_keys, 1, 30000, 10)
+    reply = client.fcall("redline_queue_pop", 14, *pop_keys, 1, 30000, 10)
     assert reply[2:] == [0, b"1", b"hello", 1]
-    assert client.fcall("redline_queue_pop", 12, *pop_keys, 0, 0, 10, "1", 1)[2:] == [1, b"1"]
+    assert client.fcall("redline_queue_pop", 14, *pop_keys, 0, 0, 10, "1", 1)[2:] == [1, b"1"]
     info_keys = [k.waiting, k.claimed, k.inflight, k.delayed, k.dead, k.retention]
-    assert client.fcall_ro("redline_queue_info", 6, *info_keys)[:7] == [0, 0, 0, 0, 0, 0, 0]
+    info_keys += [k.batches]
+    assert client.fcall_ro("redline_queue_info", 7, *info_keys)[:7] == [0, 0, 0, 0, 0, 0, 0]
 
 
 def test_a_flushed_library_is_loaded_again(redis_url: str) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from redline.connection import AsyncClient
 from redline.queue import QueueKeys
 from redline.scripting import scripts
@@ -20,13 +22,32 @@ async def server_ms(client: AsyncClient) -> int:
     return seconds * 1000 + micros // 1000
 
 
+async def batch_of(client: AsyncClient, mid: str) -> bytes:
+    """The batch that leases message `mid` with the others one pop delivered (_batch.lua)."""
+    batch = await client.hget(K.batched, mid)
+    assert batch is not None, f"{mid} is not leased with a batch"
+    return bytes(batch)
+
+
+async def batched(client: AsyncClient) -> dict[bytes, bytes]:
+    """id -> batch, for every message a batch holds (without the field that pins the encoding)."""
+    index = await client.hgetall(K.batched)
+    assert index.pop(b"_", b"-" * 65) == b"-" * 65
+    return dict(index)
+
+
+async def held(client: AsyncClient, batch: bytes) -> list[Any]:
+    """[ids, delivery counts, payloads] of what `batch` still holds."""
+    return list(msgspec.msgpack.decode(await client.hget(K.batches, batch)))
+
+
 async def test_push_lpushes_payloads_and_records_their_ids(aredis: AsyncClient) -> None:
     assert await call(aredis, "queue_push", b"a", b"b", b"a") == [b"1", b"2", b"3"]
     assert await aredis.lrange("q", 0, -1) == [b"a", b"b", b"a"]  # oldest at the right
     await aredis.lpush("q", b"raw")
     assert await call(aredis, "queue_push", b"c") == [b"4"]
-    ids = await aredis.hgetall(K.ids)  # position -> id; position 4 is the raw LPUSH
-    assert ids == {b"1": b"1", b"2": b"2", b"3": b"3", b"5": b"4"}
+    ids = await aredis.hgetall(K.ids)  # position -> id:count, one field per push; 4 is raw
+    assert ids == {b"1": b"1:3", b"5": b"4"}
     assert await aredis.get(K.seq) == b"4"
 
 
@@ -37,11 +58,13 @@ async def test_pop_takes_pushed_ids_and_gives_raw_payloads_fresh_ones(aredis: As
     reply = await call(aredis, "queue_pop", 10, 5000, 5)
     assert reply == [-1, 5000, 0, b"1", b"pushed", 1, b"2", b"raw", 1]
     assert not await aredis.exists("q", K.ids)
-    assert await aredis.hgetall(K.payloads) == {b"1": b"pushed", b"2": b"raw"}
-    assert await aredis.hgetall(K.deliveries) == {b"1": b"1", b"2": b"1"}
-    since = int(await aredis.hget(K.since, "1"))
+    batch = await batch_of(aredis, "1")  # one lease for what one pop delivered
+    assert await batched(aredis) == {b"1": batch, b"2": batch}
+    assert await held(aredis, batch) == [["1", "2"], [1, 1], ["pushed", "raw"]]
+    assert not await aredis.exists(K.payloads, K.deliveries)  # no per-message fields
+    since = int(await aredis.hget(K.since, batch))
     assert since >= before
-    assert await aredis.zscore(K.inflight, "1") == since + 5000
+    assert await aredis.zrange(K.inflight, 0, -1, withscores=True) == [(batch, since + 5000)]
 
 
 async def test_pop_order_is_due_delayed_then_claim_list_then_waiting(aredis: AsyncClient) -> None:
@@ -59,10 +82,13 @@ async def test_pop_order_is_due_delayed_then_claim_list_then_waiting(aredis: Asy
 async def test_ack_checks_the_fencing_token(aredis: AsyncClient) -> None:
     await call(aredis, "queue_push", b"a", b"b")
     await call(aredis, "queue_pop", 2, 1000, 5)
+    batch = await batch_of(aredis, "1")
     assert (await call(aredis, "queue_pop", 0, 0, 5, "1", 2, "2", 1, "9", 1))[2:] == [1, b"2"]
-    assert await aredis.zrange(K.inflight, 0, -1) == [b"1"]
-    assert await aredis.hkeys(K.payloads) == [b"1"]
-    assert not await aredis.hexists(K.since, "2")
+    assert await aredis.zrange(K.inflight, 0, -1) == [batch]  # still leasing "1"
+    assert await held(aredis, batch) == [["1"], [1], ["a"]]
+    assert list(await batched(aredis)) == [b"1"]
+    assert (await call(aredis, "queue_pop", 0, 0, 5, "1", 1))[2:] == [1, b"1"]
+    assert not await aredis.exists(K.inflight, K.since, K.batches, K.batched)  # closed
 
 
 async def test_extend_renews_held_leases_only(aredis: AsyncClient) -> None:
@@ -70,7 +96,11 @@ async def test_extend_renews_held_leases_only(aredis: AsyncClient) -> None:
     await call(aredis, "queue_pop", 2, 1000, 5)
     assert await call(aredis, "queue_extend", 60000, "1", 1, "2", 5) == [1, 0]
     assert await aredis.zscore(K.inflight, "1") >= await server_ms(aredis) + 50000
-    assert await aredis.zscore(K.inflight, "2") < await server_ms(aredis) + 2000
+    assert list(await batched(aredis)) == [b"2"]  # a stale token leaves it in its batch
+    assert (
+        await aredis.zscore(K.inflight, await batch_of(aredis, "2"))
+        < await server_ms(aredis) + 2000
+    )
 
 
 async def test_nack_delays_dead_letters_or_refuses(aredis: AsyncClient) -> None:
@@ -90,10 +120,12 @@ async def test_nack_delays_dead_letters_or_refuses(aredis: AsyncClient) -> None:
 
 async def test_recover_moves_expired_or_old_enough_deliveries(aredis: AsyncClient) -> None:
     await call(aredis, "queue_push", b"a", b"b", b"c")
-    await call(aredis, "queue_pop", 3, 60000, 5)
-    await aredis.zadd(K.inflight, {"1": 0})  # lease over
+    await call(aredis, "queue_pop", 1, 60000, 5)
+    await call(aredis, "queue_pop", 2, 60000, 5)
+    await aredis.zadd(K.inflight, {await batch_of(aredis, "1"): 0})  # lease over
     assert await call(aredis, "queue_recover", 10, -1, 5) == [1, 0]
     assert await aredis.zrange(K.delayed, 0, -1) == [b"1"]
+    assert await call(aredis, "queue_extend", 60000, "2", 1) == [1]  # a lease of its own
     await aredis.hset(K.deliveries, "2", 5)
     assert await call(aredis, "queue_recover", 10, 0, 5) == [1, 1]  # delivered >= 0 ms ago
     assert await aredis.zrange(K.dead, 0, -1) == [b"2"]
@@ -103,8 +135,9 @@ async def test_recover_moves_expired_or_old_enough_deliveries(aredis: AsyncClien
 async def test_info_counts(aredis: AsyncClient) -> None:
     await call(aredis, "queue_push", b"a", b"b", b"c", b"d")
     await aredis.lpush(K.claimed, b"x")
-    await call(aredis, "queue_pop", 2, 60000, 5)  # takes "x" (from the claim list) and "a"
-    await aredis.zadd(K.inflight, {"1": 0})
+    await call(aredis, "queue_pop", 1, 60000, 5)  # takes "x" (from the claim list)
+    await call(aredis, "queue_pop", 1, 60000, 5)  # and "a"
+    await aredis.zadd(K.inflight, {await batch_of(aredis, "1"): 0})
     await aredis.zadd(K.delayed, {"8": 0})
     await aredis.zadd(K.dead, {"9": 0})
     assert await call(aredis, "queue_info") == [3, 2, 1, 1, 1, 0, 0, 10000, 180 * 86400000]
@@ -125,7 +158,7 @@ async def test_view_lists_a_page_of_one_zset(aredis: AsyncClient) -> None:
     await call(aredis, "queue_pop", 2, 60000, 5)
     await call(aredis, "queue_nack", "2", 1, 0, 1, "why", "dead")
     now, *inflight = await call(aredis, "queue_view", 0, 10, 1)
-    since = int(await aredis.hget(K.since, "1"))
+    since = int(await aredis.hget(K.since, await batch_of(aredis, "1")))
     assert inflight == [b"1", b"a", 1, since + 60000, since, b""]
     _, *dead = await call(aredis, "queue_view", 0, 10, 3)
     assert dead[:3] == [b"2", b"b", 1] and dead[4:] == [0, b"why"]
@@ -156,14 +189,15 @@ async def test_pop_acks_first_then_delivers_in_the_same_call(aredis: AsyncClient
     await call(aredis, "queue_pop", 1, 60000, 5)  # delivers "1"
     reply = await call(aredis, "queue_pop", 1, 60000, 5, "1", 1)
     assert reply[2:] == [1, b"1", b"2", b"b", 1]
-    assert await aredis.zrange(K.inflight, 0, -1) == [b"2"]
-    assert await aredis.hkeys(K.payloads) == [b"2"]
+    assert await aredis.zrange(K.inflight, 0, -1) == [await batch_of(aredis, "2")]
+    assert list(await batched(aredis)) == [b"2"]
+    assert await aredis.hlen(K.batches) == 1
 
 
 async def test_pop_gives_back_expired_leases_ahead_of_fresh_messages(aredis: AsyncClient) -> None:
     await call(aredis, "queue_push", b"a", b"b", b"c")
     await call(aredis, "queue_pop", 1, 60000, 5)  # delivers "1", never acked
-    await aredis.zadd(K.inflight, {"1": 0})  # its lease is over
+    await aredis.zadd(K.inflight, {await batch_of(aredis, "1"): 0})  # its lease is over
     reply = await call(aredis, "queue_pop", 2, 60000, 5)
     assert reply[2:] == [0, b"1", b"a", 2, b"2", b"b", 1]  # the redelivery first
     assert await aredis.zcard(K.delayed) == 0
@@ -173,16 +207,19 @@ async def test_pop_gives_back_expired_leases_ahead_of_fresh_messages(aredis: Asy
 async def test_pop_recovers_no_more_than_a_bound_per_call(aredis: AsyncClient) -> None:
     await call(aredis, "queue_push", *[b"m"] * 150)
     await call(aredis, "queue_pop", 150, 60000, 5)
-    await aredis.zadd(K.inflight, {str(i): 0 for i in range(1, 151)})
+    batch = await batch_of(aredis, "1")
+    await aredis.zadd(K.inflight, {batch: 0})
     reply = await call(aredis, "queue_pop", 1, 60000, 5)
     assert reply[3:5] == [b"1", b"m"]
     assert await aredis.zcard(K.delayed) == 99  # 100 recovered, 1 redelivered at once
-    assert await aredis.zcount(K.inflight, 0, 0) == 50  # the next pops take the rest
+    assert len((await held(aredis, batch))[0]) == 50  # the next pops take the rest
+    assert (await call(aredis, "queue_info"))[1:5:3] == [51, 50]  # in flight, expired
 
 
 async def test_pop_dead_letters_an_expired_lease_past_max_deliveries(aredis: AsyncClient) -> None:
     await call(aredis, "queue_push", b"a")
     await call(aredis, "queue_pop", 1, 60000, 2)
+    assert await call(aredis, "queue_extend", 60000, "1", 1) == [1]  # a lease of its own
     await aredis.hset(K.deliveries, "1", 2)
     await aredis.zadd(K.inflight, {"1": 0})
     assert (await call(aredis, "queue_pop", 1, 60000, 2))[2:] == [0]
@@ -194,9 +231,9 @@ async def test_pop_dead_letters_an_expired_lease_past_max_deliveries(aredis: Asy
 async def test_an_ack_of_an_expired_lease_in_the_same_pop_wins(aredis: AsyncClient) -> None:
     await call(aredis, "queue_push", b"a")
     await call(aredis, "queue_pop", 1, 60000, 5)
-    await aredis.zadd(K.inflight, {"1": 0})
+    await aredis.zadd(K.inflight, {await batch_of(aredis, "1"): 0})
     assert (await call(aredis, "queue_pop", 1, 60000, 5, "1", 1))[2:] == [1, b"1"]
-    assert not await aredis.exists(K.inflight, K.delayed, K.payloads)
+    assert not await aredis.exists(K.inflight, K.delayed, K.payloads, K.batches, K.batched)
 
 
 async def test_dead_letters_past_the_retention_are_dropped_oldest_first(
@@ -216,3 +253,26 @@ async def test_dead_letters_past_the_retention_are_dropped_oldest_first(
     assert await aredis.zrange(K.dead, 0, -1) == [b"3", b"4"]
     assert await aredis.hkeys(K.payloads) == [b"3", b"4"]
     assert (await call(aredis, "queue_info"))[5:] == [2, 0, 2, 3600000]
+
+
+async def test_a_redelivery_joins_the_batch_of_the_pop_that_makes_it(aredis: AsyncClient) -> None:
+    await call(aredis, "queue_push", b"a", b"b")
+    await call(aredis, "queue_pop", 1, 60000, 5)
+    assert await call(aredis, "queue_nack", "1", 1, 0, 5, "", "retry") == 1
+    assert await aredis.hgetall(K.payloads) == {b"1": b"a"}  # delayed: fields of its own
+    assert not await aredis.exists(K.batches, K.batched)  # its batch closed when it left
+    reply = await call(aredis, "queue_pop", 2, 60000, 5)
+    assert reply[2:] == [0, b"1", b"a", 2, b"2", b"b", 1]
+    assert await held(aredis, await batch_of(aredis, "1")) == [["1", "2"], [2, 1], ["a", "b"]]
+    assert not await aredis.exists(K.payloads, K.deliveries)
+
+
+async def test_a_pop_taking_part_of_a_push_keeps_the_rest_of_its_ids(aredis: AsyncClient) -> None:
+    await call(aredis, "queue_push", b"a", b"b", b"c", b"d", b"e")
+    await aredis.lpush("q", b"raw")
+    assert (await call(aredis, "queue_pop", 2, 60000, 5))[3::3] == [b"1", b"2"]
+    assert await aredis.hgetall(K.ids) == {b"taken": b"2", b"3": b"3:3"}
+    assert await call(aredis, "queue_waiting", 1, 10) == [b"4", b"d", b"5", b"e", b"", b"raw"]
+    reply = await call(aredis, "queue_pop", 10, 60000, 5)
+    assert reply[3::3] == [b"3", b"4", b"5", b"6"]  # the raw one gets the next id
+    assert not await aredis.exists(K.ids)

@@ -14,10 +14,12 @@ from redis.exceptions import RedisError
 
 from redline.cli.common import fail, server_for
 from redline.cli.queue import _redis_option, queue
-from redline.connection import AsyncClient, connect, connect_sync, mask_url
+from redline.connection import AsyncClient, connect, connect_sync, mask_url, text
+from redline.dashboard.busy import busy_jobs, workers
 from redline.jobs import job_keys
 from redline.jobs.control import cancel_job_sync, pause_queue_sync, resume_queue_sync
 from redline.jobs.events import JobEvent, job_events, job_status
+from redline.jobs.usage import LimitUse, limit_use
 from redline.jobs.worker import QUEUES_KEY
 
 __all__ = ["jobs"]
@@ -31,6 +33,8 @@ def jobs() -> None:
     redline jobs cancel ID [-q QUEUE]     cancel a waiting, scheduled or running job
     redline jobs status ID [-q QUEUE]     its state, attempts, progress and times
     redline jobs events QUEUE [--follow]  the queue's job events, oldest first
+    redline jobs limits [QUEUE]...        rate limits' and concurrency caps' use now
+    redline jobs busy                     what every worker runs now
     """
 
 
@@ -136,6 +140,82 @@ def _line(e: JobEvent) -> str:
     extra = "" if e.progress is None else f" progress={e.progress:g}"
     extra += f" message={e.message!r}" if e.message else ""
     return f"{e.id} {e.event} job={e.job} task={e.task} attempt={e.attempt}{extra}"
+
+
+@jobs.command()
+@click.argument("queue_names", metavar="[QUEUE]...", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@_redis_option
+def limits(queue_names: tuple[str, ...], as_json: bool, redis_url: str | None) -> None:
+    """Print the use now of the rate limits and concurrency caps of QUEUEs (default: every
+    queue workers serve): per task and limit key, the slots held or the starts in the current
+    window against the limit, and the jobs waiting for a slot. Limits are listed once workers
+    met them (a registry per queue, kept a day after the last use)."""
+    with server_for(redis_url) as url:
+        found = asyncio.run(_read_limits(url, queue_names))
+    for use in found:
+        click.echo(json.dumps(asdict(use)) if as_json else _limit_line(use))
+    if not found and not as_json:
+        click.echo("no rate limit or concurrency cap in use (none met by a worker in a day)")
+
+
+async def _read_limits(url: str, names: tuple[str, ...]) -> list[LimitUse]:
+    client = connect(url)
+    try:
+        queues = names or sorted(text(n) for n in await client.smembers(QUEUES_KEY))
+        return [use for name in queues for use in await limit_use(client, name)]
+    except RedisError as exc:
+        fail(f"Redis at {mask_url(url)} failed: {exc} (is the server up? check --redis)")
+        raise
+    finally:
+        await client.aclose()
+
+
+def _limit_line(u: LimitUse) -> str:
+    key = "" if u.key is None else f" key={u.key}"
+    waiting = f" waiting={u.waiting}" if u.kind == "concurrency" else ""
+    return f"{u.queue} {u.task}{key} {u.kind} {u.used}/{u.limit} {u.per}{waiting}"
+
+
+@jobs.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@_redis_option
+def busy(as_json: bool, redis_url: str | None) -> None:
+    """Print every job running now and the worker that runs it (host, pid, instance), the
+    longest-running first, as the workers publish it in their instance records (about a
+    second behind)."""
+
+    async def read() -> list[tuple[str, dict[str, object]]]:
+        client = connect(url)
+        try:
+            found = busy_jobs(await workers(client))
+        finally:
+            await client.aclose()
+        return [
+            (
+                b.worker.instance.key,
+                {
+                    **asdict(b.job),
+                    "host": b.worker.instance.host,
+                    "pid": b.worker.instance.pid,
+                    "seconds": round(b.seconds, 1),
+                },
+            )
+            for b in found
+        ]
+
+    with server_for(redis_url) as url:
+        running = asyncio.run(read())
+    for instance, job in running:
+        if as_json:
+            click.echo(json.dumps({"instance": instance, **job}))
+        else:
+            click.echo(
+                f"{job['id']} {job['task']} queue={job['key']} attempt={job['attempt']} "
+                f"for={job['seconds']}s worker={job['host']}:{job['pid']} ({instance})"
+            )
+    if not running and not as_json:
+        click.echo("no job is running")
 
 
 @queue.command()

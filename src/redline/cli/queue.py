@@ -230,12 +230,31 @@ def _receipts(q: SyncReliableQueue, key: str, receipts: Sequence[str]) -> list[D
     for receipt in receipts:
         mid, _, token = receipt.partition(":")
         if not token:
-            current = q.client.hget(QueueKeys.of(key).deliveries, mid)
-            token = current.decode() if isinstance(current, bytes) else "0"
+            token = _current_token(q, key, mid)
         if not token.isdigit():
             raise click.BadParameter(f"{receipt!r}: expected ID or ID:TOKEN (as pop prints it)")
         found.append(Delivery(key, mid, b"", int(token)))
     return found
+
+
+_PAGE = 1000  # in-flight messages per queue_view call
+
+
+def _current_token(q: SyncReliableQueue, key: str, mid: str) -> str:
+    """The delivery count of message `mid` ("0" when unknown): its own field, or, for a message
+    leased with its batch, found in the in-flight view (an operator's command, rarely run)."""
+    keys = QueueKeys.of(key)
+    current = q.client.hget(keys.deliveries, mid)
+    if isinstance(current, bytes):
+        return current.decode()
+    start = 0
+    while q.client.hget(keys.batched, mid) is not None:
+        page = q.inspect(key, pending=True, start=start, count=_PAGE)
+        found = [m for m in page if m.id == mid]
+        if found or len(page) < _PAGE:
+            return str(found[0].deliveries) if found else "0"
+        start += _PAGE
+    return "0"
 
 
 @queue.command()

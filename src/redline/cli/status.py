@@ -20,6 +20,7 @@ from redline.cli.common import server_for
 from redline.connection import AsyncClient, connect, text
 from redline.jobs.document import job_keys
 from redline.jobs.priority import levels_key, priority_key
+from redline.jobs.usage import LimitUse, limit_use
 from redline.jobs.worker import QUEUES_KEY
 from redline.queue.model import QueueKeys
 from redline.runtime.metrics import read_metrics, recent_errors
@@ -49,6 +50,7 @@ class Snapshot:
     paused: list[str] = field(default_factory=list)  # job queues paused (`redline queue pause`)
     revisions: dict[str, Revision] = field(default_factory=dict)
     rollouts: dict[str, dict[str, str]] = field(default_factory=dict)
+    limits: list[LimitUse] = field(default_factory=list)  # of the queues job workers serve
 
 
 async def _size(client: AsyncClient, key: str) -> int:
@@ -61,7 +63,9 @@ async def _queue(client: AsyncClient, name: str) -> tuple[int, int, int]:
     """Waiting, in flight and dead-lettered messages of queue `name`."""
     keys = QueueKeys.of(name)
     waiting = await client.llen(name)
-    return waiting, await _size(client, keys.inflight), await _size(client, keys.dead)
+    # The inflight zset has a member per batch and per lone lease (docs/queue.md, "Keys").
+    extra = int(await client.hget(keys.batches, "extra") or 0)
+    return waiting, await _size(client, keys.inflight) + extra, await _size(client, keys.dead)
 
 
 def _queue_names(specs: dict[str, dict[str, Any]], extra: tuple[str, ...]) -> list[str]:
@@ -105,7 +109,18 @@ async def snapshot(client: AsyncClient, queues: tuple[str, ...] = ()) -> Snapsho
         await _paused(client, counts),
         revisions,
         rollouts,
+        await _limits(client),
     )
+
+
+LIMITS_SHOWN = 10  # busiest limits on the status screen (`redline jobs limits` lists all)
+
+
+async def _limits(client: AsyncClient) -> list[LimitUse]:
+    """The busiest rate limits and concurrency caps of the queues job workers serve."""
+    served = sorted(text(n) for n in await client.smembers(QUEUES_KEY))
+    found = [use for name in served for use in await limit_use(client, name)]
+    return sorted(found, key=lambda u: -u.used / max(u.limit, 1))[:LIMITS_SHOWN]
 
 
 async def _paused(client: AsyncClient, shown: dict[str, Any]) -> list[str]:
@@ -198,6 +213,23 @@ def _queues_table(snap: Snapshot, before: Snapshot | None) -> Table:
     return table
 
 
+def _limits_table(snap: Snapshot) -> Table:
+    table = Table(title="job limits (all: redline jobs limits)", title_justify="left")
+    for column in ("queue", "task", "key", "limit", "in use", "waiting"):
+        table.add_column(column, justify="right" if column in ("in use", "waiting") else "left")
+    for u in snap.limits:
+        used = f"{u.used}/{u.limit}"
+        table.add_row(
+            u.queue,
+            u.task,
+            "-" if u.key is None else u.key,
+            f"{u.kind} {u.per}",
+            f"[red]{used}[/red]" if u.used >= u.limit else used,
+            str(u.waiting) if u.kind == "concurrency" else "-",
+        )
+    return table
+
+
 def _timeline(title: str, rows: list[dict[str, Any]], who: str, what: str) -> Table:
     """Recent events or errors: time, service, then the fields `who` and `what`."""
     table = Table(title=title, title_justify="left")
@@ -217,6 +249,8 @@ def render(snap: Snapshot, before: Snapshot | None = None) -> Group:
         parts.append(_rollouts_table(snap))
     if snap.queues:
         parts.append(_queues_table(snap, before))
+    if snap.limits:
+        parts.append(_limits_table(snap))
     if snap.paused:
         parts.append(f"paused job queues: {', '.join(snap.paused)} (redline queue resume NAME)")
     parts.append(_timeline("recent events", snap.events, "agent", "event"))
@@ -242,7 +276,8 @@ async def _watch(client: AsyncClient, queues: tuple[str, ...], every: float) -> 
 @click.option("--queue", "queues", multiple=True, metavar="NAME", help="Also show this queue.")
 def status(redis_url: str | None, watch: bool, every: float, queues: tuple[str, ...]) -> None:
     """One screen: services with desired vs live replicas, standbys and health; queues with
-    length, in-flight and dead letters; cscale agents; recent scaling events and errors.
+    length, in-flight and dead letters; the busiest job rate limits and concurrency caps
+    (`redline jobs limits` lists them all); cscale agents; recent scaling events and errors.
 
     \b
     A service is unhealthy when its errors or timeouts pass a share of its calls (10 % over

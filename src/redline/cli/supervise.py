@@ -15,22 +15,26 @@ each time (up to `BACKOFF_CAP`), so a worker that cannot start does not spin.
 from __future__ import annotations
 
 import logging
+import math
+import os
 import signal
 import sys
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from redline.scaling.procs import Child, Children
+from redline.scaling.procs import Children, Replicas, Restarts
 
-__all__ = ["Supervisor"]
+__all__ = ["Supervisor", "cores"]
 
 log = logging.getLogger(__name__)
 
 QUICK = 5.0  # seconds: a child that dies sooner is restarted after a backoff
 BACKOFF_CAP = 30.0
 POLL = 0.2  # seconds between looks at the children
+RESTARTS = Restarts(base=0.5, cap=BACKOFF_CAP, steady=QUICK, at_once_when_steady=True)
 
 
 @dataclass
@@ -44,58 +48,55 @@ class Supervisor:
     children: Children = field(default_factory=Children)
     stopping: threading.Event = field(default_factory=threading.Event)
     restarts: int = 0
-    _delays: dict[str, float] = field(default_factory=dict)
-    _due: dict[str, float] = field(default_factory=dict)
 
     def run(self) -> None:
         """Supervise until SIGTERM/SIGINT (installs those handlers: call it from the CLI)."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stopping.set())
-        log.info("supervisor started processes=%d pid=%s", self.processes, _pid())
-        for slot in range(self.processes):
-            self._start(f"worker-{slot}")
+        log.info("supervisor started processes=%d pid=%s", self.processes, os.getpid())
+        workers = Replicas(self.children, "worker-", self.argv, RESTARTS)
+        workers.resize(self.processes, self.grace)
         while not self.stopping.wait(POLL):
-            self._replace_exited()
+            self._replace_exited(workers)
         log.info("supervisor stopping children=%d", len(self.children.running))
         self.children.stop_all(self.grace)
         log.info("supervisor stopped restarts=%d", self.restarts)
 
-    def _start(self, slot: str) -> Child:
-        return self.children.start(slot, self.argv, die_with_parent=True)
-
-    def _replace_exited(self) -> None:
+    def _replace_exited(self, workers: Replicas) -> None:
         now = time.monotonic()
-        for child in self.children.reap():
-            lived = now - child.started
-            delay = self._backoff(child.tag, lived)
+        for child, delay in workers.exited(self.children.reap(), now):
             log.warning(
                 "worker exited slot=%s pid=%s code=%s lived=%.1fs restart_in=%.1fs",
                 child.tag,
                 child.pid,
                 child.process.returncode,
-                lived,
+                now - child.started,
                 delay,
             )
-            self._due[child.tag] = now + delay
-        for slot, due in list(self._due.items()):
-            if due <= now and not self.stopping.is_set():
-                del self._due[slot]
-                self.restarts += 1
-                self._start(slot)
-
-    def _backoff(self, slot: str, lived: float) -> float:
-        if lived >= QUICK:
-            self._delays.pop(slot, None)
-            return 0.0
-        delay = min(BACKOFF_CAP, 2 * self._delays.get(slot, 0.25))
-        self._delays[slot] = delay
-        return delay
+        if not self.stopping.is_set():
+            self.restarts += len(workers.start_due(now))
 
 
-def _pid() -> int:
-    import os
+CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "<quota> <period>" or "max <period>"
 
-    return os.getpid()
+
+def cores() -> int:
+    """The cores this process may use: its CPU affinity, bounded by the CPU quota of its
+    cgroup (a container limited to 2 CPUs on a 64-core host gets 2, not 64)."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        usable = os.cpu_count() or 1
+    quota = _cpu_quota()
+    return max(1, min(usable, quota) if quota else usable)
+
+
+def _cpu_quota() -> int | None:
+    try:
+        quota, period = CPU_MAX.read_text().split()[:2]
+        return None if quota == "max" else math.ceil(int(quota) / int(period))
+    except (OSError, ValueError):
+        return None
 
 
 def child_argv(args: Sequence[str]) -> list[str]:

@@ -23,8 +23,8 @@ from redline.http.hassets import AssetsConfig
 from redline.http.himporter import ImporterSettings
 from redline.http.hrender import RenderConfig
 from redline.http.hrouter import RouterConfig
+from redline.scaling.procs import Children
 from redline.scaling.up import (
-    Group,
     ServicePlan,
     Supervisor,
     Topology,
@@ -102,22 +102,25 @@ def up(file: Path, redis_url: str | None, port: int | None, grace: float) -> Non
     signal.signal(signal.SIGINT, on_signal)
     with server_for(redis_url or topology.redis) as url, tempfile.TemporaryDirectory() as tmp:
         _seed(topology, url)
-        groups = groups_for(topology, url, Path(tmp))
+        children = Children()
+        groups = groups_for(topology, url, Path(tmp), children)
         count = sum(group.plan.replicas for group in groups)
         where = f" — http://127.0.0.1:{topology.port}/" if topology.port else ""
         click.echo(f"redline up: {count} processes on {url}{where} (Ctrl-C to stop)")
-        _supervise(groups, url, grace, lambda: stop["now"])
+        _supervise(Supervisor(groups, children, grace), url, lambda: stop["now"])
         click.echo("redline up: stopped")
 
 
-def _supervise(groups: list[Group], url: str, grace: float, stopping: Callable[[], bool]) -> None:
-    """Run the groups until `stopping`; the autoscaled ones with an `UpScaler` each."""
+def _supervise(supervisor: Supervisor, url: str, stopping: Callable[[], bool]) -> None:
+    """Run the supervisor until `stopping`; the autoscaled groups with an `UpScaler` each."""
     client = connect_sync(url)
+    grace, groups = supervisor.grace, supervisor.groups
     scalers = [UpScaler(client, g, grace) for g in groups if g.plan.autoscale is not None]
+    supervisor.scalers, supervisor.bury = list(scalers), _burier(client)
     try:
         for scaler in scalers:
             scaler.publish()
-        Supervisor(groups, grace, scalers=list(scalers), bury=_burier(client)).run(stopping)
+        supervisor.run(stopping)
     finally:
         with contextlib.suppress(redis.exceptions.RedisError):
             for scaler in scalers:

@@ -19,13 +19,14 @@ from redline.cli.common import (
     server_for,
 )
 from redline.cli.sidekiq import sidekiq_worker
-from redline.cli.supervise import Supervisor, child_argv
+from redline.cli.supervise import Supervisor, child_argv, cores
 from redline.cli.worker_config import SidekiqWorkerConfig, WorkerConfig
 from redline.errors import RedlineError
 from redline.jobs.recycle import Recycle
 from redline.jobs.task import Tasks, load_tasks
 from redline.jobs.worker import Worker
 from redline.runtime import assemble, run_service
+from redline.scaling.procs import PROCESSES_ENV
 
 __all__ = ["WorkerConfig", "run_worker", "worker", "worker_hooks"]
 
@@ -54,9 +55,11 @@ __all__ = ["WorkerConfig", "run_worker", "worker", "worker_hooks"]
     "-p",
     type=click.IntRange(min=1),
     is_flag=False,
-    flag_value=os.cpu_count() or 1,
-    help="Run N worker processes under a supervisor that replaces any that exits; "
-    "--processes alone: one per core. Without it: one worker, in this process.",
+    flag_value=cores(),
+    envvar=PROCESSES_ENV,
+    help="Worker processes, under a supervisor that replaces any that exits (default: one "
+    f"per core, here {cores()}; env {PROCESSES_ENV}). 1: one worker in this process, no "
+    "supervisor (what process managers and crash tests that kill its pid want).",
 )
 @click.option(
     "--max-jobs",
@@ -97,13 +100,15 @@ def worker(
     (leave|dead), unknownDelay, maxRecoveries, pollInterval, tag (docs/sidekiq.md).
 
     \b
-    With --processes N, a supervisor runs N such workers as child processes (sync tasks then
-    use every core), starts a new one when one dies or is recycled (--max-jobs,
-    --max-memory), and on SIGTERM stops them all, each finishing what it holds.
+    By default a supervisor runs one such worker per core as child processes (sync tasks
+    then use every core; --processes N for N), starts a new one when one dies or is
+    recycled (--max-jobs, --max-memory), and on SIGTERM stops them all, each finishing what
+    it holds. --processes 1 runs one worker in this process, with no supervisor.
 
     \b
     Example:  redline worker app.tasks --concurrency 32
               redline worker app.tasks --processes 4 --max-jobs 10000
+              redline worker app.tasks --processes 1      # under systemd, k8s, up, cscale
               redline worker app.tasks --sidekiq critical default
     """
     sys.path[:0] = [str(p) for p in paths] or [os.getcwd()]
@@ -127,19 +132,21 @@ def worker(
     except RedlineError as exc:
         fail(str(exc), 2)
         return
+    count = processes or cores()
     with server_for(config.redis) as url:
-        if processes is None:
+        if count == 1:
             run_worker(tasks, config.model_copy(update={"redis": url}))
             return
         argv = _child_args(click.get_current_context(), url)
-        Supervisor(child_argv(argv), processes, config.grace + 15).run()
+        Supervisor(child_argv(argv), count, config.grace + 15).run()
 
 
 def _child_args(ctx: click.Context, url: str) -> list[str]:
-    """This command's arguments for a child: the same, less --processes, on the resolved
+    """This command's arguments for a child: the same with --processes 1, on the resolved
     server (an embedded one is shared)."""
     root, p = ctx.find_root().params, ctx.params
     args = ["--log-level", root["log_level"], "--log-format", root["log_format"], "worker"]
+    args += ["--processes", "1"]
     args += [p["tasks_spec"], *p["queue_args"]] + (["--sidekiq"] if p["sidekiq"] else [])
     for flag, name in (("-c", "concurrency"), ("--max-jobs", "max_jobs")):
         args += [flag, str(p[name])] if p[name] is not None else []

@@ -33,13 +33,8 @@ import redis.asyncio.sentinel
 import redis.sentinel
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from redline.connection.client import (
-    AsyncClient,
-    Command,
-    HeldConnection,
-    SyncClient,
-    is_cluster_client,
-)
+from redline.connection.held import Command, HeldConnection
+from redline.connection.kinds import AsyncClient, SyncClient, is_cluster_client
 
 __all__ = ["Batched", "Held", "batched", "held"]
 

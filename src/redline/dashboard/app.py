@@ -28,12 +28,13 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from redline.connection import AsyncClient, connect
-from redline.dashboard import actions, charts, control, data, jobview, services
+from redline.dashboard import actions, busy, charts, control, data, jobview, services, workflows
 from redline.dashboard.actions import AUDIT
 from redline.dashboard.live import Live, live_stream, sampler
 from redline.dashboard.security import SecurityMiddleware, csrf_token
 from redline.dashboard.settings import DashboardConfig
 from redline.jobs.document import JobState
+from redline.jobs.usage import limit_use
 
 __all__ = ["create_app"]
 
@@ -124,6 +125,8 @@ async def queue_page(request: Request) -> Response:
         watch=f"queue:{name}",
         now=time.time(),
         paused=await control.paused(client, name),
+        holders=await busy.holders(client) if kind == "inflight" else {},
+        limits=await limit_use(client, name),
     )
 
 
@@ -145,7 +148,9 @@ async def jobs_page(request: Request) -> Response:
         states = [s.value for s in JobState]
         raise HTTPException(400, f"unknown state: use one of {states}") from None
     task, within = request.query_params.get("task", ""), _int_param(request, "within")
-    rows = await data.jobs_in_state(_client(request), name, state) if name else []
+    client = _client(request)
+    rows = await data.jobs_in_state(client, name, state) if name else []
+    running = state is JobState.RUNNING
     return render(
         request,
         "jobs.html",
@@ -157,6 +162,8 @@ async def jobs_page(request: Request) -> Response:
         task=task,
         within=within,
         watch=f"queue:{name}",
+        holders=await busy.holders(client) if running else {},
+        workflows=await workflows.recent(_client(request)),
     )
 
 
@@ -166,7 +173,14 @@ async def job_page(request: Request) -> Response:
     client = _client(request)
     place = await jobview.find_job(client, name, job_id)
     view = await control.job_view(client, name, job_id)  # status, events
-    return render(request, "job.html", **view, place=place, watch=f"queue:{name}")
+    member = await workflows.member_of(client, job_id)
+    return render(request, "job.html", **view, place=place, member=member, watch=f"queue:{name}")
+
+
+async def workflow_page(request: Request) -> Response:
+    """One workflow: its state, its members (state, timing, jobs) and a drawing of its graph."""
+    view = await workflows.page(_client(request), request.path_params["id"])
+    return render(request, "workflow.html", **view, watch="*")
 
 
 async def services_page(request: Request) -> Response:
@@ -176,6 +190,13 @@ async def services_page(request: Request) -> Response:
     return render(
         request, "services.html", views=views, rollouts=rollouts, now=time.time(), watch="services"
     )
+
+
+async def busy_page(request: Request) -> Response:
+    """Every jobs worker and what it runs now (from their instance records)."""
+    found = await busy.workers(_client(request))
+    jobs = busy.busy_jobs(found)
+    return render(request, "busy.html", workers=found, jobs=jobs, now=time.time(), watch="busy")
 
 
 async def metrics_page(request: Request) -> Response:
@@ -231,7 +252,9 @@ def create_app(config: DashboardConfig, client: AsyncClient | None = None) -> St
         Route("/job/{id}", job_page),
         Route("/queues/{name:path}", queue_page),
         Route("/jobs", jobs_page),
+        Route("/workflow/{id}", workflow_page),
         Route("/services", services_page),
+        Route("/busy", busy_page),
         Route("/metrics", metrics_page),
         Mount("/static", static, name="static"),
     ]

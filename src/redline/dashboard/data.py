@@ -63,6 +63,11 @@ class QueueRow:
     expired: int = 0
     # (priority, its queue key, jobs waiting) for priorities 1-9 in use, highest first
     priorities: list[tuple[int, str, int]] = field(default_factory=list)
+    # the counts above summed over every priority in use (each is a queue of its own)
+    all_waiting: int = 0
+    all_inflight: int = 0
+    all_delayed: int = 0
+    all_dead: int = 0
 
 
 @dataclass(frozen=True)
@@ -100,38 +105,37 @@ async def list_queues(client: AsyncClient, configured: Sequence[str]) -> list[st
 
 
 async def queue_rows(client: AsyncClient, names: Sequence[str]) -> list[QueueRow]:
+    return [await _queue_row(client, name) for name in names]
+
+
+async def _queue_row(client: AsyncClient, name: str) -> QueueRow:
     queue = ReliableQueue(client)
-    rows = []
-    for name in names:
-        info = await queue.info(name)
-        keys = job_keys(name)
-        stats = _texts(await client.hgetall(keys.stats))
-        scheduled = await client.zcard(keys.scheduled)
-        paused = await is_paused(client, name)
-        rows.append(
-            QueueRow(
-                name,
-                info.waiting,
-                info.inflight,
-                info.delayed,
-                info.dead,
-                scheduled,
-                int(stats.get("complete", 0)),
-                int(stats.get("failed", 0)),
-                info.dropped,
-                info.records_dropped,
-                info.dead_max,
-                info.dead_age / 86400,
-                paused,
-                int(stats.get("expired", 0)),
-                [
-                    (p, priority_key(name, p), n)
-                    for p, n in (await priority_counts(client, name)).items()
-                    if p
-                ],
-            )
-        )
-    return rows
+    info, keys = await queue.info(name), job_keys(name)
+    stats = _texts(await client.hgetall(keys.stats))
+    counts = await priority_counts(client, name)
+    levels = [(p, priority_key(name, p), n) for p, n in counts.items()]
+    infos = [info, *[await queue.info(key) for p, key, _ in levels if p]]
+    return QueueRow(
+        name,
+        info.waiting,
+        info.inflight,
+        info.delayed,
+        info.dead,
+        await client.zcard(keys.scheduled),
+        int(stats.get("complete", 0)),
+        int(stats.get("failed", 0)),
+        info.dropped,
+        info.records_dropped,
+        info.dead_max,
+        info.dead_age / 86400,
+        await is_paused(client, name),
+        int(stats.get("expired", 0)),
+        [level for level in levels if level[0]],
+        sum(i.waiting for i in infos),
+        sum(i.inflight for i in infos),
+        sum(i.delayed for i in infos),
+        sum(i.dead for i in infos),
+    )
 
 
 def _row(message: QueuedMessage, state: str) -> JobRow:

@@ -8,7 +8,8 @@ says so (``ok: false``) and the page shows that it is reconnecting; the browser'
 reconnects by itself when the stream drops.
 
 A sample's ``digest`` holds a short fingerprint per part of the system (``queue:<name>``,
-``services``, ``metrics``); a page re-reads its own lists only when a part it shows changed.
+``services``, ``metrics``, ``busy``: what jobs workers run); a page re-reads its own lists
+only when a part it shows changed.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from redline.connection import AsyncClient, text
-from redline.dashboard import data, services
+from redline.dashboard import busy, data, services
 from redline.dashboard.settings import DashboardConfig
 from redline.jobs.document import job_keys
 from redline.jobs.events import JobEvent
@@ -109,12 +110,14 @@ async def take_sample(client: AsyncClient, config: DashboardConfig, live: Live) 
     events = await new_events(client, names, live.seen)
     live.events.extendleft(reversed(events))
     replicas = await services.replica_counts(client, config.namespaces)
+    workers = await busy.workers(client)
     metrics = {
         m.key: [m.count, m.sum] for m in await data.metrics_hashes(client, config.namespaces)
     }
     queues = [{**r.__dict__, "last_event": live.seen.get(r.name, "")} for r in rows]
     digest = {f"queue:{q['name']}": _digest(q) for q in queues}
     digest |= {"services": _digest(replicas), "metrics": _digest(metrics)}
+    digest["busy"] = _digest([(w.instance.key, w.running, w.jobs_digest) for w in workers])
     return {
         "t": time.time(),
         "ok": True,

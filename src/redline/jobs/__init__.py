@@ -19,7 +19,18 @@ from redline.jobs.cron import CronSchedule, CronScheduler
 from redline.jobs.document import JobDocument, JobState, job_keys
 from redline.jobs.events import JobEvent, JobStatus, job_events, job_status
 from redline.jobs.job import Job, JobRecord, enqueue, enqueue_at, enqueue_in, enqueue_sync
-from redline.jobs.task import Task, Tasks, load_tasks, task
+from redline.jobs.task import Signature, Task, Tasks, load_tasks, task
+from redline.jobs.workflow import (
+    MemberState,
+    SyncWorkflowHandle,
+    WorkflowHandle,
+    WorkflowState,
+    WorkflowStatus,
+    chain,
+    chord,
+    group,
+    workflow,
+)
 
 cancel_sync = cancel_job_sync
 
@@ -33,11 +44,19 @@ __all__ = [
     "JobRecord",
     "JobState",
     "JobStatus",
+    "MemberState",
+    "Signature",
+    "SyncWorkflowHandle",
     "Task",
     "Tasks",
+    "WorkflowHandle",
+    "WorkflowState",
+    "WorkflowStatus",
     "cancel_job",
     "cancel_job_sync",
     "cancel_sync",
+    "chain",
+    "chord",
     "current_job",
     "enqueue",
     "enqueue_at",
@@ -45,6 +64,7 @@ __all__ = [
     "enqueue_many",
     "enqueue_many_sync",
     "enqueue_sync",
+    "group",
     "job_events",
     "job_keys",
     "job_status",
@@ -55,4 +75,5 @@ __all__ = [
     "resume_queue",
     "resume_queue_sync",
     "task",
+    "workflow",
 ]

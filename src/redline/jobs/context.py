@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from redline.errors import JobError
 
@@ -46,6 +47,7 @@ class JobContext:
     # cost a lock and a condition).
     _cancelled: bool = False
     run: asyncio.Task[object] | None = None  # the run, when the task is async
+    started: float = field(default_factory=time.time)  # when this run started (unix time)
 
     @property
     def cancelled(self) -> bool:

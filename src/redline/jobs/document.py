@@ -12,6 +12,9 @@ A job is one message on a ReliableQueue, its payload a UTF-8 JSON object::
 - ``trace`` (left out when empty) is the W3C trace context of the enqueue, e.g.
   ``{"traceparent": "00-…-…-01"}``, written when OpenTelemetry tracing is on
   (docs/integrations.md); a worker's run of the job continues that trace.
+- ``workflow`` (left out when not set) names the workflow a job is a member of and its member,
+  ``{"id": "…", "member": "b"}`` (`redline.jobs.workflow`): the worker reports its outcome
+  to the workflow before acknowledging it.
 - ``args``/``kwargs`` are plain JSON: str, int, float, bool, None, lists and objects with string
   keys. Tuples arrive as lists. ``bytes`` are refused (encode them yourself, e.g. base64 text):
   a job document is readable by any language and by a person looking at the queue, and never
@@ -152,6 +155,7 @@ class JobDocument(msgspec.Struct, frozen=True):
     result_ttl: int | None = None
     trace: Mapping[str, str] = msgspec.field(default_factory=dict)
     expires: float | None = None
+    workflow: Mapping[str, str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -171,6 +175,8 @@ class JobDocument(msgspec.Struct, frozen=True):
             doc["trace"] = dict(self.trace)
         if self.expires is not None:
             doc["expires"] = self.expires
+        if self.workflow is not None:
+            doc["workflow"] = dict(self.workflow)
         return doc
 
     def encode(self) -> bytes:
@@ -210,12 +216,20 @@ class JobDocument(msgspec.Struct, frozen=True):
             result_ttl=doc.get("result_ttl"),
             trace=_trace(doc.get("trace")),
             expires=_seconds(doc.get("expires")),
+            workflow=_workflow(doc.get("workflow")),
         )
 
 
 def _seconds(value: Any) -> float | None:
     """An optional time of a document; one that is not a number is ignored."""
     return float(value) if isinstance(value, int | float) else None
+
+
+def _workflow(value: Any) -> Mapping[str, str] | None:
+    """The workflow of a document: an object with string `id` and `member`, else None."""
+    if isinstance(value, dict) and all(isinstance(value.get(k), str) for k in ("id", "member")):
+        return {"id": value["id"], "member": value["member"]}
+    return None
 
 
 def _trace(value: Any) -> Mapping[str, str]:

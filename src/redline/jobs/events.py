@@ -25,6 +25,7 @@ from typing import Any
 import msgspec
 
 from redline.connection import AsyncClient, SyncClient
+from redline.connection import text as decoded
 from redline.jobs.document import JobDocument, JobState, job_keys
 from redline.scripting.scripts import run_batched, run_sync
 
@@ -178,10 +179,10 @@ class JobEvent:
 
     @classmethod
     def of(cls, queue: str, entry_id: bytes | str, fields: Mapping[Any, Any]) -> JobEvent:
-        text = {_str(k): _str(v) for k, v in fields.items()}
+        text = {decoded(k, "replace"): decoded(v, "replace") for k, v in fields.items()}
         progress = text.get("progress")
         return cls(
-            id=_str(entry_id),
+            id=decoded(entry_id, "replace"),
             queue=queue,
             job=text.get("job", ""),
             event=text.get("event", ""),
@@ -190,10 +191,6 @@ class JobEvent:
             progress=float(progress) if progress else None,
             message=text.get("message", ""),
         )
-
-
-def _str(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 async def job_events(
@@ -212,7 +209,7 @@ async def job_events(
     last = since
     if last == "$":
         newest = await client.xrevrange(key, count=1)
-        last = _str(newest[0][0]) if newest else "0-0"
+        last = decoded(newest[0][0], "replace") if newest else "0-0"
     while True:
         wait = int(block * 1000) if follow else None
         reply: Any = await client.xread({key: last}, count=count, block=wait)
@@ -253,7 +250,7 @@ async def job_status(client: AsyncClient, queue: str, job_id: str) -> JobStatus 
     raw: dict[Any, Any] = await client.hgetall(job_keys(queue).status(job_id))
     if not raw or b"state" not in raw:
         return None
-    text = {_str(k): _str(v) for k, v in raw.items()}
+    text = {decoded(k, "replace"): decoded(v, "replace") for k, v in raw.items()}
     progress = text.get("progress")
     return JobStatus(
         id=job_id,
@@ -282,8 +279,8 @@ def finished(
     if state is JobState.COMPLETE:
         ttl = doc.result_ttl or 0
         return [_with(base, "completed", state, ttl, "")]
-    if state is JobState.CANCELLED:
-        return [_with(base, "cancelled", state, FAILURE_TTL, "")]
+    if state in (JobState.CANCELLED, JobState.EXPIRED):  # never ran, or stopped: not failed
+        return [_with(base, state.value, state, FAILURE_TTL, "")]
     failed = _with(base, "failed", None, LIVE_TTL, error)
     if state is JobState.DEAD:
         return [failed, _with(base, "dead", state, FAILURE_TTL, error)]

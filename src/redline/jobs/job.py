@@ -23,7 +23,7 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar, overload
 
 import msgspec
 
@@ -33,12 +33,13 @@ from redline.jobs.control import cancel_job
 from redline.jobs.document import JobDocument, JobState, decode_value, encode_value, job_keys
 from redline.jobs.events import JobStatus, job_status, record_enqueued, record_enqueued_sync
 from redline.jobs.placement import placement, with_expiry
-from redline.jobs.task import Task
+from redline.jobs.task import Signature, Task
 from redline.queue import ReliableQueue
 from redline.runtime.tracing import tracer
 from redline.scripting.scripts import run_batched, run_held
 
 __all__ = [
+    "Enqueueable",
     "Job",
     "JobRecord",
     "enqueue",
@@ -50,6 +51,18 @@ __all__ = [
 ]
 
 RECENT = 1000  # ids kept in a queue's list of recent job records
+
+H = TypeVar("H", covariant=True)
+S = TypeVar("S", covariant=True)
+
+
+class Enqueueable(Protocol[H, S]):
+    """What `enqueue` takes besides a task: a workflow (`redline.jobs.workflow`), which
+    enqueues itself and returns its handle."""
+
+    async def enqueue_with(self, client: AsyncClient) -> H: ...
+
+    def enqueue_with_sync(self, client: SyncClient) -> S: ...
 
 
 @dataclass(frozen=True)
@@ -240,11 +253,42 @@ async def _put(
     return Job(doc.id, task.queue, task.name, client, task.result_ttl)
 
 
+@overload
+async def enqueue(client: AsyncClient, task: Enqueueable[H, Any], /) -> H: ...
+
+
+@overload
 async def enqueue(
     client: AsyncClient, task: Task[..., Any], /, *args: Any, **kwargs: Any
-) -> Job | None:
-    """Enqueue a run of `task` with these arguments now. None: a unique job is still pending."""
+) -> Job | None: ...
+
+
+async def enqueue(client: AsyncClient, task: Any, /, *args: Any, **kwargs: Any) -> Any:
+    """Enqueue a run of `task` with these arguments now. None: a unique job is still pending.
+
+    A workflow (``chain``, ``group``, ``chord``, ``workflow``) is enqueued whole, and its
+    handle returned (`redline.jobs.workflow`); a signature (``task.s(1)``) as its task with
+    its arguments."""
+    if not isinstance(task, Task):
+        return await _enqueue_other(client, task, args, kwargs)
     return await _enqueue(client, task, None, args, kwargs)
+
+
+def _other(task: Any, args: Any, kwargs: Any) -> None:
+    if not hasattr(task, "enqueue_with"):
+        raise JobError(
+            f"enqueue: {task!r:.80} is not a task or a workflow: pass a @task function, "
+            "Task.ref(name), or a chain/group/chord/workflow"
+        )
+    if args or kwargs:
+        raise JobError("enqueue: a workflow takes no arguments: give them to its signatures")
+
+
+async def _enqueue_other(client: AsyncClient, task: Any, args: Any, kwargs: Any) -> Any:
+    if isinstance(task, Signature) and not (args or kwargs):  # one job, as task(*args)
+        return await _enqueue(client, task.task, None, task.args, task.kwargs)
+    _other(task, args, kwargs)
+    return await task.enqueue_with(client)
 
 
 async def enqueue_in(
@@ -272,12 +316,26 @@ async def enqueue_at(
     return await _enqueue(client, task, when, args, kwargs)
 
 
+@overload
+def enqueue_sync(client: SyncClient, task: Enqueueable[Any, S], /) -> S: ...
+
+
+@overload
 def enqueue_sync(
     client: SyncClient, task: Task[..., Any], /, *args: Any, **kwargs: Any
-) -> str | None:
+) -> str | None: ...
+
+
+def enqueue_sync(client: SyncClient, task: Any, /, *args: Any, **kwargs: Any) -> Any:
     """`enqueue` for code without an event loop (a Flask or Django view, a script): the same
     document, the same scripts, on a blocking client. Returns the job id (None: a unique job
-    with the key is still pending); `Job` handles need the asyncio client."""
+    with the key is still pending); `Job` handles need the asyncio client. A workflow returns
+    its `SyncWorkflowHandle`."""
+    if isinstance(task, Signature) and not (args or kwargs):
+        return enqueue_sync(client, task.task, *task.args, **task.kwargs)
+    if not isinstance(task, Task):
+        _other(task, args, kwargs)
+        return task.enqueue_with_sync(client)
     doc = with_expiry(_document(task, args, kwargs), task, None)
     traced = tracer()
     if traced is None:

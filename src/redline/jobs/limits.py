@@ -29,16 +29,16 @@ from typing import Any
 from redline.errors import JobSerializationError
 from redline.jobs.document import JobDocument, JobState, job_keys
 from redline.jobs.job import JobRecord, describe_args
-from redline.jobs.options import MAX_PRIORITY, parse_rate
+from redline.jobs.options import MAX_PRIORITY, Rate, parse_rate
 from redline.jobs.priority import Levels, priority_key
 from redline.jobs.records import note_recent, record_failure
 from redline.jobs.task import Task, Tasks
-from redline.keys import derived
+from redline.jobs.usage import KEPT, Registrar, limit_keys, limits_key, member
 from redline.queue import Delivery, ReliableQueue
 from redline.queue.core import keys_of
 from redline.scripting.scripts import run
 
-__all__ = ["Gate", "limit_keys"]
+__all__ = ["Gate", "limit_keys"]  # limit_keys: from jobs.usage, where it is named
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +52,6 @@ class Verdict(enum.Enum):
     STALE = "stale"
 
 
-def limit_keys(queue: str, kind: str, task: str, key: str | None) -> tuple[str, str]:
-    """The two keys of one limit: `kind` "concurrency" (slots, waiters) or "rate" (log,
-    spreading), of `task` on `queue`, per `key` when the task has one."""
-    parts = [task] if key is None else [task, key]
-    return derived(queue, f"job-{kind}", *parts), derived(queue, f"job-{kind}-next", *parts)
-
-
 def _limited(task: Task[Any, Any]) -> bool:
     return task.concurrency is not None or task.rate_limit is not None
 
@@ -66,11 +59,19 @@ def _limited(task: Task[Any, Any]) -> bool:
 class Gate:
     """Admits popped jobs under their tasks' limits and expiry (see the module docstring)."""
 
-    def __init__(self, queue: ReliableQueue, tasks: Tasks, levels: Levels) -> None:
+    def __init__(
+        self,
+        queue: ReliableQueue,
+        tasks: Tasks,
+        levels: Levels,
+        expired: Callable[[Delivery, JobDocument], None] | None = None,
+    ) -> None:
         self.queue, self.levels = queue, levels
+        self.expired = expired  # told of each job dropped unrun (the worker writes its event)
         self.guarded = {t.name: t for t in tasks.values() if _limited(t) or t.expires}
         self.held: dict[tuple[str, str], tuple[str, str]] = {}  # delivery -> (slots, waiters)
         self.waited = -1e9  # monotonic time a job was last put back to wait
+        self.registrar = Registrar()  # the limits in use, registered for readers
 
     @property
     def waiting(self) -> bool:
@@ -107,14 +108,18 @@ class Gate:
 
     async def _limit(self, d: Delivery, doc: JobDocument, task: Task[Any, Any]) -> Verdict:
         queue = self.levels.queue_of(d.key)
-        slots = limit_keys(queue, "concurrency", task.name, _key(task.concurrency_key, doc))
-        rate = limit_keys(queue, "rate", task.name, _key(task.rate_key, doc))
+        slots_key, rate_key = _key(task.concurrency_key, doc), _key(task.rate_key, doc)
+        slots = limit_keys(queue, "concurrency", task.name, slots_key)
+        rate = limit_keys(queue, "rate", task.name, rate_key)
         parsed = parse_rate(task.rate_limit) if task.rate_limit else None
         k = keys_of(d.key)
         reply = await run(
             self.queue.client,
             "job_admit",
-            [k.inflight, k.delayed, k.deliveries, k.since, *slots, *rate],
+            [
+                *(k.inflight, k.delayed, k.deliveries, k.since, *slots, *rate),
+                *(limits_key(queue), k.payloads, k.batches, k.batched),
+            ],
             [
                 d.id,
                 d.deliveries,
@@ -123,6 +128,9 @@ class Gate:
                 parsed.count if parsed else 0,
                 parsed.period_ms if parsed else 1000,
                 self.levels.priority_of(d.key),
+                self._register(queue, "concurrency", task, slots_key, task.concurrency, 0),
+                self._register(queue, "rate", task, rate_key, *_count_period(parsed)),
+                round(KEPT * 1000),
             ],
         )
         if int(reply[0]) == 1:
@@ -134,6 +142,20 @@ class Gate:
             log.debug("job waits id=%s task=%s for=%s ms=%s", doc.id, doc.task, reply[2], reply[1])
             return Verdict.WAIT
         return Verdict.STALE
+
+    def _register(
+        self,
+        queue: str,
+        kind: str,
+        task: Task[Any, Any],
+        key: str | None,
+        count: int | None,
+        period_ms: int,
+    ) -> str:
+        """The registry member to (re)write with this admission, or "" (`jobs.usage`)."""
+        if not count:
+            return ""
+        return self.registrar.due(queue, member(kind, task.name, key, count, period_ms))
 
     async def release(self, deliveries: Iterable[Delivery]) -> None:
         """Give back the slots of finished (or returned) jobs, waking a waiting job for each."""
@@ -180,6 +202,13 @@ class Gate:
             pipe.hincrby(job_keys(queue).stats, "expired", 1)
             log.info("job expired id=%s task=%s", doc.id, doc.task)
         await pipe.execute()
+        for d, doc in expired:
+            if self.expired is not None:
+                self.expired(d, doc)
+
+
+def _count_period(parsed: Rate | None) -> tuple[int | None, int]:
+    return (parsed.count, parsed.period_ms) if parsed else (None, 0)
 
 
 def _key(of: Callable[..., Any] | None, doc: JobDocument) -> str | None:

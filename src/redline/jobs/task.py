@@ -28,7 +28,7 @@ from redline.errors import JobError, UnknownTaskError
 from redline.jobs.document import encode_value
 from redline.jobs.options import option_problems
 
-__all__ = ["Task", "Tasks", "load_tasks", "task"]
+__all__ = ["Signature", "Task", "Tasks", "load_tasks", "task"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -112,6 +112,16 @@ class Task(Generic[P, R]):
         """
         return dataclasses.replace(self, **changes)
 
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """A signature: this task with these arguments, not enqueued (for workflows: ``chain``,
+        ``group``, ``chord``, ``workflow``). It receives the result of what it follows as its
+        first argument."""
+        return Signature(self, args, kwargs)
+
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
+        """An immutable signature: like `s`, but it receives no upstream result."""
+        return Signature(self, args, kwargs, immutable=True)
+
     def unique_key(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str | None:
         """The uniqueness key of a job with these arguments (None: not unique)."""
         if self.unique is False:
@@ -131,6 +141,25 @@ class Task(Generic[P, R]):
     def ref(cls, name: str, **options: Any) -> Task[..., Any]:
         """A task known by name only: for producers that do not import the worker's code."""
         return Task(None, name, **options)
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A task with its arguments, not yet enqueued: a member of a workflow
+    (`redline.jobs.workflow`). `immutable` ones (``task.si(...)``) receive no upstream result."""
+
+    task: Task[..., Any]
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    immutable: bool = False
+
+    def options(self, **changes: Any) -> Signature:
+        """The same call with other task options: ``resize.s(img).options(queue="gpu")``."""
+        return dataclasses.replace(self, task=self.task.options(**changes))
+
+    def __repr__(self) -> str:
+        mark = "si" if self.immutable else "s"
+        return f"{self.task.name}.{mark}(*{list(self.args)!r}, **{dict(self.kwargs)!r})"
 
 
 def _check_options(t: Task[Any, Any]) -> None:

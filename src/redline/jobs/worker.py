@@ -36,15 +36,17 @@ import msgspec
 
 from redline.connection import AsyncClient
 from redline.errors import TRANSIENT, JobError, JobSerializationError, UnknownTaskError
+from redline.jobs.busy import Busy
 from redline.jobs.control import CONTROL_EVERY
 from redline.jobs.cron import CronSchedule, CronScheduler
-from redline.jobs.document import JobDocument, JobState, encode_value, job_keys
+from redline.jobs.document import JobDocument, JobState, job_keys
 from redline.jobs.job import JobRecord, describe_args, enqueue
 from redline.jobs.limits import Gate
-from redline.jobs.priority import Levels, priority_key, scheduled_key
+from redline.jobs.priority import FORGET_EVERY, Levels, priority_key, scheduled_key
 from redline.jobs.records import keep_result, note_recent, record_failure
 from redline.jobs.runs import Runs
 from redline.jobs.task import Task, Tasks
+from redline.jobs.workflow.progress import kept_result, settle_members
 from redline.queue import Delivery, ReliableQueue
 from redline.runtime import Context
 from redline.runtime.metrics import Metrics
@@ -164,6 +166,8 @@ class Worker:
         self.levels = Levels(self.queues, _declared(tasks))  # priorities: the keys to pop
         self._gate: Gate | None = None
         self.runs = Runs(self.queues, track, self._ready.set)  # pause, cancel, events
+        self.busy = Busy(concurrency, self.levels.queue_of)  # what runs, in the instance record
+        self._forgot_at = time.monotonic()  # last look for priorities no longer used
 
     @property
     def queue(self) -> ReliableQueue:
@@ -176,8 +180,15 @@ class Worker:
     def _bind(self, client: AsyncClient) -> ReliableQueue:
         deliveries = max([t.max_deliveries for t in self.tasks.values()] + [1]) + 1
         self._queue = ReliableQueue(client, lease=self.lease, max_deliveries=deliveries)
-        self._gate = Gate(self._queue, self.tasks, self.levels)
+        self._gate = Gate(self._queue, self.tasks, self.levels, self._expired)
         return self._queue
+
+    def _expired(self, delivery: Delivery, doc: JobDocument) -> None:
+        """A job the gate dropped unrun: its `expired` event (attempt 0, as its record says:
+        it never started) goes with the next flush."""
+        unrun = msgspec.structs.replace(delivery, deliveries=delivery.deliveries - 1)
+        self.runs.settled(unrun, doc, JobState.EXPIRED, "")
+        self._ready.set()
 
     @property
     def gate(self) -> Gate:
@@ -206,7 +217,7 @@ class Worker:
         )
 
     async def tick(self, ctx: Context) -> None:
-        return None
+        await self.busy.publish(ctx, self.runs.jobs)
 
     async def stop(self, ctx: Context) -> None:
         """Let in-flight jobs finish for `grace` seconds, then return the rest to the queue."""
@@ -263,6 +274,7 @@ class Worker:
         queue = self._queue or self._bind(client)
         popped = await self.gate.admit(await queue.pop(*self.levels.keys, count=1))
         if not popped:
+            await self.runs.events.flush(client)  # an expired job's event
             return None
         outcome = await self._run_one(popped[0])
         await self._settle([outcome])
@@ -346,7 +358,7 @@ class Worker:
                 value = await self._traced_call(task, doc, delivery)
             if job.cancelled:  # a sync run that finished after all: its result is discarded
                 return JobOutcome(delivery, doc, task, cancelled=True)
-            kept = encode_value(value, f"job {doc.id} result") if doc.result_ttl else None
+            kept = kept_result(doc, value)  # workflow members' too: their dependants get it
             return JobOutcome(delivery, doc, task, ok=True, value=kept)
         except asyncio.CancelledError:
             cancelled = doc is not None and self.runs.control.is_cancelled(doc.id)
@@ -385,6 +397,9 @@ class Worker:
     # -- settling --------------------------------------------------------------------------
 
     async def _settle(self, outcomes: Sequence[JobOutcome]) -> None:
+        # Workflow members first: what they make ready is pushed before they are acked, so a
+        # kill in between has them rerun, and their dependants pushed once (jobs.workflow).
+        await settle_members(self.queue.client, outcomes)
         # Unique locks go first: a worker killed after this and before the ack leaves the job
         # to be redelivered and run again (at least once), never a lock that outlives its job
         # (which would turn every later enqueue with the key, a cron entry's too, into a no-op
@@ -500,6 +515,9 @@ class Worker:
                 for name in self.queues:
                     await self._note_drops(name)
                 await self._flush_counts()
+                if time.monotonic() - self._forgot_at >= FORGET_EVERY:  # priorities unused
+                    self._forgot_at = time.monotonic()
+                    await self.levels.forget(self.queue.client)
             except TRANSIENT as exc:
                 log.warning("worker could not move scheduled jobs or count error=%r", str(exc))
             with contextlib.suppress(TimeoutError):

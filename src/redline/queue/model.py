@@ -29,6 +29,8 @@ _GIVE_BACK = (
     "reasons",
     "payloads",
     "retention",
+    "batches",
+    "batched",
 )
 # The KEYS of each script, by role (a field of QueueKeys), in order: the one place that says it.
 SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
@@ -46,13 +48,32 @@ SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
         "reasons",
         "dead",
         "retention",
+        "batches",
+        "batched",
     ),
-    "queue_extend": ("inflight", "deliveries"),
+    "queue_extend": ("inflight", "deliveries", "payloads", "since", "batches", "batched"),
     "queue_nack": _GIVE_BACK,
     "queue_recover": _GIVE_BACK,
-    "queue_info": ("waiting", "claimed", "inflight", "delayed", "dead", "retention"),
+    "queue_info": (
+        "waiting",
+        "claimed",
+        "inflight",
+        "delayed",
+        "dead",
+        "retention",
+        "batches",
+    ),
     "queue_waiting": ("waiting", "claimed", "ids"),
-    "queue_view": ("inflight", "delayed", "dead", "payloads", "deliveries", "since", "reasons"),
+    "queue_view": (
+        "inflight",
+        "delayed",
+        "dead",
+        "payloads",
+        "deliveries",
+        "since",
+        "reasons",
+        "batches",
+    ),
     "queue_purge": ("waiting", "claimed", "ids", "delayed", "payloads", "deliveries", "reasons"),
     "queue_requeue": ("dead", "delayed", "deliveries", "reasons"),
     "queue_delete": ("dead", "payloads", "deliveries", "reasons"),
@@ -136,14 +157,17 @@ class QueueKeys:
     claimed: str  # list: what blocking consumers' BLMOVE took, claimed by the next pop
     ids: str  # hash: "taken" -> list items popped; position -> id given by push
     seq: str  # the id counter
-    inflight: str  # zset: id -> lease deadline (ms)
+    inflight: str  # zset: id, or batch (see batches) -> lease deadline (ms)
     delayed: str  # zset: id -> due time (ms)
     dead: str  # zset: id -> dead-lettered at (ms)
     payloads: str  # hash: id -> payload, once a message has an id
     deliveries: str  # hash: id -> delivery count (the fencing token)
-    since: str  # hash: id -> delivered at (ms), while in flight
+    since: str  # hash: id or batch -> delivered at (ms), while in flight
     reasons: str  # hash: id -> last nack or dead-letter reason
     retention: str  # hash: max, age (ms) of dead letters kept; dropped, records_dropped counts
+    batches: str  # hash: batch -> ids, counts and payloads of what one pop leased, still held;
+    #               "extra" -> messages batches hold beyond one each (in flight: zcard + extra)
+    batched: str  # hash: id -> the batch holding it (its payload and count are in the batch)
 
     @classmethod
     def of(cls, name: str) -> QueueKeys:

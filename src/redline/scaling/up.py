@@ -31,8 +31,6 @@ from __future__ import annotations
 import json
 import logging
 import shlex
-import signal
-import subprocess
 import sys
 import time
 import tomllib
@@ -43,14 +41,13 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from redline.backoff import delay_for
 from redline.errors import ConfigError
+from redline.keys import derived
 from redline.scaling.autoscale import AutoscalePolicy
-from redline.scaling.procs import sigterm_when_parent_dies
+from redline.scaling.procs import Child, Children, Replicas, Restarts
 
 __all__ = [
     "Group",
-    "Replica",
     "Scaler",
     "ServicePlan",
     "Supervisor",
@@ -61,6 +58,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# The kinds whose instances keep their keys beside their input queue (their `assemble` call
+# passes `queue=`), with the input's default where the service has one.
+QUEUE_KEYED = {"mpush": "", "lpush": "", "mbalance": "", "vpush": "", "rquery": "rquery:in"}
 
 RESET_AFTER = 30.0  # seconds a replica must run for its restart backoff to start over
 
@@ -77,8 +78,14 @@ class ServicePlan:
 
     @property
     def namespace(self) -> str:
-        """The lifecycle namespace of its instances (as the service itself derives it)."""
-        return str(self.config.get("serviceNamespace") or f"redline:{self.kind}")
+        """The lifecycle namespace of its instances, as the service itself derives it
+        (`runtime.assembly.namespace_of`): ``serviceNamespace``; for a kind that keeps its
+        per-instance keys beside its input queue, ``{<in>}:service``; else ``redline:<kind>``."""
+        if self.config.get("serviceNamespace"):
+            return str(self.config["serviceNamespace"])
+        if self.kind in QUEUE_KEYED:
+            return derived(str(self.config.get("in") or QUEUE_KEYED[self.kind]), "service")
+        return f"redline:{self.kind}"
 
 
 @dataclass(frozen=True)
@@ -185,95 +192,43 @@ def seed_commands(path: Path) -> list[list[str]]:
     return [words for line in path.read_text().splitlines() if (words := shlex.split(line, True))]
 
 
-@dataclass
-class Replica:
-    """One process of one service, restarted with backoff when it dies."""
-
-    name: str
-    argv: list[str]
-    cwd: Path
-    proc: subprocess.Popen[bytes] | None = None
-    started: float = 0.0
-    crashes: int = 0
-    restart_at: float = 0.0
-
-    def start(self) -> None:
-        # Own session: a terminal's Ctrl-C reaches only `up`, which stops the replicas in order
-        # (before the embedded server); a replica still gets SIGTERM if `up` itself dies.
-        self.proc = subprocess.Popen(
-            self.argv, cwd=self.cwd, start_new_session=True, preexec_fn=sigterm_when_parent_dies
-        )
-        self.started = time.monotonic()
-        log.info("up started replica=%s pid=%d", self.name, self.proc.pid)
-
-    def check(self, now: float) -> int | None:
-        """Restart the process if it has exited (after a backoff delay); the pid of a process
-        found exited."""
-        if self.proc is None or self.proc.poll() is None:
-            if self.proc is None and now >= self.restart_at:
-                self.start()
-            return None
-        code, pid = self.proc.returncode, self.proc.pid
-        self.crashes = 1 if now - self.started > RESET_AFTER else self.crashes + 1
-        delay = delay_for(self.crashes, 0.2, 10.0)
-        log.warning(
-            "up replica=%s pid=%d exited code=%s; restart in %.1fs",
-            self.name,
-            self.proc.pid,
-            code,
-            delay,
-        )
-        self.proc, self.restart_at = None, now + delay
-        return pid
+RESTARTS = Restarts(base=0.2, cap=10.0, steady=RESET_AFTER, jitter=0.5)
 
 
 @dataclass
 class Group:
-    """The replicas of one service. `resize` starts new ones or retires the newest: SIGTERM,
-    so that each finishes or hands back what it holds, and no restart; one still running
-    `grace` seconds later is killed."""
+    """The replicas of one service: `procs.Replicas` in slots ``NAME.N``. One that exits
+    unexpectedly is restarted with backoff; `resize` starts new ones or retires the newest:
+    SIGTERM, so that each finishes or hands back what it holds, and no restart; one still
+    running `grace` seconds later is killed."""
 
     plan: ServicePlan
-    argv: list[str]
-    cwd: Path
-    replicas: list[Replica] = field(default_factory=list)
-    retiring: list[tuple[Replica, float]] = field(default_factory=list)
-    started: int = 0
+    replicas: Replicas
 
-    def resize(self, count: int, now: float, grace: float) -> None:
-        while len(self.replicas) < count:
-            replica = Replica(f"{self.plan.name}.{self.started}", self.argv, self.cwd)
-            self.started += 1
-            replica.start()
-            self.replicas.append(replica)
-        while len(self.replicas) > count:
-            replica = self.replicas.pop()
-            if replica.proc is not None and replica.proc.poll() is None:
-                replica.proc.send_signal(signal.SIGTERM)
-                self.retiring.append((replica, now + grace))
+    def resize(self, count: int, grace: float) -> None:
+        for child in self.replicas.resize(count, grace):
+            log.info("up started replica=%s pid=%d", child.tag, child.pid)
 
-    def check(self, now: float) -> list[int]:
-        """Restart replicas that exited, reap retired ones; the pids found exited."""
-        dead = [pid for replica in self.replicas if (pid := replica.check(now)) is not None]
-        self.retiring = [(r, due) for r, due in self.retiring if not _retired(r, now, due)]
-        return dead
-
-    def processes(self) -> list[subprocess.Popen[bytes]]:
-        every = [*self.replicas, *(r for r, _ in self.retiring)]
-        return [r.proc for r in every if r.proc is not None and r.proc.poll() is None]
-
-
-def _retired(replica: Replica, now: float, due: float) -> bool:
-    assert replica.proc is not None
-    code = replica.proc.poll()
-    if code is None and now < due:
-        return False
-    if code is None:
-        log.warning("up replica=%s pid=%d did not stop: killing it", replica.name, replica.proc.pid)
-        replica.proc.kill()
-        code = replica.proc.wait()
-    log.info("up retired replica=%s pid=%d code=%s", replica.name, replica.proc.pid, code)
-    return True
+    def check(self, dead: list[Child], now: float) -> list[int]:
+        """Note this group's processes among `dead` and restart the replicas that are due;
+        the pids of the replicas found exited (not of those retired)."""
+        died = []
+        for child, delay in self.replicas.exited(dead, now):
+            code = child.process.returncode
+            if delay is None:
+                log.info("up retired replica=%s pid=%d code=%s", child.tag, child.pid, code)
+                continue
+            log.warning(
+                "up replica=%s pid=%d exited code=%s; restart in %.1fs",
+                child.tag,
+                child.pid,
+                code,
+                delay,
+            )
+            died.append(child.pid)
+        for child in self.replicas.start_due(now):
+            log.info("up started replica=%s pid=%d", child.tag, child.pid)
+        return died
 
 
 class Scaler(Protocol):
@@ -284,10 +239,12 @@ class Scaler(Protocol):
 
 @dataclass
 class Supervisor:
-    """Keeps every replica of every group running until stopped; `scalers` resize groups;
-    `bury(plan, pid)` is told of each replica that died (to drop its registration at once)."""
+    """Keeps every replica of every group running until stopped; `children` are the groups'
+    processes (`groups_for`); `scalers` resize groups; `bury(plan, pid)` is told of each
+    replica that died (to drop its registration at once)."""
 
     groups: list[Group]
+    children: Children
     grace: float = 15.0
     interval: float = 0.2
     scalers: list[Scaler] = field(default_factory=list)
@@ -296,43 +253,41 @@ class Supervisor:
 
     def run(self, stopping: Callable[[], bool]) -> None:
         for group in self.groups:
-            group.resize(group.plan.replicas, time.monotonic(), self.grace)
+            group.resize(group.plan.replicas, self.grace)
         try:
             while not stopping():
-                now = time.monotonic()
-                for group in self.groups:
-                    for pid in group.check(now):
-                        if self.bury is not None:
-                            self.bury(group.plan, pid)
-                for scaler in self.scalers:
-                    scaler.tick(now)
+                self.round(time.monotonic())
                 time.sleep(self.interval)
         finally:
             self.stop()
 
+    def round(self, now: float) -> None:
+        """Reap, restart and bury, then let the scalers decide."""
+        dead = self.children.reap()
+        for group in self.groups:
+            for pid in group.check(dead, now):
+                if self.bury is not None:
+                    self.bury(group.plan, pid)
+        for scaler in self.scalers:
+            scaler.tick(now)
+
     def stop(self) -> None:
         """SIGTERM every replica, wait up to `grace` seconds, then SIGKILL what is left."""
-        running = [proc for group in self.groups for proc in group.processes()]
-        for proc in running:
-            proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + self.grace
-        for proc in running:
-            try:
-                proc.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                log.warning("up pid=%d did not stop in %.0fs: killing it", proc.pid, self.grace)
-                proc.kill()
-                proc.wait()
+        self.children.stop_all(self.grace)
         self.stopped = True
 
 
-def groups_for(topology: Topology, url: str, config_dir: Path) -> list[Group]:
-    """One `Group` per service; each replica runs
-    ``python -m redline KIND --config FILE --redis URL``."""
+def groups_for(
+    topology: Topology, url: str, config_dir: Path, children: Children | None = None
+) -> list[Group]:
+    """One `Group` per service, their processes all in `children`; each replica runs
+    ``python -m redline KIND --config FILE --redis URL`` in the topology's directory."""
+    children = children if children is not None else Children()
     out = []
     for plan in topology.services:
         file = config_dir / f"{plan.name}.json"
         file.write_text(json.dumps(plan.config))
         argv = [sys.executable, "-m", "redline", plan.kind, "--config", str(file), "--redis", url]
-        out.append(Group(plan, argv, topology.directory))
+        replicas = Replicas(children, f"{plan.name}.", argv, RESTARTS, topology.directory)
+        out.append(Group(plan, replicas))
     return out

@@ -18,7 +18,7 @@ import socket
 
 from redis.exceptions import RedisError
 
-from redline.connection import SyncClient
+from redline.connection import SyncClient, text
 from redline.queue import SyncReliableQueue
 from redline.runtime.lifecycle import ids_key, instance_key
 from redline.scaling.autoscale import Autoscaler, backlog
@@ -70,7 +70,7 @@ class UpScaler:
         decision = self.autoscaler.decide(now, length, current)
         if decision is None:
             return
-        self.group.resize(decision.replicas, now, self.grace)
+        self.group.resize(decision.replicas, self.grace)
         message = f"autoscale {current} -> {decision.replicas}: {decision.reason}"
         log.info("up ns=%s %s", self.namespace, message)
         try:
@@ -92,7 +92,7 @@ def bury(client: SyncClient, namespace: str, pid: int) -> list[str]:
     at once rather than when its hash expires; returns the keys deleted."""
     host, gone = socket.gethostname().encode(), []
     for raw in client.lrange(ids_key(namespace), 0, -1):
-        ident = raw.decode() if isinstance(raw, bytes) else str(raw)
+        ident = text(raw)
         key = instance_key(namespace, ident)
         if client.hmget(key, "host", "pid") == [host, str(pid).encode()]:
             client.delete(key)

@@ -73,7 +73,9 @@
     if (sample.t >= rendered) { setCounts(sample); }  // an older sample would set them back
     draw();
     var now = watched(sample.digest || {});
-    if (seen !== null && now !== seen) { refresh(); }
+    // The first sample is the baseline; one taken after the page was rendered may already
+    // show a change the page missed, so it re-reads the page once then.
+    if (seen === null ? sample.t > rendered : now !== seen) { refresh(); }
     seen = now;
   }
 
@@ -99,8 +101,8 @@
       var prev = i > 0 ? samples[i - 1] : null;
       s.queues.forEach(function (q) {
         var add = function (what, y) { (lines[q.name + " " + what] = lines[q.name + " " + what] || []).push([s.t, y]); };
-        add("waiting", q.waiting);
-        add("in flight", q.inflight);
+        add("waiting", q.all_waiting);
+        add("in flight", q.all_inflight);
         var before = prev && prev.queues.filter(function (p) { return p.name === q.name; })[0];
         if (before) { add("done/s", Math.max(0, (q.complete - before.complete) / Math.max(1e-9, s.t - prev.t))); }
       });

@@ -4,11 +4,18 @@
 -- KEYS[1] inflight zset   KEYS[2] delayed zset   KEYS[3] dead zset: id -> died at (ms)
 -- KEYS[4] deliveries hash KEYS[5] since hash     KEYS[6] reasons hash: id -> last reason
 -- KEYS[7] payloads hash   KEYS[8] retention hash
+-- KEYS[9] batches hash    KEYS[10] batched hash (_batch.lua: a message leased with its batch
+--         gets a lease of its own first)
 -- ARGV[1] id   ARGV[2] token   ARGV[3] delay (ms)   ARGV[4] max deliveries   ARGV[5] reason
 -- ARGV[6] 'retry' or 'dead'
 -- Returns 0 when refused (stale token or not in flight), 1 when delayed, 2 when dead-lettered.
 -- include _retention.lua
+-- include _batch.lua
 local id = ARGV[1]
+batch_detach({
+  inflight = KEYS[1], deliveries = KEYS[4], since = KEYS[5], payloads = KEYS[7],
+  batches = KEYS[9], batched = KEYS[10],
+}, {id}, {ARGV[2]})
 local count = redis.call('HGET', KEYS[4], id)
 if count ~= ARGV[2] or redis.call('ZREM', KEYS[1], id) == 0 then return 0 end
 local clock = redis.call('TIME')

@@ -2,74 +2,157 @@
 -- of one queue, without blocking: first the in-flight messages whose lease has expired (recovered
 -- here, up to max(ARGV[1], 100) per call, so a consumer that died is made good by the next pop of
 -- any consumer however much waits), then the other due delayed messages (all oldest first), then
--- the claim list (filled by blocking consumers' BLMOVE), then the waiting list. Each delivered
--- message gets a lease in the in-flight set and one more delivery (its fencing token). An expired
--- message that has had ARGV[3] deliveries goes to the dead letters instead (the oldest dead
--- letters past the queue's retention are dropped, see _retention.lua). With ARGV[1] = 0 it only
--- acknowledges: an ack is accepted while the token (delivery count) is current and the message
--- is in flight or recovered but not yet redelivered; one redelivered since or dead-lettered is
--- refused.
+-- the claim list (filled by blocking consumers' BLMOVE), then the waiting list. What one call
+-- delivers is leased as one batch (_batch.lua), each message with one more delivery (its fencing
+-- token). An expired message that has had ARGV[3] deliveries goes to the dead letters instead
+-- (the oldest dead letters past the queue's retention are dropped, see _retention.lua). With
+-- ARGV[1] = 0 it only acknowledges: an ack is accepted while the token (delivery count) is
+-- current and the message is in flight or recovered but not yet redelivered; one redelivered
+-- since or dead-lettered is refused.
 -- KEYS[1] waiting list       KEYS[2] claim list        KEYS[3] ids hash (see queue_push)
--- KEYS[4] id counter         KEYS[5] inflight zset: id -> lease deadline (ms)
+-- KEYS[4] id counter         KEYS[5] inflight zset: id or batch -> lease deadline (ms)
 -- KEYS[6] delayed zset: id -> due time (ms)            KEYS[7] payloads hash: id -> payload
--- KEYS[8] deliveries hash: id -> count                 KEYS[9] since hash: id -> delivered at (ms)
+-- KEYS[8] deliveries hash: id -> count                 KEYS[9] since hash: id or batch -> ms
 -- KEYS[10] reasons hash: id -> last nack or dead-letter reason
 -- KEYS[11] dead zset: id -> dead-lettered at (ms)      KEYS[12] retention hash (_retention.lua)
+-- KEYS[13] batches hash: batch -> its messages         KEYS[14] batched hash: id -> its batch
 -- ARGV[1] count (0 to 1000)   ARGV[2] lease (ms)   ARGV[3] max deliveries
 -- ARGV[4..] id1, token1, id2, token2, ... to acknowledge
 -- Returns {delayed_wait, lease_wait, n, acked_id1 .. acked_idn, id1, payload1, deliveries1, ...}:
 -- the waits are the ms until the next delayed message is due and until the next lease expires
 -- (0: already; -1: none); then the n ids acknowledged; then the deliveries.
 -- include _retention.lua
+-- include _batch.lua
 local count, lease, max = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local Q = {
+  inflight = KEYS[5], payloads = KEYS[7], deliveries = KEYS[8], since = KEYS[9],
+  batches = KEYS[13], batched = KEYS[14],
+}
 
--- One HMGET and one ZMSCORE for the whole batch: per-message calls are what made acks slow.
-local acked, ids, tokens, seen, leased_ids = {}, {}, {}, {}, {}
-for i = 4, #ARGV, 2 do ids[#ids + 1], tokens[#tokens + 1] = ARGV[i], ARGV[i + 1] end
-if #ids > 0 then
-  local counts = redis.call('HMGET', KEYS[8], unpack(ids))
-  local leased = redis.call('ZMSCORE', KEYS[5], unpack(ids))
-  for i, id in ipairs(ids) do
-    if counts[i] == tokens[i] and not seen[id] then
-      seen[id] = true
-      if leased[i] then  -- its lease leaves the in-flight set at the end (see there)
-        acked[#acked + 1], leased_ids[#leased_ids + 1], seen[id] = id, id, 'leased'
-      elseif redis.call('ZREM', KEYS[6], id) == 1 then  -- recovered, not yet redelivered
-        acked[#acked + 1] = id
+-- Acks of messages a batch holds: the whole batch acked at once closes it without rewriting.
+local function ack_batch(b, picks, ids, tokens, ok)
+  local held, counts, payloads = batch_load(Q, b)
+  local at, gone, gone_ids = {}, {}, {}
+  for i, id in ipairs(held) do at[id] = i end
+  for _, i in ipairs(picks) do
+    local p = at[ids[i]]
+    if p and not gone[p] and tostring(counts[p]) == tokens[i] then
+      gone[p], ok[i] = true, true
+      gone_ids[#gone_ids + 1] = ids[i]
+    end
+  end
+  local n = #gone_ids
+  if n == 0 then return end
+  redis.call('HDEL', KEYS[14], unpack(gone_ids))  -- first: see batch_store
+  local kept = {{}, {}, {}}
+  if n < #held then
+    for i = 1, #held do
+      if not gone[i] then
+        local k = #kept[1] + 1
+        kept[1][k], kept[2][k], kept[3][k] = held[i], counts[i], payloads[i]
       end
     end
   end
-end
--- The reasons hash exists only while some message has a reason: most acks skip it.
-local kept = {7, 8, 9}
-if #acked > 0 and redis.call('EXISTS', KEYS[10]) == 1 then kept[4] = 10 end
-for i = 1, #acked, 1000 do
-  local j = math.min(i + 999, #acked)
-  for _, k in ipairs(kept) do redis.call('HDEL', KEYS[k], unpack(acked, i, j)) end
+  batch_store(Q, b, #held, kept[1], kept[2], kept[3])
 end
 
-local out, leases, since = {0, 0, #acked}, {}, {}
+-- Acks of messages with state of their own: in flight (detached) or recovered, not redelivered.
+local function ack_loose(picks, ids, tokens, ok)
+  local mine, done, leased_ids = {}, {}, {}
+  for j, i in ipairs(picks) do mine[j] = ids[i] end
+  local counts = redis.call('HMGET', KEYS[8], unpack(mine))
+  local leased = redis.call('ZMSCORE', KEYS[5], unpack(mine))
+  for j, i in ipairs(picks) do
+    local id = ids[i]
+    if counts[j] == tokens[i] and not done[id] then
+      if leased[j] then
+        ok[i], done[id], leased_ids[#leased_ids + 1] = true, true, id
+      elseif redis.call('ZREM', KEYS[6], id) == 1 then
+        ok[i], done[id] = true, true
+      end
+    end
+  end
+  if #leased_ids > 0 then redis.call('ZREM', KEYS[5], unpack(leased_ids)) end
+  local settled = {}
+  for id in pairs(done) do settled[#settled + 1] = id end
+  if #settled > 0 then
+    for _, k in ipairs({7, 8, 9}) do redis.call('HDEL', KEYS[k], unpack(settled)) end
+  end
+end
+
+-- One HMGET finds where each acked message is; then one call or so per batch.
+local function ack(ids, tokens)
+  if #ids == 0 then return {} end
+  local where = redis.call('HMGET', KEYS[14], unpack(ids))
+  local groups, order, loose, ok = {}, {}, {}, {}
+  for i, b in ipairs(where) do
+    if b then
+      if not groups[b] then groups[b], order[#order + 1] = {}, b end
+      table.insert(groups[b], i)
+    else
+      loose[#loose + 1] = i
+    end
+  end
+  for _, b in ipairs(order) do ack_batch(b, groups[b], ids, tokens, ok) end
+  if #loose > 0 then ack_loose(loose, ids, tokens, ok) end
+  local acked = {}
+  for i, id in ipairs(ids) do
+    if ok[i] then acked[#acked + 1] = id end
+  end
+  -- The reasons hash exists only while some message has a reason: most acks skip it.
+  if #acked > 0 and redis.call('EXISTS', KEYS[10]) == 1 then
+    for i = 1, #acked, 1000 do
+      redis.call('HDEL', KEYS[10], unpack(acked, i, math.min(i + 999, #acked)))
+    end
+  end
+  return acked
+end
+
+local ack_ids, ack_tokens = {}, {}
+for i = 4, #ARGV, 2 do ack_ids[#ack_ids + 1], ack_tokens[#ack_tokens + 1] = ARGV[i], ARGV[i + 1] end
+local acked = ack(ack_ids, ack_tokens)
+
+local out = {0, 0, #acked}
 for i, id in ipairs(acked) do out[3 + i] = id end
-local o, l = #out, 0  -- lengths of out and of leases (= since): Lua 5.1's # is not free
+local o = #out  -- the length of out: Lua 5.1's # is not free
+local bids, bcounts, bpayloads = {}, {}, {}
 
 local function deliver(id, payload, n)
   out[o + 1], out[o + 2], out[o + 3], o = id, payload, n, o + 3
-  leases[l + 1], leases[l + 2], since[l + 1], since[l + 2], l = now + lease, id, id, now, l + 2
+  local k = #bids + 1
+  bids[k], bcounts[k], bpayloads[k] = id, n, payload
 end
 
--- The ids push gave the `n` messages at positions taken+1 .. taken+n (false: a raw LPUSH).
+-- The ids push gave the `n` messages at positions taken+1 .. taken+n (false: a raw LPUSH): one
+-- HGET per run that one push numbered (see queue_push) or per raw message, not per message.
 local function known_ids(n, drained)
   if redis.call('EXISTS', KEYS[3]) == 0 then return {} end  -- only raw LPUSHes since it drained
   local taken = tonumber(redis.call('HGET', KEYS[3], 'taken') or '0')
-  local fields = {}
-  for i = 1, n do fields[i] = string.format('%d', taken + i) end
-  local ids = redis.call('HMGET', KEYS[3], unpack(fields))
+  local ids, p, used = {}, 1, {}
+  while p <= n do
+    local field = string.format('%d', taken + p)
+    local run = redis.call('HGET', KEYS[3], field)
+    if run then
+      local first, len = string.match(run, '^(%d+):?(%d*)$')
+      first, len = tonumber(first), tonumber(len) or 1
+      local k = math.min(len, n - p + 1)
+      for j = 0, k - 1 do ids[p + j] = string.format('%d', first + j) end
+      used[#used + 1] = field
+      if k < len and not drained then  -- the rest of the run starts where the next pop takes
+        local rest = string.format('%d:%d', first + k, len - k)
+        redis.call('HSET', KEYS[3], string.format('%d', taken + p + k), rest)
+      end
+      p = p + k
+    else
+      ids[p], p = false, p + 1
+    end
+  end
   if drained then  -- nothing left to number: positions start again from 1
     redis.call('DEL', KEYS[3])
   else
-    redis.call('HDEL', KEYS[3], unpack(fields))
+    if #used > 0 then redis.call('HDEL', KEYS[3], unpack(used)) end
     redis.call('HSET', KEYS[3], 'taken', string.format('%d', taken + n))
   end
   return ids
@@ -82,24 +165,17 @@ local function wait_for(zset)
 end
 
 -- Expired leases go back to the delayed set, due now, and are delivered below ahead of anything
--- newer. When no lease has ended this costs one ZRANGEBYSCORE that finds nothing (a skiplist
--- lookup); acked ones still in the set (see the end) are skipped.
+-- newer. When no lease has ended this costs one ZRANGEBYSCORE that finds nothing.
 local function recover_expired()
-  local limit = math.max(count, 100) + #leased_ids
-  local expired = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, limit)
+  local ids, counts = leases_take(Q, now, math.max(count, 100), -1)
   local back, dead, reasons = {}, {}, {}
-  for _, id in ipairs(expired) do
-    if seen[id] ~= 'leased' then
-      local n = tonumber(redis.call('HGET', KEYS[8], id) or 0)
-      redis.call('ZREM', KEYS[5], id)
-      redis.call('HDEL', KEYS[9], id)
-      if n >= max then
-        dead[#dead + 1], dead[#dead + 2] = now, id
-        reasons[#reasons + 1] = id
-        reasons[#reasons + 1] = 'max deliveries (' .. ARGV[3] .. ') reached: lease expired'
-      else
-        back[#back + 1], back[#back + 2] = now, id
-      end
+  for i, id in ipairs(ids) do
+    if counts[i] >= max then
+      dead[#dead + 1], dead[#dead + 2] = now, id
+      reasons[#reasons + 1] = id
+      reasons[#reasons + 1] = 'max deliveries (' .. ARGV[3] .. ') reached: lease expired'
+    else
+      back[#back + 1], back[#back + 2] = now, id
     end
   end
   if #back > 0 then redis.call('ZADD', KEYS[6], unpack(back)) end
@@ -111,12 +187,18 @@ local function recover_expired()
 end
 if count > 0 then recover_expired() end
 
+-- Due delayed messages join the batch: their payload and count fields move into it.
 local due = {}
 if count > 0 then due = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now, 'LIMIT', 0, count) end
-if #due > 0 then redis.call('ZREM', KEYS[6], unpack(due)) end
-for _, id in ipairs(due) do
-  local payload = redis.call('HGET', KEYS[7], id)
-  if payload then deliver(id, payload, redis.call('HINCRBY', KEYS[8], id, 1)) end
+if #due > 0 then
+  redis.call('ZREM', KEYS[6], unpack(due))
+  local payloads = redis.call('HMGET', KEYS[7], unpack(due))
+  local counts = redis.call('HMGET', KEYS[8], unpack(due))
+  redis.call('HDEL', KEYS[7], unpack(due))
+  redis.call('HDEL', KEYS[8], unpack(due))
+  for i, id in ipairs(due) do
+    if payloads[i] then deliver(id, payloads[i], tonumber(counts[i] or 0) + 1) end
+  end
 end
 
 local fresh, want = {}, count - #due
@@ -140,27 +222,15 @@ if #fresh > 0 then
   end
   local next_id = 0
   if unknown > 0 then next_id = redis.call('INCRBY', KEYS[4], unknown) - unknown end
-  local payloads, counts = {}, {}
   for i, payload in ipairs(fresh) do
     if not ids[i] then
       next_id = next_id + 1
       ids[i] = string.format('%d', next_id)
     end
     deliver(ids[i], payload, 1)
-    payloads[2 * i - 1], payloads[2 * i] = ids[i], payload
-    counts[2 * i - 1], counts[2 * i] = ids[i], 1
   end
-  redis.call('HSET', KEYS[7], unpack(payloads))
-  redis.call('HSET', KEYS[8], unpack(counts))
 end
 
-if #leases > 0 then
-  redis.call('ZADD', KEYS[5], unpack(leases))
-  redis.call('HSET', KEYS[9], unpack(since))
-end
--- The acked leases go after the new ones are in (the two sets of ids are disjoint): a steady
--- consumer's in-flight zset then never empties, so past 128 members it stays a skiplist instead
--- of being rebuilt as a listpack, where each ZADD scans every member (7x slower at 100).
-if #leased_ids > 0 then redis.call('ZREM', KEYS[5], unpack(leased_ids)) end
+if #bids > 0 then batch_open(Q, now, now + lease, bids, bcounts, bpayloads) end
 out[1], out[2] = wait_for(KEYS[6]), wait_for(KEYS[5])
 return out

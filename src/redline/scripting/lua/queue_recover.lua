@@ -5,28 +5,22 @@
 -- is for operators (`redline queue recover`) and for giving back work that is merely slow.
 -- KEYS[1] inflight zset   KEYS[2] delayed zset   KEYS[3] dead zset   KEYS[4] deliveries hash
 -- KEYS[5] since hash      KEYS[6] reasons hash   KEYS[7] payloads hash   KEYS[8] retention hash
+-- KEYS[9] batches hash    KEYS[10] batched hash (_batch.lua)
 -- ARGV[1] count   ARGV[2] elapsed (ms, or -1 for "lease expired")   ARGV[3] max deliveries
 -- Returns {requeued, dead}.
 -- include _retention.lua
+-- include _batch.lua
 local count, elapsed, max = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-local ids = {}
-if elapsed < 0 then
-  ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, count)
-else
-  for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-    if #ids >= count then break end
-    local since = tonumber(redis.call('HGET', KEYS[5], id) or 0)
-    if since <= now - elapsed then ids[#ids + 1] = id end
-  end
-end
+local Q = {
+  inflight = KEYS[1], deliveries = KEYS[4], since = KEYS[5], payloads = KEYS[7],
+  batches = KEYS[9], batched = KEYS[10],
+}
+local ids, counts = leases_take(Q, now, count, elapsed)
 local requeued, dead = 0, 0
-for _, id in ipairs(ids) do
-  redis.call('ZREM', KEYS[1], id)
-  redis.call('HDEL', KEYS[5], id)
-  local n = tonumber(redis.call('HGET', KEYS[4], id) or 0)
-  if n >= max then
+for i, id in ipairs(ids) do
+  if counts[i] >= max then
     redis.call('ZADD', KEYS[3], now, id)
     redis.call('HSET', KEYS[6], id, 'max deliveries (' .. ARGV[3] .. ') reached: lease expired')
     dead = dead + 1

@@ -14,11 +14,24 @@ for _, list in ipairs({KEYS[2], KEYS[1]}) do
 end
 local out = {}
 if #ordered <= start then return out end
+-- The ids of positions taken+start+1 .. taken+#ordered: the runs push numbered start at or after
+-- taken+1, so they are found walking from there, one HGET per run or raw message.
 local taken = tonumber(redis.call('HGET', KEYS[3], 'taken') or '0')
-local fields = {}
-for i = start + 1, #ordered do fields[#fields + 1] = string.format('%d', taken + i) end
-local ids = redis.call('HMGET', KEYS[3], unpack(fields))
+local ids, p, last = {}, taken + 1, taken + #ordered
+if redis.call('EXISTS', KEYS[3]) == 0 then p = last + 1 end  -- only raw LPUSHes: no ids yet
+while p <= last do
+  local run = redis.call('HGET', KEYS[3], string.format('%d', p))
+  local len = 1
+  if run then
+    local first, n = string.match(run, '^(%d+):?(%d*)$')
+    first, len = tonumber(first), tonumber(n) or 1
+    for q = math.max(p, taken + start + 1), math.min(p + len - 1, last) do
+      ids[q] = string.format('%d', first + q - p)
+    end
+  end
+  p = p + len
+end
 for i = start + 1, #ordered do
-  out[#out + 1], out[#out + 2] = ids[i - start] or '', ordered[i]
+  out[#out + 1], out[#out + 2] = ids[taken + i] or '', ordered[i]
 end
 return out

@@ -1,0 +1,176 @@
+-- _batch.lua: included (`-- include _batch.lua`) by the scripts that touch in-flight messages.
+-- A pop leases everything it delivers as one batch `b` (named after the server time):
+--   inflight zset   b -> the batch's lease deadline (ms)   since hash   b -> delivered at (ms)
+--   batches hash    b -> cmsgpack.pack({ids, counts, payloads}) of the messages it still holds,
+--                   and 'extra' -> how many messages the batches hold beyond one each, so that
+--                   the number in flight is ZCARD inflight + extra (no HLEN: docs/acl.md's
+--                   users may not run it)
+--   batched hash    id -> b, for each of them; and '_' -> a value longer than Redis' and
+--                   Valkey's hash-max-listpack-value (64), so that the hash is a hashtable from
+--                   its first field on: as a listpack (up to 512 fields in Valkey) every field
+--                   HSET, HMGET or HDEL touches is a scan of them all (a quarter of the server's
+--                   time in a steady pop + ack of 100). It goes when the last batch closes.
+-- so a pop, and the ack of its whole batch, write a few fields per batch and one per message.
+-- A message leaves its batch when it is acked, or when it needs state of its own: an extend, a
+-- nack, a recovery or a job's admission first take it out (batch_detach, leases_take), giving it
+-- the per-message layout that every script also understands: payloads, deliveries (its count,
+-- the fencing token) and since fields, and its own member of the inflight zset.
+-- Q is a table of the queue's keys: inflight, since, payloads, deliveries, batches, batched.
+
+local BATCHED_PIN = string.rep('-', 65)
+
+local function batch_is(member)
+  return string.byte(member, 1) == 98  -- 'b': message ids are digits
+end
+
+local function batch_load(Q, b)
+  local blob = redis.call('HGET', Q.batches, b)
+  if not blob then return {}, {}, {} end
+  local t = cmsgpack.unpack(blob)
+  return t[1], t[2], t[3]
+end
+
+local function batch_count(Q, delta)
+  if delta ~= 0 and redis.call('HINCRBY', Q.batches, 'extra', delta) == 0 then
+    redis.call('HDEL', Q.batches, 'extra')
+  end
+end
+
+-- Stores what batch b (which held `was` messages) still holds, or closes it (its lease and
+-- since go too) when nothing. Callers delete the `batched` fields of what left first: at
+-- maxmemory a script without the allow-oom flag (EVALSHA) may not make a command that can grow
+-- memory (HSET, HINCRBY) its first write, and acks must go on there (they free memory).
+local function batch_store(Q, b, was, ids, counts, payloads)
+  if #ids > 0 then
+    redis.call('HSET', Q.batches, b, cmsgpack.pack({ids, counts, payloads}))
+  else
+    redis.call('HDEL', Q.batches, b)
+    redis.call('ZREM', Q.inflight, b)
+    redis.call('HDEL', Q.since, b)
+  end
+  batch_count(Q, math.max(#ids - 1, 0) - (was - 1))
+  if #ids == 0 and redis.call('EXISTS', Q.batches) == 0 then redis.call('DEL', Q.batched) end
+end
+
+-- Leases the messages one pop delivers as a new batch, until `deadline`.
+local function batch_open(Q, now, deadline, ids, counts, payloads)
+  local stamp = string.format('%d', now)
+  local b, k = 'b' .. stamp, 0
+  while redis.call('HGET', Q.batches, b) do  -- two pops in one ms (or a clock set back)
+    k = k + 1
+    b = 'b' .. stamp .. '-' .. k
+  end
+  local index = {'_', BATCHED_PIN}
+  for i, id in ipairs(ids) do index[2 * i + 1], index[2 * i + 2] = id, b end
+  redis.call('HSET', Q.batches, b, cmsgpack.pack({ids, counts, payloads}))
+  redis.call('HSET', Q.batched, unpack(index))
+  redis.call('ZADD', Q.inflight, deadline, b)
+  redis.call('HSET', Q.since, b, stamp)
+  batch_count(Q, #ids - 1)
+end
+
+-- Takes out of batch b the messages in `wanted` (a set of ids; nil: any), at most `limit`
+-- (nil: no limit), in id order; returns {ids, counts, payloads} of those taken.
+local function batch_take(Q, b, wanted, limit)
+  local ids, counts, payloads = batch_load(Q, b)
+  local order = {}
+  for i, id in ipairs(ids) do
+    if wanted == nil or wanted[id] then order[#order + 1] = i end
+  end
+  table.sort(order, function(x, y) return ids[x] < ids[y] end)
+  local taken, gone = {ids = {}, counts = {}, payloads = {}}, {}
+  for j = 1, math.min(#order, limit or #order) do
+    local i = order[j]
+    gone[i] = true
+    taken.ids[j], taken.counts[j], taken.payloads[j] = ids[i], counts[i], payloads[i]
+  end
+  local kept = {{}, {}, {}}
+  for i = 1, #ids do
+    if not gone[i] then
+      local n = #kept[1] + 1
+      kept[1][n], kept[2][n], kept[3][n] = ids[i], counts[i], payloads[i]
+    end
+  end
+  if #taken.ids > 0 then redis.call('HDEL', Q.batched, unpack(taken.ids)) end
+  batch_store(Q, b, #ids, kept[1], kept[2], kept[3])
+  return taken
+end
+
+-- Writes the payload and delivery count fields of messages taken out of a batch.
+local function batch_fields(Q, taken)
+  local payloads, counts = {}, {}
+  for i, id in ipairs(taken.ids) do
+    payloads[2 * i - 1], payloads[2 * i] = id, taken.payloads[i]
+    counts[2 * i - 1], counts[2 * i] = id, taken.counts[i]
+  end
+  if #payloads > 0 then
+    redis.call('HSET', Q.payloads, unpack(payloads))
+    redis.call('HSET', Q.deliveries, unpack(counts))
+  end
+end
+
+-- Gives those of `ids` that a batch holds with the delivery count in `tokens` (the same index)
+-- the per-message layout, keeping their lease. Others stay as they are: a stale token changes
+-- nothing.
+local function batch_detach(Q, ids, tokens)
+  if #ids == 0 then return end
+  local where = redis.call('HMGET', Q.batched, unpack(ids))
+  local by, order = {}, {}
+  for i, b in ipairs(where) do
+    if b then
+      if not by[b] then by[b], order[#order + 1] = {}, b end
+      table.insert(by[b], i)
+    end
+  end
+  for _, b in ipairs(order) do
+    local held, counts = batch_load(Q, b)
+    local current, wanted = {}, {}
+    for i, id in ipairs(held) do current[id] = tostring(counts[i]) end
+    for _, i in ipairs(by[b]) do
+      if current[ids[i]] == tokens[i] then wanted[ids[i]] = true end
+    end
+    if next(wanted) then
+      local deadline = redis.call('ZSCORE', Q.inflight, b)
+      local since = redis.call('HGET', Q.since, b)
+      local taken = batch_take(Q, b, wanted, nil)
+      batch_fields(Q, taken)
+      for _, id in ipairs(taken.ids) do
+        redis.call('ZADD', Q.inflight, deadline, id)
+        redis.call('HSET', Q.since, id, since)
+      end
+    end
+  end
+end
+
+-- Takes up to `limit` messages out of flight, oldest lease first (a batch's in id order): those
+-- whose lease ended by `now` or, with `elapsed` >= 0, those delivered at least `elapsed` ms
+-- before. They keep their payload and delivery count fields, for the caller to move them to
+-- the delayed or dead set. Returns their ids and delivery counts.
+local function leases_take(Q, now, limit, elapsed)
+  local members = {}
+  if elapsed < 0 then
+    members = redis.call('ZRANGEBYSCORE', Q.inflight, '-inf', now, 'LIMIT', 0, limit)
+  else
+    for _, m in ipairs(redis.call('ZRANGE', Q.inflight, 0, -1)) do
+      if #members >= limit then break end  -- each member holds one message at least
+      if tonumber(redis.call('HGET', Q.since, m) or 0) <= now - elapsed then
+        members[#members + 1] = m
+      end
+    end
+  end
+  local ids, counts = {}, {}
+  for _, m in ipairs(members) do
+    if #ids >= limit then break end
+    if batch_is(m) then
+      local taken = batch_take(Q, m, nil, limit - #ids)
+      batch_fields(Q, taken)
+      for i, id in ipairs(taken.ids) do ids[#ids + 1], counts[#counts + 1] = id, taken.counts[i] end
+    else
+      ids[#ids + 1] = m
+      counts[#counts + 1] = tonumber(redis.call('HGET', Q.deliveries, m) or 0)
+      redis.call('ZREM', Q.inflight, m)
+      redis.call('HDEL', Q.since, m)
+    end
+  end
+  return ids, counts
+end

@@ -1,0 +1,55 @@
+"""A jobs worker run in the test's own event loop, and `until`: what the in-process worker
+tests share (test_worker, test_control, test_limits and the tests that import from them)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from redline.cli.worker import WorkerConfig
+from redline.jobs import Tasks
+from redline.jobs.worker import Worker
+from redline.runtime import run_service
+from redline.runtime.metrics import Metrics
+
+
+class WorkerRunning:
+    """A worker of `tasks` over `queues`, running in this event loop until `stop()` (the
+    metrics, when given, are its hook too)."""
+
+    def __init__(
+        self,
+        tasks: Tasks,
+        url: str,
+        queues: Sequence[str],
+        *,
+        concurrency: int,
+        grace: float,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.worker = Worker(
+            tasks,
+            queues,
+            concurrency=concurrency,
+            grace=grace,
+            lease=5,
+            cron=False,
+            metrics=metrics,
+        )
+        self.config = WorkerConfig(redis=url, popTimeout=0.2)
+        self.stopping = asyncio.Event()
+        hooks: list[Any] = [self.worker] if metrics is None else [self.worker, metrics]
+        self.task = asyncio.create_task(run_service(self.worker, self.config, hooks, self.stopping))
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        await asyncio.wait_for(self.task, 30)
+
+
+async def until(check: Callable[[], Awaitable[Any]], seconds: float = 20) -> Any:
+    """Poll `check` until it returns something truthy (a state in Redis: no event to wait on)."""
+    async with asyncio.timeout(seconds):
+        while not (value := await check()):  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+        return value
