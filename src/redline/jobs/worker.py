@@ -412,17 +412,21 @@ class Worker:
             self.completed += sum(1 for o in done if o.ok)
         # Given back concurrently (the client's pool waits for free connections): one at a
         # time, a flood of failing jobs outran the settling until leases expired (issue 28).
-        await asyncio.gather(*(self._give_back(o) for o in outcomes if not (o.ok or o.cancelled)))
-        await self._record(outcomes)
+        failing = [o for o in outcomes if not (o.ok or o.cancelled)]
+        taken = await asyncio.gather(*(self._give_back(o) for o in failing))
+        # A failure whose nack was refused as stale (its lease ran out and another delivery
+        # holds the job now) is not recorded: the holder records the job's own outcome.
+        stale = {id(o) for o, accepted in zip(failing, taken, strict=True) if not accepted}
+        await self._record([o for o in outcomes if id(o) not in stale])
         for o in outcomes:
             if o.doc is not None and not o.returned:
                 self.runs.settled(o.delivery, o.doc, o.state, o.error)
 
-    async def _give_back(self, outcome: JobOutcome) -> None:
+    async def _give_back(self, outcome: JobOutcome) -> bool:
+        """Nack or dead-letter a delivery that did not succeed; False: refused as stale."""
         if outcome.returned:
-            await self.queue.nack(outcome.delivery, delay=0, reason="worker shut down")
-        else:
-            await self._failed(outcome)
+            return await self.queue.nack(outcome.delivery, delay=0, reason="worker shut down")
+        return await self._failed(outcome)
 
     async def _unlock(self, finished: Iterable[JobOutcome]) -> None:
         """Release the unique locks the `finished` jobs hold (a later job's lock is left)."""
@@ -436,7 +440,7 @@ class Worker:
                     [outcome.doc.id],
                 )
 
-    async def _failed(self, outcome: JobOutcome) -> None:
+    async def _failed(self, outcome: JobOutcome) -> bool:
         delivery, task = outcome.delivery, outcome.task
         job_id = outcome.doc.id if outcome.doc else delivery.id
         if outcome.dead or task is None:
@@ -447,8 +451,7 @@ class Worker:
                 delivery.deliveries,
                 outcome.error,
             )
-            await self.queue.dead_letter(delivery, reason=outcome.traceback or outcome.error)
-            return
+            return await self.queue.dead_letter(delivery, reason=outcome.traceback or outcome.error)
         delay = task.retry_delay(delivery.deliveries)
         log.info(
             "job failed id=%s task=%s attempt=%d retry_in=%.1fs error=%r",
@@ -458,7 +461,7 @@ class Worker:
             delay,
             outcome.error,
         )
-        await self.queue.nack(delivery, delay=delay, reason=outcome.traceback)
+        return await self.queue.nack(delivery, delay=delay, reason=outcome.traceback)
 
     async def _record(self, outcomes: Sequence[JobOutcome]) -> None:
         """Job records (one pipeline for kept results, concurrent script calls for failures);
