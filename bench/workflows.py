@@ -23,7 +23,7 @@ import redis
 from rich.console import Console
 from rich.table import Table
 
-from bench.jobs import HERE, PEER_DIR, _peer_python
+from bench._jobs_python import HERE, PEER_DIR, _peer_python
 from redline.connection import connect_sync
 from redline.connection.embedded import EmbeddedServer
 from redline.jobs import chord, enqueue_sync, group
@@ -51,7 +51,7 @@ def _wait(predicate: object, timeout: float = 900) -> None:
 
 def _worker(url: str) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "redline", "--log-level", "warning", "worker"]
-    command += ["bench._workflow_tasks", "--redis", url, "-c", str(CONCURRENCY)]
+    command += ["bench._workflow_tasks", "--redis", url, "-c", str(CONCURRENCY), "--processes", "1"]
     return subprocess.Popen(
         [*command, "--set", "cron=false"],
         cwd=HERE.parent,
