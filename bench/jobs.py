@@ -24,7 +24,10 @@ commandstats deltas (commands run inside scripts included) of the enqueue and of
 per job. The latency table offers `LATENCY_RATE` jobs/s to each system that drains faster
 than that, and gives p50 and p99 of enqueue → start. Every worker logs at warning level.
 `REDLINE_BENCH_SYSTEMS` (comma-separated) runs only those systems; `REDLINE_BENCH_JOBS` sets
-the jobs per drain (a fifth of it for RQ, arq and SAQ, which are slow).
+the jobs per drain (a fifth of it for RQ, arq and SAQ, which are slow). `redline-priority`,
+`redline-rate` and `redline-cap` drain the same no-ops with one of issue 20's features on (a
+priority, a rate limit far above the drain rate, a concurrency cap of 64); each is printed as
+a ratio to plain `redline` (one process each).
 
     python -m bench jobs        REDLINE_BENCH_JOBS=40000 REDLINE_BENCH_ROUNDS=3 python -m bench jobs
     REDLINE_BENCH_SYSTEMS=redline,redline-p2,bullmq-c100 python -m bench jobs
@@ -51,6 +54,7 @@ from bench.peers import _timing
 from redline.connection import connect, connect_sync
 from redline.connection.embedded import EmbeddedServer
 from redline.jobs import enqueue, enqueue_sync
+from redline.jobs.priority import priority_key
 from redline.queue import SyncReliableQueue
 
 HERE = Path(__file__).resolve().parent
@@ -60,7 +64,10 @@ LATENCY_JOBS = int(os.environ.get("REDLINE_BENCH_LATENCY_JOBS", "5000"))
 LATENCY_RATE = 1000.0  # jobs/s offered in the latency runs
 CONCURRENCY = 64
 QUEUE = "bench:jobs"
-REDLINE = ("redline", "redline-p2")
+# The drain with one of issue 20's features on, beside plain "redline" (one process each).
+FEATURES = {"redline-priority": "noop_priority", "redline-rate": "noop_rated"}
+FEATURES |= {"redline-cap": "noop_capped"}
+REDLINE = ("redline", "redline-p2", *FEATURES)
 SYSTEMS = [
     name.strip()
     for name in os.environ.get(
@@ -71,14 +78,15 @@ SYSTEMS = [
 ]
 
 
-def _redline_enqueue(url: str, n: int) -> float:
+def _redline_enqueue(url: str, n: int, task_name: str = "noop") -> float:
     """Seconds to enqueue `n` jobs with the blocking API (the peers' enqueues are blocking)."""
-    from bench._jobs_tasks import noop
+    from bench import _jobs_feature_tasks, _jobs_tasks
 
-    client = connect_sync(url)
+    module = _jobs_feature_tasks if task_name in FEATURES.values() else _jobs_tasks
+    client, task = connect_sync(url), getattr(module, task_name)
     started = time.perf_counter()
     for _ in range(n):
-        enqueue_sync(client, noop)
+        enqueue_sync(client, task)
     elapsed = time.perf_counter() - started
     client.close()
     return elapsed
@@ -100,16 +108,18 @@ def _redline_left(client: redis.Redis) -> Callable[[], int]:
     """Jobs not yet done: waiting, in flight or delayed (`info`, whatever the queue's keys)."""
     queue = SyncReliableQueue(client)
 
-    def left() -> int:
-        info = queue.info(QUEUE)
-        return info.waiting + info.inflight + info.delayed
+    def left() -> int:  # the queue, and the list of priority 5 (`redline-priority`)
+        infos = [queue.info(QUEUE), queue.info(priority_key(QUEUE, 5))]
+        return sum(i.waiting + i.inflight + i.delayed for i in infos)
 
     return left
 
 
-def _redline_worker(url: str, processes: int) -> subprocess.Popen[bytes]:
+def _redline_worker(
+    url: str, processes: int, module: str = "bench._jobs_tasks"
+) -> subprocess.Popen[bytes]:
     command = [
-        sys.executable, "-m", "redline", "--log-level", "warning", "worker", "bench._jobs_tasks",
+        sys.executable, "-m", "redline", "--log-level", "warning", "worker", module,
         "--redis", url, "-c", str(CONCURRENCY), "--set", "cron=false",
         "--processes", str(processes),  # always given: without it, a worker takes every core
     ]  # fmt: skip
@@ -127,9 +137,10 @@ def run_redline(name: str, url: str, n: int) -> Result:
     client = redis.Redis.from_url(url)
     left = _timing.Polled(_redline_left(client), client)
     before = _timing.command_count(client)
-    enqueued = _redline_enqueue(url, n)
+    enqueued = _redline_enqueue(url, n, FEATURES.get(name, "noop"))
     enqueue_cmds = _timing.command_count(client) - before
-    worker = _redline_worker(url, processes)
+    module = "bench._jobs_feature_tasks" if name in FEATURES else "bench._jobs_tasks"
+    worker = _redline_worker(url, processes, module)
     try:
         drain = _timing.drain_rate(left, n)
     finally:
@@ -137,6 +148,8 @@ def run_redline(name: str, url: str, n: int) -> Result:
     drain_cmds = _timing.command_count(client) - before - enqueue_cmds - left.commands
     client.close()
     label = f"redline (-c {CONCURRENCY}{', --processes 2' if processes > 1 else ''})"
+    if name in FEATURES:
+        label = f"redline (-c {CONCURRENCY}, {name.removeprefix('redline-')} on)"
     return Result(label, n, n / enqueued, drain, enqueue_cmds / n, drain_cmds / n)
 
 
@@ -232,6 +245,8 @@ def _latencies(url: str, best: dict[str, Result], console: Console) -> dict[str,
     rows: dict[str, tuple[float, float] | str] = {}
     for name in SYSTEMS:
         label = best[name].name
+        if name in FEATURES:  # drain rows only
+            continue
         if best[name].note:
             rows[label] = best[name].note
             continue
@@ -264,3 +279,10 @@ def main() -> None:
             f"redline's asyncio enqueue (await enqueue, one per call): {async_rate:,.0f} jobs/s"
         )
     console.print(latency_table(rows))
+    plain = best.get("redline")
+    for name in FEATURES:
+        if plain is not None and name in best and plain.drain:
+            ratio = best[name].drain / plain.drain
+            console.print(
+                f"{best[name].name}: drain {ratio:.2f}x plain redline's (issue 20: ≥ 0.85x)"
+            )
