@@ -11,11 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import redis
 
 from redline.connection import connect
@@ -26,60 +23,14 @@ from redline.runtime.desired import DESIRED_KEY
 from redline.scaling import registry
 from tests.conftest import needs_tool
 from tests.dashboard.browser import Browser
-from tests.helpers import spawn, stop, wait_for
-from tests.servers import ServerProcess, free_port
+from tests.dashboard.conftest import start_dashboard
+from tests.helpers import stop, wait_for
+from tests.servers import ServerProcess
 
 pytestmark = needs_tool("chromium", "chromium")
 
 SHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
 SIZES = ((1400, 900), (390, 844))
-
-
-def _up(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as reply:
-            return bool(reply.status == 200)
-    except OSError:
-        return False
-
-
-def start_dashboard(redis_url: str, log: Path) -> tuple[str, object]:
-    port = free_port()
-    proc = spawn(
-        "dashboard",
-        "--redis",
-        redis_url,
-        "--port",
-        str(port),
-        "--queue",
-        "orders",
-        "--set",
-        "sampleEvery=0.5",
-        log=log,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: _up(base + "/"), timeout=60)
-    except BaseException:
-        stop(proc)
-        raise
-    return base, proc
-
-
-@pytest.fixture
-def dashboard(redis_url: str, tmp_path: Path) -> Iterator[str]:
-    base, proc = start_dashboard(redis_url, tmp_path / "dashboard.log")
-    try:
-        yield base
-    finally:
-        stop(proc)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    made = Browser()
-    yield made
-    made.close()
 
 
 def seed(url: str) -> str:
