@@ -86,29 +86,32 @@ def _label(name: str) -> str:
     return f"bullmq {version()} ({shape}concurrency {concurrency})"
 
 
+def _enqueue(url: str, n: int) -> float:
+    """Seconds to add `n` no-op jobs one `queue.add` per call."""
+    done = subprocess.run(
+        _node("enqueue", str(n)), env=_env(url), capture_output=True, text=True, timeout=600
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"enqueue failed: {done.stderr.strip()[-200:]}")
+    return float(done.stdout.strip().splitlines()[-1])
+
+
 def run(name: str, url: str, n: int) -> Result:
     why = install()
     if why is not None:
         return Result(name, note=why)
     client = redis.Redis.from_url(url)
-    left = _timing.Polled(lambda: _left(client), client)
-    before = _timing.command_count(client)
-    command = _node("enqueue", str(n))
-    done = subprocess.run(command, env=_env(url), capture_output=True, text=True, timeout=600)
-    if done.returncode != 0:
-        return Result(name, note=f"enqueue failed: {done.stderr.strip()[-200:]}")
-    enqueued = float(done.stdout.strip().splitlines()[-1])
-    enqueue_cmds = _timing.command_count(client) - before
-    workers = _workers(url, name)
     try:
-        drain = _timing.drain_rate(left, n)
+        measured = _timing.drain_run(
+            client, lambda: _left(client), lambda: _enqueue(url, n), lambda: _workers(url, name), n
+        )
+    except RuntimeError as exc:
+        return Result(name, note=str(exc))
     except TimeoutError as exc:
         return Result(name, note=f"drain {exc}")
     finally:
-        _timing.stop(workers)
-    drain_cmds = _timing.command_count(client) - before - enqueue_cmds - left.commands
-    client.close()
-    return Result(_label(name), n, n / enqueued, drain, enqueue_cmds / n, drain_cmds / n)
+        client.close()
+    return Result(_label(name), n, *measured)
 
 
 def latency(name: str, url: str, n: int, rate: float) -> tuple[float, float] | str:
