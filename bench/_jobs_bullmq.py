@@ -6,6 +6,7 @@ fastest, and like redline, which keeps nothing of a completed job that keeps no 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import redis
 
+from bench._install import install_once
 from bench._jobs_result import Result
 from bench.peers import _timing
 
@@ -29,20 +31,9 @@ def install() -> str | None:
     """Installs bullmq and ioredis on first use; None when ready, else why they cannot be."""
     if not (shutil.which("node") and shutil.which("npm")):
         return "needs node and npm on PATH (Debian: apt-get install nodejs npm)"
-    stamp, wanted = HOME / ".installed", " ".join(PACKAGES)
-    if stamp.exists() and stamp.read_text() == wanted:
-        return None
-    HOME.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(
-        ["npm", "install", "--prefix", str(HOME), "--no-audit", "--no-fund", *PACKAGES],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if done.returncode != 0:
-        return f"npm install failed: {done.stderr.strip().splitlines()[-1:]}"
-    stamp.write_text(wanted)
-    return None
+    command = ["npm", "install", "--prefix", str(HOME), "--no-audit", "--no-fund", *PACKAGES]
+    prepare = functools.partial(HOME.mkdir, parents=True, exist_ok=True)
+    return install_once(HOME / ".installed", " ".join(PACKAGES), command, prepare, "npm install")
 
 
 def version() -> str:
