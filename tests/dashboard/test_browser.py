@@ -21,10 +21,11 @@ from redline.jobs.worker import QUEUES_KEY
 from redline.queue import QueueKeys, ReliableQueue
 from redline.runtime.desired import DESIRED_KEY
 from redline.scaling import registry
+from redline.scaling.rollout import set_state
 from tests.conftest import needs_tool
 from tests.dashboard.browser import Browser
 from tests.dashboard.conftest import start_dashboard
-from tests.helpers import stop, wait_for
+from tests.helpers import run, stop, wait_for
 from tests.servers import ServerProcess
 
 pytestmark = needs_tool("chromium", "chromium")
@@ -199,6 +200,43 @@ def test_scale_from_the_services_page(redis_url: str, dashboard: str, browser: B
     browser.evaluate(f"document.querySelector('{form} button').click()")
     wait_for(lambda: text_of(browser, '[data-desired-ns="demo:worker"]') == "5", timeout=30)
     assert redis.Redis.from_url(redis_url).hget(DESIRED_KEY, "demo:worker") == b"5"
+    assert browser.problems == []
+
+
+def rollout(url: str, state: str) -> None:
+    """The state of demo:worker's rollout of revision 1, as the cscale agents write it."""
+
+    async def note() -> None:
+        client = connect(url)
+        await set_state(client, "demo:worker", 1, state, **{"from": "0"})
+        await client.aclose()
+
+    asyncio.run(note())
+
+
+def test_a_rollout_alone_updates_the_services_page(
+    redis_url: str, dashboard: str, browser: Browser
+) -> None:
+    seed(redis_url)  # demo:worker: one live instance, two desired (neither changes below)
+    browser.open(dashboard + "/services")
+    wait_for(lambda: live_state(browser) == "live", timeout=30)
+    browser.evaluate("window.notReloaded = true")
+    assert text_of(browser, "tr.rollout") is None
+    deployed = run(
+        "deploy", "demo:worker", "--set", "batch=20", "--version", "v2", "--redis", redis_url
+    )
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    rollout(redis_url, "rolling")  # as the cscale agents note it
+    wait_for(lambda: "rolling" in (text_of(browser, "tr.rollout") or ""), timeout=30)
+    assert "1 (v2)" in (text_of(browser, "tr.rollout") or "")
+    redis.Redis.from_url(redis_url).hset("demo:worker:1", "revision", "1")  # replaced in place
+    revision = 'tr.instance td[data-label="revision"]'
+    wait_for(lambda: text_of(browser, revision) == "1", timeout=30)
+    rollout(redis_url, "complete")
+    wait_for(lambda: "complete" in (text_of(browser, "tr.rollout") or ""), timeout=30)
+    assert text_of(browser, '[data-live-ns="demo:worker"]') == "1"
+    assert text_of(browser, '[data-desired-ns="demo:worker"]') == "2"
+    assert browser.evaluate("window.notReloaded") is True
     assert browser.problems == []
 
 

@@ -14,6 +14,7 @@ from redline.scaling import registry
 from redline.scaling.cscale import read_specs
 from redline.scaling.health import Health, HealthPolicy, assess, assess_instance
 from redline.scaling.registry import Instance
+from redline.scaling.rollout import desired_revision, rollout_state
 
 __all__ = ["ServiceView", "namespaces", "replica_counts", "service_views"]
 
@@ -40,11 +41,21 @@ async def namespaces(client: AsyncClient, configured: Sequence[str]) -> list[str
 
 
 async def replica_counts(client: AsyncClient, configured: Sequence[str]) -> dict[str, Any]:
-    """Per namespace: live instances and desired replicas (None when unset)."""
-    desired = await all_desired(client)
+    """Per namespace what the services page shows that a live page must follow: live
+    instances (count, and each one's id, role and revision) and desired replicas (None when
+    unset), the desired revision and the last rollout's state. A rollout changes it even when
+    the replica counts end where they began (one instance replaced by another)."""
+    desired, specs = await all_desired(client), await read_specs(client)
     counts = {}
-    for ns in await namespaces(client, configured):
-        counts[ns] = {"live": len(await registry.instances(client, ns)), "desired": desired.get(ns)}
+    for ns in sorted({*(await namespaces(client, configured)), *specs}):
+        live = await registry.instances(client, ns)
+        counts[ns] = {
+            "live": len(live),
+            "desired": desired.get(ns),
+            "instances": [[i.id, i.role, i.fields.get("revision", "0")] for i in live],
+            "revision": (await desired_revision(client, ns)).number,
+            "rollout": await rollout_state(client, ns),
+        }
     return counts
 
 
