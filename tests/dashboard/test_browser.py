@@ -133,6 +133,33 @@ def test_counts_and_lists_change_without_a_reload(
     assert browser.problems == []
 
 
+def hide(browser: Browser, hidden: bool) -> None:
+    """As a browser does when the page's tab goes to the background (or comes back)."""
+    flag = "true" if hidden else "false"
+    browser.evaluate(
+        f"Object.defineProperty(document, 'hidden', {{configurable: true, get: () => {flag}}});"
+        "document.dispatchEvent(new Event('visibilitychange'))"
+    )
+
+
+def test_a_hidden_page_closes_its_stream_and_catches_up_when_shown(
+    redis_url: str, dashboard: str, browser: Browser
+) -> None:
+    seed(redis_url)
+    browser.open(dashboard + "/queues/orders")
+    wait_for(lambda: live_state(browser) == "live", timeout=30)
+    browser.evaluate("window.notReloaded = true")
+    hide(browser, True)
+    wait_for(lambda: live_state(browser) == "paused", timeout=30)
+    redis.Redis.from_url(redis_url).lpush("orders", b"while-hidden")
+    hide(browser, False)
+    wait_for(lambda: live_state(browser) == "live", timeout=30)
+    wait_for(lambda: text_of(browser, "#n-waiting") == "4", timeout=30)
+    wait_for(lambda: "while-hidden" in (text_of(browser, "#list") or ""), timeout=30)
+    assert browser.evaluate("window.notReloaded") is True
+    assert browser.problems == []
+
+
 def test_the_page_says_it_is_reconnecting_while_redis_is_down(
     tmp_path: Path, browser: Browser
 ) -> None:
