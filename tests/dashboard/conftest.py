@@ -3,10 +3,12 @@ headless Chromium per test."""
 
 from __future__ import annotations
 
+import re
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.dashboard.browser import Browser
@@ -44,6 +46,18 @@ def start_dashboard(redis_url: str, log: Path) -> tuple[str, object]:
         stop(proc)
         raise
     return base, proc
+
+
+def act(base: str, path: str) -> None:
+    """POST the pause/resume form of queue `orders` as a person would: page, cookie, token."""
+    with httpx.Client(base_url=base, timeout=30) as http:
+        page = http.get("/queues/orders")
+        done = http.post(
+            path,
+            data={"csrf": re.findall(r'name="csrf" value="([^"]+)"', page.text)[0]},
+            headers={"Origin": base},
+        )
+        assert done.status_code == 303, done.text
 
 
 @pytest.fixture

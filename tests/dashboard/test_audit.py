@@ -16,19 +16,11 @@ from redline.dashboard import audit
 from redline.jobs import job_keys
 from tests.conftest import needs_tool
 from tests.dashboard.browser import Browser
-from tests.dashboard.conftest import start_dashboard
+from tests.dashboard.conftest import act, start_dashboard
 from tests.dashboard.test_actions import ORIGIN
 from tests.dashboard.test_app import csrf_of, make
 from tests.dashboard.test_browser import live_state, text_of
 from tests.helpers import stop, wait_for
-
-
-def act(base: str, path: str) -> None:
-    """POST the pause/resume form of queue `orders` as a person would: page, cookie, token."""
-    with httpx.Client(base_url=base, timeout=30) as http:
-        page = http.get("/queues/orders")
-        done = http.post(path, data={"csrf": csrf_of(page.text)}, headers={"Origin": base})
-        assert done.status_code == 303, done.text
 
 
 def listed(base: str, path: str = "/") -> list[tuple[str, str, str, str]]:

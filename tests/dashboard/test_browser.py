@@ -24,7 +24,7 @@ from redline.scaling import registry
 from redline.scaling.rollout import set_state
 from tests.conftest import needs_tool
 from tests.dashboard.browser import Browser
-from tests.dashboard.conftest import start_dashboard
+from tests.dashboard.conftest import act, start_dashboard
 from tests.helpers import run, stop, wait_for
 from tests.servers import ServerProcess
 
@@ -90,6 +90,7 @@ PAGES = {
     "jobs": "/jobs?queue=orders&state=waiting",
     "services": "/services",
     "metrics": "/metrics",
+    "audit": "/audit",
 }
 
 
@@ -97,6 +98,8 @@ def test_every_page_at_laptop_and_phone_size(
     redis_url: str, dashboard: str, browser: Browser
 ) -> None:
     dead = seed(redis_url)
+    act(dashboard, "/queues/orders/control/pause")  # for the audit list
+    act(dashboard, "/queues/orders/control/resume")
     pages = {**PAGES, "job": f"/job/{dead}?queue=orders"}
     for name, path in pages.items():
         browser.open(dashboard + path)
