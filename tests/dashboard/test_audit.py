@@ -19,7 +19,7 @@ from tests.dashboard.browser import Browser
 from tests.dashboard.conftest import act, start_dashboard
 from tests.dashboard.test_actions import ORIGIN
 from tests.dashboard.test_app import csrf_of, make
-from tests.dashboard.test_browser import live_state, text_of
+from tests.dashboard.test_browser import open_live, text_of
 from tests.helpers import stop, wait_for
 
 
@@ -83,9 +83,7 @@ def test_an_action_on_another_dashboard_shows_without_a_reload(
 ) -> None:
     other, other_proc = start_dashboard(redis_url, tmp_path / "other.log")
     try:
-        browser.open(dashboard + "/")
-        wait_for(lambda: live_state(browser) == "live", timeout=30)
-        browser.evaluate("window.notReloaded = true")
+        open_live(browser, dashboard + "/")
         assert text_of(browser, "#actions") is None
         act(other, "/queues/orders/control/pause")
         wait_for(lambda: "pause by anonymous" in (text_of(browser, "#actions") or ""), 30)

@@ -94,6 +94,14 @@ PAGES = {
 }
 
 
+def open_live(browser: Browser, url: str) -> None:
+    """Open `url`, wait until its stream is live, and mark the page: a reload would lose
+    ``window.notReloaded``."""
+    browser.open(url)
+    wait_for(lambda: live_state(browser) == "live", timeout=30)
+    browser.evaluate("window.notReloaded = true")
+
+
 def test_every_page_at_laptop_and_phone_size(
     redis_url: str, dashboard: str, browser: Browser
 ) -> None:
@@ -117,18 +125,14 @@ def test_counts_and_lists_change_without_a_reload(
     redis_url: str, dashboard: str, browser: Browser
 ) -> None:
     seed(redis_url)
-    browser.open(dashboard + "/queues/orders")
-    wait_for(lambda: live_state(browser) == "live", timeout=30)
-    browser.evaluate("window.notReloaded = true")
+    open_live(browser, dashboard + "/queues/orders")
     assert text_of(browser, "#n-waiting") == "3"
     client = redis.Redis.from_url(redis_url)
     client.lpush("orders", b"fresh-message")  # a plain LPUSH: any producer
     wait_for(lambda: text_of(browser, "#n-waiting") == "4", timeout=30)
     wait_for(lambda: "fresh-message" in (text_of(browser, "#list") or ""), timeout=30)
     assert browser.evaluate("window.notReloaded") is True
-    browser.open(dashboard + "/")
-    wait_for(lambda: live_state(browser) == "live", timeout=30)
-    browser.evaluate("window.notReloaded = true")
+    open_live(browser, dashboard + "/")
     client.sadd(QUEUES_KEY, "mail")  # a worker started serving a new queue
     client.lpush("mail", b"hello")
     wait_for(lambda: text_of(browser, '[data-q="mail"][data-f="all_waiting"]') == "1", timeout=30)
@@ -149,9 +153,7 @@ def test_a_hidden_page_closes_its_stream_and_catches_up_when_shown(
     redis_url: str, dashboard: str, browser: Browser
 ) -> None:
     seed(redis_url)
-    browser.open(dashboard + "/queues/orders")
-    wait_for(lambda: live_state(browser) == "live", timeout=30)
-    browser.evaluate("window.notReloaded = true")
+    open_live(browser, dashboard + "/queues/orders")
     hide(browser, True)
     wait_for(lambda: live_state(browser) == "paused", timeout=30)
     redis.Redis.from_url(redis_url).lpush("orders", b"while-hidden")
@@ -248,9 +250,7 @@ def test_a_rollout_alone_updates_the_services_page(
     redis_url: str, dashboard: str, browser: Browser
 ) -> None:
     seed(redis_url)  # demo:worker: one live instance, two desired (neither changes below)
-    browser.open(dashboard + "/services")
-    wait_for(lambda: live_state(browser) == "live", timeout=30)
-    browser.evaluate("window.notReloaded = true")
+    open_live(browser, dashboard + "/services")
     assert text_of(browser, "tr.rollout") is None
     deployed = run(
         "deploy", "demo:worker", "--set", "batch=20", "--version", "v2", "--redis", redis_url
