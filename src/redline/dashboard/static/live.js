@@ -162,7 +162,9 @@
   window.addEventListener("pagehide", disconnect);
   window.addEventListener("pageshow", connect);
   document.addEventListener("visibilitychange", function () {
-    if (document.hidden) { disconnect(); status("paused", "paused while hidden"); } else { connect(); }
+    if (document.hidden) { disconnect(); status("paused", "paused while hidden"); return; }
+    if (!source) { status("connecting", "connecting…"); }
+    connect();
   });
   window.addEventListener("resize", draw);
   if (document.hidden) { status("paused", "paused while hidden"); }
