@@ -5,6 +5,7 @@ connection replaced, a connection per thread."""
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 
 import pytest
@@ -90,6 +91,33 @@ def test_blocking_calls_keep_a_connection_per_thread(redis_url: str) -> None:
     finally:
         client.close()
         killer.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork on this platform")
+def test_a_forked_child_takes_its_own_connection(redis_url: str) -> None:
+    """The kept connection is the parent's: a child that used it would read the parent's
+    replies. The child must notice it was forked (the pid is renewed at fork, not asked for
+    on every call) and open its own."""
+    client, reader = connect_sync(redis_url), redis.Redis.from_url(redis_url)
+    try:
+        channel = held(client)
+        parent = channel.call(("CLIENT", "ID"))
+        child = os.fork()
+        if child == 0:  # the child: report its connection's id, then leave at once
+            code = 1
+            try:
+                reader.rpush("child:ids", channel.call(("CLIENT", "ID")))
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(child, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        [child_id] = reader.lrange("child:ids", 0, -1)
+        assert int(child_id) != parent
+        assert channel.call(("CLIENT", "ID")) == parent  # the parent's is still its own
+    finally:
+        client.close()
+        reader.close()
 
 
 async def test_a_cluster_client_takes_redis_pys_path(cluster: Cluster, prefix: str) -> None:

@@ -6,6 +6,10 @@
 #                                       delay in seconds onto bench:latency
 require "sidekiq"
 
+# redis-rb 4.8 warns on stderr at every SADD Sidekiq's push makes (its reply type changes in 5.0):
+# a write per job that would be timed as part of Sidekiq's enqueue.
+Redis.silence_deprecations = true
+
 Sidekiq.configure_server do |config|
   config.logger.level = Logger::WARN # warnings only, as every worker in the benchmark runs
 end

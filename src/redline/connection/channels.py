@@ -44,6 +44,21 @@ _SENTINEL_POOLS = (
 )
 
 
+class _Process:
+    """This process's id, kept (renewed in a forked child): `Held` compares it on every call,
+    and `os.getpid()` is a system call each time (glibc caches no pid)."""
+
+    pid = os.getpid()
+
+    @classmethod
+    def renew(cls) -> None:
+        cls.pid = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_Process.renew)
+
+
 def _direct(client: object) -> bool:
     """Whether `client`'s calls may go over a kept connection (not a cluster's or Sentinel's)."""
     pool = getattr(client, "connection_pool", None)
@@ -144,9 +159,9 @@ class Held:
     def _call(self, command: Command) -> Any:
         pool = cast(redis.Redis, self.client).connection_pool
         pid, connection = getattr(self._local, "kept", (None, None))
-        if connection is None or pid != os.getpid():  # a new thread, or a forked child
+        if connection is None or pid != _Process.pid:  # a new thread, or a forked child
             connection = pool.get_connection()
-            self._local.kept = (os.getpid(), connection)
+            self._local.kept = (_Process.pid, connection)
         try:
             connection.send_packed_command(connection.pack_command(*command))
             return connection.read_response()
