@@ -6,8 +6,9 @@ Every system runs on one fresh embedded server in the same run, one after anothe
 on a shared machine does not decide a ratio.
 
 - redline: one worker process (``redline worker -c 64``) and ``--processes 2``; its enqueue is
-  the blocking ``enqueue_sync`` (the peers' are blocking too), with ``await enqueue`` on
-  asyncio printed under the table.
+  the blocking ``enqueue_sync`` (the peers' are blocking too), with ``await enqueue`` (one
+  call after another) on asyncio's own loop and on uvloop printed under the table, each with
+  its ratio to Sidekiq's push in the same run.
 - Python peers, each installed for the benchmark only in its own venv under
   ``~/.cache/redline/bench-venvs/<peer>`` (their redis-py ranges conflict): Dramatiq with 2
   processes, Celery prefork with 2, RQ, arq, SAQ (bench/peers/_jobs_peer.py).
@@ -102,6 +103,37 @@ async def _redline_enqueue_async(url: str, n: int) -> float:
     elapsed = time.perf_counter() - started
     await client.aclose()
     return n / elapsed
+
+
+def _async_enqueues(url: str) -> dict[str, float]:
+    """jobs/s of ``await enqueue``, one call after another, on asyncio's own loop and on
+    uvloop (what the worker and uvicorn run on when it is installed): best of `ROUNDS`,
+    interleaved."""
+    loops: dict[str, Callable[[Any], float]] = {"asyncio": asyncio.run}
+    try:
+        import uvloop
+
+        loops["uvloop"] = uvloop.run
+    except ImportError:  # the dev extra installs it; a bare install may not have it
+        pass
+    best: dict[str, float] = {}
+    for _ in range(ROUNDS):
+        for name, run in loops.items():
+            redis.Redis.from_url(url).flushall()
+            rate = run(_redline_enqueue_async(url, JOBS // 4))
+            best[name] = max(best.get(name, 0.0), rate)
+    return best
+
+
+def _print_async(console: Console, rates: dict[str, float], best: dict[str, Result]) -> None:
+    """The asyncio enqueue rates, with their ratio to Sidekiq's push in this run."""
+    push = best.get("sidekiq-c10")
+    for loop, rate in rates.items():
+        ratio = f" ({rate / push.enqueue:.2f}x Sidekiq's push)" if push and push.enqueue else ""
+        console.print(
+            f"redline's asyncio enqueue (await enqueue, one per call, {loop} loop): "
+            f"{rate:,.0f} jobs/s{ratio}"
+        )
 
 
 def _redline_left(client: redis.Redis) -> Callable[[], int]:
@@ -268,15 +300,9 @@ def main() -> None:
     with EmbeddedServer(port=None) as server:
         best = _drains(server.url, console)
         rows = _latencies(server.url, best, console)
-        async_rate = None
-        if "redline" in SYSTEMS:
-            redis.Redis.from_url(server.url).flushall()
-            async_rate = asyncio.run(_redline_enqueue_async(server.url, JOBS // 4))
+        async_rates = _async_enqueues(server.url) if "redline" in SYSTEMS else {}
     console.print(drain_table(list(best.values())))
-    if async_rate is not None:
-        console.print(
-            f"redline's asyncio enqueue (await enqueue, one per call): {async_rate:,.0f} jobs/s"
-        )
+    _print_async(console, async_rates, best)
     console.print(latency_table(rows))
     plain = best.get("redline")
     for name in FEATURES:

@@ -66,7 +66,8 @@ class HeldConnection:
         connection, replies = self._connection, self._replies
         assert replies is not None
         try:
-            return await replies.run(_packed(connection, commands), len(commands))
+            await replies.send(_packed(connection, commands), len(commands))
+            return replies.replies
         except BaseException:  # timeouts, lost connections, cancellation midway: start over
             self._connection = self._replies = None
             await connection.disconnect()
@@ -114,14 +115,15 @@ class _Replies(asyncio.Protocol):
         transport.set_protocol(replies)
         return replies
 
-    async def run(self, data: list[bytes], wanted: int) -> list[Any]:
+    def send(self, data: list[bytes], wanted: int) -> asyncio.Future[None]:
+        """Write `data`; the future is done once `wanted` replies are in `replies`. (A plain
+        function returning the future, not a coroutine: one frame less per round trip.)"""
         if self.lost is not None:
             raise self.lost
         self.replies, self.wanted = [], wanted
         self.waiter = self.loop.create_future()
         self.transport.writelines(data)
-        await self.waiter
-        return self.replies
+        return self.waiter
 
     def data_received(self, data: bytes) -> None:
         try:
