@@ -309,6 +309,7 @@ class Worker:
                 self.metrics.count("failed")
         self._finished.append(outcome)
         self._ready.set()
+        self.gate.finish(delivery)  # its slot, if capped, goes back with the next admission
         self.active -= 1  # the slot is free: the next pop overlaps the settling of this job
         self._slot.set()
 
