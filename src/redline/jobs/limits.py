@@ -40,7 +40,7 @@ from redline.jobs.records import note_recent, record_failure
 from redline.jobs.task import Task, Tasks
 from redline.jobs.usage import Registrar, limit_keys, member
 from redline.queue import Delivery, ReliableQueue
-from redline.scripting.scripts import run
+from redline.scripting.scripts import run, run_batched
 
 __all__ = ["Gate", "limit_keys"]  # limit_keys: from jobs.usage, where it is named
 
@@ -74,6 +74,8 @@ class Gate:
         self.expired = expired  # told of each job dropped unrun (the worker writes its event)
         self.guarded = {t.name: t for t in tasks.values() if _limited(t) or t.expires}
         self.held: dict[tuple[str, str], Limit] = {}  # delivery -> the slot it holds
+        self.documents: dict[tuple[str, str], JobDocument] = {}  # admitted, decoded here
+        self.specs: dict[tuple[str, str, str | None, str | None], _Spec] = {}
         self.releasing: dict[str, list[tuple[Limit, str]]] = {}  # queue -> slots to give back
         self.waited = -1e9  # monotonic time a job was last put back to wait
         self.registrar = Registrar()  # the limits in use, registered for readers
@@ -88,22 +90,31 @@ class Gate:
         """The deliveries that may run now; the others wait, expire or were not ours."""
         if not self.guarded and not any(EXPIRES_MARK in d.payload for d in deliveries):
             return list(deliveries)
-        verdicts: list[Verdict] = [Verdict.ADMIT] * len(deliveries)
-        expired: list[tuple[Delivery, JobDocument]] = []
+        verdicts: list[Verdict] = []
+        docs: list[JobDocument | None] = []
         calls: dict[str, _Asked] = {}
         for i, d in enumerate(deliveries):
             verdict, doc, task = self._classify(d)
-            if verdict is Verdict.EXPIRED and doc is not None:
-                verdicts[i] = verdict
-                expired.append((d, doc))
-            elif task is not None and doc is not None and verdict is Verdict.WAIT:
+            verdicts.append(verdict)
+            docs.append(doc)
+            if verdict is Verdict.WAIT and task is not None and doc is not None:
                 self._ask(calls, i, d, doc, task)
         for decided in await asyncio.gather(*(self._decide(c) for c in calls.values())):
             for i, verdict in decided:
                 verdicts[i] = verdict
+        judged = list(zip(deliveries, verdicts, docs, strict=True))
+        expired = [(d, doc) for d, v, doc in judged if v is Verdict.EXPIRED and doc is not None]
         if expired:
             await self._expire(expired)
-        return [d for d, v in zip(deliveries, verdicts, strict=True) if v is Verdict.ADMIT]
+        for d, v, doc in judged:
+            if v is Verdict.ADMIT and doc is not None:  # the worker need not decode it again
+                self.documents[(d.key, d.id)] = doc
+        return [d for d, v, _ in judged if v is Verdict.ADMIT]
+
+    def document(self, delivery: Delivery) -> JobDocument:
+        """The document of an admitted `delivery` (decoded once, by `admit`, when it did)."""
+        doc = self.documents.pop((delivery.key, delivery.id), None)
+        return JobDocument.decode(delivery.payload, delivery.key) if doc is None else doc
 
     def _classify(self, d: Delivery) -> tuple[Verdict, JobDocument | None, Task[Any, Any] | None]:
         """ADMIT, EXPIRED, or WAIT: under a limit, for the script to decide."""
@@ -130,21 +141,40 @@ class Gate:
         asked = calls.get(queue)
         if asked is None:  # the slots finished jobs hold go back with it
             asked = calls[queue] = _Asked(Admission(queue, self.releasing.pop(queue, [])))
-        slots_key, rate_key = _key(task.concurrency_key, doc), _key(task.rate_key, doc)
-        slots = limit_keys(queue, "concurrency", task.name, slots_key)
-        log = limit_keys(queue, "rate", task.name, rate_key)
-        parsed = parse_rate(task.rate_limit) if task.rate_limit else None
+        spec = self._spec(queue, task, _key(task.concurrency_key, doc), _key(task.rate_key, doc))
         call = asked.call
-        call.register(self._register(queue, "concurrency", task, slots_key, task.concurrency, 0))
-        call.register(self._register(queue, "rate", task, rate_key, *_count_period(parsed)))
-        call.job(d, self.levels.priority_of(d.key), task.concurrency or 0, slots, parsed, log)
-        asked.jobs.append((i, d, doc, slots if task.concurrency else None))
+        call.register(self.registrar.due(queue, spec.capped) if spec.capped else "")
+        call.register(self.registrar.due(queue, spec.paced) if spec.paced else "")
+        cap = task.concurrency or 0
+        call.job(d, self.levels.priority_of(d.key), cap, spec.slots, spec.rate, spec.log)
+        asked.jobs.append((i, d, doc, spec.slots if cap else None))
+
+    def _spec(
+        self, queue: str, task: Task[Any, Any], slots_key: str | None, rate_key: str | None
+    ) -> _Spec:
+        """The keys and registry members of `task`'s limits on `queue` (kept: most jobs of a
+        task share them, and building them is most of an admission's client CPU)."""
+        spec = self.specs.get((queue, task.name, slots_key, rate_key))
+        if spec is None:
+            if len(self.specs) > 10_000:  # many per-key limits: forget, and build again
+                self.specs.clear()
+            parsed = parse_rate(task.rate_limit) if task.rate_limit else None
+            count, period = _count_period(parsed)
+            spec = _Spec(
+                limit_keys(queue, "concurrency", task.name, slots_key),
+                limit_keys(queue, "rate", task.name, rate_key),
+                parsed,
+                _described("concurrency", task, slots_key, task.concurrency, 0),
+                _described("rate", task, rate_key, count, period),
+            )
+            self.specs[(queue, task.name, slots_key, rate_key)] = spec
+        return spec
 
     async def _decide(self, asked: _Asked) -> list[tuple[int, Verdict]]:
         """Run one queue's admission; the verdicts by delivery index."""
         keys, args = asked.call.call(round(self.queue.lease * 1000))
         try:
-            replies = await run(self.queue.client, "job_admit", keys, args)
+            replies = await run_batched(self.queue.client, "job_admit", keys, args)
         except BaseException:  # not given back: the next call tries again
             self.releasing.setdefault(asked.call.queue, []).extend(asked.call.releases)
             raise
@@ -161,20 +191,6 @@ class Gate:
             log.debug("job waits id=%s task=%s for=%s ms=%s", doc.id, doc.task, reply[2], reply[1])
             return i, Verdict.WAIT
         return i, Verdict.STALE
-
-    def _register(
-        self,
-        queue: str,
-        kind: str,
-        task: Task[Any, Any],
-        key: str | None,
-        count: int | None,
-        period_ms: int,
-    ) -> str:
-        """The registry member to (re)write with this admission, or "" (`jobs.usage`)."""
-        if not count:
-            return ""
-        return self.registrar.due(queue, member(kind, task.name, key, count, period_ms))
 
     def finish(self, delivery: Delivery) -> None:
         """`delivery` finished (or was returned): its slot, if it holds one, goes back with the
@@ -193,7 +209,7 @@ class Gate:
             queue, releases = self.releasing.popitem()
             keys, args = release_call(queue, releases)
             try:
-                await run(self.queue.client, "job_slot_release", keys, args)
+                await run_batched(self.queue.client, "job_slot_release", keys, args)
             except BaseException:
                 self.releasing.setdefault(queue, []).extend(releases)
                 raise
@@ -207,7 +223,7 @@ class Gate:
         lease = round(self.queue.lease * 1000)
         for held in by_queue.values():
             keys, args = extend_call(lease, held)
-            await run(self.queue.client, "job_slot_extend", keys, args)
+            await run_batched(self.queue.client, "job_slot_extend", keys, args)
 
     async def _expire(self, expired: Sequence[tuple[Delivery, JobDocument]]) -> None:
         """Drop jobs past their deadline: unlocked, acknowledged, recorded and counted."""
@@ -237,6 +253,22 @@ class Gate:
         for d, doc in expired:
             if self.expired is not None:
                 self.expired(d, doc)
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """One task's limits on one queue, for one pair of limit keys: their keys, its rate, and
+    their registry members ("" where the task has no such limit)."""
+
+    slots: Limit
+    log: Limit
+    rate: Rate | None
+    capped: str
+    paced: str
+
+
+def _described(kind: str, task: Task[Any, Any], key: str | None, count: int | None, ms: int) -> str:
+    return member(kind, task.name, key, count, ms) if count else ""
 
 
 _Job = tuple[int, Delivery, JobDocument, Limit | None]  # index, delivery, document, its slot
