@@ -22,7 +22,14 @@ from typing import Any, TypeVar
 from redline.backoff import delay_for
 from redline.connection import text
 from redline.errors import QueueError
-from redline.queue.model import Delivery, MessageState, QueuedMessage, QueueInfo, QueueKeys
+from redline.queue.model import (
+    Batch,
+    Delivery,
+    MessageState,
+    QueuedMessage,
+    QueueInfo,
+    QueueKeys,
+)
 
 __all__ = [
     "BATCH",
@@ -104,20 +111,61 @@ def _payload(value: object) -> bytes | str:
     raise QueueError(f"a payload must be bytes or str, got {type(value).__name__}: {value!r:.60}")
 
 
-def _acked(reply: Sequence[Any], acked: list[str]) -> Sequence[Any]:
-    """Adds queue_pop's acknowledged ids to `acked`; returns the deliveries part of `reply`."""
+def _ack_args(deliveries: Sequence[Delivery]) -> tuple[list[str | int], dict[str, list[str]]]:
+    """queue_pop's ack pairs for `deliveries`: (batch, its ``n:id:token``) for each batch they
+    hold whole, (id, token) for the others; and the ids of each batch named (by its name)."""
+    pairs: list[str | int] = []
+    groups: dict[int, list[Delivery]] = {}
+    for d in deliveries:
+        if d.batch is None:
+            pairs += (d.id, d.deliveries)
+        else:
+            groups.setdefault(id(d.batch), []).append(d)
+    wholes: dict[str, list[str]] = {}
+    for group in groups.values():
+        batch, ids = group[0].batch, [d.id for d in group]
+        assert batch is not None  # grouped by it
+        if len(group) == batch.size and len(set(ids)) == batch.size:
+            pairs += (batch.name, batch.whole)
+            wholes[batch.name] = ids
+        else:
+            pairs += _tokens(group)
+    return pairs, wholes
+
+
+def _acked(
+    reply: Sequence[Any], acked: list[str], wholes: dict[str, list[str]], named: bool
+) -> tuple[Sequence[Any], list[str]]:
+    """Adds queue_pop's acknowledged ids to `acked` (a batch acked whole: the ids `wholes` has
+    for it). Returns the rest of `reply` (with `named`, the batch's name first, then the
+    deliveries) and the ids of the batches refused (their acks to make one by one)."""
     n = int(reply[2])
-    acked += [i.decode() for i in reply[3 : 3 + n]]
-    return reply[3 + n :]
+    for entry in reply[3 : 3 + n]:
+        name = entry.decode()
+        ids = wholes.pop(name, None)
+        if ids is None:
+            acked.append(name)
+        else:
+            acked += ids
+    refused = [i for ids in wholes.values() for i in ids]
+    return reply[3 + n :], refused
 
 
-def _deliveries(key: str, flat: Sequence[Any]) -> list[Delivery]:
-    """queue_pop's (id, payload, deliveries) triples. Replies are bytes (the queue classes
-    refuse a client that decodes them), so ids are decoded without `text`'s check: a `text`
-    call for each id and acked id was about a tenth of a consumer's own CPU at batch 100."""
-    items = iter(flat)
+def _deliveries(key: str, rest: Sequence[Any]) -> list[Delivery]:
+    """queue_pop's batch name and (id, payload, deliveries) triples (`rest`, see `_acked`).
+    Replies are bytes (the queue classes refuse a client that decodes them), so ids are decoded
+    without `text`'s check: a `text` call for each id and acked id was about a tenth of a
+    consumer's own CPU at batch 100."""
+    if len(rest) < 4:
+        return []
+    size = (len(rest) - 1) // 3
+    first, count = rest[1].decode(), int(rest[3])
+    batch = Batch(rest[0].decode(), size, f"{size}:{first}:{count}")
+    items = iter(rest)
+    next(items)
     return [
-        Delivery(key, i.decode(), p, int(n)) for i, p, n in zip(items, items, items, strict=True)
+        Delivery(key, i.decode(), p, int(n), batch)
+        for i, p, n in zip(items, items, items, strict=True)
     ]
 
 
@@ -232,17 +280,32 @@ class QueueCore:
             acked += yield from self._ack_groups({key: list(ack[:-BATCH])})
             ack = ack[-BATCH:]
         got: list[Delivery] = []
-        tokens = _tokens(ack)
         while True:
             want = min(count - len(got), BATCH)
-            reply = yield Call(
-                "queue_pop", key, [want, _ms(self.lease), self.max_deliveries, *tokens]
-            )
-            tokens = []
-            flat = _acked(reply, acked)
-            got += _deliveries(key, flat)
-            if len(flat) < 3 * want or len(got) >= count:
+            reply, rest = yield from self._settle(key, want, ack, acked)
+            ack = ()
+            delivered = _deliveries(key, rest)
+            got += delivered
+            if len(delivered) < want or len(got) >= count:
                 return got, int(reply[0]), int(reply[1])
+
+    def _settle(
+        self, key: str, want: int, ack: Sequence[Delivery], acked: list[str]
+    ) -> Steps[tuple[Sequence[Any], Sequence[Any]]]:
+        """One queue_pop of `want` that acknowledges `ack` first; its reply, and the rest of it
+        past the acks. A batch named whole but refused (changed since its pop: part of it
+        extended, nacked, acked or recovered) made the script deliver nothing: its messages
+        are acknowledged one by one in a second call, which pops."""
+        pairs, wholes = _ack_args(ack)
+        head = [want, _ms(self.lease), self.max_deliveries, "@", self.consumer]
+        reply = yield Call("queue_pop", key, [*head, *pairs])
+        rest, refused = _acked(reply, acked, wholes, True)
+        if refused:
+            ids = set(refused)
+            again = [d for d in ack if d.id in ids]
+            reply = yield Call("queue_pop", key, [*head, *_tokens(again)])
+            rest, _ = _acked(reply, acked, {}, True)
+        return reply, rest
 
     # -- settling ----------------------------------------------------------------------------
 
@@ -255,8 +318,7 @@ class QueueCore:
         acked: list[str] = []
         for key, group in groups.items():
             for chunk in _chunks(group):
-                args = [0, 0, self.max_deliveries, *_tokens(chunk)]
-                _acked((yield Call("queue_pop", key, args)), acked)
+                yield from self._settle(key, 0, chunk, acked)
         return acked
 
     def _nack(self, delivery: Delivery, delay: float | None, reason: str) -> Steps[bool]:
