@@ -25,6 +25,7 @@ from redline.errors import QueueError
 from redline.queue.model import (
     Batch,
     Delivery,
+    Holder,
     MessageState,
     QueuedMessage,
     QueueInfo,
@@ -346,6 +347,29 @@ class QueueCore:
                 kept += [d for d, flag in zip(chunk, flags, strict=True) if flag]
         return kept
 
+    def _holders(self, key: str) -> Steps[list[Holder]]:
+        flat = yield Call("queue_holders", key)
+        return [
+            Holder(text(flat[i]), int(flat[i + 1]), int(flat[i + 2]))
+            for i in range(0, len(flat), 3)
+        ]
+
+    def _release(self, key: str, consumers: Sequence[str]) -> Steps[int]:
+        """queue_recover of what `consumers` hold, BATCH messages a call, until none is left."""
+        for name in consumers:
+            if not isinstance(name, str) or not name:
+                raise QueueError(f"a consumer is a non-empty name, got {name!r}")
+        moved = 0
+        while consumers:
+            args = [BATCH, -1, self.max_deliveries, *consumers]
+            requeued, dead = yield Call("queue_recover", key, args)
+            moved += int(requeued) + int(dead)
+            if int(requeued) + int(dead) < BATCH:
+                break
+        if moved:
+            log.info("released queue=%s consumers=%s moved=%d", key, ",".join(consumers), moved)
+        return moved
+
     def _recover(self, key: str, count: int, elapsed: float | None) -> Steps[int]:
         _count(count)
         limit = -1 if elapsed is None else _ms(elapsed)
@@ -385,8 +409,8 @@ class QueueCore:
     def _view(
         self, key: str, state: MessageState, start: int, count: int
     ) -> Steps[list[QueuedMessage]]:
-        now, *flat = yield Call("queue_view", key, [start, count, _VIEWS.index(state) + 1])
-        return [_viewed(key, state, int(now), flat[i : i + 6]) for i in range(0, len(flat), 6)]
+        now, *flat = yield Call("queue_view", key, [start, count, _VIEWS.index(state) + 1, 1])
+        return [_viewed(key, state, int(now), flat[i : i + 7]) for i in range(0, len(flat), 7)]
 
     def _purge(self, key: str) -> Steps[int]:
         return int((yield Call("queue_purge", key)))
@@ -424,7 +448,7 @@ class QueueCore:
 
 
 def _viewed(key: str, state: MessageState, now: int, row: Sequence[Any]) -> QueuedMessage:
-    mid, payload, deliveries, score, since, reason = row
+    mid, payload, deliveries, score, since, reason, consumer = row
     elapsed: float | None = None
     remaining: float | None = None
     if state is MessageState.INFLIGHT:
@@ -434,7 +458,15 @@ def _viewed(key: str, state: MessageState, now: int, row: Sequence[Any]) -> Queu
     else:
         elapsed = (now - int(score)) / 1000
     return QueuedMessage(
-        key, text(mid), payload, state, int(deliveries), elapsed, remaining, text(reason)
+        key,
+        text(mid),
+        payload,
+        state,
+        int(deliveries),
+        elapsed,
+        remaining,
+        text(reason),
+        text(consumer),
     )
 
 

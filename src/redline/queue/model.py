@@ -15,6 +15,7 @@ __all__ = [
     "SCRIPT_KEYS",
     "Batch",
     "Delivery",
+    "Holder",
     "MessageState",
     "QueueInfo",
     "QueueKeys",
@@ -79,6 +80,7 @@ SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
     "queue_requeue": ("dead", "delayed", "deliveries", "reasons"),
     "queue_delete": ("dead", "payloads", "deliveries", "reasons"),
     "queue_retention": ("retention",),
+    "queue_holders": ("inflight", "batches"),
 }
 
 
@@ -163,6 +165,7 @@ class QueuedMessage:
     `id` is "" for a waiting message that a plain LPUSH produced (it gets its id on delivery).
     `elapsed`: seconds since it was delivered (in flight) or dead-lettered (dead).
     `remaining`: seconds until its lease ends (in flight) or it is due (delayed; <= 0: due now).
+    `consumer`: who holds it (in flight), when known (see `Holder`).
     """
 
     key: str
@@ -173,6 +176,18 @@ class QueuedMessage:
     elapsed: float | None = None
     remaining: float | None = None
     reason: str = ""
+    consumer: str = ""
+
+
+@dataclass(frozen=True)
+class Holder:
+    """A consumer holding in-flight messages of a queue: `batches` its pops leased, still in
+    flight, with `messages` in all. `consumer` "" counts the messages whose consumer is not
+    known (their lease was extended or given back since, or their pop named nobody)."""
+
+    consumer: str
+    batches: int
+    messages: int
 
 
 @dataclass(frozen=True)

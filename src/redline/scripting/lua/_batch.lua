@@ -151,13 +151,25 @@ local function batch_detach(Q, ids, tokens)
   end
 end
 
+-- The in-flight batches held by a consumer in `holders` (a set of names), oldest lease first.
+local function batches_of(Q, holders)
+  local members = {}
+  for _, m in ipairs(redis.call('ZRANGE', Q.inflight, 0, -1)) do
+    if batch_is(m) and holders[select(4, batch_load(Q, m))] then members[#members + 1] = m end
+  end
+  return members
+end
+
 -- Takes up to `limit` messages out of flight, oldest lease first (a batch's in id order): those
 -- whose lease ended by `now` or, with `elapsed` >= 0, those delivered at least `elapsed` ms
--- before. They keep their payload and delivery count fields, for the caller to move them to
--- the delayed or dead set. Returns their ids and delivery counts.
-local function leases_take(Q, now, limit, elapsed)
+-- before, or, with `holders` (a set of consumer names), those of the batches they hold. They keep
+-- their payload and delivery count fields, for the caller to move them to the delayed or dead
+-- set. Returns their ids and delivery counts.
+local function leases_take(Q, now, limit, elapsed, holders)
   local members = {}
-  if elapsed < 0 then
+  if holders then
+    members = batches_of(Q, holders)
+  elseif elapsed < 0 then
     members = redis.call('ZRANGEBYSCORE', Q.inflight, '-inf', now, 'LIMIT', 0, limit)
   else
     for _, m in ipairs(redis.call('ZRANGE', Q.inflight, 0, -1)) do
