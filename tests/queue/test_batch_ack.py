@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from redline.connection import AsyncClient
-from redline.queue import QueueInfo, ReliableQueue
+from redline.errors import QueueError
+from redline.queue import Holder, QueueInfo, ReliableQueue
 from tests.queue.support import existing_keys
 from tests.queue.test_lua import K, call, held
 
@@ -94,3 +97,35 @@ async def test_the_client_acks_whole_batches_and_falls_back_to_pairs(
     assert await queue.ack(*third, *third) == [third[0].id]  # a duplicate: pairs
     assert await queue.info(key) == QueueInfo(key, 0, 0, 0, 0)
     assert await existing_keys(queue.client, key) == {"seq"}
+
+
+async def test_holders_and_release_of_what_a_consumer_held(qclient: AsyncClient, key: str) -> None:
+    mine = ReliableQueue(qclient, consumer="ns:1", max_deliveries=2)
+    theirs = ReliableQueue(qclient, consumer="ns:2", max_deliveries=2)
+    other = ReliableQueue(qclient, consumer="ns:3", max_deliveries=2)
+    await mine.push(key, *[b"m%d" % i for i in range(5)])
+    kept = await mine.pop(key, count=2)
+    lost = [*await theirs.pop(key, count=2), *await theirs.pop(key, count=1)]
+    assert await mine.extend(kept[1])  # has a lease of its own: its consumer is not known
+    assert await mine.holders(key) == [Holder("ns:1", 1, 1), Holder("ns:2", 2, 3), Holder("", 0, 1)]
+    viewed = {m.id: m.consumer for m in await mine.inspect(key, pending=True)}
+    assert viewed == {kept[0].id: "ns:1", kept[1].id: "", **{d.id: "ns:2" for d in lost}}
+    assert await mine.release(key, "ns:2", "ns:9") == 3
+    assert await mine.holders(key) == [Holder("ns:1", 1, 1), Holder("", 0, 1)]
+    again = await other.pop(key, count=5)  # what ns:2 held comes back, delivered again
+    assert [(d.payload, d.deliveries) for d in again] == [(d.payload, 2) for d in lost]
+    assert await theirs.ack(*lost) == []  # ns:2's acks are refused now
+    assert await mine.release(key, "ns:1") == 1
+    [second] = await mine.pop(key, count=5)  # kept[0] again: its second delivery
+    assert second.id == kept[0].id and await mine.release(key, "ns:1") == 1
+    assert [m.id for m in await mine.dead(key)] == [kept[0].id]  # past max_deliveries
+    assert "its consumer is gone" in (await mine.dead(key))[0].reason
+    assert await mine.ack(kept[1], second) == [kept[1].id]  # second: dead, refused
+    assert await other.ack(*again) == [d.id for d in again]
+    assert await mine.info(key) == QueueInfo(key, 0, 0, 0, 1)
+
+
+async def test_release_needs_consumer_names(queue: ReliableQueue, key: str) -> None:
+    with pytest.raises(QueueError, match="non-empty name"):
+        await queue.release(key, "")
+    assert await queue.release(key) == 0
