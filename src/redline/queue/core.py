@@ -23,13 +23,20 @@ from redline.backoff import delay_for
 from redline.connection import text
 from redline.errors import QueueError
 from redline.queue.model import (
-    Batch,
     Delivery,
     Holder,
     MessageState,
     QueuedMessage,
     QueueInfo,
     QueueKeys,
+)
+from redline.queue.replies import (
+    ack_args,
+    deliveries_of,
+    take_acked,
+    tokens,
+    viewed,
+    warn_refused,
 )
 
 __all__ = [
@@ -102,84 +109,10 @@ def _by_key(deliveries: Iterable[Delivery]) -> dict[str, list[Delivery]]:
     return groups
 
 
-def _tokens(deliveries: Iterable[Delivery]) -> list[str | int]:
-    return [x for d in deliveries for x in (d.id, d.deliveries)]
-
-
 def _payload(value: object) -> bytes | str:
     if isinstance(value, bytes | str):
         return value
     raise QueueError(f"a payload must be bytes or str, got {type(value).__name__}: {value!r:.60}")
-
-
-def _ack_args(deliveries: Sequence[Delivery]) -> tuple[list[str | int], dict[str, list[str]]]:
-    """queue_pop's ack pairs for `deliveries`: (batch, its ``n:id:token``) for each batch they
-    hold whole, (id, token) for the others; and the ids of each batch named (by its name)."""
-    pairs: list[str | int] = []
-    groups: dict[int, list[Delivery]] = {}
-    for d in deliveries:
-        if d.batch is None:
-            pairs += (d.id, d.deliveries)
-        else:
-            groups.setdefault(id(d.batch), []).append(d)
-    wholes: dict[str, list[str]] = {}
-    for group in groups.values():
-        batch, ids = group[0].batch, [d.id for d in group]
-        assert batch is not None  # grouped by it
-        if len(group) == batch.size and len(set(ids)) == batch.size:
-            pairs += (batch.name, batch.whole)
-            wholes[batch.name] = ids
-        else:
-            pairs += _tokens(group)
-    return pairs, wholes
-
-
-def _acked(
-    reply: Sequence[Any], acked: list[str], wholes: dict[str, list[str]], named: bool
-) -> tuple[Sequence[Any], list[str]]:
-    """Adds queue_pop's acknowledged ids to `acked` (a batch acked whole: the ids `wholes` has
-    for it). Returns the rest of `reply` (with `named`, the batch's name first, then the
-    deliveries) and the ids of the batches refused (their acks to make one by one)."""
-    n = int(reply[2])
-    for entry in reply[3 : 3 + n]:
-        name = entry.decode()
-        ids = wholes.pop(name, None)
-        if ids is None:
-            acked.append(name)
-        else:
-            acked += ids
-    refused = [i for ids in wholes.values() for i in ids]
-    return reply[3 + n :], refused
-
-
-def _deliveries(key: str, rest: Sequence[Any]) -> list[Delivery]:
-    """queue_pop's batch name and (id, payload, deliveries) triples (`rest`, see `_acked`).
-    Replies are bytes (the queue classes refuse a client that decodes them), so ids are decoded
-    without `text`'s check: a `text` call for each id and acked id was about a tenth of a
-    consumer's own CPU at batch 100."""
-    if len(rest) < 4:
-        return []
-    size = (len(rest) - 1) // 3
-    first, count = rest[1].decode(), int(rest[3])
-    batch = Batch(rest[0].decode(), size, f"{size}:{first}:{count}")
-    items = iter(rest)
-    next(items)
-    return [
-        Delivery(key, i.decode(), p, int(n), batch)
-        for i, p, n in zip(items, items, items, strict=True)
-    ]
-
-
-def _warn_refused(wanted: Sequence[Delivery], acked: Sequence[str]) -> None:
-    if len(acked) < len(wanted):
-        done = list(acked)
-        stale = []
-        for d in wanted:
-            if d.id in done:
-                done.remove(d.id)
-            else:
-                stale.append(f"{d.key}/{d.id}")
-        log.warning("ack refused (stale or unknown) messages=%s", ",".join(stale))
 
 
 class QueueCore:
@@ -241,7 +174,7 @@ class QueueCore:
             if acks:  # keys the pass did not reach (count filled first, or not popped at all)
                 acked += yield from self._ack_groups(acks)
                 acks = {}
-            _warn_refused(ack, acked)
+            warn_refused(ack, acked)
             ack = ()
             if batch or until is None:
                 return batch
@@ -285,7 +218,7 @@ class QueueCore:
             want = min(count - len(got), BATCH)
             reply, rest = yield from self._settle(key, want, ack, acked)
             ack = ()
-            delivered = _deliveries(key, rest)
+            delivered = deliveries_of(key, rest)
             got += delivered
             if len(delivered) < want or len(got) >= count:
                 return got, int(reply[0]), int(reply[1])
@@ -297,22 +230,22 @@ class QueueCore:
         past the acks. A batch named whole but refused (changed since its pop: part of it
         extended, nacked, acked or recovered) made the script deliver nothing: its messages
         are acknowledged one by one in a second call, which pops."""
-        pairs, wholes = _ack_args(ack)
+        pairs, wholes = ack_args(ack)
         head = [want, _ms(self.lease), self.max_deliveries, "@", self.consumer]
         reply = yield Call("queue_pop", key, [*head, *pairs])
-        rest, refused = _acked(reply, acked, wholes, True)
+        rest, refused = take_acked(reply, acked, wholes, True)
         if refused:
             ids = set(refused)
             again = [d for d in ack if d.id in ids]
-            reply = yield Call("queue_pop", key, [*head, *_tokens(again)])
-            rest, _ = _acked(reply, acked, {}, True)
+            reply = yield Call("queue_pop", key, [*head, *tokens(again)])
+            rest, _ = take_acked(reply, acked, {}, True)
         return reply, rest
 
     # -- settling ----------------------------------------------------------------------------
 
     def _ack(self, deliveries: Sequence[Delivery]) -> Steps[list[str]]:
         acked = yield from self._ack_groups(_by_key(deliveries))
-        _warn_refused(deliveries, acked)
+        warn_refused(deliveries, acked)
         return acked
 
     def _ack_groups(self, groups: dict[str, list[Delivery]]) -> Steps[list[str]]:
@@ -343,7 +276,7 @@ class QueueCore:
         kept: list[Delivery] = []
         for key, group in _by_key(deliveries).items():
             for chunk in _chunks(group):
-                flags = yield Call("queue_extend", key, [lease_ms, *_tokens(chunk)])
+                flags = yield Call("queue_extend", key, [lease_ms, *tokens(chunk)])
                 kept += [d for d, flag in zip(chunk, flags, strict=True) if flag]
         return kept
 
@@ -410,7 +343,7 @@ class QueueCore:
         self, key: str, state: MessageState, start: int, count: int
     ) -> Steps[list[QueuedMessage]]:
         now, *flat = yield Call("queue_view", key, [start, count, _VIEWS.index(state) + 1, 1])
-        return [_viewed(key, state, int(now), flat[i : i + 7]) for i in range(0, len(flat), 7)]
+        return [viewed(key, state, int(now), flat[i : i + 7]) for i in range(0, len(flat), 7)]
 
     def _purge(self, key: str) -> Steps[int]:
         return int((yield Call("queue_purge", key)))
@@ -445,29 +378,6 @@ class QueueCore:
             done += yield from self._by_ids(script, key, [m.id for m in page])
             left -= len(page)
         return done
-
-
-def _viewed(key: str, state: MessageState, now: int, row: Sequence[Any]) -> QueuedMessage:
-    mid, payload, deliveries, score, since, reason, consumer = row
-    elapsed: float | None = None
-    remaining: float | None = None
-    if state is MessageState.INFLIGHT:
-        elapsed, remaining = (now - int(since)) / 1000, (int(score) - now) / 1000
-    elif state is MessageState.DELAYED:
-        remaining = (int(score) - now) / 1000
-    else:
-        elapsed = (now - int(score)) / 1000
-    return QueuedMessage(
-        key,
-        text(mid),
-        payload,
-        state,
-        int(deliveries),
-        elapsed,
-        remaining,
-        text(reason),
-        text(consumer),
-    )
 
 
 def check_wait(replicas: int, within: float, longest: float) -> int:
