@@ -6,7 +6,8 @@ import pytest
 
 from redline.connection import AsyncClient
 from redline.errors import QueueError
-from redline.queue import Holder, QueueInfo, ReliableQueue
+from redline.queue import Batch, Delivery, Holder, QueueInfo, ReliableQueue
+from redline.queue.replies import ack_args
 from tests.queue.support import existing_keys
 from tests.queue.test_lua import K, call, held
 
@@ -129,3 +130,12 @@ async def test_release_needs_consumer_names(queue: ReliableQueue, key: str) -> N
     with pytest.raises(QueueError, match="non-empty name"):
         await queue.release(key, "")
     assert await queue.release(key) == 0
+
+
+def test_two_batches_of_one_name_are_not_both_acked_by_name() -> None:
+    # A batch closed and a new one opened in the same ms take the same name: one goes by id.
+    old, new = Batch("b1", 1, "1:1:1"), Batch("b1", 1, "1:2:1")
+    deliveries = [Delivery("q", "1", b"a", 1, old), Delivery("q", "2", b"b", 1, new)]
+    assert ack_args(deliveries) == (["b1", "1:1:1", "2", 1], {"b1": ["1"]})
+    assert ack_args(deliveries[:1]) == (["b1", "1:1:1"], {"b1": ["1"]})
+    assert ack_args([Delivery("q", "3", b"c", 2)]) == (["3", 2], {})

@@ -238,12 +238,12 @@ class QueueCore:
         pairs, wholes = ack_args(ack)
         head = [want, _ms(self.lease), self.max_deliveries, "@", self.consumer]
         reply = yield Call("queue_pop", key, [*head, *pairs])
-        rest, refused = take_acked(reply, acked, wholes, True)
+        rest, refused = take_acked(reply, acked, wholes)
         if refused:
             ids = set(refused)
             again = [d for d in ack if d.id in ids]
             reply = yield Call("queue_pop", key, [*head, *tokens(again)])
-            rest, _ = take_acked(reply, acked, {}, True)
+            rest, _ = take_acked(reply, acked, {})
         return reply, rest
 
     # -- settling ----------------------------------------------------------------------------

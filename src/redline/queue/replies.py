@@ -47,7 +47,8 @@ def ack_args(deliveries: Sequence[Delivery]) -> tuple[list[str | int], dict[str,
     for group in groups.values():
         batch, ids = group[0].batch, [d.id for d in group]
         assert batch is not None  # grouped by it
-        if len(group) == batch.size and len(set(ids)) == batch.size:
+        # (two batches of one name: an older one closed in the same ms; the second goes by id)
+        if len(group) == batch.size == len(set(ids)) and batch.name not in wholes:
             pairs += (batch.name, batch.whole)
             wholes[batch.name] = ids
         else:
@@ -56,11 +57,11 @@ def ack_args(deliveries: Sequence[Delivery]) -> tuple[list[str | int], dict[str,
 
 
 def take_acked(
-    reply: Sequence[Any], acked: list[str], wholes: dict[str, list[str]], named: bool
+    reply: Sequence[Any], acked: list[str], wholes: dict[str, list[str]]
 ) -> tuple[Sequence[Any], list[str]]:
     """Adds queue_pop's acknowledged ids to `acked` (a batch acked whole: the ids `wholes` has
-    for it). Returns the rest of `reply` (with `named`, the batch's name first, then the
-    deliveries) and the ids of the batches refused (their acks to make one by one)."""
+    for it). Returns the rest of `reply` (of a pop that named its consumer: the batch's name,
+    then the deliveries) and the ids of the batches refused (their acks to make one by one)."""
     n = int(reply[2])
     for entry in reply[3 : 3 + n]:
         name = entry.decode()
@@ -74,7 +75,7 @@ def take_acked(
 
 
 def deliveries_of(key: str, rest: Sequence[Any]) -> list[Delivery]:
-    """queue_pop's batch name and (id, payload, deliveries) triples (`rest`, see `_acked`).
+    """queue_pop's batch name and (id, payload, deliveries) triples (`rest`, see `take_acked`).
     Replies are bytes (the queue classes refuse a client that decodes them), so ids are decoded
     without `text`'s check: a `text` call for each id and acked id was about a tenth of a
     consumer's own CPU at batch 100."""
