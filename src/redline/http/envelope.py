@@ -30,6 +30,7 @@ Response::
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 import urllib.parse
@@ -144,7 +145,7 @@ class Request(_HeaderLookup, Struct, frozen=True):
         if not params:
             return self
         # A copy, then the one field set: `replace` would run __post_init__ (its checks) again.
-        copied = self.__copy__()  # msgspec's own (copy.copy's dispatch costs twice as much)
+        copied = copy.copy(self)
         force_setattr(copied, "params", {**self.params, **params})
         return copied
 
