@@ -72,7 +72,7 @@ test: lint
 	$(BIN)/pytest -m slow
 	@if command -v redis-server >/dev/null; then \
 		echo "Redis 7 pass: $$(redis-server --version | cut -d' ' -f1-3)"; \
-		REDLINE_TEST_SERVER=redis-server $(BIN)/pytest -q $(REDIS7_TESTS); \
+		REDLINE_TEST_SERVER=redis-server $(BIN)/pytest -q -n $(TEST_WORKERS) $(REDIS7_TESTS); \
 	else \
 		echo "skipped: Redis 7 pass (needs redis-server: apt-get install redis-server)"; \
 	fi

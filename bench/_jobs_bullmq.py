@@ -6,6 +6,7 @@ fastest, and like redline, which keeps nothing of a completed job that keeps no 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import redis
 
+from bench._install import install_once
 from bench._jobs_result import Result
 from bench.peers import _timing
 
@@ -29,20 +31,9 @@ def install() -> str | None:
     """Installs bullmq and ioredis on first use; None when ready, else why they cannot be."""
     if not (shutil.which("node") and shutil.which("npm")):
         return "needs node and npm on PATH (Debian: apt-get install nodejs npm)"
-    stamp, wanted = HOME / ".installed", " ".join(PACKAGES)
-    if stamp.exists() and stamp.read_text() == wanted:
-        return None
-    HOME.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(
-        ["npm", "install", "--prefix", str(HOME), "--no-audit", "--no-fund", *PACKAGES],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if done.returncode != 0:
-        return f"npm install failed: {done.stderr.strip().splitlines()[-1:]}"
-    stamp.write_text(wanted)
-    return None
+    command = ["npm", "install", "--prefix", str(HOME), "--no-audit", "--no-fund", *PACKAGES]
+    prepare = functools.partial(HOME.mkdir, parents=True, exist_ok=True)
+    return install_once(HOME / ".installed", " ".join(PACKAGES), command, prepare, "npm install")
 
 
 def version() -> str:
@@ -86,29 +77,32 @@ def _label(name: str) -> str:
     return f"bullmq {version()} ({shape}concurrency {concurrency})"
 
 
+def _enqueue(url: str, n: int) -> float:
+    """Seconds to add `n` no-op jobs one `queue.add` per call."""
+    done = subprocess.run(
+        _node("enqueue", str(n)), env=_env(url), capture_output=True, text=True, timeout=600
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"enqueue failed: {done.stderr.strip()[-200:]}")
+    return float(done.stdout.strip().splitlines()[-1])
+
+
 def run(name: str, url: str, n: int) -> Result:
     why = install()
     if why is not None:
         return Result(name, note=why)
     client = redis.Redis.from_url(url)
-    left = _timing.Polled(lambda: _left(client), client)
-    before = _timing.command_count(client)
-    command = _node("enqueue", str(n))
-    done = subprocess.run(command, env=_env(url), capture_output=True, text=True, timeout=600)
-    if done.returncode != 0:
-        return Result(name, note=f"enqueue failed: {done.stderr.strip()[-200:]}")
-    enqueued = float(done.stdout.strip().splitlines()[-1])
-    enqueue_cmds = _timing.command_count(client) - before
-    workers = _workers(url, name)
     try:
-        drain = _timing.drain_rate(left, n)
+        measured = _timing.drain_run(
+            client, lambda: _left(client), lambda: _enqueue(url, n), lambda: _workers(url, name), n
+        )
+    except RuntimeError as exc:
+        return Result(name, note=str(exc))
     except TimeoutError as exc:
         return Result(name, note=f"drain {exc}")
     finally:
-        _timing.stop(workers)
-    drain_cmds = _timing.command_count(client) - before - enqueue_cmds - left.commands
-    client.close()
-    return Result(_label(name), n, n / enqueued, drain, enqueue_cmds / n, drain_cmds / n)
+        client.close()
+    return Result(_label(name), n, *measured)
 
 
 def latency(name: str, url: str, n: int, rate: float) -> tuple[float, float] | str:

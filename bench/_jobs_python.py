@@ -5,6 +5,7 @@ RQ, arq and SAQ as before, one process)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -12,6 +13,7 @@ import venv
 from pathlib import Path
 from typing import Any
 
+from bench._install import install_once
 from bench._jobs_result import Result
 
 HERE = Path(__file__).resolve().parent
@@ -44,21 +46,10 @@ def _peer_python(peer: str) -> Path | str:
     """
     home = VENVS / peer
     python = home / "bin" / "python"
-    stamp = home / ".installed"
-    wanted = "\n".join(PEERS[peer])
-    if stamp.exists() and stamp.read_text() == wanted:
-        return python
-    venv.EnvBuilder(with_pip=True, clear=True).create(home)
-    done = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", *PEERS[peer], "redis", "hiredis"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if done.returncode != 0:
-        return f"pip install failed: {done.stderr.strip().splitlines()[-1:]}"
-    stamp.write_text(wanted)
-    return python
+    command = [str(python), "-m", "pip", "install", "-q", *PEERS[peer], "redis", "hiredis"]
+    prepare = functools.partial(venv.EnvBuilder(with_pip=True, clear=True).create, home)
+    why = install_once(home / ".installed", "\n".join(PEERS[peer]), command, prepare, "pip install")
+    return python if why is None else why
 
 
 def _call(peer: str, url: str, *args: str) -> dict[str, Any] | str:

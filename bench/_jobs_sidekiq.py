@@ -89,20 +89,19 @@ def run(name: str, url: str, n: int) -> Result:
     if not available():
         return Result(name, note=MISSING)
     client = redis.Redis.from_url(url)
-    left = _timing.Polled(lambda: _left(client), client)
-    before = _timing.command_count(client)
-    enqueued = _enqueue(name, url, n)
-    enqueue_cmds = _timing.command_count(client) - before
-    worker = _worker(name, url)
     try:
-        drain = _timing.drain_rate(left, n)
+        measured = _timing.drain_run(
+            client,
+            lambda: _left(client),
+            lambda: _enqueue(name, url, n),
+            lambda: [_worker(name, url)],
+            n,
+        )
     finally:
-        _timing.stop([worker])
-    drain_cmds = _timing.command_count(client) - before - enqueue_cmds - left.commands
-    client.close()
+        client.close()
     label = f"sidekiq {version()} (-c {name.removeprefix('sidekiq-c')})"
     label = "redline --sidekiq (-c 64)" if name == "redline-sidekiq" else label
-    return Result(label, n, n / enqueued, drain, enqueue_cmds / n, drain_cmds / n)
+    return Result(label, n, *measured)
 
 
 def latency(name: str, url: str, n: int, rate: float) -> tuple[float, float] | str:

@@ -134,23 +134,22 @@ def _redline_worker(
 
 def run_redline(name: str, url: str, n: int) -> Result:
     processes = 2 if name == "redline-p2" else 1
-    client = redis.Redis.from_url(url)
-    left = _timing.Polled(_redline_left(client), client)
-    before = _timing.command_count(client)
-    enqueued = _redline_enqueue(url, n, FEATURES.get(name, "noop"))
-    enqueue_cmds = _timing.command_count(client) - before
     module = "bench._jobs_feature_tasks" if name in FEATURES else "bench._jobs_tasks"
-    worker = _redline_worker(url, processes, module)
+    client = redis.Redis.from_url(url)
     try:
-        drain = _timing.drain_rate(left, n)
+        measured = _timing.drain_run(
+            client,
+            _redline_left(client),
+            lambda: _redline_enqueue(url, n, FEATURES.get(name, "noop")),
+            lambda: [_redline_worker(url, processes, module)],
+            n,
+        )
     finally:
-        _timing.stop([worker])
-    drain_cmds = _timing.command_count(client) - before - enqueue_cmds - left.commands
-    client.close()
+        client.close()
     label = f"redline (-c {CONCURRENCY}{', --processes 2' if processes > 1 else ''})"
     if name in FEATURES:
         label = f"redline (-c {CONCURRENCY}, {name.removeprefix('redline-')} on)"
-    return Result(label, n, n / enqueued, drain, enqueue_cmds / n, drain_cmds / n)
+    return Result(label, n, *measured)
 
 
 def latency_redline(name: str, url: str, n: int) -> tuple[float, float]:

@@ -67,6 +67,29 @@ def drain_rate(left: Callable[[], int], n: int, stall: float = 30) -> float:
     return counted / (time.perf_counter() - started)
 
 
+def drain_run(
+    client: Any,
+    left: Callable[[], int],
+    enqueue: Callable[[], float],
+    start: Callable[[], list[subprocess.Popen[Any]]],
+    n: int,
+) -> tuple[float, float, float, float]:
+    """Enqueue `n` jobs (`enqueue()` gives the seconds it took), start the workers (`start()`),
+    time their drain (`drain_rate`) and stop them: jobs/s of the enqueue and of the drain, and
+    the server's commands per job of each (the benchmark's own looks at `left` taken out)."""
+    polled = Polled(left, client)
+    before = command_count(client)
+    enqueued = enqueue()
+    enqueue_cmds = command_count(client) - before
+    workers = start()
+    try:
+        drain = drain_rate(polled, n)
+    finally:
+        stop(workers)
+    drain_cmds = command_count(client) - before - enqueue_cmds - polled.commands
+    return n / enqueued, drain, enqueue_cmds / n, drain_cmds / n
+
+
 def percentiles(values: list[float]) -> tuple[float, float]:
     """(p50, p99) of `values`, in milliseconds (nearest rank)."""
     ordered = sorted(values)

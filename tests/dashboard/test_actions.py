@@ -85,7 +85,7 @@ async def test_purge_asks_for_confirmation_and_is_logged(
     assert done.status_code == 303 and (await ReliableQueue(aredis).info("orders")).waiting == 0
     assert "purge by anonymous@" in caplog.text and "dropped=3" in caplog.text
     overview = (await http.get("/")).text
-    assert "<b>purge</b> by <code>anonymous@" in overview
+    assert '<b>purge</b> by <code class="who">anonymous</code> from <code class="addr">' in overview
 
 
 async def test_requeue_in_flight_whose_lease_lapsed(

@@ -11,11 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import redis
 
 from redline.connection import connect
@@ -24,62 +21,17 @@ from redline.jobs.worker import QUEUES_KEY
 from redline.queue import QueueKeys, ReliableQueue
 from redline.runtime.desired import DESIRED_KEY
 from redline.scaling import registry
+from redline.scaling.rollout import set_state
 from tests.conftest import needs_tool
 from tests.dashboard.browser import Browser
-from tests.helpers import spawn, stop, wait_for
-from tests.servers import ServerProcess, free_port
+from tests.dashboard.conftest import act, start_dashboard
+from tests.helpers import run, stop, wait_for
+from tests.servers import ServerProcess
 
 pytestmark = needs_tool("chromium", "chromium")
 
 SHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
 SIZES = ((1400, 900), (390, 844))
-
-
-def _up(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as reply:
-            return bool(reply.status == 200)
-    except OSError:
-        return False
-
-
-def start_dashboard(redis_url: str, log: Path) -> tuple[str, object]:
-    port = free_port()
-    proc = spawn(
-        "dashboard",
-        "--redis",
-        redis_url,
-        "--port",
-        str(port),
-        "--queue",
-        "orders",
-        "--set",
-        "sampleEvery=0.5",
-        log=log,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: _up(base + "/"), timeout=60)
-    except BaseException:
-        stop(proc)
-        raise
-    return base, proc
-
-
-@pytest.fixture
-def dashboard(redis_url: str, tmp_path: Path) -> Iterator[str]:
-    base, proc = start_dashboard(redis_url, tmp_path / "dashboard.log")
-    try:
-        yield base
-    finally:
-        stop(proc)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    made = Browser()
-    yield made
-    made.close()
 
 
 def seed(url: str) -> str:
@@ -138,13 +90,24 @@ PAGES = {
     "jobs": "/jobs?queue=orders&state=waiting",
     "services": "/services",
     "metrics": "/metrics",
+    "audit": "/audit",
 }
+
+
+def open_live(browser: Browser, url: str) -> None:
+    """Open `url`, wait until its stream is live, and mark the page: a reload would lose
+    ``window.notReloaded``."""
+    browser.open(url)
+    wait_for(lambda: live_state(browser) == "live", timeout=30)
+    browser.evaluate("window.notReloaded = true")
 
 
 def test_every_page_at_laptop_and_phone_size(
     redis_url: str, dashboard: str, browser: Browser
 ) -> None:
     dead = seed(redis_url)
+    act(dashboard, "/queues/orders/control/pause")  # for the audit list
+    act(dashboard, "/queues/orders/control/resume")
     pages = {**PAGES, "job": f"/job/{dead}?queue=orders"}
     for name, path in pages.items():
         browser.open(dashboard + path)
@@ -162,21 +125,42 @@ def test_counts_and_lists_change_without_a_reload(
     redis_url: str, dashboard: str, browser: Browser
 ) -> None:
     seed(redis_url)
-    browser.open(dashboard + "/queues/orders")
-    wait_for(lambda: live_state(browser) == "live", timeout=30)
-    browser.evaluate("window.notReloaded = true")
+    open_live(browser, dashboard + "/queues/orders")
     assert text_of(browser, "#n-waiting") == "3"
     client = redis.Redis.from_url(redis_url)
     client.lpush("orders", b"fresh-message")  # a plain LPUSH: any producer
     wait_for(lambda: text_of(browser, "#n-waiting") == "4", timeout=30)
     wait_for(lambda: "fresh-message" in (text_of(browser, "#list") or ""), timeout=30)
     assert browser.evaluate("window.notReloaded") is True
-    browser.open(dashboard + "/")
-    wait_for(lambda: live_state(browser) == "live", timeout=30)
-    browser.evaluate("window.notReloaded = true")
+    open_live(browser, dashboard + "/")
     client.sadd(QUEUES_KEY, "mail")  # a worker started serving a new queue
     client.lpush("mail", b"hello")
     wait_for(lambda: text_of(browser, '[data-q="mail"][data-f="all_waiting"]') == "1", timeout=30)
+    assert browser.evaluate("window.notReloaded") is True
+    assert browser.problems == []
+
+
+def hide(browser: Browser, hidden: bool) -> None:
+    """As a browser does when the page's tab goes to the background (or comes back)."""
+    flag = "true" if hidden else "false"
+    browser.evaluate(
+        f"Object.defineProperty(document, 'hidden', {{configurable: true, get: () => {flag}}});"
+        "document.dispatchEvent(new Event('visibilitychange'))"
+    )
+
+
+def test_a_hidden_page_closes_its_stream_and_catches_up_when_shown(
+    redis_url: str, dashboard: str, browser: Browser
+) -> None:
+    seed(redis_url)
+    open_live(browser, dashboard + "/queues/orders")
+    hide(browser, True)
+    wait_for(lambda: live_state(browser) == "paused", timeout=30)
+    redis.Redis.from_url(redis_url).lpush("orders", b"while-hidden")
+    hide(browser, False)
+    wait_for(lambda: live_state(browser) == "live", timeout=30)
+    wait_for(lambda: text_of(browser, "#n-waiting") == "4", timeout=30)
+    wait_for(lambda: "while-hidden" in (text_of(browser, "#list") or ""), timeout=30)
     assert browser.evaluate("window.notReloaded") is True
     assert browser.problems == []
 
@@ -248,6 +232,41 @@ def test_scale_from_the_services_page(redis_url: str, dashboard: str, browser: B
     browser.evaluate(f"document.querySelector('{form} button').click()")
     wait_for(lambda: text_of(browser, '[data-desired-ns="demo:worker"]') == "5", timeout=30)
     assert redis.Redis.from_url(redis_url).hget(DESIRED_KEY, "demo:worker") == b"5"
+    assert browser.problems == []
+
+
+def rollout(url: str, state: str) -> None:
+    """The state of demo:worker's rollout of revision 1, as the cscale agents write it."""
+
+    async def note() -> None:
+        client = connect(url)
+        await set_state(client, "demo:worker", 1, state, **{"from": "0"})
+        await client.aclose()
+
+    asyncio.run(note())
+
+
+def test_a_rollout_alone_updates_the_services_page(
+    redis_url: str, dashboard: str, browser: Browser
+) -> None:
+    seed(redis_url)  # demo:worker: one live instance, two desired (neither changes below)
+    open_live(browser, dashboard + "/services")
+    assert text_of(browser, "tr.rollout") is None
+    deployed = run(
+        "deploy", "demo:worker", "--set", "batch=20", "--version", "v2", "--redis", redis_url
+    )
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    rollout(redis_url, "rolling")  # as the cscale agents note it
+    wait_for(lambda: "rolling" in (text_of(browser, "tr.rollout") or ""), timeout=30)
+    assert "1 (v2)" in (text_of(browser, "tr.rollout") or "")
+    redis.Redis.from_url(redis_url).hset("demo:worker:1", "revision", "1")  # replaced in place
+    revision = 'tr.instance td[data-label="revision"]'
+    wait_for(lambda: text_of(browser, revision) == "1", timeout=30)
+    rollout(redis_url, "complete")
+    wait_for(lambda: "complete" in (text_of(browser, "tr.rollout") or ""), timeout=30)
+    assert text_of(browser, '[data-live-ns="demo:worker"]') == "1"
+    assert text_of(browser, '[data-desired-ns="demo:worker"]') == "2"
+    assert browser.evaluate("window.notReloaded") is True
     assert browser.problems == []
 
 

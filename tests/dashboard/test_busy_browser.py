@@ -5,28 +5,20 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import redis
 
 from redline.jobs import enqueue_sync
 from redline.queue import SyncReliableQueue
 from tests.conftest import needs_tool
 from tests.dashboard.browser import Browser
-from tests.dashboard.test_browser import SHOTS, SIZES, live_state, start_dashboard, text_of
+from tests.dashboard.conftest import start_dashboard
+from tests.dashboard.test_browser import SHOTS, SIZES, live_state, text_of
 from tests.helpers import spawn, stop, wait_for
 from tests.jobs import busy_tasks as b
 
 pytestmark = needs_tool("chromium", "chromium")
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    made = Browser()
-    yield made
-    made.close()
 
 
 def row_text(browser: Browser, job_id: str) -> str | None:

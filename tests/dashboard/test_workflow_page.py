@@ -6,10 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from redline.connection import connect
 from redline.jobs import Task, enqueue, workflow
@@ -19,29 +15,13 @@ from redline.jobs.workflow.progress import settle_members
 from redline.queue import Delivery, ReliableQueue
 from tests.conftest import needs_tool
 from tests.dashboard.browser import Browser
-from tests.dashboard.test_browser import SHOTS, SIZES, live_state, start_dashboard, text_of
-from tests.helpers import stop, wait_for
+from tests.dashboard.test_browser import SHOTS, SIZES, live_state, text_of
+from tests.helpers import wait_for
 
 pytestmark = needs_tool("chromium", "chromium")
 
 Q = "orders"
 work = Task.ref("app.work", queue=Q)
-
-
-@pytest.fixture
-def dashboard(redis_url: str, tmp_path: Path) -> Iterator[str]:
-    base, proc = start_dashboard(redis_url, tmp_path / "dashboard.log")
-    try:
-        yield base
-    finally:
-        stop(proc)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    made = Browser()
-    yield made
-    made.close()
 
 
 async def _popped(queue: ReliableQueue) -> dict[str, tuple[Delivery, JobDocument]]:

@@ -14,7 +14,7 @@ import redis
 from redline.jobs import enqueue, enqueue_sync, job_keys
 from redline.jobs.document import JobDocument
 from redline.queue import ReliableQueue
-from tests.helpers import kill_holding, spawn, stop, wait_for
+from tests.helpers import kill_holding, spawn_worker, stop, wait_for
 from tests.jobs import tasks as t
 
 JOBS = 600
@@ -23,25 +23,8 @@ JOBS = 600
 def start_worker(
     url: str, queue: str, log: Path, *extra: str, env: dict[str, str] | None = None
 ) -> subprocess.Popen[str]:
-    return spawn(
-        "worker",
-        "tests.jobs.tasks",
-        "--redis",
-        url,
-        "-q",
-        queue,
-        "-c",
-        "8",
-        "--set",
-        "lease=1.5",
-        "--set",
-        "popTimeout=0.5",
-        "--set",
-        "grace=1",
-        *extra,
-        log=log,
-        env={"REDLINE_TEST_URL": url, **(env or {})},
-    )
+    env = {"REDLINE_TEST_URL": url, **(env or {})}
+    return spawn_worker("tests.jobs.tasks", url, queue, log, *extra, env=env)
 
 
 def queue_counts(url: str, name: str) -> tuple[int, int, int, int]:

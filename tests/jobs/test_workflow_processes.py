@@ -19,7 +19,7 @@ from redline.connection import SyncClient, connect_sync
 from redline.jobs import MemberState, chain, chord, enqueue_sync, group
 from redline.jobs.workflow import WorkflowKeys
 from redline.queue import SyncReliableQueue
-from tests.helpers import kill_holding, spawn, stop, wait_for
+from tests.helpers import kill_holding, spawn_worker, stop, wait_for
 from tests.jobs import workflow_tasks as w
 
 MEMBERS = 2_000
@@ -42,24 +42,8 @@ def url(request: pytest.FixtureRequest) -> Iterator[str]:
 def start_worker(
     url: str, log: Path, kill_at: str = "", queue: str = w.CHORD
 ) -> subprocess.Popen[str]:
-    return spawn(
-        "worker",
-        "tests.jobs.workflow_tasks",
-        "--redis",
-        url,
-        "-q",
-        queue,
-        "-c",
-        "4",
-        "--set",
-        "lease=1.5",
-        "--set",
-        "popTimeout=0.5",
-        "--set",
-        "grace=1",
-        log=log,
-        env={"REDLINE_TEST_WF_KILL_AT": kill_at},
-    )
+    env = {"REDLINE_TEST_WF_KILL_AT": kill_at}
+    return spawn_worker("tests.jobs.workflow_tasks", url, queue, log, concurrency=4, env=env)
 
 
 def settled(client: SyncClient) -> bool:

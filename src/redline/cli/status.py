@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -23,8 +22,9 @@ from redline.jobs.priority import levels_key, priority_key
 from redline.jobs.usage import LimitUse, limit_use
 from redline.jobs.worker import QUEUES_KEY
 from redline.queue.model import QueueKeys
+from redline.runtime.desired import all_desired
 from redline.runtime.metrics import read_metrics, recent_errors
-from redline.scaling.cscale import AGENTS_KEY, DESIRED_KEY, SPECS_KEY, recent_events
+from redline.scaling.cscale import AGENTS_KEY, read_specs, recent_events
 from redline.scaling.health import Health, HealthPolicy, assess, assess_instance
 from redline.scaling.registry import Instance, all_instances, instances, services
 from redline.scaling.rollout import Revision, desired_revision, revision_of, rollout_state
@@ -86,8 +86,7 @@ async def with_priorities(client: AsyncClient, names: list[str]) -> list[str]:
 
 async def snapshot(client: AsyncClient, queues: tuple[str, ...] = ()) -> Snapshot:
     """Read everything `redline status` shows."""
-    desired = {text(k): int(v) for k, v in (await client.hgetall(DESIRED_KEY)).items()}
-    specs = {text(k): json.loads(v) for k, v in (await client.hgetall(SPECS_KEY)).items()}
+    desired, specs = await all_desired(client), await read_specs(client)
     live = await all_instances(client)
     for ns in (*desired, *specs):
         if ns not in live:

@@ -1,5 +1,5 @@
 """The dashboard's actions on queues and services: each a POST, CSRF-checked, logged with who
-did it (`audit`), answered by a redirect back to the page it came from.
+did it (`redline.dashboard.audit`), answered by a redirect back to the page it came from.
 
 - ``/queues/<name>/dead/retry|delete``: dead letters (the ids checked, or all shown)
 - ``/queues/<name>/purge``: every waiting and delayed message (the form must say ``confirm=yes``)
@@ -9,11 +9,7 @@ did it (`audit`), answered by a redirect back to the page it came from.
 
 from __future__ import annotations
 
-import logging
-import time
 import urllib.parse
-from collections import deque
-from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -21,23 +17,12 @@ from starlette.responses import RedirectResponse, Response
 
 from redline.connection import AsyncClient
 from redline.dashboard import data
-from redline.dashboard.security import check_csrf, who
+from redline.dashboard.audit import audit
+from redline.dashboard.security import check_csrf
 from redline.queue import ReliableQueue
 from redline.runtime.desired import get_desired, set_desired
 
-__all__ = ["AUDIT", "audit", "dead_action", "purge", "recover", "scale"]
-
-AUDIT = logging.getLogger("redline.dashboard.audit")
-KEPT = 50  # actions the overview lists
-
-
-def audit(request: Request, action: str, **details: Any) -> None:
-    """Log `action` with who did it (and keep it for the overview's list)."""
-    actor = who(request)
-    told = " ".join(f"{k}={v!r}" for k, v in details.items())
-    AUDIT.info("%s by %s: %s", action, actor, told)
-    recent: deque[dict[str, Any]] = request.app.state.actions
-    recent.appendleft({"t": time.time(), "who": actor, "action": action, "details": told})
+__all__ = ["dead_action", "purge", "recover", "scale"]
 
 
 def _client(request: Request) -> AsyncClient:
@@ -62,7 +47,7 @@ async def dead_action(request: Request) -> Response:
     ids = form.get("id") or [i for i, _ in (await data.dead_letters(_client(request), name)).rows]
     queue = ReliableQueue(_client(request))
     done = await (queue.requeue if action == "retry" else queue.delete)(name, *ids)
-    audit(request, f"dead letters {action}", queue=name, ids=len(ids), done=done)
+    await audit(request, f"dead letters {action}", queue=name, ids=len(ids), done=done)
     return _back(name)
 
 
@@ -73,7 +58,7 @@ async def purge(request: Request) -> Response:
     if form.get("confirm") != ["yes"]:
         raise HTTPException(400, "purge drops every waiting message: send confirm=yes to do it")
     dropped = await ReliableQueue(_client(request)).purge(name)
-    audit(request, "purge", queue=name, dropped=dropped)
+    await audit(request, "purge", queue=name, dropped=dropped)
     return _back(name)
 
 
@@ -82,7 +67,7 @@ async def recover(request: Request) -> Response:
     await check_csrf(request)
     name = _name(request)
     recovered = await ReliableQueue(_client(request)).recover(name, count=1000)
-    audit(request, "requeue lapsed in-flight", queue=name, requeued=recovered)
+    await audit(request, "requeue lapsed in-flight", queue=name, requeued=recovered)
     return _back(name)
 
 
@@ -98,5 +83,5 @@ async def scale(request: Request) -> Response:
         raise HTTPException(400, "give a namespace and replicas of 0 or more")
     before = await get_desired(_client(request), namespace)
     await set_desired(_client(request), namespace, replicas)
-    audit(request, "scale", namespace=namespace, replicas=replicas, was=before)
+    await audit(request, "scale", namespace=namespace, replicas=replicas, was=before)
     return RedirectResponse("/services", 303)

@@ -13,7 +13,6 @@ import contextlib
 import logging
 import time
 import urllib.parse
-from collections import deque
 from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any
@@ -28,8 +27,18 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from redline.connection import AsyncClient, connect
-from redline.dashboard import actions, busy, charts, control, data, jobview, services, workflows
-from redline.dashboard.actions import AUDIT
+from redline.dashboard import (
+    actions,
+    audit,
+    busy,
+    charts,
+    control,
+    data,
+    jobview,
+    services,
+    workflows,
+)
+from redline.dashboard.audit import AUDIT
 from redline.dashboard.live import Live, live_stream, sampler
 from redline.dashboard.security import SecurityMiddleware, csrf_token
 from redline.dashboard.settings import DashboardConfig
@@ -38,9 +47,13 @@ from redline.jobs.usage import limit_use
 
 __all__ = ["create_app"]
 
+OVERVIEW_ACTIONS = 10  # the newest actions the overview lists
+AUDIT_SHOWN = 100  # the audit page's default count
+
 _env = Environment(loader=PackageLoader("redline.dashboard"), autoescape=select_autoescape())
 _env.filters["q"] = lambda name: urllib.parse.quote(str(name), safe="")
 _env.filters["clock"] = lambda t: time.strftime("%H:%M:%S", time.localtime(float(t)))
+_env.filters["when"] = lambda t: time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(float(t)))
 _env.globals |= {"histogram": charts.histogram, "PAGE": data.SHOWN, "SEARCHED": data.SEARCHED}
 
 
@@ -78,9 +91,18 @@ async def _names(request: Request) -> list[str]:
 
 async def overview(request: Request) -> Response:
     rows = await data.queue_rows(_client(request), await _names(request))
-    actions = list(request.app.state.actions)[:10]
+    recent = await audit.recent(_client(request), OVERVIEW_ACTIONS)
     events = list(request.app.state.live.events)
-    return render(request, "overview.html", queues=rows, actions=actions, events=events, watch="*")
+    return render(request, "overview.html", queues=rows, actions=recent, events=events, watch="*")
+
+
+async def audit_page(request: Request) -> Response:
+    """The newest actions (``?count=N``, at most the stream's cap), newest first."""
+    count = min(_int_param(request, "count") or AUDIT_SHOWN, audit.AUDIT_KEPT)
+    found = await audit.recent(_client(request), count)
+    return render(
+        request, "audit.html", actions=found, count=count, kept=audit.AUDIT_KEPT, watch="audit"
+    )
 
 
 async def api_queues(request: Request) -> Response:
@@ -256,6 +278,7 @@ def create_app(config: DashboardConfig, client: AsyncClient | None = None) -> St
         Route("/services", services_page),
         Route("/busy", busy_page),
         Route("/metrics", metrics_page),
+        Route("/audit", audit_page),
         Mount("/static", static, name="static"),
     ]
     app = Starlette(
@@ -266,6 +289,5 @@ def create_app(config: DashboardConfig, client: AsyncClient | None = None) -> St
     app.state.config = config
     app.state.redis = client if client is not None else connect(config.redis or "")
     app.state.live = Live(config.history)
-    app.state.actions = deque(maxlen=actions.KEPT)
     _audit_to_stderr()
     return app

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from redline.connection import AsyncClient
-from redline.dashboard.actions import audit
+from redline.dashboard.audit import audit
 from redline.dashboard.security import check_csrf
 from redline.jobs.control import cancel_job, is_paused, pause_queue, resume_queue
 from redline.jobs.document import job_keys
@@ -47,7 +47,7 @@ async def queue_action(request: Request) -> Response:
         await resume_queue(_client(request), name)
     else:
         raise HTTPException(404, f"no action {action!r}: use pause or resume")
-    audit(request, action, queue=name)
+    await audit(request, action, queue=name)
     return RedirectResponse(f"/queues/{urllib.parse.quote(name, safe='')}", 303)
 
 
@@ -64,7 +64,7 @@ async def job_action(request: Request) -> Response:
     await check_csrf(request)
     name, job_id = job_queue(request), request.path_params["id"]
     found = await cancel_job(_client(request), name, job_id)
-    audit(request, "cancel job", queue=name, job=job_id, found=found)
+    await audit(request, "cancel job", queue=name, job=job_id, found=found)
     return RedirectResponse(job_url(name, job_id), 303)
 
 

@@ -12,7 +12,7 @@ from starlette.responses import RedirectResponse, Response
 
 from redline.connection import AsyncClient
 from redline.dashboard import data
-from redline.dashboard.actions import audit
+from redline.dashboard.audit import audit
 from redline.dashboard.security import check_csrf
 from redline.jobs.job import JobRecord, read_records
 from redline.queue import ReliableQueue
@@ -64,5 +64,5 @@ async def job_retry(request: Request) -> Response:
     if place.kind != "dead" or place.row is None:
         raise HTTPException(409, f"job {job_id} is not among the dead letters of {name}")
     done = await ReliableQueue(client).requeue(name, place.row.qid)
-    audit(request, "retry job", queue=name, job=job_id, done=done)
+    await audit(request, "retry job", queue=name, job=job_id, done=done)
     return RedirectResponse(job_url(name, job_id), 303)

@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from redline.connection import AsyncClient, text
-from redline.dashboard import busy, data, services
+from redline.dashboard import audit, busy, data, services
 from redline.dashboard.settings import DashboardConfig
 from redline.jobs.document import job_keys
 from redline.jobs.events import JobEvent
@@ -118,6 +118,7 @@ async def take_sample(client: AsyncClient, config: DashboardConfig, live: Live) 
     digest = {f"queue:{q['name']}": _digest(q) for q in queues}
     digest |= {"services": _digest(replicas), "metrics": _digest(metrics)}
     digest["busy"] = _digest([(w.instance.key, w.running, w.jobs_digest) for w in workers])
+    digest["audit"] = await audit.newest(client)  # an action taken here or by another dashboard
     return {
         "t": time.time(),
         "ok": True,

@@ -3,18 +3,18 @@ and recent errors (the same sources as `redline status`)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from redline.connection import AsyncClient, text
-from redline.runtime.desired import DESIRED_KEY
+from redline.connection import AsyncClient
+from redline.runtime.desired import all_desired
 from redline.runtime.metrics import read_metrics, recent_errors
 from redline.scaling import registry
-from redline.scaling.cscale import SPECS_KEY
+from redline.scaling.cscale import read_specs
 from redline.scaling.health import Health, HealthPolicy, assess, assess_instance
 from redline.scaling.registry import Instance
+from redline.scaling.rollout import desired_revision, rollout_state
 
 __all__ = ["ServiceView", "namespaces", "replica_counts", "service_views"]
 
@@ -34,26 +34,28 @@ class ServiceView:
         return sum(1 for i, _ in self.instances if i.role == "active")
 
 
-async def _desired(client: AsyncClient) -> dict[str, int]:
-    return {text(k): int(v) for k, v in (await client.hgetall(DESIRED_KEY)).items()}
-
-
-async def _specs(client: AsyncClient) -> dict[str, dict[str, Any]]:
-    return {text(k): json.loads(v) for k, v in (await client.hgetall(SPECS_KEY)).items()}
-
-
 async def namespaces(client: AsyncClient, configured: Sequence[str]) -> list[str]:
     """Registered namespaces, those with a desired count, and the configured ones (sorted)."""
-    found = [*(await registry.services(client)), *(await _desired(client)), *configured]
+    found = [*(await registry.services(client)), *(await all_desired(client)), *configured]
     return sorted(set(found))
 
 
 async def replica_counts(client: AsyncClient, configured: Sequence[str]) -> dict[str, Any]:
-    """Per namespace: live instances and desired replicas (None when unset)."""
-    desired = await _desired(client)
+    """Per namespace what the services page shows that a live page must follow: live
+    instances (count, and each one's id, role and revision) and desired replicas (None when
+    unset), the desired revision and the last rollout's state. A rollout changes it even when
+    the replica counts end where they began (one instance replaced by another)."""
+    desired, specs = await all_desired(client), await read_specs(client)
     counts = {}
-    for ns in await namespaces(client, configured):
-        counts[ns] = {"live": len(await registry.instances(client, ns)), "desired": desired.get(ns)}
+    for ns in sorted({*(await namespaces(client, configured)), *specs}):
+        live = await registry.instances(client, ns)
+        counts[ns] = {
+            "live": len(live),
+            "desired": desired.get(ns),
+            "instances": [[i.id, i.role, i.fields.get("revision", "0")] for i in live],
+            "revision": (await desired_revision(client, ns)).number,
+            "rollout": await rollout_state(client, ns),
+        }
     return counts
 
 
@@ -69,6 +71,6 @@ async def _view(
 
 async def service_views(client: AsyncClient, configured: Sequence[str]) -> list[ServiceView]:
     """Every namespace the dashboard knows of, as the services page shows it."""
-    desired, specs = await _desired(client), await _specs(client)
+    desired, specs = await all_desired(client), await read_specs(client)
     names = sorted({*(await namespaces(client, configured)), *specs})
     return [await _view(client, ns, desired.get(ns), specs.get(ns, {})) for ns in names]

@@ -10,10 +10,10 @@ them through this module):
 
 from __future__ import annotations
 
-from redline.connection import AsyncClient
+from redline.connection import AsyncClient, text
 from redline.keys import derived
 
-__all__ = ["DESIRED_KEY", "active_key", "get_desired", "set_desired"]
+__all__ = ["DESIRED_KEY", "active_key", "all_desired", "get_desired", "set_desired"]
 
 DESIRED_KEY = "redline:scale"
 
@@ -27,6 +27,11 @@ async def get_desired(client: AsyncClient, ns: str) -> int | None:
     """The desired active replicas of `ns`, or None when nobody has set it."""
     value = await client.hget(DESIRED_KEY, ns)
     return None if value is None else int(value)
+
+
+async def all_desired(client: AsyncClient) -> dict[str, int]:
+    """Every namespace's desired active replicas (those someone has set)."""
+    return {text(k): int(v) for k, v in (await client.hgetall(DESIRED_KEY)).items()}
 
 
 async def set_desired(client: AsyncClient, ns: str, replicas: int) -> None:

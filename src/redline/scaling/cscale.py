@@ -52,6 +52,7 @@ __all__ = [
     "get_desired",
     "load_scale_file",
     "lock_key",
+    "read_specs",
     "recent_events",
     "record_event",
     "set_desired",
@@ -118,6 +119,11 @@ class ScaleFile(BaseModel):
 def load_scale_file(path: Path) -> ScaleFile:
     """Read and validate a cscale file (TOML or JSON); raises ConfigError listing problems."""
     return load_config(ScaleFile, path)
+
+
+async def read_specs(client: AsyncClient) -> dict[str, dict[str, Any]]:
+    """Every namespace's spec as its agents last published it (`SPECS_KEY`), as JSON data."""
+    return {text(k): json.loads(v) for k, v in (await client.hgetall(SPECS_KEY)).items()}
 
 
 def event_json(ns: str, message: str, **extra: Any) -> str:

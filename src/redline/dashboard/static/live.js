@@ -83,7 +83,7 @@
 
   function connect() {
     if (!window.EventSource) { status("down", "no live updates in this browser"); return; }
-    if (source) { return; }
+    if (source || document.hidden) { return; }
     source = new EventSource("/live");
     source.addEventListener("history", function (e) {
       var body = JSON.parse(e.data);
@@ -156,8 +156,17 @@
   });
   // A page left for another closes its stream (a browser allows a few connections a host;
   // a page kept for the back button must not hold one), and opens it again when shown.
-  window.addEventListener("pagehide", function () { if (source) { source.close(); source = null; } });
+  // A tab in the background closes its stream too (HTTP/1.1 allows 6 connections a host, so
+  // more open tabs than that would starve the next page) and catches up when shown again.
+  function disconnect() { if (source) { source.close(); source = null; } }
+  window.addEventListener("pagehide", disconnect);
   window.addEventListener("pageshow", connect);
+  document.addEventListener("visibilitychange", function () {
+    if (document.hidden) { disconnect(); status("paused", "paused while hidden"); return; }
+    if (!source) { status("connecting", "connecting…"); }
+    connect();
+  });
   window.addEventListener("resize", draw);
+  if (document.hidden) { status("paused", "paused while hidden"); }
   connect();
 })();
