@@ -82,3 +82,25 @@ def test_retention_is_set_and_info_shows_the_drops(redis_url: str) -> None:
     }
     bad = run("queue", "retention", "jobs", "--entries", "0", "--redis", redis_url)
     assert bad.returncode == 2 and "--entries" in bad.stderr
+
+
+def test_holders_names_who_holds_and_releases_what_gone_instances_held(redis_url: str) -> None:
+    client = connect_sync(redis_url)
+    client.hset("redline:registry", "demo:svc", '{"service": "handler"}')
+    client.hset("demo:svc:7", "pid", 1)  # instance 7 is alive; instance 8's hash is gone
+    SyncReliableQueue(client).push("jobs", b"a", b"b", b"c", b"d")
+    SyncReliableQueue(client, consumer="demo:svc:7").pop("jobs", count=1)
+    SyncReliableQueue(client, consumer="demo:svc:8").pop("jobs", count=2)
+    SyncReliableQueue(client, consumer="host:1:abc").pop("jobs", count=1)  # never judged
+    shown = run("queue", "holders", "jobs", "--redis", redis_url).stdout
+    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in shown.splitlines()]
+    rows = {row[0]: row[1:] for row in cells if row and ":" in row[0]}
+    assert rows == {
+        "demo:svc:7": ["1", "1", ""],
+        "demo:svc:8": ["1", "2", "gone"],
+        "host:1:abc": ["1", "1", ""],
+    }
+    released = run("queue", "holders", "jobs", "--release-gone", "--redis", redis_url)
+    assert "released 2 held by 1 gone instance(s)" in released.stdout
+    info = SyncReliableQueue(client).info("jobs")
+    assert (info.inflight, info.delayed) == (2, 2)

@@ -7,7 +7,14 @@ import redis
 
 from redline.connection import AsyncClient
 from redline.errors import JobError
-from redline.jobs import JobDocument, enqueue_many, enqueue_many_sync, job_keys
+from redline.jobs import (
+    JobDocument,
+    JobState,
+    enqueue_many,
+    enqueue_many_sync,
+    job_events,
+    job_keys,
+)
 from redline.jobs.priority import levels_key, priority_key
 from tests.jobs import limit_tasks as lt
 
@@ -54,3 +61,25 @@ async def test_bad_input_is_refused_before_anything_is_sent(aredis: AsyncClient)
     with pytest.raises(JobError, match="one by one"):
         await enqueue_many(aredis, lt.latest, [(("u", "k", 1), {})])
     assert await aredis.llen("l:rate") == 0
+
+
+async def test_each_job_enqueued_writes_its_enqueued_event(aredis: AsyncClient) -> None:
+    jobs = await enqueue_many(aredis, lt.bulked, [(("u", n), {}) for n in range(12)])
+    enqueued = [j for j in jobs if j is not None]
+    assert len(enqueued) == 10  # keys n % 10: the last two were held, and get no event
+    events = [e async for e in job_events(aredis, "l:misc")]
+    assert [(e.job, e.event, e.attempt, e.task) for e in events] == [
+        (j.id, "enqueued", 0, lt.bulked.name) for j in enqueued
+    ]
+    status = await enqueued[0].status()
+    assert status is not None and status.state is JobState.WAITING
+    assert status.enqueued_at is not None
+
+
+def test_the_blocking_twin_writes_events_too_and_scheduled_ones_say_so(
+    sredis: redis.Redis,
+) -> None:
+    [first] = enqueue_many_sync(sredis, lt.rated, [(("u", 1), {})], due=4_000_000_000.0)
+    entries = sredis.xrange(job_keys("l:rate").events)
+    assert [(f[b"job"].decode(), f[b"event"]) for _, f in entries] == [(first, b"enqueued")]
+    assert sredis.hget(job_keys("l:rate").status(str(first)), "state") == b"scheduled"

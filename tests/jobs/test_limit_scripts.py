@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from typing import Any
+
+import msgspec
 
 from redline.connection import AsyncClient
+from redline.jobs.admission import Admission
 from redline.jobs.limits import limit_keys
+from redline.jobs.options import Rate
 from redline.jobs.priority import priority_key
 from redline.jobs.usage import limit_use, limits_key, member
 from redline.queue import ReliableQueue
@@ -18,18 +24,33 @@ LEASE = 30_000
 async def _admit(
     client: AsyncClient, d: object, cap: int, rate: int = 0, register: tuple[str, str] = ("", "")
 ) -> list[object]:
-    k = keys_of("q")
+    """`job_admit` on one delivery of "q", under task "t"'s cap and rate (per minute)."""
+    [verdict] = await _admit_many(client, [d], cap, rate, register)
+    return verdict
+
+
+async def _admit_many(
+    client: AsyncClient,
+    deliveries: list[Any],
+    cap: int,
+    rate: int = 0,
+    register: tuple[str, str] = ("", ""),
+    releases: tuple[str, ...] = (),
+) -> list[list[object]]:
     slots = limit_keys("q", "concurrency", "t", None)
     log = limit_keys("q", "rate", "t", None)
-    keys = [k.inflight, k.delayed, k.deliveries, k.since, *slots, *log, limits_key("q")]
-    keys += [k.payloads, k.batches, k.batched]
-    args = [d.id, d.deliveries, LEASE, cap, rate, 60_000, 0]  # type: ignore[attr-defined]
-    return list(await run(client, "job_admit", keys, [*args, *register, 86_400_000]))
+    call = Admission("q", [(slots, r) for r in releases])
+    for described in register:
+        call.register(described)
+    for d in deliveries:
+        call.job(d, 0, cap, slots, Rate(rate, 60_000) if rate else None, log)
+    keys, args = call.call(LEASE)
+    return [list(v) for v in await run(client, "job_admit", keys, args)]
 
 
 def _release_keys(slots: tuple[str, str]) -> list[str]:
     levels = [keys_of(priority_key("q", p)) for p in range(10)]
-    return [*slots, *(k.delayed for k in levels), *(k.deliveries for k in levels)]
+    return [*(k.delayed for k in levels), *(k.deliveries for k in levels), *slots]
 
 
 async def test_a_full_cap_puts_the_job_back_without_an_attempt(aredis: AsyncClient) -> None:
@@ -47,7 +68,7 @@ async def test_a_full_cap_puts_the_job_back_without_an_attempt(aredis: AsyncClie
     waiters = await aredis.lrange(slots[1], 0, -1)
     assert waiters == [f"0:{second.id}:0".encode()]
     # the first one finishes: its slot is given back and the waiting one is due now
-    assert await run(aredis, "job_slot_release", _release_keys(slots), [first.id]) == 1
+    assert await run(aredis, "job_slot_release", _release_keys(slots), [1, first.id]) == 1
     assert await aredis.zcard(slots[0]) == 0
     [again] = await queue.pop("q")
     assert again.id == second.id and again.deliveries == 1  # its first attempt, still
@@ -59,7 +80,7 @@ async def test_a_waiter_whose_count_changed_is_not_woken(aredis: AsyncClient) ->
     await aredis.rpush(slots[1], "0:7:2", "junk", "0:8:0")
     await aredis.zadd(keys_of("q").delayed, {"7": 10**13, "8": 10**13})
     await aredis.hset(keys_of("q").deliveries, mapping={"7": 3, "8": 0})
-    assert await run(aredis, "job_slot_release", _release_keys(slots), ["1"]) == 1
+    assert await run(aredis, "job_slot_release", _release_keys(slots), [1, "1"]) == 1
     assert await aredis.zscore(keys_of("q").delayed, "7") == 10**13  # its count moved on
     assert (await aredis.zscore(keys_of("q").delayed, "8") or 0) < 10**13  # woken
     assert await aredis.llen(slots[1]) == 0
@@ -68,7 +89,7 @@ async def test_a_waiter_whose_count_changed_is_not_woken(aredis: AsyncClient) ->
 async def test_extend_keeps_only_held_slots(aredis: AsyncClient) -> None:
     slots = limit_keys("q", "concurrency", "t", None)[0]
     await aredis.zadd(slots, {"1": 5})
-    assert await run(aredis, "job_slot_extend", [slots], [LEASE, "1", "2"]) == 1
+    assert await run(aredis, "job_slot_extend", [slots], [LEASE, 2, "1", "2"]) == 1
     assert (await aredis.zscore(slots, "1") or 0) > 10**12 and await aredis.zcard(slots) == 1
 
 
@@ -106,11 +127,19 @@ async def test_debounce_moves_the_due_time(aredis: AsyncClient) -> None:
 
 
 async def test_enqueue_many_holds_a_key_once_per_batch(aredis: AsyncClient) -> None:
-    keys = ["{q}:priority:2", "{q}:job-scheduled:2", "{q}:job-priorities", "{q}:job-unique:k"]
-    args = [2, 60, "", "a", "1", 1, "b", "2", 1, "c", "3", 0]
+    keys = ["{q}:priority:2", "{q}:job-scheduled:2", "{q}:job-priorities", "{q}:job-events"]
+    keys += ["{q}:job:1", "{q}:job:2", "{q}:job:3", "{q}:job-unique:k"]
+    args = [2, 60, "", 100, "t", "waiting", 600, "a", "1", 1, "b", "2", 1, "c", "3", 0]
     assert await run(aredis, "job_enqueue_many", keys, args) == [b"", b"1", b""]
     assert await aredis.lrange(keys[0], 0, -1) == [b"c", b"a"]
     assert await aredis.smembers(keys[2]) == {b"2"}
+    events = await aredis.xrange(keys[3])
+    assert [(f[b"job"], f[b"event"]) for _, f in events] == [
+        (b"1", b"enqueued"),
+        (b"3", b"enqueued"),
+    ]
+    assert await aredis.hget(keys[4], "state") == b"waiting" and not await aredis.exists(keys[5])
+    assert 0 < await aredis.ttl(keys[6]) <= 600
 
 
 def test_levels_order_keys_highest_first_and_map_them_back() -> None:
@@ -145,3 +174,79 @@ async def test_a_cap_changed_since_is_read_once_with_its_newest_limit(aredis: As
     await aredis.zadd(key, {"not json": now, '["other"]': now})
     [use] = await limit_use(aredis, "q")
     assert (use.task, use.key, use.limit, use.used) == ("t", "acme", 3, 0)
+
+
+async def test_one_call_decides_a_whole_batch_and_keeps_the_admitted_batched(
+    aredis: AsyncClient,
+) -> None:
+    queue = ReliableQueue(aredis)
+    await queue.push("q", b"a", b"b", b"c", b"d")
+    popped = await queue.pop("q", count=4)
+    stale = msgspec.structs.replace(popped[3], deliveries=7)
+    verdicts = await _admit_many(aredis, [*popped[:3], stale], cap=2)
+    assert [v[0] for v in verdicts] == [1, 1, 0, -1]
+    assert verdicts[2][2] == b"concurrency"
+    slots = limit_keys("q", "concurrency", "t", None)
+    assert set(await aredis.zrange(slots[0], 0, -1)) == {
+        popped[0].id.encode(),
+        popped[1].id.encode(),
+    }
+    assert await aredis.lrange(slots[1], 0, -1) == [f"0:{popped[2].id}:0".encode()]
+    info = await queue.info("q")
+    assert (info.inflight, info.delayed) == (3, 1)  # the refused one waits, not an attempt
+    assert await aredis.hget(keys_of("q").deliveries, popped[2].id) == b"0"
+    # the admitted ones stay in their batch: not a field of their own
+    assert await aredis.hget(keys_of("q").deliveries, popped[0].id) is None
+    assert sorted(await queue.ack(popped[0], popped[3])) == sorted([popped[0].id, popped[3].id])
+    # the next call gives back the first one's slot first: the waiting job is due now
+    assert await _admit_many(aredis, [], cap=2, releases=(popped[0].id,)) == []
+    assert await aredis.zcard(slots[0]) == 1 and await aredis.llen(slots[1]) == 0
+    [again] = await queue.pop("q")
+    assert (again.id, again.deliveries) == (popped[2].id, 1)
+    assert await _admit_many(aredis, [again], cap=2) == [[1]]
+
+
+async def test_a_batch_over_the_rate_admits_up_to_it_in_order(aredis: AsyncClient) -> None:
+    queue = ReliableQueue(aredis)
+    await queue.push("q", b"a", b"b", b"c", b"d")
+    popped = await queue.pop("q", count=4)
+    verdicts = await _admit_many(aredis, popped, cap=0, rate=2)
+    assert [v[0] for v in verdicts] == [1, 1, 0, 0]
+    assert {v[2] for v in verdicts[2:]} == {b"rate"}
+    log = limit_keys("q", "rate", "t", None)
+    assert await aredis.zcard(log[0]) == 2
+    assert (await queue.info("q")).delayed == 2
+
+
+async def test_a_redelivered_job_keeps_its_slot_and_a_cap_counts_it_once(
+    aredis: AsyncClient,
+) -> None:
+    queue = ReliableQueue(aredis, lease=0.05)
+    await queue.push("q", b"a")
+    [first] = await queue.pop("q")
+    assert await _admit_many(aredis, [first], cap=1) == [[1]]
+    slots = limit_keys("q", "concurrency", "t", None)
+    await aredis.zadd(slots[0], {first.id: 10**14})  # its worker died; the slot outlives it
+    again = None
+    for _ in range(400):  # a pop recovers it once its lease has lapsed
+        popped = await queue.pop("q")
+        if popped:
+            [again] = popped
+            break
+        await asyncio.sleep(0.05)
+    assert again is not None
+    assert again.deliveries == 2
+    assert await _admit_many(aredis, [again], cap=1) == [[1]]
+    assert await aredis.zcard(slots[0]) == 1
+
+
+async def test_extend_and_release_cover_many_limits_in_one_call(aredis: AsyncClient) -> None:
+    a = limit_keys("q", "concurrency", "t", "a")
+    b = limit_keys("q", "concurrency", "t", "b")
+    await aredis.zadd(a[0], {"1": 5, "2": 5})
+    await aredis.zadd(b[0], {"3": 5})
+    assert await run(aredis, "job_slot_extend", [a[0], b[0]], [LEASE, 2, "1", "9", 1, "3"]) == 2
+    assert (await aredis.zscore(b[0], "3") or 0) > 10**12
+    keys = [*_release_keys(a), *b]
+    assert await run(aredis, "job_slot_release", keys, [2, "1", "2", 1, "3"]) == 0
+    assert await aredis.zcard(a[0]) == 0 and await aredis.zcard(b[0]) == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -13,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from redline.cli.common import fail, server_for
-from redline.connection import connect_sync, mask_url
+from redline.connection import connect, connect_sync, mask_url
 from redline.errors import RedlineError
 from redline.queue import (
     DEAD_AGE,
@@ -23,6 +24,7 @@ from redline.queue import (
     QueueKeys,
     SyncReliableQueue,
 )
+from redline.runtime.holders import Held, held_by, release_gone
 
 __all__ = ["queue"]
 
@@ -107,6 +109,7 @@ def queue() -> None:
       redline queue dead orders
       redline queue retention orders --entries 1000 --days 30
       redline queue requeue orders --all
+      redline queue holders orders --release-gone
     """
 
 
@@ -289,6 +292,46 @@ def recover(
     with _queue(redis_url, max_deliveries=max_deliveries) as q:
         moved = q.recover(key, count, elapsed)
     click.echo(f"recovered {moved}")
+
+
+async def _holders(
+    url: str, key: str, release: bool, max_deliveries: int
+) -> tuple[list[Held], list[str], int]:
+    client = connect(url)
+    try:
+        held = await held_by(client, key)
+        gone, moved = await release_gone(client, key, max_deliveries) if release else ([], 0)
+        return held, gone, moved
+    finally:
+        await client.aclose()
+
+
+@queue.command()
+@click.argument("key")
+@click.option("--release-gone", is_flag=True, help="Give back what gone instances hold.")
+@click.option("--max-deliveries", default=10, show_default=True, type=click.IntRange(min=1))
+@_redis_option
+def holders(key: str, release_gone: bool, max_deliveries: int, redis_url: str | None) -> None:
+    """Who holds KEY's in-flight messages: each consumer (a service instance's `<ns>:<id>`, or
+    a plain queue's host:pid:random; "" when not known), its batches and messages, and whether
+    the instance is gone (its lifecycle hash is). --release-gone gives back for redelivery, at
+    once, what gone instances held (past --max-deliveries: to the dead letters)."""
+    with server_for(redis_url) as url:
+        try:
+            held, gone, moved = asyncio.run(_holders(url, key, release_gone, max_deliveries))
+        except RedisError as exc:
+            fail(f"Redis at {mask_url(url)} failed: {exc} (is the server up? check --redis)")
+    table = Table(title=f"{key}: who holds its in-flight messages")
+    for column in ("consumer", "batches", "messages", "instance"):
+        table.add_column(column)
+    for h in held:
+        state = "gone" if h.gone else ""
+        table.add_row(
+            h.holder.consumer or "(not known)", str(h.holder.batches), str(h.holder.messages), state
+        )
+    _print(table)
+    if release_gone:
+        click.echo(f"released {moved} held by {len(gone)} gone instance(s)")
 
 
 def _dead_option(what: str) -> Callable[[F], F]:

@@ -4,6 +4,7 @@ did it (`redline.dashboard.audit`), answered by a redirect back to the page it c
 - ``/queues/<name>/dead/retry|delete``: dead letters (the ids checked, or all shown)
 - ``/queues/<name>/purge``: every waiting and delayed message (the form must say ``confirm=yes``)
 - ``/queues/<name>/recover``: in-flight messages whose lease lapsed (their consumer is gone)
+- ``/queues/<name>/release``: in-flight messages held by instances whose lifecycle record is gone
 - ``/services/scale``: a namespace's desired replicas (``redline scale``)
 """
 
@@ -21,8 +22,9 @@ from redline.dashboard.audit import audit
 from redline.dashboard.security import check_csrf
 from redline.queue import ReliableQueue
 from redline.runtime.desired import get_desired, set_desired
+from redline.runtime.holders import release_gone
 
-__all__ = ["dead_action", "purge", "recover", "scale"]
+__all__ = ["dead_action", "purge", "recover", "release", "scale"]
 
 
 def _client(request: Request) -> AsyncClient:
@@ -68,6 +70,18 @@ async def recover(request: Request) -> Response:
     name = _name(request)
     recovered = await ReliableQueue(_client(request)).recover(name, count=1000)
     await audit(request, "requeue lapsed in-flight", queue=name, requeued=recovered)
+    return _back(name)
+
+
+async def release(request: Request) -> Response:
+    """Requeue, whatever their lease, the in-flight messages held by service instances that are
+    gone (their lifecycle hash is): `redline queue holders KEY --release-gone`."""
+    await check_csrf(request)
+    name = _name(request)
+    gone, moved = await release_gone(_client(request), name)
+    await audit(
+        request, "requeue held by gone consumers", queue=name, gone=",".join(gone), moved=moved
+    )
     return _back(name)
 
 

@@ -44,6 +44,7 @@ from redline.dashboard.security import SecurityMiddleware, csrf_token
 from redline.dashboard.settings import DashboardConfig
 from redline.jobs.document import JobState
 from redline.jobs.usage import limit_use
+from redline.runtime.holders import held_by
 
 __all__ = ["create_app"]
 
@@ -148,8 +149,14 @@ async def queue_page(request: Request) -> Response:
         now=time.time(),
         paused=await control.paused(client, name),
         holders=await busy.holders(client) if kind == "inflight" else {},
+        gone=await _gone(client, name) if kind == "inflight" else set(),
         limits=await limit_use(client, name),
     )
+
+
+async def _gone(client: AsyncClient, name: str) -> set[str]:
+    """The consumers holding messages of queue `name` whose instance is gone."""
+    return {h.holder.consumer for h in await held_by(client, name) if h.gone}
 
 
 def _filtered(rows: list[data.JobRow], task: str, within: int) -> list[data.JobRow]:
@@ -267,6 +274,7 @@ def create_app(config: DashboardConfig, client: AsyncClient | None = None) -> St
         Route("/queues/{name:path}/dead/{action}", actions.dead_action, methods=["POST"]),
         Route("/queues/{name:path}/purge", actions.purge, methods=["POST"]),
         Route("/queues/{name:path}/recover", actions.recover, methods=["POST"]),
+        Route("/queues/{name:path}/release", actions.release, methods=["POST"]),
         Route("/services/scale", actions.scale, methods=["POST"]),
         Route("/queues/{name:path}/control/{action}", control.queue_action, methods=["POST"]),
         Route("/job/{id}/retry", jobview.job_retry, methods=["POST"]),

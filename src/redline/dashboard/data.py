@@ -85,6 +85,7 @@ class JobRow:
     age: float | None = None  # seconds since delivered, dead-lettered or finished
     remaining: float | None = None  # seconds until its lease ends (in flight) or it is due
     qid: str = ""  # the queue's message id (what retry and delete take)
+    consumer: str = ""  # who holds it (in flight), when known: see ReliableQueue.holders
 
 
 def _texts(fields: dict[Any, Any]) -> dict[str, str]:
@@ -151,6 +152,7 @@ def _row(message: QueuedMessage, state: str) -> JobRow:
             age=message.elapsed,
             remaining=message.remaining,
             qid=message.id,
+            consumer=message.consumer,
         )
     args = show_bytes(describe_args(doc).encode())
     return JobRow(
@@ -165,6 +167,7 @@ def _row(message: QueuedMessage, state: str) -> JobRow:
         message.elapsed,
         message.remaining,
         message.id,
+        message.consumer,
     )
 
 

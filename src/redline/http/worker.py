@@ -116,8 +116,12 @@ class HttpService:
 
     def queue(self, ctx: Context) -> ReliableQueue:
         if self._queue is None:
+            # Popping as its instance: the batches it holds name it (redline.runtime.holders).
             self._queue = ReliableQueue(
-                ctx.redis, lease=self.config.lease, max_deliveries=self.config.max_deliveries
+                ctx.redis,
+                lease=self.config.lease,
+                max_deliveries=self.config.max_deliveries,
+                consumer=ctx.instance_key or None,
             )
         return self._queue
 

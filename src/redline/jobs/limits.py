@@ -2,17 +2,20 @@
 
 A worker passes each batch it pops through its `Gate`. Jobs of tasks with no limit and no
 expiry go straight through (a worker none of whose tasks has one does not even read them);
-the others are decided by one script each (``job_admit``), atomically over keys in the queue's
-cluster slot:
+the others of one queue are decided by one script call per batch (``job_admit``), atomically
+over keys in the queue's cluster slot, each limit's set trimmed, counted and written once:
 
 - concurrency: a running job holds a slot, a member of ``{q}:job-concurrency:<task>[:<key>]``
-  scored by its lease deadline. The worker's heartbeat extends it with the lease; settling the
-  job gives it back and wakes the first job waiting for one. A killed worker's slot is
-  reclaimed once its deadline passes, like its lease.
+  scored by its lease deadline. The worker's heartbeat extends all it holds in one call per
+  queue; a job that finishes gives its slot back with the next admission call (or, when no
+  pop comes first, with the settling of its batch: one ``job_slot_release`` call), waking the
+  first job waiting for one. A killed worker's slot is reclaimed once its deadline passes, like
+  its lease.
 - rate: each start is a member of ``{q}:job-rate:<task>[:<key>]`` scored by when it started;
   a job is admitted while fewer than N started in the last period (a sliding window).
 - refused jobs go back to their queue's delayed set, due when they may start, with their
-  delivery count taken back: the wait is not an attempt, and holds no worker slot.
+  delivery count taken back: the wait is not an attempt, and holds no worker slot. Admitted
+  ones stay in the batch they were leased with, so their ack stays the batch's one write.
 - expiry: a job not started by its deadline is acknowledged without running, recorded as
   ``expired`` and counted in the queue's ``expired`` counter.
 """
@@ -24,19 +27,20 @@ import enum
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from redline.errors import JobSerializationError
+from redline.jobs.admission import Admission, Limit, extend_call, release_call
 from redline.jobs.document import JobDocument, JobState, job_keys
 from redline.jobs.job import JobRecord, describe_args
-from redline.jobs.options import MAX_PRIORITY, Rate, parse_rate
-from redline.jobs.priority import Levels, priority_key
+from redline.jobs.options import Rate, parse_rate
+from redline.jobs.priority import Levels
 from redline.jobs.records import note_recent, record_failure
 from redline.jobs.task import Task, Tasks
-from redline.jobs.usage import KEPT, Registrar, limit_keys, limits_key, member
+from redline.jobs.usage import Registrar, limit_keys, member
 from redline.queue import Delivery, ReliableQueue
-from redline.queue.core import keys_of
-from redline.scripting.scripts import run
+from redline.scripting.scripts import run, run_batched
 
 __all__ = ["Gate", "limit_keys"]  # limit_keys: from jobs.usage, where it is named
 
@@ -69,7 +73,10 @@ class Gate:
         self.queue, self.levels = queue, levels
         self.expired = expired  # told of each job dropped unrun (the worker writes its event)
         self.guarded = {t.name: t for t in tasks.values() if _limited(t) or t.expires}
-        self.held: dict[tuple[str, str], tuple[str, str]] = {}  # delivery -> (slots, waiters)
+        self.held: dict[tuple[str, str], Limit] = {}  # delivery -> the slot it holds
+        self.documents: dict[tuple[str, str], JobDocument] = {}  # admitted, decoded here
+        self.specs: dict[tuple[str, str, str | None, str | None], _Spec] = {}
+        self.releasing: dict[str, list[tuple[Limit, str]]] = {}  # queue -> slots to give back
         self.waited = -1e9  # monotonic time a job was last put back to wait
         self.registrar = Registrar()  # the limits in use, registered for readers
 
@@ -83,99 +90,140 @@ class Gate:
         """The deliveries that may run now; the others wait, expire or were not ours."""
         if not self.guarded and not any(EXPIRES_MARK in d.payload for d in deliveries):
             return list(deliveries)
-        verdicts = await asyncio.gather(*(self._admit_one(d) for d in deliveries))
-        pairs = list(zip(deliveries, verdicts, strict=True))
-        expired = [(d, doc) for d, (v, doc) in pairs if doc and v is Verdict.EXPIRED]
+        verdicts: list[Verdict] = []
+        docs: list[JobDocument | None] = []
+        calls: dict[str, _Asked] = {}
+        for i, d in enumerate(deliveries):
+            verdict, doc, task = self._classify(d)
+            verdicts.append(verdict)
+            docs.append(doc)
+            if verdict is Verdict.WAIT and task is not None and doc is not None:
+                self._ask(calls, i, d, doc, task)
+        for decided in await asyncio.gather(*(self._decide(c) for c in calls.values())):
+            for i, verdict in decided:
+                verdicts[i] = verdict
+        judged = list(zip(deliveries, verdicts, docs, strict=True))
+        expired = [(d, doc) for d, v, doc in judged if v is Verdict.EXPIRED and doc is not None]
         if expired:
             await self._expire(expired)
-        return [d for d, (v, _) in pairs if v is Verdict.ADMIT]
+        for d, v, doc in judged:
+            if v is Verdict.ADMIT and doc is not None:  # the worker need not decode it again
+                self.documents[(d.key, d.id)] = doc
+        return [d for d, v, _ in judged if v is Verdict.ADMIT]
 
-    async def _admit_one(self, d: Delivery) -> tuple[Verdict, JobDocument | None]:
+    def document(self, delivery: Delivery) -> JobDocument:
+        """The document of an admitted `delivery` (decoded once, by `admit`, when it did)."""
+        doc = self.documents.pop((delivery.key, delivery.id), None)
+        return JobDocument.decode(delivery.payload, delivery.key) if doc is None else doc
+
+    def _classify(self, d: Delivery) -> tuple[Verdict, JobDocument | None, Task[Any, Any] | None]:
+        """ADMIT, EXPIRED, or WAIT: under a limit, for the script to decide."""
         try:
             doc = JobDocument.decode(d.payload, d.key)
         except JobSerializationError:
-            return Verdict.ADMIT, None  # the worker dead-letters it, with the reason
+            return Verdict.ADMIT, None, None  # the worker dead-letters it, with the reason
         task = self.guarded.get(doc.task)
         deadline = doc.expires
         if deadline is None and task is not None and task.expires:
             deadline = doc.enqueued_at + task.expires
         # Only before its first start: a retry, or a redelivery after a crash, has started.
         if deadline is not None and d.deliveries == 1 and time.time() > deadline:
-            return Verdict.EXPIRED, doc
+            return Verdict.EXPIRED, doc, task
         if task is None or not _limited(task):
-            return Verdict.ADMIT, doc
-        return await self._limit(d, doc, task), doc
+            return Verdict.ADMIT, doc, task
+        return Verdict.WAIT, doc, task
 
-    async def _limit(self, d: Delivery, doc: JobDocument, task: Task[Any, Any]) -> Verdict:
+    def _ask(
+        self, calls: dict[str, _Asked], i: int, d: Delivery, doc: JobDocument, task: Task[Any, Any]
+    ) -> None:
+        """Add `d` (the `i`th delivery) to its queue's admission call."""
         queue = self.levels.queue_of(d.key)
-        slots_key, rate_key = _key(task.concurrency_key, doc), _key(task.rate_key, doc)
-        slots = limit_keys(queue, "concurrency", task.name, slots_key)
-        rate = limit_keys(queue, "rate", task.name, rate_key)
-        parsed = parse_rate(task.rate_limit) if task.rate_limit else None
-        k = keys_of(d.key)
-        reply = await run(
-            self.queue.client,
-            "job_admit",
-            [
-                *(k.inflight, k.delayed, k.deliveries, k.since, *slots, *rate),
-                *(limits_key(queue), k.payloads, k.batches, k.batched),
-            ],
-            [
-                d.id,
-                d.deliveries,
-                round(self.queue.lease * 1000),
-                task.concurrency or 0,
-                parsed.count if parsed else 0,
-                parsed.period_ms if parsed else 1000,
-                self.levels.priority_of(d.key),
-                self._register(queue, "concurrency", task, slots_key, task.concurrency, 0),
-                self._register(queue, "rate", task, rate_key, *_count_period(parsed)),
-                round(KEPT * 1000),
-            ],
-        )
+        asked = calls.get(queue)
+        if asked is None:  # the slots finished jobs hold go back with it
+            asked = calls[queue] = _Asked(Admission(queue, self.releasing.pop(queue, [])))
+        spec = self._spec(queue, task, _key(task.concurrency_key, doc), _key(task.rate_key, doc))
+        call = asked.call
+        call.register(self.registrar.due(queue, spec.capped) if spec.capped else "")
+        call.register(self.registrar.due(queue, spec.paced) if spec.paced else "")
+        cap = task.concurrency or 0
+        call.job(d, self.levels.priority_of(d.key), cap, spec.slots, spec.rate, spec.log)
+        asked.jobs.append((i, d, doc, spec.slots if cap else None))
+
+    def _spec(
+        self, queue: str, task: Task[Any, Any], slots_key: str | None, rate_key: str | None
+    ) -> _Spec:
+        """The keys and registry members of `task`'s limits on `queue` (kept: most jobs of a
+        task share them, and building them is most of an admission's client CPU)."""
+        spec = self.specs.get((queue, task.name, slots_key, rate_key))
+        if spec is None:
+            if len(self.specs) > 10_000:  # many per-key limits: forget, and build again
+                self.specs.clear()
+            parsed = parse_rate(task.rate_limit) if task.rate_limit else None
+            count, period = _count_period(parsed)
+            spec = _Spec(
+                limit_keys(queue, "concurrency", task.name, slots_key),
+                limit_keys(queue, "rate", task.name, rate_key),
+                parsed,
+                _described("concurrency", task, slots_key, task.concurrency, 0),
+                _described("rate", task, rate_key, count, period),
+            )
+            self.specs[(queue, task.name, slots_key, rate_key)] = spec
+        return spec
+
+    async def _decide(self, asked: _Asked) -> list[tuple[int, Verdict]]:
+        """Run one queue's admission; the verdicts by delivery index."""
+        keys, args = asked.call.call(round(self.queue.lease * 1000))
+        try:
+            replies = await run_batched(self.queue.client, "job_admit", keys, args)
+        except BaseException:  # not given back: the next call tries again
+            self.releasing.setdefault(asked.call.queue, []).extend(asked.call.releases)
+            raise
+        return [self._verdict(job, reply) for job, reply in zip(asked.jobs, replies, strict=True)]
+
+    def _verdict(self, job: _Job, reply: Sequence[Any]) -> tuple[int, Verdict]:
+        i, d, doc, slots = job
         if int(reply[0]) == 1:
-            if task.concurrency:
+            if slots is not None:
                 self.held[(d.key, d.id)] = slots
-            return Verdict.ADMIT
+            return i, Verdict.ADMIT
         if int(reply[0]) == 0:
             self.waited = time.monotonic()
             log.debug("job waits id=%s task=%s for=%s ms=%s", doc.id, doc.task, reply[2], reply[1])
-            return Verdict.WAIT
-        return Verdict.STALE
+            return i, Verdict.WAIT
+        return i, Verdict.STALE
 
-    def _register(
-        self,
-        queue: str,
-        kind: str,
-        task: Task[Any, Any],
-        key: str | None,
-        count: int | None,
-        period_ms: int,
-    ) -> str:
-        """The registry member to (re)write with this admission, or "" (`jobs.usage`)."""
-        if not count:
-            return ""
-        return self.registrar.due(queue, member(kind, task.name, key, count, period_ms))
+    def finish(self, delivery: Delivery) -> None:
+        """`delivery` finished (or was returned): its slot, if it holds one, goes back with the
+        next admission call of its queue, or with `release`, whichever comes first."""
+        held = self.held.pop((delivery.key, delivery.id), None)
+        if held is not None:
+            queue = self.levels.queue_of(delivery.key)
+            self.releasing.setdefault(queue, []).append((held, delivery.id))
 
     async def release(self, deliveries: Iterable[Delivery]) -> None:
-        """Give back the slots of finished (or returned) jobs, waking a waiting job for each."""
+        """Give back the slots of finished jobs not given back yet (one call per queue), waking
+        a waiting job for each."""
         for d in deliveries:
-            held = self.held.pop((d.key, d.id), None)
-            if held is None:
-                continue
-            queue = self.levels.queue_of(d.key)
-            levels = [keys_of(priority_key(queue, p)) for p in range(MAX_PRIORITY + 1)]
-            keys = [*held, *(k.delayed for k in levels), *(k.deliveries for k in levels)]
-            await run(self.queue.client, "job_slot_release", keys, [d.id])
+            self.finish(d)
+        while self.releasing:
+            queue, releases = self.releasing.popitem()
+            keys, args = release_call(queue, releases)
+            try:
+                await run_batched(self.queue.client, "job_slot_release", keys, args)
+            except BaseException:
+                self.releasing.setdefault(queue, []).extend(releases)
+                raise
 
     async def extend(self) -> None:
-        """Extend the held slots with the leases (the worker's heartbeat)."""
-        by_slots: dict[str, list[str]] = {}
-        for (_, job_id), (slots, _) in list(self.held.items()):
-            by_slots.setdefault(slots, []).append(job_id)
+        """Extend the held slots with the leases (the worker's heartbeat): one call per queue."""
+        by_queue: dict[str, dict[str, list[str]]] = {}
+        for (key, job_id), (slots, _) in list(self.held.items()):
+            held = by_queue.setdefault(self.levels.queue_of(key), {})
+            held.setdefault(slots, []).append(job_id)
         lease = round(self.queue.lease * 1000)
-        for slots, ids in by_slots.items():
-            await run(self.queue.client, "job_slot_extend", [slots], [lease, *ids])
+        for held in by_queue.values():
+            keys, args = extend_call(lease, held)
+            await run_batched(self.queue.client, "job_slot_extend", keys, args)
 
     async def _expire(self, expired: Sequence[tuple[Delivery, JobDocument]]) -> None:
         """Drop jobs past their deadline: unlocked, acknowledged, recorded and counted."""
@@ -205,6 +253,33 @@ class Gate:
         for d, doc in expired:
             if self.expired is not None:
                 self.expired(d, doc)
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """One task's limits on one queue, for one pair of limit keys: their keys, its rate, and
+    their registry members ("" where the task has no such limit)."""
+
+    slots: Limit
+    log: Limit
+    rate: Rate | None
+    capped: str
+    paced: str
+
+
+def _described(kind: str, task: Task[Any, Any], key: str | None, count: int | None, ms: int) -> str:
+    return member(kind, task.name, key, count, ms) if count else ""
+
+
+_Job = tuple[int, Delivery, JobDocument, Limit | None]  # index, delivery, document, its slot
+
+
+@dataclass
+class _Asked:
+    """One queue's admission call, and the jobs it asks about (in the order it asks)."""
+
+    call: Admission
+    jobs: list[_Job] = field(default_factory=list)
 
 
 def _count_period(parsed: Rate | None) -> tuple[int | None, int]:

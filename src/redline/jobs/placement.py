@@ -86,16 +86,18 @@ def _single(task: Any, due: float | None, doc: JobDocument, payload: bytes) -> P
 
 
 def many(task: Any, due: float | None, docs: Sequence[tuple[JobDocument, bytes]]) -> Placement:
-    """One `job_enqueue_many` call for `docs` (at most a batch) of `task`."""
-    queue = task.queue
-    keys = [priority_key(queue, task.priority), scheduled_key(queue, task.priority)]
-    keys.append(levels_key(queue))
-    args: list[Any] = [task.priority, task.unique_ttl, _due(due)]
+    """One `job_enqueue_many` call for `docs` (at most a batch) of `task`, each with its
+    `enqueued` event."""
+    queue, keys_of = task.queue, job_keys(task.queue)
+    keys = [*_fixed_keys(queue, task.priority), *(keys_of.status(doc.id) for doc, _ in docs)]
+    event = enqueued_event(queue, "", task.name, due)
+    args: list[Any] = [task.priority, task.unique_ttl, _due(due), EVENTS_MAXLEN, task.name]
+    args += [event.state, event.ttl]
     locks: dict[str, int] = {}
     for doc, payload in docs:
         if doc.unique is not None and doc.unique not in locks:
             locks[doc.unique] = len(locks) + 1  # its index among the lock keys
-            keys.append(job_keys(queue).unique(doc.unique))
+            keys.append(keys_of.unique(doc.unique))
         args += [payload, doc.id, 0 if doc.unique is None else locks[doc.unique]]
     return Placement("job_enqueue_many", keys, args)
 

@@ -309,6 +309,8 @@ class Worker:
                 self.metrics.count("failed")
         self._finished.append(outcome)
         self._ready.set()
+        if self._gate is not None:  # its slot, if capped, goes back with the next admission
+            self._gate.finish(delivery)
         self.active -= 1  # the slot is free: the next pop overlaps the settling of this job
         self._slot.set()
 
@@ -345,7 +347,7 @@ class Worker:
         doc: JobDocument | None = None
         task: Task[..., Any] | None = None
         try:
-            doc = JobDocument.decode(delivery.payload, delivery.key)
+            doc = self.gate.document(delivery)
             task = self.tasks.get(doc.task)
             if delivery.deliveries > max(task.max_deliveries, task.retries + 1):
                 raise _TooMany(

@@ -13,7 +13,9 @@ from redline.queue.leases import LeaseKeeper
 from redline.queue.model import (
     DEAD_AGE,
     DEAD_MAX,
+    Batch,
     Delivery,
+    Holder,
     MessageState,
     QueuedMessage,
     QueueInfo,
@@ -25,7 +27,9 @@ from redline.queue.sync import SyncLeaseKeeper, SyncReliableQueue
 __all__ = [
     "DEAD_AGE",
     "DEAD_MAX",
+    "Batch",
     "Delivery",
+    "Holder",
     "LeaseKeeper",
     "MessageState",
     "QueueInfo",

@@ -22,7 +22,22 @@ from typing import Any, TypeVar
 from redline.backoff import delay_for
 from redline.connection import text
 from redline.errors import QueueError
-from redline.queue.model import Delivery, MessageState, QueuedMessage, QueueInfo, QueueKeys
+from redline.queue.model import (
+    Delivery,
+    Holder,
+    MessageState,
+    QueuedMessage,
+    QueueInfo,
+    QueueKeys,
+)
+from redline.queue.replies import (
+    ack_args,
+    deliveries_of,
+    take_acked,
+    tokens,
+    viewed,
+    warn_refused,
+)
 
 __all__ = [
     "BATCH",
@@ -87,50 +102,22 @@ def _chunks(items: Sequence[T], size: int = BATCH) -> Iterable[Sequence[T]]:
     return (items[i : i + size] for i in range(0, len(items), size))
 
 
-def _by_key(deliveries: Iterable[Delivery]) -> dict[str, list[Delivery]]:
+def _by_key(deliveries: Sequence[Delivery]) -> dict[str, list[Delivery]]:
+    if not deliveries:
+        return {}
+    key = deliveries[0].key
+    if all(d.key == key for d in deliveries):  # the usual case, in a tenth of the time
+        return {key: list(deliveries)}
     groups: dict[str, list[Delivery]] = {}
     for delivery in deliveries:
         groups.setdefault(delivery.key, []).append(delivery)
     return groups
 
 
-def _tokens(deliveries: Iterable[Delivery]) -> list[str | int]:
-    return [x for d in deliveries for x in (d.id, d.deliveries)]
-
-
 def _payload(value: object) -> bytes | str:
     if isinstance(value, bytes | str):
         return value
     raise QueueError(f"a payload must be bytes or str, got {type(value).__name__}: {value!r:.60}")
-
-
-def _acked(reply: Sequence[Any], acked: list[str]) -> Sequence[Any]:
-    """Adds queue_pop's acknowledged ids to `acked`; returns the deliveries part of `reply`."""
-    n = int(reply[2])
-    acked += [i.decode() for i in reply[3 : 3 + n]]
-    return reply[3 + n :]
-
-
-def _deliveries(key: str, flat: Sequence[Any]) -> list[Delivery]:
-    """queue_pop's (id, payload, deliveries) triples. Replies are bytes (the queue classes
-    refuse a client that decodes them), so ids are decoded without `text`'s check: a `text`
-    call for each id and acked id was about a tenth of a consumer's own CPU at batch 100."""
-    items = iter(flat)
-    return [
-        Delivery(key, i.decode(), p, int(n)) for i, p, n in zip(items, items, items, strict=True)
-    ]
-
-
-def _warn_refused(wanted: Sequence[Delivery], acked: Sequence[str]) -> None:
-    if len(acked) < len(wanted):
-        done = list(acked)
-        stale = []
-        for d in wanted:
-            if d.id in done:
-                done.remove(d.id)
-            else:
-                stale.append(f"{d.key}/{d.id}")
-        log.warning("ack refused (stale or unknown) messages=%s", ",".join(stale))
 
 
 class QueueCore:
@@ -192,7 +179,7 @@ class QueueCore:
             if acks:  # keys the pass did not reach (count filled first, or not popped at all)
                 acked += yield from self._ack_groups(acks)
                 acks = {}
-            _warn_refused(ack, acked)
+            warn_refused(ack, acked)
             ack = ()
             if batch or until is None:
                 return batch
@@ -232,31 +219,45 @@ class QueueCore:
             acked += yield from self._ack_groups({key: list(ack[:-BATCH])})
             ack = ack[-BATCH:]
         got: list[Delivery] = []
-        tokens = _tokens(ack)
         while True:
             want = min(count - len(got), BATCH)
-            reply = yield Call(
-                "queue_pop", key, [want, _ms(self.lease), self.max_deliveries, *tokens]
-            )
-            tokens = []
-            flat = _acked(reply, acked)
-            got += _deliveries(key, flat)
-            if len(flat) < 3 * want or len(got) >= count:
+            reply, rest = yield from self._settle(key, want, ack, acked)
+            ack = ()
+            delivered = deliveries_of(key, rest)
+            got += delivered
+            if len(delivered) < want or len(got) >= count:
                 return got, int(reply[0]), int(reply[1])
+
+    def _settle(
+        self, key: str, want: int, ack: Sequence[Delivery], acked: list[str]
+    ) -> Steps[tuple[Sequence[Any], Sequence[Any]]]:
+        """One queue_pop of `want` that acknowledges `ack` first; its reply, and the rest of it
+        past the acks. A batch named whole but refused (changed since its pop: part of it
+        extended, nacked, acked or recovered) made the script deliver nothing: its messages
+        are acknowledged one by one in a second call, which pops."""
+        pairs, wholes = ack_args(ack)
+        head = [want, _ms(self.lease), self.max_deliveries, "@", self.consumer]
+        reply = yield Call("queue_pop", key, [*head, *pairs])
+        rest, refused = take_acked(reply, acked, wholes)
+        if refused:
+            ids = set(refused)
+            again = [d for d in ack if d.id in ids]
+            reply = yield Call("queue_pop", key, [*head, *tokens(again)])
+            rest, _ = take_acked(reply, acked, {})
+        return reply, rest
 
     # -- settling ----------------------------------------------------------------------------
 
     def _ack(self, deliveries: Sequence[Delivery]) -> Steps[list[str]]:
         acked = yield from self._ack_groups(_by_key(deliveries))
-        _warn_refused(deliveries, acked)
+        warn_refused(deliveries, acked)
         return acked
 
     def _ack_groups(self, groups: dict[str, list[Delivery]]) -> Steps[list[str]]:
         acked: list[str] = []
         for key, group in groups.items():
             for chunk in _chunks(group):
-                args = [0, 0, self.max_deliveries, *_tokens(chunk)]
-                _acked((yield Call("queue_pop", key, args)), acked)
+                yield from self._settle(key, 0, chunk, acked)
         return acked
 
     def _nack(self, delivery: Delivery, delay: float | None, reason: str) -> Steps[bool]:
@@ -280,9 +281,32 @@ class QueueCore:
         kept: list[Delivery] = []
         for key, group in _by_key(deliveries).items():
             for chunk in _chunks(group):
-                flags = yield Call("queue_extend", key, [lease_ms, *_tokens(chunk)])
+                flags = yield Call("queue_extend", key, [lease_ms, *tokens(chunk)])
                 kept += [d for d, flag in zip(chunk, flags, strict=True) if flag]
         return kept
+
+    def _holders(self, key: str) -> Steps[list[Holder]]:
+        flat = yield Call("queue_holders", key)
+        return [
+            Holder(text(flat[i]), int(flat[i + 1]), int(flat[i + 2]))
+            for i in range(0, len(flat), 3)
+        ]
+
+    def _release(self, key: str, consumers: Sequence[str]) -> Steps[int]:
+        """queue_recover of what `consumers` hold, BATCH messages a call, until none is left."""
+        for name in consumers:
+            if not isinstance(name, str) or not name:
+                raise QueueError(f"a consumer is a non-empty name, got {name!r}")
+        moved = 0
+        while consumers:
+            args = [BATCH, -1, self.max_deliveries, *consumers]
+            requeued, dead = yield Call("queue_recover", key, args)
+            moved += int(requeued) + int(dead)
+            if int(requeued) + int(dead) < BATCH:
+                break
+        if moved:
+            log.info("released queue=%s consumers=%s moved=%d", key, ",".join(consumers), moved)
+        return moved
 
     def _recover(self, key: str, count: int, elapsed: float | None) -> Steps[int]:
         _count(count)
@@ -323,8 +347,8 @@ class QueueCore:
     def _view(
         self, key: str, state: MessageState, start: int, count: int
     ) -> Steps[list[QueuedMessage]]:
-        now, *flat = yield Call("queue_view", key, [start, count, _VIEWS.index(state) + 1])
-        return [_viewed(key, state, int(now), flat[i : i + 6]) for i in range(0, len(flat), 6)]
+        now, *flat = yield Call("queue_view", key, [start, count, _VIEWS.index(state) + 1, 1])
+        return [viewed(key, state, int(now), flat[i : i + 7]) for i in range(0, len(flat), 7)]
 
     def _purge(self, key: str) -> Steps[int]:
         return int((yield Call("queue_purge", key)))
@@ -359,21 +383,6 @@ class QueueCore:
             done += yield from self._by_ids(script, key, [m.id for m in page])
             left -= len(page)
         return done
-
-
-def _viewed(key: str, state: MessageState, now: int, row: Sequence[Any]) -> QueuedMessage:
-    mid, payload, deliveries, score, since, reason = row
-    elapsed: float | None = None
-    remaining: float | None = None
-    if state is MessageState.INFLIGHT:
-        elapsed, remaining = (now - int(since)) / 1000, (int(score) - now) / 1000
-    elif state is MessageState.DELAYED:
-        remaining = (int(score) - now) / 1000
-    else:
-        elapsed = (now - int(score)) / 1000
-    return QueuedMessage(
-        key, text(mid), payload, state, int(deliveries), elapsed, remaining, text(reason)
-    )
 
 
 def check_wait(replicas: int, within: float, longest: float) -> int:

@@ -12,7 +12,7 @@ from redline.scripting.functions import Library
 
 __all__ = ["LIBRARY", "pipelined", "run_async", "run_sync"]
 
-_READ_ONLY = ("queue_info", "queue_view", "queue_waiting")
+_READ_ONLY = ("queue_info", "queue_view", "queue_waiting", "queue_holders")
 # At maxmemory (noeviction) only push is refused: consumers must still be able to take, settle
 # and clean up, or a full server could never be drained (tests/hardening/test_memory.py).
 LIBRARY = Library(

@@ -13,7 +13,9 @@ __all__ = [
     "DEAD_AGE",
     "DEAD_MAX",
     "SCRIPT_KEYS",
+    "Batch",
     "Delivery",
+    "Holder",
     "MessageState",
     "QueueInfo",
     "QueueKeys",
@@ -78,6 +80,7 @@ SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
     "queue_requeue": ("dead", "delayed", "deliveries", "reasons"),
     "queue_delete": ("dead", "payloads", "deliveries", "reasons"),
     "queue_retention": ("retention",),
+    "queue_holders": ("inflight", "batches"),
 }
 
 
@@ -87,7 +90,17 @@ DEAD_MAX = 10_000  # entries
 DEAD_AGE = 180 * 86400.0  # seconds
 
 
-class Delivery(msgspec.Struct, frozen=True):
+class Batch(msgspec.Struct, frozen=True):
+    """What one pop call delivered, as the server leased it: `name`, and `whole`, the
+    ``n:id:token`` that acknowledges all `size` of its messages in one argument (docs/queue.md,
+    "Scripts and Redis Functions")."""
+
+    name: str
+    size: int
+    whole: str
+
+
+class Delivery(msgspec.Struct, frozen=True, eq=False):
     """One message handed to one consumer.
 
     `deliveries` is 1 on the first delivery and grows with each redelivery; it is also the
@@ -96,12 +109,27 @@ class Delivery(msgspec.Struct, frozen=True):
 
     A frozen msgspec struct rather than a dataclass: a consumer makes one per message, and this
     one is made in a seventh of the time (0.17 against 1.15 µs).
+
+    `batch`: the pop's batch (shared by the deliveries of one pop call); when all of them are
+    acknowledged together, the ack names the batch instead of each message. None for a delivery
+    made by hand (acknowledged by id and token). It is not part of a delivery's value: two
+    deliveries are equal when their queue, id, payload and token are.
     """
 
     key: str
     id: str
     payload: bytes
     deliveries: int
+    batch: Batch | None = None
+
+    def _value(self) -> tuple[str, str, bytes, int]:
+        return (self.key, self.id, self.payload, self.deliveries)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Delivery) and self._value() == other._value()
+
+    def __hash__(self) -> int:
+        return hash(self._value())
 
 
 @dataclass(frozen=True)
@@ -137,6 +165,7 @@ class QueuedMessage:
     `id` is "" for a waiting message that a plain LPUSH produced (it gets its id on delivery).
     `elapsed`: seconds since it was delivered (in flight) or dead-lettered (dead).
     `remaining`: seconds until its lease ends (in flight) or it is due (delayed; <= 0: due now).
+    `consumer`: who holds it (in flight), when known (see `Holder`).
     """
 
     key: str
@@ -147,6 +176,18 @@ class QueuedMessage:
     elapsed: float | None = None
     remaining: float | None = None
     reason: str = ""
+    consumer: str = ""
+
+
+@dataclass(frozen=True)
+class Holder:
+    """A consumer holding in-flight messages of a queue: `batches` its pops leased, still in
+    flight, with `messages` in all. `consumer` "" counts the messages whose consumer is not
+    known (their lease was extended or given back since, or their pop named nobody)."""
+
+    consumer: str
+    batches: int
+    messages: int
 
 
 @dataclass(frozen=True)

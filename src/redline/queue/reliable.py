@@ -29,7 +29,7 @@ from redline.queue.core import (
 )
 from redline.queue.leases import LeaseKeeper
 from redline.queue.library import pipelined, run_async
-from redline.queue.model import DEAD_AGE, DEAD_MAX, Delivery, QueuedMessage, QueueInfo
+from redline.queue.model import DEAD_AGE, DEAD_MAX, Delivery, Holder, QueuedMessage, QueueInfo
 from redline.queue.replicated import checked_reply, push_on_cluster
 from redline.scripting import scripts
 
@@ -258,6 +258,19 @@ class ReliableQueue(QueueCore):
         with `elapsed`, that were delivered at least `elapsed` seconds ago) for redelivery;
         those past `max_deliveries` go to the dead letters. Returns how many moved."""
         return int(await self._drive(self._recover(key, count, elapsed)))
+
+    async def holders(self, key: str) -> list[Holder]:
+        """Who holds `key`'s in-flight messages (the `consumer` of the queue object that popped
+        them), oldest lease first; those whose consumer is not known are under ""."""
+        result: list[Holder] = await self._drive(self._holders(key))
+        return result
+
+    async def release(self, key: str, *consumers: str) -> int:
+        """Give back for redelivery, whatever their lease, the in-flight messages of `key`
+        that `consumers` hold (see `holders`): for consumers known to be gone. Those past
+        `max_deliveries` go to the dead letters. Returns how many moved. A consumer still
+        alive loses them: its acks are refused, and they are delivered again."""
+        return int(await self._drive(self._release(key, consumers)))
 
     async def info(self, key: str) -> QueueInfo:
         """The counts of `key`: waiting, in flight, delayed, dead, expired leases; and its

@@ -28,7 +28,7 @@ from redline.queue.core import (
     positive_seconds,
 )
 from redline.queue.library import run_sync
-from redline.queue.model import DEAD_AGE, DEAD_MAX, Delivery, QueuedMessage, QueueInfo
+from redline.queue.model import DEAD_AGE, DEAD_MAX, Delivery, Holder, QueuedMessage, QueueInfo
 from redline.queue.reliable import check_client, longest_block
 from redline.queue.replicated import checked_reply, push_on_cluster_sync
 from redline.scripting import scripts
@@ -158,6 +158,15 @@ class SyncReliableQueue(QueueCore):
     def recover(self, key: str, count: int = 100, elapsed: float | None = None) -> int:
         """See `ReliableQueue.recover`."""
         return int(self._drive(self._recover(key, count, elapsed)))
+
+    def holders(self, key: str) -> list[Holder]:
+        """See `ReliableQueue.holders`."""
+        result: list[Holder] = self._drive(self._holders(key))
+        return result
+
+    def release(self, key: str, *consumers: str) -> int:
+        """See `ReliableQueue.release`."""
+        return int(self._drive(self._release(key, consumers)))
 
     def info(self, key: str) -> QueueInfo:
         """See `ReliableQueue.info`."""

@@ -1,7 +1,8 @@
 -- _batch.lua: included (`-- include _batch.lua`) by the scripts that touch in-flight messages.
 -- A pop leases everything it delivers as one batch `b` (named after the server time):
 --   inflight zset   b -> the batch's lease deadline (ms)   since hash   b -> delivered at (ms)
---   batches hash    b -> cmsgpack.pack({ids, counts, payloads}) of the messages it still holds,
+--   batches hash    b -> cmsgpack.pack({ids, counts, payloads[, consumer]}) of the messages it
+--                   still holds (consumer: who popped it, when the pop named one),
 --                   and 'extra' -> how many messages the batches hold beyond one each, so that
 --                   the number in flight is ZCARD inflight + extra (no HLEN: docs/acl.md's
 --                   users may not run it)
@@ -25,9 +26,14 @@ end
 
 local function batch_load(Q, b)
   local blob = redis.call('HGET', Q.batches, b)
-  if not blob then return {}, {}, {} end
+  if not blob then return {}, {}, {}, '' end
   local t = cmsgpack.unpack(blob)
-  return t[1], t[2], t[3]
+  return t[1], t[2], t[3], t[4] or ''
+end
+
+local function batch_pack(ids, counts, payloads, consumer)
+  if consumer == nil or consumer == '' then return cmsgpack.pack({ids, counts, payloads}) end
+  return cmsgpack.pack({ids, counts, payloads, consumer})
 end
 
 local function batch_count(Q, delta)
@@ -40,9 +46,10 @@ end
 -- since go too) when nothing. Callers delete the `batched` fields of what left first: at
 -- maxmemory a script without the allow-oom flag (EVALSHA) may not make a command that can grow
 -- memory (HSET, HINCRBY) its first write, and acks must go on there (they free memory).
-local function batch_store(Q, b, was, ids, counts, payloads)
+-- `consumer`: the batch's (batch_load's fourth value).
+local function batch_store(Q, b, was, ids, counts, payloads, consumer)
   if #ids > 0 then
-    redis.call('HSET', Q.batches, b, cmsgpack.pack({ids, counts, payloads}))
+    redis.call('HSET', Q.batches, b, batch_pack(ids, counts, payloads, consumer))
   else
     redis.call('HDEL', Q.batches, b)
     redis.call('ZREM', Q.inflight, b)
@@ -52,8 +59,9 @@ local function batch_store(Q, b, was, ids, counts, payloads)
   if #ids == 0 and redis.call('EXISTS', Q.batches) == 0 then redis.call('DEL', Q.batched) end
 end
 
--- Leases the messages one pop delivers as a new batch, until `deadline`.
-local function batch_open(Q, now, deadline, ids, counts, payloads)
+-- Leases the messages one pop delivers as a new batch, until `deadline`, held by `consumer`
+-- (nil or '': unnamed); returns the batch's name.
+local function batch_open(Q, now, deadline, ids, counts, payloads, consumer)
   local stamp = string.format('%d', now)
   local b, k = 'b' .. stamp, 0
   while redis.call('HGET', Q.batches, b) do  -- two pops in one ms (or a clock set back)
@@ -62,17 +70,18 @@ local function batch_open(Q, now, deadline, ids, counts, payloads)
   end
   local index = {'_', BATCHED_PIN}
   for i, id in ipairs(ids) do index[2 * i + 1], index[2 * i + 2] = id, b end
-  redis.call('HSET', Q.batches, b, cmsgpack.pack({ids, counts, payloads}))
+  redis.call('HSET', Q.batches, b, batch_pack(ids, counts, payloads, consumer))
   redis.call('HSET', Q.batched, unpack(index))
   redis.call('ZADD', Q.inflight, deadline, b)
   redis.call('HSET', Q.since, b, stamp)
   batch_count(Q, #ids - 1)
+  return b
 end
 
 -- Takes out of batch b the messages in `wanted` (a set of ids; nil: any), at most `limit`
 -- (nil: no limit), in id order; returns {ids, counts, payloads} of those taken.
 local function batch_take(Q, b, wanted, limit)
-  local ids, counts, payloads = batch_load(Q, b)
+  local ids, counts, payloads, consumer = batch_load(Q, b)
   local order = {}
   for i, id in ipairs(ids) do
     if wanted == nil or wanted[id] then order[#order + 1] = i end
@@ -92,7 +101,7 @@ local function batch_take(Q, b, wanted, limit)
     end
   end
   if #taken.ids > 0 then redis.call('HDEL', Q.batched, unpack(taken.ids)) end
-  batch_store(Q, b, #ids, kept[1], kept[2], kept[3])
+  batch_store(Q, b, #ids, kept[1], kept[2], kept[3], consumer)
   return taken
 end
 
@@ -142,13 +151,25 @@ local function batch_detach(Q, ids, tokens)
   end
 end
 
+-- The in-flight batches held by a consumer in `holders` (a set of names), oldest lease first.
+local function batches_of(Q, holders)
+  local members = {}
+  for _, m in ipairs(redis.call('ZRANGE', Q.inflight, 0, -1)) do
+    if batch_is(m) and holders[select(4, batch_load(Q, m))] then members[#members + 1] = m end
+  end
+  return members
+end
+
 -- Takes up to `limit` messages out of flight, oldest lease first (a batch's in id order): those
 -- whose lease ended by `now` or, with `elapsed` >= 0, those delivered at least `elapsed` ms
--- before. They keep their payload and delivery count fields, for the caller to move them to
--- the delayed or dead set. Returns their ids and delivery counts.
-local function leases_take(Q, now, limit, elapsed)
+-- before, or, with `holders` (a set of consumer names), those of the batches they hold. They keep
+-- their payload and delivery count fields, for the caller to move them to the delayed or dead
+-- set. Returns their ids and delivery counts.
+local function leases_take(Q, now, limit, elapsed, holders)
   local members = {}
-  if elapsed < 0 then
+  if holders then
+    members = batches_of(Q, holders)
+  elseif elapsed < 0 then
     members = redis.call('ZRANGEBYSCORE', Q.inflight, '-inf', now, 'LIMIT', 0, limit)
   else
     for _, m in ipairs(redis.call('ZRANGE', Q.inflight, 0, -1)) do

@@ -1,74 +1,214 @@
--- Admit a delivered job under its task's limits, or put it back to wait (not an attempt).
--- Admitted: it takes a concurrency slot (a member of the slots set scored by its lease
--- deadline, so a killed worker's slot is reclaimed once that passes) and a rate-limit start
--- (a member of the log, scored by the time it started). Refused: it leaves the in-flight set
--- for the delayed set, its delivery count taken back, due when a start frees up (rate) or
--- when the earliest slot's lease ends (concurrency; a release wakes it sooner).
--- KEYS[1] inflight zset   KEYS[2] delayed zset   KEYS[3] deliveries hash   KEYS[4] since hash
---         (all four of the key the job was delivered from)
--- KEYS[5] concurrency slots zset: id -> lease deadline (ms)
--- KEYS[6] concurrency waiters list: "<priority>:<id>:<delivery count>"
--- KEYS[7] rate log zset: "<id>:<delivery count>" -> start (ms)
--- KEYS[8] rate spreading: ms when the next refused job is due
--- KEYS[9] the queue's registry of limits in use (zset: member -> ms last registered)
--- KEYS[10] payloads hash   KEYS[11] batches hash   KEYS[12] batched hash (of the queue the job
---          was delivered from: a job leased with its batch gets a lease of its own first,
---          see _batch.lua)
--- ARGV[1] id   ARGV[2] delivery count (token)   ARGV[3] lease (ms)
--- ARGV[4] concurrency cap (0: none)   ARGV[5] starts per period (0: none)   ARGV[6] period (ms)
--- ARGV[7] the priority of the key it was delivered from
--- ARGV[8], ARGV[9] registry members of its concurrency and rate limits to (re)register, or ""
---         (workers send them when they first meet a limit, then once a minute); members not
---         registered for ARGV[10] ms are dropped
--- Returns {1} admitted, {0, ms until due, "concurrency"|"rate"} put back, {-1} not held (stale).
+-- Admit a popped batch of jobs under their tasks' limits, or put each refused one back to wait
+-- (not an attempt); first give back the slots of jobs that finished since the last call. One
+-- call per batch and queue: each limit's set is trimmed and counted once, and written once.
+-- Admitted: a job takes a concurrency slot (a member of the slots set scored by its lease
+-- deadline, so a killed worker's slot is reclaimed once that passes) and a rate-limit start (a
+-- member of the log, scored by the time it started); it stays in the batch it was leased with.
+-- Refused: it leaves flight for the delayed set, its delivery count taken back, due when a start
+-- frees up (rate) or when the earliest slot's lease ends (concurrency; a release wakes it
+-- sooner).
+-- KEYS[1] the queue's registry of limits in use (zset: member -> ms last registered)
+-- then per source (a key jobs were delivered from), 7 keys: inflight zset, delayed zset,
+--   deliveries hash, since hash, payloads hash, batches hash, batched hash (see _batch.lua)
+-- then, when ARGV[4] is 1, the queue's delayed zsets of priorities 0-9 and their deliveries
+--   hashes (20 keys: a release wakes waiting jobs there)
+-- then per limit, 2 keys: concurrency slots zset (id -> lease deadline, ms) and waiters list
+--   ("<priority>:<id>:<delivery count>"); or rate log zset ("<id>:<count>" -> start, ms) and
+--   spreading key (ms when the next refused job is due)
+-- ARGV[1] lease (ms)   ARGV[2] ms a registry member is kept after it was last registered
+-- ARGV[3] sources   ARGV[4] 1 when there are releases (and the 20 level keys), else 0
+-- ARGV[5] limits    ARGV[6] R: registry members to (re)register, ARGV[7..6+R] the members
+--   (workers send one when they first meet a limit, then once a minute)
+-- then N: slots to give back, and N pairs: limit index (1-based), id of the finished job
+-- then per job 9 fields: id, delivery count (token), source index, priority of its source,
+--   cap (0: none), cap's limit index, starts per period (0: none), period (ms), rate's limit index
+-- Returns per job, in order: {1} admitted, {0, ms until due, "concurrency"|"rate"} put back,
+-- {-1} not held (stale).
 -- include _batch.lua
-local id, token = ARGV[1], ARGV[2]
-batch_detach({
-  inflight = KEYS[1], deliveries = KEYS[3], since = KEYS[4], payloads = KEYS[10],
-  batches = KEYS[11], batched = KEYS[12],
-}, {id}, {ARGV[2]})
-if redis.call('HGET', KEYS[3], id) ~= token or not redis.call('ZSCORE', KEYS[1], id) then
-  return {-1}
-end
+-- include _job_slots.lua
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-local cap, rate, period = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local lease, S, R = tonumber(ARGV[1]), tonumber(ARGV[3]), tonumber(ARGV[6])
+local a = 7 + R
 
-if ARGV[8] ~= '' or ARGV[9] ~= '' then
-  for i = 8, 9 do
-    if ARGV[i] ~= '' then redis.call('ZADD', KEYS[9], now, ARGV[i]) end
-  end
-  redis.call('ZREMRANGEBYSCORE', KEYS[9], '-inf', now - tonumber(ARGV[10]))
-end
-
-local function put_back(due, why)
-  redis.call('ZREM', KEYS[1], id)
-  redis.call('HINCRBY', KEYS[3], id, -1)
-  redis.call('HDEL', KEYS[4], id)
-  redis.call('ZADD', KEYS[2], due, id)
-  return {0, due - now, why}
+if R > 0 then
+  local scored = {}
+  for i = 7, 6 + R do scored[#scored + 1], scored[#scored + 2] = now, ARGV[i] end
+  redis.call('ZADD', KEYS[1], unpack(scored))
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
 end
 
-if cap > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
-  if not redis.call('ZSCORE', KEYS[5], id) and redis.call('ZCARD', KEYS[5]) >= cap then
-    local first = redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
-    redis.call('RPUSH', KEYS[6], ARGV[7] .. ':' .. id .. ':' .. (tonumber(token) - 1))
-    redis.call('PEXPIRE', KEYS[6], 2 * tonumber(ARGV[3]))
-    return put_back(tonumber(first[2]), 'concurrency')
+local sources = {}
+for s = 1, S do
+  local k = 2 + 7 * (s - 1)
+  sources[s] = {
+    inflight = KEYS[k], delayed = KEYS[k + 1], deliveries = KEYS[k + 2], since = KEYS[k + 3],
+    payloads = KEYS[k + 4], batches = KEYS[k + 5], batched = KEYS[k + 6],
+  }
+end
+local base = 2 + 7 * S
+local W = nil
+if ARGV[4] == '1' then
+  W = slots_levels(base)
+  base = base + 20
+end
+local function limit(l) return KEYS[base + 2 * (l - 1)], KEYS[base + 2 * l - 1] end
+
+-- The finished jobs' slots, by limit.
+local n = tonumber(ARGV[a])
+local by, order = {}, {}
+for i = a + 1, a + 2 * n, 2 do
+  local l = tonumber(ARGV[i])
+  if not by[l] then by[l], order[#order + 1] = {}, l end
+  table.insert(by[l], ARGV[i + 1])
+end
+for _, l in ipairs(order) do
+  local slots, waiters = limit(l)
+  slots_release(W, slots, waiters, by[l], now)
+end
+a = a + 1 + 2 * n
+
+local jobs = {}
+for i = a, #ARGV, 9 do
+  jobs[#jobs + 1] = {
+    id = ARGV[i], token = ARGV[i + 1], source = tonumber(ARGV[i + 2]), priority = ARGV[i + 3],
+    cap = tonumber(ARGV[i + 4]), slots = tonumber(ARGV[i + 5]), rate = tonumber(ARGV[i + 6]),
+    period = tonumber(ARGV[i + 7]), log = tonumber(ARGV[i + 8]),
+  }
+end
+
+-- Which jobs are still held with their token: in a batch (one read of each batch), or on their
+-- own (see _batch.lua).
+local function mark_held_in(Q, list)
+  local ids, counts = {}, {}
+  for i, job in ipairs(list) do ids[i] = job.id end
+  local where = redis.call('HMGET', Q.batched, unpack(ids))
+  for i, job in ipairs(list) do
+    local b = where[i]
+    if b then
+      if not counts[b] then
+        counts[b] = {}
+        local held, tokens = batch_load(Q, b)
+        for j, id in ipairs(held) do counts[b][id] = tostring(tokens[j]) end
+      end
+      job.held = counts[b][job.id] == job.token
+    else
+      job.held = redis.call('HGET', Q.deliveries, job.id) == job.token
+        and redis.call('ZSCORE', Q.inflight, job.id) ~= false
+    end
   end
 end
-if rate > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', now - period)
-  if redis.call('ZCARD', KEYS[7]) >= rate then
-    local first = redis.call('ZRANGE', KEYS[7], 0, 0, 'WITHSCORES')
-    local due = math.max(tonumber(first[2]) + period, tonumber(redis.call('GET', KEYS[8]) or 0))
-    local step = math.max(1, math.floor(period / rate))
-    redis.call('SET', KEYS[8], due + step, 'PX', due + step - now + period)
-    return put_back(due, 'rate')
+
+local function mark_held()
+  local of = {}
+  for _, job in ipairs(jobs) do
+    of[job.source] = of[job.source] or {}
+    table.insert(of[job.source], job)
   end
-  redis.call('ZADD', KEYS[7], now, id .. ':' .. token)
-  redis.call('PEXPIRE', KEYS[7], period)
+  for s = 1, S do
+    if of[s] then mark_held_in(sources[s], of[s]) end
+  end
 end
-if cap > 0 then redis.call('ZADD', KEYS[5], now + tonumber(ARGV[3]), id) end
-return {1}
+
+-- Each limit's set, trimmed and counted once; its new members written once (`flush`).
+local state = {}
+local function open(l, trim_to)
+  if not state[l] then
+    local key = limit(l)
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', trim_to)
+    state[l] = {count = redis.call('ZCARD', key), add = {}}
+  end
+  return state[l]
+end
+local function flush(l, ttl)
+  local st = state[l]
+  if #st.add == 0 then return end
+  local key = limit(l)
+  redis.call('ZADD', key, unpack(st.add))
+  if ttl then redis.call('PEXPIRE', key, ttl) end
+  st.add = {}
+end
+local function earliest(l)
+  local first = redis.call('ZRANGE', (limit(l)), 0, 0, 'WITHSCORES')
+  return tonumber(first[2])
+end
+
+local function refuse_cap(job, st)
+  flush(job.slots)
+  local _, waiters = limit(job.slots)
+  redis.call('RPUSH', waiters, job.priority .. ':' .. job.id .. ':' .. (tonumber(job.token) - 1))
+  redis.call('PEXPIRE', waiters, 2 * lease)
+  return earliest(job.slots), 'concurrency'
+end
+
+local function refuse_rate(job)
+  flush(job.log, job.period)
+  local _, spreading = limit(job.log)
+  local due = math.max(earliest(job.log) + job.period, tonumber(redis.call('GET', spreading) or 0))
+  local step = math.max(1, math.floor(job.period / job.rate))
+  redis.call('SET', spreading, due + step, 'PX', due + step - now + job.period)
+  return due, 'rate'
+end
+
+-- The verdict on one held job: nil (admitted) or the time it is due and why it waits.
+local function decide(job)
+  local cap, holds = nil, false
+  if job.cap > 0 then
+    cap = open(job.slots, now)
+    -- Only a redelivery can hold a slot already (a refused job's count is taken back).
+    holds = tonumber(job.token) > 1 and redis.call('ZSCORE', (limit(job.slots)), job.id)
+    if not holds and cap.count >= job.cap then return refuse_cap(job, cap) end
+  end
+  if job.rate > 0 then
+    local log = open(job.log, now - job.period)
+    if log.count >= job.rate then return refuse_rate(job) end
+    log.count = log.count + 1
+    log.add[#log.add + 1], log.add[#log.add + 2] = now, job.id .. ':' .. job.token
+  end
+  if cap then
+    if not holds then cap.count = cap.count + 1 end
+    cap.add[#cap.add + 1], cap.add[#cap.add + 2] = now + lease, job.id
+  end
+  return nil
+end
+
+mark_held()
+local out, refused = {}, {}
+for i, job in ipairs(jobs) do
+  if not job.held then
+    out[i] = {-1}
+  else
+    local due, why = decide(job)
+    if due then
+      out[i] = {0, due - now, why}
+      refused[#refused + 1] = {job, due}
+    else
+      out[i] = {1}
+    end
+  end
+end
+for _, job in ipairs(jobs) do
+  if state[job.slots] then flush(job.slots) end
+  if state[job.log] then flush(job.log, job.period) end
+end
+
+-- The refused leave their batches, then flight.
+local detach = {}
+for _, r in ipairs(refused) do
+  local job = r[1]
+  detach[job.source] = detach[job.source] or {{}, {}}
+  table.insert(detach[job.source][1], job.id)
+  table.insert(detach[job.source][2], job.token)
+end
+for s = 1, S do
+  if detach[s] then batch_detach(sources[s], detach[s][1], detach[s][2]) end
+end
+for _, r in ipairs(refused) do
+  local job, due = r[1], r[2]
+  local Q = sources[job.source]
+  redis.call('ZREM', Q.inflight, job.id)
+  redis.call('HINCRBY', Q.deliveries, job.id, -1)
+  redis.call('HDEL', Q.since, job.id)
+  redis.call('ZADD', Q.delayed, due, job.id)
+end
+return out

@@ -21,6 +21,7 @@ if ARGV[3] == '' then
 else
   redis.call('ZADD', KEYS[2], tonumber(ARGV[3]), ARGV[1])
 end
-local _, ms = event_append(KEYS[4], ARGV[5], 6)
-event_status(KEYS[5], ms, 6)
+local E = event_at(6)
+local _, ms = event_append(KEYS[4], ARGV[5], E)
+event_status(KEYS[5], ms, E)
 return ''

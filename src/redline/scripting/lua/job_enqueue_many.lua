@@ -1,23 +1,32 @@
--- Enqueue a batch of jobs of one queue and priority: unique ones only if no pending job holds
--- their key (a key taken earlier in the same batch counts as held).
+-- Enqueue a batch of jobs of one queue and priority, each with its `enqueued` event (as
+-- job_enqueue writes it for one): unique ones only if no pending job holds their key (a key
+-- taken earlier in the same batch counts as held; a job not enqueued gets no event).
 -- KEYS[1] the list they wait in (the queue's own list, or its priority's)
 -- KEYS[2] the scheduled set of that priority   KEYS[3] the queue's set of priorities used
--- KEYS[4..] unique lock keys
+-- KEYS[4] the queue's event stream   KEYS[5..4+n] the status hash of each of the n jobs, in order
+-- KEYS[5+n..] unique lock keys
 -- ARGV[1] priority (0-9)   ARGV[2] lock ttl (seconds)   ARGV[3] due time (unix seconds; "" = now)
--- ARGV[4..] per job: document, job id, lock (1-based index into KEYS[4..]; 0 = not unique)
+-- ARGV[4] the event stream's approximate cap (MAXLEN ~)   ARGV[5] the jobs' task
+-- ARGV[6] their state ("waiting" or "scheduled")   ARGV[7] seconds their status hashes live
+-- ARGV[8..] per job: document, job id, lock (1-based index into the lock keys; 0 = not unique)
 -- Returns one string per job: "" when enqueued, else the id of the job that holds its key.
-local out, docs = {}, {}
-for i = 4, #ARGV, 3 do
+-- include _job_event.lua
+local n = (#ARGV - 7) / 3
+local out, docs, events = {}, {}, {}
+for j = 1, n do
+  local i = 8 + 3 * (j - 1)
   local lock, holder = tonumber(ARGV[i + 2]), false
   if lock > 0 then
-    holder = redis.call('GET', KEYS[3 + lock])
-    if not holder then redis.call('SET', KEYS[3 + lock], ARGV[i + 1], 'EX', tonumber(ARGV[2])) end
+    local key = KEYS[4 + n + lock]
+    holder = redis.call('GET', key)
+    if not holder then redis.call('SET', key, ARGV[i + 1], 'EX', tonumber(ARGV[2])) end
   end
   if holder then
-    out[#out + 1] = holder
+    out[j] = holder
   else
-    out[#out + 1] = ''
+    out[j] = ''
     docs[#docs + 1] = ARGV[i]
+    events[#events + 1] = j
   end
 end
 if #docs == 0 then return out end
@@ -31,5 +40,13 @@ for i = 1, #docs, 1000 do
     for k = i, j do scored[#scored + 1] = ARGV[3]; scored[#scored + 1] = docs[k] end
     redis.call('ZADD', KEYS[2], unpack(scored))
   end
+end
+for _, j in ipairs(events) do
+  local E = {
+    job = ARGV[8 + 3 * (j - 1) + 1], event = 'enqueued', state = ARGV[6], attempt = '0',
+    task = ARGV[5], progress = '', message = '', ttl = ARGV[7],
+  }
+  local _, ms = event_append(KEYS[4], ARGV[4], E)
+  event_status(KEYS[4 + j], ms, E)
 end
 return out

@@ -11,7 +11,8 @@ local out = {}
 for i = 0, (#ARGV - 1) / 8 - 1 do
   local a = 2 + i * 8
   local event, ttl, status = ARGV[a + 1], tonumber(ARGV[a + 7]), KEYS[2 + i]
-  local id, ms = event_append(KEYS[1], ARGV[1], a)
+  local E = event_at(a)
+  local id, ms = event_append(KEYS[1], ARGV[1], E)
   out[#out + 1] = id
   if ttl == 0 then
     redis.call('DEL', status)
@@ -20,7 +21,7 @@ for i = 0, (#ARGV - 1) / 8 - 1 do
   elseif event == 'enqueued' and redis.call('EXISTS', status) == 1 then
     -- a replaced job's enqueued event follows its push: a worker's state is newer, keep it
   else
-    event_status(status, ms, a)
+    event_status(status, ms, E)
   end
 end
 return out

@@ -1,22 +1,21 @@
--- Give back a finished job's concurrency slot and wake the first job still waiting for one
--- (due now in its delayed set, if it waits there with the delivery count it was put back with).
--- KEYS[1] concurrency slots zset   KEYS[2] concurrency waiters list ("<priority>:<id>:<count>")
--- KEYS[3..12] the delayed zsets of priorities 0-9   KEYS[13..22] their deliveries hashes
--- ARGV[1] the finished job's id
--- Returns 1 when a waiting job was woken, else 0.
-redis.call('ZREM', KEYS[1], ARGV[1])
+-- Give back the concurrency slots of finished jobs, waking a job still waiting for a slot for
+-- each (due now in its delayed set, if it waits there with the delivery count it was put back
+-- with). One call for all the slots of one queue a worker gives back together.
+-- KEYS[1..10] the queue's delayed zsets of priorities 0-9   KEYS[11..20] their deliveries hashes
+-- KEYS[21..] per limit, two keys: concurrency slots zset, concurrency waiters list
+--            ("<priority>:<id>:<count>")
+-- ARGV per limit, in the order of its keys: n, then the ids of the n finished jobs
+-- Returns how many waiting jobs were woken.
+-- include _job_slots.lua
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-for _ = 1, 100 do
-  local entry = redis.call('LPOP', KEYS[2])
-  if not entry then return 0 end
-  local p, id, count = string.match(entry, '^(%d):([^:]+):(%d+)$')
-  if p then
-    local delayed, counts = KEYS[3 + tonumber(p)], KEYS[13 + tonumber(p)]
-    if redis.call('HGET', counts, id) == count and redis.call('ZSCORE', delayed, id) then
-      redis.call('ZADD', delayed, now, id)
-      return 1
-    end
+local W = slots_levels(1)
+local woken, a = 0, 1
+for k = 21, #KEYS, 2 do
+  local n = tonumber(ARGV[a])
+  if n > 0 then
+    woken = woken + slots_release(W, KEYS[k], KEYS[k + 1], {unpack(ARGV, a + 1, a + n)}, now)
   end
+  a = a + 1 + n
 end
-return 0
+return woken

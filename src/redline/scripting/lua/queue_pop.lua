@@ -1,7 +1,7 @@
--- queue_pop: acknowledge the (id, token) pairs after ARGV[3], then deliver up to ARGV[1] messages
--- of one queue, without blocking: first the in-flight messages whose lease has expired (recovered
--- here, up to max(ARGV[1], 100) per call, so a consumer that died is made good by the next pop of
--- any consumer however much waits), then the other due delayed messages (all oldest first), then
+-- queue_pop: acknowledge what ARGV[4..] names, then deliver up to ARGV[1] messages of one queue,
+-- without blocking: first the in-flight messages whose lease has expired (recovered here, up to
+-- max(ARGV[1], 100) per call, so a consumer that died is made good by the next pop of any
+-- consumer however much waits), then the other due delayed messages (all oldest first), then
 -- the claim list (filled by blocking consumers' BLMOVE), then the waiting list. What one call
 -- delivers is leased as one batch (_batch.lua), each message with one more delivery (its fencing
 -- token). An expired message that has had ARGV[3] deliveries goes to the dead letters instead
@@ -17,10 +17,20 @@
 -- KEYS[11] dead zset: id -> dead-lettered at (ms)      KEYS[12] retention hash (_retention.lua)
 -- KEYS[13] batches hash: batch -> its messages         KEYS[14] batched hash: id -> its batch
 -- ARGV[1] count (0 to 1000)   ARGV[2] lease (ms)   ARGV[3] max deliveries
--- ARGV[4..] id1, token1, id2, token2, ... to acknowledge
--- Returns {delayed_wait, lease_wait, n, acked_id1 .. acked_idn, id1, payload1, deliveries1, ...}:
--- the waits are the ms until the next delayed message is due and until the next lease expires
--- (0: already; -1: none); then the n ids acknowledged; then the deliveries.
+-- ARGV[4..] pairs, each one of:
+--   id, token              acknowledge one message
+--   batch, 'n:id:token'    acknowledge the whole batch a pop named (see '@'): accepted when the
+--                          batch still holds the n messages that pop delivered, the first of
+--                          them being id with that token; else refused whole, and then nothing
+--                          is delivered (count is taken as 0), so that the caller can ack those
+--                          messages one by one, still ahead of any recovery
+--   '@', consumer          lease what this call delivers to `consumer` (shown by queue_view)
+--                          and name its batch in the reply
+-- Returns {delayed_wait, lease_wait, n, acked1 .. ackedn, [batch,] id1, payload1, deliveries1,
+-- ...}: the waits are the ms until the next delayed message is due and until the next lease
+-- expires (0: already; -1: none); then the n acknowledged: the message ids acked one by one and
+-- the batches acked whole; then, when '@' was given, the name of the batch delivered ('' when
+-- nothing was); then the deliveries.
 -- include _retention.lua
 -- include _batch.lua
 local count, lease, max = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -33,7 +43,7 @@ local Q = {
 
 -- Acks of messages a batch holds: the whole batch acked at once closes it without rewriting.
 local function ack_batch(b, picks, ids, tokens, ok)
-  local held, counts, payloads = batch_load(Q, b)
+  local held, counts, payloads, consumer = batch_load(Q, b)
   local at, gone, gone_ids = {}, {}, {}
   for i, id in ipairs(held) do at[id] = i end
   for _, i in ipairs(picks) do
@@ -55,7 +65,27 @@ local function ack_batch(b, picks, ids, tokens, ok)
       end
     end
   end
-  batch_store(Q, b, #held, kept[1], kept[2], kept[3])
+  batch_store(Q, b, #held, kept[1], kept[2], kept[3], consumer)
+end
+
+-- The ack of the whole batch b, which a pop delivered as `spec` ('n:id:token') says; whether
+-- it was accepted. The first message's (id, token) names one delivery, and a batch never gains
+-- messages: holding n, it holds exactly those the pop delivered.
+local function ack_whole(b, spec)
+  local n, id, token = string.match(spec, '^(%d+):(%d+):(%d+)$')
+  if not n then return false end
+  local held, counts = batch_load(Q, b)
+  if #held ~= tonumber(n) or held[1] ~= id or tostring(counts[1]) ~= token then return false end
+  for i = 1, #held, 1000 do
+    redis.call('HDEL', KEYS[14], unpack(held, i, math.min(i + 999, #held)))  -- first: batch_store
+  end
+  batch_store(Q, b, #held, {}, {}, {})
+  if redis.call('EXISTS', KEYS[10]) == 1 then
+    for i = 1, #held, 1000 do
+      redis.call('HDEL', KEYS[10], unpack(held, i, math.min(i + 999, #held)))
+    end
+  end
+  return true
 end
 
 -- Acks of messages with state of their own: in flight (detached) or recovered, not redelivered.
@@ -110,13 +140,27 @@ local function ack(ids, tokens)
   return acked
 end
 
-local ack_ids, ack_tokens = {}, {}
-for i = 4, #ARGV, 2 do ack_ids[#ack_ids + 1], ack_tokens[#ack_tokens + 1] = ARGV[i], ARGV[i + 1] end
+local ack_ids, ack_tokens, wholes, consumer = {}, {}, {}, nil
+for i = 4, #ARGV, 2 do
+  local first = ARGV[i]
+  if first == '@' then
+    consumer = ARGV[i + 1]
+  elseif batch_is(first) then
+    wholes[#wholes + 1] = i
+  else
+    ack_ids[#ack_ids + 1], ack_tokens[#ack_tokens + 1] = first, ARGV[i + 1]
+  end
+end
 local acked = ack(ack_ids, ack_tokens)
+for _, i in ipairs(wholes) do
+  if ack_whole(ARGV[i], ARGV[i + 1]) then acked[#acked + 1] = ARGV[i] else count = 0 end
+end
 
 local out = {0, 0, #acked}
 for i, id in ipairs(acked) do out[3 + i] = id end
 local o = #out  -- the length of out: Lua 5.1's # is not free
+local named = o + 1  -- where the batch's name goes, with '@'
+if consumer then out[named], o = '', o + 1 end
 local bids, bcounts, bpayloads = {}, {}, {}
 
 local function deliver(id, payload, n)
@@ -231,6 +275,9 @@ if #fresh > 0 then
   end
 end
 
-if #bids > 0 then batch_open(Q, now, now + lease, bids, bcounts, bpayloads) end
+if #bids > 0 then
+  local b = batch_open(Q, now, now + lease, bids, bcounts, bpayloads, consumer)
+  if consumer then out[named] = b end
+end
 out[1], out[2] = wait_for(KEYS[6]), wait_for(KEYS[5])
 return out

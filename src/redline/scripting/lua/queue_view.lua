@@ -4,16 +4,19 @@
 -- KEYS[4] payloads hash   KEYS[5] deliveries hash   KEYS[6] since hash   KEYS[7] reasons hash
 -- KEYS[8] batches hash
 -- ARGV[1] start (0-based)   ARGV[2] count   ARGV[3] which zset: 1, 2 or 3
--- Returns {now, id1, payload1, deliveries1, score1, since1, reason1, ...} (times in ms; since is
--- 0 when the message is not in flight).
+-- ARGV[4] (optional) '1': each row also says its consumer
+-- Returns {now, id1, payload1, deliveries1, score1, since1, reason1, [consumer1,] ...} (times in
+-- ms; since is 0 when the message is not in flight; consumer: who popped it, when its pop named
+-- one and it is still in that pop's batch, else '').
 -- include _batch.lua
 local Q = {batches = KEYS[8]}
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local start, count = tonumber(ARGV[1]), tonumber(ARGV[2])
 local out, skipped = {now}, 0
+local width = ARGV[4] == '1' and 7 or 6
 
-local function add(id, payload, deliveries, score, since)
+local function add(id, payload, deliveries, score, since, consumer)
   if skipped < start then
     skipped = skipped + 1
     return
@@ -24,19 +27,20 @@ local function add(id, payload, deliveries, score, since)
   out[#out + 1] = tonumber(score)
   out[#out + 1] = tonumber(since or 0)
   out[#out + 1] = redis.call('HGET', KEYS[7], id) or ''
+  if width == 7 then out[#out + 1] = consumer or '' end
 end
 
-local function full() return #out >= 1 + 6 * count end
+local function full() return #out >= 1 + width * count end
 
 local function add_batch(b, score)
-  local ids, counts, payloads = batch_load(Q, b)
+  local ids, counts, payloads, consumer = batch_load(Q, b)
   local since = redis.call('HGET', KEYS[6], b)
   local order = {}
   for i = 1, #ids do order[i] = i end
   table.sort(order, function(x, y) return ids[x] < ids[y] end)
   for _, i in ipairs(order) do
     if full() then return end
-    add(ids[i], payloads[i], counts[i], score, since)
+    add(ids[i], payloads[i], counts[i], score, since, consumer)
   end
 end
 

@@ -1,0 +1,107 @@
+"""The calls of the limit scripts for one queue (`job_admit`, `job_slot_release`,
+`job_slot_extend`): every key they touch goes in KEYS (all in the queue's cluster slot), and
+ARGV refers to them by index (see each script's header). `jobs.limits` decides what to send."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from redline.jobs.options import MAX_PRIORITY, Rate
+from redline.jobs.priority import priority_key
+from redline.jobs.usage import KEPT, limits_key
+from redline.queue import Delivery
+from redline.queue.core import keys_of
+
+__all__ = ["Admission", "Limit", "extend_call", "release_call"]
+
+Limit = tuple[str, str]  # a limit's two keys (`jobs.usage.limit_keys`)
+Call = tuple[list[str], list[Any]]  # a script call's keys and arguments
+
+
+@functools.lru_cache(maxsize=256)
+def level_keys(queue: str) -> tuple[str, ...]:
+    """The delayed zsets of `queue`'s priorities 0-9, then their deliveries hashes (where a
+    released slot wakes the job waiting for it)."""
+    levels = [keys_of(priority_key(queue, p)) for p in range(MAX_PRIORITY + 1)]
+    return (*(k.delayed for k in levels), *(k.deliveries for k in levels))
+
+
+@functools.lru_cache(maxsize=256)
+def _source_keys(key: str) -> tuple[str, ...]:
+    k = keys_of(key)
+    return (k.inflight, k.delayed, k.deliveries, k.since, k.payloads, k.batches, k.batched)
+
+
+def _index(indexes: dict[Any, int], item: Any) -> int:
+    """`item`'s 1-based index in `indexes`, added when new (dicts keep insertion order)."""
+    return indexes.setdefault(item, len(indexes) + 1)
+
+
+class Admission:
+    """One `job_admit` call: the slots of `queue` to give back first, then the jobs to decide."""
+
+    def __init__(self, queue: str, releases: Sequence[tuple[Limit, str]] = ()) -> None:
+        self.queue = queue
+        self.releases = list(releases)  # (the limit, the finished job's id)
+        self._sources: dict[str, int] = {}
+        self._limits: dict[Limit, int] = {}
+        self._register: list[str] = []
+        self._jobs: list[Any] = []
+
+    def register(self, member: str) -> None:
+        """(Re)register `member` in the queue's registry of limits in use ("": nothing)."""
+        if member:
+            self._register.append(member)
+
+    def job(
+        self, d: Delivery, priority: int, cap: int, slots: Limit, rate: Rate | None, log: Limit
+    ) -> None:
+        """Ask about `d`: `cap` (0: none) counted in `slots`, `rate` (None: none) in `log`."""
+        self._jobs += [
+            d.id,
+            d.deliveries,
+            _index(self._sources, d.key),
+            priority,
+            cap,
+            _index(self._limits, slots) if cap else 0,
+            rate.count if rate else 0,
+            rate.period_ms if rate else 1000,
+            _index(self._limits, log) if rate else 0,
+        ]
+
+    def call(self, lease_ms: int) -> Call:
+        released = [
+            x for limit, job_id in self.releases for x in (_index(self._limits, limit), job_id)
+        ]
+        keys = [limits_key(self.queue)]
+        for source in self._sources:
+            keys += _source_keys(source)
+        if released:
+            keys += level_keys(self.queue)
+        for pair in self._limits:
+            keys += pair
+        args: list[Any] = [lease_ms, round(KEPT * 1000), len(self._sources), int(bool(released))]
+        args += [len(self._limits), len(self._register), *self._register]
+        return keys, [*args, len(released) // 2, *released, *self._jobs]
+
+
+def release_call(queue: str, releases: Iterable[tuple[Limit, str]]) -> Call:
+    """One `job_slot_release` call giving back the slots of finished jobs of `queue`."""
+    by_limit: dict[Limit, list[str]] = {}
+    for limit, job_id in releases:
+        by_limit.setdefault(limit, []).append(job_id)
+    keys, args = list(level_keys(queue)), []
+    for limit, ids in by_limit.items():
+        keys += limit
+        args += [len(ids), *ids]
+    return keys, args
+
+
+def extend_call(lease_ms: int, held: Mapping[str, Sequence[str]]) -> Call:
+    """One `job_slot_extend` call: `held` maps a slots zset to the ids holding slots there."""
+    args: list[Any] = [lease_ms]
+    for ids in held.values():
+        args += [len(ids), *ids]
+    return list(held), args

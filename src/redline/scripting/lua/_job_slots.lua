@@ -1,0 +1,37 @@
+-- _job_slots.lua: included (`-- include _job_slots.lua`) by job_admit and job_slot_release,
+-- which give back the concurrency slots of finished jobs and wake jobs waiting for one.
+-- W is a table of the queue's priority levels 0-9: W.delayed[p + 1] (delayed zset) and
+-- W.deliveries[p + 1] (deliveries hash) of priority p.
+
+-- Gives back the slots of `ids` (jobs that finished) in `slots`, and for each wakes the first
+-- job of `waiters` ("<priority>:<id>:<delivery count>") still waiting: due `now` in its delayed
+-- set, if it waits there with the delivery count it was put back with (others are dropped).
+-- Returns how many were woken.
+local function slots_release(W, slots, waiters, ids, now)
+  redis.call('ZREM', slots, unpack(ids))
+  local woken = 0
+  for _ = 1, 100 * #ids do
+    if woken >= #ids then break end
+    local entry = redis.call('LPOP', waiters)
+    if not entry then break end
+    local p, id, count = string.match(entry, '^(%d):([^:]+):(%d+)$')
+    if p then
+      local delayed, counts = W.delayed[tonumber(p) + 1], W.deliveries[tonumber(p) + 1]
+      if redis.call('HGET', counts, id) == count and redis.call('ZSCORE', delayed, id) then
+        redis.call('ZADD', delayed, now, id)
+        woken = woken + 1
+      end
+    end
+  end
+  return woken
+end
+
+-- The W table of the 20 keys from KEYS[first]: delayed zsets of priorities 0-9, then their
+-- deliveries hashes.
+local function slots_levels(first)
+  local W = {delayed = {}, deliveries = {}}
+  for p = 1, 10 do
+    W.delayed[p], W.deliveries[p] = KEYS[first + p - 1], KEYS[first + 9 + p]
+  end
+  return W
+end
