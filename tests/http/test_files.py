@@ -144,6 +144,25 @@ def test_a_changed_file_is_served_anew(site: StaticFiles) -> None:
     assert site.respond(get("/data.bin")).status == 404
 
 
+def test_one_batch_shares_a_stat_per_path_and_the_next_sees_the_change(
+    site: StaticFiles,
+) -> None:
+    path = site.root / "data.bin"
+    with site.one_stat_per_path():
+        first = site.respond(get("/data.bin"))
+        path.write_bytes(b"new bytes")
+        stat = path.stat()
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+        same_batch = site.respond(get("/data.bin"))
+    assert same_batch.body == first.body == bytes(range(256))
+    with site.one_stat_per_path():
+        next_batch = site.respond(get("/data.bin"))
+        path.unlink()
+        still = site.respond(get("/data.bin"))
+    assert next_batch.body == still.body == b"new bytes"
+    assert site.respond(get("/data.bin")).status == 404
+
+
 def test_a_symlink_pointed_outside_after_being_served_is_refused(
     site: StaticFiles, caplog: pytest.LogCaptureFixture
 ) -> None:

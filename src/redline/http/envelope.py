@@ -74,8 +74,10 @@ class _HeaderLookup:
         return default
 
     def _lower_header_names(self) -> None:
-        for name, _ in self.headers:  # a plain loop: every envelope decoded comes through here
-            if name != name.lower():
+        # A plain loop, and `islower` (no new string): every envelope decoded comes through
+        # here. A name without letters is not `islower`; lowering it changes nothing.
+        for name, _ in self.headers:
+            if not name.islower():
                 lowered = tuple((name.lower(), value) for name, value in self.headers)
                 force_setattr(cast(Struct, self), "headers", lowered)
                 return

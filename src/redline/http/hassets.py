@@ -28,5 +28,11 @@ class Assets(HttpService):
         super().__init__(config)
         self.files = StaticFiles(config.root, config.index)
 
+    async def step(self, ctx: Context) -> None:
+        # One stat per path for the batch this step pops and answers (a stat is a system
+        # call, about as costly as the rest of a kept file's answer).
+        with self.files.one_stat_per_path():
+            await super().step(ctx)
+
     async def respond(self, ctx: Context, request: Request) -> Outcome:
         return self.files.respond(request)

@@ -99,8 +99,11 @@ class Importer:
             self.metrics.count("rejected")
             retry = [("retry-after", str(settings.retry_after))]
             return Response.text(request_id, "too many requests in flight\n", 503, headers=retry)
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
-        if sum(len(k) + len(v) + 4 for k, v in headers) > settings.max_header:
+        headers, size = [], 0
+        for name, value in scope["headers"]:  # one pass: decoded and measured
+            size += len(name) + len(value) + 4
+            headers.append((name.decode("latin-1"), value.decode("latin-1")))
+        if size > settings.max_header:
             self.metrics.count("headers")
             return Response.text(request_id, "request headers too large\n", 431)
         try:
@@ -188,9 +191,10 @@ class Importer:
 
     def deliver(self, replies: list[bytes]) -> None:
         """Hand each reply to the request waiting for it (unknown or late ones are counted)."""
+        now = time.monotonic()  # one clock reading for the batch popped together
         for data in replies:
             try:
-                self.dispatcher.resolve(Response.decode(data))
+                self.dispatcher.resolve(Response.decode(data), now)
             except EnvelopeError as exc:
                 log.warning("himporter dropped a bad reply error=%s", exc)
 
@@ -265,11 +269,13 @@ _HOP = {"connection", "transfer-encoding", "keep-alive"}
 
 
 async def _send(scope: Scope, send: Send, response: Response) -> None:
-    headers = [
-        (k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers if k not in _HOP
-    ]
+    headers, length = [], False
+    for name, value in response.headers:  # one pass: encoded, hop-by-hop ones dropped
+        if name not in _HOP:
+            length = length or name == "content-length"
+            headers.append((name.encode("latin-1"), value.encode("latin-1")))
     body = response.body
-    if response.status not in _NO_BODY and response.header("content-length") is None:
+    if not length and response.status not in _NO_BODY:
         headers.append((b"content-length", str(len(body)).encode()))
     if scope["method"] == "HEAD" or response.status in _NO_BODY:
         body = b""

@@ -25,7 +25,7 @@ from redline.runtime.metrics import Metrics
 __all__ = ["Dispatcher", "Metrics"]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     future: asyncio.Future[Response]
     started: float
@@ -54,14 +54,16 @@ class Dispatcher:
         self.pending[request_id] = _Pending(future, time.monotonic())
         return future
 
-    def resolve(self, response: Response) -> bool:
-        """Deliver `response` to its waiting request; False (counted ``late``) when none waits."""
+    def resolve(self, response: Response, now: float | None = None) -> bool:
+        """Deliver `response` to its waiting request; False (counted ``late``) when none waits.
+        `now` is `time.monotonic()` when the caller has read it (for a batch of responses)."""
         pending = self.pending.pop(response.id, None)
         if pending is None or pending.future.done():
             self.metrics.count("late")
             return False
         pending.future.set_result(response)
-        self.metrics.observe("response", (time.monotonic() - pending.started) * 1000)
+        elapsed = (time.monotonic() if now is None else now) - pending.started
+        self.metrics.observe("response", elapsed * 1000)
         return True
 
     def fail(self, request_id: str, response: Response) -> None:
