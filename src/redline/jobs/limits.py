@@ -86,9 +86,15 @@ class Gate:
         pops should come back soon."""
         return time.monotonic() - self.waited < self.queue.lease
 
+    def judges(self, deliveries: Sequence[Delivery]) -> bool:
+        """Whether `admit` has anything to decide for `deliveries` (a limit or an expiry)."""
+        return bool(deliveries) and (
+            bool(self.guarded) or any(EXPIRES_MARK in d.payload for d in deliveries)
+        )
+
     async def admit(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
         """The deliveries that may run now; the others wait, expire or were not ours."""
-        if not self.guarded and not any(EXPIRES_MARK in d.payload for d in deliveries):
+        if not self.judges(deliveries):
             return list(deliveries)
         verdicts: list[Verdict] = []
         docs: list[JobDocument | None] = []

@@ -154,6 +154,7 @@ class Worker:
         self.max_jobs: int | None = None  # jobs to take before stopping (`jobs.recycle`)
         self.taken = 0
         self._runs: dict[asyncio.Task[JobOutcome], Delivery] = {}
+        self._admitting: set[asyncio.Task[None]] = set()  # popped batches the gate decides on
         self._finished: list[JobOutcome] = []
         self._ready = asyncio.Event()  # outcomes wait to be settled
         self._slot = asyncio.Event()  # a slot came free
@@ -221,6 +222,8 @@ class Worker:
 
     async def stop(self, ctx: Context) -> None:
         """Let in-flight jobs finish for `grace` seconds, then return the rest to the queue."""
+        if self._admitting:  # what they admit joins the jobs in hand
+            await asyncio.wait(list(self._admitting), timeout=self.grace)
         if self._runs:
             log.info(
                 "worker stopping: waiting up to %.1fs for jobs=%d", self.grace, len(self._runs)
@@ -259,14 +262,42 @@ class Worker:
             return
         # A pop blocks at most CONTROL_EVERY: a queue paused meanwhile gives no job after it.
         block = min(ctx.config.pop_timeout, 5.0, CONTROL_EVERY)
-        for delivery in await self._pop(ctx, free, block):
-            self.active += 1
-            self.taken += 1
+        popped = await self._pop(ctx, free, block)
+        self.active += len(popped)  # held from the pop on, also while admission decides
+        self.taken += len(popped)
+        if self._gate is not None and self._gate.judges(popped):
+            # Admitted in the background: the next pop goes out while the verdicts come back,
+            # so limits cost this loop no round trip of its own.
+            admitting = asyncio.create_task(self._admit(popped))
+            self._admitting.add(admitting)
+            admitting.add_done_callback(self._admitting.discard)
+        else:
+            self._start(popped)
+        if self.runs.events:
+            self._ready.set()  # write the started events of the last step's jobs now
+
+    def _start(self, deliveries: Sequence[Delivery]) -> None:
+        """Run each of `deliveries` (already counted in `active` and `taken`)."""
+        for delivery in deliveries:
             running = asyncio.create_task(self._run_one(delivery))
             self._runs[running] = delivery
             running.add_done_callback(self._done)
-        if self.runs.events:
-            self._ready.set()  # write the started events now, not with the next settling
+
+    async def _admit(self, popped: Sequence[Delivery]) -> None:
+        """Start what the gate admits of `popped`; give back the slots of the rest. A failed
+        admission leaves them leased: they come back when their lease runs out."""
+        admitted: list[Delivery] = []
+        try:
+            admitted = await self.gate.admit(popped)
+        except Exception:
+            log.warning("worker admission failed jobs=%d", len(popped), exc_info=True)
+        finally:
+            unrun = len(popped) - len(admitted)
+            self.active -= unrun
+            self.taken -= unrun
+            if unrun:
+                self._slot.set()
+        self._start(admitted)
 
     async def run_once(self, client: AsyncClient) -> JobOutcome | None:
         """Pop one waiting job (no blocking), run it and settle it as `step` does; None when
@@ -294,7 +325,7 @@ class Worker:
         # Over the queue's held connection (only this loop pops): a pop's round trip then
         # skips redis-py's pool checkout and reply parsing, a good part of a worker's CPU.
         _, popped = await self.queue.pop_after((), *keys, count=count, block=block)
-        return await self.gate.admit(popped)
+        return popped  # `step` has the gate admit them
 
     # -- running jobs ----------------------------------------------------------------------
 
