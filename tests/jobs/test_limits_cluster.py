@@ -53,7 +53,10 @@ async def test_the_features_on_a_cluster(cluster: Any, acluster: AsyncClient, pr
         stopping.set()
         await asyncio.wait_for(running, 30)
     order = [tag.decode() for tag in await acluster.lrange("l:order", 0, -1)]
-    assert order[:5] == ["high"] * 5 and order.count("low") == 20
+    # The 5 priority-9 jobs are taken by the first pop (up to 8: the rest of it from the
+    # priority-0 list); the 8 run on threads at once, so their order among themselves is the
+    # threads' race, but none of the remaining priority-0 backlog starts before them.
+    assert order[:8].count("high") == 5 and order.count("low") == 20
     assert max(int(n) for n in await acluster.lrange("l:seen", 0, -1)) == lt.CAP
     assert await acluster.scard("l:started") == 3  # 3 a minute; the 4th waits, delayed
     ran = await acluster.lrange("l:ran", 0, -1)
