@@ -68,8 +68,8 @@ REDIS7_TESTS := tests/queue tests/cli/test_queue.py tests/test_connection.py tes
 TEST_WORKERS ?= 3
 
 test: lint
-	$(BIN)/pytest -n $(TEST_WORKERS) -m "not slow"
-	$(BIN)/pytest -m slow
+	$(BIN)/pytest -n $(TEST_WORKERS) -m "not slow" --durations=15
+	$(BIN)/pytest -m slow --durations=19
 	@if command -v redis-server >/dev/null; then \
 		echo "Redis 7 pass: $$(redis-server --version | cut -d' ' -f1-3)"; \
 		REDLINE_TEST_SERVER=redis-server $(BIN)/pytest -q -n $(TEST_WORKERS) $(REDIS7_TESTS); \
