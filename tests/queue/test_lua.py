@@ -24,21 +24,30 @@ async def server_ms(client: AsyncClient) -> int:
 
 async def batch_of(client: AsyncClient, mid: str) -> bytes:
     """The batch that leases message `mid` with the others one pop delivered (_batch.lua)."""
-    batch = await client.hget(K.batched, mid)
+    batch = (await batched(client)).get(mid.encode())
     assert batch is not None, f"{mid} is not leased with a batch"
-    return bytes(batch)
+    return batch
 
 
 async def batched(client: AsyncClient) -> dict[bytes, bytes]:
-    """id -> batch, for every message a batch holds (without the field that pins the encoding)."""
-    index = await client.hgetall(K.batched)
-    assert index.pop(b"_", b"-" * 65) == b"-" * 65
-    return dict(index)
+    """id -> batch, for every message a batch holds: the runs of ids the `batched` zset indexes
+    (`first:last:batch` scored `first`), each batch's checked against what it holds."""
+    index: dict[bytes, bytes] = {}
+    for member, score in await client.zrange(K.batched, 0, -1, withscores=True):
+        first, last, batch = member.split(b":", 2)
+        assert int(first) == score
+        index.update({str(i).encode(): batch for i in range(int(first), int(last) + 1)})
+    for batch in set(index.values()):
+        ids = sorted(k for k, b in index.items() if b == batch)
+        assert ids == sorted(i.encode() for i in (await held(client, batch))[0])
+    return index
 
 
 async def held(client: AsyncClient, batch: bytes) -> list[Any]:
-    """[ids, delivery counts, payloads] of what `batch` still holds."""
-    return list(msgspec.msgpack.decode(await client.hget(K.batches, batch)))
+    """[ids, delivery counts, payloads] of what `batch` still holds, and its consumer when a pop
+    named one (the packed value's fifth item, its runs, is checked by `batched`)."""
+    ids, counts, payloads, consumer, _ = msgspec.msgpack.decode(await client.hget(K.batches, batch))
+    return [ids, counts, payloads, consumer] if consumer else [ids, counts, payloads]
 
 
 async def test_push_lpushes_payloads_and_records_their_ids(aredis: AsyncClient) -> None:

@@ -251,13 +251,12 @@ def _current_token(q: SyncReliableQueue, key: str, mid: str) -> str:
     if isinstance(current, bytes):
         return current.decode()
     start = 0
-    while q.client.hget(keys.batched, mid) is not None:
+    while True:
         page = q.inspect(key, pending=True, start=start, count=_PAGE)
         found = [m for m in page if m.id == mid]
         if found or len(page) < _PAGE:
             return str(found[0].deliveries) if found else "0"
         start += _PAGE
-    return "0"
 
 
 @queue.command()

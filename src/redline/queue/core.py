@@ -33,6 +33,7 @@ from redline.queue.model import (
 from redline.queue.replies import (
     ack_args,
     deliveries_of,
+    in_order,
     take_acked,
     tokens,
     viewed,
@@ -251,7 +252,7 @@ class QueueCore:
     def _ack(self, deliveries: Sequence[Delivery]) -> Steps[list[str]]:
         acked = yield from self._ack_groups(_by_key(deliveries))
         warn_refused(deliveries, acked)
-        return acked
+        return in_order(deliveries, acked)
 
     def _ack_groups(self, groups: dict[str, list[Delivery]]) -> Steps[list[str]]:
         acked: list[str] = []

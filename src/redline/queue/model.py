@@ -208,7 +208,7 @@ class QueueKeys:
     retention: str  # hash: max, age (ms) of dead letters kept; dropped, records_dropped counts
     batches: str  # hash: batch -> ids, counts and payloads of what one pop leased, still held;
     #               "extra" -> messages batches hold beyond one each (in flight: zcard + extra)
-    batched: str  # hash: id -> the batch holding it (its payload and count are in the batch)
+    batched: str  # zset: "first:last:batch" -> first, per run of ids a batch holds (_batch.lua)
 
     @classmethod
     def of(cls, name: str) -> QueueKeys:

@@ -5,13 +5,22 @@ view returns."""
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from redline.connection import text
 from redline.queue.model import Batch, Delivery, MessageState, QueuedMessage
 
-__all__ = ["ack_args", "deliveries_of", "take_acked", "tokens", "viewed", "warn_refused"]
+__all__ = [
+    "ack_args",
+    "deliveries_of",
+    "in_order",
+    "take_acked",
+    "tokens",
+    "viewed",
+    "warn_refused",
+]
 
 log = logging.getLogger("redline.queue")
 
@@ -90,6 +99,20 @@ def deliveries_of(key: str, rest: Sequence[Any]) -> list[Delivery]:
         Delivery(key, i.decode(), p, int(n), batch)
         for i, p, n in zip(items, items, items, strict=True)
     ]
+
+
+def in_order(wanted: Sequence[Delivery], acked: list[str]) -> list[str]:
+    """`acked` in the order of `wanted`: the ids of a whole batch refused and then acked one by
+    one come back from a second call, after the ids that the first one acked."""
+    if len(acked) < 2:
+        return acked
+    left = Counter(acked)  # an id may be acked once per queue
+    ordered = []
+    for d in wanted:
+        if left[d.id] > 0:
+            left[d.id] -= 1
+            ordered.append(d.id)
+    return ordered
 
 
 def warn_refused(wanted: Sequence[Delivery], acked: Sequence[str]) -> None:

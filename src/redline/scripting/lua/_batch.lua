@@ -1,39 +1,89 @@
 -- _batch.lua: included (`-- include _batch.lua`) by the scripts that touch in-flight messages.
 -- A pop leases everything it delivers as one batch `b` (named after the server time):
 --   inflight zset   b -> the batch's lease deadline (ms)   since hash   b -> delivered at (ms)
---   batches hash    b -> cmsgpack.pack({ids, counts, payloads[, consumer]}) of the messages it
---                   still holds (consumer: who popped it, when the pop named one),
---                   and 'extra' -> how many messages the batches hold beyond one each, so that
---                   the number in flight is ZCARD inflight + extra (no HLEN: docs/acl.md's
---                   users may not run it)
---   batched hash    id -> b, for each of them; and '_' -> a value longer than Redis' and
---                   Valkey's hash-max-listpack-value (64), so that the hash is a hashtable from
---                   its first field on: as a listpack (up to 512 fields in Valkey) every field
---                   HSET, HMGET or HDEL touches is a scan of them all (a quarter of the server's
---                   time in a steady pop + ack of 100). It goes when the last batch closes.
--- so a pop, and the ack of its whole batch, write a few fields per batch and one per message.
--- A message leaves its batch when it is acked, or when it needs state of its own: an extend, a
--- nack, a recovery or a job's admission first take it out (batch_detach, leases_take), giving it
--- the per-message layout that every script also understands: payloads, deliveries (its count,
--- the fencing token) and since fields, and its own member of the inflight zset.
+--   batches hash    b -> cmsgpack.pack({ids, counts, payloads, consumer, runs}) of the messages
+--                   it still holds (consumer: who popped it, '' when the pop named none; runs:
+--                   the members of `batched` that index it), and 'extra' -> how many messages
+--                   the batches hold beyond one each, so that the number in flight is ZCARD
+--                   inflight + extra (no HLEN: docs/acl.md's users may not run it)
+--   batched zset    'first:last:b' -> first, for each run of consecutive ids (first, first+1,
+--                   ... last) that b holds: how a message is found by its id (batch_where), one
+--                   member per run rather than a field per message (pushes number their
+--                   payloads consecutively, so a pop's fresh messages are a run or a few)
+-- so a pop, and the ack of its whole batch, write a few fields and members per batch and none
+-- per message. A message leaves its batch when it is acked, or when it needs state of its own:
+-- an extend, a nack, a recovery or a job's admission first take it out (batch_detach,
+-- leases_take), giving it the per-message layout that every script also understands: payloads,
+-- deliveries (its count, the fencing token) and since fields, and its own member of the
+-- inflight zset. Runs never overlap: each covers ids its batch holds, rewritten whenever the
+-- batch changes.
 -- Q is a table of the queue's keys: inflight, since, payloads, deliveries, batches, batched.
-
-local BATCHED_PIN = string.rep('-', 65)
 
 local function batch_is(member)
   return string.byte(member, 1) == 98  -- 'b': message ids are digits
 end
 
+-- ids, counts, payloads, consumer and runs of what batch b holds.
 local function batch_load(Q, b)
   local blob = redis.call('HGET', Q.batches, b)
-  if not blob then return {}, {}, {}, '' end
+  if not blob then return {}, {}, {}, '', {} end
   local t = cmsgpack.unpack(blob)
-  return t[1], t[2], t[3], t[4] or ''
+  return t[1], t[2], t[3], t[4] or '', t[5] or {}
 end
 
-local function batch_pack(ids, counts, payloads, consumer)
-  if consumer == nil or consumer == '' then return cmsgpack.pack({ids, counts, payloads}) end
-  return cmsgpack.pack({ids, counts, payloads, consumer})
+-- The runs of consecutive ids in `ids` (in their order), as members of `batched` for batch b,
+-- and the ZADD arguments that add them.
+local function batch_runs(b, ids)
+  local runs, scored, first, last = {}, {}, nil, nil
+  local function close()
+    local m = string.format('%d:%d:%s', first, last, b)
+    runs[#runs + 1], scored[#scored + 1], scored[#scored + 2] = m, string.format('%d', first), m
+  end
+  for _, id in ipairs(ids) do
+    local n = tonumber(id)
+    if first and n == last + 1 then
+      last = n
+    else
+      if first then close() end
+      first, last = n, n
+    end
+  end
+  if first then close() end
+  return runs, scored
+end
+
+-- Writes batch b's messages (and indexes them), replacing its runs `old` (a delete comes
+-- first: see batch_store).
+local function batch_write(Q, b, old, ids, counts, payloads, consumer)
+  if #old > 0 then redis.call('ZREM', Q.batched, unpack(old)) end
+  local runs, scored = batch_runs(b, ids)
+  redis.call('ZADD', Q.batched, unpack(scored))
+  redis.call('HSET', Q.batches, b, cmsgpack.pack({ids, counts, payloads, consumer or '', runs}))
+end
+
+-- For each of `ids`, the batch that holds it, or false (not held by a batch). A run found
+-- serves the ids after it: one ZRANGE per run, not per id. Callers check that the batch holds
+-- the id (with its token) before they act on it.
+local function batch_where(Q, ids)
+  local where, seen = {}, {}
+  for i, id in ipairs(ids) do
+    local n, found = tonumber(id), false
+    if n and string.match(id, '^%d+$') then
+      for _, r in ipairs(seen) do
+        if n >= r[1] and n <= r[2] then found = r[3] break end
+      end
+      if not found then
+        local m = redis.call('ZRANGE', Q.batched, id, '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, 1)[1]
+        if m then
+          local first, last, b = string.match(m, '^(%d+):(%d+):(.+)$')
+          seen[#seen + 1] = {tonumber(first), tonumber(last), b}
+          if n <= tonumber(last) then found = b end
+        end
+      end
+    end
+    where[i] = found
+  end
+  return where
 end
 
 local function batch_count(Q, delta)
@@ -42,21 +92,21 @@ local function batch_count(Q, delta)
   end
 end
 
--- Stores what batch b (which held `was` messages) still holds, or closes it (its lease and
--- since go too) when nothing. Callers delete the `batched` fields of what left first: at
--- maxmemory a script without the allow-oom flag (EVALSHA) may not make a command that can grow
--- memory (HSET, HINCRBY) its first write, and acks must go on there (they free memory).
+-- Stores what batch b (which held `was` messages, indexed by the runs `old`) still holds, or
+-- closes it (its lease and since go too) when nothing. Its first write is a delete: at maxmemory
+-- a script without the allow-oom flag (EVALSHA) may not make a command that can grow memory
+-- (HSET, HINCRBY, ZADD) its first write, and acks must go on there (they free memory).
 -- `consumer`: the batch's (batch_load's fourth value).
-local function batch_store(Q, b, was, ids, counts, payloads, consumer)
+local function batch_store(Q, b, was, old, ids, counts, payloads, consumer)
   if #ids > 0 then
-    redis.call('HSET', Q.batches, b, batch_pack(ids, counts, payloads, consumer))
+    batch_write(Q, b, old, ids, counts, payloads, consumer)
   else
+    if #old > 0 then redis.call('ZREM', Q.batched, unpack(old)) end
     redis.call('HDEL', Q.batches, b)
     redis.call('ZREM', Q.inflight, b)
     redis.call('HDEL', Q.since, b)
   end
   batch_count(Q, math.max(#ids - 1, 0) - (was - 1))
-  if #ids == 0 and redis.call('EXISTS', Q.batches) == 0 then redis.call('DEL', Q.batched) end
 end
 
 -- Leases the messages one pop delivers as a new batch, until `deadline`, held by `consumer`
@@ -68,10 +118,7 @@ local function batch_open(Q, now, deadline, ids, counts, payloads, consumer)
     k = k + 1
     b = 'b' .. stamp .. '-' .. k
   end
-  local index = {'_', BATCHED_PIN}
-  for i, id in ipairs(ids) do index[2 * i + 1], index[2 * i + 2] = id, b end
-  redis.call('HSET', Q.batches, b, batch_pack(ids, counts, payloads, consumer))
-  redis.call('HSET', Q.batched, unpack(index))
+  batch_write(Q, b, {}, ids, counts, payloads, consumer)
   redis.call('ZADD', Q.inflight, deadline, b)
   redis.call('HSET', Q.since, b, stamp)
   batch_count(Q, #ids - 1)
@@ -81,7 +128,7 @@ end
 -- Takes out of batch b the messages in `wanted` (a set of ids; nil: any), at most `limit`
 -- (nil: no limit), in id order; returns {ids, counts, payloads} of those taken.
 local function batch_take(Q, b, wanted, limit)
-  local ids, counts, payloads, consumer = batch_load(Q, b)
+  local ids, counts, payloads, consumer, runs = batch_load(Q, b)
   local order = {}
   for i, id in ipairs(ids) do
     if wanted == nil or wanted[id] then order[#order + 1] = i end
@@ -100,8 +147,7 @@ local function batch_take(Q, b, wanted, limit)
       kept[1][n], kept[2][n], kept[3][n] = ids[i], counts[i], payloads[i]
     end
   end
-  if #taken.ids > 0 then redis.call('HDEL', Q.batched, unpack(taken.ids)) end
-  batch_store(Q, b, #ids, kept[1], kept[2], kept[3], consumer)
+  batch_store(Q, b, #ids, runs, kept[1], kept[2], kept[3], consumer)
   return taken
 end
 
@@ -123,7 +169,7 @@ end
 -- nothing.
 local function batch_detach(Q, ids, tokens)
   if #ids == 0 then return end
-  local where = redis.call('HMGET', Q.batched, unpack(ids))
+  local where = batch_where(Q, ids)
   local by, order = {}, {}
   for i, b in ipairs(where) do
     if b then

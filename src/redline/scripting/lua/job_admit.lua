@@ -9,7 +9,7 @@
 -- sooner).
 -- KEYS[1] the queue's registry of limits in use (zset: member -> ms last registered)
 -- then per source (a key jobs were delivered from), 7 keys: inflight zset, delayed zset,
---   deliveries hash, since hash, payloads hash, batches hash, batched hash (see _batch.lua)
+--   deliveries hash, since hash, payloads hash, batches hash, batched zset (see _batch.lua)
 -- then, when ARGV[4] is 1, the queue's delayed zsets of priorities 0-9 and their deliveries
 --   hashes (20 keys: a release wakes waiting jobs there)
 -- then per limit, 2 keys: concurrency slots zset (id -> lease deadline, ms) and waiters list
@@ -82,7 +82,7 @@ end
 local function mark_held_in(Q, list)
   local ids, counts = {}, {}
   for i, job in ipairs(list) do ids[i] = job.id end
-  local where = redis.call('HMGET', Q.batched, unpack(ids))
+  local where = batch_where(Q, ids)
   for i, job in ipairs(list) do
     local b = where[i]
     if b then

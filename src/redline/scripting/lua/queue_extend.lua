@@ -1,7 +1,7 @@
 -- queue_extend: renew the leases of deliveries still held (in flight, token current). A message
 -- leased with its batch gets a lease of its own first (_batch.lua).
 -- KEYS[1] inflight zset: id or batch -> lease deadline (ms)   KEYS[2] deliveries hash: id -> count
--- KEYS[3] payloads hash   KEYS[4] since hash   KEYS[5] batches hash   KEYS[6] batched hash
+-- KEYS[3] payloads hash   KEYS[4] since hash   KEYS[5] batches hash   KEYS[6] batched zset
 -- ARGV[1] lease (ms), then id1, token1, id2, token2, ...
 -- Returns one flag per pair, in order: 1 when its lease now ends ARGV[1] ms from the server's now,
 -- 0 when it is no longer held (stale token, settled or recovered).

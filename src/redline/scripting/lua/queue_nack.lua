@@ -4,7 +4,7 @@
 -- KEYS[1] inflight zset   KEYS[2] delayed zset   KEYS[3] dead zset: id -> died at (ms)
 -- KEYS[4] deliveries hash KEYS[5] since hash     KEYS[6] reasons hash: id -> last reason
 -- KEYS[7] payloads hash   KEYS[8] retention hash
--- KEYS[9] batches hash    KEYS[10] batched hash (_batch.lua: a message leased with its batch
+-- KEYS[9] batches hash    KEYS[10] batched zset (_batch.lua: a message leased with its batch
 --         gets a lease of its own first)
 -- ARGV[1] id   ARGV[2] token   ARGV[3] delay (ms)   ARGV[4] max deliveries   ARGV[5] reason
 -- ARGV[6] 'retry' or 'dead'

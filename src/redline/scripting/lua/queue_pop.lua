@@ -15,7 +15,7 @@
 -- KEYS[8] deliveries hash: id -> count                 KEYS[9] since hash: id or batch -> ms
 -- KEYS[10] reasons hash: id -> last nack or dead-letter reason
 -- KEYS[11] dead zset: id -> dead-lettered at (ms)      KEYS[12] retention hash (_retention.lua)
--- KEYS[13] batches hash: batch -> its messages         KEYS[14] batched hash: id -> its batch
+-- KEYS[13] batches hash: batch -> its messages         KEYS[14] batched zset: id runs -> batch
 -- ARGV[1] count (0 to 1000)   ARGV[2] lease (ms)   ARGV[3] max deliveries
 -- ARGV[4..] pairs, each one of:
 --   id, token              acknowledge one message
@@ -43,7 +43,7 @@ local Q = {
 
 -- Acks of messages a batch holds: the whole batch acked at once closes it without rewriting.
 local function ack_batch(b, picks, ids, tokens, ok)
-  local held, counts, payloads, consumer = batch_load(Q, b)
+  local held, counts, payloads, consumer, runs = batch_load(Q, b)
   local at, gone, gone_ids = {}, {}, {}
   for i, id in ipairs(held) do at[id] = i end
   for _, i in ipairs(picks) do
@@ -55,7 +55,6 @@ local function ack_batch(b, picks, ids, tokens, ok)
   end
   local n = #gone_ids
   if n == 0 then return end
-  redis.call('HDEL', KEYS[14], unpack(gone_ids))  -- first: see batch_store
   local kept = {{}, {}, {}}
   if n < #held then
     for i = 1, #held do
@@ -65,7 +64,7 @@ local function ack_batch(b, picks, ids, tokens, ok)
       end
     end
   end
-  batch_store(Q, b, #held, kept[1], kept[2], kept[3], consumer)
+  batch_store(Q, b, #held, runs, kept[1], kept[2], kept[3], consumer)
 end
 
 -- The ack of the whole batch b, which a pop delivered as `spec` ('n:id:token') says; whether
@@ -74,12 +73,9 @@ end
 local function ack_whole(b, spec)
   local n, id, token = string.match(spec, '^(%d+):(%d+):(%d+)$')
   if not n then return false end
-  local held, counts = batch_load(Q, b)
+  local held, counts, _, _, runs = batch_load(Q, b)
   if #held ~= tonumber(n) or held[1] ~= id or tostring(counts[1]) ~= token then return false end
-  for i = 1, #held, 1000 do
-    redis.call('HDEL', KEYS[14], unpack(held, i, math.min(i + 999, #held)))  -- first: batch_store
-  end
-  batch_store(Q, b, #held, {}, {}, {})
+  batch_store(Q, b, #held, runs, {}, {}, {})
   if redis.call('EXISTS', KEYS[10]) == 1 then
     for i = 1, #held, 1000 do
       redis.call('HDEL', KEYS[10], unpack(held, i, math.min(i + 999, #held)))
@@ -112,10 +108,10 @@ local function ack_loose(picks, ids, tokens, ok)
   end
 end
 
--- One HMGET finds where each acked message is; then one call or so per batch.
+-- batch_where finds where each acked message is; then one call or so per batch.
 local function ack(ids, tokens)
   if #ids == 0 then return {} end
-  local where = redis.call('HMGET', KEYS[14], unpack(ids))
+  local where = batch_where(Q, ids)
   local groups, order, loose, ok = {}, {}, {}, {}
   for i, b in ipairs(where) do
     if b then

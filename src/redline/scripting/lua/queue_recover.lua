@@ -8,7 +8,7 @@
 -- message whose lease was extended has left its batch, and its consumer is not known).
 -- KEYS[1] inflight zset   KEYS[2] delayed zset   KEYS[3] dead zset   KEYS[4] deliveries hash
 -- KEYS[5] since hash      KEYS[6] reasons hash   KEYS[7] payloads hash   KEYS[8] retention hash
--- KEYS[9] batches hash    KEYS[10] batched hash (_batch.lua)
+-- KEYS[9] batches hash    KEYS[10] batched zset (_batch.lua)
 -- ARGV[1] count   ARGV[2] elapsed (ms, or -1 for "lease expired")   ARGV[3] max deliveries
 -- ARGV[4..] consumers (optional)
 -- Returns {requeued, dead}.
