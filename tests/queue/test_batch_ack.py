@@ -107,7 +107,9 @@ async def test_holders_and_release_of_what_a_consumer_held(qclient: AsyncClient,
     await mine.push(key, *[b"m%d" % i for i in range(5)])
     kept = await mine.pop(key, count=2)
     lost = [*await theirs.pop(key, count=2), *await theirs.pop(key, count=1)]
-    assert await mine.extend(kept[1])  # has a lease of its own: its consumer is not known
+    # kept[1] gets a lease of its own, its consumer not known; a longer one, so that it ends
+    # last even when all this ran within one ms (holders go in the order of the oldest lease)
+    assert await mine.extend(kept[1], lease=60)
     assert await mine.holders(key) == [Holder("ns:1", 1, 1), Holder("ns:2", 2, 3), Holder("", 0, 1)]
     viewed = {m.id: m.consumer for m in await mine.inspect(key, pending=True)}
     assert viewed == {kept[0].id: "ns:1", kept[1].id: "", **{d.id: "ns:2" for d in lost}}
