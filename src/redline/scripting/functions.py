@@ -20,6 +20,7 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from redline.connection import AsyncClient, SyncClient, is_cluster_client
+from redline.connection.channels import held
 from redline.scripting import scripts
 
 __all__ = ["Library", "function_name"]
@@ -154,12 +155,12 @@ class Library:
         if not mode or _clustered(client):
             return scripts.run_sync(client, script, keys, args)
         command = ("FCALL", function_name(script), len(keys), *keys, *args)
-        try:
-            return client.execute_command(*command)  # type: ignore[no-untyped-call]
+        try:  # over the thread's held connection: no pool check-out per call (channels.py)
+            return held(client).call(command)
         except ResponseError as exc:
             if not _missing(exc):
                 raise
         log.info("library %s missing on the server (restarted?); loading it again", self.name)
         if not self.load_sync(client):
             return scripts.run_sync(client, script, keys, args)
-        return client.execute_command(*command)  # type: ignore[no-untyped-call]
+        return held(client).call(command)
