@@ -170,7 +170,7 @@ end
 local function known_ids(n, drained)
   if redis.call('EXISTS', KEYS[3]) == 0 then return {} end  -- only raw LPUSHes since it drained
   local taken = tonumber(redis.call('HGET', KEYS[3], 'taken') or '0')
-  local ids, p, used = {}, 1, {}
+  local ids, p, used, rest = {}, 1, {}, {}
   while p <= n do
     local field = string.format('%d', taken + p)
     local run = redis.call('HGET', KEYS[3], field)
@@ -181,8 +181,7 @@ local function known_ids(n, drained)
       for j = 0, k - 1 do ids[p + j] = string.format('%d', first + j) end
       used[#used + 1] = field
       if k < len and not drained then  -- the rest of the run starts where the next pop takes
-        local rest = string.format('%d:%d', first + k, len - k)
-        redis.call('HSET', KEYS[3], string.format('%d', taken + p + k), rest)
+        rest = {string.format('%d', taken + p + k), string.format('%d:%d', first + k, len - k)}
       end
       p = p + k
     else
@@ -193,19 +192,26 @@ local function known_ids(n, drained)
     redis.call('DEL', KEYS[3])
   else
     if #used > 0 then redis.call('HDEL', KEYS[3], unpack(used)) end
-    redis.call('HSET', KEYS[3], 'taken', string.format('%d', taken + n))
+    redis.call('HSET', KEYS[3], 'taken', string.format('%d', taken + n), unpack(rest))
   end
   return ids
 end
 
-local function wait_for(zset)
+-- The first member's score of a zset (false: empty).
+local function first_score(zset)
   local first = redis.call('ZRANGE', zset, 0, 0, 'WITHSCORES')
-  if #first == 0 then return -1 end
-  return math.max(0, tonumber(first[2]) - now)
+  if not first[2] then return false end
+  return tonumber(first[2])
+end
+
+local function wait_for(zset)
+  local first = first_score(zset)
+  if not first then return -1 end
+  return math.max(0, first - now)
 end
 
 -- Expired leases go back to the delayed set, due now, and are delivered below ahead of anything
--- newer. When no lease has ended this costs one ZRANGEBYSCORE that finds nothing.
+-- newer (called when the first lease has ended).
 local function recover_expired()
   local ids, counts = leases_take(Q, now, math.max(count, 100), -1)
   local back, dead, reasons = {}, {}, {}
@@ -225,11 +231,26 @@ local function recover_expired()
     retention_trim(KEYS[11], KEYS[12], 'dropped', {KEYS[7], KEYS[8], KEYS[10]}, now)
   end
 end
-if count > 0 then recover_expired() end
+
+-- A look at the first lease and at the first delayed message first: most calls find neither
+-- due, and then those looks are also what the reply's waits need. lease1, delay1: their
+-- scores (false: none), or nil where something changed since (then read again at the end).
+local lease1, delay1 = nil, nil
+if count > 0 then
+  lease1 = first_score(KEYS[5])
+  if lease1 and lease1 <= now then
+    recover_expired()
+    lease1 = nil
+  end
+  delay1 = first_score(KEYS[6])  -- after the recovery, which puts what it takes there
+end
 
 -- Due delayed messages join the batch: their payload and count fields move into it.
 local due = {}
-if count > 0 then due = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now, 'LIMIT', 0, count) end
+if delay1 and delay1 <= now then
+  due = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now, 'LIMIT', 0, count)
+  delay1 = nil
+end
 if #due > 0 then
   redis.call('ZREM', KEYS[6], unpack(due))
   local payloads = redis.call('HMGET', KEYS[7], unpack(due))
@@ -274,6 +295,14 @@ end
 if #bids > 0 then
   local b = batch_open(Q, now, now + lease, bids, bcounts, bpayloads, consumer)
   if consumer then out[named] = b end
+  if lease1 ~= nil then lease1 = math.min(lease1 or now + lease, now + lease) end
 end
-out[1], out[2] = wait_for(KEYS[6]), wait_for(KEYS[5])
+
+-- The ms until the first of a zset whose first score is `first` (see lease1), -1: none.
+local function wait(first, zset)
+  if first == nil then return wait_for(zset) end
+  if not first then return -1 end
+  return math.max(0, first - now)
+end
+out[1], out[2] = wait(delay1, KEYS[6]), wait(lease1, KEYS[5])
 return out
