@@ -285,3 +285,14 @@ async def test_a_pop_taking_part_of_a_push_keeps_the_rest_of_its_ids(aredis: Asy
     reply = await call(aredis, "queue_pop", 10, 60000, 5)
     assert reply[3::3] == [b"3", b"4", b"5", b"6"]  # the raw one gets the next id
     assert not await aredis.exists(K.ids)
+
+
+async def test_an_index_left_by_an_older_version_gives_way(aredis: AsyncClient) -> None:
+    # Before 2026-12-07 `batched` was a hash (id -> batch): the next pop replaces it.
+    await aredis.hset(K.batched, mapping={"_": "-" * 65, "99": "b1"})
+    await call(aredis, "queue_push", b"a", b"b")
+    reply = await call(aredis, "queue_pop", 2, 60000, 5, "@", "c1")
+    batch = reply[3]
+    assert await batched(aredis) == {b"1": batch, b"2": batch}
+    assert (await call(aredis, "queue_pop", 0, 60000, 5, "99", "1"))[2:] == [0]  # unknown
+    assert (await call(aredis, "queue_pop", 0, 60000, 5, "1", "1"))[2:] == [1, b"1"]

@@ -57,7 +57,15 @@ end
 local function batch_write(Q, b, old, ids, counts, payloads, consumer)
   if #old > 0 then redis.call('ZREM', Q.batched, unpack(old)) end
   local runs, scored = batch_runs(b, ids)
-  redis.call('ZADD', Q.batched, unpack(scored))
+  local added = redis.pcall('ZADD', Q.batched, unpack(scored))
+  if type(added) == 'table' and added.err then
+    -- a hash: the index of a version before 2026-12-07 (a field per message). Its batches'
+    -- whole acks still work (they go by name); their messages acked one by one are refused
+    -- and come back when their lease ends, as a lost ack's would.
+    if not string.find(added.err, 'WRONGTYPE', 1, true) then error(added) end
+    redis.call('DEL', Q.batched)
+    redis.call('ZADD', Q.batched, unpack(scored))
+  end
   redis.call('HSET', Q.batches, b, cmsgpack.pack({ids, counts, payloads, consumer or '', runs}))
 end
 
@@ -73,7 +81,7 @@ local function batch_where(Q, ids)
         if n >= r[1] and n <= r[2] then found = r[3] break end
       end
       if not found then
-        local m = redis.call('ZRANGE', Q.batched, id, '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, 1)[1]
+        local m = redis.pcall('ZRANGE', Q.batched, id, '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, 1)[1]
         if m then
           local first, last, b = string.match(m, '^(%d+):(%d+):(.+)$')
           seen[#seen + 1] = {tonumber(first), tonumber(last), b}
