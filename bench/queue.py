@@ -65,9 +65,13 @@ def _consume_raw(url: str, batch: int, n: int) -> None:
             got += 1
 
 
-def end_to_end(url: str, batch: int, n: int, raw: bool = False) -> float:
-    """Messages/s from the producer's start to the consumer's last ack (`raw`: plain list)."""
-    connect_sync(url).flushdb()
+def end_to_end(url: str, batch: int, n: int, raw: bool = False) -> tuple[float, float]:
+    """Messages/s from the producer's start to the consumer's last ack (`raw`: plain list), and
+    the server's µs per message in commands (`INFO commandstats`, those run by scripts included:
+    the wall time inside them, so a preempted server inflates it)."""
+    client = connect_sync(url)
+    client.flushdb()
+    client.config_resetstat()
     ctx = multiprocessing.get_context("fork")
     pair = (_consume_raw, _produce_raw) if raw else (_consume, _produce)
     procs = [ctx.Process(target=f, args=(url, batch, n)) for f in pair]
@@ -76,7 +80,9 @@ def end_to_end(url: str, batch: int, n: int, raw: bool = False) -> float:
         proc.start()
     for proc in procs:
         proc.join()
-    return n / (time.perf_counter() - began)
+    rate = n / (time.perf_counter() - began)
+    stats = client.info("commandstats")
+    return rate, sum(v["usec"] for k, v in stats.items() if "config" not in k) / n
 
 
 def pipelined(url: str, n: int = RAW, depth: int = 100) -> float:
@@ -131,17 +137,23 @@ def main() -> None:
     table.add_column("messages/s", justify="right")
     table.add_column("vs ceiling", justify="right")
     table.add_column("vs plain list", justify="right")
+    table.add_column("server µs/msg", justify="right")
     if ceiling:
         table.add_row("redis-benchmark LPUSH+RPOP -P 16 (ceiling)", f"{ceiling:,.0f}", "1.00x", "")
     table.add_row("redis-py pipelined LPUSH+RPOP (x100)", f"{raw:,.0f}", f"{raw / base:.2f}x", "")
-    for batch, n, plain, rate in rows:
+    for batch, n, (plain, plain_us), (rate, rate_us) in rows:
         table.add_row(
-            f"plain list LPUSH/RPOP batch={batch}", f"{plain:,.0f}", f"{plain / base:.2f}x", "1.00x"
+            f"plain list LPUSH/RPOP batch={batch}",
+            f"{plain:,.0f}",
+            f"{plain / base:.2f}x",
+            "1.00x",
+            f"{plain_us:.1f}",
         )
         table.add_row(
             f"ReliableQueue batch={batch} ({n:,} msgs)",
             f"{rate:,.0f}",
             f"{rate / base:.2f}x",
             f"{rate / plain:.2f}x",
+            f"{rate_us:.1f}",
         )
     Console(width=120).print(table)
