@@ -55,11 +55,13 @@ async def held_by(client: AsyncClient, key: str) -> list[Held]:
 
 
 async def release_gone(
-    client: AsyncClient, key: str, max_deliveries: int = 10
+    client: AsyncClient, key: str, max_deliveries: int = 10, held: list[Held] | None = None
 ) -> tuple[list[str], int]:
     """Give back for redelivery what the gone instances held of queue `key` (those past
-    `max_deliveries` go to the dead letters); returns the instances and how many moved."""
-    gone = [h.holder.consumer for h in await held_by(client, key) if h.gone]
+    `max_deliveries` go to the dead letters); returns the instances and how many moved.
+    `held`: what `held_by` has just said, when the caller has it (else it is read)."""
+    judged = await held_by(client, key) if held is None else held
+    gone = [h.holder.consumer for h in judged if h.gone]
     if not gone:
         return [], 0
     moved = await ReliableQueue(client, max_deliveries=max_deliveries).release(key, *gone)
