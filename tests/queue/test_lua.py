@@ -296,3 +296,17 @@ async def test_an_index_left_by_an_older_version_gives_way(aredis: AsyncClient) 
     assert await batched(aredis) == {b"1": batch, b"2": batch}
     assert (await call(aredis, "queue_pop", 0, 60000, 5, "99", "1"))[2:] == [0]  # unknown
     assert (await call(aredis, "queue_pop", 0, 60000, 5, "1", "1"))[2:] == [1, b"1"]
+
+
+async def test_one_ack_finds_ids_of_several_batches_loose_and_unknown(aredis: AsyncClient) -> None:
+    await call(aredis, "queue_push", *[b"m%d" % i for i in range(1, 7)])
+    await call(aredis, "queue_pop", 3, 60000, 5)  # 1 2 3
+    await call(aredis, "queue_pop", 3, 60000, 5)  # 4 5 6
+    assert await call(aredis, "queue_extend", 60000, "5", "1") == [1]  # 5: a lease of its own
+    pairs = ["6", "1", "5", "1", "2", "1", "99", "1", "1", "2", "abc", "1", "4", "1"]
+    reply = await call(aredis, "queue_pop", 0, 60000, 5, *pairs)
+    assert reply[2:] == [4, b"6", b"5", b"2", b"4"]  # in the order asked; 99, abc, stale 1 not
+    assert await batched(aredis) == {
+        b"1": await batch_of(aredis, "1"),
+        b"3": await batch_of(aredis, "3"),
+    }

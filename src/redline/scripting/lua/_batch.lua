@@ -69,25 +69,32 @@ local function batch_write(Q, b, old, ids, counts, payloads, consumer)
   redis.call('HSET', Q.batches, b, cmsgpack.pack({ids, counts, payloads, consumer or '', runs}))
 end
 
--- For each of `ids`, the batch that holds it, or false (not held by a batch). A run found
--- serves the ids after it: one ZRANGE per run, not per id. Callers check that the batch holds
--- the id (with its token) before they act on it.
+-- For each of `ids`, the batch that holds it, or false (not held by a batch). Each look (the
+-- run that starts at or before an id) also tells what lies between that run's end and the id:
+-- no batch. Taken from the highest id down, one look serves a run's ids and the loose ids
+-- above it. Callers check that the batch holds the id (with its token) before they act on it.
 local function batch_where(Q, ids)
-  local where, seen = {}, {}
+  local where, order, known = {}, {}, {}  -- known: {low, high, batch or false}
   for i, id in ipairs(ids) do
-    local n, found = tonumber(id), false
-    if n and string.match(id, '^%d+$') then
-      for _, r in ipairs(seen) do
-        if n >= r[1] and n <= r[2] then found = r[3] break end
+    where[i] = false
+    if string.match(id, '^%d+$') then order[#order + 1] = i end
+  end
+  table.sort(order, function(x, y) return tonumber(ids[x]) > tonumber(ids[y]) end)
+  for _, i in ipairs(order) do
+    local n, found, hit = tonumber(ids[i]), false, false
+    for _, k in ipairs(known) do
+      if n >= k[1] and n <= k[2] then found, hit = k[3], true break end
+    end
+    if not hit then
+      local m = redis.pcall('ZRANGE', Q.batched, ids[i], '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, 1)[1]
+      local low = -math.huge
+      if m then
+        local first, last, b = string.match(m, '^(%d+):(%d+):(.+)$')
+        first, last = tonumber(first), tonumber(last)
+        known[#known + 1] = {first, last, b}
+        if n <= last then found = b else low = last + 1 end
       end
-      if not found then
-        local m = redis.pcall('ZRANGE', Q.batched, id, '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, 1)[1]
-        if m then
-          local first, last, b = string.match(m, '^(%d+):(%d+):(.+)$')
-          seen[#seen + 1] = {tonumber(first), tonumber(last), b}
-          if n <= tonumber(last) then found = b end
-        end
-      end
+      if not found then known[#known + 1] = {low, n, false} end
     end
     where[i] = found
   end
