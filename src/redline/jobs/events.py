@@ -252,17 +252,19 @@ async def job_status(client: AsyncClient, queue: str, job_id: str) -> JobStatus 
         return None
     text = {decoded(k, "replace"): decoded(v, "replace") for k, v in raw.items()}
     progress = text.get("progress")
+    # An enqueue writes only state, task and enqueued_at (the job's one change so far); every
+    # later event writes last_event, updated_at and attempts.
     return JobStatus(
         id=job_id,
         state=JobState(text["state"]),
         attempts=int(text.get("attempts") or 0),
         progress=float(progress) if progress else None,
         message=text.get("message", ""),
-        last_event=text.get("last_event", ""),
+        last_event=text.get("last_event", "enqueued"),
         enqueued_at=_seconds(text, "enqueued_at"),
         started_at=_seconds(text, "started_at"),
         finished_at=_seconds(text, "finished_at"),
-        updated_at=_seconds(text, "updated_at"),
+        updated_at=_seconds(text, "updated_at") or _seconds(text, "enqueued_at"),
         cancel_requested_at=_seconds(text, "cancel_requested_at"),
     )
 

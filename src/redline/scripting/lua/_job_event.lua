@@ -6,9 +6,9 @@
 -- them as plain arguments (no table per event: a bulk enqueue or a worker's flush writes
 -- hundreds per call).
 
--- Appends an event to `stream` (capped at about `cap`); returns its stream id and the ms part
--- of that id (the server's clock, never behind the stream's last entry): the time the status
--- hash records, so both say the same without a TIME call.
+-- Appends an event to `stream` (capped at about `cap`); returns its stream id. The ms part of
+-- that id (`id_ms`: the server's clock, never behind the stream's last entry) is the time the
+-- status hash records, so both say the same without a TIME call.
 local function event_append(stream, cap, job, event, attempt, task, progress, message)
   local id
   if progress == '' and message == '' then
@@ -20,23 +20,28 @@ local function event_append(stream, cap, job, event, attempt, task, progress, me
     if message ~= '' then fields[#fields + 1], fields[#fields + 2] = 'message', message end
     id = redis.call('XADD', stream, 'MAXLEN', '~', cap, '*', unpack(fields))
   end
-  return id, string.match(id, '^%d+')
+  return id
+end
+
+local function id_ms(id)
+  return string.match(id, '^%d+')
 end
 
 local FINAL = {complete = true, dead = true, cancelled = true, expired = true}
 
 -- Writes the `enqueued` event's status (state "waiting" or "scheduled", times in `ms`) into a
--- job's `status` hash, living `ttl` seconds: one HSET and one EXPIRE, no table.
-local function enqueued_status(status, ms, state, attempt, task, ttl)
-  redis.call('HSET', status, 'updated_at', ms, 'attempts', attempt, 'task', task,
-    'last_event', 'enqueued', 'state', state, 'enqueued_at', ms)
+-- job's `status` hash, living `ttl` seconds: one HSET of three fields and one EXPIRE, no table.
+-- The reader (`job_status`) takes a hash without `last_event`, `updated_at` or `attempts` as
+-- one only enqueued: "enqueued", `enqueued_at`, 0 (every later event writes all three).
+local function enqueued_status(status, ms, state, task, ttl)
+  redis.call('HSET', status, 'state', state, 'task', task, 'enqueued_at', ms)
   redis.call('EXPIRE', status, ttl)
 end
 
 -- Writes an event into the job's `status` hash (times in `ms`), living `ttl` seconds.
 local function event_status(status, ms, event, state, attempt, task, progress, message, ttl)
-  if event == 'enqueued' and progress == '' and message == '' and state ~= '' then
-    return enqueued_status(status, ms, state, attempt, task, ttl)
+  if event == 'enqueued' and attempt == '0' and progress == '' and message == '' and state ~= '' then
+    return enqueued_status(status, ms, state, task, ttl)
   end
   local set = {'updated_at', ms, 'attempts', attempt, 'task', task, 'last_event', event}
   if state ~= '' then set[#set + 1], set[#set + 2] = 'state', state end
@@ -54,7 +59,7 @@ end
 local function event_write(stream, cap, status, a)
   local job, event, state, attempt = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   local task, progress, message, ttl = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], tonumber(ARGV[a + 7])
-  local id, ms = event_append(stream, cap, job, event, attempt, task, progress, message)
+  local id = event_append(stream, cap, job, event, attempt, task, progress, message)
   if ttl == 0 then
     redis.call('DEL', status)
   elseif ttl < 0 then
@@ -62,7 +67,7 @@ local function event_write(stream, cap, status, a)
   elseif event == 'enqueued' and redis.call('EXISTS', status) == 1 then
     -- a replaced job's enqueued event follows its push: a worker's state is newer, keep it
   else
-    event_status(status, ms, event, state, attempt, task, progress, message, ttl)
+    event_status(status, id_ms(id), event, state, attempt, task, progress, message, ttl)
   end
   return id
 end

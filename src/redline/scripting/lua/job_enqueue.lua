@@ -22,6 +22,6 @@ else
   redis.call('ZADD', KEYS[2], tonumber(ARGV[3]), ARGV[1])
 end
 local job, state, attempt, task = ARGV[6], ARGV[8], ARGV[9], ARGV[10]
-local _, ms = event_append(KEYS[4], ARGV[5], job, 'enqueued', attempt, task, '', '')
-enqueued_status(KEYS[5], ms, state, attempt, task, tonumber(ARGV[13]))
+local id = event_append(KEYS[4], ARGV[5], job, 'enqueued', attempt, task, '', '')
+enqueued_status(KEYS[5], id_ms(id), state, task, tonumber(ARGV[13]))
 return ''

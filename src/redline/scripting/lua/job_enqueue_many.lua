@@ -47,7 +47,7 @@ local ms
 for k = 1, #ids do
   local id = redis.call('XADD', stream, 'MAXLEN', '~', cap, '*',
     'job', ids[k], 'event', 'enqueued', 'attempt', '0', 'task', task)
-  ms = ms or string.match(id, '^%d+')
-  enqueued_status(statuses[k], ms, state, '0', task, ttl)
+  ms = ms or id_ms(id)
+  enqueued_status(statuses[k], ms, state, task, ttl)
 end
 return out
