@@ -252,8 +252,8 @@ async def job_status(client: AsyncClient, queue: str, job_id: str) -> JobStatus 
         return None
     text = {decoded(k, "replace"): decoded(v, "replace") for k, v in raw.items()}
     progress = text.get("progress")
-    # An enqueue writes only state, task and enqueued_at (the job's one change so far); every
-    # later event writes last_event, updated_at and attempts.
+    # An enqueue writes only state and enqueued_at (the job's one change so far); every later
+    # event writes last_event, updated_at and attempts.
     return JobStatus(
         id=job_id,
         state=JobState(text["state"]),

@@ -30,20 +30,21 @@ end
 local FINAL = {complete = true, dead = true, cancelled = true, expired = true}
 
 -- Writes the `enqueued` event's status (state "waiting" or "scheduled", times in `ms`) into a
--- job's `status` hash, living `ttl` seconds: one HSET of three fields and one EXPIRE, no table.
+-- job's `status` hash, living `ttl` seconds: one HSET of two fields and one EXPIRE, no table.
 -- The reader (`job_status`) takes a hash without `last_event`, `updated_at` or `attempts` as
--- one only enqueued: "enqueued", `enqueued_at`, 0 (every later event writes all three).
-local function enqueued_status(status, ms, state, task, ttl)
-  redis.call('HSET', status, 'state', state, 'task', task, 'enqueued_at', ms)
+-- one only enqueued: "enqueued", `enqueued_at`, 0 (every later event writes all three). The
+-- task is in the job's events, not in its status (which `JobStatus` does not carry).
+local function enqueued_status(status, ms, state, ttl)
+  redis.call('HSET', status, 'state', state, 'enqueued_at', ms)
   redis.call('EXPIRE', status, ttl)
 end
 
 -- Writes an event into the job's `status` hash (times in `ms`), living `ttl` seconds.
-local function event_status(status, ms, event, state, attempt, task, progress, message, ttl)
+local function event_status(status, ms, event, state, attempt, progress, message, ttl)
   if event == 'enqueued' and attempt == '0' and progress == '' and message == '' and state ~= '' then
-    return enqueued_status(status, ms, state, task, ttl)
+    return enqueued_status(status, ms, state, ttl)
   end
-  local set = {'updated_at', ms, 'attempts', attempt, 'task', task, 'last_event', event}
+  local set = {'updated_at', ms, 'attempts', attempt, 'last_event', event}
   if state ~= '' then set[#set + 1], set[#set + 2] = 'state', state end
   if event == 'enqueued' then set[#set + 1], set[#set + 2] = 'enqueued_at', ms end
   if event == 'started' then set[#set + 1], set[#set + 2] = 'started_at', ms end
@@ -67,7 +68,7 @@ local function event_write(stream, cap, status, a)
   elseif event == 'enqueued' and redis.call('EXISTS', status) == 1 then
     -- a replaced job's enqueued event follows its push: a worker's state is newer, keep it
   else
-    event_status(status, id_ms(id), event, state, attempt, task, progress, message, ttl)
+    event_status(status, id_ms(id), event, state, attempt, progress, message, ttl)
   end
   return id
 end

@@ -23,5 +23,5 @@ else
 end
 local job, state, attempt, task = ARGV[6], ARGV[8], ARGV[9], ARGV[10]
 local id = event_append(KEYS[4], ARGV[5], job, 'enqueued', attempt, task, '', '')
-enqueued_status(KEYS[5], id_ms(id), state, task, tonumber(ARGV[13]))
+enqueued_status(KEYS[5], id_ms(id), state, tonumber(ARGV[13]))
 return ''

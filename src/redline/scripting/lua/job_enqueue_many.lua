@@ -48,6 +48,6 @@ for k = 1, #ids do
   local id = redis.call('XADD', stream, 'MAXLEN', '~', cap, '*',
     'job', ids[k], 'event', 'enqueued', 'attempt', '0', 'task', task)
   ms = ms or id_ms(id)
-  enqueued_status(statuses[k], ms, state, task, ttl)
+  enqueued_status(statuses[k], ms, state, ttl)
 end
 return out
