@@ -6,21 +6,25 @@
 -- them as plain arguments (no table per event: a bulk enqueue or a worker's flush writes
 -- hundreds per call).
 
--- Appends an event to `stream` (capped at about `cap`); returns its stream id. The ms part of
--- that id (`id_ms`: the server's clock, never behind the stream's last entry) is the time the
--- status hash records, so both say the same without a TIME call.
+-- Appends an event to `stream`, capped at about `cap` entries (MAXLEN ~) when `cap` is given;
+-- returns its stream id. The ms part of that id (`id_ms`: the server's clock, never behind the
+-- stream's last entry) is the time the status hash records, so both say the same without a
+-- TIME call. A script appending many events passes no cap and trims once (`events_trim`).
 local function event_append(stream, cap, job, event, attempt, task, progress, message)
-  local id
-  if progress == '' and message == '' then
-    id = redis.call('XADD', stream, 'MAXLEN', '~', cap, '*',
+  if progress == '' and message == '' and not cap then  -- most events: no table
+    return redis.call('XADD', stream, '*',
       'job', job, 'event', event, 'attempt', attempt, 'task', task)
-  else
-    local fields = {'job', job, 'event', event, 'attempt', attempt, 'task', task}
-    if progress ~= '' then fields[#fields + 1], fields[#fields + 2] = 'progress', progress end
-    if message ~= '' then fields[#fields + 1], fields[#fields + 2] = 'message', message end
-    id = redis.call('XADD', stream, 'MAXLEN', '~', cap, '*', unpack(fields))
   end
-  return id
+  local fields = {'job', job, 'event', event, 'attempt', attempt, 'task', task}
+  if progress ~= '' then fields[#fields + 1], fields[#fields + 2] = 'progress', progress end
+  if message ~= '' then fields[#fields + 1], fields[#fields + 2] = 'message', message end
+  if cap then return redis.call('XADD', stream, 'MAXLEN', '~', cap, '*', unpack(fields)) end
+  return redis.call('XADD', stream, '*', unpack(fields))
+end
+
+-- Caps `stream` at about `cap` entries (MAXLEN ~: whole nodes only, so cheap).
+local function events_trim(stream, cap)
+  redis.call('XTRIM', stream, 'MAXLEN', '~', cap)
 end
 
 local function id_ms(id)

@@ -42,12 +42,13 @@ for i = 1, #docs, 1000 do
   end
 end
 -- The events, and the status hashes at the time of the first (the batch's own time).
-local stream, cap, task, state, ttl = KEYS[4], ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
+local stream, task, state, ttl = KEYS[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
 local ms
 for k = 1, #ids do
-  local id = redis.call('XADD', stream, 'MAXLEN', '~', cap, '*',
+  local id = redis.call('XADD', stream, '*',
     'job', ids[k], 'event', 'enqueued', 'attempt', '0', 'task', task)
   ms = ms or id_ms(id)
   enqueued_status(statuses[k], ms, state, ttl)
 end
+events_trim(stream, ARGV[4])
 return out

@@ -7,8 +7,10 @@
 --   -1 leaves it alone: a later event of the batch deletes it)
 -- Returns the stream ids of the appended events.
 -- include _job_event.lua
-local out, stream, cap = {}, KEYS[1], ARGV[1]
-for i = 1, (#ARGV - 1) / 8 do
+local out, stream, n = {}, KEYS[1], (#ARGV - 1) / 8
+local cap = n == 1 and ARGV[1]  -- one event: capped by its XADD; more: one XTRIM after them
+for i = 1, n do
   out[i] = event_write(stream, cap, KEYS[1 + i], 2 + (i - 1) * 8)
 end
+if not cap then events_trim(stream, ARGV[1]) end
 return out
