@@ -347,7 +347,7 @@ class Worker:
 
     async def _settle_loop(self) -> None:
         """Settle finished jobs together: under load, one ack call covers many jobs."""
-        while not (self._closing and not self._finished):
+        while not (self._closing and not self._finished and not self.runs.events):
             await self._ready.wait()
             self._ready.clear()
             outcomes, self._finished = self._finished, []
