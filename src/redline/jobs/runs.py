@@ -57,9 +57,9 @@ class Runs:
         """Cancel the runs of `job_ids` that run here (the control loop's callback, after each
         read). An async run cancelled before and still running is cancelled again: code it
         awaits may have caught the first CancelledError (a library cleaning up) and gone on."""
-        for job in self.jobs.values():
-            if job.cancelled:
-                job.cancel()
+        for running in self.jobs.values():
+            if running.cancelled:
+                running.cancel()
         for job_id in job_ids:
             job = self.jobs.get(job_id)
             if job is not None:
