@@ -358,6 +358,8 @@ class Worker:
                     await self.runs.events.flush(self.queue.client)
             except TRANSIENT as exc:  # the leases lapse and the jobs are redelivered
                 log.warning("worker could not settle jobs=%d error=%r", len(outcomes), str(exc))
+                if self._closing:
+                    return  # stopping with the server out of reach: no retry loop
 
     async def _heartbeat_loop(self) -> None:
         """Extend the leases of running jobs every third of the lease (cancelled by stop)."""
