@@ -204,8 +204,11 @@ class Gate:
 
     def finish(self, delivery: Delivery) -> None:
         """`delivery` finished (or was returned): its slot, if it holds one, goes back with the
-        next admission call of its queue, or with `release`, whichever comes first."""
-        held = self.held.pop((delivery.key, delivery.id), None)
+        next admission call of its queue, or with `release`, whichever comes first; its
+        document is dropped if no run took it (one cancelled before it started, at stop)."""
+        at = (delivery.key, delivery.id)
+        self.documents.pop(at, None)
+        held = self.held.pop(at, None)
         if held is not None:
             queue = self.levels.queue_of(delivery.key)
             self.releasing.setdefault(queue, []).append((held, delivery.id))
