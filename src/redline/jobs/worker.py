@@ -3,10 +3,10 @@
 Async tasks run on the event loop, sync tasks in a thread pool; at most `concurrency` jobs run
 at once. Pops take as many jobs as there are free slots; the leases of running jobs are extended
 together (`ReliableQueue.extend`, every third of the lease); finished jobs are settled together
-(one ack call, and one pipeline for any job records, for all that finished since the last
-settling); the counters the dashboard charts are added twice a second. So a busy worker spends
-a few Redis round trips per batch of jobs, not per job, and an idle one acks a job as soon as
-it finishes.
+by `jobs.settling` (one ack call, and one pipeline for any job records, for all that finished
+since the last settling); the counters the dashboard charts are added twice a second. So a busy
+worker spends a few Redis round trips per batch of jobs, not per job, and an idle one acks a
+job as soon as it finishes.
 
 Outcomes: success → ack (and a result record when the task has ``result_ttl``); failure →
 ``nack`` with the task's backoff while retries remain, else the dead-letter list with the
