@@ -51,7 +51,7 @@ class Admission:
         self.queue = queue
         self.releases = list(releases)  # (the limit, the finished job's id)
         self._sources: dict[str, int] = {}
-        self._priorities: list[int] = []  # by source
+        self._priorities: list[Any] = []  # by source: its priority, the batch of its jobs
         self._specs: dict[Limits, int] = {}
         self._limits: dict[Limit, int] = {}
         self._register: list[str] = []
@@ -71,9 +71,12 @@ class Admission:
     def add(self, d: Delivery, priority: int, limits: Limits) -> bool:
         """Ask about `d` under `limits` (`limits_of`); True when this call had not met them."""
         source = self._sources.get(d.key)
+        batch = d.batch.name if d.batch else ""
         if source is None:
             source = self._sources[d.key] = len(self._sources) + 1
-            self._priorities.append(priority)
+            self._priorities += (priority, batch)
+        elif self._priorities[2 * source - 1] != batch:  # several: the script looks each up
+            self._priorities[2 * source - 1] = ""
         spec = self._specs.get(limits)
         new = spec is None
         if spec is None:

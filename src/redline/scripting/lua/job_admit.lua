@@ -22,7 +22,8 @@
 -- then N: slots to give back, and N pairs: limit index (1-based), id of the finished job
 -- then P: specs (each distinct set of limits in the batch), and per spec 5 fields: cap (0: none),
 --   cap's limit index, starts per period (0: none), period (ms), rate's limit index
--- then per source its priority (S fields)
+-- then per source its priority and the batch its jobs were popped in ('' when unknown or
+--   several): 2 fields each
 -- then per job 4 fields: id, delivery count (token), source index, spec index
 -- Returns per job, in order: {1} admitted, {0, ms until due, "concurrency"|"rate"} put back,
 -- {-1} not held (stale).
@@ -79,8 +80,10 @@ for p = 1, tonumber(ARGV[a]) do
   }
 end
 a = a + 1 + 5 * #specs
-for s = 1, S do sources[s].priority = ARGV[a + s - 1] end
-a = a + S
+for s = 1, S do
+  sources[s].priority, sources[s].batch = ARGV[a + 2 * s - 2], ARGV[a + 2 * s - 1]
+end
+a = a + 2 * S
 
 local jobs = {}
 for i = a, #ARGV, 4 do
@@ -91,23 +94,41 @@ for i = a, #ARGV, 4 do
 end
 
 -- Which jobs are still held with their token: in a batch (one read of each batch), or on their
--- own (see _batch.lua).
+-- own (see _batch.lua). A batch's record lists exactly the messages it holds, so a job the
+-- batch it was popped in still lists with its token is held, without asking `batched`.
+local function held_alone(Q, job)
+  return redis.call('HGET', Q.deliveries, job.id) == job.token
+    and redis.call('ZSCORE', Q.inflight, job.id) ~= false
+end
+
+local function tokens_of(Q, b)
+  local held, tokens = batch_load(Q, b)
+  local of = {}
+  for j, id in ipairs(held) do of[id] = tostring(tokens[j]) end
+  return of
+end
+
 local function mark_held_in(Q, list)
-  local ids, counts = {}, {}
-  for i, job in ipairs(list) do ids[i] = job.id end
-  local where = redis.call('HMGET', Q.batched, unpack(ids))
-  for i, job in ipairs(list) do
+  local popped, counts, ids = {}, {}, {}
+  if Q.batch ~= '' then
+    popped = tokens_of(Q, Q.batch)
+    counts[Q.batch] = popped
+  end
+  for _, job in ipairs(list) do
+    job.held = popped[job.id] == job.token
+    if not job.held then ids[#ids + 1] = job end
+  end
+  if #ids == 0 then return end
+  local names = {}
+  for i, job in ipairs(ids) do names[i] = job.id end
+  local where = redis.call('HMGET', Q.batched, unpack(names))
+  for i, job in ipairs(ids) do
     local b = where[i]
     if b then
-      if not counts[b] then
-        counts[b] = {}
-        local held, tokens = batch_load(Q, b)
-        for j, id in ipairs(held) do counts[b][id] = tostring(tokens[j]) end
-      end
+      counts[b] = counts[b] or tokens_of(Q, b)
       job.held = counts[b][job.id] == job.token
     else
-      job.held = redis.call('HGET', Q.deliveries, job.id) == job.token
-        and redis.call('ZSCORE', Q.inflight, job.id) ~= false
+      job.held = held_alone(Q, job)
     end
   end
 end
