@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from unittest.mock import ANY
+
 import pytest
 import redis
 
@@ -10,6 +13,7 @@ from redline.errors import JobError
 from redline.jobs import (
     JobDocument,
     JobState,
+    enqueue,
     enqueue_many,
     enqueue_many_sync,
     job_events,
@@ -73,7 +77,11 @@ async def test_each_job_enqueued_writes_its_enqueued_event(aredis: AsyncClient) 
     ]
     status = await enqueued[0].status()
     assert status is not None and status.state is JobState.WAITING
-    assert status.enqueued_at is not None
+    assert status.enqueued_at is not None and status.updated_at == status.enqueued_at
+    assert (status.attempts, status.last_event, status.started_at) == (0, "enqueued", None)
+    single = await enqueue(aredis, lt.rated, "u", 99)
+    assert single is not None
+    assert await single.status() == replace(status, id=single.id, enqueued_at=ANY, updated_at=ANY)
 
 
 def test_the_blocking_twin_writes_events_too_and_scheduled_ones_say_so(

@@ -11,6 +11,8 @@ result is None) and the task's priority picks the list. The task must not replac
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -28,22 +30,21 @@ __all__ = ["enqueue_many", "enqueue_many_sync"]
 Calls = Iterable[tuple[Sequence[Any], Mapping[str, Any]]]
 
 
-def _document(task: Task[..., Any], item: Any, due: float | None) -> JobDocument:
+def _document(task: Task[..., Any], item: Any, job_id: str, now: float) -> JobDocument:
     if not (isinstance(item, tuple | list) and len(item) == 2 and isinstance(item[1], Mapping)):
         raise JobError(
             f"enqueue_many: {item!r:.80} is not an (args, kwargs) pair: pass e.g. "
             "[((1, 2), {}), ((3,), {'flag': True})]"
         )
     args, kwargs = tuple(item[0]), dict(item[1])
-    doc = JobDocument(
-        task=task.name,
-        args=args,
-        kwargs=kwargs,
-        queue=task.queue,
-        unique=task.unique_key(args, kwargs),
-        result_ttl=task.result_ttl,
-    )
-    return with_expiry(doc, task, due)
+    unique = None if task.unique is False else task.unique_key(args, kwargs)
+    return JobDocument(task.name, args, kwargs, task.queue, job_id, now, unique, task.result_ttl)
+
+
+def _ids(n: int) -> list[str]:
+    """`n` fresh job ids (as `new_job_id` makes them) from one read of the random source."""
+    text = os.urandom(16 * n).hex()
+    return [text[i : i + 32] for i in range(0, 32 * n, 32)]
 
 
 def _batches(
@@ -53,7 +54,12 @@ def _batches(
         raise JobError(
             f"enqueue_many: task {task.name!r} replaces or debounces: enqueue its jobs one by one"
         )
-    docs = [_document(task, item, due) for item in calls]  # all checked before any is sent
+    calls = list(calls)
+    now, ids = time.time(), _ids(len(calls))  # one clock read and one random read per call
+    docs = [_document(task, item, job_id, now) for item, job_id in zip(calls, ids, strict=True)]
+    if task.expires:
+        docs = [with_expiry(doc, task, due) for doc in docs]
+    # all checked (above) and encoded (here) before any is sent
     encoded = [(doc, doc.encode()) for doc in docs]
     for i in range(0, len(encoded), BATCH):
         chunk = encoded[i : i + BATCH]

@@ -18,7 +18,8 @@ seconds when its task keeps results), a dead or cancelled job's is kept `FAILURE
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +58,7 @@ EVENTS_MAXLEN = 10_000  # entries a queue's stream keeps (about: MAXLEN ~)
 LIVE_TTL = 86_400  # seconds a waiting or running job's status lives from its last change
 FAILURE_TTL = 7 * 86_400  # seconds a dead or cancelled job's status is kept
 FLUSH_BATCH = 500  # events per script call
+STARTED_HOLD = 0.05  # seconds a running job's started event may wait for its end's flush
 
 
 class Pending(msgspec.Struct, frozen=True):
@@ -72,6 +74,7 @@ class Pending(msgspec.Struct, frozen=True):
     progress: str = ""
     message: str = ""
     ttl: int = LIVE_TTL
+    at: float = 0.0  # when a started event was made (time.monotonic; see EventLog)
 
     def args(self) -> list[str | int]:
         return [
@@ -134,11 +137,32 @@ def record_enqueued_sync(
 
 class EventLog:
     """A worker's events, collected as jobs change state and written together by `flush`
-    (from the worker's settling loop: one script call per queue per batch, not per job)."""
+    (from the worker's settling loop: one script call per queue per batch, not per job).
 
-    def __init__(self, enabled: bool = True) -> None:
+    Given `wake` (asks for a flush), a flush holds back the `started` event of a job started
+    less than `hold` seconds ago with no other event in the batch: it goes with the
+    next flush, which for a fast job also carries its end (its settling follows its run by a
+    batch), so its status is written once (or deleted) instead of written and then deleted.
+    `wake` is called `hold` seconds later, so a long job's start is written then. A job's own
+    events keep their order. A run that ended by an exception (a job returned to its queue at
+    a worker's stop gets no end event) is `release`d: its start is written with the next flush.
+    """
+
+    def __init__(
+        self,
+        enabled: bool = True,
+        wake: Callable[[], None] | None = None,
+        hold: float = STARTED_HOLD,
+    ) -> None:
         self.enabled = enabled
         self._pending: list[Pending] = []
+        self._wake, self._hold = wake, hold
+        self._released: set[str] = set()
+
+    def release(self, job: str) -> None:
+        """Hold the started event of `job` no longer."""
+        if self._wake is not None:
+            self._released.add(job)
 
     def add(self, pending: Pending) -> None:
         if self.enabled:
@@ -151,12 +175,27 @@ class EventLog:
         """Write what was collected; on a connection error they stay for the next flush."""
         if not self._pending:
             return
-        pending, self._pending = self._pending, []
+        pending, held = self._split(self._pending)
+        self._pending = held
         try:
             await write(client, pending)
         except BaseException:
             self._pending[:0] = pending
             raise
+
+    def _split(self, pending: list[Pending]) -> tuple[list[Pending], list[Pending]]:
+        """(what to write now, what to hold: see the class docstring)."""
+        if self._wake is None:
+            return pending, []
+        fresh, released = time.monotonic() - self._hold, self._released
+        others = {p.job for p in pending if p.event != "started"} | released
+        self._released = set()
+        held = [p for p in pending if p.event == "started" and p.at > fresh and p.job not in others]
+        if not held:
+            return pending, []
+        asyncio.get_running_loop().call_later(self._hold, self._wake)
+        kept = set(map(id, held))
+        return [p for p in pending if id(p) not in kept], held
 
 
 @dataclass(frozen=True)
@@ -252,23 +291,26 @@ async def job_status(client: AsyncClient, queue: str, job_id: str) -> JobStatus 
         return None
     text = {decoded(k, "replace"): decoded(v, "replace") for k, v in raw.items()}
     progress = text.get("progress")
+    # An enqueue writes only state and enqueued_at (the job's one change so far); every later
+    # event writes last_event, updated_at and attempts.
     return JobStatus(
         id=job_id,
         state=JobState(text["state"]),
         attempts=int(text.get("attempts") or 0),
         progress=float(progress) if progress else None,
         message=text.get("message", ""),
-        last_event=text.get("last_event", ""),
+        last_event=text.get("last_event", "enqueued"),
         enqueued_at=_seconds(text, "enqueued_at"),
         started_at=_seconds(text, "started_at"),
         finished_at=_seconds(text, "finished_at"),
-        updated_at=_seconds(text, "updated_at"),
+        updated_at=_seconds(text, "updated_at") or _seconds(text, "enqueued_at"),
         cancel_requested_at=_seconds(text, "cancel_requested_at"),
     )
 
 
 def started(queue: str, doc: JobDocument, attempt: int) -> Pending:
-    return Pending(queue, doc.id, "started", JobState.RUNNING.value, attempt, doc.task)
+    state = JobState.RUNNING.value
+    return Pending(queue, doc.id, "started", state, attempt, doc.task, at=time.monotonic())
 
 
 def finished(

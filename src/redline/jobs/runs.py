@@ -26,8 +26,8 @@ class Runs:
 
     def __init__(self, queues: Sequence[str], track: bool, wake: Callable[[], None]) -> None:
         self.control = Control(queues)
-        self.events = events.EventLog(track)
         self.jobs: dict[str, JobContext] = {}
+        self.events = events.EventLog(track, wake)  # a fast job's start waits for its end
         self._wake = wake
 
     @contextlib.contextmanager
@@ -46,6 +46,9 @@ class Runs:
         self.events.add(events.started(queue, doc, attempt))
         try:
             yield job
+        except BaseException:  # returned at a stop (no end event may follow), or failed
+            self.events.release(doc.id)
+            raise
         finally:
             leave(token)
             self.jobs.pop(doc.id, None)

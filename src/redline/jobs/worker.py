@@ -304,7 +304,7 @@ class Worker:
 
     async def _settle_loop(self) -> None:
         """Settle finished jobs together: under load, one ack call covers many jobs."""
-        while not (self._closing and not self._finished):
+        while not (self._closing and not self._finished and not self.runs.events):
             await self._ready.wait()
             self._ready.clear()
             outcomes, self._finished = self._finished, []
@@ -315,6 +315,8 @@ class Worker:
                     await self.runs.events.flush(self.queue.client)
             except TRANSIENT as exc:  # the leases lapse and the jobs are redelivered
                 log.warning("worker could not settle jobs=%d error=%r", len(outcomes), str(exc))
+                if self._closing:
+                    return  # stopping with the server out of reach: no retry loop
 
     async def _heartbeat_loop(self) -> None:
         """Extend the leases of running jobs every third of the lease (cancelled by stop)."""

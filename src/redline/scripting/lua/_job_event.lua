@@ -1,40 +1,78 @@
 -- _job_event: included (`-- include _job_event.lua`) by the scripts that record job events
--- (job_events, job_enqueue), so an event and the status hash it changes are written as one.
--- An event is a table E: job (id), event, state ("" keeps the state), attempt, task, progress
--- ("" when none), message, ttl (seconds the status hash lives; see job_events). Callers pass
--- them as 8 ARGV from index `a`, in that order (`event_at`), or build them (job_enqueue_many).
+-- (job_events, job_enqueue, job_enqueue_many), so an event and the status hash it changes are
+-- written as one. An event is 8 values: job (id), event, state ("" keeps the state), attempt,
+-- task, progress ("" when none), message ("" when none), ttl (seconds the status hash lives;
+-- see job_events). Callers pass them as 8 ARGV from index `a`, in that order. The helpers take
+-- them as plain arguments (no table per event: a bulk enqueue or a worker's flush writes
+-- hundreds per call).
 
-local function event_at(a)
-  return {
-    job = ARGV[a], event = ARGV[a + 1], state = ARGV[a + 2], attempt = ARGV[a + 3],
-    task = ARGV[a + 4], progress = ARGV[a + 5], message = ARGV[a + 6], ttl = ARGV[a + 7],
-  }
+-- Appends an event to `stream`, capped at about `cap` entries (MAXLEN ~) when `cap` is given;
+-- returns its stream id. The ms part of that id (`id_ms`: the server's clock, never behind the
+-- stream's last entry) is the time the status hash records, so both say the same without a
+-- TIME call. A script appending many events passes no cap and trims once (`events_trim`).
+local function event_append(stream, cap, job, event, attempt, task, progress, message)
+  if progress == '' and message == '' and not cap then  -- most events: no table
+    return redis.call('XADD', stream, '*',
+      'job', job, 'event', event, 'attempt', attempt, 'task', task)
+  end
+  local fields = {'job', job, 'event', event, 'attempt', attempt, 'task', task}
+  if progress ~= '' then fields[#fields + 1], fields[#fields + 2] = 'progress', progress end
+  if message ~= '' then fields[#fields + 1], fields[#fields + 2] = 'message', message end
+  if cap then return redis.call('XADD', stream, 'MAXLEN', '~', cap, '*', unpack(fields)) end
+  return redis.call('XADD', stream, '*', unpack(fields))
 end
 
--- Appends event E to `stream` (capped at about `cap`); returns its stream id and
--- the ms part of that id (the server's clock, never behind the stream's last entry): the time
--- the status hash records, so both say the same without a TIME call.
-local function event_append(stream, cap, E)
-  local fields = {'job', E.job, 'event', E.event, 'attempt', E.attempt, 'task', E.task}
-  if E.progress ~= '' then fields[#fields + 1], fields[#fields + 2] = 'progress', E.progress end
-  if E.message ~= '' then fields[#fields + 1], fields[#fields + 2] = 'message', E.message end
-  local id = redis.call('XADD', stream, 'MAXLEN', '~', cap, '*', unpack(fields))
-  return id, string.match(id, '^%d+')
+-- Caps `stream` at about `cap` entries (MAXLEN ~: whole nodes only, so cheap).
+local function events_trim(stream, cap)
+  redis.call('XTRIM', stream, 'MAXLEN', '~', cap)
 end
 
--- Writes event E into the job's `status` hash (times in `ms`), living its ttl.
-local function event_status(status, ms, E)
-  local event, state, attempt, task = E.event, E.state, E.attempt, E.task
-  local progress, message = E.progress, E.message
-  local set = {'updated_at', ms, 'attempts', attempt, 'task', task, 'last_event', event}
+local function id_ms(id)
+  return string.match(id, '^%d+')
+end
+
+local FINAL = {complete = true, dead = true, cancelled = true, expired = true}
+
+-- Writes the `enqueued` event's status (state "waiting" or "scheduled", times in `ms`) into a
+-- job's `status` hash, living `ttl` seconds: one HSET of two fields and one EXPIRE, no table.
+-- The reader (`job_status`) takes a hash without `last_event`, `updated_at` or `attempts` as
+-- one only enqueued: "enqueued", `enqueued_at`, 0 (every later event writes all three). The
+-- task is in the job's events, not in its status (which `JobStatus` does not carry).
+local function enqueued_status(status, ms, state, ttl)
+  redis.call('HSET', status, 'state', state, 'enqueued_at', ms)
+  redis.call('EXPIRE', status, ttl)
+end
+
+-- Writes an event into the job's `status` hash (times in `ms`), living `ttl` seconds.
+local function event_status(status, ms, event, state, attempt, progress, message, ttl)
+  if event == 'enqueued' and attempt == '0' and progress == '' and message == '' and state ~= '' then
+    return enqueued_status(status, ms, state, ttl)
+  end
+  local set = {'updated_at', ms, 'attempts', attempt, 'last_event', event}
   if state ~= '' then set[#set + 1], set[#set + 2] = 'state', state end
   if event == 'enqueued' then set[#set + 1], set[#set + 2] = 'enqueued_at', ms end
   if event == 'started' then set[#set + 1], set[#set + 2] = 'started_at', ms end
   if progress ~= '' then set[#set + 1], set[#set + 2] = 'progress', progress end
   if message ~= '' then set[#set + 1], set[#set + 2] = 'message', message end
-  if state == 'complete' or state == 'dead' or state == 'cancelled' or state == 'expired' then
-    set[#set + 1], set[#set + 2] = 'finished_at', ms
-  end
+  if FINAL[state] then set[#set + 1], set[#set + 2] = 'finished_at', ms end
   redis.call('HSET', status, unpack(set))
-  redis.call('EXPIRE', status, tonumber(E.ttl))
+  redis.call('EXPIRE', status, ttl)
+end
+
+-- The event of 8 ARGV from index `a`, written to `stream` and to the job's `status` hash (its
+-- ttl as job_events says: 0 deletes the hash, < 0 leaves it alone). Returns the stream id.
+local function event_write(stream, cap, status, a)
+  local job, event, state, attempt = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  local task, progress, message, ttl = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], tonumber(ARGV[a + 7])
+  local id = event_append(stream, cap, job, event, attempt, task, progress, message)
+  if ttl == 0 then
+    redis.call('DEL', status)
+  elseif ttl < 0 then
+    -- superseded within this batch
+  elseif event == 'enqueued' and redis.call('EXISTS', status) == 1 then
+    -- a replaced job's enqueued event follows its push: a worker's state is newer, keep it
+  else
+    event_status(status, id_ms(id), event, state, attempt, progress, message, ttl)
+  end
+  return id
 end

@@ -21,7 +21,7 @@ if ARGV[3] == '' then
 else
   redis.call('ZADD', KEYS[2], tonumber(ARGV[3]), ARGV[1])
 end
-local E = event_at(6)
-local _, ms = event_append(KEYS[4], ARGV[5], E)
-event_status(KEYS[5], ms, E)
+local job, state, attempt, task = ARGV[6], ARGV[8], ARGV[9], ARGV[10]
+local id = event_append(KEYS[4], ARGV[5], job, 'enqueued', attempt, task, '', '')
+enqueued_status(KEYS[5], id_ms(id), state, tonumber(ARGV[13]))
 return ''

@@ -12,7 +12,7 @@
 -- Returns one string per job: "" when enqueued, else the id of the job that holds its key.
 -- include _job_event.lua
 local n = (#ARGV - 7) / 3
-local out, docs, events = {}, {}, {}
+local out, docs, ids, statuses = {}, {}, {}, {}
 for j = 1, n do
   local i = 8 + 3 * (j - 1)
   local lock, holder = tonumber(ARGV[i + 2]), false
@@ -25,8 +25,8 @@ for j = 1, n do
     out[j] = holder
   else
     out[j] = ''
-    docs[#docs + 1] = ARGV[i]
-    events[#events + 1] = j
+    local k = #docs + 1
+    docs[k], ids[k], statuses[k] = ARGV[i], ARGV[i + 1], KEYS[4 + j]
   end
 end
 if #docs == 0 then return out end
@@ -41,12 +41,14 @@ for i = 1, #docs, 1000 do
     redis.call('ZADD', KEYS[2], unpack(scored))
   end
 end
-for _, j in ipairs(events) do
-  local E = {
-    job = ARGV[8 + 3 * (j - 1) + 1], event = 'enqueued', state = ARGV[6], attempt = '0',
-    task = ARGV[5], progress = '', message = '', ttl = ARGV[7],
-  }
-  local _, ms = event_append(KEYS[4], ARGV[4], E)
-  event_status(KEYS[4 + j], ms, E)
+-- The events, and the status hashes at the time of the first (the batch's own time).
+local stream, task, state, ttl = KEYS[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
+local ms
+for k = 1, #ids do
+  local id = redis.call('XADD', stream, '*',
+    'job', ids[k], 'event', 'enqueued', 'attempt', '0', 'task', task)
+  ms = ms or id_ms(id)
+  enqueued_status(statuses[k], ms, state, ttl)
 end
+events_trim(stream, ARGV[4])
 return out

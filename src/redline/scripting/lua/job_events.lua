@@ -7,21 +7,10 @@
 --   -1 leaves it alone: a later event of the batch deletes it)
 -- Returns the stream ids of the appended events.
 -- include _job_event.lua
-local out = {}
-for i = 0, (#ARGV - 1) / 8 - 1 do
-  local a = 2 + i * 8
-  local event, ttl, status = ARGV[a + 1], tonumber(ARGV[a + 7]), KEYS[2 + i]
-  local E = event_at(a)
-  local id, ms = event_append(KEYS[1], ARGV[1], E)
-  out[#out + 1] = id
-  if ttl == 0 then
-    redis.call('DEL', status)
-  elseif ttl < 0 then
-    -- superseded within this batch
-  elseif event == 'enqueued' and redis.call('EXISTS', status) == 1 then
-    -- a replaced job's enqueued event follows its push: a worker's state is newer, keep it
-  else
-    event_status(status, ms, E)
-  end
+local out, stream, n = {}, KEYS[1], (#ARGV - 1) / 8
+local cap = n == 1 and ARGV[1]  -- one event: capped by its XADD; more: one XTRIM after them
+for i = 1, n do
+  out[i] = event_write(stream, cap, KEYS[1 + i], 2 + (i - 1) * 8)
 end
+if not cap then events_trim(stream, ARGV[1]) end
 return out

@@ -1,0 +1,84 @@
+"""A worker's EventLog against a real server: a fast job's `started` waits for its end (its
+status then never says running only to be deleted), a long job's goes out when `wake` comes,
+and neither order nor events are lost."""
+
+from __future__ import annotations
+
+import asyncio
+
+from redline.connection import AsyncClient
+from redline.jobs import JobDocument, JobState, job_keys
+from redline.jobs import events as ev
+
+Q = "e:jobs"
+KEYS = job_keys(Q)
+
+
+async def _stream(client: AsyncClient) -> list[tuple[str, str]]:
+    entries = await client.xrange(KEYS.events)
+    return [(f[b"job"].decode(), f[b"event"].decode()) for _, f in entries]
+
+
+async def _enqueued(client: AsyncClient) -> JobDocument:
+    doc = JobDocument("t.task", queue=Q)
+    await client.hset(KEYS.status(doc.id), mapping={"state": "waiting", "enqueued_at": 1})
+    return doc
+
+
+async def test_a_fast_jobs_start_goes_with_its_end(aredis: AsyncClient) -> None:
+    log = ev.EventLog(True, wake=lambda: None, hold=3600)
+    doc = await _enqueued(aredis)
+    log.add(ev.started(Q, doc, 1))
+    await log.flush(aredis)
+    assert log and await _stream(aredis) == []  # held: the status still says waiting
+    assert await aredis.hget(KEYS.status(doc.id), "state") == b"waiting"
+    for pending in ev.finished(Q, doc, 1, JobState.COMPLETE):
+        log.add(pending)
+    await log.flush(aredis)
+    assert not log
+    assert await _stream(aredis) == [(doc.id, "started"), (doc.id, "completed")]
+    assert not await aredis.exists(KEYS.status(doc.id))
+
+
+async def test_a_long_jobs_start_is_written_when_wake_comes(aredis: AsyncClient) -> None:
+    woken = asyncio.Event()
+    log = ev.EventLog(True, wake=woken.set, hold=0.2)
+    doc = await _enqueued(aredis)
+    log.add(ev.started(Q, doc, 1))
+    await log.flush(aredis)
+    while log:  # the worker's settling loop: a flush on every wake
+        await asyncio.wait_for(woken.wait(), 10)
+        woken.clear()
+        await log.flush(aredis)
+    assert await _stream(aredis) == [(doc.id, "started")]
+    assert await aredis.hget(KEYS.status(doc.id), "state") == b"running"
+
+
+async def test_nothing_is_held_past_an_event_of_its_own_job_or_a_release(
+    aredis: AsyncClient,
+) -> None:
+    log = ev.EventLog(True, wake=lambda: None, hold=3600)
+    reporting, returned, running = [await _enqueued(aredis) for _ in range(3)]
+    log.add(ev.started(Q, running, 1))
+    log.add(ev.started(Q, reporting, 1))
+    log.add(ev.progressed(reporting.id, Q, reporting.task, 1, 0.5, "half"))
+    log.add(ev.started(Q, returned, 1))
+    log.release(returned.id)  # its run ended by an exception: no end event may come
+    await log.flush(aredis)
+    assert await _stream(aredis) == [
+        (reporting.id, "started"),
+        (reporting.id, "progress"),
+        (returned.id, "started"),
+    ]
+    assert log  # `running`'s start is still held, and goes out with the next flush after
+    log.add(ev.progressed(running.id, Q, running.task, 1, 0.1, ""))
+    await log.flush(aredis)
+    assert (await _stream(aredis))[3:] == [(running.id, "started"), (running.id, "progress")]
+
+
+async def test_without_wake_nothing_is_held(aredis: AsyncClient) -> None:
+    log = ev.EventLog(True)
+    doc = await _enqueued(aredis)
+    log.add(ev.started(Q, doc, 1))
+    await log.flush(aredis)
+    assert not log and await _stream(aredis) == [(doc.id, "started")]
