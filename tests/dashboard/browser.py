@@ -34,6 +34,10 @@ def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+class Navigating(RuntimeError):
+    """Chromium's answer to a call made while the page was being replaced by another."""
+
+
 class Browser:
     """One headless Chromium with one page; `evaluate` runs JavaScript in it."""
 
@@ -69,7 +73,9 @@ class Browser:
             self._note(message)
             if message.get("id") == call_id:
                 if "error" in message:
-                    raise RuntimeError(f"{method}: {message['error']}")
+                    error = f"{method}: {message['error']}"
+                    moving = "navigated or closed" in error
+                    raise Navigating(error) if moving else RuntimeError(error)
                 return dict(message["result"])
 
     def _note(self, message: dict[str, Any]) -> None:
@@ -121,7 +127,10 @@ class Browser:
 
     def wait_loaded(self, url: str | None = None) -> None:
         def loaded() -> bool:
-            state = self.evaluate("[document.readyState, location.href]")
+            try:
+                state = self.evaluate("[document.readyState, location.href]")
+            except Navigating:  # asked while the page was being replaced: not loaded yet
+                return False
             return bool(state) and state[0] == "complete" and (url is None or state[1] == url)
 
         wait_for(loaded, timeout=30)

@@ -23,7 +23,7 @@ from redline.runtime.desired import DESIRED_KEY
 from redline.scaling import registry
 from redline.scaling.rollout import set_state
 from tests.conftest import needs_tool
-from tests.dashboard.browser import Browser
+from tests.dashboard.browser import Browser, Navigating
 from tests.dashboard.conftest import act, start_dashboard
 from tests.helpers import run, stop, wait_for
 from tests.servers import ServerProcess
@@ -72,10 +72,14 @@ def activity(url: str) -> None:
 
 
 def text_of(browser: Browser, selector: str) -> str | None:
-    found = browser.evaluate(
-        f"(function () {{ var e = document.querySelector({json.dumps(selector)});"
-        " return e ? e.textContent.trim() : null; })()"
-    )
+    """The element's text; None when there is none, or the page is being replaced."""
+    try:
+        found = browser.evaluate(
+            f"(function () {{ var e = document.querySelector({json.dumps(selector)});"
+            " return e ? e.textContent.trim() : null; })()"
+        )
+    except Navigating:
+        return None
     return None if found is None else str(found)
 
 

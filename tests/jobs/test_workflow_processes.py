@@ -81,7 +81,7 @@ def kill_busy(
     return interrupted
 
 
-@pytest.mark.slow  # 22 s on an idle machine, about a minute on the loaded 2-core VM
+# Not marked slow (about 20 s): it counts rather than times, so it runs beside the others.
 def test_a_chord_of_2000_through_10_kills_calls_back_once(url: str, tmp_path: Path) -> None:
     client = connect_sync(url)
     h = enqueue_sync(client, the_chord(url, MEMBERS))
@@ -105,7 +105,7 @@ def test_a_chord_of_2000_through_10_kills_calls_back_once(url: str, tmp_path: Pa
     client.close()
 
 
-@pytest.mark.slow  # 17 s idle, 25 s on the loaded VM (the cluster runs the chord and the window)
+# Not marked slow (about 15 s): it counts rather than times, so it runs beside the others.
 def test_a_chain_of_50_through_kills_keeps_its_order(redis_url: str, tmp_path: Path) -> None:
     url = redis_url
     client = connect_sync(url)

@@ -101,13 +101,16 @@ async def test_the_client_acks_whole_batches_and_falls_back_to_pairs(
 
 
 async def test_holders_and_release_of_what_a_consumer_held(qclient: AsyncClient, key: str) -> None:
-    mine = ReliableQueue(qclient, consumer="ns:1", max_deliveries=2)
-    theirs = ReliableQueue(qclient, consumer="ns:2", max_deliveries=2)
+    # Leases of different lengths: holders come oldest lease first, and leases taken within
+    # one millisecond would tie (then the order is the members' names').
+    mine = ReliableQueue(qclient, consumer="ns:1", max_deliveries=2, lease=10)
+    theirs = ReliableQueue(qclient, consumer="ns:2", max_deliveries=2, lease=20)
     other = ReliableQueue(qclient, consumer="ns:3", max_deliveries=2)
     await mine.push(key, *[b"m%d" % i for i in range(5)])
     kept = await mine.pop(key, count=2)
     lost = [*await theirs.pop(key, count=2), *await theirs.pop(key, count=1)]
-    assert await mine.extend(kept[1])  # has a lease of its own: its consumer is not known
+    # kept[1] has a lease of its own now: its consumer is not known
+    assert await mine.extend(kept[1], lease=40)
     assert await mine.holders(key) == [Holder("ns:1", 1, 1), Holder("ns:2", 2, 3), Holder("", 0, 1)]
     viewed = {m.id: m.consumer for m in await mine.inspect(key, pending=True)}
     assert viewed == {kept[0].id: "ns:1", kept[1].id: "", **{d.id: "ns:2" for d in lost}}

@@ -300,7 +300,7 @@ async def _holders(
     client = connect(url)
     try:
         held = await held_by(client, key)
-        gone, moved = await release_gone(client, key, max_deliveries) if release else ([], 0)
+        gone, moved = await release_gone(client, key, max_deliveries, held) if release else ([], 0)
         return held, gone, moved
     finally:
         await client.aclose()

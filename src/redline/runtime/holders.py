@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from redline.connection import AsyncClient
+from redline.connection import AsyncClient, Command, run_commands
 from redline.queue import Holder, ReliableQueue
 from redline.runtime.lifecycle import registry_key
 
@@ -31,27 +31,37 @@ class Held:
     gone: bool
 
 
-async def _gone(client: AsyncClient, consumer: str) -> bool:
+def _instance(consumer: str) -> str:
+    """The namespace of a consumer named ``<ns>:<id>`` ("" for any other name)."""
     namespace, _, ident = consumer.rpartition(":")
-    if not namespace or not ident:
-        return False
-    if not await client.hexists(registry_key(), namespace):
-        return False
-    return not await client.exists(consumer)
+    return namespace if namespace and ident else ""
 
 
 async def held_by(client: AsyncClient, key: str) -> list[Held]:
-    """The holders of queue `key`'s in-flight messages, each judged gone or not."""
+    """The holders of queue `key`'s in-flight messages, each judged gone or not (one round
+    trip for all their registry entries and lifecycle hashes)."""
     holders = await ReliableQueue(client).holders(key)
-    return [Held(h, bool(h.consumer) and await _gone(client, h.consumer)) for h in holders]
+    named = [h for h in holders if h.consumer and _instance(h.consumer)]
+    looks: list[Command] = []
+    for h in named:
+        looks += [("HEXISTS", registry_key(), _instance(h.consumer)), ("EXISTS", h.consumer)]
+    found = await run_commands(client, looks, raise_on_error=True)
+    gone = {
+        h.consumer
+        for h, registered, alive in zip(named, found[::2], found[1::2], strict=True)
+        if int(registered) and not int(alive)
+    }
+    return [Held(h, h.consumer in gone) for h in holders]
 
 
 async def release_gone(
-    client: AsyncClient, key: str, max_deliveries: int = 10
+    client: AsyncClient, key: str, max_deliveries: int = 10, held: list[Held] | None = None
 ) -> tuple[list[str], int]:
     """Give back for redelivery what the gone instances held of queue `key` (those past
-    `max_deliveries` go to the dead letters); returns the instances and how many moved."""
-    gone = [h.holder.consumer for h in await held_by(client, key) if h.gone]
+    `max_deliveries` go to the dead letters); returns the instances and how many moved.
+    `held`: what `held_by` has just said, when the caller has it (else it is read)."""
+    judged = await held_by(client, key) if held is None else held
+    gone = [h.holder.consumer for h in judged if h.gone]
     if not gone:
         return [], 0
     moved = await ReliableQueue(client, max_deliveries=max_deliveries).release(key, *gone)
