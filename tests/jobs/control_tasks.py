@@ -31,6 +31,23 @@ async def hold(url: str, mark: str) -> str:
 
 
 @tasks.task(queue="c:jobs", result_ttl=60)
+async def hold_past_one_cancel(url: str, mark: str) -> str:
+    """As `hold`, but the first cancel is swallowed, as code it calls may do (a library that
+    catches CancelledError while it cleans up): only a second one ends it."""
+    _redis(url).rpush(mark, f"started:{current_job().id}")
+    try:
+        await asyncio.sleep(60)
+    except asyncio.CancelledError:
+        _redis(url).rpush(mark, "swallowed")
+    try:
+        await asyncio.sleep(60)
+    except asyncio.CancelledError:
+        _redis(url).rpush(mark, "cancelled")
+        raise
+    return "held"
+
+
+@tasks.task(queue="c:jobs", result_ttl=60)
 def hold_sync(url: str, mark: str) -> str:
     """A sync job that looks at the cancel flag (cooperative), for up to a minute."""
     client = _redis(url)

@@ -111,6 +111,18 @@ async def test_a_running_async_job_is_cancelled_on_another_process(
         assert stop(proc) == 0, (tmp_path / "worker.log").read_text()
 
 
+async def test_a_job_that_swallows_a_cancel_is_cancelled_again(
+    aredis: AsyncClient, redis_url: str, worker: Running
+) -> None:
+    job = await enqueue(aredis, c.hold_past_one_cancel, redis_url, "held")
+    assert job is not None
+    await until(lambda: marks(aredis, "held"))
+    assert await job.cancel()
+    await until(lambda: state_is(job, JobState.CANCELLED))
+    assert await marks(aredis, "held") == [f"started:{job.id}", "swallowed", "cancelled"]
+    await assert_queue_empty(aredis, "c:jobs")
+
+
 async def test_a_sync_job_sees_the_cancel_flag_and_its_result_is_discarded(
     aredis: AsyncClient, redis_url: str, worker: Running
 ) -> None:

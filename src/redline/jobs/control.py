@@ -139,12 +139,12 @@ class Control:
         stopping: asyncio.Event,
         on_cancel: Callable[[list[str]], Awaitable[None] | None],
     ) -> None:
-        """Refresh every `CONTROL_EVERY` seconds until `stopping`; `on_cancel` gets new ids."""
+        """Refresh every `CONTROL_EVERY` seconds until `stopping`; `on_cancel` is called after
+        each read with the ids newly asked for (often none)."""
         while not stopping.is_set():
             try:
                 fresh = await self.refresh(client)
-                if fresh:
-                    await _maybe_await(on_cancel(fresh))
+                await _maybe_await(on_cancel(fresh))
             except TRANSIENT as exc:
                 log.warning("worker could not read pause and cancel state error=%r", str(exc))
             with contextlib.suppress(TimeoutError):

@@ -51,7 +51,12 @@ class Runs:
             self.jobs.pop(doc.id, None)
 
     def cancel(self, job_ids: list[str]) -> None:
-        """Cancel the runs of `job_ids` that run here (the control loop's callback)."""
+        """Cancel the runs of `job_ids` that run here (the control loop's callback, after each
+        read). An async run cancelled before and still running is cancelled again: code it
+        awaits may have caught the first CancelledError (a library cleaning up) and gone on."""
+        for running in self.jobs.values():
+            if running.cancelled:
+                running.cancel()
         for job_id in job_ids:
             job = self.jobs.get(job_id)
             if job is not None:
