@@ -127,6 +127,7 @@ def _wrk(port: int, watch: dict[int, str] | None = None) -> dict[str, float]:
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     row = {
         "rps": rate,
+        "avg": _ms(out, "Latency"),
         "p50": _ms(out, "50%"),
         "p99": _ms(out, "99%"),
         "errors": int(errors.group(1)) if errors else 0,
@@ -265,11 +266,11 @@ def main() -> None:
         title=f"HTTP, 1 KiB file, wrk -t2 -c{CONNECTIONS} -d{SECONDS}s, medians of {ROUNDS}"
         f" interleaved rounds ({load})"
     )
-    for column in ("server", "req/s", "p50 ms", "p99 ms", "non-2xx", "x ASGI ceiling"):
+    for column in ("server", "req/s", "p50 ms", "p99 ms", "p99/avg", "non-2xx", "x ASGI ceiling"):
         table.add_column(column, justify="left" if column == "server" else "right")
     for name, rows in runs.items():
         if not rows:
-            table.add_row(name, "not installed", "", "", "", "")
+            table.add_row(name, "not installed", "", "", "", "", "")
             continue
         if name in (REDLINE, REDLINE_2):
             per_round = sorted(r[name] for r in ratios)
@@ -281,13 +282,16 @@ def main() -> None:
             f"{_median(rows, 'rps'):,.0f}",
             f"{_median(rows, 'p50'):.2f}",
             f"{_median(rows, 'p99'):.2f}",
+            f"{statistics.median(r['p99'] / r['avg'] for r in rows):.2f}",
             str(int(sum(r["errors"] for r in rows))),
             ratio,
         )
     console.print(table)
     console.print(
         "x ASGI ceiling: for the redline rows, the median of the per-round ratios (range in"
-        " brackets); the ceiling row is measured in every round."
+        " brackets); the ceiling row is measured in every round. p99/avg: the tail's shape"
+        f" (wrk keeps {CONNECTIONS} requests in flight, so the average latency is {CONNECTIONS}"
+        " / req/s and a p99 follows the rate: compare the shapes, not the p99s)."
     )
     if any("wakeups" in row for row in runs.get(REDLINE) or []):  # Linux: from /proc
         console.print(_cpu_table(runs))

@@ -116,3 +116,34 @@ async def test_renew_script_on_its_own(aredis: AsyncClient) -> None:
     assert await aredis.hget(key, "renewed") == b"200" and await aredis.ttl(key) > 0
     await aredis.hset(key, "started", "101")
     assert await scripts.run(aredis, "lifecycle_renew", [key], args) == -1
+
+
+async def test_a_server_that_lost_its_data_is_joined_again_under_the_same_id(
+    redis_url: str, aredis: AsyncClient
+) -> None:
+    """The hash gone with the counter (a restart without persistence, a flush) is not a request
+    to stop: the instance registers again as itself, and the next instance gets a new id."""
+    hook = Lifecycle(NS, "idle")
+    task, stopping = await started(aredis, redis_url, hook, popTimeout=0.5)
+    ident = hook.key.rsplit(":", 1)[1]
+    await aredis.delete(hook.key, f"{NS}:id", ids_key(NS))
+    for _ in range(1000):
+        if await aredis.exists(hook.key):
+            break
+        await asyncio.sleep(0.01)
+    assert not task.done() and await aredis.exists(hook.key)
+    assert await aredis.lrange(ids_key(NS), 0, -1) == [ident.encode()]
+    assert await aredis.get(f"{NS}:id") == ident.encode()
+    other = Lifecycle(NS, "idle")
+    other_task, other_stopping = await started(aredis, redis_url, other)
+    assert other.key == instance_key(NS, int(ident) + 1)
+    stopping.set()
+    other_stopping.set()
+    await asyncio.wait_for(asyncio.gather(task, other_task), 10)
+
+
+async def test_counter_floor_script_on_its_own(aredis: AsyncClient) -> None:
+    counter = f"{NS}:id"
+    assert await scripts.run(aredis, "counter_floor", [counter], [7]) == 7
+    assert await scripts.run(aredis, "counter_floor", [counter], [3]) == 7
+    assert await aredis.incr(counter) == 8

@@ -240,6 +240,30 @@ async def test_a_redelivered_job_keeps_its_slot_and_a_cap_counts_it_once(
     assert await aredis.zcard(slots[0]) == 1
 
 
+async def test_a_delivery_is_judged_by_the_batch_it_was_popped_in_or_found_stale(
+    aredis: AsyncClient,
+) -> None:
+    """The admission reads the batch each delivery names: a delivery of a batch since
+    recovered (its message redelivered in another batch) is stale, the new one held; one that
+    left its batch (refused, now delayed) is stale too."""
+    queue = ReliableQueue(aredis, lease=0.05)
+    await queue.push("q", b"a", b"b")
+    old = await queue.pop("q", count=2)
+    assert all(d.batch is not None for d in old)
+    again: list[Any] = []
+    for _ in range(400):  # a pop recovers both once the batch's lease has lapsed
+        again = await queue.pop("q", count=2)
+        if again:
+            break
+        await asyncio.sleep(0.05)
+    assert [d.deliveries for d in again] == [2, 2] and again[0].batch != old[0].batch
+    assert await _admit_many(aredis, old, cap=5) == [[-1], [-1]]  # their batch is gone
+    mixed = [again[0], old[1]]  # one source, two batches: each looked up on its own
+    assert await _admit_many(aredis, mixed, cap=5) == [[1], [-1]]
+    assert (await _admit_many(aredis, [again[1]], cap=1))[0][0] == 0  # the cap is full
+    assert await _admit_many(aredis, [again[1]], cap=5) == [[-1]]  # it left for the delayed set
+
+
 async def test_extend_and_release_cover_many_limits_in_one_call(aredis: AsyncClient) -> None:
     a = limit_keys("q", "concurrency", "t", "a")
     b = limit_keys("q", "concurrency", "t", "b")

@@ -13,7 +13,8 @@ import redis
 
 from redline.connection import AsyncClient
 from redline.jobs import JobState, enqueue, enqueue_in, enqueue_many, job_keys
-from redline.jobs.priority import levels_key, priority_key
+from redline.jobs.limits import Gate
+from redline.jobs.priority import Levels, levels_key, priority_key
 from redline.queue import ReliableQueue
 from tests.jobs import limit_tasks as lt
 from tests.jobs.running import WorkerRunning, until
@@ -93,6 +94,28 @@ async def test_concurrency_cap_holds_and_waiting_is_not_an_attempt(
         record = await job.record()
         assert record is not None and record.attempts == 1  # waits were not attempts
     assert not await aredis.exists("{l:cap}:job-concurrency:" + lt.capped.name)  # all given back
+
+
+async def test_the_gate_keeps_nothing_of_jobs_that_finished_or_never_started(
+    aredis: AsyncClient, redis_url: str
+) -> None:
+    """A run cancelled before it started (a worker stopping) never takes its document from the
+    gate: finishing the delivery drops it, with the slot, so a long-lived worker keeps no
+    entry per such job (`Gate.documents` did)."""
+    await enqueue_many(aredis, lt.capped, [((redis_url, n), {}) for n in range(lt.CAP + 2)])
+    queue = ReliableQueue(aredis)
+    levels = Levels(["l:cap"], {"l:cap": {0}})
+    gate = Gate(queue, lt.tasks, levels)
+    popped = await queue.pop(*levels.keys, count=lt.CAP + 2)
+    admitted = await gate.admit(popped)
+    assert len(admitted) == lt.CAP  # the rest wait for a slot
+    assert set(gate.documents) == set(gate.held) == {(d.key, d.id) for d in admitted}
+    assert gate.document(admitted[0]).task == lt.capped.name  # what a run takes; the rest none
+    for d in admitted:  # as the worker's `_done` does for every run, started or not
+        gate.finish(d)
+    assert gate.documents == {} and gate.held == {}
+    await gate.release(admitted)
+    assert not await aredis.exists("{l:cap}:job-concurrency:" + lt.capped.name)
 
 
 async def test_a_concurrency_key_caps_each_key_alone(

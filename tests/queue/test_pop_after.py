@@ -72,17 +72,31 @@ async def test_a_server_that_lost_the_library_still_pops(redis_url: str, prefix:
         await client.aclose()
 
 
-async def test_a_killed_connection_fails_one_step_then_a_new_one_is_taken(
+async def _blocked_in(client: AsyncClient) -> bool:
+    """Whether a connection of this test's database is blocked in a command (our pop)."""
+    db = str(client.connection_pool.connection_kwargs.get("db", 0))
+    found = await client.client_list()
+    return any("b" in c["flags"] and str(c["db"]) == db for c in found)
+
+
+async def test_a_connection_killed_mid_call_fails_that_step_then_a_new_one_is_taken(
     redis_url: str, prefix: str
 ) -> None:
+    """(A connection killed while idle is replaced before the next call is written, which then
+    succeeds: tests/hardening/test_restart_held.py.)"""
     client = connect(redis_url)
     try:
         queue, key = ReliableQueue(client), f"{prefix}:q"
-        await queue.push(key, b"one", b"two")
+        await queue.push(key, b"one")
         assert [d.payload for d in (await queue.pop_after([], key))[1]] == [b"one"]
+        in_hand = asyncio.create_task(queue.pop_after([], key, block=10))
+        async with asyncio.timeout(30):  # the blocking pop has reached the server
+            while not await _blocked_in(client):  # noqa: ASYNC110 - no event to wait on
+                await asyncio.sleep(0.01)
         await client.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
         with pytest.raises(ConnectionError):
-            await queue.pop_after([], key)
+            await in_hand
+        await queue.push(key, b"two")
         assert [d.payload for d in (await queue.pop_after([], key))[1]] == [b"two"]
     finally:
         await client.aclose()

@@ -5,7 +5,9 @@ worked out last (a `Response` LPUSHed onto the reply list named in the envelope,
 LPUSHed onto another queue, as hrouter does), acks the batch before that (whose outcomes the
 previous round trip delivered), and pops the next batch. A batch is acked only once its outcomes
 are in Redis: a replica killed at any point leaves its requests in flight, and when their lease
-runs out a surviving replica's pop takes them again.
+runs out a surviving replica's pop takes them again. After a batch that emptied the queue, the
+step sends its outcomes alone (a pop then would most likely come back empty: a pop is the
+costly part of a step, in the server and in the client), and the next one acks it with its pop.
 
 A request whose deadline has passed is acked without an answer (the importer has already sent
 504); a handler still working at the deadline is cancelled. A payload that is not an envelope is
@@ -26,7 +28,7 @@ import msgspec
 from pydantic import Field
 
 from redline.config import ServiceConfig
-from redline.connection import Command, run_commands
+from redline.connection import Command, HeldConnection, run_commands
 from redline.errors import EnvelopeError
 from redline.http.envelope import Request, Response
 from redline.queue import Delivery, ReliableQueue
@@ -88,6 +90,8 @@ class HttpService:
         self._sends: list[Command] = []  # the outcomes of the last batch, for the next step
         self._answered: list[Delivery] = []  # that batch: acked once the sends are in
         self._unacked: list[Delivery] = []  # answered and sent; acked by the next pop
+        self._drained = False  # the last pop came back short of a batch: the queue was empty
+        self._link: HeldConnection | None = None  # for sends without a pop
 
     def hooks(self) -> list[Hook]:
         """The runner hooks: the assembly's (lifecycle, metrics, …), then the service itself
@@ -134,6 +138,9 @@ class HttpService:
         # may not have gone out is left to its lease (redelivered, answered again).
         sends, answered = self._sends, self._answered
         self._sends, self._answered = [], []
+        if answered and self._drained:
+            await self._send_only(ctx, sends, answered)
+            return
         # The batch answered now is acked by the next step, so this one does not wait on an
         # idle queue: a replica holds no answered request longer than a round trip (its lease
         # cannot run out meanwhile, and the queue's in-flight count is work under way).
@@ -142,6 +149,7 @@ class HttpService:
             sends, config.in_, count=config.batch, block=block, ack=self._unacked
         )
         self._unacked = answered if self._sent(results) else []
+        self._drained = len(batch) < config.batch
         if not batch:
             return
         requests = [(d, r) for d, r in [(d, await self._decode(queue, d)) for d in batch] if r]
@@ -149,6 +157,17 @@ class HttpService:
         outcomes = [await self._safe(ctx, r) for r in live]
         self._sends = _commands(zip(live, outcomes, strict=True))
         self._answered = [d for d, _ in requests]
+
+    async def _send_only(
+        self, ctx: Context, sends: list[Command], answered: list[Delivery]
+    ) -> None:
+        """The step after a batch that emptied the queue: send its outcomes without a pop (one
+        now would most likely come back empty); the next step's pop acks it, and takes
+        whatever arrived meanwhile, in the round trip that follows at once."""
+        if self._link is None:
+            self._link = HeldConnection(ctx.redis)
+        if self._sent(await self._link.run(sends)):
+            self._unacked = [*self._unacked, *answered]
 
     async def _step_concurrent(self, ctx: Context) -> None:
         queue, config = self.queue(ctx), self.config

@@ -14,10 +14,13 @@ from redline.jobs.usage import KEPT, limits_key
 from redline.queue import Delivery
 from redline.queue.core import keys_of
 
-__all__ = ["Admission", "Limit", "extend_call", "release_call"]
+__all__ = ["Admission", "Limit", "Limits", "extend_call", "limits_of", "release_call"]
 
 Limit = tuple[str, str]  # a limit's two keys (`jobs.usage.limit_keys`)
 Call = tuple[list[str], list[Any]]  # a script call's keys and arguments
+# A job's limits: cap (0: none), its slots (None: no cap), starts per period (0: none), period
+# (ms), its log (None: no rate).
+Limits = tuple[int, Limit | None, int, int, Limit | None]
 
 
 @functools.lru_cache(maxsize=256)
@@ -40,12 +43,16 @@ def _index(indexes: dict[Any, int], item: Any) -> int:
 
 
 class Admission:
-    """One `job_admit` call: the slots of `queue` to give back first, then the jobs to decide."""
+    """One `job_admit` call: the slots of `queue` to give back first, then the jobs to decide.
+    Each distinct set of limits is sent once (a spec) and each job names its spec and source,
+    so a batch costs four arguments per job, whatever its limits."""
 
     def __init__(self, queue: str, releases: Sequence[tuple[Limit, str]] = ()) -> None:
         self.queue = queue
         self.releases = list(releases)  # (the limit, the finished job's id)
         self._sources: dict[str, int] = {}
+        self._priorities: list[Any] = []  # by source: its priority, the batch of its jobs
+        self._specs: dict[Limits, int] = {}
         self._limits: dict[Limit, int] = {}
         self._register: list[str] = []
         self._jobs: list[Any] = []
@@ -59,22 +66,32 @@ class Admission:
         self, d: Delivery, priority: int, cap: int, slots: Limit, rate: Rate | None, log: Limit
     ) -> None:
         """Ask about `d`: `cap` (0: none) counted in `slots`, `rate` (None: none) in `log`."""
-        self._jobs += [
-            d.id,
-            d.deliveries,
-            _index(self._sources, d.key),
-            priority,
-            cap,
-            _index(self._limits, slots) if cap else 0,
-            rate.count if rate else 0,
-            rate.period_ms if rate else 1000,
-            _index(self._limits, log) if rate else 0,
-        ]
+        self.add(d, priority, limits_of(cap, slots, rate, log))
+
+    def add(self, d: Delivery, priority: int, limits: Limits) -> bool:
+        """Ask about `d` under `limits` (`limits_of`); True when this call had not met them."""
+        source = self._sources.get(d.key)
+        batch = d.batch.name if d.batch else ""
+        if source is None:
+            source = self._sources[d.key] = len(self._sources) + 1
+            self._priorities += (priority, batch)
+        elif self._priorities[2 * source - 1] != batch:  # several: the script looks each up
+            self._priorities[2 * source - 1] = ""
+        spec = self._specs.get(limits)
+        new = spec is None
+        if spec is None:
+            spec = self._specs[limits] = len(self._specs) + 1
+        self._jobs += (d.id, d.deliveries, source, spec)
+        return new
 
     def call(self, lease_ms: int) -> Call:
         released = [
             x for limit, job_id in self.releases for x in (_index(self._limits, limit), job_id)
         ]
+        specs: list[Any] = []
+        for cap, slots, count, period, log in self._specs:
+            slots_at = _index(self._limits, slots) if slots else 0
+            specs += [cap, slots_at, count, period, _index(self._limits, log) if log else 0]
         keys = [limits_key(self.queue)]
         for source in self._sources:
             keys += _source_keys(source)
@@ -84,7 +101,16 @@ class Admission:
             keys += pair
         args: list[Any] = [lease_ms, round(KEPT * 1000), len(self._sources), int(bool(released))]
         args += [len(self._limits), len(self._register), *self._register]
-        return keys, [*args, len(released) // 2, *released, *self._jobs]
+        args += [len(released) // 2, *released, len(self._specs), *specs, *self._priorities]
+        return keys, [*args, *self._jobs]
+
+
+def limits_of(cap: int, slots: Limit, rate: Rate | None, log: Limit) -> Limits:
+    """A job's limits as `Admission.add` takes them: `cap` (0: none) counted in `slots`,
+    `rate` (None: none) in `log`."""
+    if rate is None:
+        return (cap, slots if cap else None, 0, 1000, None)
+    return (cap, slots if cap else None, rate.count, rate.period_ms, log)
 
 
 def release_call(queue: str, releases: Iterable[tuple[Limit, str]]) -> Call:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redline.errors import JobSerializationError
-from redline.jobs.admission import Admission, Limit, extend_call, release_call
+from redline.jobs.admission import Admission, Limit, Limits, extend_call, limits_of, release_call
 from redline.jobs.document import JobDocument, JobState, job_keys
 from redline.jobs.job import JobRecord, describe_args
 from redline.jobs.options import Rate, parse_rate
@@ -149,11 +149,10 @@ class Gate:
             asked = calls[queue] = _Asked(Admission(queue, self.releasing.pop(queue, [])))
         spec = self._spec(queue, task, _key(task.concurrency_key, doc), _key(task.rate_key, doc))
         call = asked.call
-        call.register(self.registrar.due(queue, spec.capped) if spec.capped else "")
-        call.register(self.registrar.due(queue, spec.paced) if spec.paced else "")
-        cap = task.concurrency or 0
-        call.job(d, self.levels.priority_of(d.key), cap, spec.slots, spec.rate, spec.log)
-        asked.jobs.append((i, d, doc, spec.slots if cap else None))
+        if call.add(d, self.levels.priority_of(d.key), spec.limits):  # first in this call
+            call.register(self.registrar.due(queue, spec.capped) if spec.capped else "")
+            call.register(self.registrar.due(queue, spec.paced) if spec.paced else "")
+        asked.jobs.append((i, d, doc, spec.held))
 
     def _spec(
         self, queue: str, task: Task[Any, Any], slots_key: str | None, rate_key: str | None
@@ -166,10 +165,15 @@ class Gate:
                 self.specs.clear()
             parsed = parse_rate(task.rate_limit) if task.rate_limit else None
             count, period = _count_period(parsed)
+            slots = limit_keys(queue, "concurrency", task.name, slots_key)
             spec = _Spec(
-                limit_keys(queue, "concurrency", task.name, slots_key),
-                limit_keys(queue, "rate", task.name, rate_key),
-                parsed,
+                limits_of(
+                    task.concurrency or 0,
+                    slots,
+                    parsed,
+                    limit_keys(queue, "rate", task.name, rate_key),
+                ),
+                slots if task.concurrency else None,
                 _described("concurrency", task, slots_key, task.concurrency, 0),
                 _described("rate", task, rate_key, count, period),
             )
@@ -200,8 +204,11 @@ class Gate:
 
     def finish(self, delivery: Delivery) -> None:
         """`delivery` finished (or was returned): its slot, if it holds one, goes back with the
-        next admission call of its queue, or with `release`, whichever comes first."""
-        held = self.held.pop((delivery.key, delivery.id), None)
+        next admission call of its queue, or with `release`, whichever comes first; its
+        document is dropped if no run took it (one cancelled before it started, at stop)."""
+        at = (delivery.key, delivery.id)
+        self.documents.pop(at, None)
+        held = self.held.pop(at, None)
         if held is not None:
             queue = self.levels.queue_of(delivery.key)
             self.releasing.setdefault(queue, []).append((held, delivery.id))
@@ -263,12 +270,12 @@ class Gate:
 
 @dataclass(frozen=True)
 class _Spec:
-    """One task's limits on one queue, for one pair of limit keys: their keys, its rate, and
-    their registry members ("" where the task has no such limit)."""
+    """One task's limits on one queue, for one pair of limit keys: as the admission call takes
+    them, the slots a job admitted under them holds (None: no cap), and their registry members
+    ("" where the task has no such limit)."""
 
-    slots: Limit
-    log: Limit
-    rate: Rate | None
+    limits: Limits
+    held: Limit | None
     capped: str
     paced: str
 

@@ -3,10 +3,10 @@
 Async tasks run on the event loop, sync tasks in a thread pool; at most `concurrency` jobs run
 at once. Pops take as many jobs as there are free slots; the leases of running jobs are extended
 together (`ReliableQueue.extend`, every third of the lease); finished jobs are settled together
-(one ack call, and one pipeline for any job records, for all that finished since the last
-settling); the counters the dashboard charts are added twice a second. So a busy worker spends
-a few Redis round trips per batch of jobs, not per job, and an idle one acks a job as soon as
-it finishes.
+by `jobs.settling` (one ack call, and one pipeline for any job records, for all that finished
+since the last settling); the counters the dashboard charts are added twice a second. So a busy
+worker spends a few Redis round trips per batch of jobs, not per job, and an idle one acks a
+job as soon as it finishes.
 
 Outcomes: success → ack (and a result record when the task has ``result_ttl``); failure →
 ``nack`` with the task's backoff while retries remain, else the dead-letter list with the
@@ -27,8 +27,7 @@ import contextvars
 import logging
 import time
 import traceback
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -39,14 +38,14 @@ from redline.errors import TRANSIENT, JobError, JobSerializationError, UnknownTa
 from redline.jobs.busy import Busy
 from redline.jobs.control import CONTROL_EVERY
 from redline.jobs.cron import CronSchedule, CronScheduler
-from redline.jobs.document import JobDocument, JobState, job_keys
-from redline.jobs.job import JobRecord, describe_args, enqueue
+from redline.jobs.document import JobDocument, JobState
+from redline.jobs.job import enqueue
 from redline.jobs.limits import Gate
 from redline.jobs.priority import FORGET_EVERY, Levels, priority_key, scheduled_key
-from redline.jobs.records import keep_result, note_recent, record_failure
 from redline.jobs.runs import Runs
+from redline.jobs.settling import JobOutcome, Settler
 from redline.jobs.task import Task, Tasks
-from redline.jobs.workflow.progress import kept_result, settle_members
+from redline.jobs.workflow.progress import kept_result
 from redline.queue import Delivery, ReliableQueue
 from redline.runtime import Context
 from redline.runtime.metrics import Metrics
@@ -62,32 +61,6 @@ PROMOTE_EVERY = 0.5  # seconds between moves of due scheduled jobs onto their qu
 WAKE_POLL = 0.2  # seconds a pop blocks while jobs wait for a concurrency slot
 
 
-class JobOutcome(msgspec.Struct, frozen=True):
-    """How one delivery ended: `ok`; else `dead` (no retry left) or retried; or `returned`
-    (shutdown: given back untouched). `value` is the JSON of the result when it is kept. A
-    msgspec struct: one is made, and copied with its duration, per job."""
-
-    delivery: Delivery
-    doc: JobDocument | None = None
-    task: Task[..., Any] | None = None
-    ok: bool = False
-    value: Any = None
-    error: str = ""
-    traceback: str = ""
-    dead: bool = False
-    returned: bool = False
-    millis: float = 0.0
-    cancelled: bool = False
-
-    @property
-    def state(self) -> JobState:
-        if self.cancelled:
-            return JobState.CANCELLED
-        if self.ok:
-            return JobState.COMPLETE
-        return JobState.DEAD if self.dead else JobState.RETRYING
-
-
 def _failure(
     delivery: Delivery, doc: JobDocument | None, task: Task[..., Any] | None, exc: BaseException
 ) -> JobOutcome:
@@ -95,29 +68,6 @@ def _failure(
     error = f"{type(exc).__name__}: {exc}"
     dead = task is None or delivery.deliveries > task.retries or isinstance(exc, _TooMany)
     return JobOutcome(delivery, doc, task, error=error, traceback=text, dead=dead)
-
-
-def _record_of(o: JobOutcome, state: JobState) -> JobRecord | None:
-    """What to record of `o`: every failure of a job, and a success when its task keeps
-    results (None otherwise, and for payloads that are not jobs)."""
-    if o.doc is None or (o.ok and not o.doc.result_ttl):
-        return None
-    return JobRecord(
-        o.doc.id,
-        state,
-        o.doc.task,
-        describe_args(o.doc),
-        o.delivery.deliveries,
-        o.value if o.ok else None,
-        o.error,
-        o.traceback,
-        o.doc.enqueued_at,
-        time.time(),
-    )
-
-
-# The counter of `JobKeys.stats` each end of a run adds to (any other: "retried").
-_COUNTED = {JobState.COMPLETE: "complete", JobState.DEAD: "failed", JobState.CANCELLED: "cancelled"}
 
 
 class _TooMany(JobError):
@@ -159,13 +109,13 @@ class Worker:
         self._ready = asyncio.Event()  # outcomes wait to be settled
         self._slot = asyncio.Event()  # a slot came free
         self._closing = False
-        self._counts: Counter[tuple[str, str]] = Counter()
         self._background: list[asyncio.Task[None]] = []
         self._settler: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._queue: ReliableQueue | None = None
         self.levels = Levels(self.queues, _declared(tasks))  # priorities: the keys to pop
         self._gate: Gate | None = None
+        self._settle_with: Settler | None = None
         self.runs = Runs(self.queues, track, self._ready.set)  # pause, cancel, events
         self.busy = Busy(concurrency, self.levels.queue_of)  # what runs, in the instance record
         self._forgot_at = time.monotonic()  # last look for priorities no longer used
@@ -182,6 +132,7 @@ class Worker:
         deliveries = max([t.max_deliveries for t in self.tasks.values()] + [1]) + 1
         self._queue = ReliableQueue(client, lease=self.lease, max_deliveries=deliveries)
         self._gate = Gate(self._queue, self.tasks, self.levels, self._expired)
+        self._settle_with = Settler(self._queue, self._gate, self.levels, self.runs)
         return self._queue
 
     def _expired(self, delivery: Delivery, doc: JobDocument) -> None:
@@ -190,6 +141,12 @@ class Worker:
         unrun = msgspec.structs.replace(delivery, deliveries=delivery.deliveries - 1)
         self.runs.settled(unrun, doc, JobState.EXPIRED, "")
         self._ready.set()
+
+    @property
+    def settler(self) -> Settler:
+        if self._settle_with is None:
+            raise JobError("worker not started: run it with run_service or call start(ctx)")
+        return self._settle_with
 
     @property
     def gate(self) -> Gate:
@@ -429,113 +386,13 @@ class Worker:
         running = loop.run_in_executor(self.executor, lambda: call(task, *args, **kwargs))
         return await asyncio.wait_for(running, task.timeout)
 
-    # -- settling --------------------------------------------------------------------------
+    # -- settling (jobs.settling) ----------------------------------------------------------
 
     async def _settle(self, outcomes: Sequence[JobOutcome]) -> None:
-        # Workflow members first: what they make ready is pushed before they are acked, so a
-        # kill in between has them rerun, and their dependants pushed once (jobs.workflow).
-        await settle_members(self.queue.client, outcomes)
-        # Unique locks go first: a worker killed after this and before the ack leaves the job
-        # to be redelivered and run again (at least once), never a lock that outlives its job
-        # (which would turn every later enqueue with the key, a cron entry's too, into a no-op
-        # for unique_ttl).
-        await self._unlock(o for o in outcomes if o.ok or o.dead or o.cancelled)
-        await self.gate.release(o.delivery for o in outcomes)
-        done = [o for o in outcomes if o.ok or o.cancelled]
-        if done:
-            await self.queue.ack(*(o.delivery for o in done))
-            self.completed += sum(1 for o in done if o.ok)
-        # Given back concurrently (the client's pool waits for free connections): one at a
-        # time, a flood of failing jobs outran the settling until leases expired (issue 28).
-        failing = [o for o in outcomes if not (o.ok or o.cancelled)]
-        taken = await asyncio.gather(*(self._give_back(o) for o in failing))
-        # A failure whose nack was refused as stale (its lease ran out and another delivery
-        # holds the job now) is not recorded: the holder records the job's own outcome.
-        stale = {id(o) for o, accepted in zip(failing, taken, strict=True) if not accepted}
-        await self._record([o for o in outcomes if id(o) not in stale])
-        for o in outcomes:
-            if o.doc is not None and not o.returned:
-                self.runs.settled(o.delivery, o.doc, o.state, o.error)
-
-    async def _give_back(self, outcome: JobOutcome) -> bool:
-        """Nack or dead-letter a delivery that did not succeed; False: refused as stale."""
-        if outcome.returned:
-            return await self.queue.nack(outcome.delivery, delay=0, reason="worker shut down")
-        return await self._failed(outcome)
-
-    async def _unlock(self, finished: Iterable[JobOutcome]) -> None:
-        """Release the unique locks the `finished` jobs hold (a later job's lock is left)."""
-        for outcome in finished:
-            if outcome.doc and outcome.doc.unique:
-                keys = job_keys(self.levels.queue_of(outcome.delivery.key))
-                await run(
-                    self.queue.client,
-                    "job_unlock",
-                    [keys.unique(outcome.doc.unique)],
-                    [outcome.doc.id],
-                )
-
-    async def _failed(self, outcome: JobOutcome) -> bool:
-        delivery, task = outcome.delivery, outcome.task
-        job_id = outcome.doc.id if outcome.doc else delivery.id
-        if outcome.dead or task is None:
-            log.warning(
-                "job dead-lettered id=%s task=%s attempts=%d error=%r",
-                job_id,
-                task.name if task else "-",
-                delivery.deliveries,
-                outcome.error,
-            )
-            return await self.queue.dead_letter(delivery, reason=outcome.traceback or outcome.error)
-        delay = task.retry_delay(delivery.deliveries)
-        log.info(
-            "job failed id=%s task=%s attempt=%d retry_in=%.1fs error=%r",
-            job_id,
-            task.name,
-            delivery.deliveries,
-            delay,
-            outcome.error,
-        )
-        return await self.queue.nack(delivery, delay=delay, reason=outcome.traceback)
-
-    async def _record(self, outcomes: Sequence[JobOutcome]) -> None:
-        """Job records (one pipeline for kept results, concurrent script calls for failures);
-        counts are kept for later."""
-        pipe = self.queue.client.pipeline(transaction=False)
-        failures = []
-        for o in outcomes:
-            if o.returned:
-                continue
-            state = o.state
-            field = _COUNTED.get(state, "retried")
-            home = self.levels.queue_of(o.delivery.key)
-            self._counts[(home, field)] += 1
-            record = _record_of(o, state)
-            if record is None:
-                continue
-            if o.ok and o.doc and o.doc.result_ttl:
-                keep_result(pipe, home, record, o.doc.result_ttl, o.delivery.deliveries > 1)
-            else:
-                failures.append(record_failure(self.queue.client, home, record))
-            note_recent(pipe, home, record.id)
-        if len(pipe):
-            await pipe.execute()
-        await asyncio.gather(*failures)
+        self.completed += await self.settler.settle(outcomes)
 
     async def _flush_counts(self) -> None:
-        """Add the counts of settled jobs to each queue's counters (twice a second, and at
-        stop: a round trip per flush rather than per batch; a crash loses at most that much)."""
-        counts, self._counts = self._counts, Counter()
-        if not counts:
-            return
-        pipe = self.queue.client.pipeline(transaction=False)
-        for (key, field), n in counts.items():
-            pipe.hincrby(job_keys(key).stats, field, n)
-        try:
-            await pipe.execute()
-        except TRANSIENT:
-            self._counts.update(counts)
-            raise
+        await self.settler.flush_counts()
 
     # -- scheduled and periodic jobs -------------------------------------------------------
 

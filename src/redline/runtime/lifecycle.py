@@ -10,8 +10,11 @@ The key layout is the seed's (every name built by the functions below, and nowhe
 
 Deleting ``<ns>:<id>`` (``redis-cli del demo:mpush:9``) stops that instance: the hook checks its
 hash every `check_interval` seconds and raises `ShutdownRequested` when it is missing or was
-rewritten by someone else. A clean stop deletes the hash and removes the id from ``<ns>:ids``;
-at start-up, ids whose hash has expired are removed from ``<ns>:ids``.
+rewritten by someone else. A hash missing on a server that lost its data as well (its
+``<ns>:id`` counter is gone too: a server restarted without persistence, a flush) is not a
+request to stop: the instance registers again under its own id, and the counter is raised to
+it. A clean stop deletes the hash and removes the id from ``<ns>:ids``; at start-up, ids whose
+hash has expired are removed from ``<ns>:ids``.
 """
 
 from __future__ import annotations
@@ -121,6 +124,14 @@ class Lifecycle:
             log.info("ns=%s compacted ids=%s (hash expired)", self.namespace, ",".join(stale))
         ident = str(await client.incr(counter_key(self.namespace)))
         key, self.started = instance_key(self.namespace, ident), int(time.time())
+        await self._register(client, key, ident)
+        self.key = key  # set last: a non-empty key means "registered"
+        ctx.instance_id, self._renewed_at = ident, time.monotonic()
+        ctx.instance_key, ctx.namespace = self.key, self.namespace
+        log.info("registered %s host=%s pid=%s", self.key, self.host, self.pid)
+        log.info("renew: started %s every=%ss expire=%ss", self.key, self.renew, self.expire)
+
+    async def _register(self, client: AsyncClient, key: str, ident: str) -> None:
         record = {"service": self.service, "version": __version__, "serves": self.serves}
         async with client.pipeline(transaction=False) as pipe:  # keys in several slots
             pipe.hset(key, mapping=self._fields())
@@ -129,11 +140,26 @@ class Lifecycle:
             pipe.lpush(ids_key(self.namespace), ident)
             pipe.ltrim(ids_key(self.namespace), 0, self.capacity - 1)
             await pipe.execute()
-        self.key = key  # set last: a non-empty key means "registered"
-        ctx.instance_id, self._renewed_at = ident, time.monotonic()
-        ctx.instance_key, ctx.namespace = self.key, self.namespace
-        log.info("registered %s host=%s pid=%s", self.key, self.host, self.pid)
-        log.info("renew: started %s every=%ss expire=%ss", self.key, self.renew, self.expire)
+
+    async def _rejoin(self, client: AsyncClient) -> bool:
+        """After the hash was found missing: if the server lost its data (the counter is gone
+        too), register again under the same id (what holds the instance's key, such as its
+        queue consumer name, stays right) and say so; otherwise it was a request to stop."""
+        counter = counter_key(self.namespace)
+        if await client.exists(counter):
+            return False
+        ident = self.key.rsplit(":", 1)[1]
+        await scripts.run(client, "counter_floor", [counter], [ident])
+        await self._register(client, self.key, ident)
+        self._renewed_at = time.monotonic()
+        log.warning(
+            "ns=%s the server lost its data (the hash and %s are gone: restarted without"
+            " persistence?): registered %s again",
+            self.namespace,
+            counter,
+            self.key,
+        )
+        return True
 
     def _fields(self) -> dict[Any, str | int]:
         revision: dict[Any, str | int] = {"revision": self.revision} if self.revision else {}
@@ -151,6 +177,8 @@ class Lifecycle:
         due = time.monotonic() - self._renewed_at >= self.renew
         args = (self.host, self.pid, self.started, int(time.time()), self.expire, int(due))
         state = await scripts.run(ctx.lifecycle_redis, "lifecycle_renew", [self.key], args)
+        if state == 0 and await self._rejoin(ctx.lifecycle_redis):
+            return
         if state == 0:
             raise ShutdownRequested(f"lifecycle hash {self.key} was deleted")
         if state != 1:

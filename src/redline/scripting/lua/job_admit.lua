@@ -20,8 +20,11 @@
 -- ARGV[5] limits    ARGV[6] R: registry members to (re)register, ARGV[7..6+R] the members
 --   (workers send one when they first meet a limit, then once a minute)
 -- then N: slots to give back, and N pairs: limit index (1-based), id of the finished job
--- then per job 9 fields: id, delivery count (token), source index, priority of its source,
---   cap (0: none), cap's limit index, starts per period (0: none), period (ms), rate's limit index
+-- then P: specs (each distinct set of limits in the batch), and per spec 5 fields: cap (0: none),
+--   cap's limit index, starts per period (0: none), period (ms), rate's limit index
+-- then per source its priority and the batch its jobs were popped in ('' when unknown or
+--   several): 2 fields each
+-- then per job 4 fields: id, delivery count (token), source index, spec index
 -- Returns per job, in order: {1} admitted, {0, ms until due, "concurrency"|"rate"} put back,
 -- {-1} not held (stale).
 -- include _batch.lua
@@ -68,33 +71,64 @@ for _, l in ipairs(order) do
 end
 a = a + 1 + 2 * n
 
+local specs = {}
+for p = 1, tonumber(ARGV[a]) do
+  local i = a + 5 * p - 4
+  specs[p] = {
+    cap = tonumber(ARGV[i]), slots = tonumber(ARGV[i + 1]), rate = tonumber(ARGV[i + 2]),
+    period = tonumber(ARGV[i + 3]), log = tonumber(ARGV[i + 4]),
+  }
+end
+a = a + 1 + 5 * #specs
+for s = 1, S do
+  sources[s].priority, sources[s].batch = ARGV[a + 2 * s - 2], ARGV[a + 2 * s - 1]
+end
+a = a + 2 * S
+
 local jobs = {}
-for i = a, #ARGV, 9 do
+for i = a, #ARGV, 4 do
   jobs[#jobs + 1] = {
-    id = ARGV[i], token = ARGV[i + 1], source = tonumber(ARGV[i + 2]), priority = ARGV[i + 3],
-    cap = tonumber(ARGV[i + 4]), slots = tonumber(ARGV[i + 5]), rate = tonumber(ARGV[i + 6]),
-    period = tonumber(ARGV[i + 7]), log = tonumber(ARGV[i + 8]),
+    id = ARGV[i], token = ARGV[i + 1], source = tonumber(ARGV[i + 2]),
+    spec = specs[tonumber(ARGV[i + 3])],
   }
 end
 
 -- Which jobs are still held with their token: in a batch (one read of each batch), or on their
--- own (see _batch.lua).
+-- own (see _batch.lua). A batch's record lists exactly the messages it holds, so a job the
+-- batch it was popped in still lists with its token is held, without asking `batched`.
+local function held_alone(Q, job)
+  return redis.call('HGET', Q.deliveries, job.id) == job.token
+    and redis.call('ZSCORE', Q.inflight, job.id) ~= false
+end
+
+local function tokens_of(Q, b)
+  local held, tokens = batch_load(Q, b)
+  local of = {}
+  for j, id in ipairs(held) do of[id] = tostring(tokens[j]) end
+  return of
+end
+
 local function mark_held_in(Q, list)
-  local ids, counts = {}, {}
-  for i, job in ipairs(list) do ids[i] = job.id end
-  local where = batch_where(Q, ids)
-  for i, job in ipairs(list) do
+  local popped, counts, ids = {}, {}, {}
+  if Q.batch ~= '' then
+    popped = tokens_of(Q, Q.batch)
+    counts[Q.batch] = popped
+  end
+  for _, job in ipairs(list) do
+    job.held = popped[job.id] == job.token
+    if not job.held then ids[#ids + 1] = job end
+  end
+  if #ids == 0 then return end
+  local names = {}
+  for i, job in ipairs(ids) do names[i] = job.id end
+  local where = batch_where(Q, names)
+  for i, job in ipairs(ids) do
     local b = where[i]
     if b then
-      if not counts[b] then
-        counts[b] = {}
-        local held, tokens = batch_load(Q, b)
-        for j, id in ipairs(held) do counts[b][id] = tostring(tokens[j]) end
-      end
+      counts[b] = counts[b] or tokens_of(Q, b)
       job.held = counts[b][job.id] == job.token
     else
-      job.held = redis.call('HGET', Q.deliveries, job.id) == job.token
-        and redis.call('ZSCORE', Q.inflight, job.id) ~= false
+      job.held = held_alone(Q, job)
     end
   end
 end
@@ -111,21 +145,22 @@ local function mark_held()
 end
 
 -- Each limit's set, trimmed and counted once; its new members written once (`flush`).
+-- A rate log (`ttl`: its period) expires when no job started for a period.
 local state = {}
-local function open(l, trim_to)
+local function open(l, trim_to, ttl)
   if not state[l] then
     local key = limit(l)
     redis.call('ZREMRANGEBYSCORE', key, '-inf', trim_to)
-    state[l] = {count = redis.call('ZCARD', key), add = {}}
+    state[l] = {count = redis.call('ZCARD', key), add = {}, ttl = ttl}
   end
   return state[l]
 end
-local function flush(l, ttl)
+local function flush(l)
   local st = state[l]
   if #st.add == 0 then return end
   local key = limit(l)
   redis.call('ZADD', key, unpack(st.add))
-  if ttl then redis.call('PEXPIRE', key, ttl) end
+  if st.ttl then redis.call('PEXPIRE', key, st.ttl) end
   st.add = {}
 end
 local function earliest(l)
@@ -133,35 +168,36 @@ local function earliest(l)
   return tonumber(first[2])
 end
 
-local function refuse_cap(job, st)
-  flush(job.slots)
-  local _, waiters = limit(job.slots)
-  redis.call('RPUSH', waiters, job.priority .. ':' .. job.id .. ':' .. (tonumber(job.token) - 1))
+local function refuse_cap(job, spec)
+  flush(spec.slots)
+  local _, waiters = limit(spec.slots)
+  local priority = sources[job.source].priority
+  redis.call('RPUSH', waiters, priority .. ':' .. job.id .. ':' .. (tonumber(job.token) - 1))
   redis.call('PEXPIRE', waiters, 2 * lease)
-  return earliest(job.slots), 'concurrency'
+  return earliest(spec.slots), 'concurrency'
 end
 
-local function refuse_rate(job)
-  flush(job.log, job.period)
-  local _, spreading = limit(job.log)
-  local due = math.max(earliest(job.log) + job.period, tonumber(redis.call('GET', spreading) or 0))
-  local step = math.max(1, math.floor(job.period / job.rate))
-  redis.call('SET', spreading, due + step, 'PX', due + step - now + job.period)
+local function refuse_rate(spec)
+  flush(spec.log)
+  local _, spreading = limit(spec.log)
+  local due = math.max(earliest(spec.log) + spec.period, tonumber(redis.call('GET', spreading) or 0))
+  local step = math.max(1, math.floor(spec.period / spec.rate))
+  redis.call('SET', spreading, due + step, 'PX', due + step - now + spec.period)
   return due, 'rate'
 end
 
 -- The verdict on one held job: nil (admitted) or the time it is due and why it waits.
 local function decide(job)
-  local cap, holds = nil, false
-  if job.cap > 0 then
-    cap = open(job.slots, now)
+  local spec, cap, holds = job.spec, nil, false
+  if spec.cap > 0 then
+    cap = open(spec.slots, now)
     -- Only a redelivery can hold a slot already (a refused job's count is taken back).
-    holds = tonumber(job.token) > 1 and redis.call('ZSCORE', (limit(job.slots)), job.id)
-    if not holds and cap.count >= job.cap then return refuse_cap(job, cap) end
+    holds = tonumber(job.token) > 1 and redis.call('ZSCORE', (limit(spec.slots)), job.id)
+    if not holds and cap.count >= spec.cap then return refuse_cap(job, spec) end
   end
-  if job.rate > 0 then
-    local log = open(job.log, now - job.period)
-    if log.count >= job.rate then return refuse_rate(job) end
+  if spec.rate > 0 then
+    local log = open(spec.log, now - spec.period, spec.period)
+    if log.count >= spec.rate then return refuse_rate(spec) end
     log.count = log.count + 1
     log.add[#log.add + 1], log.add[#log.add + 2] = now, job.id .. ':' .. job.token
   end
@@ -187,10 +223,7 @@ for i, job in ipairs(jobs) do
     end
   end
 end
-for _, job in ipairs(jobs) do
-  if state[job.slots] then flush(job.slots) end
-  if state[job.log] then flush(job.log, job.period) end
-end
+for l in pairs(state) do flush(l) end
 
 -- The refused leave their batches, then flight.
 local detach = {}
