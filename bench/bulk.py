@@ -21,16 +21,15 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import redis
 from rich.console import Console
 from rich.table import Table
 
 from bench import _jobs_tasks
+from bench._server import server
 from redline.connection import connect, connect_sync
-from redline.connection.embedded import EmbeddedServer
 from redline.jobs import enqueue_many, enqueue_many_sync, job_keys
 from redline.jobs import events as job_events
 from redline.scripting.scripts import run_sync
@@ -40,16 +39,6 @@ ROUNDS = int(os.environ.get("REDLINE_BENCH_ROUNDS", "5"))
 DRAINED = 250  # jobs whose events one round writes
 QUEUE = _jobs_tasks.noop.queue
 Row = tuple[float, float]  # (jobs/s, server µs per job)
-
-
-@contextmanager
-def server() -> Iterator[str]:
-    url = os.environ.get("REDLINE_BENCH_URL")
-    if url:
-        yield url
-        return
-    with EmbeddedServer(port=None) as embedded:
-        yield embedded.url
 
 
 def _script_usec(client: redis.Redis) -> int:

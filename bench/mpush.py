@@ -13,28 +13,16 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from rich.console import Console
 from rich.table import Table
 
+from bench._server import server
 from redline.connection import connect, connect_sync
-from redline.connection.embedded import EmbeddedServer
 from redline.runtime import run_service
 from redline.services import mpush
 
 OUTS = ["bench:out0", "bench:out1"]
-
-
-@contextmanager
-def server() -> Iterator[str]:
-    url = os.environ.get("REDLINE_BENCH_URL")
-    if url:
-        yield url
-        return
-    with EmbeddedServer(port=None) as embedded:
-        yield embedded.url
 
 
 async def _mpush_rate(url: str, batch: int, count: int) -> float:

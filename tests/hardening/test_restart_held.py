@@ -10,7 +10,6 @@ check. tests/hardening/test_restart_web.py passed only when its requests beat th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -18,27 +17,11 @@ import pytest
 import redis
 
 from redline.connection import HeldConnection, connect
-from redline.http.hassets import Assets, AssetsConfig
 from redline.http.himporter import ImporterSettings, create_app
-from redline.http.hrouter import Router, RouterConfig
-from redline.runtime import run_service
+from tests.hardening.restarts import blocked, handlers, restartable
 from tests.servers import ServerProcess
 
-
-@pytest.fixture
-def restartable() -> Iterator[ServerProcess]:
-    srv = ServerProcess()
-    yield srv.start()
-    srv.close()
-
-
-async def _blocked(server: ServerProcess, n: int) -> None:
-    """Wait until `n` clients are blocked in a command on `server`."""
-    client = server.client()
-    async with asyncio.timeout(30):
-        while int(client.info("clients")["blocked_clients"]) < n:  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
-    client.close()
+__all__ = ["restartable"]  # the fixture, used by name
 
 
 async def _ping_until_pong(link: HeldConnection) -> int:
@@ -63,11 +46,11 @@ async def test_an_idle_and_a_blocked_held_connection_recover_after_a_restart(
             await idle.run([("CLIENT", "ID")]),
         )
         assert busy_id != idle_id  # two connections of the pool
-        blocked = asyncio.create_task(busy.run([("BLPOP", "q", 30)]))
-        await _blocked(restartable, 1)
+        in_hand = asyncio.create_task(busy.run([("BLPOP", "q", 30)]))
+        await blocked(restartable, 1)
         restartable.kill()
         with pytest.raises(redis.exceptions.ConnectionError):
-            await asyncio.wait_for(blocked, 10)  # the kill cut off the call in hand
+            await asyncio.wait_for(in_hand, 10)  # the kill cut off the call in hand
         restartable.start()
         assert await _ping_until_pong(idle) == 0  # found dead while idle: replaced, not failed
         assert await _ping_until_pong(busy) == 0  # its failure already dropped the dead link
@@ -92,31 +75,17 @@ async def test_the_chain_answers_again_after_its_checks_saw_the_empty_server(
 ) -> None:
     (tmp_path / "hello.txt").write_bytes(b"hi there\n")
     common = {"redis": restartable.url, "popTimeout": 0.5}
-    routes = [{"path": r"/static/(?P<path>.*)", "queue": "w:assets"}]
-    services = [
-        Router(RouterConfig.model_validate({**common, "in": "w:http", "routes": routes})),
-        Assets(AssetsConfig.model_validate({**common, "in": "w:assets", "root": tmp_path})),
-    ]
-    stopping = asyncio.Event()
-    tasks = [
-        asyncio.create_task(run_service(s, s.config, s.hooks(), stopping=stopping))
-        for s in services
-    ]
     app = create_app(ImporterSettings.model_validate({**common, "out": "w:http", "timeout": 5}))
     hashes = ["redline:hrouter:1", "redline:hassets:1", "redline:himporter:1"]
-    try:
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-                assert (await client.get("/static/hello.txt")).status_code == 200
-                await _blocked(restartable, 2)
-                restartable.kill()
-                restartable.start()
-                await _registered_again(restartable, hashes)
-                assert not any(task.done() for task in tasks)
-                got = await asyncio.gather(*(client.get("/static/hello.txt") for _ in range(30)))
-                assert {r.status_code for r in got} == {200}
-                assert {r.text for r in got} == {"hi there\n"}
-    finally:
-        stopping.set()
-        await asyncio.gather(*tasks)
+    async with handlers(restartable.url, tmp_path) as tasks, app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            assert (await client.get("/static/hello.txt")).status_code == 200
+            await blocked(restartable, 2)
+            restartable.kill()
+            restartable.start()
+            await _registered_again(restartable, hashes)
+            assert not any(task.done() for task in tasks)
+            got = await asyncio.gather(*(client.get("/static/hello.txt") for _ in range(30)))
+            assert {r.status_code for r in got} == {200}
+            assert {r.text for r in got} == {"hi there\n"}

@@ -18,15 +18,20 @@ def _redis(url: str) -> Any:
     return connect_sync(url)  # a cluster's URL too
 
 
-@tasks.task(queue="c:jobs", result_ttl=60)
-async def hold(url: str, mark: str) -> str:
-    """Say it started, then wait a minute; say so if cancelled."""
-    _redis(url).rpush(mark, f"started:{current_job().id}")
+async def _minute(url: str, mark: str) -> None:
+    """Wait a minute; say so if cancelled (and stay cancelled)."""
     try:
         await asyncio.sleep(60)
     except asyncio.CancelledError:
         _redis(url).rpush(mark, "cancelled")
         raise
+
+
+@tasks.task(queue="c:jobs", result_ttl=60)
+async def hold(url: str, mark: str) -> str:
+    """Say it started, then wait a minute; say so if cancelled."""
+    _redis(url).rpush(mark, f"started:{current_job().id}")
+    await _minute(url, mark)
     return "held"
 
 
@@ -39,11 +44,7 @@ async def hold_past_one_cancel(url: str, mark: str) -> str:
         await asyncio.sleep(60)
     except asyncio.CancelledError:
         _redis(url).rpush(mark, "swallowed")
-    try:
-        await asyncio.sleep(60)
-    except asyncio.CancelledError:
-        _redis(url).rpush(mark, "cancelled")
-        raise
+    await _minute(url, mark)
     return "held"
 
 

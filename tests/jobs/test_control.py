@@ -53,6 +53,16 @@ async def state_is(job: Any, state: JobState) -> bool:
     return status is not None and status.state is state
 
 
+async def cancel_once_started(client: AsyncClient, job: Any, seconds: float = 20) -> list[str]:
+    """Cancel `job` once it has marked ``held`` started; wait for its state `cancelled`; what
+    it marked."""
+    assert job is not None
+    await until(lambda: marks(client, "held"), seconds)
+    assert await job.cancel()
+    await until(lambda: state_is(job, JobState.CANCELLED))
+    return await marks(client, "held")
+
+
 async def assert_queue_empty(client: AsyncClient, queue: str) -> None:
     """Nothing left once the worker has settled: a job's side effect comes before its ack, so
     wait for the in-flight jobs to be acked before judging."""
@@ -100,11 +110,7 @@ async def test_a_running_async_job_is_cancelled_on_another_process(
     )
     try:
         job = await enqueue(aredis, c.hold, redis_url, "held")
-        assert job is not None
-        await until(lambda: marks(aredis, "held"), 60)
-        assert await job.cancel()
-        await until(lambda: state_is(job, JobState.CANCELLED))
-        assert await marks(aredis, "held") == [f"started:{job.id}", "cancelled"]
+        assert await cancel_once_started(aredis, job, 60) == [f"started:{job.id}", "cancelled"]
         await assert_queue_empty(aredis, "c:jobs")
         assert not await job.cancel()  # finished: nothing left to cancel
     finally:
@@ -115,11 +121,8 @@ async def test_a_job_that_swallows_a_cancel_is_cancelled_again(
     aredis: AsyncClient, redis_url: str, worker: Running
 ) -> None:
     job = await enqueue(aredis, c.hold_past_one_cancel, redis_url, "held")
-    assert job is not None
-    await until(lambda: marks(aredis, "held"))
-    assert await job.cancel()
-    await until(lambda: state_is(job, JobState.CANCELLED))
-    assert await marks(aredis, "held") == [f"started:{job.id}", "swallowed", "cancelled"]
+    marked = await cancel_once_started(aredis, job)
+    assert marked == [f"started:{job.id}", "swallowed", "cancelled"]
     await assert_queue_empty(aredis, "c:jobs")
 
 
@@ -127,11 +130,7 @@ async def test_a_sync_job_sees_the_cancel_flag_and_its_result_is_discarded(
     aredis: AsyncClient, redis_url: str, worker: Running
 ) -> None:
     job = await enqueue(aredis, c.hold_sync, redis_url, "held")
-    assert job is not None
-    await until(lambda: marks(aredis, "held"))
-    assert await job.cancel()
-    await until(lambda: state_is(job, JobState.CANCELLED))
-    assert await marks(aredis, "held") == [f"started:{job.id}", "saw-cancel"]
+    assert await cancel_once_started(aredis, job) == [f"started:{job.id}", "saw-cancel"]
     record = await job.record()
     assert record is not None and record.state is JobState.CANCELLED and record.result is None
     await assert_queue_empty(aredis, "c:jobs")
