@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -91,6 +92,32 @@ def test_blocking_calls_keep_a_connection_per_thread(redis_url: str) -> None:
     finally:
         client.close()
         killer.close()
+
+
+def test_blocking_calls_one_behind_the_other(redis_url: str) -> None:
+    client, other = connect_sync(redis_url), redis.Redis.from_url(redis_url)
+    try:
+        channel = held(client)
+        made: list[int] = []
+
+        def commands() -> Iterator[tuple[str, ...]]:
+            for n in range(5):
+                made.append(n)
+                yield ("RPUSH", "ordered", str(n))
+
+        for n, reply in enumerate(channel.calls(commands())):
+            assert reply == n + 1
+            assert len(made) == min(n + 2, 5)  # the next was written before this was read
+        assert other.lrange("ordered", 0, -1) == [b"0", b"1", b"2", b"3", b"4"]
+        other.set("text", "x")
+        failing = [("SET", "before", "1"), ("INCR", "text"), ("SET", "after", "1")]
+        with pytest.raises(redis.exceptions.ResponseError):
+            list(channel.calls(failing))
+        assert other.get("before") == b"1" and other.get("after") == b"1"  # written already
+        assert channel.call(("PING",)) == b"PONG"  # the connection was dropped, a fresh one
+    finally:
+        client.close()
+        other.close()
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork on this platform")

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from redline.connection import AsyncClient
-from redline.errors import JobError
+from redline.errors import JobError, JobSerializationError
 from redline.jobs import (
     JobDocument,
     JobState,
@@ -51,6 +51,22 @@ async def test_unique_keys_and_priorities_are_honoured(aredis: AsyncClient) -> N
     assert again == [None, None]  # keys 3 and 0 are still held by pending jobs
     holder = await aredis.get(job_keys("l:misc").unique("3"))
     assert holder is not None and holder.decode() == jobs[3].id  # type: ignore[union-attr]
+
+
+def test_the_blocking_form_sends_a_batch_while_the_one_before_runs(
+    sredis: redis.Redis,
+) -> None:
+    enqueue_many_sync(sredis, lt.rated, [(("u", 0), {})])
+    before = _script_calls(sredis)
+    ids = enqueue_many_sync(sredis, lt.rated, [(("u", n), {}) for n in range(1, 2501)])
+    assert _script_calls(sredis) - before == 3 and all(ids)
+    waiting = [JobDocument.decode(p) for p in reversed(sredis.lrange("l:rate", 0, -1))]
+    assert [d.args[1] for d in waiting] == list(range(2501))  # FIFO across the batches
+    assert [d.id for d in waiting[1:]] == ids
+    calls = [(("u", n), {}) for n in range(2500)] + [(("u", object()), {})]  # not JSON
+    with pytest.raises(JobSerializationError):
+        enqueue_many_sync(sredis, lt.rated, calls)  # refused before the first batch is sent
+    assert sredis.llen("l:rate") == 2501
 
 
 def test_the_blocking_twin(sredis: redis.Redis) -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from collections.abc import Iterable, Iterator
 from typing import Any, cast
 
 import redis
@@ -156,22 +157,53 @@ class Held:
         except RedisConnectionError:  # closed: the second try takes a fresh connection
             return self._call(command)
 
+    def calls(self, commands: Iterable[Command]) -> Iterator[Any]:
+        """The replies of `commands`, in order, each command written before the reply of the
+        one before is read: the server runs one while the next is made (`commands` may be a
+        generator that makes them). No retry here: an error, a command's own included, drops
+        the connection (replies may be unread on it) and is raised to the caller, the commands
+        before it having run."""
+        if not self.direct:
+            for command in commands:
+                yield self.client.execute_command(*command)  # type: ignore[no-untyped-call]
+            return
+        connection, unread = self._kept(), 0
+        try:
+            for command in commands:
+                connection.send_packed_command(connection.pack_command(*command))
+                unread += 1
+                if unread == 2:
+                    unread -= 1
+                    yield connection.read_response()
+            if unread:
+                yield connection.read_response()
+        except BaseException:  # GeneratorExit too: the caller stopped with replies unread
+            self._drop(connection)
+            raise
+
     def _call(self, command: Command) -> Any:
-        pool = cast(redis.Redis, self.client).connection_pool
-        pid, connection = getattr(self._local, "kept", (None, None))
-        if connection is None or pid != _Process.pid:  # a new thread, or a forked child
-            connection = pool.get_connection()
-            self._local.kept = (_Process.pid, connection)
+        connection = self._kept()
         try:
             connection.send_packed_command(connection.pack_command(*command))
             return connection.read_response()
         except redis.exceptions.ResponseError:
             raise  # the command's own error: the connection is fine
         except BaseException:
-            self._local.kept = (None, None)
-            connection.disconnect()
-            pool.release(connection)
+            self._drop(connection)
             raise
+
+    def _kept(self) -> Any:
+        """This thread's connection (taken from the pool on first use, and after a fork)."""
+        pid, connection = getattr(self._local, "kept", (None, None))
+        if connection is None or pid != _Process.pid:  # a new thread, or a forked child
+            connection = cast(redis.Redis, self.client).connection_pool.get_connection()
+            self._local.kept = (_Process.pid, connection)
+        return connection
+
+    def _drop(self, connection: Any) -> None:
+        self._local.kept = (None, None)
+        connection.disconnect()
+        cast(redis.Redis, self.client).connection_pool.release(connection)
 
 
 def batched(client: AsyncClient) -> Batched:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -23,7 +24,7 @@ from redline.jobs.job import Job
 from redline.jobs.placement import Placement, many, with_expiry
 from redline.jobs.task import Task
 from redline.queue.core import BATCH
-from redline.scripting.scripts import run, run_sync
+from redline.scripting.scripts import run, run_held_many, run_sync
 
 __all__ = ["enqueue_many", "enqueue_many_sync"]
 
@@ -59,10 +60,14 @@ def _batches(
     docs = [_document(task, item, job_id, now) for item, job_id in zip(calls, ids, strict=True)]
     if task.expires:
         docs = [with_expiry(doc, task, due) for doc in docs]
-    # all checked (above) and encoded (here) before any is sent
-    encoded = [(doc, doc.encode()) for doc in docs]
-    for i in range(0, len(encoded), BATCH):
-        chunk = encoded[i : i + BATCH]
+    # All checked before any is sent: a document of plain arguments cannot fail to encode, so
+    # it is encoded with its batch (while the batch before is on the server); others here.
+    checked = [(doc, None if doc.plain() else doc.encode()) for doc in docs]
+    for i in range(0, len(checked), BATCH):
+        chunk = [
+            (doc, doc.encode() if payload is None else payload)
+            for doc, payload in checked[i : i + BATCH]
+        ]
         yield [doc for doc, _ in chunk], many(task, due, chunk)
 
 
@@ -85,8 +90,24 @@ def enqueue_many_sync(
     client: SyncClient, task: Task[..., Any], calls: Calls, *, due: float | None = None
 ) -> list[str | None]:
     """`enqueue_many` on a blocking client: the job ids (None where a unique key was held)."""
-    ids: list[str | None] = []
-    for docs, placed in _batches(task, calls, due):
-        held = run_sync(client, placed.script, placed.keys, placed.args)
-        ids += [None if holder else doc.id for doc, holder in zip(docs, held, strict=True)]
+    batches = _batches(task, calls, due)
+    first = next(batches, None)  # every document checked (and the first batch made) here
+    if first is None:
+        return []
+    docs, placed = first
+    ids = _held_ids(docs, run_sync(client, placed.script, placed.keys, placed.args))
+    sent: deque[list[JobDocument]] = deque()
+
+    def rest() -> Iterator[tuple[list[str], list[Any]]]:
+        for docs, placed in batches:  # made while the batch before runs on the server
+            sent.append(docs)
+            yield placed.keys, placed.args
+
+    for held in run_held_many(client, placed.script, rest()):
+        ids += _held_ids(sent.popleft(), held)
     return ids
+
+
+def _held_ids(docs: list[JobDocument], held: list[Any]) -> list[str | None]:
+    """The ids of `docs` enqueued (None where the script says a unique key was held)."""
+    return [None if holder else doc.id for doc, holder in zip(docs, held, strict=True)]

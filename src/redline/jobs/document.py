@@ -179,10 +179,15 @@ class JobDocument(msgspec.Struct, frozen=True):
             doc["workflow"] = dict(self.workflow)
         return doc
 
+    def plain(self) -> bool:
+        """Whether the arguments are all str, bool, None, int or finite float (keywords named
+        by str): `encode` then takes its fast path, and cannot fail."""
+        kwargs = self.kwargs
+        return _plain(self.args) and _plain(kwargs.values()) and all(type(k) is str for k in kwargs)
+
     def encode(self) -> bytes:
         """The payload to push; JobSerializationError names an argument that is not JSON."""
-        kwargs = self.kwargs
-        if _plain(self.args) and _plain(kwargs.values()) and all(type(k) is str for k in kwargs):
+        if self.plain():
             return _FAST.encode(self.to_json())
         try:
             return encode_value(self.to_json(), f"task {self.task}").encode()

@@ -10,7 +10,7 @@ written once is kept once.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -21,7 +21,7 @@ from redis.exceptions import NoScriptError
 from redline.connection import AsyncClient, SyncClient
 from redline.connection.channels import batched, held
 
-__all__ = ["lua_source", "run", "run_batched", "run_held", "run_sync", "sha"]
+__all__ = ["lua_source", "run", "run_batched", "run_held", "run_held_many", "run_sync", "sha"]
 
 Arg = str | bytes | int | float
 
@@ -82,6 +82,19 @@ def run_held(client: SyncClient, name: str, keys: Sequence[str], args: Sequence[
     except NoScriptError:
         client.script_load(script.script)
     return held(client).call(command)
+
+
+def run_held_many(
+    client: SyncClient, name: str, calls: Iterable[tuple[Sequence[str], Sequence[Arg]]]
+) -> Iterator[Any]:
+    """The replies of script `name` run once per ``(keys, args)`` in `calls`, in order, over
+    the thread's kept connection, each call written before the reply of the one before is read
+    (`Held.calls`): while the server runs one, `calls` (a generator) makes the next. The script
+    is loaded first (one round trip); a server that loses it meanwhile fails the call."""
+    script = _sync_script(name)
+    client.script_load(script.script)
+    commands = (("EVALSHA", script.sha, len(keys), *keys, *args) for keys, args in calls)
+    return held(client).calls(commands)
 
 
 def run_sync(client: SyncClient, name: str, keys: Sequence[str], args: Sequence[Arg] = ()) -> Any:
