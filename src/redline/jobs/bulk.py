@@ -24,7 +24,7 @@ from redline.jobs.job import Job
 from redline.jobs.placement import Placement, many, with_expiry
 from redline.jobs.task import Task
 from redline.queue.core import BATCH
-from redline.scripting.scripts import run, run_held_many, run_sync
+from redline.scripting.scripts import run, run_held_many
 
 __all__ = ["enqueue_many", "enqueue_many_sync"]
 
@@ -90,24 +90,17 @@ def enqueue_many_sync(
     client: SyncClient, task: Task[..., Any], calls: Calls, *, due: float | None = None
 ) -> list[str | None]:
     """`enqueue_many` on a blocking client: the job ids (None where a unique key was held)."""
-    batches = _batches(task, calls, due)
-    first = next(batches, None)  # every document checked (and the first batch made) here
-    if first is None:
-        return []
-    docs, placed = first
-    ids = _held_ids(docs, run_sync(client, placed.script, placed.keys, placed.args))
     sent: deque[list[JobDocument]] = deque()
 
-    def rest() -> Iterator[tuple[list[str], list[Any]]]:
-        for docs, placed in batches:  # made while the batch before runs on the server
+    def batches() -> Iterator[tuple[list[str], list[Any]]]:
+        # every document is checked before the first batch is made (`_batches`); each later
+        # batch is made while the one before runs on the server (`run_held_many`)
+        for docs, placed in _batches(task, calls, due):
             sent.append(docs)
             yield placed.keys, placed.args
 
-    for held in run_held_many(client, placed.script, rest()):
-        ids += _held_ids(sent.popleft(), held)
+    ids: list[str | None] = []
+    for held in run_held_many(client, "job_enqueue_many", batches()):
+        docs = sent.popleft()
+        ids += [None if holder else doc.id for doc, holder in zip(docs, held, strict=True)]
     return ids
-
-
-def _held_ids(docs: list[JobDocument], held: list[Any]) -> list[str | None]:
-    """The ids of `docs` enqueued (None where the script says a unique key was held)."""
-    return [None if holder else doc.id for doc, holder in zip(docs, held, strict=True)]

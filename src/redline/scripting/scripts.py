@@ -88,13 +88,19 @@ def run_held_many(
     client: SyncClient, name: str, calls: Iterable[tuple[Sequence[str], Sequence[Arg]]]
 ) -> Iterator[Any]:
     """The replies of script `name` run once per ``(keys, args)`` in `calls`, in order, over
-    the thread's kept connection, each call written before the reply of the one before is read
-    (`Held.calls`): while the server runs one, `calls` (a generator) makes the next. The script
-    is loaded first (one round trip); a server that loses it meanwhile fails the call."""
-    script = _sync_script(name)
-    client.script_load(script.script)
-    commands = (("EVALSHA", script.sha, len(keys), *keys, *args) for keys, args in calls)
-    return held(client).calls(commands)
+    the thread's kept connection. The first goes alone (`run_held`: it loads the script if the
+    server lacks it); each later one is written before the reply of the one before is read
+    (`Held.calls`): while the server runs one, `calls` (a generator) makes the next. A server
+    that loses the script after the first call fails the call."""
+    pending = iter(calls)
+    first = next(pending, None)
+    if first is None:
+        return
+    yield run_held(client, name, *first)
+    sha = _sync_script(name).sha
+    yield from held(client).calls(
+        ("EVALSHA", sha, len(keys), *keys, *args) for keys, args in pending
+    )
 
 
 def run_sync(client: SyncClient, name: str, keys: Sequence[str], args: Sequence[Arg] = ()) -> Any:
