@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from redline.connection import AsyncClient
-from redline.jobs.admission import Admission
+from redline.jobs.admission import Admission, limits_of
 from redline.jobs.limits import limit_keys
 from redline.jobs.options import Rate
 from redline.jobs.priority import priority_key
@@ -43,7 +43,7 @@ async def _admit_many(
     for described in register:
         call.register(described)
     for d in deliveries:
-        call.job(d, 0, cap, slots, Rate(rate, 60_000) if rate else None, log)
+        call.add(d, 0, limits_of(cap, slots, Rate(rate, 60_000) if rate else None, log))
     keys, args = call.call(LEASE)
     return [list(v) for v in await run(client, "job_admit", keys, args)]
 

@@ -62,12 +62,6 @@ class Admission:
         if member:
             self._register.append(member)
 
-    def job(
-        self, d: Delivery, priority: int, cap: int, slots: Limit, rate: Rate | None, log: Limit
-    ) -> None:
-        """Ask about `d`: `cap` (0: none) counted in `slots`, `rate` (None: none) in `log`."""
-        self.add(d, priority, limits_of(cap, slots, rate, log))
-
     def add(self, d: Delivery, priority: int, limits: Limits) -> bool:
         """Ask about `d` under `limits` (`limits_of`); True when this call had not met them."""
         source = self._sources.get(d.key)
