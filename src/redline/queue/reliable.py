@@ -223,6 +223,15 @@ class ReliableQueue(QueueCore):
             reply = await self._settled(first, results.pop())
             return results, await self._drive(steps, reply=reply, held=True)
 
+    async def send(self, commands: Sequence[Command]) -> list[Any]:
+        """Run `commands` (any Redis commands) in one round trip over the connection
+        `pop_after` keeps, without a pop; each result is a value or the exception it raised.
+        For a consumer whose step sometimes only answers, as in
+        ``results = await queue.send(answers)``: its sends and its pops then share one
+        connection (one server client per consumer, not two)."""
+        async with self._held_lock:
+            return await self._held.run(commands)
+
     async def ack(self, *deliveries: Delivery) -> list[str]:
         """Acknowledge `deliveries`; returns the ids acknowledged. A stale delivery (recovered
         and redelivered since, or dead-lettered) is refused: its id is not in the result."""
