@@ -6,6 +6,8 @@ a handler run behind it on a real server, in-process."""
 from __future__ import annotations
 
 import asyncio
+import random
+import re
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -211,3 +213,53 @@ async def test_the_stop_answers_what_is_in_hand_then_closes(site: Site) -> None:
     assert b"connection: close" in data
     writer.close()
     await asyncio.wait_for(site.serving, 30)
+
+
+def _mutations(count: int) -> list[bytes]:
+    """Requests with bytes flipped, cut, repeated or inserted (a fixed seed: reproducible)."""
+    rng = random.Random(25)
+    seeds = [
+        _get("/n/1"),
+        b"POST /echo HTTP/1.1\r\nhost: t\r\ncontent-length: 4\r\n\r\nbody",
+        b"POST /echo HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n4\r\nbody\r\n0\r\n\r\n",
+        b"GET http://t/n/2?x=1 HTTP/1.1\r\nexpect: 100-continue\r\n\r\n",
+    ]
+    cases = []
+    for _ in range(count):
+        data = bytearray(b"".join(rng.choices(seeds, k=rng.randint(1, 3))))
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(len(data))
+            kind = rng.randrange(4)
+            if kind == 0:
+                data[at] = rng.randrange(256)
+            elif kind == 1:
+                del data[at:]
+            elif kind == 2:
+                data[at:at] = data[at : at + rng.randint(1, 40)] * rng.randint(2, 50)
+            else:
+                data[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
+            if not data:
+                data = bytearray(b"\r\n")
+        cases.append(bytes(data))
+    return cases
+
+
+async def _sent_then_closed(port: int, data: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    writer.write_eof()  # the server then answers what it can and closes
+    try:
+        return await asyncio.wait_for(reader.read(), 30)
+    finally:
+        writer.close()
+
+
+async def test_mangled_requests_get_http_answers_or_a_close_and_the_server_goes_on(
+    site: Site,
+) -> None:
+    answers = await asyncio.gather(*(_sent_then_closed(site.port, m) for m in _mutations(80)))
+    assert sum(data.startswith(b"HTTP/1.1 200 OK") for data in answers) >= 10
+    for data in answers:
+        for status in re.findall(rb"HTTP/1\.1 (\d{3}) ", data):
+            assert status in (b"100", b"200", b"400", b"404", b"413", b"431"), data[:300]
+    assert (await _exchange(site.port, _get("/n/3", "connection: close"))).endswith(b"number 3")

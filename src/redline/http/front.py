@@ -165,6 +165,13 @@ class FrontProtocol(asyncio.Protocol):
             log.info("himporter: bad request from %s: %s", self.client, exc)
             self._fail(Response.text("", "bad request\n", 400))
 
+    def eof_received(self) -> bool:
+        """The client sent all it will (a half close): answer what is in hand, then close."""
+        if not self.answers:
+            return False  # the transport closes
+        self._close_after_answers()
+        return True
+
     def pause_writing(self) -> None:
         self.write_paused = True
         self._reading()
