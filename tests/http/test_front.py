@@ -141,6 +141,8 @@ async def test_head_has_the_length_and_no_body_and_http_1_0_closes(site: Site) -
     head = await _exchange(site.port, b"HEAD /n/7 HTTP/1.0\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 OK\r\n") and head.endswith(b"\r\n\r\n")
     assert b"content-length: 8\r\n" in head and b"connection: close" in head
+    old = await _exchange(site.port, b"GET /n/8 HTTP/1.0\r\nconnection: keep-alive\r\n\r\n")
+    assert b"connection: close" in old and old.endswith(b"number 8")  # 1.0 is not kept
 
 
 async def test_a_request_that_is_not_http_is_400_and_closed(site: Site) -> None:

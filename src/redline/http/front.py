@@ -234,7 +234,7 @@ class FrontProtocol(asyncio.Protocol):
             refused = importer.too_large(request_id)
         if refused is not None:
             self._refuse(refused)
-        elif self.expect:
+        elif self.expect and not self.answers:  # an interim answer may not overtake a final one
             self.transport.write(_CONTINUE)
 
     def on_body(self, body: bytes) -> None:
@@ -262,7 +262,11 @@ class FrontProtocol(asyncio.Protocol):
         self._write_ready()
 
     def _keep_alive(self) -> bool:
-        return bool(self.parser.should_keep_alive()) and not self.closing
+        # HTTP/1.0's keep-alive (a header echoed back) is not offered: such a client is closed.
+        parser = self.parser
+        return (
+            parser.get_http_version() == "1.1" and parser.should_keep_alive() and not self.closing
+        )
 
     def _incoming(self) -> Incoming:
         url = httptools.parse_url(self.url) if self.url[:1] != b"/" else None
