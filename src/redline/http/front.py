@@ -49,8 +49,9 @@ MAX_URL = 65536  # bytes of a request target; a longer one is a bad request
 
 _NO_BODY = frozenset((204, 304))
 _HOP = frozenset(("connection", "transfer-encoding", "keep-alive", "content-length"))
-_BAD_NAME = re.compile(rb"[^!#$%&\'*+\-.^_`|~0-9A-Za-z]")  # RFC 9110 token characters only
-_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # controls but tab (CR, LF above all)
+# Header lines whose name is an RFC 9110 token and whose value has no control but tab (no CR,
+# no LF: nothing that could end the head early or add a header).
+_HEADER_LINES = re.compile(r"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+: [^\x00-\x08\x0a-\x1f\x7f]*\r\n)*")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
@@ -121,7 +122,7 @@ class FrontProtocol(asyncio.Protocol):
         self.client = ""
         self.answers: deque[tuple[asyncio.Future[Response] | Response, bool, bool]] = deque()
         self.idle: asyncio.TimerHandle | None = None
-        self.write_paused = self.closing = False
+        self.write_paused = self.read_paused = self.closing = False
         self._new_request()
 
     def _new_request(self) -> None:
@@ -192,13 +193,14 @@ class FrontProtocol(asyncio.Protocol):
         self._reading()
 
     def _reading(self) -> None:
-        if self.transport.is_closing():
-            return
         paused = self.closing or self.write_paused or len(self.answers) >= PIPELINED
+        if paused == self.read_paused or self.transport.is_closing():
+            return  # (called twice per request: the transport is asked only on a change)
+        self.read_paused = paused
         with contextlib.suppress(RuntimeError):  # the transport is closing already
-            if paused and self.transport.is_reading():
+            if paused:
                 self.transport.pause_reading()
-            elif not paused and not self.transport.is_reading():
+            else:
                 self.transport.resume_reading()
 
     def _fail(self, response: Response) -> None:
@@ -338,28 +340,30 @@ def _declared(headers: list[tuple[str, str]]) -> int:
 
 def _encode(response: Response, head: bool, keep: bool, date: bytes) -> bytes:
     """The answer's bytes: status line, headers, ``Date``, framing, then the body (none for
-    HEAD, 204 and 304). Raises ValueError for a header that would break the framing."""
+    HEAD, 1xx, 204 and 304). Raises ValueError for a header that would break the framing (and
+    UnicodeEncodeError for one that is not latin-1). The headers are joined as text and
+    encoded once: cheaper than a name and a value encoded and checked at a time."""
     status, body = response.status, response.body
-    parts, names, values, length = [_STATUS[status]], [], [], b""
+    lines, length = [], ""
     for name, value in response.headers:
         if name in _HOP:
             if name == "content-length":
-                length = value.encode("latin-1")
+                length = value
             continue
-        encoded_name, encoded_value = name.encode("latin-1"), value.encode("latin-1")
-        names.append(encoded_name)
-        values.append(encoded_value)
-        parts += (encoded_name, b": ", encoded_value, b"\r\n")
-    if _BAD_NAME.search(b"".join(names)) or _BAD_VALUE.search(b"\t".join(values)):
+        lines.append(f"{name}: {value}\r\n")
+    text = "".join(lines)
+    # One line per header: a value holding CR LF would otherwise read as two good lines.
+    if text.count("\n") != len(lines) or _HEADER_LINES.fullmatch(text) is None:
         raise ValueError("a header name that is not a token, or a control character in a value")
-    if not (head and length.isdigit()):  # a HEAD answer may say how long the body would be
-        length = b"%d" % len(body)
-    if status not in _NO_BODY and status >= 200:
-        parts += (b"content-length: ", length, b"\r\n")
-    parts.append(date)
+    framed = status >= 200 and status not in _NO_BODY
+    if framed:
+        if not (head and length.isdigit()):  # a HEAD answer may say how long the body would be
+            length = str(len(body))
+        text += f"content-length: {length}\r\n"
+    parts = [_STATUS[status], text.encode("latin-1"), date]
     if not keep:
         parts.append(b"connection: close\r\n")
     parts.append(b"\r\n")
-    if not head and status not in _NO_BODY and status >= 200:
+    if framed and not head:
         parts.append(body)
     return b"".join(parts)
