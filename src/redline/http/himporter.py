@@ -1,10 +1,13 @@
 """himporter: the HTTP front. Each request becomes a message on the routing queue; the response
 that comes back on this instance's own reply list is sent to the client.
 
-Built with `create_app(settings)`: a Starlette app (for its lifespan and ``app.state``) whose one
-mount is the importer itself, a plain ASGI callable — per request it does no more than read the
-body, build the envelope and wait for the answer. Pushes are batched (one round trip carries
-every request that arrived meanwhile) and replies are popped in batches.
+`redline himporter` serves it with its own HTTP/1.1 protocol (`redline.http.front`), which
+calls `Importer.refusal` / `too_large` (the limits) and `Importer.start` (the dispatch) from
+the parser's callbacks. Built with `create_app(settings)` it is also an ASGI app: a Starlette
+app (for its lifespan and ``app.state``) whose one mount is the importer itself, a plain ASGI
+callable applying the same limits and dispatch — for embedding and in-process tests. Pushes are
+batched (one round trip carries every request that arrived meanwhile) and replies are popped in
+batches.
 
 Limits: a body over ``maxBody`` → 413; headers over ``maxHeader`` bytes → 431; no response
 within ``timeout`` seconds → 504; more than ``maxConcurrency`` requests in flight → 503 with
