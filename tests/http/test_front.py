@@ -189,6 +189,9 @@ async def test_an_idle_keep_alive_connection_is_closed(site: Site) -> None:
     writer.write(_get("/n/5"))
     assert (await asyncio.wait_for(reader.read(), 30)).endswith(b"number 5")  # then EOF
     writer.close()
+    silent, quiet = await asyncio.open_connection("127.0.0.1", site.port)
+    assert await asyncio.wait_for(silent.read(), 30) == b""  # asked nothing: closed too
+    quiet.close()
     assert not site.front.connections
 
 
