@@ -192,6 +192,10 @@ async def test_an_idle_keep_alive_connection_is_closed(site: Site) -> None:
     silent, quiet = await asyncio.open_connection("127.0.0.1", site.port)
     assert await asyncio.wait_for(silent.read(), 30) == b""  # asked nothing: closed too
     quiet.close()
+    for _ in range(600):  # the server's side of both is gone
+        if not site.front.connections:
+            break
+        await asyncio.sleep(0.05)
     assert not site.front.connections
 
 
