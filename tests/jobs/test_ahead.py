@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 import pytest
 
 from redline.connection import AsyncClient
-from redline.jobs import enqueue_many
+from redline.jobs import enqueue_many, pause_queue, resume_queue
 from redline.jobs.ahead import FAST, Ahead
 from redline.queue import Delivery, ReliableQueue
 from tests.jobs import limit_tasks as lt
@@ -82,6 +82,28 @@ async def test_jobs_popped_ahead_go_back_unrun_when_the_worker_stops(
     held[-1].opened.set()
     await until(lambda: _ran(aredis, 2 * C), 30)
     assert sorted(int(n) for n in await aredis.lrange("l:ran", 0, -1)) == list(range(2 * C))
+
+
+async def test_jobs_popped_ahead_go_back_unrun_when_their_queue_is_paused(
+    aredis: AsyncClient, redis_url: str, held: list[Held]
+) -> None:
+    await enqueue_many(aredis, lt.quick, [((redis_url, n), {}) for n in range(2 * C)])
+    held.append(worker := Held(redis_url))
+    await until(lambda: _inflight(aredis, 2 * C))
+    await pause_queue(aredis, "l:ahead")
+    await until(lambda: _is("l:ahead" in worker.worker.runs.control.paused))
+    worker.opened.set()  # the batch in admission was in hand: it runs; the one ahead not
+    await until(lambda: _ran(aredis, C))
+    await until(lambda: _inflight(aredis, 0))
+    info = await ReliableQueue(aredis).info("l:ahead")
+    assert await aredis.llen("l:ran") == C and info.waiting + info.delayed == C
+    await resume_queue(aredis, "l:ahead")
+    await until(lambda: _ran(aredis, 2 * C), 30)
+    assert sorted(int(n) for n in await aredis.lrange("l:ran", 0, -1)) == list(range(2 * C))
+
+
+async def _is(value: bool) -> bool:
+    return value
 
 
 async def _ran(client: AsyncClient, n: int) -> bool:
