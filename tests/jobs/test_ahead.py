@@ -57,7 +57,8 @@ async def test_the_next_batch_is_leased_while_one_is_admitted(
     await enqueue_many(aredis, lt.quick, [((redis_url, n), {}) for n in range(5 * C)])
     held.append(worker := Held(redis_url))
     await until(lambda: _inflight(aredis, 2 * C))  # C in admission, C popped ahead
-    assert len(worker.worker.ahead.held) == C and worker.worker.active == C
+    await until(lambda: _is(len(worker.worker.ahead.held) == C))  # once its reply is read
+    assert worker.worker.active == C and worker.worker.ahead.admitting == C
     worker.opened.set()
     await until(lambda: _ran(aredis, 5 * C), 30)
     ran = [int(n) for n in await aredis.lrange("l:ran", 0, -1)]
