@@ -133,8 +133,10 @@ class FrontProtocol(asyncio.Protocol):
         assert front.loop is not None, "made by Front.serve"
         self.loop = front.loop
         self.parser = httptools.HttpRequestParser(self)
-        # A pipelined request after one that closes the connection is read, not an error.
-        self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
+        # A pipelined request after one that closes the connection is read, not an error
+        # (httptools 0.6.2 and later; pyproject allows 0.6, whose parser has no such option).
+        with contextlib.suppress(AttributeError):
+            self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.client = ""
         self.answers: deque[tuple[asyncio.Future[Response] | Response, bool, bool]] = deque()
