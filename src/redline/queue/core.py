@@ -69,10 +69,19 @@ class Call:
 
 @dataclass(frozen=True)
 class Block:
-    """BLMOVE from queue `key` into its claim list, waiting up to `seconds`."""
+    """BLMOVE from queue `key` into its claim list, waiting up to `seconds`. Its reply is not
+    looked at, and the step after it is always a `Call` (the pop that claims what arrived):
+    drivers send the two in one round trip (the server runs the call once the BLMOVE returns),
+    answering the Block with None."""
 
     key: str
     seconds: float
+
+    @property
+    def command(self) -> tuple[Any, ...]:
+        """The BLMOVE (the server takes the timeout in decimal seconds, Redis 6+)."""
+        k = keys_of(self.key)
+        return ("BLMOVE", k.waiting, k.claimed, "RIGHT", "LEFT", self.seconds)
 
 
 Steps = Generator[Call | Block, Any, T]
