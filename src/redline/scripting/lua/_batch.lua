@@ -52,8 +52,11 @@ local function batch_runs(b, ids)
   return runs, scored
 end
 
--- Adds the runs `scored` (ZADD arguments, see batch_runs) to the `batched` index.
-local function batch_index(Q, scored)
+-- Writes batch b's messages (and indexes them), replacing its runs `old` (a delete comes
+-- first: see batch_store).
+local function batch_write(Q, b, old, ids, counts, payloads, consumer)
+  if #old > 0 then redis.call('ZREM', Q.batched, unpack(old)) end
+  local runs, scored = batch_runs(b, ids)
   local added = redis.pcall('ZADD', Q.batched, unpack(scored))
   if type(added) == 'table' and added.err then
     -- a hash: the index of a version before 2026-12-07 (a field per message). Its batches'
@@ -63,14 +66,6 @@ local function batch_index(Q, scored)
     redis.call('DEL', Q.batched)
     redis.call('ZADD', Q.batched, unpack(scored))
   end
-end
-
--- Writes batch b's messages (and indexes them), replacing its runs `old` (a delete comes
--- first: see batch_store).
-local function batch_write(Q, b, old, ids, counts, payloads, consumer)
-  if #old > 0 then redis.call('ZREM', Q.batched, unpack(old)) end
-  local runs, scored = batch_runs(b, ids)
-  batch_index(Q, scored)
   redis.call('HSET', Q.batches, b, cmsgpack.pack({ids, counts, payloads, consumer or '', runs}))
 end
 
@@ -130,20 +125,15 @@ local function batch_store(Q, b, was, old, ids, counts, payloads, consumer)
 end
 
 -- Leases the messages one pop delivers as a new batch, until `deadline`, held by `consumer`
--- (nil or '': unnamed); returns the batch's name. HSETNX both names and writes it: a name is
--- taken when two pops run in one ms (or the clock was set back).
+-- (nil or '': unnamed); returns the batch's name.
 local function batch_open(Q, now, deadline, ids, counts, payloads, consumer)
   local stamp = string.format('%d', now)
   local b, k = 'b' .. stamp, 0
-  local runs, scored
-  while true do
-    runs, scored = batch_runs(b, ids)
-    local blob = cmsgpack.pack({ids, counts, payloads, consumer or '', runs})
-    if redis.call('HSETNX', Q.batches, b, blob) == 1 then break end
+  while redis.call('HGET', Q.batches, b) do  -- two pops in one ms (or a clock set back)
     k = k + 1
     b = 'b' .. stamp .. '-' .. k
   end
-  batch_index(Q, scored)
+  batch_write(Q, b, {}, ids, counts, payloads, consumer)
   redis.call('ZADD', Q.inflight, deadline, b)
   redis.call('HSET', Q.since, b, stamp)
   batch_count(Q, #ids - 1)
