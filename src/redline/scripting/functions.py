@@ -49,22 +49,31 @@ _LOCAL = re.compile(r"^local (?:function )?([\w, ]+)", re.MULTILINE)
 
 
 def _shared_parts(names: Iterable[str]) -> list[str]:
-    """The parts `names` include, when each can live at the library's top level: it uses no
-    KEYS or ARGV (those are each call's), and no two define the same name. Else none."""
+    """The parts `names` include that can live at the library's top level: those that use no
+    KEYS or ARGV (those are each call's), define no name another such part defines, and use
+    no name of a part that stays inline."""
     parts = list(dict.fromkeys(p for name in names for p in scripts.lua_body(name)[1]))
-    texts = [scripts.lua_source(part) for part in parts]
-    defined = [n.strip() for text in texts for m in _LOCAL.findall(text) for n in m.split(",")]
-    if any(_KEYS_OR_ARGV.search(text) for text in texts) or len(defined) != len(set(defined)):
-        return []
-    return parts
+    text = {part: scripts.lua_source(part) for part in parts}
+    defined = {part: _defined(text[part]) for part in parts}
+    shared = [p for p in parts if not _KEYS_OR_ARGV.search(text[p])]
+    shared = [p for p in shared if not any(defined[p] & defined[q] for q in shared if q != p)]
+    while True:  # until no shared part uses a name of one left inline
+        inline = {n for p in parts if p not in shared for n in defined[p]}
+        kept = [p for p in shared if not any(re.search(rf"\b{n}\b", text[p]) for n in inline)]
+        if kept == shared:
+            return shared
+        shared = kept
+
+
+def _defined(text: str) -> set[str]:
+    return {n.strip() for found in _LOCAL.findall(text) for n in found.split(",")}
 
 
 def _body(script: str, shared: Sequence[str]) -> str:
-    """`script`'s text inside its function: its included parts inline, unless shared."""
+    """`script`'s text inside its function: its included parts inline, but the shared ones."""
     body, parts = scripts.lua_body(script)
-    if all(part in shared for part in parts):
-        return body
-    return scripts.lua_source(script)
+    inline = [scripts.lua_source(p) for p in parts if p not in shared]
+    return "\n".join([*inline, body])
 
 
 def _missing(exc: ResponseError) -> bool:
