@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from rich.console import Console
 from rich.table import Table
 
@@ -52,7 +53,7 @@ class Counted:
             try:
                 self.client.ping()
                 return
-            except OSError:
+            except RedisConnectionError:  # valgrind takes a few seconds to start it
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
