@@ -70,9 +70,9 @@ class Call:
 @dataclass(frozen=True)
 class Block:
     """BLMOVE from queue `key` into its claim list, waiting up to `seconds`. Its reply is not
-    looked at, and the step after it is always a `Call` (the pop that claims what arrived):
-    drivers send the two in one round trip (the server runs the call once the BLMOVE returns),
-    answering the Block with None."""
+    looked at, and the step after it is always a `Call` (the pop that claims what arrived): a
+    driver may send the two in one round trip (the server runs the call once the BLMOVE
+    returns), answering the Block with None, as the blocking class and `pop_after` do."""
 
     key: str
     seconds: float
