@@ -6,7 +6,7 @@ import pytest
 
 from redline.connection import AsyncClient
 from redline.errors import QueueError
-from redline.queue import Batch, Delivery, Holder, QueueInfo, ReliableQueue
+from redline.queue import Batch, Delivery, Holder, QueueInfo, QueueKeys, ReliableQueue
 from redline.queue.replies import ack_args
 from tests.queue.support import existing_keys
 from tests.queue.test_lua import K, call, held
@@ -142,3 +142,21 @@ def test_two_batches_of_one_name_are_not_both_acked_by_name() -> None:
     assert ack_args(deliveries) == (["b1", "1:1:1", "2", 1], {"b1": ["1"]})
     assert ack_args(deliveries[:1]) == (["b1", "1:1:1"], {"b1": ["1"]})
     assert ack_args([Delivery("q", "3", b"c", 2)]) == (["3", 2], {})
+
+
+async def test_a_batch_extended_whole_keeps_its_consumer(qclient: AsyncClient, key: str) -> None:
+    # Every message a batch holds, extended with its token: the batch's lease is renewed as it
+    # is (nothing per message), so its consumer is still known and can be released.
+    mine = ReliableQueue(qclient, consumer="ns:1", max_deliveries=2, lease=1)
+    await mine.push(key, b"a", b"b", b"c")
+    held = await mine.pop(key, count=3)
+    await mine.ack(held[0])  # the batch holds b and c now
+    inflight = QueueKeys.of(key).inflight
+    before = await qclient.zrange(inflight, 0, -1, withscores=True)
+    assert await mine.extend(*held[1:], lease=60) == held[1:]
+    after = await qclient.zrange(inflight, 0, -1, withscores=True)
+    assert [m for m, _ in after] == [m for m, _ in before] and after[0][1] > before[0][1] + 50_000
+    assert await mine.holders(key) == [Holder("ns:1", 1, 2)]
+    assert await mine.release(key, "ns:1") == 2
+    info = await mine.info(key)
+    assert (info.inflight, info.delayed) == (0, 2)  # due again at once

@@ -226,9 +226,10 @@ async def test_pop_recovers_no_more_than_a_bound_per_call(aredis: AsyncClient) -
 
 
 async def test_pop_dead_letters_an_expired_lease_past_max_deliveries(aredis: AsyncClient) -> None:
-    await call(aredis, "queue_push", b"a")
-    await call(aredis, "queue_pop", 1, 60000, 2)
+    await call(aredis, "queue_push", b"a", b"b")
+    await call(aredis, "queue_pop", 2, 60000, 2)
     assert await call(aredis, "queue_extend", 60000, "1", 1) == [1]  # a lease of its own
+    await call(aredis, "queue_pop", 0, 0, 2, "2", 1)  # b acked: a is all that is in flight
     await aredis.hset(K.deliveries, "1", 2)
     await aredis.zadd(K.inflight, {"1": 0})
     assert (await call(aredis, "queue_pop", 1, 60000, 2))[2:] == [0]

@@ -183,7 +183,7 @@ class QueuedMessage:
 class Holder:
     """A consumer holding in-flight messages of a queue: `batches` its pops leased, still in
     flight, with `messages` in all. `consumer` "" counts the messages whose consumer is not
-    known (their lease was extended or given back since, or their pop named nobody)."""
+    known (extended apart from their batch or given back since, or their pop named nobody)."""
 
     consumer: str
     batches: int

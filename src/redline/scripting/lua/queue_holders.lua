@@ -1,7 +1,7 @@
 -- queue_holders: who holds a queue's in-flight messages: for each consumer that popped a batch
 -- still in flight (the name its pop gave with '@', see queue_pop), how many batches and
--- messages. Messages with a lease of their own (extended, nacked and the like) and batches
--- whose pop named nobody are counted under ''.
+-- messages. Messages with a lease of their own (extended apart from their batch, nacked and
+-- the like) and batches whose pop named nobody are counted under ''.
 -- KEYS[1] inflight zset   KEYS[2] batches hash (_batch.lua)
 -- Returns {consumer1, batches1, messages1, ...}, in the order of their oldest lease.
 -- include _batch.lua

@@ -5,7 +5,7 @@
 -- is for operators (`redline queue recover`) and for giving back work that is merely slow.
 -- With consumer names after ARGV[3], it moves instead the messages of the batches they hold
 -- (whatever their lease; ARGV[2] is then ignored): what consumers that are gone held (a
--- message whose lease was extended has left its batch, and its consumer is not known).
+-- message extended apart from its batch has left it, and its consumer is not known).
 -- KEYS[1] inflight zset   KEYS[2] delayed zset   KEYS[3] dead zset   KEYS[4] deliveries hash
 -- KEYS[5] since hash      KEYS[6] reasons hash   KEYS[7] payloads hash   KEYS[8] retention hash
 -- KEYS[9] batches hash    KEYS[10] batched zset (_batch.lua)
