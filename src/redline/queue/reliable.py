@@ -293,7 +293,9 @@ class ReliableQueue(QueueCore):
         """Give back for redelivery, whatever their lease, the in-flight messages of `key`
         that `consumers` hold (see `holders`): for consumers known to be gone. Those past
         `max_deliveries` go to the dead letters. Returns how many moved. A consumer still
-        alive loses them: its acks are refused, and they are delivered again."""
+        alive loses them: they are delivered again, and its acks are refused from then on
+        (an ack that comes before their next delivery settles them, as for an expired
+        lease)."""
         return int(await self._drive(self._release(key, consumers)))
 
     async def info(self, key: str) -> QueueInfo:
