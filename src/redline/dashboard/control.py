@@ -78,7 +78,7 @@ async def job_view(client: AsyncClient, name: str, job_id: str) -> dict[str, Any
     newest: list[Any] = await client.xrevrange(  # type: ignore[assignment]
         job_keys(name).events, count=SCANNED
     )
-    found = [JobEvent.of(name, i, fields) for i, fields in reversed(newest)]
+    found = [e for i, fields in reversed(newest) for e in JobEvent.in_entry(name, i, fields)]
     return {
         "name": name,
         "job_id": job_id,

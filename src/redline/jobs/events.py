@@ -58,6 +58,9 @@ EVENTS_MAXLEN = 10_000  # entries a queue's stream keeps (about: MAXLEN ~)
 LIVE_TTL = 86_400  # seconds a waiting or running job's status lives from its last change
 FAILURE_TTL = 7 * 86_400  # seconds a dead or cancelled job's status is kept
 FLUSH_BATCH = 500  # events per script call
+PACK = 32  # events per stream entry (see the module docstring)
+_packed_encode = msgspec.json.Encoder().encode
+_packed_decode = msgspec.json.Decoder().decode
 STARTED_HOLD = 0.05  # seconds a running job's started event may wait for its end's flush
 
 
@@ -109,15 +112,44 @@ def _by_queue(events: list[Pending]) -> dict[str, list[Pending]]:
     return groups
 
 
-def _call(queue: str, group: list[Pending]) -> tuple[list[str], list[str | int]]:
+def _entry(group: list[Pending]) -> list[str | bytes]:
+    """The fields of the stream entry holding `group`: one event's own fields, or `events`
+    (a JSON array of ``[job, event, attempt, task]`` with progress and message when set)."""
+    if len(group) == 1:
+        pending = group[0]
+        fields: list[str | bytes] = ["job", pending.job, "event", pending.event]
+        fields += ["attempt", str(pending.attempt), "task", pending.task]
+        fields += ["progress", pending.progress] if pending.progress else []
+        return fields + (["message", pending.message[:1000]] if pending.message else [])
+    return ["events", _packed_encode([_packed(p) for p in group])]
+
+
+def _packed(pending: Pending) -> list[str | int]:
+    row: list[str | int] = [pending.job, pending.event, pending.attempt, pending.task]
+    if pending.progress or pending.message:
+        row += [pending.progress, pending.message[:1000]]
+    return row
+
+
+def _call(
+    queue: str, group: list[Pending], cap: int = EVENTS_MAXLEN
+) -> tuple[list[str], list[str | int | bytes]]:
+    """`job_events`' keys and arguments for `group` (see its header): the events in entries of
+    up to `PACK`, then the status writes, then the statuses deleted (fast jobs: a completed
+    job's earlier events of the batch leave its status alone, as it is deleted)."""
     keys = job_keys(queue)
-    args: list[str | int] = [EVENTS_MAXLEN]
-    deleted = {p.job for p in group if p.ttl == 0}  # fast jobs: started and done in one batch
-    for pending in group:
-        args += pending.args()
-        if pending.ttl and pending.job in deleted:
-            args[-1] = -1  # leave its status alone: a later event of the batch deletes it
-    return [keys.events, *(keys.status(p.job) for p in group)], args
+    deleted = list(dict.fromkeys(p.job for p in group if p.ttl == 0))
+    gone = set(deleted)
+    written = [p for p in group if p.job not in gone]
+    args: list[str | int | bytes] = [cap, -(-len(group) // PACK)]
+    for i in range(0, len(group), PACK):
+        fields = _entry(group[i : i + PACK])
+        args += [len(fields), *fields]
+    args.append(len(written))
+    for p in written:
+        args += [p.event, p.state, p.attempt, p.progress, p.message[:1000], p.ttl]
+    statuses = [keys.status(p.job) for p in written] + [keys.status(j) for j in deleted]
+    return [keys.events, *statuses], args
 
 
 async def record_enqueued(
@@ -217,19 +249,54 @@ class JobEvent:
         return int(self.id.split("-")[0]) / 1000
 
     @classmethod
-    def of(cls, queue: str, entry_id: bytes | str, fields: Mapping[Any, Any]) -> JobEvent:
+    def in_entry(
+        cls, queue: str, entry_id: bytes | str, fields: Mapping[Any, Any]
+    ) -> list[JobEvent]:
+        """The events of one stream entry, in order: its own fields, or its `events` (packed:
+        each gets the id ``<entry id>:<index>``)."""
+        entry = decoded(entry_id, "replace")
         text = {decoded(k, "replace"): decoded(v, "replace") for k, v in fields.items()}
-        progress = text.get("progress")
+        if "events" not in text:
+            return [cls._made(queue, entry, text.get("job", ""), text.get("event", ""), text)]
+        rows: list[list[Any]] = _packed_decode(text["events"])
+        return [cls._row(queue, f"{entry}:{i}", row) for i, row in enumerate(rows)]
+
+    @classmethod
+    def _row(cls, queue: str, event_id: str, row: list[Any]) -> JobEvent:
+        rest = dict(zip(("attempt", "task", "progress", "message"), row[2:], strict=False))
+        return cls._made(queue, event_id, row[0], row[1], rest)
+
+    @classmethod
+    def _made(
+        cls, queue: str, event_id: str, job: str, event: str, rest: Mapping[str, Any]
+    ) -> JobEvent:
+        progress = rest.get("progress")
         return cls(
-            id=decoded(entry_id, "replace"),
+            id=event_id,
             queue=queue,
-            job=text.get("job", ""),
-            event=text.get("event", ""),
-            attempt=int(text.get("attempt") or 0),
-            task=text.get("task", ""),
+            job=str(job),
+            event=str(event),
+            attempt=int(rest.get("attempt") or 0),
+            task=str(rest.get("task", "")),
             progress=float(progress) if progress else None,
-            message=text.get("message", ""),
+            message=str(rest.get("message", "")),
         )
+
+
+def _resume_point(since: str) -> tuple[str, int]:
+    """(stream entry id, index of the last event seen in it; -1: none of it) of an event id."""
+    entry, _, index = since.partition(":")
+    return entry, int(index) if index else -1
+
+
+async def _rest_of_entry(client: AsyncClient, queue: str, since: str) -> list[JobEvent]:
+    """The events after `since` in its own entry, when `since` names one inside an entry."""
+    entry, index = _resume_point(since)
+    if index < 0:
+        return []
+    found: list[Any] = await client.xrange(job_keys(queue).events, entry, entry)  # type: ignore[assignment]
+    events = [e for entry_id, fields in found for e in JobEvent.in_entry(queue, entry_id, fields)]
+    return events[index + 1 :]
 
 
 async def job_events(
@@ -240,12 +307,15 @@ async def job_events(
     block: float = 1.0,
     count: int = 500,
 ) -> AsyncIterator[JobEvent]:
-    """The events of `queue` after stream id `since` ("0-0": all it keeps; "$": only new
+    """The events of `queue` after event id `since` ("0-0": all it keeps; "$": only new
     ones), in order. With `follow`, wait for more (re-checking every `block` seconds) until
     the caller stops iterating; else stop at the end. Resume after a restart by passing the
-    last event's `id` as `since`: no event is missed, none is repeated."""
+    last event's `id` as `since`: no event is missed, none is repeated (an id inside a packed
+    entry, ``<entry id>:<index>``, resumes with the rest of that entry)."""
     key = job_keys(queue).events
-    last = since
+    for event in await _rest_of_entry(client, queue, since):
+        yield event
+    last = _resume_point(since)[0]
     if last == "$":
         newest = await client.xrevrange(key, count=1)
         last = decoded(newest[0][0], "replace") if newest else "0-0"
@@ -254,9 +324,9 @@ async def job_events(
         reply: Any = await client.xread({key: last}, count=count, block=wait)
         entries: list[Any] = reply[0][1] if reply else []
         for entry_id, fields in entries:
-            event = JobEvent.of(queue, entry_id, fields)
-            last = event.id
-            yield event
+            last = decoded(entry_id, "replace")
+            for event in JobEvent.in_entry(queue, entry_id, fields):
+                yield event
         if not entries and not follow:
             return
         await asyncio.sleep(0)
