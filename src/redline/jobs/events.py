@@ -3,11 +3,17 @@
     async for event in job_events(client, "mail", since=last_id, follow=True):
         print(event.id, event.job, event.event)      # resume later with since=event.id
 
-An event is one stream entry (``XADD``) with the fields ``job``, ``event``, ``attempt``,
-``task`` and, when there is one, ``progress`` (0..1) and ``message``. The events are
-`EVENTS`: enqueued, started, progress, failed (an attempt raised), retried, completed, dead,
-cancelled, expired. The stream keeps about `EVENTS_MAXLEN` entries (``MAXLEN ~``): a reader
-that falls further behind than that misses the oldest.
+An event has the fields ``job``, ``event``, ``attempt``, ``task`` and, when there is one,
+``progress`` (0..1) and ``message``. The events are `EVENTS`: enqueued, started, progress,
+failed (an attempt raised), retried, completed, dead, cancelled, expired. A single event is a
+stream entry of those fields; the events written together (a worker's batch, an
+`enqueue_many` batch) share entries of up to `PACK`, as one field ``events``: a JSON array of
+``[job, event, attempt, task]`` (with ``progress`` and ``message`` after them when either is
+set), so the server appends one entry, not one per event. Readers (`job_events`, the
+dashboard, `redline jobs events`) unpack them: an event of a packed entry has the id
+``<entry id>:<index>``, and ``since=`` such an id resumes with the rest of that entry. The
+stream keeps about `EVENTS_MAXLEN` entries (``MAXLEN ~``): a reader that falls further behind
+than that misses the oldest.
 
 The same script keeps a status hash per live job (`JobKeys.status`): state, attempts,
 progress, message and times, read by ``await job.status()``. It lives `LIVE_TTL` seconds from
