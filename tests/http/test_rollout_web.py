@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +30,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 NS = "website:hello"
 STATE = "{website:hello}:cscale:rollout"
+LOAD_AT_MOST = 120  # seconds; the tests stop the load once they saw the outcome, and a margin
+AFTER = 3.0  # seconds of load after the outcome: the settled service answers as well
 
 GOOD = """
 from redline.http import handler
@@ -81,16 +85,19 @@ class Site:
     def hello_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hello/you"
 
-    def load(self, seconds: int) -> subprocess.Popen[str]:
-        """wrk for `seconds`: 2 threads, 8 connections, answers sorted by status."""
+    def load(self) -> subprocess.Popen[str]:
+        """wrk until `results` stops it: 2 threads, 8 connections, answers sorted by status."""
         script = self.here / "status.lua"
         script.write_text(WRK_SCRIPT)
-        argv = ["wrk", "-t2", "-c8", f"-d{seconds}s", "--timeout=8s", "-s", str(script)]
+        argv = ["wrk", "-t2", "-c8", f"-d{LOAD_AT_MOST}s", "--timeout=8s", "-s", str(script)]
         return subprocess.Popen([*argv, self.hello_url()], stdout=subprocess.PIPE, text=True)
 
 
-def results(wrk: subprocess.Popen[str]) -> tuple[int, int, int, int]:
-    """(2xx, 5xx, other statuses, socket errors) of a finished wrk."""
+def results(wrk: subprocess.Popen[str], after: float) -> tuple[int, int, int, int]:
+    """(2xx, 5xx, other statuses, socket errors) of wrk, stopped `after` seconds from now
+    (SIGINT: wrk stops its connections and reports what it saw until then)."""
+    time.sleep(after)
+    wrk.send_signal(signal.SIGINT)
     out, _ = wrk.communicate(timeout=120)
     print(" ".join(re.findall(r"LATENCY .*", out)))  # shown with pytest -s
     status = re.search(r"STATUS ok=(\d+) failed=(\d+) other=(\d+)", out)
@@ -141,12 +148,12 @@ def test_a_good_handler_revision_rolls_out_under_load_with_no_error(
 ) -> None:
     sampler = ch.Sampler(site.url, NS)
     sampler.start()
-    wrk = site.load(seconds=25)
+    wrk = site.load()
     sampler.phase = "rollout"
     deploy(site.url, "--set", f"module={site.here / 'v2.py'}", "--version", "v2")
     wait_for(lambda: sredis.hmget(STATE, "state", "revision") == [b"done", b"1"], timeout=90)
     sampler.phase = "after"
-    ok, failed, other, broken = results(wrk)
+    ok, failed, other, broken = results(wrk, after=AFTER)
     sampler.done.set()
     sampler.join()
     print(f"load during the rollout: 2xx={ok} 5xx={failed} other={other} socket={broken}")
@@ -160,13 +167,13 @@ def test_a_faulty_handler_revision_rolls_itself_back_under_load(
     site: Site, sredis: redis.Redis
 ) -> None:
     before = {inst["id"] for inst in ch.live(sredis, NS)}
-    wrk = site.load(seconds=25)
+    wrk = site.load()
     deploy(site.url, "--set", f"module={site.here / 'v3.py'}", "--version", "v3")
     wait_for(lambda: sredis.hget(STATE, "state") == b"rolled back", timeout=60)
     assert sredis.hget("{website:hello}:cscale:spec", "revision") == b"0"
     wait_for(lambda: revisions(sredis) == ["0", "0"], timeout=30)
     assert {inst["id"] for inst in ch.live(sredis, NS)} == before  # no old replica stopped
-    ok, failed, other, broken = results(wrk)
+    ok, failed, other, broken = results(wrk, after=AFTER)
     print(f"5xx users saw from the faulty revision: {failed} (of {ok + failed} answers)")
     print(f"decision: {sredis.hget(STATE, 'msg').decode()}")
     assert other == 0 and broken == 0
