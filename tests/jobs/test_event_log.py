@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from redline.connection import AsyncClient
+from redline.errors import JobError
 from redline.jobs import JobDocument, JobState, job_keys
 from redline.jobs import events as ev
 
@@ -102,3 +105,11 @@ async def test_a_reader_restarted_inside_a_packed_entry_resumes_exactly(
     assert [e.id for e in rest[:2]] == [e.id for e in seen[3:]]
     assert [e async for e in ev.job_events(aredis, Q, since=rest[-1].id)] == []
     assert [e async for e in ev.job_events(aredis, Q, since=seen[4].id)] == rest[2:]
+
+
+async def test_a_since_that_is_no_event_id_is_refused_with_what_to_pass(
+    aredis: AsyncClient,
+) -> None:
+    for bad in ("x:y", "1-0:", "yesterday", ""):
+        with pytest.raises(JobError, match=r"not an event id.*'0-0' for all"):
+            [e async for e in ev.job_events(aredis, Q, since=bad)]

@@ -24,6 +24,7 @@ seconds when its task keeps results), a dead or cancelled job's is kept `FAILURE
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ import msgspec
 
 from redline.connection import AsyncClient, SyncClient
 from redline.connection import text as decoded
+from redline.errors import JobError
 from redline.jobs.document import JobDocument, JobState, job_keys
 from redline.scripting.scripts import run_batched, run_sync
 
@@ -289,8 +291,16 @@ class JobEvent:
         )
 
 
+_EVENT_ID = re.compile(r"\$|\d+(-\d+)?(:\d+)?")
+
+
 def _resume_point(since: str) -> tuple[str, int]:
-    """(stream entry id, index of the last event seen in it; -1: none of it) of an event id."""
+    """(stream entry id, index of the last event seen in it; -1: all of it) of an event id."""
+    if not _EVENT_ID.fullmatch(since):
+        raise JobError(
+            f"since={since!r} is not an event id: pass the id of the last event seen (e.g. "
+            "1765094400180-0 or 1765094400180-0:3), '0-0' for all kept, or '$' for new ones"
+        )
     entry, _, index = since.partition(":")
     return entry, int(index) if index else -1
 
