@@ -65,7 +65,7 @@ def _batches(
     checked = [(doc, None if doc.plain() else doc.encode()) for doc in docs]
     for i in range(0, len(checked), BATCH):
         chunk = [
-            (doc, doc.encode() if payload is None else payload)
+            (doc, doc.encode_plain() if payload is None else payload)
             for doc, payload in checked[i : i + BATCH]
         ]
         yield [doc for doc, _ in chunk], many(task, due, chunk)
