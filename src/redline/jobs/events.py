@@ -129,14 +129,13 @@ def _entry(group: list[Pending]) -> list[str | bytes]:
         fields += ["attempt", str(pending.attempt), "task", pending.task]
         fields += ["progress", pending.progress] if pending.progress else []
         return fields + (["message", pending.message[:1000]] if pending.message else [])
-    return ["events", _packed_encode([_packed(p) for p in group])]
-
-
-def _packed(pending: Pending) -> list[str | int]:
-    row: list[str | int] = [pending.job, pending.event, pending.attempt, pending.task]
-    if pending.progress or pending.message:
-        row += [pending.progress, pending.message[:1000]]
-    return row
+    rows = [
+        (p.job, p.event, p.attempt, p.task, p.progress, p.message[:1000])
+        if p.progress or p.message
+        else (p.job, p.event, p.attempt, p.task)
+        for p in group
+    ]
+    return ["events", _packed_encode(rows)]
 
 
 def _call(
@@ -394,19 +393,22 @@ async def job_status(client: AsyncClient, queue: str, job_id: str) -> JobStatus 
     )
 
 
+_RUNNING, _COMPLETE = JobState.RUNNING.value, JobState.COMPLETE.value  # read once: a few per job
+
+
 def started(queue: str, doc: JobDocument, attempt: int) -> Pending:
-    state = JobState.RUNNING.value
-    return Pending(queue, doc.id, "started", state, attempt, doc.task, at=time.monotonic())
+    now = time.monotonic()
+    return Pending(queue, doc.id, "started", _RUNNING, attempt, doc.task, "", "", LIVE_TTL, now)
 
 
 def finished(
     queue: str, doc: JobDocument, attempt: int, state: JobState, error: str = ""
 ) -> list[Pending]:
     """The events of a settled run ending in `state` (RETRYING: failed, then retried)."""
-    base = Pending(queue, doc.id, "", "", attempt, doc.task, "", error)
-    if state is JobState.COMPLETE:
+    if state is JobState.COMPLETE:  # most runs: one event, made directly
         ttl = doc.result_ttl or 0
-        return [_with(base, "completed", state, ttl, "")]
+        return [Pending(queue, doc.id, "completed", _COMPLETE, attempt, doc.task, "", "", ttl)]
+    base = Pending(queue, doc.id, "", "", attempt, doc.task, "", error)
     if state in (JobState.CANCELLED, JobState.EXPIRED):  # never ran, or stopped: not failed
         return [_with(base, state.value, state, FAILURE_TTL, "")]
     failed = _with(base, "failed", None, LIVE_TTL, error)
