@@ -51,6 +51,7 @@ async def test_batches_sent_one_behind_the_other_keep_their_order_after_a_script
     assert [d.id for d in waiting] == [j.id for j in jobs if j]
     events = [e.job async for e in job_events(aredis, "l:rate")]
     assert events == [d.id for d in waiting]  # their enqueued events, in the same order
+    assert await aredis.xlen(job_keys("l:rate").events) == 4 * 32 + 16  # by 32, per batch
 
 
 async def test_unique_keys_and_priorities_are_honoured(aredis: AsyncClient) -> None:
