@@ -7,8 +7,9 @@ done (as `python -m bench jobs` times a drain) until none is left: the rate, the
 (INFO cpu), the worker's (its process tree's, from /proc) and INFO commandstats per command
 (a script's ``usec`` includes the commands it runs, which are also listed on their own). Each
 drain is its own round, `REDLINE_BENCH_ROUNDS` of each (default 2), interleaved; the table
-shows the round with the best rate. Comparing two trees: run this file with each tree's
-interpreter from that tree's root, in turns (it uses only the worker and `enqueue_many_sync`).
+shows the round with the best rate. Comparing two trees: run it with each tree's interpreter
+from that tree's root, in turns (it uses only the worker and `enqueue_many_sync`; copy this
+file into an older tree's bench/ first).
 
     python -m bench drain
     REDLINE_BENCH_JOBS=20000 REDLINE_BENCH_ROUNDS=1 python -m bench drain
