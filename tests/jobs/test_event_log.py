@@ -113,3 +113,13 @@ async def test_a_since_that_is_no_event_id_is_refused_with_what_to_pass(
     for bad in ("x:y", "1-0:", "yesterday", ""):
         with pytest.raises(JobError, match=r"not an event id.*'0-0' for all"):
             [e async for e in ev.job_events(aredis, Q, since=bad)]
+
+
+async def test_an_entry_not_written_by_redline_is_named_with_what_to_do(
+    aredis: AsyncClient,
+) -> None:
+    entry = await aredis.xadd(KEYS.events, {"events": "[1, 2"})
+    with pytest.raises(JobError, match=f"entry {entry.decode()} .*XDEL"):
+        [e async for e in ev.job_events(aredis, Q)]
+    await aredis.xadd(KEYS.events, {"job": "j", "event": "started"})
+    assert [e.job async for e in ev.job_events(aredis, Q, since=entry.decode())] == ["j"]

@@ -68,7 +68,7 @@ FAILURE_TTL = 7 * 86_400  # seconds a dead or cancelled job's status is kept
 FLUSH_BATCH = 500  # events per script call
 PACK = 32  # events per stream entry (see the module docstring)
 _packed_encode = msgspec.json.Encoder().encode
-_packed_decode = msgspec.json.Decoder().decode
+_packed_decode = msgspec.json.Decoder(list[list[Any]]).decode
 STARTED_HOLD = 0.05  # seconds a running job's started event may wait for its end's flush
 
 
@@ -265,8 +265,15 @@ class JobEvent:
         text = {decoded(k, "replace"): decoded(v, "replace") for k, v in fields.items()}
         if "events" not in text:
             return [cls._made(queue, entry, text.get("job", ""), text.get("event", ""), text)]
-        rows: list[list[Any]] = _packed_decode(text["events"])
-        return [cls._row(queue, f"{entry}:{i}", row) for i, row in enumerate(rows)]
+        try:
+            rows = _packed_decode(text["events"])
+            return [cls._row(queue, f"{entry}:{i}", row) for i, row in enumerate(rows)]
+        except (msgspec.DecodeError, IndexError) as exc:
+            raise JobError(
+                f"entry {entry} of queue {queue!r}'s job events has an `events` field that is "
+                f"not a JSON array of [job, event, attempt, task, ...] ({exc}): it was not "
+                "written by redline; delete it (XDEL) or read past it with since="
+            ) from exc
 
     @classmethod
     def _row(cls, queue: str, event_id: str, row: list[Any]) -> JobEvent:
