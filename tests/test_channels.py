@@ -15,6 +15,7 @@ import redis.exceptions
 
 from redline.connection import connect, connect_sync
 from redline.connection.channels import batched, held
+from tests.helpers import wait_for
 from tests.servers import Cluster
 
 
@@ -115,6 +116,41 @@ def test_blocking_calls_one_behind_the_other(redis_url: str) -> None:
             list(channel.calls(failing))
         assert other.get("before") == b"1" and other.get("after") == b"1"  # written already
         assert channel.call(("PING",)) == b"PONG"  # the connection was dropped, a fresh one
+    finally:
+        client.close()
+        other.close()
+
+
+def test_commands_run_together_after_a_blocking_one(redis_url: str) -> None:
+    """`Held.run` writes every command at once: the one after a BLMOVE runs when it returns
+    (so a queue's wait and the pop that claims what came are one round trip); a command's
+    error comes back in its place and leaves the connection in use; a killed one is
+    replaced and the commands tried on the fresh one."""
+    client, other = connect_sync(redis_url), redis.Redis.from_url(redis_url)
+    try:
+        channel = held(client)
+        first = channel.call(("CLIENT", "ID"))
+        got: list[object] = []
+        waiter = threading.Thread(
+            target=lambda: got.extend(
+                channel.run(
+                    [("BLMOVE", "src", "dst", "RIGHT", "LEFT", 10), ("LRANGE", "dst", 0, -1)]
+                )
+            )
+        )
+        waiter.start()
+        wait_for(lambda: int(other.info("clients")["blocked_clients"]) == 1)
+        other.lpush("src", "x")
+        waiter.join(timeout=10)
+        assert got == [b"x", [b"x"]]  # the LRANGE saw what the BLMOVE moved
+        other.set("text", "x")
+        replies = channel.run([("SET", "t", "1"), ("INCR", "text"), ("GET", "t")])
+        assert replies[0] == b"OK"  # raw replies, as the connection reads them
+        assert isinstance(replies[1], redis.exceptions.ResponseError) and replies[2] == b"1"
+        assert channel.call(("CLIENT", "ID")) == first  # the same connection all along
+        other.client_kill_filter(_id=first)
+        assert channel.run([("PING",), ("PING",)]) == [b"PONG", b"PONG"]
+        assert channel.call(("CLIENT", "ID")) != first
     finally:
         client.close()
         other.close()

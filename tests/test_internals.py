@@ -1,20 +1,18 @@
-"""The private APIs of redis-py and uvicorn that redline.connection.internals relies on, checked
+"""The private APIs of redis-py that redline.connection.internals relies on, checked
 for shape against the installed releases: a failure names the internal that changed."""
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 
 import redis
 import redis.asyncio
-import uvicorn
 
 from redline.connection import connect, internals
 
 
 def _versions() -> str:
-    return f"(redis-py {redis.__version__}, uvicorn {uvicorn.__version__})"
+    return f"(redis-py {redis.__version__})"
 
 
 def test_reply_error_builds_redis_py_exceptions() -> None:
@@ -61,15 +59,4 @@ def test_sentinel_pool_keeps_its_sentinels() -> None:
     pool = redis.asyncio.sentinel.SentinelConnectionPool("mymaster", sentinel)
     assert list(internals.sentinels_of(pool)) == sentinel.sentinels, (
         f"SentinelConnectionPool.sentinel_manager.sentinels changed {_versions()}"
-    )
-
-
-def test_uvicorn_httptools_protocol_keeps_its_loop() -> None:
-    source = inspect.getsource(internals.HttpToolsProtocol.__init__)
-    assert "self.loop" in source, (
-        f"uvicorn's HttpToolsProtocol no longer sets self.loop {_versions()}: "
-        "redline.http.wire's coalescing transport needs it"
-    )
-    assert callable(getattr(internals.HttpToolsProtocol, "connection_made", None)), (
-        f"uvicorn's HttpToolsProtocol.connection_made is gone {_versions()}"
     )

@@ -73,6 +73,13 @@ def keyed(url: str, key: str, n: int) -> None:
     _client(url).sadd("l:started", f"{key}:{n}")
 
 
+@tasks.task(queue="l:ahead", rate_limit="100000/s", max_deliveries=50)
+def quick(url: str, n: int) -> None:
+    """A fast job under a limit (its worker pops ahead while a batch is admitted): records
+    that job n ran (``l:ran``, once per run)."""
+    _client(url).rpush("l:ran", n)
+
+
 @tasks.task(queue="l:prio")
 def prio(url: str, tag: str) -> None:
     """Records the order jobs start in (``l:order``)."""

@@ -10,7 +10,7 @@ import redis
 from redline.connection import connect, connect_sync
 from redline.queue import QueueKeys, ReliableQueue, SyncReliableQueue
 from redline.queue.library import LIBRARY
-from redline.scripting.functions import function_name
+from redline.scripting.functions import Library, function_name
 from tests.servers import ServerProcess
 
 
@@ -31,6 +31,24 @@ def test_the_library_registers_one_function_per_script(redis_url: str) -> None:
     assert set(functions) == {function_name(s).encode() for s in LIBRARY.scripts}
     assert functions[b"redline_queue_info"] == [b"no-writes"]
     assert LIBRARY.uses_functions(client) is True
+
+
+def test_included_parts_are_defined_once_where_they_can_be(redis_url: str) -> None:
+    """The queue's helpers (`_batch.lua`, `_retention.lua`) sit at the library's top level,
+    once; a part that reads KEYS or ARGV (each call's) stays inline in each function that
+    includes it, and the library still loads."""
+    source = LIBRARY.source
+    assert source.count("local function batch_load(") == 1
+    assert source.index("local function batch_load(") < source.index("register_function")
+    assert source.count("local function retention_trim(") == 1
+    mixed = Library("t", ["queue_pop", "job_admit"]).source  # job_admit's _job_slots reads KEYS
+    assert mixed.count("local function batch_load(") == 1
+    assert mixed.count("local function slots_release(") == 1  # inline, in job_admit's function
+    assert mixed.index("local function slots_release(") > mixed.index("'redline_job_admit'")
+    jobs = Library("t", ["job_admit", "job_slot_release"]).source
+    client = connect_sync(redis_url)
+    assert client.function_load(jobs, replace=True) == b"t"
+    client.function_delete("t")
 
 
 def test_fcall_from_any_client_with_the_documented_keys(redis_url: str) -> None:

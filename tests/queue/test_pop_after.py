@@ -44,6 +44,23 @@ async def test_without_commands_it_is_a_pop(queue: ReliableQueue, key: str) -> N
     assert (await queue.pop_after([], key, count=5)) == ([], [])
 
 
+async def test_send_runs_commands_over_the_pops_connection_without_a_pop(
+    queue: ReliableQueue, qclient: AsyncClient, key: str, prefix: str
+) -> None:
+    out, wrong = f"{prefix}:out", f"{prefix}:a-string"
+    await qclient.set(wrong, "x")
+    await queue.push(key, b"m")
+    [popped] = (await queue.pop_after([("CLIENT", "ID")], key, count=5))[1:]
+    assert [d.payload for d in popped] == [b"m"]
+    [pop_connection] = (await queue.pop_after([("CLIENT", "ID")], key, count=5))[0]
+    results = await queue.send([("LPUSH", out, b"r"), ("LPUSH", wrong, b"r"), ("CLIENT", "ID")])
+    assert results[0] == 1 and "WRONGTYPE" in str(results[1])
+    assert results[2] == pop_connection  # one connection for the consumer's sends and pops
+    info = await queue.info(key)
+    assert (info.waiting, info.inflight) == (0, 1)  # nothing popped, nothing acked
+    assert await queue.send([]) == []
+
+
 async def test_commands_go_out_before_the_pop_blocks(
     queue: ReliableQueue, qclient: AsyncClient, key: str, prefix: str
 ) -> None:

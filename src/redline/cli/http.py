@@ -26,7 +26,7 @@ from redline.config import ServiceConfig
 from redline.errors import ConfigError
 from redline.http.handler import HandlerService, HandlerSet, registry
 from redline.http.hassets import Assets, AssetsConfig
-from redline.http.himporter import ImporterSettings, create_app, direct
+from redline.http.himporter import ImporterSettings, create_app
 from redline.http.hrender import Render, RenderConfig
 from redline.http.hrouter import Router, RouterConfig
 from redline.http.worker import HttpService, WorkerConfig
@@ -124,9 +124,7 @@ def himporter(
     Replicas may share one port (SO_REUSEPORT); each answers its own clients from its own reply
     list. Limits: maxBody (413), maxHeader (431), timeout (504), maxConcurrency (503).
     """
-    import uvicorn
-
-    from redline.http.wire import CoalescingHttpToolsProtocol
+    from redline.http.front import Front
 
     settings = load_or_exit(
         ImporterSettings, config_path, sets, redis=redis_url, port=port, host=host
@@ -140,18 +138,16 @@ def himporter(
                 f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}; "
                 "choose another --port"
             )
-        app = direct(create_app(settings))
-        config = uvicorn.Config(
-            app,
-            http=CoalescingHttpToolsProtocol,
-            log_config=None,
-            access_log=False,
-            lifespan="on",
-            proxy_headers=False,
-        )
+        app = create_app(settings)
+        importer = app.state.importer
+
+        async def serve(stopping: asyncio.Event) -> None:
+            async with importer.lifespan(app):
+                await Front(importer).serve(sock, stopping)
+
         fast_loop()
         click.echo(f"himporter listening on http://{settings.host}:{settings.port}/", err=True)
-        asyncio.run(uvicorn.Server(config).serve(sockets=[sock]))
+        run_until_signal(serve)
 
 
 def _handler(config: HandlerConfig) -> HttpService:

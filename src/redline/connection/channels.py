@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, cast
 
 import redis
@@ -157,6 +157,33 @@ class Held:
         except RedisConnectionError:  # closed: the second try takes a fresh connection
             return self._call(command)
 
+    def run(self, commands: Sequence[Command]) -> list[Any]:
+        """The reply of each of `commands`, all written at once and read in order (one round
+        trip; a command after a blocking one runs when it returns): each a value or the
+        `ResponseError` that command got. A lost connection is closed and the commands tried
+        once more on a fresh one, as `call` does."""
+        if not self.direct:
+            return [_reply_of(self.client, command) for command in commands]
+        try:
+            return self._run(commands)
+        except RedisConnectionError:
+            return self._run(commands)
+
+    def _run(self, commands: Sequence[Command]) -> list[Any]:
+        connection = self._kept()
+        try:
+            connection.send_packed_command(connection.pack_commands(commands))
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(connection.read_response())
+                except redis.exceptions.ResponseError as exc:  # read whole: the link is fine
+                    replies.append(exc)
+            return replies
+        except BaseException:
+            self._drop(connection)
+            raise
+
     def calls(self, commands: Iterable[Command]) -> Iterator[Any]:
         """The replies of `commands`, in order, each command written before the reply of the
         one before is read: the server runs one while the next is made (`commands` may be a
@@ -204,6 +231,14 @@ class Held:
         self._local.kept = (None, None)
         connection.disconnect()
         cast(redis.Redis, self.client).connection_pool.release(connection)
+
+
+def _reply_of(client: SyncClient, command: Command) -> Any:
+    """`command`'s reply over redis-py's own path, or the `ResponseError` it got."""
+    try:
+        return client.execute_command(*command)  # type: ignore[no-untyped-call]
+    except redis.exceptions.ResponseError as exc:
+        return exc
 
 
 def batched(client: AsyncClient) -> Batched:

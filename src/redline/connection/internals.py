@@ -1,12 +1,12 @@
 """Every use of a library's private or undocumented API, in one place.
 
-redline reaches into redis-py and uvicorn only where no public API does the job, and only here,
+redline reaches into redis-py only where no public API does the job, and only here,
 so that a release that reshapes one of these internals breaks one module, and
 ``tests/test_internals.py`` says which internal changed (rather than a type error at lint time
 or a wrong answer at run time). Each entry names the versions it was checked against; move the
 lock forward with ``make test-latest`` (docs/DEVELOPING.md).
 
-Checked against redis-py 5.3.0 (the lower bound of pyproject's range) and 8.2.0, uvicorn 0.55.
+Checked against redis-py 5.3.0 (the lower bound of pyproject's range) and 8.2.0.
 """
 
 from __future__ import annotations
@@ -17,15 +17,12 @@ from typing import Any, cast
 
 import redis.connection
 from redis._parsers import BaseParser
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 __all__ = [
-    "HttpToolsProtocol",
     "pack_command",
     "reply_error",
     "sentinels_of",
     "stream_transport",
-    "uvicorn_protocol_loop",
 ]
 
 #: redis-py's factory of ``ResponseError`` subclasses from an error reply's text (``NOSCRIPT``
@@ -58,11 +55,3 @@ def sentinels_of(pool: Any) -> Sequence[Any]:
     client (redis-py's asyncio ``Sentinel`` has no close of its own). (``pool.sentinel_manager
     .sentinels``, undocumented attributes, redis-py 4.2 to 8.2.)"""
     return cast(Sequence[Any], pool.sentinel_manager.sentinels)
-
-
-def uvicorn_protocol_loop(protocol: HttpToolsProtocol) -> asyncio.AbstractEventLoop:
-    """The event loop uvicorn's httptools protocol runs on (its ``loop`` attribute, set in
-    ``__init__``; uvicorn 0.30 to 0.55). ``HttpToolsProtocol`` itself lives in uvicorn's
-    ``protocols.http.httptools_impl``, which uvicorn documents only as the value of
-    ``--http httptools``; ``http.wire`` subclasses it to coalesce a response's writes."""
-    return protocol.loop

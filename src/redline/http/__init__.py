@@ -1,6 +1,6 @@
 """The distributed web server: HTTP requests as messages on Redis queues.
 
-himporter (the ASGI front) → hrouter (regex routes) → hassets / hrender / your ``@handler``
+himporter (the HTTP/1.1 front) → hrouter (regex routes) → hassets / hrender / your ``@handler``
 services → back to the himporter that holds the connection. See docs/web.md.
 """
 

@@ -1,10 +1,13 @@
 """himporter: the HTTP front. Each request becomes a message on the routing queue; the response
 that comes back on this instance's own reply list is sent to the client.
 
-Built with `create_app(settings)`: a Starlette app (for its lifespan and ``app.state``) whose one
-mount is the importer itself, a plain ASGI callable — per request it does no more than read the
-body, build the envelope and wait for the answer. Pushes are batched (one round trip carries
-every request that arrived meanwhile) and replies are popped in batches.
+`redline himporter` serves it with its own HTTP/1.1 protocol (`redline.http.front`), which
+calls `Importer.refusal` / `too_large` (the limits) and `Importer.start` (the dispatch) from
+the parser's callbacks. Built with `create_app(settings)` it is also an ASGI app: a Starlette
+app (for its lifespan and ``app.state``) whose one mount is the importer itself, a plain ASGI
+callable applying the same limits and dispatch — for embedding and in-process tests. Pushes are
+batched (one round trip carries every request that arrived meanwhile) and replies are popped in
+batches.
 
 Limits: a body over ``maxBody`` → 413; headers over ``maxHeader`` bytes → 431; no response
 within ``timeout`` seconds → 504; more than ``maxConcurrency`` requests in flight → 503 with
@@ -20,7 +23,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import Field
 from redis.exceptions import ResponseError
@@ -35,7 +38,7 @@ from redline.http.mdispatch import Dispatcher
 from redline.runtime import Context, assemble, run_service
 from redline.runtime.tracing import tracer, with_carrier
 
-__all__ = ["Importer", "ImporterSettings", "create_app"]
+__all__ = ["Importer", "ImporterSettings", "Incoming", "create_app"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +70,19 @@ class _TooLarge(Exception):
     pass
 
 
+class Incoming(NamedTuple):
+    """A request as read from the client, before it becomes an envelope: the path and query
+    as on the wire (latin-1), header names lower-case, ``client`` as ``host:port``."""
+
+    id: str
+    method: str
+    path: str
+    query: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    client: str
+
+
 class Importer:
     """The ASGI callable; its `lifespan` starts and stops the push and reply loops."""
 
@@ -92,54 +108,87 @@ class Importer:
         response = await self.handle(scope, receive)
         await _send(scope, send, response)
 
-    async def handle(self, scope: Scope, receive: Receive) -> Response:
-        """The response for one HTTP request: dispatched, or refused by a limit."""
-        settings, request_id = self.settings, f"{self.instance}-{next(self._ids)}"
+    def next_id(self) -> str:
+        """A new request id, unique across replicas (the instance's, then a counter)."""
+        return f"{self.instance}-{next(self._ids)}"
+
+    def refusal(self, request_id: str, header_bytes: int) -> Response | None:
+        """The answer to a request refused before its body is read — 503 past
+        ``maxConcurrency`` requests in flight, 431 past ``maxHeader`` bytes of headers — or
+        None; counted (``rejected``, ``headers``)."""
+        settings = self.settings
         if len(self.dispatcher) >= settings.max_concurrency:
             self.metrics.count("rejected")
             retry = [("retry-after", str(settings.retry_after))]
             return Response.text(request_id, "too many requests in flight\n", 503, headers=retry)
-        headers, size = [], 0
+        if header_bytes > settings.max_header:
+            self.metrics.count("headers")
+            return Response.text(request_id, "request headers too large\n", 431)
+        return None
+
+    def too_large(self, request_id: str) -> Response:
+        """The 413 for a body over ``maxBody`` (counted ``toolarge``)."""
+        self.metrics.count("toolarge")
+        return Response.text(request_id, "request body too large\n", 413)
+
+    async def handle(self, scope: Scope, receive: Receive) -> Response:
+        """The response for one HTTP request (ASGI): dispatched, or refused by a limit."""
+        request_id, headers, size = self.next_id(), [], 0
         for name, value in scope["headers"]:  # one pass: decoded and measured
             size += len(name) + len(value) + 4
             headers.append((name.decode("latin-1"), value.decode("latin-1")))
-        if size > settings.max_header:
-            self.metrics.count("headers")
-            return Response.text(request_id, "request headers too large\n", 431)
+        refused = self.refusal(request_id, size)
+        if refused is not None:
+            return refused
         try:
-            body = await _read_body(receive, headers, settings.max_body)
+            body = await _read_body(receive, headers, self.settings.max_body)
         except _TooLarge:
-            self.metrics.count("toolarge")
-            return Response.text(request_id, "request body too large\n", 413)
+            return self.too_large(request_id)
+        raw = scope.get("raw_path") or scope["path"].encode()
+        client = scope.get("client") or ("", 0)
+        return await self.start(
+            Incoming(
+                request_id,
+                scope["method"],
+                raw.decode("latin-1"),
+                scope.get("query_string", b"").decode("latin-1"),
+                headers,
+                body,
+                f"{client[0]}:{client[1]}",
+            )
+        )
+
+    def start(self, incoming: Incoming) -> asyncio.Future[Response]:
+        """Dispatch a request that passed the limits; the future gets its answer (or the 504
+        at the timeout, the 503 when Redis is down)."""
         traced = tracer()
         if traced is None:
-            return await self._dispatch(self._envelope(request_id, scope, headers, body))
-        with traced.http_server(scope["method"], scope["path"], headers) as span:
-            traced_headers = list(with_carrier(headers, span.carrier))
-            response = await self._dispatch(self._envelope(request_id, scope, traced_headers, body))
+            return self._dispatch(self._envelope(incoming, incoming.headers))
+        return asyncio.ensure_future(self._traced(traced, incoming))
+
+    async def _traced(self, traced: Any, incoming: Incoming) -> Response:
+        with traced.http_server(incoming.method, incoming.path, incoming.headers) as span:
+            headers = list(with_carrier(incoming.headers, span.carrier))
+            response = await self._dispatch(self._envelope(incoming, headers))
             span.answered(response.status)
             return response
 
-    async def _dispatch(self, request: Request) -> Response:
-        """Queue `request` for the next push and wait for its answer."""
+    def _dispatch(self, request: Request) -> asyncio.Future[Response]:
+        """Queue `request` for the next push; the future gets its answer."""
         future = self.dispatcher.track(request.id)
         self.outbox.append((request.id, request.encode()))
         self._outbox_ready.set()
-        return await future
+        return future
 
-    def _envelope(
-        self, request_id: str, scope: Scope, headers: list[tuple[str, str]], body: bytes
-    ) -> Request:
-        raw = scope.get("raw_path") or scope["path"].encode()
-        client = scope.get("client") or ("", 0)
+    def _envelope(self, incoming: Incoming, headers: list[tuple[str, str]]) -> Request:
         return Request(
-            id=request_id,
-            method=scope["method"],
-            path=raw.decode("latin-1"),
-            query=scope.get("query_string", b"").decode("latin-1"),
+            id=incoming.id,
+            method=incoming.method,
+            path=incoming.path,
+            query=incoming.query,
             headers=tuple(headers),
-            body=body,
-            client=f"{client[0]}:{client[1]}",
+            body=incoming.body,
+            client=incoming.client,
             deadline=time.time() + self.settings.timeout,
             reply=self.reply_key,
         )
@@ -281,21 +330,6 @@ async def _send(scope: Scope, send: Send, response: Response) -> None:
         body = b""
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-def direct(app: Starlette) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
-    """`app` as served: HTTP requests go straight to its importer, skipping Starlette's
-    middleware stack (measured at about a sixth of the CPU per request); lifespan goes through
-    Starlette as usual."""
-    importer: Importer = app.state.importer
-
-    async def serve(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            await importer(scope, receive, send)
-        else:
-            await app(scope, receive, send)
-
-    return serve
 
 
 def create_app(settings: ImporterSettings) -> Starlette:

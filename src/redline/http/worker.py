@@ -28,7 +28,7 @@ import msgspec
 from pydantic import Field
 
 from redline.config import ServiceConfig
-from redline.connection import Command, HeldConnection, run_commands
+from redline.connection import Command, run_commands
 from redline.errors import EnvelopeError
 from redline.http.envelope import Request, Response
 from redline.queue import Delivery, ReliableQueue
@@ -91,7 +91,6 @@ class HttpService:
         self._answered: list[Delivery] = []  # that batch: acked once the sends are in
         self._unacked: list[Delivery] = []  # answered and sent; acked by the next pop
         self._drained = False  # the last pop came back short of a batch: the queue was empty
-        self._link: HeldConnection | None = None  # for sends without a pop
 
     def hooks(self) -> list[Hook]:
         """The runner hooks: the assembly's (lifecycle, metrics, …), then the service itself
@@ -163,10 +162,9 @@ class HttpService:
     ) -> None:
         """The step after a batch that emptied the queue: send its outcomes without a pop (one
         now would most likely come back empty); the next step's pop acks it, and takes
-        whatever arrived meanwhile, in the round trip that follows at once."""
-        if self._link is None:
-            self._link = HeldConnection(ctx.redis)
-        if self._sent(await self._link.run(sends)):
+        whatever arrived meanwhile, in the round trip that follows at once. The sends go over
+        the connection the queue pops over (`ReliableQueue.send`)."""
+        if self._sent(await self.queue(ctx).send(sends)):
             self._unacked = [*self._unacked, *answered]
 
     async def _step_concurrent(self, ctx: Context) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +48,9 @@ __all__ = ["Gate", "limit_keys"]  # limit_keys: from jobs.usage, where it is nam
 log = logging.getLogger(__name__)
 
 EXPIRES_MARK = b'"expires"'  # a document that carries its own deadline
+ESCAPE_MARK = b"\\"  # a document with an escape in it: a task name may be written escaped
+# Names every JSON encoder writes as they are: a document of such a task has its quoted name.
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.:-]+\Z")
 
 
 class Verdict(enum.Enum):
@@ -58,6 +62,16 @@ class Verdict(enum.Enum):
 
 def _limited(task: Task[Any, Any]) -> bool:
     return task.concurrency is not None or task.rate_limit is not None
+
+
+def _marks(guarded: dict[str, Task[Any, Any]]) -> tuple[bytes, ...] | None:
+    """What a payload that `Gate.admit` must judge contains (one at least): an expiry, an
+    escape, or a guarded task's quoted name; None when a name could be written otherwise."""
+    if not guarded:
+        return (EXPIRES_MARK,)
+    if not all(_PLAIN_NAME.match(name) for name in guarded):
+        return None
+    return (EXPIRES_MARK, ESCAPE_MARK, *(f'"{name}"'.encode() for name in guarded))
 
 
 class Gate:
@@ -73,6 +87,7 @@ class Gate:
         self.queue, self.levels = queue, levels
         self.expired = expired  # told of each job dropped unrun (the worker writes its event)
         self.guarded = {t.name: t for t in tasks.values() if _limited(t) or t.expires}
+        self.marks = _marks(self.guarded)  # None: every batch is judged
         self.held: dict[tuple[str, str], Limit] = {}  # delivery -> the slot it holds
         self.documents: dict[tuple[str, str], JobDocument] = {}  # admitted, decoded here
         self.specs: dict[tuple[str, str, str | None, str | None], _Spec] = {}
@@ -87,10 +102,13 @@ class Gate:
         return time.monotonic() - self.waited < self.queue.lease
 
     def judges(self, deliveries: Sequence[Delivery]) -> bool:
-        """Whether `admit` has anything to decide for `deliveries` (a limit or an expiry)."""
-        return bool(deliveries) and (
-            bool(self.guarded) or any(EXPIRES_MARK in d.payload for d in deliveries)
-        )
+        """Whether `admit` may have anything to decide for `deliveries` (a limit or an
+        expiry): a look for marks in the payloads, so that the jobs of tasks with neither
+        start at once, without being decoded here, even beside limited tasks."""
+        if self.marks is None:
+            return bool(deliveries)
+        marks = self.marks
+        return any(any(mark in d.payload for mark in marks) for d in deliveries)
 
     async def admit(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
         """The deliveries that may run now; the others wait, expire or were not ours."""

@@ -35,6 +35,7 @@ import msgspec
 
 from redline.connection import AsyncClient
 from redline.errors import TRANSIENT, JobError, JobSerializationError, UnknownTaskError
+from redline.jobs.ahead import Ahead
 from redline.jobs.busy import Busy
 from redline.jobs.control import CONTROL_EVERY
 from redline.jobs.cron import CronSchedule, CronScheduler
@@ -105,6 +106,7 @@ class Worker:
         self.taken = 0
         self._runs: dict[asyncio.Task[JobOutcome], Delivery] = {}
         self._admitting: set[asyncio.Task[None]] = set()  # popped batches the gate decides on
+        self.ahead = Ahead()  # the next batch, popped while one is admitted (jobs.ahead)
         self._finished: list[JobOutcome] = []
         self._ready = asyncio.Event()  # outcomes wait to be settled
         self._slot = asyncio.Event()  # a slot came free
@@ -181,6 +183,7 @@ class Worker:
         """Let in-flight jobs finish for `grace` seconds, then return the rest to the queue."""
         if self._admitting:  # what they admit joins the jobs in hand
             await asyncio.wait(list(self._admitting), timeout=self.grace)
+        self._give_back(self.ahead.drop())  # popped ahead, never admitted
         if self._runs:
             log.info(
                 "worker stopping: waiting up to %.1fs for jobs=%d", self.grace, len(self._runs)
@@ -205,33 +208,63 @@ class Worker:
     # -- Service ---------------------------------------------------------------------------
 
     async def step(self, ctx: Context) -> None:
-        """Wait for a free slot, pop up to that many jobs, start them."""
+        """Wait for a free slot (popping ahead meanwhile while jobs are admitted: see
+        `jobs.ahead`), pop up to that many jobs, start them."""
         while self.active >= self.concurrency and not ctx.stopping.is_set():
+            left = None if self.max_jobs is None else self.max_jobs - self.taken
+            if ahead := self.ahead.wanted(left):
+                popped = await self._pop(ctx, ahead, 0)  # no wait: the slots fill meanwhile
+                self.taken += len(popped)
+                self.ahead.keep(popped)
+                return
             self._slot.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._slot.wait(), 0.5)
         if ctx.stopping.is_set():
             return
         free = self.concurrency - self.active
-        if self.max_jobs is not None and (free := min(free, self.max_jobs - self.taken)) <= 0:
+        if self.ahead.held:  # popped while the last batch was admitted: they go first
+            self._dispatch(self._unpaused(self.ahead.take(free)))
+        elif self.max_jobs is not None and (free := min(free, self.max_jobs - self.taken)) <= 0:
             log.info("worker recycling: took jobs=%d max_jobs=%d", self.taken, self.max_jobs)
             ctx.stopping.set()  # what is in hand finishes in `stop`
             return
-        # A pop blocks at most CONTROL_EVERY: a queue paused meanwhile gives no job after it.
-        block = min(ctx.config.pop_timeout, 5.0, CONTROL_EVERY)
-        popped = await self._pop(ctx, free, block)
-        self.active += len(popped)  # held from the pop on, also while admission decides
-        self.taken += len(popped)
+        else:
+            # A pop blocks at most CONTROL_EVERY: a queue paused meanwhile gives no job after it.
+            block = min(ctx.config.pop_timeout, 5.0, CONTROL_EVERY)
+            popped = await self._pop(ctx, free, block)
+            self.taken += len(popped)
+            self._dispatch(popped)
+        if self.runs.events:
+            self._ready.set()  # write the started events of the last step's jobs now
+
+    def _dispatch(self, popped: Sequence[Delivery]) -> None:
+        """Start `popped` (they hold their run slots from here on, also while admitted)."""
+        self.active += len(popped)
         if self._gate is not None and self._gate.judges(popped):
-            # Admitted in the background: the next pop goes out while the verdicts come back,
-            # so limits cost this loop no round trip of its own.
+            # Admitted in the background: the next pop goes out while the verdicts come back.
+            self.ahead.admitting_now(len(popped))
             admitting = asyncio.create_task(self._admit(popped))
             self._admitting.add(admitting)
             admitting.add_done_callback(self._admitting.discard)
         else:
             self._start(popped)
-        if self.runs.events:
-            self._ready.set()  # write the started events of the last step's jobs now
+
+    def _unpaused(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        """`deliveries` less those of queues paused since their pop (given back unrun)."""
+        if not self.runs.control.paused:
+            return list(deliveries)
+        active = set(self.runs.control.active(self.queues))
+        kept = [d for d in deliveries if self.levels.queue_of(d.key) in active]
+        self._give_back([d for d in deliveries if self.levels.queue_of(d.key) not in active])
+        return kept
+
+    def _give_back(self, deliveries: Sequence[Delivery]) -> None:
+        """Return `deliveries` (popped, never run) to their queue with the next settling."""
+        self._finished += [JobOutcome(d, returned=True) for d in deliveries]
+        self.taken -= len(deliveries)
+        if deliveries:
+            self._ready.set()
 
     def _start(self, deliveries: Sequence[Delivery]) -> None:
         """Run each of `deliveries` (already counted in `active` and `taken`)."""
@@ -249,6 +282,7 @@ class Worker:
         except Exception:
             log.warning("worker admission failed jobs=%d", len(popped), exc_info=True)
         finally:
+            self.ahead.admitted(len(popped))
             unrun = len(popped) - len(admitted)
             self.active -= unrun
             self.taken -= unrun
@@ -291,6 +325,8 @@ class Worker:
         outcome = (
             running.result() if not running.cancelled() else JobOutcome(delivery, returned=True)
         )
+        if not outcome.returned:
+            self.ahead.ran(outcome.millis / 1000)
         if self.metrics is not None and not outcome.returned:
             self.metrics.observe("jobs", outcome.millis)
             if not outcome.ok:
@@ -322,7 +358,7 @@ class Worker:
         """Extend the leases of running jobs every third of the lease (cancelled by stop)."""
         while True:
             await asyncio.sleep(self.lease / 3)
-            running = list(self._runs.values())
+            running = [*self._runs.values(), *self.ahead.held]
             if running:
                 with contextlib.suppress(*TRANSIENT):
                     await self.queue.extend(*running)

@@ -69,10 +69,19 @@ class Call:
 
 @dataclass(frozen=True)
 class Block:
-    """BLMOVE from queue `key` into its claim list, waiting up to `seconds`."""
+    """BLMOVE from queue `key` into its claim list, waiting up to `seconds`. Its reply is not
+    looked at, and the step after it is always a `Call` (the pop that claims what arrived): a
+    driver may send the two in one round trip (the server runs the call once the BLMOVE
+    returns), answering the Block with None, as the blocking class and `pop_after` do."""
 
     key: str
     seconds: float
+
+    @property
+    def command(self) -> tuple[Any, ...]:
+        """The BLMOVE (the server takes the timeout in decimal seconds, Redis 6+)."""
+        k = keys_of(self.key)
+        return ("BLMOVE", k.waiting, k.claimed, "RIGHT", "LEFT", self.seconds)
 
 
 Steps = Generator[Call | Block, Any, T]
@@ -192,24 +201,21 @@ class QueueCore:
     def _take(
         self, keys: Sequence[str], count: int, acks: dict[str, list[Delivery]], acked: list[str]
     ) -> Steps[tuple[list[Delivery], float]]:
-        """One non-blocking pass over `keys`; also the seconds until something is scheduled."""
+        """One non-blocking pass over `keys`; also the seconds until something is scheduled.
+        queue_pop itself gives back expired leases, ahead of fresh messages (docs/queue.md)."""
         batch: list[Delivery] = []
         wait = math.inf if len(keys) == 1 else self.poll
         for key in keys:
             if len(batch) >= count:
                 break
-            got, next_event = yield from self._take_key(key, count - len(batch), acks, acked)
+            got, due, expires = yield from self._pop_script(
+                key, count - len(batch), acks.pop(key, []), acked
+            )
             batch += got
-            wait = min(wait, next_event)
+            for ms in (due, expires):
+                if ms >= 0:
+                    wait = min(wait, ms / 1000)
         return batch, wait
-
-    def _take_key(
-        self, key: str, count: int, acks: dict[str, list[Delivery]], acked: list[str]
-    ) -> Steps[tuple[list[Delivery], float]]:
-        # queue_pop itself gives back expired leases, ahead of fresh messages (docs/queue.md).
-        got, due, expires = yield from self._pop_script(key, count, acks.pop(key, []), acked)
-        waits = [w / 1000 for w in (due, expires) if w >= 0]
-        return got, min(waits, default=math.inf)
 
     def _pop_script(
         self, key: str, count: int, ack: Sequence[Delivery], acked: list[str]

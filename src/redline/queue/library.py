@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from redline.connection import AsyncClient, SyncClient
-from redline.queue.core import Call, keys_of
+from redline.connection.channels import held
+from redline.queue.core import Block, Call, keys_of
 from redline.queue.model import SCRIPT_KEYS
 from redline.scripting import scripts
 from redline.scripting.functions import Library
 
-__all__ = ["LIBRARY", "pipelined", "run_async", "run_sync"]
+__all__ = ["LIBRARY", "blocked_sync", "pipelined", "run_async", "run_sync"]
 
 _READ_ONLY = ("queue_info", "queue_view", "queue_waiting", "queue_holders")
 # At maxmemory (noeviction) only push is refused: consumers must still be able to take, settle
@@ -54,3 +55,20 @@ def run_sync(client: SyncClient, call: Call, use_functions: bool) -> Any:
     if use_functions:
         return LIBRARY.call_sync(client, call.script, keys, call.args)
     return scripts.run_sync(client, call.script, keys, call.args)
+
+
+def blocked_sync(client: SyncClient, block: Block, call: Call, use_functions: bool) -> Any:
+    """`block`'s BLMOVE, then `call`, whose reply is returned: both written at once over the
+    thread's held connection where `call` is a plain FCALL (one round trip for an empty
+    queue's wait and the pop that claims what came, not two), else one after the other."""
+    channel = held(client)
+    command = pipelined(cast(Any, client), call, use_functions)
+    if command is None or not channel.direct:
+        client.execute_command(*block.command)  # type: ignore[no-untyped-call]
+        return run_sync(client, call, use_functions)
+    moved, reply = channel.run([block.command, command])
+    if isinstance(moved, Exception):
+        raise moved
+    if isinstance(reply, Exception):  # e.g. a restarted server without the library: load it
+        return run_sync(client, call, use_functions)
+    return reply

@@ -98,7 +98,10 @@ class ReliableQueue(QueueCore):
         try:
             while True:
                 step = steps.send(reply)
-                reply = await (self._held_step(step) if held else self._step(step, client))
+                if held and isinstance(step, Block):  # the call after it goes with it
+                    reply = await self._held_block(step, cast(Call, steps.send(None)))
+                else:
+                    reply = await (self._held_step(step) if held else self._step(step, client))
         except StopIteration as done:
             return done.value
 
@@ -110,13 +113,25 @@ class ReliableQueue(QueueCore):
     async def _held_step(self, step: Call | Block) -> Any:
         """`step` over the held connection (only driven where calls are plain FCALLs)."""
         if isinstance(step, Block):
-            command: Command | None = _blmove(step)
+            command: Command | None = step.command
         else:
             command = pipelined(self.client, step, self.use_functions)
         if command is None:
             return await self._step(step)
         [reply] = await self._held.run([command])
         return await self._settled(step, reply)
+
+    async def _held_block(self, block: Block, then: Call) -> Any:
+        """`block`'s BLMOVE and `then` in one round trip over the held connection (see
+        `Block`); `then`'s reply."""
+        command = pipelined(self.client, then, self.use_functions)
+        if command is None:
+            await self._step(block)
+            return await self._step(then)
+        moved, reply = await self._held.run([block.command, command])
+        if isinstance(moved, Exception):
+            raise moved
+        return await self._settled(then, reply)
 
     async def _settled(self, step: Call | Block, reply: Any) -> Any:
         """`reply`, or `step` again through `_step` when the held connection's attempt got an
@@ -126,7 +141,7 @@ class ReliableQueue(QueueCore):
     async def _block(self, step: Block) -> Any:
         # BLMOVE into the shared claim list: if this process dies right after, the next pop
         # of any consumer claims the message, so nothing waits in limbo.
-        return await self.client.execute_command(*_blmove(step))
+        return await self.client.execute_command(*step.command)
 
     async def push(
         self,
@@ -222,6 +237,15 @@ class ReliableQueue(QueueCore):
             results = await self._held.run([*commands, call])
             reply = await self._settled(first, results.pop())
             return results, await self._drive(steps, reply=reply, held=True)
+
+    async def send(self, commands: Sequence[Command]) -> list[Any]:
+        """Run `commands` (any Redis commands) in one round trip over the connection
+        `pop_after` keeps, without a pop; each result is a value or the exception it raised.
+        For a consumer whose step sometimes only answers, as in
+        ``results = await queue.send(answers)``: its sends and its pops then share one
+        connection (one server client per consumer, not two)."""
+        async with self._held_lock:
+            return await self._held.run(commands)
 
     async def ack(self, *deliveries: Delivery) -> list[str]:
         """Acknowledge `deliveries`; returns the ids acknowledged. A stale delivery (recovered
@@ -324,10 +348,3 @@ class ReliableQueue(QueueCore):
         """Remove dead letters `ids` of `key` (or, with `everything`, all of them) for good;
         returns how many were deleted."""
         return int(await self._drive(self._settle_dead("queue_delete", key, ids, everything)))
-
-
-def _blmove(wait: Block) -> tuple[Any, ...]:
-    """The BLMOVE of `wait`: from the waiting list into the claim list (the server takes the
-    timeout in decimal seconds, Redis 6+)."""
-    k = keys_of(wait.key)
-    return ("BLMOVE", k.waiting, k.claimed, "RIGHT", "LEFT", wait.seconds)

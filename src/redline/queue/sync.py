@@ -19,7 +19,6 @@ from redis.exceptions import OutOfMemoryError, RedisError
 from redline.connection import SyncClient
 from redline.errors import ServerFullError
 from redline.queue.core import (
-    Block,
     Call,
     QueueCore,
     Steps,
@@ -27,7 +26,7 @@ from redline.queue.core import (
     keys_of,
     positive_seconds,
 )
-from redline.queue.library import run_sync
+from redline.queue.library import blocked_sync, run_sync
 from redline.queue.model import DEAD_AGE, DEAD_MAX, Delivery, Holder, QueuedMessage, QueueInfo
 from redline.queue.reliable import check_client, longest_block
 from redline.queue.replicated import checked_reply, push_on_cluster_sync
@@ -71,14 +70,11 @@ class SyncReliableQueue(QueueCore):
                 step = steps.send(reply)
                 if isinstance(step, Call):
                     reply = run_sync(client or self.client, step, self.use_functions)
-                else:
-                    reply = self._block(step)
+                else:  # the call after a Block goes with it (see Block)
+                    then = cast(Call, steps.send(None))
+                    reply = blocked_sync(self.client, step, then, self.use_functions)
         except StopIteration as done:
             return done.value
-
-    def _block(self, step: Block) -> Any:
-        k = keys_of(step.key)
-        return self.client.blmove(k.waiting, k.claimed, step.seconds, "RIGHT", "LEFT")  # type: ignore[arg-type]
 
     def push(
         self,

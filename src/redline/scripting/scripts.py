@@ -24,6 +24,7 @@ from redline.connection import AsyncClient, SyncClient
 from redline.connection.channels import batched, held
 
 __all__ = [
+    "lua_body",
     "lua_source",
     "run",
     "run_batched",
@@ -44,8 +45,19 @@ _INCLUDE = re.compile(r"^-- include (_\w+)\.lua$", re.MULTILINE)
 def lua_source(name: str) -> str:
     """The text of ``redline/scripting/lua/<name>.lua``, its ``-- include _<part>.lua`` lines
     replaced."""
-    text = resources.files("redline.scripting").joinpath("lua", f"{name}.lua").read_text()
-    return _INCLUDE.sub(lambda found: lua_source(found.group(1)), text)
+    return _INCLUDE.sub(lambda found: lua_source(found.group(1)), _lua_text(name))
+
+
+def lua_body(name: str) -> tuple[str, list[str]]:
+    """The text of ``<name>.lua`` without its ``-- include`` lines, and the parts they name,
+    in order (`lua_source` is the two together)."""
+    text = _lua_text(name)
+    return _INCLUDE.sub("", text), _INCLUDE.findall(text)
+
+
+@cache
+def _lua_text(name: str) -> str:
+    return resources.files("redline.scripting").joinpath("lua", f"{name}.lua").read_text()
 
 
 @cache

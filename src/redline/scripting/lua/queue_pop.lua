@@ -168,8 +168,9 @@ end
 -- The ids push gave the `n` messages at positions taken+1 .. taken+n (false: a raw LPUSH): one
 -- HGET per run that one push numbered (see queue_push) or per raw message, not per message.
 local function known_ids(n, drained)
-  if redis.call('EXISTS', KEYS[3]) == 0 then return {} end  -- only raw LPUSHes since it drained
-  local taken = tonumber(redis.call('HGET', KEYS[3], 'taken') or '0')
+  local taken = redis.call('HGET', KEYS[3], 'taken')  -- written by every pop that did not drain
+  if not taken and redis.call('EXISTS', KEYS[3]) == 0 then return {} end  -- raw LPUSHes only
+  taken = tonumber(taken or '0')
   local ids, p, used, rest = {}, 1, {}, {}
   while p <= n do
     local field = string.format('%d', taken + p)
