@@ -19,7 +19,8 @@ from redline.dashboard.busy import busy_jobs, workers
 from redline.errors import JobError
 from redline.jobs import job_keys
 from redline.jobs.control import cancel_job_sync, pause_queue_sync, resume_queue_sync
-from redline.jobs.events import JobEvent, job_events, job_status
+from redline.jobs.events import JobEvent, job_events
+from redline.jobs.status import job_status
 from redline.jobs.usage import LimitUse, limit_use
 from redline.jobs.worker import QUEUES_KEY
 

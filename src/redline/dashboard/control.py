@@ -15,7 +15,8 @@ from redline.dashboard.audit import audit
 from redline.dashboard.security import check_csrf
 from redline.jobs.control import cancel_job, is_paused, pause_queue, resume_queue
 from redline.jobs.document import job_keys
-from redline.jobs.events import EVENTS_MAXLEN, JobEvent, job_status
+from redline.jobs.events import EVENTS_MAXLEN, JobEvent
+from redline.jobs.status import job_status
 
 __all__ = ["job_action", "job_url", "job_view", "paused", "queue_action"]
 
