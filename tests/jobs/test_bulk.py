@@ -41,6 +41,19 @@ async def test_one_round_trip_per_thousand_jobs(aredis: AsyncClient, sredis: red
     assert [d.id for d in docs[1:]] == [j.id for j in jobs if j]
 
 
+async def test_batches_sent_one_behind_the_other_keep_their_order_after_a_script_flush(
+    aredis: AsyncClient,
+) -> None:
+    await aredis.script_flush()  # the first batch loads it: no later batch is retried
+    jobs = await enqueue_many(aredis, lt.rated, [(("u", n), {}) for n in range(4500)])
+    waiting = [JobDocument.decode(p) for p in reversed(await aredis.lrange("l:rate", 0, -1))]
+    assert [d.args[1] for d in waiting] == list(range(4500))  # FIFO across the 5 batches
+    assert [d.id for d in waiting] == [j.id for j in jobs if j]
+    events = [e.job async for e in job_events(aredis, "l:rate")]
+    assert events == [d.id for d in waiting]  # their enqueued events, in the same order
+    assert await aredis.xlen(job_keys("l:rate").events) == 4 * 32 + 16  # by 32, per batch
+
+
 async def test_unique_keys_and_priorities_are_honoured(aredis: AsyncClient) -> None:
     jobs = await enqueue_many(aredis, lt.bulked, [(("u", n), {}) for n in range(25)])
     assert [j is not None for j in jobs] == [True] * 10 + [False] * 15  # keys n % 10

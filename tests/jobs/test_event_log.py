@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from redline.connection import AsyncClient
+from redline.errors import JobError
 from redline.jobs import JobDocument, JobState, job_keys
 from redline.jobs import events as ev
 
@@ -16,7 +19,7 @@ KEYS = job_keys(Q)
 
 async def _stream(client: AsyncClient) -> list[tuple[str, str]]:
     entries = await client.xrange(KEYS.events)
-    return [(f[b"job"].decode(), f[b"event"].decode()) for _, f in entries]
+    return [(e.job, e.event) for i, f in entries for e in ev.JobEvent.in_entry(Q, i, f)]
 
 
 async def _enqueued(client: AsyncClient) -> JobDocument:
@@ -82,3 +85,41 @@ async def test_without_wake_nothing_is_held(aredis: AsyncClient) -> None:
     log.add(ev.started(Q, doc, 1))
     await log.flush(aredis)
     assert not log and await _stream(aredis) == [(doc.id, "started")]
+
+
+async def test_a_reader_restarted_inside_a_packed_entry_resumes_exactly(
+    aredis: AsyncClient,
+) -> None:
+    docs = [await _enqueued(aredis) for _ in range(5)]
+    await ev.write(aredis, [ev.started(Q, doc, 1) for doc in docs])  # one entry of 5
+    seen = [e async for e in ev.job_events(aredis, Q)]
+    assert [e.job for e in seen] == [doc.id for doc in docs]
+    assert [e.id.rsplit(":", 1)[1] for e in seen] == ["0", "1", "2", "3", "4"]
+    assert len({e.id.split(":")[0] for e in seen}) == 1
+    later = [ev.finished(Q, doc, 1, JobState.COMPLETE)[0] for doc in docs[:2]]
+    await ev.write(aredis, later)  # a second entry, of 2
+    rest = [e async for e in ev.job_events(aredis, Q, since=seen[2].id)]  # stopped after 3
+    assert [(e.job, e.event) for e in rest] == [(d.id, "started") for d in docs[3:]] + [
+        (d.id, "completed") for d in docs[:2]
+    ]
+    assert [e.id for e in rest[:2]] == [e.id for e in seen[3:]]
+    assert [e async for e in ev.job_events(aredis, Q, since=rest[-1].id)] == []
+    assert [e async for e in ev.job_events(aredis, Q, since=seen[4].id)] == rest[2:]
+
+
+async def test_a_since_that_is_no_event_id_is_refused_with_what_to_pass(
+    aredis: AsyncClient,
+) -> None:
+    for bad in ("x:y", "1-0:", "yesterday", ""):
+        with pytest.raises(JobError, match=r"not an event id.*'0-0' for all"):
+            [e async for e in ev.job_events(aredis, Q, since=bad)]
+
+
+async def test_an_entry_not_written_by_redline_is_named_with_what_to_do(
+    aredis: AsyncClient,
+) -> None:
+    entry = await aredis.xadd(KEYS.events, {"events": "[1, 2"})
+    with pytest.raises(JobError, match=f"entry {entry.decode()} .*XDEL"):
+        [e async for e in ev.job_events(aredis, Q)]
+    await aredis.xadd(KEYS.events, {"job": "j", "event": "started"})
+    assert [e.job async for e in ev.job_events(aredis, Q, since=entry.decode())] == ["j"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import redis
 
+from redline.jobs import events as ev
 from redline.jobs import job_keys
 from redline.jobs.priority import levels_key, priority_key
 from redline.scripting.scripts import run_sync
@@ -12,21 +13,24 @@ Q = "s:jobs"
 
 
 def events(client: redis.Redis, *rows: tuple[str, str, str, int]) -> list[bytes]:
-    """Append (job, event, state, ttl) rows; attempt 1, task "t", no progress or message."""
-    keys = job_keys(Q)
-    args: list[str | int] = [100]
-    for job, event, state, ttl in rows:
-        args += [job, event, state, 1, "t", "", "", ttl]
-    ids: list[bytes] = run_sync(
-        client, "job_events", [keys.events, *(keys.status(r[0]) for r in rows)], args
-    )
+    """Append (job, event, state, ttl) rows (attempt 1, task "t", no progress or message) as
+    a worker's flush does, the stream capped at about 100 entries; the entries' ids."""
+    group = [ev.Pending(Q, job, event, state, 1, "t", ttl=ttl) for job, event, state, ttl in rows]
+    ids: list[bytes] = run_sync(client, "job_events", *ev._call(Q, group, cap=100))
     return ids
+
+
+def stream(client: redis.Redis) -> list[tuple[str, str]]:
+    """(job, event) of every event in the stream, in order (entries unpacked)."""
+    entries = client.xrange(job_keys(Q).events)
+    return [(e.job, e.event) for i, f in entries for e in ev.JobEvent.in_entry(Q, i, f)]
 
 
 def test_events_append_in_order_and_keep_the_status(sredis: redis.Redis) -> None:
     keys = job_keys(Q)
     ids = events(sredis, ("a", "enqueued", "waiting", 60), ("a", "started", "running", 60))
-    assert [e[0] for e in sredis.xrange(keys.events)] == ids
+    assert [e[0] for e in sredis.xrange(keys.events)] == ids and len(ids) == 1  # one entry
+    assert stream(sredis) == [("a", "enqueued"), ("a", "started")]
     status = sredis.hgetall(keys.status("a"))
     assert status[b"state"] == b"running" and status[b"last_event"] == b"started"
     assert int(status[b"enqueued_at"]) <= int(status[b"started_at"])
@@ -44,7 +48,15 @@ def test_a_finished_jobs_status_is_deleted_or_kept(sredis: redis.Redis) -> None:
     assert sredis.hget(keys.status("b"), "finished_at") is not None
     events(sredis, ("c", "started", "running", 60), ("c", "completed", "complete", -1))
     assert sredis.hget(keys.status("c"), "state") == b"running"  # -1: left alone
-    assert sredis.xlen(keys.events) == 6
+    assert stream(sredis) == [
+        ("a", "started"),
+        ("a", "completed"),
+        ("b", "started"),
+        ("b", "dead"),
+        ("c", "started"),
+        ("c", "completed"),
+    ]
+    assert sredis.xlen(keys.events) == 3  # an entry per call
 
 
 def test_an_enqueued_event_never_overwrites_a_workers_state(sredis: redis.Redis) -> None:
@@ -54,9 +66,21 @@ def test_an_enqueued_event_never_overwrites_a_workers_state(sredis: redis.Redis)
 
 
 def test_the_stream_is_capped(sredis: redis.Redis) -> None:
-    for n in range(30):
-        events(sredis, *((f"j{n}-{i}", "enqueued", "waiting", 60) for i in range(20)))
-    assert 100 <= sredis.xlen(job_keys(Q).events) < 600  # MAXLEN ~ 100: trimmed by whole nodes
+    for n in range(300):
+        events(sredis, *((f"j{n}-{i}", "enqueued", "waiting", 60) for i in range(2)))
+    assert 100 <= sredis.xlen(job_keys(Q).events) < 300  # MAXLEN ~ 100: trimmed by whole nodes
+
+
+def test_a_batch_goes_in_entries_of_up_to_pack_events(sredis: redis.Redis) -> None:
+    rows = [(f"j{i}", "started", "running", 60) for i in range(ev.PACK * 2 + 1)]
+    events(sredis, *rows)
+    entries = sredis.xrange(job_keys(Q).events)
+    sizes = [len(ev.JobEvent.in_entry(Q, i, f)) for i, f in entries]
+    assert sizes == [ev.PACK, ev.PACK, 1]
+    assert stream(sredis) == [(job, "started") for job, *_ in rows]
+    assert entries[2][1][b"job"] == rows[-1][0].encode()  # one event: its own fields
+    times = {sredis.hget(job_keys(Q).status(job), "started_at") for job, *_ in rows}
+    assert times == {entries[0][0].split(b"-")[0]}  # the batch's one time, the first entry's
 
 
 def cancel(client: redis.Redis, job: str, most: int = 10, keep_ms: int = 60_000) -> int:

@@ -95,13 +95,19 @@ async def test_a_reader_restarted_mid_stream_misses_none(
                 break
     everything = [e.id for e in first + rest]
     assert len(set(everything)) == len(everything) == total
-    assert everything == sorted(everything, key=lambda i: tuple(map(int, i.split("-"))))
+    assert everything == sorted(everything, key=_order)
     for job_id in ids:
         assert [e.event for e in first + rest if e.job == job_id] == [
             "enqueued",
             "started",
             "completed",
         ]
+
+
+def _order(event_id: str) -> tuple[int, ...]:
+    """An event id's place: its entry's (ms, seq), then its index in the entry (if packed)."""
+    entry, _, index = event_id.partition(":")
+    return (*map(int, entry.split("-")), int(index or 0))
 
 
 async def _count(client: AsyncClient, key: str, n: int) -> bool:

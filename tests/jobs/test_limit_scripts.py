@@ -10,6 +10,7 @@ import msgspec
 
 from redline.connection import AsyncClient
 from redline.jobs.admission import Admission, limits_of
+from redline.jobs.events import JobEvent
 from redline.jobs.limits import limit_keys
 from redline.jobs.options import Rate
 from redline.jobs.priority import priority_key
@@ -129,14 +130,14 @@ async def test_debounce_moves_the_due_time(aredis: AsyncClient) -> None:
 async def test_enqueue_many_holds_a_key_once_per_batch(aredis: AsyncClient) -> None:
     keys = ["{q}:priority:2", "{q}:job-scheduled:2", "{q}:job-priorities", "{q}:job-events"]
     keys += ["{q}:job:1", "{q}:job:2", "{q}:job:3", "{q}:job-unique:k"]
-    args = [2, 60, "", 100, "t", "waiting", 600, "a", "1", 1, "b", "2", 1, "c", "3", 0]
+    args = [2, 60, "", 100, "t", "waiting", 600, 32, "a", "1", 1, "b", "2", 1, "c", "3", 0]
     assert await run(aredis, "job_enqueue_many", keys, args) == [b"", b"1", b""]
     assert await aredis.lrange(keys[0], 0, -1) == [b"c", b"a"]
     assert await aredis.smembers(keys[2]) == {b"2"}
-    events = await aredis.xrange(keys[3])
-    assert [(f[b"job"], f[b"event"]) for _, f in events] == [
-        (b"1", b"enqueued"),
-        (b"3", b"enqueued"),
+    [(entry, fields)] = await aredis.xrange(keys[3])  # the two events, in one entry
+    assert [(e.job, e.event, e.task) for e in JobEvent.in_entry("q", entry, fields)] == [
+        ("1", "enqueued", "t"),
+        ("3", "enqueued", "t"),
     ]
     assert await aredis.hget(keys[4], "state") == b"waiting" and not await aredis.exists(keys[5])
     assert 0 < await aredis.ttl(keys[6]) <= 600

@@ -16,9 +16,11 @@ from redline.cli.common import fail, server_for
 from redline.cli.queue import _redis_option, queue
 from redline.connection import AsyncClient, connect, connect_sync, mask_url, text
 from redline.dashboard.busy import busy_jobs, workers
+from redline.errors import JobError
 from redline.jobs import job_keys
 from redline.jobs.control import cancel_job_sync, pause_queue_sync, resume_queue_sync
-from redline.jobs.events import JobEvent, job_events, job_status
+from redline.jobs.events import JobEvent, job_events
+from redline.jobs.status import job_status
 from redline.jobs.usage import LimitUse, limit_use
 from redline.jobs.worker import QUEUES_KEY
 
@@ -109,14 +111,21 @@ def status(job_id: str, queue_name: str | None, redis_url: str | None) -> None:
 
 @jobs.command()
 @click.argument("queue_name", metavar="QUEUE")
-@click.option("--since", default="0-0", show_default=True, help="Start after this event id.")
+@click.option(
+    "--since",
+    default="0-0",
+    show_default=True,
+    help="Start after this event id (as printed: an entry id, or <entry id>:<index> for an "
+    "event of a worker's batch); '$' for new events only.",
+)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new events until Ctrl-C.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @_redis_option
 def events(queue_name: str, since: str, follow: bool, as_json: bool, redis_url: str | None) -> None:
     """Print QUEUE's job events (enqueued, started, progress, failed, retried, completed, dead,
-    cancelled, expired), oldest first: one line each with its stream id, which --since takes
-    to resume after it. The stream keeps about the last 10,000."""
+    cancelled, expired), oldest first: one line each with its id, which --since takes to
+    resume after it. The stream keeps about its last 10,000 entries (an entry is one event, or
+    up to 32 written together)."""
     with server_for(redis_url) as url, contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_print_events(url, queue_name, since, follow, as_json))
 
@@ -126,6 +135,8 @@ async def _print_events(url: str, name: str, since: str, follow: bool, as_json: 
     try:
         async for event in _events(client, name, since, follow):
             click.echo(json.dumps(asdict(event)) if as_json else _line(event))
+    except JobError as exc:  # a --since that is not an event id
+        fail(str(exc), 2)
     except RedisError as exc:
         fail(f"Redis at {mask_url(url)} failed: {exc} (is the server up? check --redis)")
     finally:

@@ -15,7 +15,8 @@ from redline.dashboard.audit import audit
 from redline.dashboard.security import check_csrf
 from redline.jobs.control import cancel_job, is_paused, pause_queue, resume_queue
 from redline.jobs.document import job_keys
-from redline.jobs.events import EVENTS_MAXLEN, JobEvent, job_status
+from redline.jobs.events import EVENTS_MAXLEN, JobEvent
+from redline.jobs.status import job_status
 
 __all__ = ["job_action", "job_url", "job_view", "paused", "queue_action"]
 
@@ -78,7 +79,7 @@ async def job_view(client: AsyncClient, name: str, job_id: str) -> dict[str, Any
     newest: list[Any] = await client.xrevrange(  # type: ignore[assignment]
         job_keys(name).events, count=SCANNED
     )
-    found = [JobEvent.of(name, i, fields) for i, fields in reversed(newest)]
+    found = [e for i, fields in reversed(newest) for e in JobEvent.in_entry(name, i, fields)]
     return {
         "name": name,
         "job_id": job_id,

@@ -56,7 +56,8 @@ async def new_events(client: AsyncClient, names: list[str], seen: dict[str, str]
         )
         if newest:
             seen[name] = text(newest[0][0])
-        found += [JobEvent.of(name, entry, fields) for entry, fields in newest]
+        for entry, fields in newest:  # newest first, also within a packed entry
+            found += reversed(JobEvent.in_entry(name, entry, fields))
     return sorted(found, key=lambda e: e.time, reverse=True)[:FEED]
 
 

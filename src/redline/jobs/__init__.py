@@ -17,8 +17,9 @@ from redline.jobs.control import (
 )
 from redline.jobs.cron import CronSchedule, CronScheduler
 from redline.jobs.document import JobDocument, JobState, job_keys
-from redline.jobs.events import JobEvent, JobStatus, job_events, job_status
+from redline.jobs.events import JobEvent, job_events
 from redline.jobs.job import Job, JobRecord, enqueue, enqueue_at, enqueue_in, enqueue_sync
+from redline.jobs.status import JobStatus, job_status
 from redline.jobs.task import Signature, Task, Tasks, load_tasks, task
 from redline.jobs.workflow import (
     MemberState,

@@ -24,7 +24,7 @@ from redline.jobs.job import Job
 from redline.jobs.placement import Placement, many, with_expiry
 from redline.jobs.task import Task
 from redline.queue.core import BATCH
-from redline.scripting.scripts import run, run_held_many
+from redline.scripting.scripts import run_batched_many, run_held_many
 
 __all__ = ["enqueue_many", "enqueue_many_sync"]
 
@@ -65,7 +65,7 @@ def _batches(
     checked = [(doc, None if doc.plain() else doc.encode()) for doc in docs]
     for i in range(0, len(checked), BATCH):
         chunk = [
-            (doc, doc.encode() if payload is None else payload)
+            (doc, doc.encode_plain() if payload is None else payload)
             for doc, payload in checked[i : i + BATCH]
         ]
         yield [doc for doc, _ in chunk], many(task, due, chunk)
@@ -76,14 +76,28 @@ async def enqueue_many(
 ) -> list[Job | None]:
     """Enqueue a job of `task` per ``(args, kwargs)`` in `calls` (due at `due`, unix seconds,
     when given), one round trip per 1,000 jobs. Returns a `Job` per call, in order; None where
-    a unique job with the key was pending."""
+    a unique job with the key was pending. Each batch is made while the one before runs on
+    the server (`run_batched_many`)."""
+    queue, name, ttl = task.queue, task.name, task.result_ttl
     jobs: list[Job | None] = []
-    for docs, placed in _batches(task, calls, due):
-        held = await run(client, placed.script, placed.keys, placed.args)
-        for doc, holder in zip(docs, held, strict=True):
-            job = Job(doc.id, task.queue, task.name, client, task.result_ttl)
-            jobs.append(None if holder else job)
+    sent: deque[list[JobDocument]] = deque()
+    async for held in run_batched_many(client, "job_enqueue_many", _made(task, calls, due, sent)):
+        docs = sent.popleft()
+        jobs += [
+            None if holder else Job(doc.id, queue, name, client, ttl)
+            for doc, holder in zip(docs, held, strict=True)
+        ]
     return jobs
+
+
+def _made(
+    task: Task[..., Any], calls: Calls, due: float | None, sent: deque[list[JobDocument]]
+) -> Iterator[tuple[list[str], list[Any]]]:
+    """The script calls of `_batches`, each batch's documents appended to `sent` as it is made
+    (every document is checked before the first batch is made)."""
+    for docs, placed in _batches(task, calls, due):
+        sent.append(docs)
+        yield placed.keys, placed.args
 
 
 def enqueue_many_sync(
@@ -91,16 +105,8 @@ def enqueue_many_sync(
 ) -> list[str | None]:
     """`enqueue_many` on a blocking client: the job ids (None where a unique key was held)."""
     sent: deque[list[JobDocument]] = deque()
-
-    def batches() -> Iterator[tuple[list[str], list[Any]]]:
-        # every document is checked before the first batch is made (`_batches`); each later
-        # batch is made while the one before runs on the server (`run_held_many`)
-        for docs, placed in _batches(task, calls, due):
-            sent.append(docs)
-            yield placed.keys, placed.args
-
     ids: list[str | None] = []
-    for held in run_held_many(client, "job_enqueue_many", batches()):
+    for held in run_held_many(client, "job_enqueue_many", _made(task, calls, due, sent)):
         docs = sent.popleft()
         ids += [None if holder else doc.id for doc, holder in zip(docs, held, strict=True)]
     return ids

@@ -3,21 +3,29 @@
     async for event in job_events(client, "mail", since=last_id, follow=True):
         print(event.id, event.job, event.event)      # resume later with since=event.id
 
-An event is one stream entry (``XADD``) with the fields ``job``, ``event``, ``attempt``,
-``task`` and, when there is one, ``progress`` (0..1) and ``message``. The events are
-`EVENTS`: enqueued, started, progress, failed (an attempt raised), retried, completed, dead,
-cancelled, expired. The stream keeps about `EVENTS_MAXLEN` entries (``MAXLEN ~``): a reader
-that falls further behind than that misses the oldest.
+An event has the fields ``job``, ``event``, ``attempt``, ``task`` and, when there is one,
+``progress`` (0..1) and ``message``. The events are `EVENTS`: enqueued, started, progress,
+failed (an attempt raised), retried, completed, dead, cancelled, expired. A single event is a
+stream entry of those fields; the events written together (a worker's batch, an
+`enqueue_many` batch) share entries of up to `PACK`, as one field ``events``: a JSON array of
+``[job, event, attempt, task]`` (with ``progress`` and ``message`` after them when either is
+set), so the server appends one entry, not one per event. Readers (`job_events`, the
+dashboard, `redline jobs events`) unpack them: an event of a packed entry has the id
+``<entry id>:<index>``, and ``since=`` such an id resumes with the rest of that entry. The
+stream keeps about `EVENTS_MAXLEN` entries (``MAXLEN ~``): a reader that falls further behind
+than that misses the oldest.
 
 The same script keeps a status hash per live job (`JobKeys.status`): state, attempts,
-progress, message and times, read by ``await job.status()``. It lives `LIVE_TTL` seconds from
-each change while the job waits or runs; a completed job's is deleted (or kept ``result_ttl``
-seconds when its task keeps results), a dead or cancelled job's is kept `FAILURE_TTL`.
+progress, message and times, read by ``await job.status()`` (`redline.jobs.status`). It lives
+`LIVE_TTL` seconds from each change while the job waits or runs; a completed job's is deleted
+(or kept ``result_ttl`` seconds when its task keeps results), a dead or cancelled job's is
+kept `FAILURE_TTL`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -27,6 +35,7 @@ import msgspec
 
 from redline.connection import AsyncClient, SyncClient
 from redline.connection import text as decoded
+from redline.errors import JobError
 from redline.jobs.document import JobDocument, JobState, job_keys
 from redline.scripting.scripts import run_batched, run_sync
 
@@ -35,10 +44,8 @@ __all__ = [
     "EVENTS_MAXLEN",
     "EventLog",
     "JobEvent",
-    "JobStatus",
     "enqueued_event",
     "job_events",
-    "job_status",
     "record_enqueued",
     "record_enqueued_sync",
 ]
@@ -58,6 +65,9 @@ EVENTS_MAXLEN = 10_000  # entries a queue's stream keeps (about: MAXLEN ~)
 LIVE_TTL = 86_400  # seconds a waiting or running job's status lives from its last change
 FAILURE_TTL = 7 * 86_400  # seconds a dead or cancelled job's status is kept
 FLUSH_BATCH = 500  # events per script call
+PACK = 32  # events per stream entry (see the module docstring)
+_packed_encode = msgspec.json.Encoder().encode
+_packed_decode = msgspec.json.Decoder(list[list[Any]]).decode
 STARTED_HOLD = 0.05  # seconds a running job's started event may wait for its end's flush
 
 
@@ -109,15 +119,43 @@ def _by_queue(events: list[Pending]) -> dict[str, list[Pending]]:
     return groups
 
 
-def _call(queue: str, group: list[Pending]) -> tuple[list[str], list[str | int]]:
+def _entry(group: list[Pending]) -> list[str | bytes]:
+    """The fields of the stream entry holding `group`: one event's own fields, or `events`
+    (a JSON array of ``[job, event, attempt, task]`` with progress and message when set)."""
+    if len(group) == 1:
+        pending = group[0]
+        fields: list[str | bytes] = ["job", pending.job, "event", pending.event]
+        fields += ["attempt", str(pending.attempt), "task", pending.task]
+        fields += ["progress", pending.progress] if pending.progress else []
+        return fields + (["message", pending.message[:1000]] if pending.message else [])
+    rows = [
+        (p.job, p.event, p.attempt, p.task, p.progress, p.message[:1000])
+        if p.progress or p.message
+        else (p.job, p.event, p.attempt, p.task)
+        for p in group
+    ]
+    return ["events", _packed_encode(rows)]
+
+
+def _call(
+    queue: str, group: list[Pending], cap: int = EVENTS_MAXLEN
+) -> tuple[list[str], list[str | int | bytes]]:
+    """`job_events`' keys and arguments for `group` (see its header): the events in entries of
+    up to `PACK`, then the status writes, then the statuses deleted (fast jobs: a completed
+    job's earlier events of the batch leave its status alone, as it is deleted)."""
     keys = job_keys(queue)
-    args: list[str | int] = [EVENTS_MAXLEN]
-    deleted = {p.job for p in group if p.ttl == 0}  # fast jobs: started and done in one batch
-    for pending in group:
-        args += pending.args()
-        if pending.ttl and pending.job in deleted:
-            args[-1] = -1  # leave its status alone: a later event of the batch deletes it
-    return [keys.events, *(keys.status(p.job) for p in group)], args
+    deleted = list(dict.fromkeys(p.job for p in group if p.ttl == 0))
+    gone = set(deleted)
+    written = [p for p in group if p.job not in gone]
+    args: list[str | int | bytes] = [cap, -(-len(group) // PACK)]
+    for i in range(0, len(group), PACK):
+        fields = _entry(group[i : i + PACK])
+        args += [len(fields), *fields]
+    args.append(len(written))
+    for p in written:
+        args += [p.event, p.state, p.attempt, p.progress, p.message[:1000], p.ttl]
+    statuses = [keys.status(p.job) for p in written] + [keys.status(j) for j in deleted]
+    return [keys.events, *statuses], args
 
 
 async def record_enqueued(
@@ -217,19 +255,69 @@ class JobEvent:
         return int(self.id.split("-")[0]) / 1000
 
     @classmethod
-    def of(cls, queue: str, entry_id: bytes | str, fields: Mapping[Any, Any]) -> JobEvent:
+    def in_entry(
+        cls, queue: str, entry_id: bytes | str, fields: Mapping[Any, Any]
+    ) -> list[JobEvent]:
+        """The events of one stream entry, in order: its own fields, or its `events` (packed:
+        each gets the id ``<entry id>:<index>``)."""
+        entry = decoded(entry_id, "replace")
         text = {decoded(k, "replace"): decoded(v, "replace") for k, v in fields.items()}
-        progress = text.get("progress")
+        if "events" not in text:
+            return [cls._made(queue, entry, text.get("job", ""), text.get("event", ""), text)]
+        try:
+            rows = _packed_decode(text["events"])
+            return [cls._row(queue, f"{entry}:{i}", row) for i, row in enumerate(rows)]
+        except (msgspec.DecodeError, IndexError) as exc:
+            raise JobError(
+                f"entry {entry} of queue {queue!r}'s job events has an `events` field that is "
+                f"not a JSON array of [job, event, attempt, task, ...] ({exc}): it was not "
+                "written by redline; delete it (XDEL) or read past it with since="
+            ) from exc
+
+    @classmethod
+    def _row(cls, queue: str, event_id: str, row: list[Any]) -> JobEvent:
+        rest = dict(zip(("attempt", "task", "progress", "message"), row[2:], strict=False))
+        return cls._made(queue, event_id, row[0], row[1], rest)
+
+    @classmethod
+    def _made(
+        cls, queue: str, event_id: str, job: str, event: str, rest: Mapping[str, Any]
+    ) -> JobEvent:
+        progress = rest.get("progress")
         return cls(
-            id=decoded(entry_id, "replace"),
+            id=event_id,
             queue=queue,
-            job=text.get("job", ""),
-            event=text.get("event", ""),
-            attempt=int(text.get("attempt") or 0),
-            task=text.get("task", ""),
+            job=str(job),
+            event=str(event),
+            attempt=int(rest.get("attempt") or 0),
+            task=str(rest.get("task", "")),
             progress=float(progress) if progress else None,
-            message=text.get("message", ""),
+            message=str(rest.get("message", "")),
         )
+
+
+_EVENT_ID = re.compile(r"\$|\d+(-\d+)?(:\d+)?")
+
+
+def _resume_point(since: str) -> tuple[str, int]:
+    """(stream entry id, index of the last event seen in it; -1: all of it) of an event id."""
+    if not _EVENT_ID.fullmatch(since):
+        raise JobError(
+            f"since={since!r} is not an event id: pass the id of the last event seen (e.g. "
+            "1765094400180-0 or 1765094400180-0:3), '0-0' for all kept, or '$' for new ones"
+        )
+    entry, _, index = since.partition(":")
+    return entry, int(index) if index else -1
+
+
+async def _rest_of_entry(client: AsyncClient, queue: str, since: str) -> list[JobEvent]:
+    """The events after `since` in its own entry, when `since` names one inside an entry."""
+    entry, index = _resume_point(since)
+    if index < 0:
+        return []
+    found: list[Any] = await client.xrange(job_keys(queue).events, entry, entry)  # type: ignore[assignment]
+    events = [e for entry_id, fields in found for e in JobEvent.in_entry(queue, entry_id, fields)]
+    return events[index + 1 :]
 
 
 async def job_events(
@@ -240,12 +328,15 @@ async def job_events(
     block: float = 1.0,
     count: int = 500,
 ) -> AsyncIterator[JobEvent]:
-    """The events of `queue` after stream id `since` ("0-0": all it keeps; "$": only new
+    """The events of `queue` after event id `since` ("0-0": all it keeps; "$": only new
     ones), in order. With `follow`, wait for more (re-checking every `block` seconds) until
     the caller stops iterating; else stop at the end. Resume after a restart by passing the
-    last event's `id` as `since`: no event is missed, none is repeated."""
+    last event's `id` as `since`: no event is missed, none is repeated (an id inside a packed
+    entry, ``<entry id>:<index>``, resumes with the rest of that entry)."""
     key = job_keys(queue).events
-    last = since
+    for event in await _rest_of_entry(client, queue, since):
+        yield event
+    last = _resume_point(since)[0]
     if last == "$":
         newest = await client.xrevrange(key, count=1)
         last = decoded(newest[0][0], "replace") if newest else "0-0"
@@ -254,73 +345,30 @@ async def job_events(
         reply: Any = await client.xread({key: last}, count=count, block=wait)
         entries: list[Any] = reply[0][1] if reply else []
         for entry_id, fields in entries:
-            event = JobEvent.of(queue, entry_id, fields)
-            last = event.id
-            yield event
+            last = decoded(entry_id, "replace")
+            for event in JobEvent.in_entry(queue, entry_id, fields):
+                yield event
         if not entries and not follow:
             return
         await asyncio.sleep(0)
 
 
-@dataclass(frozen=True)
-class JobStatus:
-    """Where a job is (see the module docstring for how long this is known)."""
-
-    id: str
-    state: JobState
-    attempts: int = 0
-    progress: float | None = None
-    message: str = ""
-    last_event: str = ""
-    enqueued_at: float | None = None
-    started_at: float | None = None
-    finished_at: float | None = None
-    updated_at: float | None = None
-    cancel_requested_at: float | None = None
-
-
-def _seconds(text: Mapping[str, str], name: str) -> float | None:
-    value = text.get(name)
-    return int(value) / 1000 if value else None
-
-
-async def job_status(client: AsyncClient, queue: str, job_id: str) -> JobStatus | None:
-    """The status hash of job `job_id` on `queue`, or None when none is kept."""
-    raw: dict[Any, Any] = await client.hgetall(job_keys(queue).status(job_id))
-    if not raw or b"state" not in raw:
-        return None
-    text = {decoded(k, "replace"): decoded(v, "replace") for k, v in raw.items()}
-    progress = text.get("progress")
-    # An enqueue writes only state and enqueued_at (the job's one change so far); every later
-    # event writes last_event, updated_at and attempts.
-    return JobStatus(
-        id=job_id,
-        state=JobState(text["state"]),
-        attempts=int(text.get("attempts") or 0),
-        progress=float(progress) if progress else None,
-        message=text.get("message", ""),
-        last_event=text.get("last_event", "enqueued"),
-        enqueued_at=_seconds(text, "enqueued_at"),
-        started_at=_seconds(text, "started_at"),
-        finished_at=_seconds(text, "finished_at"),
-        updated_at=_seconds(text, "updated_at") or _seconds(text, "enqueued_at"),
-        cancel_requested_at=_seconds(text, "cancel_requested_at"),
-    )
+_RUNNING, _COMPLETE = JobState.RUNNING.value, JobState.COMPLETE.value  # read once: a few per job
 
 
 def started(queue: str, doc: JobDocument, attempt: int) -> Pending:
-    state = JobState.RUNNING.value
-    return Pending(queue, doc.id, "started", state, attempt, doc.task, at=time.monotonic())
+    now = time.monotonic()
+    return Pending(queue, doc.id, "started", _RUNNING, attempt, doc.task, "", "", LIVE_TTL, now)
 
 
 def finished(
     queue: str, doc: JobDocument, attempt: int, state: JobState, error: str = ""
 ) -> list[Pending]:
     """The events of a settled run ending in `state` (RETRYING: failed, then retried)."""
-    base = Pending(queue, doc.id, "", "", attempt, doc.task, "", error)
-    if state is JobState.COMPLETE:
+    if state is JobState.COMPLETE:  # most runs: one event, made directly
         ttl = doc.result_ttl or 0
-        return [_with(base, "completed", state, ttl, "")]
+        return [Pending(queue, doc.id, "completed", _COMPLETE, attempt, doc.task, "", "", ttl)]
+    base = Pending(queue, doc.id, "", "", attempt, doc.task, "", error)
     if state in (JobState.CANCELLED, JobState.EXPIRED):  # never ran, or stopped: not failed
         return [_with(base, state.value, state, FAILURE_TTL, "")]
     failed = _with(base, "failed", None, LIVE_TTL, error)

@@ -31,8 +31,9 @@ from redline.connection import AsyncClient, SyncClient
 from redline.errors import JobError, JobFailed, JobTimeout
 from redline.jobs.control import cancel_job
 from redline.jobs.document import JobDocument, JobState, decode_value, encode_value, job_keys
-from redline.jobs.events import JobStatus, job_status, record_enqueued, record_enqueued_sync
+from redline.jobs.events import record_enqueued, record_enqueued_sync
 from redline.jobs.placement import placement, with_expiry
+from redline.jobs.status import JobStatus, job_status
 from redline.jobs.task import Signature, Task
 from redline.queue import ReliableQueue
 from redline.runtime.tracing import tracer
@@ -142,7 +143,7 @@ class Job:
         return found
 
     async def status(self) -> JobStatus | None:
-        """State, attempts, progress and times (`redline.jobs.events`); None when nothing is
+        """State, attempts, progress and times (`redline.jobs.status`); None when nothing is
         kept: a completed job whose task keeps no results, or an unknown id."""
         found = await job_status(self.client, self.queue, self.id)
         if found is not None:

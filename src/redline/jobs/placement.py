@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from redline.jobs.document import JobDocument, job_keys
-from redline.jobs.events import EVENTS_MAXLEN, enqueued_event
+from redline.jobs.events import EVENTS_MAXLEN, PACK, enqueued_event
 from redline.jobs.priority import levels_key, priority_key, scheduled_key
 from redline.keys import derived
 
@@ -92,7 +92,7 @@ def many(task: Any, due: float | None, docs: Sequence[tuple[JobDocument, bytes]]
     keys = [*_fixed_keys(queue, task.priority), *(keys_of.status(doc.id) for doc, _ in docs)]
     event = enqueued_event(queue, "", task.name, due)
     args: list[Any] = [task.priority, task.unique_ttl, _due(due), EVENTS_MAXLEN, task.name]
-    args += [event.state, event.ttl]
+    args += [event.state, event.ttl, PACK]
     locks: dict[str, int] = {}
     for doc, payload in docs:
         if doc.unique is not None and doc.unique not in locks:

@@ -9,8 +9,10 @@ written once is kept once.
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -26,6 +28,7 @@ __all__ = [
     "lua_source",
     "run",
     "run_batched",
+    "run_batched_many",
     "run_held",
     "run_held_many",
     "run_sync",
@@ -90,6 +93,37 @@ async def run_batched(
     except NoScriptError:  # a server that has not seen it yet (or restarted): load, once
         await client.script_load(script.script)
     return await batched(client).call(command)
+
+
+async def run_batched_many(
+    client: AsyncClient, name: str, calls: Iterable[tuple[Sequence[str], Sequence[Arg]]]
+) -> AsyncIterator[Any]:
+    """Asyncio twin of `run_held_many`: the replies of script `name` run once per ``(keys,
+    args)`` in `calls`, in order, over the client's batched channel. The first goes alone
+    (`run_batched`: it loads the script if the server lacks it, so no later call can fail for
+    that and be retried out of order); each later one is sent as soon as it is made, and
+    `calls` makes the next while the server runs it (calls made during a round trip go
+    together with the next). A failed call raises; calls after it may have run."""
+    pending = iter(calls)
+    first = next(pending, None)
+    if first is None:
+        return
+    yield await run_batched(client, name, *first)
+    sha, channel = _async_script(name).sha, batched(client)
+    sent: deque[asyncio.Future[Any]] = deque()
+    try:
+        for keys, args in pending:
+            sent.append(
+                asyncio.ensure_future(channel.call(("EVALSHA", sha, len(keys), *keys, *args)))
+            )
+            await asyncio.sleep(0)  # it goes out now, or joins the round trip after this one
+            while sent and sent[0].done():
+                yield sent.popleft().result()
+        while sent:
+            yield await sent.popleft()
+    finally:
+        for unread in sent:  # the caller stopped (or a call failed): nobody reads these
+            unread.cancel()
 
 
 def run_held(client: SyncClient, name: str, keys: Sequence[str], args: Sequence[Arg] = ()) -> Any:

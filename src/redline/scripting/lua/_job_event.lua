@@ -1,10 +1,9 @@
 -- _job_event: included (`-- include _job_event.lua`) by the scripts that record job events
 -- (job_events, job_enqueue, job_enqueue_many), so an event and the status hash it changes are
--- written as one. An event is 8 values: job (id), event, state ("" keeps the state), attempt,
--- task, progress ("" when none), message ("" when none), ttl (seconds the status hash lives;
--- see job_events). Callers pass them as 8 ARGV from index `a`, in that order. The helpers take
--- them as plain arguments (no table per event: a bulk enqueue or a worker's flush writes
--- hundreds per call).
+-- written as one. An event is job (id), event, state ("" keeps the state), attempt, task,
+-- progress ("" when none), message ("" when none) and ttl (seconds the status hash lives; see
+-- job_events). The helpers take them as plain arguments (no table per event: a bulk enqueue
+-- or a worker's flush writes hundreds per call).
 
 -- Appends an event to `stream`, capped at about `cap` entries (MAXLEN ~) when `cap` is given;
 -- returns its stream id. The ms part of that id (`id_ms`: the server's clock, never behind the
@@ -59,20 +58,15 @@ local function event_status(status, ms, event, state, attempt, progress, message
   redis.call('EXPIRE', status, ttl)
 end
 
--- The event of 8 ARGV from index `a`, written to `stream` and to the job's `status` hash (its
--- ttl as job_events says: 0 deletes the hash, < 0 leaves it alone). Returns the stream id.
-local function event_write(stream, cap, status, a)
-  local job, event, state, attempt = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
-  local task, progress, message, ttl = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], tonumber(ARGV[a + 7])
-  local id = event_append(stream, cap, job, event, attempt, task, progress, message)
+-- Writes an event into the job's `status` hash as job_events says (its ttl: 0 deletes the hash,
+-- < 0 leaves it alone); an `enqueued` event leaves a status that exists alone (a replaced job's
+-- enqueued event follows its push: a worker's state is newer).
+local function status_write(status, ms, event, state, attempt, progress, message, ttl)
   if ttl == 0 then
     redis.call('DEL', status)
-  elseif ttl < 0 then
-    -- superseded within this batch
-  elseif event == 'enqueued' and redis.call('EXISTS', status) == 1 then
-    -- a replaced job's enqueued event follows its push: a worker's state is newer, keep it
+  elseif ttl < 0 or (event == 'enqueued' and redis.call('EXISTS', status) == 1) then
+    return
   else
-    event_status(status, id_ms(id), event, state, attempt, progress, message, ttl)
+    event_status(status, ms, event, state, attempt, progress, message, ttl)
   end
-  return id
 end
