@@ -90,6 +90,7 @@ class Gate:
         self.marks = _marks(self.guarded)  # None: every batch is judged
         self.held: dict[tuple[str, str], Limit] = {}  # delivery -> the slot it holds
         self.documents: dict[tuple[str, str], JobDocument] = {}  # admitted, decoded here
+        self.judged: dict[tuple[str, str], _Judged] = {}  # popped ahead, judged (`prepare`)
         self.specs: dict[tuple[str, str, str | None, str | None], _Spec] = {}
         self.releasing: dict[str, list[tuple[Limit, str]]] = {}  # queue -> slots to give back
         self.waited = -1e9  # monotonic time a job was last put back to wait
@@ -110,19 +111,20 @@ class Gate:
         marks = self.marks
         return any(any(mark in d.payload for mark in marks) for d in deliveries)
 
+    def prepare(self, deliveries: Sequence[Delivery]) -> None:
+        """Judge `deliveries` now (decode each, find its task and limits), ahead of their
+        admission: the worker's jobs popped ahead wait for run slots meanwhile, and their
+        `admit` then only builds and sends the call. Whether one has expired is still looked
+        at by `admit`."""
+        if self.judges(deliveries):
+            for d in deliveries:
+                self.judged[(d.key, d.id)] = self._judge(d)
+
     async def admit(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
         """The deliveries that may run now; the others wait, expire or were not ours."""
         if not self.judges(deliveries):
             return list(deliveries)
-        verdicts: list[Verdict] = []
-        docs: list[JobDocument | None] = []
-        calls: dict[str, _Asked] = {}
-        for i, d in enumerate(deliveries):
-            verdict, doc, task = self._classify(d)
-            verdicts.append(verdict)
-            docs.append(doc)
-            if verdict is Verdict.WAIT and task is not None and doc is not None:
-                self._ask(calls, i, d, doc, task)
+        verdicts, docs, calls = self._verdicts(deliveries)
         for decided in await asyncio.gather(*(self._decide(c) for c in calls.values())):
             for i, verdict in decided:
                 verdicts[i] = verdict
@@ -135,42 +137,60 @@ class Gate:
                 self.documents[(d.key, d.id)] = doc
         return [d for d, v, _ in judged if v is Verdict.ADMIT]
 
+    def _verdicts(
+        self, deliveries: Sequence[Delivery]
+    ) -> tuple[list[Verdict], list[JobDocument | None], dict[str, _Asked]]:
+        """What is known of `deliveries` before the script's answer: ADMIT, EXPIRED or WAIT
+        (those in the admission calls returned, by queue), and their documents."""
+        verdicts: list[Verdict] = []
+        docs: list[JobDocument | None] = []
+        calls: dict[str, _Asked] = {}
+        now = time.time()
+        for i, d in enumerate(deliveries):
+            judged = self.judged.pop((d.key, d.id), None)
+            verdict, doc, spec, deadline = judged or self._judge(d)
+            # Only before its first start: a retry, or a redelivery after a crash, has started.
+            if deadline is not None and d.deliveries == 1 and now > deadline:
+                verdict = Verdict.EXPIRED
+            elif spec is not None:
+                self._ask(calls, i, d, spec)
+            verdicts.append(verdict)
+            docs.append(doc)
+        return verdicts, docs, calls
+
     def document(self, delivery: Delivery) -> JobDocument:
         """The document of an admitted `delivery` (decoded once, by `admit`, when it did)."""
         doc = self.documents.pop((delivery.key, delivery.id), None)
         return JobDocument.decode(delivery.payload, delivery.key) if doc is None else doc
 
-    def _classify(self, d: Delivery) -> tuple[Verdict, JobDocument | None, Task[Any, Any] | None]:
-        """ADMIT, EXPIRED, or WAIT: under a limit, for the script to decide."""
+    def _judge(self, d: Delivery) -> _Judged:
+        """ADMIT, or WAIT (under a limit, for the script to decide, with the limits' spec);
+        with the document, and the deadline it must start by (None: none)."""
         try:
             doc = JobDocument.decode(d.payload, d.key)
         except JobSerializationError:
-            return Verdict.ADMIT, None, None  # the worker dead-letters it, with the reason
+            return Verdict.ADMIT, None, None, None  # the worker dead-letters it, with the reason
         task = self.guarded.get(doc.task)
         deadline = doc.expires
         if deadline is None and task is not None and task.expires:
             deadline = doc.enqueued_at + task.expires
-        # Only before its first start: a retry, or a redelivery after a crash, has started.
-        if deadline is not None and d.deliveries == 1 and time.time() > deadline:
-            return Verdict.EXPIRED, doc, task
         if task is None or not _limited(task):
-            return Verdict.ADMIT, doc, task
-        return Verdict.WAIT, doc, task
+            return Verdict.ADMIT, doc, None, deadline
+        queue = self.levels.queue_of(d.key)
+        keys = _key(task.concurrency_key, doc), _key(task.rate_key, doc)
+        return Verdict.WAIT, doc, self._spec(queue, task, *keys), deadline
 
-    def _ask(
-        self, calls: dict[str, _Asked], i: int, d: Delivery, doc: JobDocument, task: Task[Any, Any]
-    ) -> None:
+    def _ask(self, calls: dict[str, _Asked], i: int, d: Delivery, spec: _Spec) -> None:
         """Add `d` (the `i`th delivery) to its queue's admission call."""
         queue = self.levels.queue_of(d.key)
         asked = calls.get(queue)
         if asked is None:  # the slots finished jobs hold go back with it
             asked = calls[queue] = _Asked(Admission(queue, self.releasing.pop(queue, [])))
-        spec = self._spec(queue, task, _key(task.concurrency_key, doc), _key(task.rate_key, doc))
         call = asked.call
         if call.add(d, self.levels.priority_of(d.key), spec.limits):  # first in this call
             call.register(self.registrar.due(queue, spec.capped) if spec.capped else "")
             call.register(self.registrar.due(queue, spec.paced) if spec.paced else "")
-        asked.jobs.append((i, d, doc, spec.held))
+        asked.jobs.append((i, d, spec.held))
 
     def _spec(
         self, queue: str, task: Task[Any, Any], slots_key: str | None, rate_key: str | None
@@ -209,14 +229,14 @@ class Gate:
         return [self._verdict(job, reply) for job, reply in zip(asked.jobs, replies, strict=True)]
 
     def _verdict(self, job: _Job, reply: Sequence[Any]) -> tuple[int, Verdict]:
-        i, d, doc, slots = job
+        i, d, slots = job
         if int(reply[0]) == 1:
             if slots is not None:
                 self.held[(d.key, d.id)] = slots
             return i, Verdict.ADMIT
         if int(reply[0]) == 0:
             self.waited = time.monotonic()
-            log.debug("job waits id=%s task=%s for=%s ms=%s", doc.id, doc.task, reply[2], reply[1])
+            log.debug("job waits id=%s key=%s for=%s ms=%s", d.id, d.key, reply[2], reply[1])
             return i, Verdict.WAIT
         return i, Verdict.STALE
 
@@ -226,6 +246,7 @@ class Gate:
         document is dropped if no run took it (one cancelled before it started, at stop)."""
         at = (delivery.key, delivery.id)
         self.documents.pop(at, None)
+        self.judged.pop(at, None)
         held = self.held.pop(at, None)
         if held is not None:
             queue = self.levels.queue_of(delivery.key)
@@ -298,11 +319,16 @@ class _Spec:
     paced: str
 
 
+# A popped job judged: verdict (ADMIT or WAIT), document (None: not a job), the spec of its
+# limits (None: none), the deadline it must start by (None: none).
+_Judged = tuple[Verdict, JobDocument | None, _Spec | None, float | None]
+
+
 def _described(kind: str, task: Task[Any, Any], key: str | None, count: int | None, ms: int) -> str:
     return member(kind, task.name, key, count, ms) if count else ""
 
 
-_Job = tuple[int, Delivery, JobDocument, Limit | None]  # index, delivery, document, its slot
+_Job = tuple[int, Delivery, Limit | None]  # index, delivery, the slot it takes (None: no cap)
 
 
 @dataclass

@@ -42,7 +42,8 @@ from redline.jobs.cron import CronSchedule, CronScheduler
 from redline.jobs.document import JobDocument, JobState
 from redline.jobs.job import enqueue
 from redline.jobs.limits import Gate
-from redline.jobs.priority import FORGET_EVERY, Levels, priority_key, scheduled_key
+from redline.jobs.priority import Levels
+from redline.jobs.promoting import Promoter
 from redline.jobs.runs import Runs
 from redline.jobs.settling import JobOutcome, Settler
 from redline.jobs.task import Task, Tasks
@@ -51,14 +52,12 @@ from redline.queue import Delivery, ReliableQueue
 from redline.runtime import Context
 from redline.runtime.metrics import Metrics
 from redline.runtime.tracing import tracer
-from redline.scripting.scripts import run
 
 __all__ = ["QUEUES_KEY", "JobOutcome", "Worker"]
 
 log = logging.getLogger(__name__)
 
 QUEUES_KEY = "redline:jobs:queues"  # set of queue names workers serve (the dashboard lists them)
-PROMOTE_EVERY = 0.5  # seconds between moves of due scheduled jobs onto their queues
 WAKE_POLL = 0.2  # seconds a pop blocks while jobs wait for a concurrency slot
 
 
@@ -120,7 +119,6 @@ class Worker:
         self._settle_with: Settler | None = None
         self.runs = Runs(self.queues, track, self._ready.set)  # pause, cancel, events
         self.busy = Busy(concurrency, self.levels.queue_of)  # what runs, in the instance record
-        self._forgot_at = time.monotonic()  # last look for priorities no longer used
 
     @property
     def queue(self) -> ReliableQueue:
@@ -164,7 +162,8 @@ class Worker:
         self._background.append(asyncio.create_task(control))
         self._settler = asyncio.create_task(self._settle_loop())
         self._heartbeat = asyncio.create_task(self._heartbeat_loop())
-        self._background.append(asyncio.create_task(self._promote_loop(ctx.stopping)))
+        promoter = Promoter(self.queue, self.levels, self.metrics, self._flush_counts)
+        self._background.append(asyncio.create_task(promoter.run(ctx.stopping)))
         entries = [(t.name, CronSchedule.parse(t.cron)) for t in self.tasks.values() if t.cron]
         if self.cron and entries:
             scheduler = CronScheduler(ctx.redis, entries, self._enqueue_cron)
@@ -216,6 +215,7 @@ class Worker:
                 popped = await self._pop(ctx, ahead, 0)  # no wait: the slots fill meanwhile
                 self.taken += len(popped)
                 self.ahead.keep(popped)
+                self.gate.prepare(popped)  # judged while they wait, not when slots free
                 return
             self._slot.clear()
             with contextlib.suppress(TimeoutError):
@@ -225,6 +225,7 @@ class Worker:
         free = self.concurrency - self.active
         if self.ahead.held:  # popped while the last batch was admitted: they go first
             self._dispatch(self._unpaused(self.ahead.take(free)))
+            await asyncio.sleep(0)  # their admission is sent before the next pop ahead
         elif self.max_jobs is not None and (free := min(free, self.max_jobs - self.taken)) <= 0:
             log.info("worker recycling: took jobs=%d max_jobs=%d", self.taken, self.max_jobs)
             ctx.stopping.set()  # what is in hand finishes in `stop`
@@ -262,6 +263,8 @@ class Worker:
     def _give_back(self, deliveries: Sequence[Delivery]) -> None:
         """Return `deliveries` (popped, never run) to their queue with the next settling."""
         self._finished += [JobOutcome(d, returned=True) for d in deliveries]
+        for d in deliveries:
+            self.gate.finish(d)  # what it judged of them ahead
         self.taken -= len(deliveries)
         if deliveries:
             self._ready.set()
@@ -430,38 +433,7 @@ class Worker:
     async def _flush_counts(self) -> None:
         await self.settler.flush_counts()
 
-    # -- scheduled and periodic jobs -------------------------------------------------------
-
-    async def _promote_loop(self, stopping: asyncio.Event) -> None:
-        while not stopping.is_set():
-            try:
-                await self.levels.refresh(self.queue.client)
-                for name, priority in self.levels.pairs():
-                    await run(
-                        self.queue.client,
-                        "job_promote",
-                        [scheduled_key(name, priority), priority_key(name, priority)],
-                        [repr(time.time()), 1000],
-                    )
-                for name in self.queues:
-                    await self._note_drops(name)
-                await self._flush_counts()
-                if time.monotonic() - self._forgot_at >= FORGET_EVERY:  # priorities unused
-                    self._forgot_at = time.monotonic()
-                    await self.levels.forget(self.queue.client)
-            except TRANSIENT as exc:
-                log.warning("worker could not move scheduled jobs or count error=%r", str(exc))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), PROMOTE_EVERY)
-
-    async def _note_drops(self, name: str) -> None:
-        """The dead letters and failure records queue `name`'s retention dropped so far, as
-        the fields of metric ``dropped:<queue>`` (Prometheus: ``redline_metric_value``)."""
-        if self.metrics is not None:
-            info = await self.queue.info(name)
-            self.metrics.set(
-                f"dropped:{name}", dead_letters=info.dropped, records=info.records_dropped
-            )
+    # -- periodic jobs (scheduled ones: jobs.promoting) ------------------------------------
 
     async def _enqueue_cron(self, name: str, when: Any) -> None:
         task = self.tasks.get(name)
