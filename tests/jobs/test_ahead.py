@@ -59,12 +59,15 @@ async def test_the_next_batch_is_leased_while_one_is_admitted(
     await until(lambda: _inflight(aredis, 2 * C))  # C in admission, C popped ahead
     await until(lambda: _is(len(worker.worker.ahead.held) == C))  # once its reply is read
     assert worker.worker.active == C and worker.worker.ahead.admitting == C
+    # judged while they wait (decoded, limits found): their admission only sends the call
+    assert set(worker.worker.gate.judged) == {(d.key, d.id) for d in worker.worker.ahead.held}
     worker.opened.set()
     await until(lambda: _ran(aredis, 5 * C), 30)
     ran = [int(n) for n in await aredis.lrange("l:ran", 0, -1)]
     assert sorted(ran) == list(range(5 * C))  # each once
     await until(lambda: _inflight(aredis, 0))
     assert worker.worker.ahead.held == [] and worker.worker.ahead.admitting == 0
+    assert worker.worker.gate.judged == {} and worker.worker.gate.documents == {}
 
 
 async def test_jobs_popped_ahead_go_back_unrun_when_the_worker_stops(
@@ -77,6 +80,7 @@ async def test_jobs_popped_ahead_go_back_unrun_when_the_worker_stops(
     first.opened.set()
     await stopping
     assert await aredis.llen("l:ran") == C  # the batch admitted ran; the one ahead did not
+    assert first.worker.gate.judged == {}  # what was judged of them is not kept
     info = await ReliableQueue(aredis).info("l:ahead")
     assert (info.inflight, info.waiting + info.delayed) == (0, C)  # back, due now
     held.append(Held(redis_url))
@@ -98,6 +102,7 @@ async def test_jobs_popped_ahead_go_back_unrun_when_their_queue_is_paused(
     await until(lambda: _inflight(aredis, 0))
     info = await ReliableQueue(aredis).info("l:ahead")
     assert await aredis.llen("l:ran") == C and info.waiting + info.delayed == C
+    assert worker.worker.gate.judged == {}  # given back: what was judged of them is dropped
     await resume_queue(aredis, "l:ahead")
     await until(lambda: _ran(aredis, 2 * C), 30)
     assert sorted(int(n) for n in await aredis.lrange("l:ran", 0, -1)) == list(range(2 * C))

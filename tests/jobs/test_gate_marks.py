@@ -4,10 +4,12 @@ that could name a limited task in another spelling (an escape) is judged all the
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from redline.connection import AsyncClient
 from redline.jobs import enqueue
+from redline.jobs.document import job_keys
 from redline.jobs.limits import Gate
 from redline.jobs.priority import Levels
 from redline.queue import ReliableQueue
@@ -49,3 +51,27 @@ async def test_a_limited_task_named_with_an_escape_is_still_judged(
     assert await gate.admit([escaped]) == [escaped]
     assert gate.held == {(escaped.key, escaped.id): gate.held[(escaped.key, escaped.id)]}
     assert await aredis.zcard("{l:cap}:job-concurrency:" + lt.capped.name) == 1
+
+
+async def test_jobs_judged_ahead_are_admitted_by_that_judgment_and_expire_when_admitted(
+    aredis: AsyncClient, redis_url: str
+) -> None:
+    """`prepare` decodes popped jobs and finds their limits before their admission (the
+    worker's jobs popped ahead); `admit` then uses what it found, but asks whether a job has
+    expired when it admits it, not when it was judged."""
+    queue = ReliableQueue(aredis)
+    gate = _gate(queue, "l:cap", "l:misc")
+    await enqueue(aredis, lt.capped, redis_url, 1)
+    await enqueue(aredis, lt.fleeting.options(expires=0.3), redis_url, 2)
+    [capped] = await queue.pop("l:cap")
+    [fleeting] = await queue.pop("l:misc")
+    gate.prepare([capped, fleeting])
+    assert set(gate.judged) == {(capped.key, capped.id), (fleeting.key, fleeting.id)}
+    decoded = gate.judged[(capped.key, capped.id)][1]
+    await asyncio.sleep(0.5)  # the fleeting job's start deadline passes while it waits
+    assert await gate.admit([capped, fleeting]) == [capped]
+    assert gate.judged == {} and gate.document(capped) is decoded  # decoded once, ahead
+    assert await aredis.zcard("{l:cap}:job-concurrency:" + lt.capped.name) == 1
+    info = await queue.info("l:misc")
+    assert (info.inflight, info.waiting, info.delayed) == (0, 0, 0)  # expired: acknowledged
+    assert await aredis.hget(job_keys("l:misc").stats, "expired") == b"1"  # type: ignore[misc]

@@ -243,7 +243,8 @@ class Gate:
     def finish(self, delivery: Delivery) -> None:
         """`delivery` finished (or was returned): its slot, if it holds one, goes back with the
         next admission call of its queue, or with `release`, whichever comes first; its
-        document is dropped if no run took it (one cancelled before it started, at stop)."""
+        document (or what `prepare` judged of it) is dropped if no run took it (one cancelled
+        before it started, or popped ahead and given back unrun)."""
         at = (delivery.key, delivery.id)
         self.documents.pop(at, None)
         self.judged.pop(at, None)

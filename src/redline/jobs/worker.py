@@ -263,8 +263,6 @@ class Worker:
     def _give_back(self, deliveries: Sequence[Delivery]) -> None:
         """Return `deliveries` (popped, never run) to their queue with the next settling."""
         self._finished += [JobOutcome(d, returned=True) for d in deliveries]
-        for d in deliveries:
-            self.gate.finish(d)  # what it judged of them ahead
         self.taken -= len(deliveries)
         if deliveries:
             self._ready.set()
