@@ -145,6 +145,7 @@ class Gate:
         verdicts: list[Verdict] = []
         docs: list[JobDocument | None] = []
         calls: dict[str, _Asked] = {}
+        routes: dict[str, tuple[_Asked, int]] = {}  # source key -> its call, its priority
         now = time.time()
         for i, d in enumerate(deliveries):
             judged = self.judged.pop((d.key, d.id), None)
@@ -153,7 +154,10 @@ class Gate:
             if deadline is not None and d.deliveries == 1 and now > deadline:
                 verdict = Verdict.EXPIRED
             elif spec is not None:
-                self._ask(calls, i, d, spec)
+                asked, priority = routes.get(d.key) or self._route(calls, routes, d.key)
+                if asked.call.add(d, priority, spec.limits):  # first in this call
+                    self._register(asked.call, spec)
+                asked.jobs.append((i, d, spec.held))
             verdicts.append(verdict)
             docs.append(doc)
         return verdicts, docs, calls
@@ -180,17 +184,24 @@ class Gate:
         keys = _key(task.concurrency_key, doc), _key(task.rate_key, doc)
         return Verdict.WAIT, doc, self._spec(queue, task, *keys), deadline
 
-    def _ask(self, calls: dict[str, _Asked], i: int, d: Delivery, spec: _Spec) -> None:
-        """Add `d` (the `i`th delivery) to its queue's admission call."""
-        queue = self.levels.queue_of(d.key)
+    def _route(
+        self, calls: dict[str, _Asked], routes: dict[str, tuple[_Asked, int]], key: str
+    ) -> tuple[_Asked, int]:
+        """The admission call of source `key`'s queue (made when new: the slots finished jobs
+        hold go back with it), and `key`'s priority."""
+        queue = self.levels.queue_of(key)
         asked = calls.get(queue)
-        if asked is None:  # the slots finished jobs hold go back with it
+        if asked is None:
             asked = calls[queue] = _Asked(Admission(queue, self.releasing.pop(queue, [])))
-        call = asked.call
-        if call.add(d, self.levels.priority_of(d.key), spec.limits):  # first in this call
-            call.register(self.registrar.due(queue, spec.capped) if spec.capped else "")
-            call.register(self.registrar.due(queue, spec.paced) if spec.paced else "")
-        asked.jobs.append((i, d, spec.held))
+        routes[key] = asked, self.levels.priority_of(key)
+        return routes[key]
+
+    def _register(self, call: Admission, spec: _Spec) -> None:
+        """Have `call` (re)register `spec`'s limits in its queue's registry when due."""
+        if spec.capped:
+            call.register(self.registrar.due(call.queue, spec.capped))
+        if spec.paced:
+            call.register(self.registrar.due(call.queue, spec.paced))
 
     def _spec(
         self, queue: str, task: Task[Any, Any], slots_key: str | None, rate_key: str | None
