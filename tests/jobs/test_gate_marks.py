@@ -8,6 +8,7 @@ import asyncio
 import json
 
 from redline.connection import AsyncClient
+from redline.connection.channels import batched
 from redline.jobs import enqueue
 from redline.jobs.document import job_keys
 from redline.jobs.limits import Gate
@@ -75,3 +76,21 @@ async def test_jobs_judged_ahead_are_admitted_by_that_judgment_and_expire_when_a
     info = await queue.info("l:misc")
     assert (info.inflight, info.waiting, info.delayed) == (0, 0, 0)  # expired: acknowledged
     assert await aredis.hget(job_keys("l:misc").stats, "expired") == b"1"  # type: ignore[misc]
+
+
+async def test_an_admission_does_not_wait_behind_the_clients_other_round_trips(
+    aredis: AsyncClient, redis_url: str
+) -> None:
+    """The gate admits over a channel of its own: a round trip in flight on the client's
+    shared channel (the settling's events write, there; a blocking read here) does not hold
+    up the admission, which is on the way from free run slots to running jobs."""
+    queue = ReliableQueue(aredis)
+    gate = _gate(queue, "l:cap")
+    await enqueue(aredis, lt.capped, redis_url, 1)
+    [capped] = await queue.pop("l:cap")
+    blocked = asyncio.create_task(batched(aredis).call(("BLPOP", "l:never", 30)))
+    await asyncio.sleep(0.1)  # the blocking read holds the shared channel (from its first step)
+    assert await gate.admit([capped]) == [capped]
+    assert not blocked.done()  # still waiting for its 30 s
+    await aredis.lpush("l:never", b"x")
+    assert await blocked == [b"l:never", b"x"]

@@ -21,7 +21,7 @@ from redis.commands.core import AsyncScript, Script
 from redis.exceptions import NoScriptError
 
 from redline.connection import AsyncClient, SyncClient
-from redline.connection.channels import batched, held
+from redline.connection.channels import Batched, batched, held
 
 __all__ = [
     "lua_body",
@@ -82,17 +82,23 @@ async def run(client: AsyncClient, name: str, keys: Sequence[str], args: Sequenc
 
 
 async def run_batched(
-    client: AsyncClient, name: str, keys: Sequence[str], args: Sequence[Arg] = ()
+    client: AsyncClient,
+    name: str,
+    keys: Sequence[str],
+    args: Sequence[Arg] = (),
+    channel: Batched | None = None,
 ) -> Any:
     """`run` through the client's auto-pipelined channel (`redline.connection.batched`): for
-    producers, whose calls are one script each, often from many coroutines at once."""
+    producers, whose calls are one script each, often from many coroutines at once. A
+    `channel` of the caller's own (a `Batched` of `client`) keeps its calls from waiting
+    behind the round trips of the client's other callers."""
     script = _async_script(name)
     command = ("EVALSHA", script.sha, len(keys), *keys, *args)
     try:
-        return await batched(client).call(command)
+        return await (channel or batched(client)).call(command)
     except NoScriptError:  # a server that has not seen it yet (or restarted): load, once
         await client.script_load(script.script)
-    return await batched(client).call(command)
+    return await (channel or batched(client)).call(command)
 
 
 async def run_batched_many(
