@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 from redline.connection import AsyncClient
 from redline.connection.channels import batched
@@ -94,3 +95,27 @@ async def test_an_admission_does_not_wait_behind_the_clients_other_round_trips(
     assert not blocked.done()  # still waiting for its 30 s
     await aredis.lpush("l:never", b"x")
     assert await blocked == [b"l:never", b"x"]
+
+
+async def test_an_admission_of_one_queue_is_sent_in_its_tasks_first_step(
+    aredis: AsyncClient, redis_url: str
+) -> None:
+    """The worker starts an admission as a task and yields once before its next pop ahead, so
+    that the server answers the admission (on the way to the run) first: the call must be
+    made in the task's first step, not in a task of its own."""
+    queue = ReliableQueue(aredis)
+    gate = _gate(queue, "l:cap")
+    await enqueue(aredis, lt.capped, redis_url, 1)
+    [capped] = await queue.pop("l:cap")
+    sent: list[object] = []
+    call = gate.channel.call
+
+    async def recorded(command: Any) -> Any:
+        sent.append(command)
+        return await call(command)
+
+    gate.channel.call = recorded  # type: ignore[method-assign]
+    admitting = asyncio.create_task(gate.admit([capped]))
+    await asyncio.sleep(0)  # the task's first step
+    assert len(sent) == 1
+    assert await admitting == [capped]

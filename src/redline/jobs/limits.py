@@ -130,7 +130,7 @@ class Gate:
         if not self.judges(deliveries):
             return list(deliveries)
         verdicts, docs, calls = self._verdicts(deliveries)
-        for decided in await asyncio.gather(*(self._decide(c) for c in calls.values())):
+        for decided in await self._decide_all(list(calls.values())):
             for i, verdict in decided:
                 verdicts[i] = verdict
         judged = list(zip(deliveries, verdicts, docs, strict=True))
@@ -233,6 +233,13 @@ class Gate:
             )
             self.specs[(queue, task.name, slots_key, rate_key)] = spec
         return spec
+
+    async def _decide_all(self, calls: list[_Asked]) -> list[list[tuple[int, Verdict]]]:
+        """`_decide` each call, at once. One call (one queue: the usual batch) is sent in this
+        task, before it first yields: the worker lets it go out before its next pop ahead."""
+        if len(calls) == 1:
+            return [await self._decide(calls[0])]
+        return list(await asyncio.gather(*(self._decide(c) for c in calls)))
 
     async def _decide(self, asked: _Asked) -> list[tuple[int, Verdict]]:
         """Run one queue's admission; the verdicts by delivery index."""
