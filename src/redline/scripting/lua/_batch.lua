@@ -125,16 +125,17 @@ local function batch_store(Q, b, was, old, ids, counts, payloads, consumer)
 end
 
 -- Leases the messages one pop delivers as a new batch, until `deadline`, held by `consumer`
--- (nil or '': unnamed); returns the batch's name.
+-- (nil or '': unnamed); returns the batch's name. An open batch is a member of the in-flight
+-- zset (from here until batch_store closes it), so its lease's ZADD NX is also the look for a
+-- name taken: no call of its own.
 local function batch_open(Q, now, deadline, ids, counts, payloads, consumer)
   local stamp = string.format('%d', now)
   local b, k = 'b' .. stamp, 0
-  while redis.call('HGET', Q.batches, b) do  -- two pops in one ms (or a clock set back)
-    k = k + 1
+  while redis.call('ZADD', Q.inflight, 'NX', deadline, b) == 0 do  -- two pops in one ms
+    k = k + 1                                                      -- (or a clock set back)
     b = 'b' .. stamp .. '-' .. k
   end
   batch_write(Q, b, {}, ids, counts, payloads, consumer)
-  redis.call('ZADD', Q.inflight, deadline, b)
   redis.call('HSET', Q.since, b, stamp)
   batch_count(Q, #ids - 1)
   return b
