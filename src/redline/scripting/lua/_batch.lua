@@ -35,20 +35,18 @@ end
 -- and the ZADD arguments that add them.
 local function batch_runs(b, ids)
   local runs, scored, first, last = {}, {}, nil, nil
-  local function close()
-    local m = string.format('%d:%d:%s', first, last, b)
-    runs[#runs + 1], scored[#scored + 1], scored[#scored + 2] = m, string.format('%d', first), m
-  end
-  for _, id in ipairs(ids) do
-    local n = tonumber(id)
+  for i = 1, #ids + 1 do  -- one step past the end closes the last run (no closure per call)
+    local n = ids[i] and tonumber(ids[i])
     if first and n == last + 1 then
       last = n
     else
-      if first then close() end
+      if first then
+        local m = string.format('%d:%d:%s', first, last, b)
+        runs[#runs + 1], scored[#scored + 1], scored[#scored + 2] = m, string.format('%d', first), m
+      end
       first, last = n, n
     end
   end
-  if first then close() end
   return runs, scored
 end
 
