@@ -42,6 +42,8 @@ local Q = {
   since = KEYS[9], reasons = KEYS[10], dead = KEYS[11], retention = KEYS[12], batches = KEYS[13],
   batched = KEYS[14],
 }
+-- The acks, the ids lookup, the recovery and the waits are _pop.lua's (pop_ack, ack_whole,
+-- known_ids, recover_expired, wait_ms): functions of Q, so that a call makes no closure.
 
 local ack_ids, ack_tokens, wholes, consumer = {}, {}, {}, nil
 for i = 4, #ARGV, 2 do
@@ -64,6 +66,7 @@ for i, id in ipairs(acked) do out[3 + i] = id end
 local o = #out  -- the length of out: Lua 5.1's # is not free
 local named = o + 1  -- where the batch's name goes, with '@'
 if consumer then out[named], o = '', o + 1 end
+
 -- What this call delivers, in order (k of them): leased as one batch, then put in the reply.
 local bids, bcounts, bpayloads, k = {}, {}, {}, 0
 
