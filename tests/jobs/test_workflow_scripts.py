@@ -16,7 +16,13 @@ from redline.jobs import Task, chain, chord, enqueue, group, workflow
 from redline.jobs.document import JobDocument
 from redline.jobs.worker import JobOutcome
 from redline.jobs.workflow import MAX_RESULT, MemberState, ResultTooLarge, WorkflowKeys
-from redline.jobs.workflow.progress import _dispatch_calls, _ready, kept_result, settle_members
+from redline.jobs.workflow.progress import (
+    _confirm_call,
+    _dispatch_calls,
+    _ready,
+    kept_result,
+    settle_members,
+)
 from redline.jobs.workflow.state import marker_key
 from redline.queue import Delivery, ReliableQueue
 from redline.scripting.scripts import run
@@ -85,6 +91,27 @@ async def test_a_kill_between_the_push_and_its_confirmation_pushes_once(
     assert [m.state for m in status.members] == [MemberState.DONE] * 2 + [MemberState.DISPATCHED]
     assert await aredis.hget(keys.times, "1:t") == b"1"  # the first run's token counted
     assert status.counts["repeats"] == 1
+
+
+async def test_a_member_that_ends_before_its_push_is_confirmed_keeps_its_push_time(
+    aredis: AsyncClient,
+) -> None:
+    h = await enqueue(aredis, chain(work.s(1), work.s()))
+    [(first, _)] = await pop_all(aredis)
+    keys = WorkflowKeys(h.id)
+    pushed_at = time.time()
+    args = [repr(time.time()), "0", first.deliveries, "ok", "2"]
+    ready = _ready((await run(aredis, "workflow_settle", keys.all, args))[1:])
+    for call_keys, call_args in _dispatch_calls(h.id, ready):
+        await run(aredis, "workflow_dispatch", call_keys, call_args)
+    # Another worker takes the next member at once and ends it before this one confirms.
+    [(second, second_doc)] = await pop_all(aredis)
+    await settle_members(aredis, [ok(second, second_doc, 4)])
+    await run(aredis, "workflow_confirm", *_confirm_call(h.id, ready, pushed_at))
+    member = (await h.status()).members[1]
+    assert member.state is MemberState.DONE and member.finished_at
+    assert member.dispatched_at == pushed_at <= member.finished_at
+    assert await h.result(timeout=5) == 4
 
 
 async def test_the_last_two_members_finishing_at_once_push_one_callback(redis_url: str) -> None:

@@ -160,10 +160,10 @@ def _dispatch_calls(workflow_id: str, ready: Sequence[Ready]) -> list[Call]:
     return calls
 
 
-def _confirm_call(workflow_id: str, ready: Sequence[Ready]) -> Call:
+def _confirm_call(workflow_id: str, ready: Sequence[Ready], pushed_at: float) -> Call:
     keys = WorkflowKeys(workflow_id)
     names = [member for member, _, _ in ready]
-    return [keys.meta, keys.state, keys.times], [repr(time.time()), *names]
+    return [keys.meta, keys.state, keys.times], [repr(pushed_at), *names]
 
 
 def _cancelled(
@@ -176,9 +176,9 @@ def _cancelled(
 
 async def dispatch(client: AsyncClient, workflow_id: str, ready: Sequence[Ready]) -> None:
     """Push the jobs of `ready` members (each at most once) and confirm it (steps 2-3)."""
-    calls = _dispatch_calls(workflow_id, ready)
+    calls, pushed_at = _dispatch_calls(workflow_id, ready), time.time()
     await asyncio.gather(*(run(client, "workflow_dispatch", k, a) for k, a in calls))
-    keys, args = _confirm_call(workflow_id, ready)
+    keys, args = _confirm_call(workflow_id, ready, pushed_at)
     reply = await run(client, "workflow_confirm", keys, args)
     for queue, job in _cancelled(workflow_id, ready, reply):  # pushed after a cancel
         await cancel_job(client, queue, job)
@@ -186,9 +186,10 @@ async def dispatch(client: AsyncClient, workflow_id: str, ready: Sequence[Ready]
 
 def dispatch_sync(client: SyncClient, workflow_id: str, ready: Sequence[Ready]) -> None:
     """Blocking twin of `dispatch`."""
+    pushed_at = time.time()
     for keys, args in _dispatch_calls(workflow_id, ready):
         run_sync(client, "workflow_dispatch", keys, args)
-    keys, args = _confirm_call(workflow_id, ready)
+    keys, args = _confirm_call(workflow_id, ready, pushed_at)
     for queue, job in _cancelled(
         workflow_id, ready, run_sync(client, "workflow_confirm", keys, args)
     ):
