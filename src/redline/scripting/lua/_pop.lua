@@ -114,7 +114,8 @@ local function known_ids(Q, n, drained)
     local field = string.format('%d', taken + p)
     local run = redis.call('HGET', Q.ids, field)
     if run then
-      local first, len = string.match(run, '^(%d+):?(%d*)$')
+      local first, len, colon = run, 1, string.find(run, ':', 1, true)  -- '<id>' or '<id>:<n>'
+      if colon then first, len = string.sub(run, 1, colon - 1), string.sub(run, colon + 1) end
       first, len = tonumber(first), tonumber(len) or 1
       local k = math.min(len, n - p + 1)
       for j = 0, k - 1 do ids[p + j] = string.format('%d', first + j) end

@@ -104,7 +104,8 @@ if #due > 0 then
 end
 
 local fresh, want = {}, count - #due
-for _, list in ipairs({KEYS[2], KEYS[1]}) do
+for i = 2, 1, -1 do  -- the claim list, then the waiting list
+  local list = KEYS[i]
   if want > 0 then
     local got = redis.call('RPOP', list, want)
     if got and #fresh == 0 then
