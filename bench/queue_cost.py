@@ -3,9 +3,10 @@
 Runs the embedded Valkey binary under valgrind's callgrind (about fifty times slower) and counts
 the server's instructions (callgrind's Ir, counters zeroed once the queue's library is loaded)
 for fixed sequences from one `SyncReliableQueue`: a push of one then a pop of one acking the
-previous one (the batch-1 bench's steady step), a pop that finds nothing (a waiting consumer's
-poll), and a push of 100 then a pop of 100 acking the previous batch; beside them, a plain
-LPUSH + RPOP of one and of 100. Per message: compare two trees with it (interleaving does not
+previous one (the batch-1 bench's steady step), a push of one alone (its share of that step), a
+pop that finds nothing (a waiting consumer's poll), and a push of 100 then a pop of 100 acking
+the previous batch; beside them, a plain LPUSH + RPOP of one and of 100, and an LPUSH of one
+(the push's comparison). Per message: compare two trees with it (interleaving does not
 matter; a tree's counts vary by 1-2 % from run to run: the server's own timers, Lua's
 collector). Needs valgrind (`apt-get install valgrind`); skipped, saying so, without it.
 `BENCH_COST_STEPS` (default 200): steps per sequence.
@@ -104,9 +105,11 @@ def _steps(
 
     return {
         "push 1 + pop 1 (acking the last)": (one, 1),
+        "push 1 alone (its share of the above)": (lambda: queue.push("pushed", PAYLOAD), 1),
         "pop that finds nothing": (lambda: queue.pop("empty"), 1),
         "push 100 + pop 100 (acking the last)": (hundred, 100),
         "plain LPUSH 1 + RPOP 1": (lambda: (client.lpush("raw", PAYLOAD), client.rpop("raw")), 1),
+        "plain LPUSH 1": (lambda: client.lpush("pushed-raw", PAYLOAD), 1),
         "plain LPUSH 100 + RPOP 100": (
             lambda: (client.lpush("raw", *([PAYLOAD] * 100)), client.rpop("raw", 100)),
             100,
@@ -116,6 +119,7 @@ def _steps(
 
 PLAIN = {  # the plain list's sequence each is compared with
     "push 1 + pop 1 (acking the last)": "plain LPUSH 1 + RPOP 1",
+    "push 1 alone (its share of the above)": "plain LPUSH 1",
     "pop that finds nothing": "plain LPUSH 1 + RPOP 1",
     "push 100 + pop 100 (acking the last)": "plain LPUSH 100 + RPOP 100",
 }

@@ -34,6 +34,8 @@ def _one_batch(deliveries: Sequence[Delivery]) -> Batch | None:
     first = deliveries[0].batch if deliveries else None
     if first is None or len(deliveries) != first.size:
         return None
+    if first.size == 1:  # a pop of one's delivery: nothing else to compare
+        return first
     if any(d.batch is not first for d in deliveries):
         return None
     return first if len({d.id for d in deliveries}) == first.size else None

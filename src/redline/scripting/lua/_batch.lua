@@ -35,20 +35,18 @@ end
 -- and the ZADD arguments that add them.
 local function batch_runs(b, ids)
   local runs, scored, first, last = {}, {}, nil, nil
-  local function close()
-    local m = string.format('%d:%d:%s', first, last, b)
-    runs[#runs + 1], scored[#scored + 1], scored[#scored + 2] = m, string.format('%d', first), m
-  end
-  for _, id in ipairs(ids) do
-    local n = tonumber(id)
+  for i = 1, #ids + 1 do  -- one step past the end closes the last run (no closure per call)
+    local n = ids[i] and tonumber(ids[i])
     if first and n == last + 1 then
       last = n
     else
-      if first then close() end
+      if first then
+        local m = string.format('%d:%d:%s', first, last, b)
+        runs[#runs + 1], scored[#scored + 1], scored[#scored + 2] = m, string.format('%d', first), m
+      end
       first, last = n, n
     end
   end
-  if first then close() end
   return runs, scored
 end
 
@@ -125,16 +123,17 @@ local function batch_store(Q, b, was, old, ids, counts, payloads, consumer)
 end
 
 -- Leases the messages one pop delivers as a new batch, until `deadline`, held by `consumer`
--- (nil or '': unnamed); returns the batch's name.
+-- (nil or '': unnamed); returns the batch's name. An open batch is a member of the in-flight
+-- zset (from here until batch_store closes it), so its lease's ZADD NX is also the look for a
+-- name taken: no call of its own.
 local function batch_open(Q, now, deadline, ids, counts, payloads, consumer)
   local stamp = string.format('%d', now)
   local b, k = 'b' .. stamp, 0
-  while redis.call('HGET', Q.batches, b) do  -- two pops in one ms (or a clock set back)
-    k = k + 1
+  while redis.call('ZADD', Q.inflight, 'NX', deadline, b) == 0 do  -- two pops in one ms
+    k = k + 1                                                      -- (or a clock set back)
     b = 'b' .. stamp .. '-' .. k
   end
   batch_write(Q, b, {}, ids, counts, payloads, consumer)
-  redis.call('ZADD', Q.inflight, deadline, b)
   redis.call('HSET', Q.since, b, stamp)
   batch_count(Q, #ids - 1)
   return b

@@ -9,17 +9,17 @@
 -- Positions count every message that entered the list, raw LPUSHes included: the list and the
 -- claim list hold positions taken+1 .. taken+LLEN, so ours come right after them. One field per
 -- call (per 1,000 payloads), whatever the number of payloads.
+-- LPUSH answers the list's length, so its own length is not asked for (one LLEN less).
 local n = #ARGV
 local last = redis.call('INCRBY', KEYS[4], n)
-local base = tonumber(redis.call('HGET', KEYS[3], 'taken') or '0')
-  + redis.call('LLEN', KEYS[2]) + redis.call('LLEN', KEYS[1])
+local base = tonumber(redis.call('HGET', KEYS[3], 'taken') or '0') + redis.call('LLEN', KEYS[2])
 local ids = {}
 for i = 1, n do ids[i] = string.format('%d', last - n + i) end
 for i = 1, n, 1000 do
   local j = math.min(i + 999, n)
-  redis.call('LPUSH', KEYS[1], unpack(ARGV, i, j))
+  local length = redis.call('LPUSH', KEYS[1], unpack(ARGV, i, j))
   local run = ids[i]
   if j > i then run = run .. ':' .. string.format('%d', j - i + 1) end
-  redis.call('HSET', KEYS[3], string.format('%d', base + i), run)
+  redis.call('HSET', KEYS[3], string.format('%d', base + length - (j - i)), run)
 end
 return ids
