@@ -64,7 +64,8 @@ class Site:
 
 @pytest.fixture
 async def site(redis_url: str, prefix: str) -> AsyncIterator[Site]:
-    release.clear()
+    global release  # an Event is bound to the loop it is first awaited on: one per test's loop
+    release = asyncio.Event()
     common = {"redis": redis_url, "popTimeout": 0.2, "serviceNamespace": prefix}
     routes = [{"path": "/.*", "queue": f"{prefix}:app"}]
     services = [
@@ -272,3 +273,19 @@ async def test_mangled_requests_get_http_answers_or_a_close_and_the_server_goes_
         for status in re.findall(rb"HTTP/1\.1 (\d{3}) ", data):
             assert status in (b"100", b"200", b"400", b"404", b"413", b"431"), data[:300]
     assert (await _exchange(site.port, _get("/n/3", "connection: close"))).endswith(b"number 3")
+
+
+async def test_a_request_that_stops_half_way_is_408_and_closed(site: Site) -> None:
+    site.front.stall = 0.5
+    reader, writer = await asyncio.open_connection("127.0.0.1", site.port)
+    writer.write(b"GET /n/1 HTTP/1.1\r\nhost: t\r\n")  # the head's end never comes
+    answer = await asyncio.wait_for(reader.read(), 30)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 408 ") and answer.endswith(b"stopped half-way\n")
+    # A request waiting for its answer is not stalled: the connection waits with it.
+    slow, asking = await asyncio.open_connection("127.0.0.1", site.port)
+    asking.write(_get("/slow"))
+    await asyncio.sleep(1.5)
+    release.set()
+    assert (await asyncio.wait_for(slow.read(), 30)).endswith(b"slow done")
+    asking.close()

@@ -7,9 +7,11 @@ and dispatched from the parser's callbacks; its answer is written, head and body
 from the future's callback. What it does, as an HTTP/1.1 server:
 
 - keep-alive (a connection idle ``KEEP_ALIVE`` seconds is closed, a new one that asks nothing
-  too), HTTP/1.0 (not kept) and ``Connection: close``; pipelined requests are answered in order
-  (reading pauses while ``PIPELINED`` answers wait, and while the client does not read what is
-  written); a client that half-closes still gets its answers;
+  too; one that stops sending half-way through a request for ``STALL`` seconds gets 408 and is
+  closed, so slow clients cannot hold connections forever), HTTP/1.0 (not kept) and
+  ``Connection: close``; pipelined requests are answered in order (reading pauses while
+  ``PIPELINED`` answers wait, and while the client does not read what is written); a client
+  that half-closes still gets its answers;
 - ``Expect: 100-continue`` answered before the body is read; 413 (a body over ``maxBody``), 431
   and 503 as the importer decides, answered at once; the rest of a refused body is read and
   dropped, so the connection goes on;
@@ -41,11 +43,12 @@ import httptools
 from redline.http.envelope import Response
 from redline.http.himporter import Importer, Incoming
 
-__all__ = ["KEEP_ALIVE", "PIPELINED", "Front", "FrontProtocol"]
+__all__ = ["KEEP_ALIVE", "PIPELINED", "STALL", "Front", "FrontProtocol"]
 
 log = logging.getLogger(__name__)
 
 KEEP_ALIVE = 5.0  # seconds an idle keep-alive connection stays open (uvicorn's default)
+STALL = 60.0  # seconds a request may go without a byte before 408 (nginx's client timeouts)
 PIPELINED = 16  # answers one connection may wait for before it stops reading requests
 MAX_URL = 65536  # bytes of a request target; a longer one is a bad request
 
@@ -71,9 +74,11 @@ _STATUS = {code: _status_line(code) for code in range(100, 600)}
 class Front:
     """The server: one `FrontProtocol` per connection, all answered by `importer`."""
 
-    def __init__(self, importer: Importer, keep_alive: float = KEEP_ALIVE) -> None:
+    def __init__(
+        self, importer: Importer, keep_alive: float = KEEP_ALIVE, stall: float = STALL
+    ) -> None:
         self.importer = importer
-        self.keep_alive = keep_alive
+        self.keep_alive, self.stall = keep_alive, stall
         self.connections: set[FrontProtocol] = set()
         self.stopping = False
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -102,16 +107,19 @@ class Front:
 
     async def _close_idle(self) -> None:
         """Close connections idle for ``keep_alive`` seconds (nothing asked, nothing to answer),
-        looking every half of it: a sweep costs nothing per request, a timer per answer did
-        (about 2 µs to arm and cancel)."""
+        and those stalled half-way through a request for ``stall`` seconds (nothing to answer
+        yet, no byte since), looking every half of the shorter: a sweep costs nothing per
+        request, a timer per answer did (about 2 µs to arm and cancel)."""
         assert self.loop is not None
         while True:
-            await asyncio.sleep(self.keep_alive / 2)
+            await asyncio.sleep(min(self.keep_alive, self.stall) / 2)
             now = self.loop.time()
             for connection in list(self.connections):
                 since = connection.idle_since
                 if since is not None and now - since >= self.keep_alive:
                     connection.transport.close()
+                elif since is None and now - connection.heard >= self.stall:
+                    connection.stalled()
 
     async def _drain(self, grace: float) -> None:
         self.stopping = True
@@ -141,6 +149,7 @@ class FrontProtocol(asyncio.Protocol):
         self.client = ""
         self.answers: deque[tuple[asyncio.Future[Response] | Response, bool, bool]] = deque()
         self.idle_since: float | None = None  # when it last had nothing to read or answer
+        self.heard = self.loop.time()  # when its last bytes came
         self.write_paused = self.read_paused = self.closing = False
         self._new_request()
 
@@ -173,7 +182,7 @@ class FrontProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closing:  # after a parse error, an upgrade or the stop: nothing more is read
             return
-        self.idle_since = None
+        self.idle_since, self.heard = None, self.loop.time()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:  # served as plain HTTP; nothing after it is read
@@ -196,6 +205,14 @@ class FrontProtocol(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.write_paused = False
         self._reading()
+
+    def stalled(self) -> None:
+        """A request begun and not sent on (the sweep found no byte for ``stall`` seconds):
+        408, then close. Not while answers are in hand: the client may be waiting for them."""
+        if self.answers or self.closing or self.transport.is_closing():
+            return
+        log.info("himporter: request from %s stalled: 408 and closed", self.client)
+        self._fail(Response.text("", "request timeout: the request stopped half-way\n", 408))
 
     def stop(self) -> None:
         """At the server's stop: close now if idle, else once the answers in hand are out."""
