@@ -32,6 +32,16 @@ local function ack_batch(Q, b, picks, ids, tokens, ok)
   batch_store(Q, b, #held, runs, kept[1], kept[2], kept[3], consumer)
 end
 
+-- Drops the failure reasons of acked `ids`. The reasons hash exists only while some message
+-- has a reason: most acks skip it.
+local function reasons_forget(Q, ids)
+  if #ids > 0 and redis.call('EXISTS', Q.reasons) == 1 then
+    for i = 1, #ids, 1000 do
+      redis.call('HDEL', Q.reasons, unpack(ids, i, math.min(i + 999, #ids)))
+    end
+  end
+end
+
 -- The ack of the whole batch b, which a pop delivered as `spec` ('n:id:token') says; whether
 -- it was accepted. The first message's (id, token) names one delivery, and a batch never gains
 -- messages: holding n, it holds exactly those the pop delivered.
@@ -41,11 +51,7 @@ local function ack_whole(Q, b, spec)
   local held, counts, _, _, runs = batch_load(Q, b)
   if #held ~= tonumber(n) or held[1] ~= id or tostring(counts[1]) ~= token then return false end
   batch_store(Q, b, #held, runs, NONE, NONE, NONE)
-  if redis.call('EXISTS', Q.reasons) == 1 then
-    for i = 1, #held, 1000 do
-      redis.call('HDEL', Q.reasons, unpack(held, i, math.min(i + 999, #held)))
-    end
-  end
+  reasons_forget(Q, held)
   return true
 end
 
@@ -94,12 +100,7 @@ local function pop_ack(Q, ids, tokens)
   for i, id in ipairs(ids) do
     if ok[i] then acked[#acked + 1] = id end
   end
-  -- The reasons hash exists only while some message has a reason: most acks skip it.
-  if #acked > 0 and redis.call('EXISTS', Q.reasons) == 1 then
-    for i = 1, #acked, 1000 do
-      redis.call('HDEL', Q.reasons, unpack(acked, i, math.min(i + 999, #acked)))
-    end
-  end
+  reasons_forget(Q, acked)
   return acked
 end
 
