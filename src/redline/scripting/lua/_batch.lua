@@ -139,6 +139,19 @@ local function batch_open(Q, now, deadline, ids, counts, payloads, consumer)
   return b
 end
 
+-- What a batch keeps of its messages (ids, counts, payloads, in order) but those whose index
+-- `gone` marks: {ids, counts, payloads}.
+local function batch_kept(ids, counts, payloads, gone)
+  local kept = {{}, {}, {}}
+  for i = 1, #ids do
+    if not gone[i] then
+      local n = #kept[1] + 1
+      kept[1][n], kept[2][n], kept[3][n] = ids[i], counts[i], payloads[i]
+    end
+  end
+  return kept
+end
+
 -- Takes out of batch b the messages in `wanted` (a set of ids; nil: any), at most `limit`
 -- (nil: no limit), in id order; returns {ids, counts, payloads} of those taken.
 local function batch_take(Q, b, wanted, limit)
@@ -154,13 +167,7 @@ local function batch_take(Q, b, wanted, limit)
     gone[i] = true
     taken.ids[j], taken.counts[j], taken.payloads[j] = ids[i], counts[i], payloads[i]
   end
-  local kept = {{}, {}, {}}
-  for i = 1, #ids do
-    if not gone[i] then
-      local n = #kept[1] + 1
-      kept[1][n], kept[2][n], kept[3][n] = ids[i], counts[i], payloads[i]
-    end
-  end
+  local kept = batch_kept(ids, counts, payloads, gone)
   batch_store(Q, b, #ids, runs, kept[1], kept[2], kept[3], consumer)
   return taken
 end

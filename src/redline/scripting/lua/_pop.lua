@@ -20,15 +20,7 @@ local function ack_batch(Q, b, picks, ids, tokens, ok)
   end
   local n = #gone_ids
   if n == 0 then return end
-  local kept = {{}, {}, {}}
-  if n < #held then
-    for i = 1, #held do
-      if not gone[i] then
-        local k = #kept[1] + 1
-        kept[1][k], kept[2][k], kept[3][k] = held[i], counts[i], payloads[i]
-      end
-    end
-  end
+  local kept = batch_kept(held, counts, payloads, gone)
   batch_store(Q, b, #held, runs, kept[1], kept[2], kept[3], consumer)
 end
 
