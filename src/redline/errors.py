@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import traceback
 
 import redis.exceptions
 
@@ -26,6 +27,7 @@ __all__ = [
     "UnknownTaskError",
     "WorkflowError",
     "WorkflowFailed",
+    "import_failure",
 ]
 
 
@@ -164,3 +166,18 @@ class WorkflowFailed(WorkflowError):
         self.workflow_id, self.state, self.member, self.error = workflow_id, state, member, error
         why = f": member {member!r} failed: {error}" if member else ""
         super().__init__(f"workflow {workflow_id} {state}{why}")
+
+
+def import_failure(name: str, exc: BaseException) -> str:
+    """One line on why importing the user's module `name` (dotted, or a .py file) failed: the
+    error, where it was raised, and how to see the whole traceback."""
+    if isinstance(exc, ImportError):
+        return str(exc)  # "No module named 'x'" says it all
+    if isinstance(exc, SyntaxError):
+        what, where = f"SyntaxError: {exc.msg}", f"{exc.filename}:{exc.lineno}"
+    else:
+        frames = traceback.extract_tb(exc.__traceback__)
+        what = f"{type(exc).__name__}: {exc}"
+        where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else name
+    again = f"python {name}" if name.endswith(".py") else f"python -c 'import {name}'"
+    return f"{what} at {where} (`{again}` shows the traceback)"

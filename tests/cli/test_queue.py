@@ -34,7 +34,7 @@ def test_dead_letters_requeue_delete_recover_purge(redis_url: str) -> None:
     dead = run("queue", "dead", "jobs", "--redis", redis_url)
     assert dead.stdout.count("broken") == 2
     assert "IDS or --all" in run("queue", "requeue", "jobs", "--redis", redis_url).stderr
-    assert run("queue", "requeue", "jobs", "1", "--redis", redis_url).stdout == "requeued 1\n"
+    assert run("queue", "requeue", "jobs", "1", "--redis", redis_url).stdout == "requeued 1 of 1\n"
     assert run("queue", "delete", "jobs", "--all", "--redis", redis_url).stdout == "deleted 1\n"
     queue.pop("jobs", count=1)  # "1" again, in flight
     recovered = run("queue", "recover", "jobs", "--elapsed", "0", "--redis", redis_url)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 
 import click
+from redis.exceptions import RedisClusterException, RedisError
 
 from redline import __version__
+from redline.cli.common import fail, redis_failure
 from redline.cli.dashboard import dashboard
 from redline.cli.demo import demo
 from redline.cli.deploy import deploy_command, rollback_command
@@ -23,12 +25,27 @@ from redline.cli.status import services_command, status
 from redline.cli.up import up
 from redline.cli.vpush import vpush
 from redline.cli.worker import worker
+from redline.errors import RedlineError
 from redline.logs import configure
 
 __all__ = ["main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Redline(click.Group):
+    """The root group: an error a user can cause (a server down, a bad URL) that no command
+    caught ends the command with one line and exit code 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (RedisError, RedisClusterException) as exc:
+            fail(redis_failure(exc))
+        except RedlineError as exc:
+            fail(str(exc))
+        return None
+
+
+@click.group(cls=_Redline, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="redline")
 @click.option(
     "--log-level",

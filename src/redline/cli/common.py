@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -14,6 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from redline.config import ServiceConfig, load_config
+from redline.connection import mask_url
 from redline.connection.embedded import (
     DEFAULT_PORT,
     EmbeddedServer,
@@ -28,6 +30,7 @@ __all__ = [
     "default_port",
     "fail",
     "load_or_exit",
+    "redis_failure",
     "run_until_signal",
     "server_for",
     "state_dir",
@@ -57,6 +60,17 @@ def fail(message: str, code: int = 1) -> None:
     """Print `message` as an error and exit with `code`."""
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
+
+
+# redis-py's Sentinel errors quote each Sentinel's client repr (a screenful): said by address
+_CLIENT_REPR = re.compile(r"<redis\..*?> - ")
+
+
+def redis_failure(exc: Exception, url: str | None = None) -> str:
+    """The one line for a server that failed a command: what it said and what to check."""
+    at = f" at {mask_url(url)}" if url else ""
+    said = _CLIENT_REPR.sub("", str(exc))
+    return f"Redis{at} failed: {said} (is the server up? check --redis URL)"
 
 
 @contextlib.contextmanager

@@ -61,14 +61,17 @@ def _default_url(port: int) -> str | None:
 
 @click.command()
 @click.argument("url", required=False)
-def ping(url: str | None) -> None:
+@click.option("--redis", "redis_url", metavar="URL", help="The server to check (as URL).")
+def ping(url: str | None, redis_url: str | None) -> None:
     """Check a server: print its version and mode (standalone or cluster).
 
-    Without URL: the server at 127.0.0.1:6379 (env REDLINE_DEFAULT_PORT changes the port),
-    else the one `redline dev` runs.
+    Without URL (or --redis URL): the server at 127.0.0.1:6379 (env REDLINE_DEFAULT_PORT
+    changes the port), else the one `redline dev` runs.
+
+    Example:  redline ping redis+cluster://127.0.0.1:7000
     """
     port = default_port()
-    url = url or _default_url(port)
+    url = url or redis_url or _default_url(port)
     if url is None:
         fail(
             f"no server at {DEFAULT_HOST}:{port} and no `redline dev` running: start one with "

@@ -23,7 +23,7 @@ from redline.cli.common import (
     server_for,
 )
 from redline.config import ServiceConfig
-from redline.errors import ConfigError
+from redline.errors import ConfigError, import_failure
 from redline.http.handler import HandlerService, HandlerSet, registry
 from redline.http.hassets import Assets, AssetsConfig
 from redline.http.himporter import ImporterSettings, create_app
@@ -43,19 +43,28 @@ class HandlerConfig(WorkerConfig):
     module: str
 
 
+def _import(module: str) -> None:
+    if not module.endswith(".py"):
+        importlib.import_module(module)
+        return
+    path = Path(module).resolve()
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    if spec is None or spec.loader is None or not path.is_file():
+        raise ConfigError([f"module: {module!r} — no such file; give a .py file or module"])
+    loaded = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = loaded
+    spec.loader.exec_module(loaded)
+
+
 def load_handlers(module: str) -> HandlerSet:
     """Import the user's module (file path or dotted name); its ``@handler``s register."""
     before = len(registry)
-    if module.endswith(".py"):
-        path = Path(module).resolve()
-        spec = importlib.util.spec_from_file_location(path.stem, path)
-        if spec is None or spec.loader is None or not path.is_file():
-            raise ConfigError([f"module: {module!r} — no such file; give a .py file or module"])
-        loaded = importlib.util.module_from_spec(spec)
-        sys.modules[path.stem] = loaded
-        spec.loader.exec_module(loaded)
-    else:
-        importlib.import_module(module)
+    try:
+        _import(module)
+    except ConfigError:
+        raise
+    except Exception as exc:  # the user's code: any error, said in one line
+        raise ConfigError([f"module: {module!r} — {import_failure(module, exc)}"]) from exc
     if len(registry) == before:
         raise ConfigError([f"module: {module!r} — declares no @handler functions"])
     return registry

@@ -12,9 +12,9 @@ from dataclasses import asdict
 import click
 from redis.exceptions import RedisError
 
-from redline.cli.common import fail, server_for
+from redline.cli.common import fail, redis_failure, server_for
 from redline.cli.queue import _redis_option, queue
-from redline.connection import AsyncClient, connect, connect_sync, mask_url, text
+from redline.connection import AsyncClient, connect, connect_sync, text
 from redline.dashboard.busy import busy_jobs, workers
 from redline.errors import JobError
 from redline.jobs import job_keys
@@ -77,7 +77,7 @@ def cancel(job_id: str, queue_name: str | None, redis_url: str | None) -> None:
                 fail(f"job {job_id} on {name} had already finished: nothing to cancel")
             click.echo(f"cancel requested: job {job_id} on {name}")
         except RedisError as exc:
-            fail(f"Redis at {mask_url(url)} failed: {exc} (is the server up? check --redis)")
+            fail(redis_failure(exc, url))
         finally:
             client.close()
 
@@ -138,7 +138,7 @@ async def _print_events(url: str, name: str, since: str, follow: bool, as_json: 
     except JobError as exc:  # a --since that is not an event id
         fail(str(exc), 2)
     except RedisError as exc:
-        fail(f"Redis at {mask_url(url)} failed: {exc} (is the server up? check --redis)")
+        fail(redis_failure(exc, url))
     finally:
         await client.aclose()
 
@@ -176,7 +176,7 @@ async def _read_limits(url: str, names: tuple[str, ...]) -> list[LimitUse]:
         queues = names or sorted(text(n) for n in await client.smembers(QUEUES_KEY))
         return [use for name in queues for use in await limit_use(client, name)]
     except RedisError as exc:
-        fail(f"Redis at {mask_url(url)} failed: {exc} (is the server up? check --redis)")
+        fail(redis_failure(exc, url))
         raise
     finally:
         await client.aclose()
@@ -254,6 +254,6 @@ def _set_paused(names: tuple[str, ...], redis_url: str | None, paused: bool) -> 
                 (pause_queue_sync if paused else resume_queue_sync)(client, name)
                 click.echo(f"{'paused' if paused else 'resumed'} {name}")
         except RedisError as exc:
-            fail(f"Redis at {mask_url(url)} failed: {exc} (is the server up? check --redis)")
+            fail(redis_failure(exc, url))
         finally:
             client.close()

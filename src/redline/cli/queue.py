@@ -13,8 +13,8 @@ from redis.exceptions import RedisError
 from rich.console import Console
 from rich.table import Table
 
-from redline.cli.common import fail, server_for
-from redline.connection import connect, connect_sync, mask_url
+from redline.cli.common import fail, redis_failure, server_for
+from redline.connection import connect, connect_sync
 from redline.errors import RedlineError
 from redline.queue import (
     DEAD_AGE,
@@ -50,7 +50,7 @@ def _queue(redis_url: str | None, **settings: Any) -> Iterator[SyncReliableQueue
         try:
             yield SyncReliableQueue(client, **settings)
         except RedisError as exc:
-            fail(f"Redis at {mask_url(url)} failed: {exc} (is the server up? check --redis)")
+            fail(redis_failure(exc, url))
         except RedlineError as exc:
             fail(str(exc))
         finally:
@@ -268,9 +268,14 @@ def ack(key: str, receipts: tuple[str, ...], redis_url: str | None) -> None:
     was redelivered since; a bare ID acknowledges whatever delivery is current."""
     with _queue(redis_url) as q:
         acked = q.ack(*_receipts(q, key, receipts))
-    click.echo(f"acknowledged {len(acked)} of {len(receipts)}: {' '.join(acked)}")
-    if len(acked) < len(receipts):
-        sys.exit(1)
+    click.echo(f"acknowledged {len(acked)} of {len(receipts)}: {' '.join(acked)}".rstrip(": "))
+    refused = [r for r in receipts if r.partition(":")[0] not in acked]
+    if refused:
+        fail(
+            f"refused {' '.join(refused)}: not in flight under that delivery (unknown id, "
+            f"acknowledged already, or redelivered since); `redline queue inspect {key} "
+            "--pending` lists what is in flight"
+        )
 
 
 @queue.command()
@@ -319,7 +324,7 @@ def holders(key: str, release_gone: bool, max_deliveries: int, redis_url: str | 
         try:
             held, gone, moved = asyncio.run(_holders(url, key, release_gone, max_deliveries))
         except RedisError as exc:
-            fail(f"Redis at {mask_url(url)} failed: {exc} (is the server up? check --redis)")
+            fail(redis_failure(exc, url))
     table = Table(title=f"{key}: who holds its in-flight messages")
     for column in ("consumer", "batches", "messages", "instance"):
         table.add_column(column)
@@ -342,6 +347,16 @@ def _ids_or_all(ids: tuple[str, ...], everything: bool) -> None:
         raise click.UsageError("give dead-letter IDS or --all (one of the two)")
 
 
+def _settled(done: str, count: int, key: str, ids: tuple[str, ...]) -> None:
+    """Say how many dead letters were `done`; exit 1 when some ids named none."""
+    if not ids:
+        click.echo(f"{done} {count}")
+        return
+    click.echo(f"{done} {count} of {len(ids)}")
+    if count < len(ids):
+        fail(f"not every id is a dead letter of {key!r}: `redline queue dead {key}` lists them")
+
+
 @queue.command()
 @click.argument("key")
 @click.argument("ids", nargs=-1)
@@ -351,7 +366,7 @@ def requeue(key: str, ids: tuple[str, ...], everything: bool, redis_url: str | N
     """Give dead letters IDS of KEY (or --all) another life: due now, delivery count reset."""
     _ids_or_all(ids, everything)
     with _queue(redis_url) as q:
-        click.echo(f"requeued {q.requeue(key, *ids, everything=everything)}")
+        _settled("requeued", q.requeue(key, *ids, everything=everything), key, ids)
 
 
 @queue.command()
@@ -363,7 +378,7 @@ def delete(key: str, ids: tuple[str, ...], everything: bool, redis_url: str | No
     """Delete dead letters IDS of KEY (or --all) for good."""
     _ids_or_all(ids, everything)
     with _queue(redis_url) as q:
-        click.echo(f"deleted {q.delete(key, *ids, everything=everything)}")
+        _settled("deleted", q.delete(key, *ids, everything=everything), key, ids)
 
 
 @queue.command()

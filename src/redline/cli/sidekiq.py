@@ -10,9 +10,9 @@ from typing import Any
 import click
 from redis.exceptions import RedisError
 
-from redline.cli.common import fail, server_for
+from redline.cli.common import fail, redis_failure, server_for
 from redline.cli.worker_config import SidekiqWorkerConfig
-from redline.connection import connect_sync, is_cluster, mask_url
+from redline.connection import connect_sync, is_cluster
 from redline.errors import RedlineError
 from redline.jobs.sidekiq import SidekiqSettings, SidekiqWorker, enqueue_sidekiq_sync
 from redline.jobs.task import Tasks
@@ -133,7 +133,7 @@ def push(
                 client, class_name, *map(_arg, args), queue=queue, at=when, retry=retries
             )
         except RedisError as exc:
-            fail(f"Redis at {mask_url(url)} failed: {exc} (is the server up? check --redis)")
+            fail(redis_failure(exc, url))
             return
         except RedlineError as exc:
             fail(str(exc), 2)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from redline.backoff import delay_for
-from redline.errors import JobError, UnknownTaskError
+from redline.errors import JobError, UnknownTaskError, import_failure
 from redline.jobs.document import encode_value
 from redline.jobs.options import option_problems
 
@@ -257,8 +257,9 @@ def load_tasks(spec: str) -> Tasks:
     module_name, _, attr = spec.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise JobError(f"cannot import tasks module {module_name!r}: {exc}") from exc
+    except Exception as exc:  # the user's code: any error, said in one line
+        failure = import_failure(module_name, exc)
+        raise JobError(f"cannot import tasks module {module_name!r}: {failure}") from exc
     found: object = vars(module).values() if not attr else getattr(module, attr, None)
     if isinstance(found, Tasks):
         return found
