@@ -42,6 +42,21 @@ def _redis_option(func: F) -> F:
     )(func)
 
 
+def _shown(name: str, default: Any, kind: click.ParamType, what: str) -> Callable[[F], F]:
+    """An option whose --help shows its default."""
+    return click.option(name, default=default, show_default=True, type=kind, help=what)
+
+
+_start = _shown("--start", 0, click.IntRange(min=0), "Skip this many (the next page: --start 20).")
+_count = _shown("--count", 20, click.IntRange(min=1), "Messages shown.")
+_max_deliveries = _shown(
+    "--max-deliveries",
+    10,
+    click.IntRange(min=1),
+    "A message delivered this many times goes to the dead letters when recovered.",
+)
+
+
 @contextlib.contextmanager
 def _queue(redis_url: str | None, **settings: Any) -> Iterator[SyncReliableQueue]:
     """A SyncReliableQueue on the server; Redis and queue errors end the command clearly."""
@@ -139,19 +154,14 @@ def _days(seconds: float) -> str:
 
 @queue.command()
 @click.argument("key")
-@click.option(
-    "--entries",
-    default=DEAD_MAX,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Dead letters (and job failure records) kept, the newest.",
+@_shown(
+    "--entries", DEAD_MAX, click.IntRange(min=1), "Dead letters (and job failure records) kept."
 )
-@click.option(
+@_shown(
     "--days",
-    default=DEAD_AGE / 86400,
-    show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
-    help="Days a dead letter (or job failure record) is kept.",
+    DEAD_AGE / 86400,
+    click.FloatRange(min=0, min_open=True),
+    "Days a dead letter is kept.",
 )
 @_redis_option
 def retention(key: str, entries: int, days: float, redis_url: str | None) -> None:
@@ -172,8 +182,8 @@ def retention(key: str, entries: int, days: float, redis_url: str | None) -> Non
 @click.argument("key")
 @click.option("--pending", is_flag=True, help="In-flight messages (soonest lease end first).")
 @click.option("--delayed", is_flag=True, help="Delayed messages (retries, soonest due first).")
-@click.option("--start", default=0, show_default=True, type=click.IntRange(min=0))
-@click.option("--count", default=20, show_default=True, type=click.IntRange(min=1))
+@_start
+@_count
 @_redis_option
 def inspect(
     key: str, pending: bool, delayed: bool, start: int, count: int, redis_url: str | None
@@ -188,8 +198,8 @@ def inspect(
 
 @queue.command()
 @click.argument("key")
-@click.option("--start", default=0, show_default=True, type=click.IntRange(min=0))
-@click.option("--count", default=20, show_default=True, type=click.IntRange(min=1))
+@_start
+@_count
 @_redis_option
 def dead(key: str, start: int, count: int, redis_url: str | None) -> None:
     """A page of KEY's dead letters, oldest first, with the reason each died."""
@@ -213,9 +223,18 @@ def push(key: str, payloads: tuple[str, ...], redis_url: str | None) -> None:
 
 @queue.command()
 @click.argument("keys", nargs=-1, required=True)
-@click.option("--count", default=1, show_default=True, type=click.IntRange(1, 10_000))
-@click.option("--block", type=click.FloatRange(min=0), help="Wait up to this many seconds.")
-@click.option("--lease", default=30.0, show_default=True, type=click.FloatRange(min=0.001))
+@_shown("--count", 1, click.IntRange(1, 10_000), "Messages to take at most.")
+@click.option(
+    "--block",
+    type=click.FloatRange(min=0),
+    help="Wait up to this many seconds for a message (default: do not wait).",
+)
+@_shown(
+    "--lease",
+    30.0,
+    click.FloatRange(min=0.001),
+    "Seconds the messages are yours; unacked by then, they are redelivered.",
+)
 @_redis_option
 def pop(
     keys: tuple[str, ...], count: int, block: float | None, lease: float, redis_url: str | None
@@ -280,13 +299,13 @@ def ack(key: str, receipts: tuple[str, ...], redis_url: str | None) -> None:
 
 @queue.command()
 @click.argument("key")
-@click.option("--count", default=1000, show_default=True, type=click.IntRange(min=1))
+@_shown("--count", 1000, click.IntRange(min=1), "Messages to recover at most.")
 @click.option(
     "--elapsed",
     type=click.FloatRange(min=0),
     help="Seconds since delivery (else: expired leases only).",
 )
-@click.option("--max-deliveries", default=10, show_default=True, type=click.IntRange(min=1))
+@_max_deliveries
 @_redis_option
 def recover(
     key: str, count: int, elapsed: float | None, max_deliveries: int, redis_url: str | None
@@ -313,7 +332,7 @@ async def _holders(
 @queue.command()
 @click.argument("key")
 @click.option("--release-gone", is_flag=True, help="Give back what gone instances hold.")
-@click.option("--max-deliveries", default=10, show_default=True, type=click.IntRange(min=1))
+@_max_deliveries
 @_redis_option
 def holders(key: str, release_gone: bool, max_deliveries: int, redis_url: str | None) -> None:
     """Who holds KEY's in-flight messages: each consumer (a service instance's `<ns>:<id>`, or
