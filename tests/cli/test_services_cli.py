@@ -76,6 +76,17 @@ async def test_metrics_prints_a_table(redis_url: str, aredis) -> None:  # type: 
     assert empty.returncode == 0 and "no metrics" in empty.stdout
 
 
+async def test_metrics_leave_out_columns_no_metric_fills(redis_url: str, aredis) -> None:  # type: ignore[no-untyped-def]
+    metrics = Metrics("demo:lpush", timeout_ms=1000)
+    metrics.count("forwarded", 12345)  # a counter: no durations, no histogram
+    await metrics.flush(aredis)
+    result = run("metrics", "demo:lpush", "--redis", redis_url, env={"COLUMNS": "80"})
+    assert result.returncode == 0, result.stderr
+    (header,) = [line for line in result.stdout.splitlines() if "name" in line]
+    assert header.split("┃")[1:3] == [" name      ", " count "]
+    assert "histo" not in result.stdout and "12345" in result.stdout  # nothing cut to "…"
+
+
 @pytest.mark.parametrize("command", ["mpush", "lpush", "mbalance", "metrics"])
 def test_help_explains_the_command(command: str) -> None:
     result = run(command, "--help")

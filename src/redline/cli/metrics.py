@@ -14,20 +14,34 @@ from redline.runtime.metrics import FIELDS, HISTOGRAM, Value, read_all_sync
 __all__ = ["metrics_command", "metrics_table"]
 
 
+COLUMNS = ("name", "count", "avg", "max", "sum", *HISTOGRAM, "values")
+
+
 def metrics_table(ns: str, metrics: dict[str, dict[str, Value]]) -> Table:
     """One row per metric: count, mean, max, sum, the histogram of tenths of the timeout, and
-    the values a service set (``attempt=0 lastError=…``)."""
-    table = Table(title=f"metrics of {ns}  (durations in ms; histo30: within 30% of the timeout)")
-    for column in ("name", "count", "avg", "max", "sum", *HISTOGRAM, "values"):
-        table.add_column(column, justify="left" if column in ("name", "values") else "right")
-    for name, found in metrics.items():
-        values = {key: value for key, value in found.items() if isinstance(value, int)}
-        count = values.get("count", 0)
-        mean = f"{values['sum'] / count:.1f}" if count and "sum" in values else ""
-        cells = [str(values[f]) if f in values else "" for f in ("max", "sum", *HISTOGRAM)]
-        notes = " ".join(f"{k}={v}" for k, v in sorted(found.items()) if k not in FIELDS)
-        table.add_row(name, str(count), mean, *cells, notes)
+    the values a service set (``attempt=0 lastError=…``); columns no metric fills are left out
+    (a counter has no durations), so the table fits a terminal."""
+    rows = [_row(name, found) for name, found in metrics.items()]
+    shown = [i for i, column in enumerate(COLUMNS) if i < 2 or any(row[i] for row in rows)]
+    timed = any(COLUMNS[i] in ("avg", "max", "sum", *HISTOGRAM) for i in shown)
+    note = "durations in ms; histo30: within 30% of the timeout" if timed else None
+    table = Table(title=f"metrics of {ns}", caption=note)
+    for i in shown:
+        table.add_column(
+            COLUMNS[i], justify="left" if COLUMNS[i] in ("name", "values") else "right"
+        )
+    for row in rows:
+        table.add_row(*(row[i] for i in shown))
     return table
+
+
+def _row(name: str, found: dict[str, Value]) -> list[str]:
+    values = {key: value for key, value in found.items() if isinstance(value, int)}
+    count = values.get("count", 0)
+    mean = f"{values['sum'] / count:.1f}" if count and "sum" in values else ""
+    cells = [str(values[f]) if f in values else "" for f in ("max", "sum", *HISTOGRAM)]
+    notes = " ".join(f"{k}={v}" for k, v in sorted(found.items()) if k not in FIELDS)
+    return [name, str(count), mean, *cells, notes]
 
 
 @click.command("metrics")
