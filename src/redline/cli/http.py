@@ -132,6 +132,9 @@ def himporter(
 
     Replicas may share one port (SO_REUSEPORT); each answers its own clients from its own reply
     list. Limits: maxBody (413), maxHeader (431), timeout (504), maxConcurrency (503).
+
+    Example:  redline himporter --port 8080 --set out=web:http   (then hrouter on web:http;
+    `redline up FILE` starts the whole chain, docs/web.md)
     """
     from redline.http.front import Front
 
@@ -184,19 +187,25 @@ COMMANDS = [
         "hrouter",
         RouterConfig,
         Router,
-        "Route each request to a handler queue by the first matching regex in `routes`.",
+        "Route each request to a handler queue by the first matching regex in `routes`"
+        " (no match: 404). See docs/web.md.\n\n\b\nExample:\n"
+        "  redline hrouter --set in=web:http \\\n"
+        """    --set 'routes=[{"path": "/(?P<path>.*)", "queue": "web:assets"}]'""",
     ),
     _worker(
         "hassets",
         AssetsConfig,
         Assets,
-        "Serve static files from `root`: types, ETag/304, Range, HEAD, gzip; no escapes.",
+        "Serve static files from `root`: types, ETag/304, Range, HEAD, gzip; no escapes."
+        " See docs/web.md.\n\n\b\nExample:  redline hassets --set in=web:assets --set root=public",
     ),
     _worker(
         "hrender",
         RenderConfig,
         Render,
-        "Render Jinja2 `pages` (or JSON) with data from Redis fetched by rquery commands.",
+        "Render Jinja2 `pages` (or JSON) with data from Redis fetched by rquery commands:"
+        " `pages` = [{path, template, commands}], `templates` = their directory; a config file"
+        " is the easy way (docs/web.md, examples/website/redline.toml).",
     ),
     handler,
 ]

@@ -109,6 +109,7 @@ def lpush_command(
 
     \b
     Config fields: as mpush, with `out` a single list name.
+    Example:  redline lpush --set in=demo:in --set out=demo:out
     """
     config = load_or_exit(lpush.LpushConfig, config_path, sets, redis=redis_url)
     run(config, lpush.build, metrics_port)
@@ -126,6 +127,7 @@ def mbalance_command(
     Config fields: as mpush, plus maxLength: one number for every output, or
     {"<out>": number}. When every output is at its limit, mbalance waits (back-pressure)
     and counts the waits in <ns>:metrics:backpressure.
+    Example:  redline mbalance --set in=jobs --set 'out=["jobs:a", "jobs:b"]' --set maxLength=100
     """
     config = load_or_exit(mbalance.MbalanceConfig, config_path, sets, redis=redis_url)
     run(config, mbalance.build, metrics_port)
