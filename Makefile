@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo demo-web test test-quick test-latest lint bench fuzz lock clean
+.PHONY: demo demo-web test test-quick test-latest lint bench fuzz lock clean docs-cli
 
 # The development environment is locked: exact versions with their hashes
 # (requirements/dev.txt, made by `make lock` from pyproject.toml's ranges), so that a release
@@ -51,6 +51,10 @@ demo: $(BIN)/.installed
 # The example website (docs/web.md) on http://127.0.0.1:8080/ until Ctrl-C.
 demo-web: $(BIN)/.installed
 	$(BIN)/redline up examples/website/redline.toml
+
+# docs/cli.md from the commands' own --help (tests/cli/test_reference.py checks it is whole).
+docs-cli: $(BIN)/.installed
+	$(BIN)/python -m redline.cli.reference > docs/cli.md
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests fuzz $(wildcard bench)

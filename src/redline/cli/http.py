@@ -133,8 +133,10 @@ def himporter(
     Replicas may share one port (SO_REUSEPORT); each answers its own clients from its own reply
     list. Limits: maxBody (413), maxHeader (431), timeout (504), maxConcurrency (503).
 
-    Example:  redline himporter --port 8080 --set out=web:http   (then hrouter on web:http;
-    `redline up FILE` starts the whole chain, docs/web.md)
+    Example:  redline himporter --port 8080 --set out=web:http
+
+    Then an hrouter on web:http, and the services it routes to; `redline up FILE` starts the
+    whole chain at once (docs/web.md).
     """
     from redline.http.front import Front
 

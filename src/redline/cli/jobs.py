@@ -32,11 +32,11 @@ def jobs() -> None:
     """Cancel jobs, and follow what happens to them (docs/jobs.md).
 
     \b
-    redline jobs cancel ID [-q QUEUE]     cancel a waiting, scheduled or running job
-    redline jobs status ID [-q QUEUE]     its state, attempts, progress and times
-    redline jobs events QUEUE [--follow]  the queue's job events, oldest first
-    redline jobs limits [QUEUE]...        rate limits' and concurrency caps' use now
-    redline jobs busy                     what every worker runs now
+      redline jobs cancel ID [-q QUEUE]     cancel a waiting, scheduled or running job
+      redline jobs status ID [-q QUEUE]     its state, attempts, progress and times
+      redline jobs events QUEUE [--follow]  the queue's job events, oldest first
+      redline jobs limits [QUEUE]...        rate limits' and concurrency caps' use now
+      redline jobs busy                     what every worker runs now
     """
 
 

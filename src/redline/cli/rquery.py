@@ -77,8 +77,10 @@ def rquery_service(
     """Answer query requests from the `in` queue (default rquery:in), each on its reply list.
 
     \b
-    A request:  {"id": "r1", "reply": "app:reply:7", "parameters": {...}, "commands": [...]}
-    Its reply:  {"id": "r1", "values": {...}}  or  {"id": "r1", "error": {"code", "message"}}
+      a request:  {"id": "r1", "reply": "app:reply:7", "parameters": {...}, "commands": [...]}
+      its reply:  {"id": "r1", "values": {...}}  or  {"id": "r1", "error": {"code", "message"}}
+
+    \b
     Requests without a usable reply list are answered on {in}:errors. Each instance registers
     under serviceNamespace (default {in}:service); a killed instance's requests are answered by
     another once its lifecycle hash expires (serviceExpire). Metrics: <ns>:metrics:answered
