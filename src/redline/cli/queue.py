@@ -42,7 +42,7 @@ def _redis_option(func: F) -> F:
     )(func)
 
 
-def _shown(name: str, default: Any, kind: click.ParamType, what: str) -> Callable[[F], F]:
+def _shown(name: str, default: Any, kind: click.ParamType[Any], what: str) -> Callable[[F], F]:
     """An option whose --help shows its default."""
     return click.option(name, default=default, show_default=True, type=kind, help=what)
 
