@@ -100,3 +100,12 @@ def test_ids_that_name_nothing_exit_1_and_say_where_to_look(redis_url: str) -> N
     _one_line(requeued, 1, "not every id is a dead letter of 'jobs'", "redline queue dead jobs")
     deleted = run("queue", "delete", "jobs", "12345", "--redis", redis_url)
     _one_line(deleted, 1, "redline queue dead jobs")
+
+
+@pytest.mark.parametrize("command", [("status",), ("scale", "demo:worker", "2"), ("ping",)])
+def test_redline_redis_names_the_server_of_every_operator_command(
+    command: tuple[str, ...],
+) -> None:
+    done = run(*command, env={"REDLINE_REDIS": DOWN})
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "127.0.0.1:1" in done.stderr  # the server it was told, not the default one

@@ -31,6 +31,7 @@ __all__ = [
     "fail",
     "load_or_exit",
     "redis_failure",
+    "redis_option",
     "run_until_signal",
     "server_for",
     "state_dir",
@@ -101,6 +102,16 @@ def load_or_exit(model: type[C], path: Path | None, sets: tuple[str, ...], **fix
         for problem in exc.problems:
             click.echo(f"config error: {problem}", err=True)
         sys.exit(EXIT_CONFIG)
+
+
+# --redis of the operator's commands (a service's comes with its config: `config_options`)
+redis_option = click.option(
+    "--redis",
+    "redis_url",
+    envvar="REDLINE_REDIS",
+    metavar="URL",
+    help="Redis URL (env: REDLINE_REDIS); default 127.0.0.1:6379, else `redline dev`'s server.",
+)
 
 
 def config_options(func: Callable[..., Any]) -> Callable[..., Any]:

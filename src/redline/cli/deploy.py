@@ -9,7 +9,7 @@ from typing import TypeVar
 
 import click
 
-from redline.cli.common import EXIT_CONFIG, fail, server_for
+from redline.cli.common import EXIT_CONFIG, fail, redis_option, server_for
 from redline.connection import AsyncClient, connect
 from redline.scaling.rollout import (
     deploy,
@@ -21,8 +21,6 @@ from redline.scaling.rollout import (
 __all__ = ["deploy_command", "rollback_command"]
 
 T = TypeVar("T")
-
-_REDIS = click.option("--redis", "redis_url", metavar="URL", help="Redis URL (default: as dev).")
 
 
 def _run(redis_url: str | None, action: Callable[[AsyncClient], Awaitable[T]]) -> T:
@@ -41,7 +39,7 @@ def _run(redis_url: str | None, action: Callable[[AsyncClient], Awaitable[T]]) -
 @click.argument("service")
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="A config override.")
 @click.option("--version", "version", metavar="LABEL", help="A label for the new revision.")
-@_REDIS
+@redis_option
 def deploy_command(
     service: str, sets: tuple[str, ...], version: str | None, redis_url: str | None
 ) -> None:
@@ -73,7 +71,7 @@ def deploy_command(
 @click.command(name="rollback")
 @click.argument("service")
 @click.option("--to", "to", type=click.IntRange(min=0), help="This revision (default: last good).")
-@_REDIS
+@redis_option
 def rollback_command(service: str, to: int | None, redis_url: str | None) -> None:
     """Make an earlier revision of SERVICE desired again: by default the last one that
     completed a rollout (or the good one before it, when that one is desired now). Its

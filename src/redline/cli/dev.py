@@ -61,7 +61,13 @@ def _default_url(port: int) -> str | None:
 
 @click.command()
 @click.argument("url", required=False)
-@click.option("--redis", "redis_url", metavar="URL", help="The server to check (as URL).")
+@click.option(
+    "--redis",
+    "redis_url",
+    envvar="REDLINE_REDIS",
+    metavar="URL",
+    help="The server to check (as URL; env: REDLINE_REDIS).",
+)
 def ping(url: str | None, redis_url: str | None) -> None:
     """Check a server: print its version and mode (standalone or cluster).
 

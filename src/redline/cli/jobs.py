@@ -12,8 +12,8 @@ from dataclasses import asdict
 import click
 from redis.exceptions import RedisError
 
-from redline.cli.common import fail, redis_failure, server_for
-from redline.cli.queue import _redis_option, queue
+from redline.cli.common import fail, redis_failure, redis_option, server_for
+from redline.cli.queue import queue
 from redline.connection import AsyncClient, connect, connect_sync, text
 from redline.dashboard.busy import busy_jobs, workers
 from redline.errors import JobError
@@ -64,7 +64,7 @@ def _find_queue(client: object, job_id: str, given: str | None) -> str:
 @jobs.command()
 @click.argument("job_id", metavar="ID")
 @_queue_option
-@_redis_option
+@redis_option
 def cancel(job_id: str, queue_name: str | None, redis_url: str | None) -> None:
     """Cancel job ID: waiting or scheduled, it never runs; running, it is cancelled where it
     runs within about a second (a sync task sees current_job().cancelled). Exit code 1 when
@@ -85,7 +85,7 @@ def cancel(job_id: str, queue_name: str | None, redis_url: str | None) -> None:
 @jobs.command()
 @click.argument("job_id", metavar="ID")
 @_queue_option
-@_redis_option
+@redis_option
 def status(job_id: str, queue_name: str | None, redis_url: str | None) -> None:
     """Print job ID's state, attempts, progress and times as JSON (exit code 1 when nothing
     is kept about it: finished without result_ttl, expired, or never enqueued)."""
@@ -120,7 +120,7 @@ def status(job_id: str, queue_name: str | None, redis_url: str | None) -> None:
 )
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new events until Ctrl-C.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-@_redis_option
+@redis_option
 def events(queue_name: str, since: str, follow: bool, as_json: bool, redis_url: str | None) -> None:
     """Print QUEUE's job events (enqueued, started, progress, failed, retried, completed, dead,
     cancelled, expired), oldest first: one line each with its id, which --since takes to
@@ -156,7 +156,7 @@ def _line(e: JobEvent) -> str:
 @jobs.command()
 @click.argument("queue_names", metavar="[QUEUE]...", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-@_redis_option
+@redis_option
 def limits(queue_names: tuple[str, ...], as_json: bool, redis_url: str | None) -> None:
     """Print the use now of the rate limits and concurrency caps of QUEUEs (default: every
     queue workers serve): per task and limit key, the slots held or the starts in the current
@@ -190,7 +190,7 @@ def _limit_line(u: LimitUse) -> str:
 
 @jobs.command()
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-@_redis_option
+@redis_option
 def busy(as_json: bool, redis_url: str | None) -> None:
     """Print every job running now and the worker that runs it (host, pid, instance), the
     longest-running first, as the workers publish it in their instance records (about a
@@ -231,7 +231,7 @@ def busy(as_json: bool, redis_url: str | None) -> None:
 
 @queue.command()
 @click.argument("names", nargs=-1, required=True)
-@_redis_option
+@redis_option
 def pause(names: tuple[str, ...], redis_url: str | None) -> None:
     """Pause job queues NAMES: within about a second no worker takes a job from them; running
     jobs finish, and enqueueing still works. `redline queue resume` undoes it."""
@@ -240,7 +240,7 @@ def pause(names: tuple[str, ...], redis_url: str | None) -> None:
 
 @queue.command()
 @click.argument("names", nargs=-1, required=True)
-@_redis_option
+@redis_option
 def resume(names: tuple[str, ...], redis_url: str | None) -> None:
     """Resume paused job queues NAMES: their workers take jobs again within about a second."""
     _set_paused(names, redis_url, False)

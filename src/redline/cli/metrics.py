@@ -6,7 +6,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from redline.cli.common import fail, server_for
+from redline.cli.common import fail, redis_option, server_for
 from redline.connection import connect_sync
 from redline.errors import RedlineError
 from redline.runtime.metrics import FIELDS, HISTOGRAM, Value, read_all_sync
@@ -46,7 +46,7 @@ def _row(name: str, found: dict[str, Value]) -> list[str]:
 
 @click.command("metrics")
 @click.argument("namespace")
-@click.option("--redis", "redis_url", metavar="URL", help="Redis URL (default as every command).")
+@redis_option
 def metrics_command(namespace: str, redis_url: str | None) -> None:
     """Print the metrics of NAMESPACE (e.g. demo:mpush) as a table."""
     with server_for(redis_url) as url:

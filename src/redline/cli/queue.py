@@ -13,7 +13,7 @@ from redis.exceptions import RedisError
 from rich.console import Console
 from rich.table import Table
 
-from redline.cli.common import fail, redis_failure, server_for
+from redline.cli.common import fail, redis_failure, redis_option, server_for
 from redline.connection import connect, connect_sync
 from redline.errors import RedlineError
 from redline.queue import (
@@ -30,16 +30,6 @@ __all__ = ["queue"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 PREVIEW = 80  # characters of a payload shown in tables
-
-
-def _redis_option(func: F) -> F:
-    return click.option(
-        "--redis",
-        "redis_url",
-        envvar="REDLINE_REDIS",
-        metavar="URL",
-        help="Redis URL (env: REDLINE_REDIS); default 127.0.0.1:6379 or `redline dev`'s server.",
-    )(func)
 
 
 def _shown(name: str, default: Any, kind: click.ParamType[Any], what: str) -> Callable[[F], F]:
@@ -130,7 +120,7 @@ def queue() -> None:
 
 @queue.command()
 @click.argument("keys", nargs=-1, required=True)
-@_redis_option
+@redis_option
 def info(keys: tuple[str, ...], redis_url: str | None) -> None:
     """Counts of each queue KEY: waiting, in flight, delayed, dead, expired leases; the dead
     letters and job failure records its retention dropped, and the retention (entries kept,
@@ -163,7 +153,7 @@ def _days(seconds: float) -> str:
     click.FloatRange(min=0, min_open=True),
     "Days a dead letter is kept.",
 )
-@_redis_option
+@redis_option
 def retention(key: str, entries: int, days: float, redis_url: str | None) -> None:
     """Set what KEY keeps of its dead letters and job failure records: the oldest past
     either bound are dropped (and counted, see `info`) the next time one is added. Stored
@@ -184,7 +174,7 @@ def retention(key: str, entries: int, days: float, redis_url: str | None) -> Non
 @click.option("--delayed", is_flag=True, help="Delayed messages (retries, soonest due first).")
 @_start
 @_count
-@_redis_option
+@redis_option
 def inspect(
     key: str, pending: bool, delayed: bool, start: int, count: int, redis_url: str | None
 ) -> None:
@@ -200,7 +190,7 @@ def inspect(
 @click.argument("key")
 @_start
 @_count
-@_redis_option
+@redis_option
 def dead(key: str, start: int, count: int, redis_url: str | None) -> None:
     """A page of KEY's dead letters, oldest first, with the reason each died."""
     with _queue(redis_url) as q:
@@ -211,7 +201,7 @@ def dead(key: str, start: int, count: int, redis_url: str | None) -> None:
 @queue.command()
 @click.argument("key")
 @click.argument("payloads", nargs=-1, required=True)
-@_redis_option
+@redis_option
 def push(key: str, payloads: tuple[str, ...], redis_url: str | None) -> None:
     """Push PAYLOADS (oldest first) onto KEY and print their ids; `-` reads one per line
     from stdin."""
@@ -235,7 +225,7 @@ def push(key: str, payloads: tuple[str, ...], redis_url: str | None) -> None:
     click.FloatRange(min=0.001),
     "Seconds the messages are yours; unacked by then, they are redelivered.",
 )
-@_redis_option
+@redis_option
 def pop(
     keys: tuple[str, ...], count: int, block: float | None, lease: float, redis_url: str | None
 ) -> None:
@@ -281,7 +271,7 @@ def _current_token(q: SyncReliableQueue, key: str, mid: str) -> str:
 @queue.command()
 @click.argument("key")
 @click.argument("receipts", nargs=-1, required=True, metavar="ID[:TOKEN]...")
-@_redis_option
+@redis_option
 def ack(key: str, receipts: tuple[str, ...], redis_url: str | None) -> None:
     """Acknowledge messages of KEY. ID:TOKEN (as `pop` prints it) is refused when the message
     was redelivered since; a bare ID acknowledges whatever delivery is current."""
@@ -306,7 +296,7 @@ def ack(key: str, receipts: tuple[str, ...], redis_url: str | None) -> None:
     help="Seconds since delivery (else: expired leases only).",
 )
 @_max_deliveries
-@_redis_option
+@redis_option
 def recover(
     key: str, count: int, elapsed: float | None, max_deliveries: int, redis_url: str | None
 ) -> None:
@@ -333,7 +323,7 @@ async def _holders(
 @click.argument("key")
 @click.option("--release-gone", is_flag=True, help="Give back what gone instances hold.")
 @_max_deliveries
-@_redis_option
+@redis_option
 def holders(key: str, release_gone: bool, max_deliveries: int, redis_url: str | None) -> None:
     """Who holds KEY's in-flight messages: each consumer (a service instance's `<ns>:<id>`, or
     a plain queue's host:pid:random; "" when not known), its batches and messages, and whether
@@ -380,7 +370,7 @@ def _settled(done: str, count: int, key: str, ids: tuple[str, ...]) -> None:
 @click.argument("key")
 @click.argument("ids", nargs=-1)
 @_dead_option("Requeue")
-@_redis_option
+@redis_option
 def requeue(key: str, ids: tuple[str, ...], everything: bool, redis_url: str | None) -> None:
     """Give dead letters IDS of KEY (or --all) another life: due now, delivery count reset."""
     _ids_or_all(ids, everything)
@@ -392,7 +382,7 @@ def requeue(key: str, ids: tuple[str, ...], everything: bool, redis_url: str | N
 @click.argument("key")
 @click.argument("ids", nargs=-1)
 @_dead_option("Delete")
-@_redis_option
+@redis_option
 def delete(key: str, ids: tuple[str, ...], everything: bool, redis_url: str | None) -> None:
     """Delete dead letters IDS of KEY (or --all) for good."""
     _ids_or_all(ids, everything)
@@ -403,7 +393,7 @@ def delete(key: str, ids: tuple[str, ...], everything: bool, redis_url: str | No
 @queue.command()
 @click.argument("key")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@_redis_option
+@redis_option
 def purge(key: str, yes: bool, redis_url: str | None) -> None:
     """Drop every waiting and delayed message of KEY (in-flight ones and dead letters stay)."""
     if not yes:

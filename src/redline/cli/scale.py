@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from redline.cli.common import EXIT_CONFIG, fail, run_until_signal, server_for
+from redline.cli.common import EXIT_CONFIG, fail, redis_option, run_until_signal, server_for
 from redline.config import ServiceConfig
 from redline.connection import connect
 from redline.errors import ConfigError
@@ -17,13 +17,11 @@ from redline.scaling.cscale_agent import Agent
 
 __all__ = ["cscale", "scale"]
 
-_REDIS = click.option("--redis", "redis_url", metavar="URL", help="Redis URL (default: as dev).")
-
 
 @click.command()
 @click.argument("service")
 @click.argument("replicas", type=click.IntRange(min=0))
-@_REDIS
+@redis_option
 def scale(service: str, replicas: int, redis_url: str | None) -> None:
     """Set the desired number of active replicas of SERVICE (its namespace, e.g. demo:worker).
 
@@ -49,7 +47,7 @@ def scale(service: str, replicas: int, redis_url: str | None) -> None:
 @click.command()
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--host", required=True, help="This agent's name; one agent per host.")
-@_REDIS
+@redis_option
 @click.option("--interval", default=1.0, show_default=True, help="Seconds between rounds.")
 @click.option(
     "--stop-grace", default=30.0, show_default=True, help="Seconds instances get to stop at exit."

@@ -10,7 +10,7 @@ from typing import Any
 import click
 from redis.exceptions import RedisError
 
-from redline.cli.common import fail, redis_failure, server_for
+from redline.cli.common import fail, redis_failure, redis_option, server_for
 from redline.cli.worker_config import SidekiqWorkerConfig
 from redline.connection import connect_sync, is_cluster
 from redline.errors import RedlineError
@@ -106,7 +106,7 @@ def _when(at: str | None, delay: float | None) -> float | None:
 @click.option("--at", "at", metavar="WHEN", help="Due at WHEN: unix seconds or ISO 8601.")
 @click.option("--in", "delay", type=float, metavar="SECONDS", help="Due SECONDS from now.")
 @click.option("--retry", "retry", default="true", show_default=True, help="true, false or N.")
-@click.option("--redis", "redis_url", envvar="REDLINE_REDIS", metavar="URL", help="Redis URL.")
+@redis_option
 def push(
     class_name: str,
     args: tuple[str, ...],

@@ -15,7 +15,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from redline.cli.common import server_for
+from redline.cli.common import redis_option, server_for
 from redline.connection import AsyncClient, connect, text
 from redline.jobs.document import job_keys
 from redline.jobs.priority import levels_key, priority_key
@@ -30,8 +30,6 @@ from redline.scaling.registry import Instance, all_instances, instances, service
 from redline.scaling.rollout import Revision, desired_revision, revision_of, rollout_state
 
 __all__ = ["services_command", "status"]
-
-_REDIS = click.option("--redis", "redis_url", metavar="URL", help="Redis URL (default: as dev).")
 
 
 @dataclass
@@ -269,7 +267,7 @@ async def _watch(client: AsyncClient, queues: tuple[str, ...], every: float) -> 
 
 
 @click.command()
-@_REDIS
+@redis_option
 @click.option("--watch", is_flag=True, help="Refresh until Ctrl-C.")
 @click.option("--every", default=2.0, show_default=True, help="Seconds between refreshes.")
 @click.option("--queue", "queues", multiple=True, metavar="NAME", help="Also show this queue.")
@@ -298,7 +296,7 @@ def status(redis_url: str | None, watch: bool, every: float, queues: tuple[str, 
 
 
 @click.command(name="services")
-@_REDIS
+@redis_option
 def services_command(redis_url: str | None) -> None:
     """List every registered service and its live instances (host, pid, started, renewed,
     version, the deploy revision once there is one, role, what it serves)."""
