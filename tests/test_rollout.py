@@ -9,6 +9,7 @@ import redis
 from redline.config import ServiceConfig
 from redline.connection import AsyncClient
 from redline.runtime import assemble
+from redline.scaling.cscale import SPECS_KEY
 from redline.scaling.health import HealthPolicy
 from redline.scaling.registry import Instance
 from redline.scaling.rollout import (
@@ -137,6 +138,7 @@ def test_deploy_and_rollback_commands(redis_url: str, sredis: redis.Redis) -> No
     result = run("deploy", "demo:w", "--set", "work=0.1", "--version", "v2", "--redis", redis_url)
     assert result.returncode == 0, result.stderr
     assert "revision 1 desired (was 0)" in result.stdout
+    assert "warning: no cscale agent runs demo:w (a typo?" in result.stderr
     assert sredis.hget("{demo:w}:cscale:spec", "sets") == b'["work=0.1"]'
     assert run("deploy", "demo:w", "--redis", redis_url).returncode == 2  # nothing to deploy
     assert run("deploy", "demo:w", "--set", "x", "--redis", redis_url).returncode == 2
@@ -144,3 +146,6 @@ def test_deploy_and_rollback_commands(redis_url: str, sredis: redis.Redis) -> No
     assert back.returncode == 0 and "revision 0 desired again (was revision 1 (v2))" in back.stdout
     again = run("rollback", "demo:w", "--redis", redis_url)
     assert again.returncode == 2 and "no earlier good revision" in again.stderr
+    sredis.hset(SPECS_KEY, "demo:w", "{}")  # as an agent publishes what it runs
+    known = run("deploy", "demo:w", "--version", "v3", "--redis", redis_url)
+    assert known.returncode == 0 and "warning" not in known.stderr

@@ -11,6 +11,7 @@ import click
 
 from redline.cli.common import EXIT_CONFIG, fail, redis_option, server_for
 from redline.connection import AsyncClient, connect
+from redline.scaling.cscale import read_specs
 from redline.scaling.rollout import (
     deploy,
     desired_revision,
@@ -55,17 +56,24 @@ def deploy_command(
     if not sets and version is None:
         fail("nothing to deploy: give --set FIELD=VALUE and/or --version LABEL", EXIT_CONFIG)
 
-    async def write(client: AsyncClient) -> tuple[int, int]:
+    async def write(client: AsyncClient) -> tuple[int, int, bool]:
         base = await desired_revision(client, service)
-        return base.number, await deploy(client, service, sets, version, base)
+        known = service in await read_specs(client)
+        return base.number, await deploy(client, service, sets, version, base), known
 
     try:
-        was, number = _run(redis_url, write)
+        was, number, known = _run(redis_url, write)
     except ValueError as exc:
         fail(str(exc), EXIT_CONFIG)
     if number < 0:
         fail(f"{service}: someone deployed meanwhile (was revision {was}): run it again")
     click.echo(f"{service}: revision {number} desired (was {was}); `redline status` shows it")
+    if not known:
+        click.echo(
+            f"warning: no cscale agent runs {service} (a typo? `redline status` lists the "
+            "services); the revision waits until an agent's scale file names it",
+            err=True,
+        )
 
 
 @click.command(name="rollback")
