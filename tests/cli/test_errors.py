@@ -4,6 +4,7 @@ import, ids that name nothing. Real processes (`redline …`) against real serve
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from pathlib import Path
 
@@ -109,3 +110,10 @@ def test_redline_redis_names_the_server_of_every_operator_command(
     done = run(*command, env={"REDLINE_REDIS": DOWN})
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "127.0.0.1:1" in done.stderr  # the server it was told, not the default one
+
+
+def test_a_dashboard_port_in_use_is_one_line(redis_url: str) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = str(taken.getsockname()[1])
+        done = run("dashboard", "--port", port, "--redis", redis_url)
+    _one_line(done, 1, f"cannot listen on 127.0.0.1:{port}", "choose another --port")

@@ -6,6 +6,7 @@ import faulthandler
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from redline.cli.common import config_options, load_or_exit, server_for
+from redline.cli.common import config_options, fail, load_or_exit, server_for
 from redline.dashboard.settings import DashboardConfig
 
 if TYPE_CHECKING:
@@ -70,6 +71,7 @@ def dashboard(
     config = load_or_exit(DashboardConfig, config_path, sets, redis=redis_url, **extra)
     with server_for(config.redis) as url:
         config = config.model_copy(update={"redis": url})
+        sock = _listen(config.host, config.port)
         click.echo(f"redline dashboard at http://{config.host}:{config.port}/", err=True)
         settings = uvicorn.Config(
             create_app(config),
@@ -78,7 +80,21 @@ def dashboard(
             log_level="warning",
             timeout_graceful_shutdown=5,  # a browser tab left open must not hold a stop
         )
-        _bounded_server(uvicorn.Server)(settings).run()
+        _bounded_server(uvicorn.Server)(settings).run(sockets=[sock])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, or one line saying why there is none (a port in use)."""
+    try:
+        return socket.create_server((host, port), family=_family(host), reuse_port=False)
+    except OSError as exc:
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        fail(f"cannot listen on {host}:{port}: {why}; choose another --port")
+        raise  # unreachable: fail() exits
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 def _bounded_server(base: type[uvicorn.Server]) -> type[uvicorn.Server]:
