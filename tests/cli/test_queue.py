@@ -104,3 +104,18 @@ def test_holders_names_who_holds_and_releases_what_gone_instances_held(redis_url
     assert "released 2 held by 1 gone instance(s)" in released.stdout
     info = SyncReliableQueue(client).info("jobs")
     assert (info.inflight, info.delayed) == (2, 2)
+
+
+def test_empty_answers_say_so_in_one_line(redis_url: str) -> None:
+    said = {
+        ("queue", "inspect", "none"): "none: no waiting messages\n",
+        ("queue", "inspect", "none", "--pending", "--start", "5"): (
+            "none: no in-flight messages from #5\n"
+        ),
+        ("queue", "dead", "none"): "none: no dead letters\n",
+        ("queue", "pop", "none", "other"): "nothing to take: no message waiting on none other\n",
+        ("services",): "no live instances: a service registers when it starts\n",
+    }  # fmt: skip
+    for command, line in said.items():
+        done = run(*command, "--redis", redis_url)
+        assert done.returncode == 0 and done.stdout == line, (command, done.stdout, done.stderr)

@@ -71,7 +71,11 @@ def _seconds(value: float | None) -> str:
     return "" if value is None else f"{value:.1f}s"
 
 
-def _print(table: Table) -> None:
+def _print(table: Table, empty: str = "") -> None:
+    """The table, or the line `empty` when it has no rows."""
+    if empty and not table.row_count:
+        click.echo(empty)
+        return
     Console().print(table)
 
 
@@ -183,7 +187,9 @@ def inspect(
         raise click.UsageError("give --pending or --delayed, not both")
     with _queue(redis_url) as q:
         messages = q.inspect(key, pending, start, count, delayed=delayed)
-    _print(_messages_table(f"{key}: {len(messages)} from #{start}", messages))
+    which = "in-flight" if pending else "delayed" if delayed else "waiting"
+    empty = f"{key}: no {which} messages" + (f" from #{start}" if start else "")
+    _print(_messages_table(f"{key}: {len(messages)} from #{start}", messages), empty)
 
 
 @queue.command()
@@ -195,7 +201,8 @@ def dead(key: str, start: int, count: int, redis_url: str | None) -> None:
     """A page of KEY's dead letters, oldest first, with the reason each died."""
     with _queue(redis_url) as q:
         messages = q.dead(key, start, count)
-    _print(_messages_table(f"{key}: dead letters from #{start}", messages))
+    empty = f"{key}: no dead letters" + (f" from #{start}" if start else "")
+    _print(_messages_table(f"{key}: dead letters from #{start}", messages), empty)
 
 
 @queue.command()
@@ -233,7 +240,7 @@ def pop(
     (`redline queue ack KEY ID:TOKEN`) or until the lease ends, then they are redelivered."""
     with _queue(redis_url, lease=lease) as q:
         got = q.pop(*keys, count=count, block=block)
-    _print(_deliveries_table(got))
+    _print(_deliveries_table(got), f"nothing to take: no message waiting on {' '.join(keys)}")
 
 
 def _receipts(q: SyncReliableQueue, key: str, receipts: Sequence[str]) -> list[Delivery]:

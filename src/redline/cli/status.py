@@ -305,6 +305,9 @@ def services_command(redis_url: str | None) -> None:
         client = connect(url)
         try:
             found = [inst for ns in await services(client) for inst in await instances(client, ns)]
+            if not found:
+                click.echo("no live instances: a service registers when it starts")
+                return
             Console().print(_instances_table(found))
         finally:
             await client.aclose()
