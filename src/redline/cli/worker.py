@@ -130,7 +130,7 @@ def worker(
     try:
         tasks = load_tasks(tasks_spec)
     except RedlineError as exc:
-        fail(str(exc), 2)
+        fail(str(exc) + _where_to_look(exc, tasks_spec), 2)
         return
     count = processes or cores()
     with server_for(config.redis) as url:
@@ -155,6 +155,16 @@ def _child_args(ctx: click.Context, url: str) -> list[str]:
     args += [x for path in p["paths"] or [Path.cwd()] for x in ("--path", str(path))]
     args += ["--config", str(p["config_path"])] if p["config_path"] else []
     return args + [x for s in p["sets"] for x in ("--set", s)] + ["--redis", url]
+
+
+def _where_to_look(exc: RedlineError, spec: str) -> str:
+    """The hint for a module not found at all (rather than one that failed inside)."""
+    missing = exc.__cause__
+    top = spec.partition(":")[0].split(".")[0]
+    if isinstance(missing, ModuleNotFoundError) and missing.name == top:
+        where = os.getcwd()
+        return f" (not found from {where}: run from the directory that holds it, or --path DIR)"
+    return ""
 
 
 def run_worker(tasks: Tasks, config: WorkerConfig) -> None:
