@@ -25,6 +25,10 @@ def test_cancel_status_and_events_of_a_waiting_job(sredis: redis.Redis, redis_ur
     assert sredis.zscore(job_keys("c:jobs").cancelled, job_id) is not None
     printed = run("jobs", "events", "c:jobs", "--redis", redis_url)
     assert printed.returncode == 0 and f"enqueued job={job_id}" in printed.stdout
+    assert "no events" not in printed.stderr
+    quiet = run("jobs", "events", "c:nothing", "--redis", redis_url)
+    assert quiet.returncode == 0 and quiet.stdout == ""  # a pipe reading events gets none
+    assert "no events of queue 'c:nothing' after 0-0" in quiet.stderr
     unknown = run("jobs", "cancel", "nope", "--redis", redis_url)
     assert unknown.returncode == 2 and "give its queue with --queue" in unknown.stderr
 

@@ -132,9 +132,13 @@ def events(queue_name: str, since: str, follow: bool, as_json: bool, redis_url: 
 
 async def _print_events(url: str, name: str, since: str, follow: bool, as_json: bool) -> None:
     client = connect(url)
+    shown = 0
     try:
         async for event in _events(client, name, since, follow):
             click.echo(json.dumps(asdict(event)) if as_json else _line(event))
+            shown += 1
+        if not shown:  # to stderr: a pipe reading events gets none
+            click.echo(f"no events of queue {name!r} after {since}", err=True)
     except JobError as exc:  # a --since that is not an event id
         fail(str(exc), 2)
     except RedisError as exc:
