@@ -117,3 +117,12 @@ def test_a_dashboard_port_in_use_is_one_line(redis_url: str) -> None:
         port = str(taken.getsockname()[1])
         done = run("dashboard", "--port", port, "--redis", redis_url)
     _one_line(done, 1, f"cannot listen on 127.0.0.1:{port}", "choose another --port")
+
+
+def test_redline_up_on_a_port_in_use_stops_before_starting_anything() -> None:
+    topology = Path(__file__).parents[2] / "examples" / "website" / "redline.toml"
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = str(taken.getsockname()[1])
+        done = run("up", str(topology), "--port", port)
+    _one_line(done, 1, f"port {port}: Address already in use", "choose another with --port")
+    assert "processes on" not in done.stdout  # nothing was started

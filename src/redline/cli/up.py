@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
+import socket
 import sys
 import tempfile
 from collections.abc import Callable
@@ -93,6 +95,8 @@ def up(file: Path, redis_url: str | None, port: int | None, grace: float) -> Non
         for problem in exc.problems:
             click.echo(f"config error: {problem}", err=True)
         sys.exit(EXIT_CONFIG)
+    if topology.port:
+        _check_port(topology.port)
     stop = {"now": False}
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -109,6 +113,15 @@ def up(file: Path, redis_url: str | None, port: int | None, grace: float) -> Non
         click.echo(f"redline up: {count} processes on {url}{where} (Ctrl-C to stop)")
         _supervise(Supervisor(groups, children, grace), url, lambda: stop["now"])
         click.echo("redline up: stopped")
+
+
+def _check_port(port: int) -> None:
+    """A port in use would have every himporter exit and be restarted for ever: say so now."""
+    try:
+        socket.create_server(("127.0.0.1", port)).close()
+    except OSError as exc:
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        fail(f"port {port}: {why}; choose another with --port (or `port` in the file)")
 
 
 def _supervise(supervisor: Supervisor, url: str, stopping: Callable[[], bool]) -> None:
