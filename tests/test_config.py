@@ -48,6 +48,14 @@ def test_every_problem_is_one_line_naming_field_value_and_expectation(tmp_path: 
     assert any(p.startswith("colour: 'red'") and "unknown field" in p for p in problems)
 
 
+def test_a_misspelt_field_is_given_the_one_meant(tmp_path: Path) -> None:
+    path = write(tmp_path, {"in": "a", "out": ["b"], "popTimout": 5})
+    with pytest.raises(ConfigError) as err:
+        load_config(DemoConfig, path)
+    (problem,) = err.value.problems
+    assert problem.startswith("popTimout: 5 — unknown field (did you mean 'popTimeout'? known: ")
+
+
 def test_unreadable_and_malformed_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(DemoConfig, tmp_path / "missing.json")

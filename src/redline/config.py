@@ -8,6 +8,7 @@ values read as JSON when they parse (``--set 'out=["a","b"]'``) and as plain str
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import tomllib
@@ -113,8 +114,10 @@ def _problem(model: type[BaseModel], error: Any, data: Mapping[str, Any]) -> str
     if error["type"] == "missing":
         return f"{where}: missing — a value is required"
     if error["type"] == "extra_forbidden":
-        known = ", ".join(sorted(f.alias or n for n, f in model.model_fields.items()))
-        return f"{where}: {error['input']!r} — unknown field (known fields: {known})"
+        fields = sorted(f.alias or n for n, f in model.model_fields.items())
+        close = difflib.get_close_matches(where, fields, n=1)
+        meant = f"did you mean {close[0]!r}? " if close else ""
+        return f"{where}: {error['input']!r} — unknown field ({meant}known: {', '.join(fields)})"
     value = error.get("input")
     shown = "***" if is_secret(where) else repr(value)
     return f"{where}: {shown} — {error['msg']}"
