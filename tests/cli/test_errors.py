@@ -126,3 +126,18 @@ def test_redline_up_on_a_port_in_use_stops_before_starting_anything() -> None:
         done = run("up", str(topology), "--port", port)
     _one_line(done, 1, f"port {port}: Address already in use", "choose another with --port")
     assert "processes on" not in done.stdout  # nothing was started
+
+
+def test_a_service_that_is_no_command_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.toml"
+    plan.write_text('[services."demo:w"]\nservice = "lpuhs"\n')
+    done = run("cscale", str(plan), "--host", "h1", "--redis", DOWN)  # refused before Redis
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "'lpuhs' is not a redline command (did you mean 'lpush'?" in done.stderr
+    topology = tmp_path / "up.toml"
+    topology.write_text('[services.web]\nkind = "himporer"\n')
+    done = run("up", str(topology), "--redis", DOWN)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "services.web.kind: 'himporer' is not a redline command (did you mean 'himporter'?" in (
+        done.stderr
+    )

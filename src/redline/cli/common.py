@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import os
 import re
 import signal
@@ -30,6 +31,7 @@ __all__ = [
     "default_port",
     "fail",
     "load_or_exit",
+    "not_a_command",
     "redis_failure",
     "redis_option",
     "run_until_signal",
@@ -138,6 +140,19 @@ def config_options(func: Callable[..., Any]) -> Callable[..., Any]:
         metavar="FILE",
         help="Config file, TOML or JSON (env: propsFile).",
     )(func)
+
+
+def not_a_command(where: str, name: str) -> list[str]:
+    """A problem when `name` is no `redline` subcommand (a child started with it would exit at
+    once and be restarted for ever), with the one probably meant; else none."""
+    ctx = click.get_current_context()
+    root = ctx.find_root().command
+    names = root.list_commands(ctx) if isinstance(root, click.Group) else []
+    if name in names:
+        return []
+    close = difflib.get_close_matches(name, names, n=1)
+    meant = f"did you mean {close[0]!r}? " if close else ""
+    return [f"{where}: {name!r} is not a redline command ({meant}`redline --help` lists them)"]
 
 
 def fast_loop() -> None:

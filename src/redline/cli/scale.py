@@ -7,12 +7,19 @@ from pathlib import Path
 
 import click
 
-from redline.cli.common import EXIT_CONFIG, fail, redis_option, run_until_signal, server_for
+from redline.cli.common import (
+    EXIT_CONFIG,
+    fail,
+    not_a_command,
+    redis_option,
+    run_until_signal,
+    server_for,
+)
 from redline.config import ServiceConfig
 from redline.connection import connect
 from redline.errors import ConfigError
 from redline.runtime import assemble, run_service
-from redline.scaling.cscale import get_desired, load_scale_file, set_desired
+from redline.scaling.cscale import ScaleFile, get_desired, load_scale_file, set_desired
 from redline.scaling.cscale_agent import Agent
 
 __all__ = ["cscale", "scale"]
@@ -84,6 +91,11 @@ def cscale(
         raise SystemExit(EXIT_CONFIG) from None
     if not plan.services:
         fail(f'{file}: no [services."<namespace>"] table: nothing to scale', EXIT_CONFIG)
+    unknown = _unknown_services(plan)
+    for problem in unknown:
+        click.echo(f"config error: {problem}", err=True)
+    if unknown:
+        raise SystemExit(EXIT_CONFIG)
 
     async def main(stopping: asyncio.Event) -> None:
         agent = Agent(url, host, plan, interval, stop_grace)
@@ -93,3 +105,9 @@ def cscale(
 
     with server_for(redis_url) as url:
         run_until_signal(main)
+
+
+def _unknown_services(plan: ScaleFile) -> list[str]:
+    """A `service` that no redline command has (an `argv` runs whatever it names)."""
+    named = ((ns, spec.service) for ns, spec in plan.services.items() if spec.service)
+    return [p for ns, service in named for p in not_a_command(f'services."{ns}".service', service)]

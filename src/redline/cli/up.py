@@ -16,7 +16,7 @@ from types import FrameType
 import click
 import redis.exceptions
 
-from redline.cli.common import EXIT_CONFIG, fail, server_for
+from redline.cli.common import EXIT_CONFIG, fail, not_a_command, server_for
 from redline.cli.http import HandlerConfig
 from redline.config import ServiceConfig, load_config
 from redline.connection import SyncClient, connect_sync
@@ -53,7 +53,7 @@ def _validate(plan: ServicePlan) -> list[str]:
     """Problems with a plan's config, when redline knows the kind (else the child reports)."""
     model = KNOWN.get(plan.kind)
     if model is None:
-        return []
+        return not_a_command("kind", plan.kind)
     try:
         load_config(model, None, {}, (), defaults=plan.config)
     except ConfigError as exc:
