@@ -145,9 +145,9 @@ def config_options(func: Callable[..., Any]) -> Callable[..., Any]:
 def not_a_command(where: str, name: str) -> list[str]:
     """A problem when `name` is no `redline` subcommand (a child started with it would exit at
     once and be restarted for ever), with the one probably meant; else none."""
-    ctx = click.get_current_context()
-    root = ctx.find_root().command
-    names = root.list_commands(ctx) if isinstance(root, click.Group) else []
+    from redline.cli import main  # the whole tree, however this command was invoked
+
+    names = main.list_commands(click.Context(main))
     if name in names:
         return []
     close = difflib.get_close_matches(name, names, n=1)
