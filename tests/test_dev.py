@@ -28,6 +28,9 @@ def test_dev_and_ping_agree_and_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
         result = run("ping", env=env)
         assert result.returncode == 0, result.stdout + result.stderr
         assert f"127.0.0.1:{port}" in result.stdout and "mode=standalone" in result.stdout
+        again = run("dev", "--port", str(free_port()), env=env)  # a second one, by mistake
+        assert again.returncode == 1 and "Traceback" not in again.stderr
+        assert f"error: redline dev already runs at redis://127.0.0.1:{port}/0" in again.stderr
     finally:
         dev.send_signal(signal.SIGINT)
         output, _ = dev.communicate(timeout=20)

@@ -34,6 +34,12 @@ def dev(port: int | None, data_dir: Path | None) -> None:
 
     Other redline commands started without --redis find and use it.
     """
+    running = find_shared(state_dir())
+    if running:
+        fail(
+            f"redline dev already runs at {running}: other commands find it, so use it (or stop "
+            "it first; REDLINE_STATE_DIR=DIR publishes a second one elsewhere)"
+        )
     stop = threading.Event()  # handlers first: a Ctrl-C during start-up must still clean up
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
