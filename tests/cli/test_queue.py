@@ -119,3 +119,10 @@ def test_empty_answers_say_so_in_one_line(redis_url: str) -> None:
     for command, line in said.items():
         done = run(*command, "--redis", redis_url)
         assert done.returncode == 0 and done.stdout == line, (command, done.stdout, done.stderr)
+    status = run("status", "--redis", redis_url)
+    assert status.returncode == 0, status.stderr
+    assert status.stdout.splitlines() == [
+        "services: none registered or desired",
+        "cscale agents: none",
+        "recent events: none",
+    ]

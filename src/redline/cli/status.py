@@ -241,7 +241,8 @@ def _timeline(title: str, rows: list[dict[str, Any]], who: str, what: str) -> Ta
 def render(snap: Snapshot, before: Snapshot | None = None) -> Group:
     """The status screen as rich renderables."""
     agents = ", ".join(f"{host} ({snap.taken - seen:.0f}s ago)" for host, seen in snap.agents)
-    parts: list[Any] = [_services_table(snap), f"cscale agents: {agents or 'none'}"]
+    services = _services_table(snap) if snap.live else "services: none registered or desired"
+    parts: list[Any] = [services, f"cscale agents: {agents or 'none'}"]
     if snap.rollouts:
         parts.append(_rollouts_table(snap))
     if snap.queues:
@@ -250,7 +251,8 @@ def render(snap: Snapshot, before: Snapshot | None = None) -> Group:
         parts.append(_limits_table(snap))
     if snap.paused:
         parts.append(f"paused job queues: {', '.join(snap.paused)} (redline queue resume NAME)")
-    parts.append(_timeline("recent events", snap.events, "agent", "event"))
+    events = snap.events and _timeline("recent events", snap.events, "agent", "event")
+    parts.append(events or "recent events: none")
     if snap.errors:
         parts.append(_timeline("recent errors", snap.errors, "instance", "error"))
     return Group(*parts)
