@@ -22,6 +22,10 @@ def test_cancel_status_and_events_of_a_waiting_job(sredis: redis.Redis, redis_ur
     done = run("jobs", "cancel", job_id, "--redis", redis_url)
     assert done.returncode == 0, done.stderr
     assert f"cancel requested: job {job_id} on c:jobs" in done.stdout
+    assert "warning" not in done.stderr
+    typo = run("jobs", "cancel", job_id[:-1], "-q", "c:jobs", "--redis", redis_url)
+    assert typo.returncode == 0  # recorded all the same: a job of another client may have none
+    assert f"warning: c:jobs keeps no status of job {job_id[:-1]} (a typo?" in typo.stderr
     assert sredis.zscore(job_keys("c:jobs").cancelled, job_id) is not None
     printed = run("jobs", "events", "c:jobs", "--redis", redis_url)
     assert printed.returncode == 0 and f"enqueued job={job_id}" in printed.stdout

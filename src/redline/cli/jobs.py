@@ -73,13 +73,21 @@ def cancel(job_id: str, queue_name: str | None, redis_url: str | None) -> None:
         client = connect_sync(url)
         try:
             name = _find_queue(client, job_id, queue_name)
+            known = client.exists(job_keys(name).status(job_id))
             if not cancel_job_sync(client, name, job_id):
                 fail(f"job {job_id} on {name} had already finished: nothing to cancel")
             click.echo(f"cancel requested: job {job_id} on {name}")
+            if not known:
+                _unknown(name, job_id)
         except RedisError as exc:
             fail(redis_failure(exc, url))
         finally:
             client.close()
+
+
+def _unknown(name: str, job_id: str) -> None:
+    hint = f"a typo? `redline jobs events {name}` lists its jobs"
+    click.echo(f"warning: {name} keeps no status of job {job_id} ({hint})", err=True)
 
 
 @jobs.command()
