@@ -115,6 +115,7 @@ def test_empty_answers_say_so_in_one_line(redis_url: str) -> None:
         ("queue", "dead", "none"): "none: no dead letters\n",
         ("queue", "pop", "none", "other"): "nothing to take: no message waiting on none other\n",
         ("services",): "no live instances: a service registers when it starts\n",
+        ("queue", "holders", "none"): "none: nothing in flight, so no holder\n",
     }  # fmt: skip
     for command, line in said.items():
         done = run(*command, "--redis", redis_url)

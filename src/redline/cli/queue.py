@@ -349,7 +349,7 @@ def holders(key: str, release_gone: bool, max_deliveries: int, redis_url: str | 
         table.add_row(
             h.holder.consumer or "(not known)", str(h.holder.batches), str(h.holder.messages), state
         )
-    _print(table)
+    _print(table, f"{key}: nothing in flight, so no holder")
     if release_gone:
         click.echo(f"released {moved} held by {len(gone)} gone instance(s)")
 
