@@ -32,6 +32,7 @@ def test_rquery_reads_a_file_and_refuses_writes(redis_url: str, tmp_path: Path) 
     assert done.returncode == 1
     assert json.loads(done.stdout)["error"]["code"] == "disallowed-command"
     assert "'flushall' is not allowed" in done.stderr
+    assert "names it (as 'flushall')" in done.stderr  # once, not "'flushall' or 'flushall'"
 
 
 def test_rquery_config_widens_the_allow_list(redis_url: str, tmp_path: Path) -> None:

@@ -254,10 +254,11 @@ def check_step(words: list[str], policy: Policy) -> None:
             f"command {name!r} is never allowed in a query: it changes the connection's state",
         )
     if name not in policy.allowed and pair not in policy.allowed:
+        either = f"{name!r} or {pair!r}" if pair != name else repr(name)
         raise QueryError(
             "disallowed-command",
             f"command {name!r} is not allowed: only read-only commands run unless the "
-            f"config's 'allow' list names it (as {name!r} or {pair!r})",
+            f"config's 'allow' list names it (as {either})",
         )
     if policy.key_prefixes:
         for key in _keys(name, words[1:]):
