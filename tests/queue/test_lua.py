@@ -56,7 +56,8 @@ async def test_push_lpushes_payloads_and_records_their_ids(aredis: AsyncClient) 
     await aredis.lpush("q", b"raw")
     assert await call(aredis, "queue_push", b"c") == [b"4"]
     ids = await aredis.hgetall(K.ids)  # position -> id:count, one field per push; 4 is raw
-    assert ids == {b"1": b"1:3", b"5": b"4"}
+    assert ids == {b"taken": b"0", b"1": b"1:3", b"5": b"4"}
+    assert next(iter(ids)) == b"taken"  # first, where a pop's look at it is cheapest
     assert await aredis.get(K.seq) == b"4"
 
 
