@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from redline.connection import AsyncClient
@@ -160,3 +161,22 @@ async def test_a_batch_extended_whole_keeps_its_consumer(qclient: AsyncClient, k
     assert await mine.release(key, "ns:1") == 2
     info = await mine.info(key)
     assert (info.inflight, info.delayed) == (0, 2)  # due again at once
+
+
+async def test_a_batch_leased_by_an_older_version_keeps_its_since_in_the_since_hash(
+    aredis: AsyncClient,
+) -> None:
+    """Before 2026-12-07's last round a batch's record had no `since` (its sixth item): the
+    since hash held it. Such a batch is still shown, split and closed with it."""
+    await call(aredis, "queue_push", b"a", b"b")
+    batch, _ = await pop_named(aredis, 2)
+    *record, since = msgspec.msgpack.decode(await aredis.hget(K.batches, batch))
+    await aredis.hset(K.batches, batch, msgspec.msgpack.encode(record))
+    await aredis.hset(K.since, batch, since - 1000)
+    rows = await call(aredis, "queue_view", 0, 10, 1)
+    assert rows[1:3] + rows[7:9] == [b"1", b"a", b"2", b"b"]
+    assert rows[5] == rows[11] == since - 1000
+    assert await call(aredis, "queue_extend", 60000, "1", 1) == [1]  # 1 leaves the batch
+    assert int(await aredis.hget(K.since, "1")) == since - 1000
+    assert (await call(aredis, "queue_pop", 0, 0, 5, "1", 1, "2", 1))[2:] == [2, b"1", b"2"]
+    await gone(aredis)

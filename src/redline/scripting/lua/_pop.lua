@@ -8,7 +8,7 @@ local NONE = {}
 
 -- Acks of messages a batch holds: the whole batch acked at once closes it without rewriting.
 local function ack_batch(Q, b, picks, ids, tokens, ok)
-  local held, counts, payloads, consumer, runs = batch_load(Q, b)
+  local held, counts, payloads, consumer, runs, since = batch_load(Q, b)
   local at, gone, gone_ids = {}, {}, {}
   for i, id in ipairs(held) do at[id] = i end
   for _, i in ipairs(picks) do
@@ -21,7 +21,7 @@ local function ack_batch(Q, b, picks, ids, tokens, ok)
   local n = #gone_ids
   if n == 0 then return end
   local kept = batch_kept(held, counts, payloads, gone)
-  batch_store(Q, b, #held, runs, kept[1], kept[2], kept[3], consumer)
+  batch_store(Q, b, #held, runs, kept[1], kept[2], kept[3], consumer, since)
 end
 
 -- Drops the failure reasons of acked `ids`. The reasons hash exists only while some message
@@ -40,9 +40,9 @@ end
 local function ack_whole(Q, b, spec)
   local n, id, token = string.match(spec, '^(%d+):(%d+):(%d+)$')
   if not n then return false end
-  local held, counts, _, _, runs = batch_load(Q, b)
+  local held, counts, _, _, runs, since = batch_load(Q, b)
   if #held ~= tonumber(n) or held[1] ~= id or tostring(counts[1]) ~= token then return false end
-  batch_store(Q, b, #held, runs, NONE, NONE, NONE)
+  batch_store(Q, b, #held, runs, NONE, NONE, NONE, nil, since)
   reasons_forget(Q, held)
   return true
 end
