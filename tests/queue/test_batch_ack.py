@@ -38,8 +38,23 @@ async def test_a_pop_names_its_batch_and_records_its_consumer(aredis: AsyncClien
 async def test_a_whole_batch_is_acked_by_one_pair(aredis: AsyncClient) -> None:
     await call(aredis, "queue_push", b"a", b"b", b"c")
     batch, _ = await pop_named(aredis, 3)
-    await aredis.hset(K.reasons, "2", "an older nack's reason")
     assert await call(aredis, "queue_pop", 0, 0, 5, batch, "3:1:1") == [-1, -1, 1, batch]
+    await gone(aredis)
+
+
+async def test_a_whole_ack_drops_the_reason_a_message_was_given_back_with(
+    aredis: AsyncClient,
+) -> None:
+    """Only a message given back has a reason, and it comes back with a second delivery (a
+    whole ack of first deliveries does not look for reasons)."""
+    await call(aredis, "queue_push", b"a", b"b")
+    await pop_named(aredis, 2)
+    assert await call(aredis, "queue_nack", "2", 1, 0, 5, "boom", "retry") == 1
+    assert (await call(aredis, "queue_pop", 0, 0, 5, "1", 1))[2:] == [1, b"1"]
+    batch, flat = await pop_named(aredis, 2)
+    assert flat == [b"2", b"b", 2]
+    assert await aredis.hget(K.reasons, "2") == b"boom"
+    assert await call(aredis, "queue_pop", 0, 0, 5, batch, "1:2:2") == [-1, -1, 1, batch]
     await gone(aredis)
     assert not await aredis.exists(K.reasons)
 

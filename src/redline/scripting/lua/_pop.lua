@@ -43,7 +43,12 @@ local function ack_whole(Q, b, spec)
   local held, counts, _, _, runs, since = batch_load(Q, b)
   if #held ~= tonumber(n) or held[1] ~= id or tostring(counts[1]) ~= token then return false end
   batch_store(Q, b, #held, runs, NONE, NONE, NONE, nil, since)
-  reasons_forget(Q, held)
+  for i = 1, #counts do  -- a reason is written only for a message given back (a nack, an
+    if counts[i] > 1 then  -- expiry), which comes back with a second delivery at least (a
+      reasons_forget(Q, held)  -- dead letter requeued loses it): first deliveries need no look
+      break
+    end
+  end
   return true
 end
 
@@ -96,16 +101,33 @@ local function pop_ack(Q, ids, tokens)
   return acked
 end
 
+-- The ids hash's 'taken' (a number) and a function of a position giving its field (nil:
+-- none). A pop that drains the lists (`drained`) takes every field left, so it reads them all
+-- in one call; others read 'taken', then a field per run. Nothing when there is no ids hash
+-- (raw LPUSHes only).
+local function ids_fields(Q, drained)
+  if drained then
+    local all, fields = redis.call('HGETALL', Q.ids), {}
+    if #all == 0 then return nil end
+    for i = 1, #all, 2 do fields[all[i]] = all[i + 1] end
+    return tonumber(fields.taken or '0'), fields
+  end
+  local taken = redis.call('HGET', Q.ids, 'taken')  -- written first by queue_push
+  if not taken and redis.call('EXISTS', Q.ids) == 0 then return nil end
+  return tonumber(taken or '0'), false
+end
+
 -- The ids push gave the `n` messages at positions taken+1 .. taken+n (false: a raw LPUSH): one
--- HGET per run that one push numbered (see queue_push) or per raw message, not per message.
+-- HGET per run that one push numbered (see queue_push) or per raw message, not per message; or
+-- none when the pop drained the lists (ids_fields).
 local function known_ids(Q, n, drained)
-  local taken = redis.call('HGET', Q.ids, 'taken')  -- written by every pop that did not drain
-  if not taken and redis.call('EXISTS', Q.ids) == 0 then return {} end  -- raw LPUSHes only
-  taken = tonumber(taken or '0')
+  local taken, fields = ids_fields(Q, drained)
+  if not taken then return {} end  -- raw LPUSHes only
   local ids, p, used, rest = {}, 1, {}, {}
   while p <= n do
     local field = string.format('%d', taken + p)
-    local run = redis.call('HGET', Q.ids, field)
+    local run
+    if fields then run = fields[field] else run = redis.call('HGET', Q.ids, field) end
     if run then
       local first, len, colon = run, 1, string.find(run, ':', 1, true)  -- '<id>' or '<id>:<n>'
       if colon then first, len = string.sub(run, 1, colon - 1), string.sub(run, colon + 1) end
