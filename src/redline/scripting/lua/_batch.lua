@@ -12,6 +12,9 @@
 --                   ... last) that b holds: how a message is found by its id (batch_where), one
 --                   member per run rather than a field per message (pushes number their
 --                   payloads consecutively, so a pop's fresh messages are a run or a few)
+-- A pop that delivers one message names its batch after it, 'b:<id>', and indexes it with no
+-- run: batch_where finds such a batch by its name. (A batch of one has nothing to split, so it
+-- never needs a run; a batch of more that shrinks to one keeps its name and runs.)
 -- so a pop, and the ack of its whole batch, write three fields and members per batch and none
 -- per message. A message leaves its batch when it is acked, or when it needs state of its own:
 -- an extend, a nack, a recovery or a job's admission first take it out (batch_detach,
@@ -20,6 +23,10 @@
 -- inflight zset. Runs never overlap: each covers ids its batch holds, rewritten whenever the
 -- batch changes.
 -- Q is a table of the queue's keys: inflight, since, payloads, deliveries, batches, batched.
+
+-- An empty list, read only and shared (no table made per call): what a batch closed whole
+-- keeps, the runs of a batch of one.
+local NONE = {}
 
 local function batch_is(member)
   return string.byte(member, 1) == 98  -- 'b': message ids are digits
@@ -77,6 +84,22 @@ local function batch_write(Q, b, old, ids, counts, payloads, consumer, since)
   redis.call('HSET', Q.batches, b, cmsgpack.pack(record))
 end
 
+-- Fills in `where` for the ids of `ids` that a batch of one holds ('b:<id>', see above).
+local function batch_alone(Q, ids, where)
+  local at, names = {}, {}
+  for i, id in ipairs(ids) do
+    if not where[i] and string.match(id, '^%d+$') then
+      at[#at + 1], names[#names + 1] = i, 'b:' .. id
+    end
+  end
+  if #names == 0 then return where end
+  local leased = redis.call('ZMSCORE', Q.inflight, unpack(names))
+  for j, i in ipairs(at) do
+    if leased[j] then where[i] = names[j] end
+  end
+  return where
+end
+
 -- For each of `ids`, the batch that holds it, or false (not held by a batch). Each look (the
 -- run that starts at or before an id) also tells what lies between that run's end and the id:
 -- no batch. Taken from the highest id down, one look serves a run's ids and the loose ids
@@ -106,7 +129,7 @@ local function batch_where(Q, ids)
     end
     where[i] = found
   end
-  return where
+  return batch_alone(Q, ids, where)
 end
 
 local function batch_count(Q, delta)
@@ -133,10 +156,18 @@ local function batch_store(Q, b, was, old, ids, counts, payloads, consumer, sinc
 end
 
 -- Leases the messages one pop delivers as a new batch, until `deadline`, held by `consumer`
--- (nil or '': unnamed); returns the batch's name. An open batch is a member of the in-flight
+-- (nil or '': unnamed); returns the batch's name. One message: 'b:<id>', with no run. An open batch is a member of the in-flight
 -- zset (from here until batch_store closes it), so its lease's ZADD NX is also the look for a
 -- name taken: no call of its own.
 local function batch_open(Q, now, deadline, ids, counts, payloads, consumer)
+  if #ids == 1 then
+    local b = 'b:' .. ids[1]
+    if redis.call('ZADD', Q.inflight, 'NX', deadline, b) == 1 then
+      local record = {ids, counts, payloads, consumer or '', NONE, now}
+      redis.call('HSET', Q.batches, b, cmsgpack.pack(record))
+      return b
+    end
+  end
   local stamp = string.format('%d', now)
   local b, k = 'b' .. stamp, 0
   while redis.call('ZADD', Q.inflight, 'NX', deadline, b) == 0 do  -- two pops in one ms

@@ -3,9 +3,6 @@
 -- ids, delayed, reasons): the library defines them once at its top level, so that a pop makes
 -- no closure of each (scripting/functions.py). Needs _batch.lua.
 
--- What a batch closed whole keeps: nothing (read only, shared: no table made per ack).
-local NONE = {}
-
 -- Acks of messages a batch holds: the whole batch acked at once closes it without rewriting.
 local function ack_batch(Q, b, picks, ids, tokens, ok)
   local held, counts, payloads, consumer, runs, since = batch_load(Q, b)
