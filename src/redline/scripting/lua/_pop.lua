@@ -98,33 +98,35 @@ local function pop_ack(Q, ids, tokens)
   return acked
 end
 
--- The ids hash's 'taken' (a number) and a function of a position giving its field (nil:
--- none). A pop that drains the lists (`drained`) takes every field left, so it reads them all
--- in one call; others read 'taken', then a field per run. Nothing when there is no ids hash
--- (raw LPUSHes only).
+-- The ids hash's 'taken' (a number) and the fields already read (field -> run, false: none);
+-- nil when there is no ids hash (raw LPUSHes only). A pop that drains the lists mostly finds
+-- 'taken' at 0 (queue_push writes it so in the hash it makes after a drain), so it reads the
+-- field of position 1 with it, in one call. (HGETALL would read them all, but docs/acl.md's
+-- users may not run it.)
 local function ids_fields(Q, drained)
+  local taken, read = nil, {}
   if drained then
-    local all, fields = redis.call('HGETALL', Q.ids), {}
-    if #all == 0 then return nil end
-    for i = 1, #all, 2 do fields[all[i]] = all[i + 1] end
-    return tonumber(fields.taken or '0'), fields
+    local got = redis.call('HMGET', Q.ids, 'taken', '1')
+    taken = got[1]
+    if not taken or taken == '0' then read['1'] = got[2] end
+  else
+    taken = redis.call('HGET', Q.ids, 'taken')  -- written first by queue_push
   end
-  local taken = redis.call('HGET', Q.ids, 'taken')  -- written first by queue_push
-  if not taken and redis.call('EXISTS', Q.ids) == 0 then return nil end
-  return tonumber(taken or '0'), false
+  if not taken and not read['1'] and redis.call('EXISTS', Q.ids) == 0 then return nil end
+  return tonumber(taken or '0'), read
 end
 
 -- The ids push gave the `n` messages at positions taken+1 .. taken+n (false: a raw LPUSH): one
--- HGET per run that one push numbered (see queue_push) or per raw message, not per message; or
--- none when the pop drained the lists (ids_fields).
+-- HGET per run that one push numbered (see queue_push) or per raw message, not per message
+-- (but the first, when ids_fields read it).
 local function known_ids(Q, n, drained)
-  local taken, fields = ids_fields(Q, drained)
+  local taken, read = ids_fields(Q, drained)
   if not taken then return {} end  -- raw LPUSHes only
   local ids, p, used, rest = {}, 1, {}, {}
   while p <= n do
     local field = string.format('%d', taken + p)
-    local run
-    if fields then run = fields[field] else run = redis.call('HGET', Q.ids, field) end
+    local run = read[field]
+    if run == nil then run = redis.call('HGET', Q.ids, field) end
     if run then
       local first, len, colon = run, 1, string.find(run, ':', 1, true)  -- '<id>' or '<id>:<n>'
       if colon then first, len = string.sub(run, 1, colon - 1), string.sub(run, colon + 1) end
