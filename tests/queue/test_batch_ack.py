@@ -181,7 +181,7 @@ async def test_a_batch_extended_whole_keeps_its_consumer(qclient: AsyncClient, k
 async def test_a_batch_leased_by_an_older_version_keeps_its_since_in_the_since_hash(
     aredis: AsyncClient,
 ) -> None:
-    """Before 2026-12-07's last round a batch's record had no `since` (its sixth item): the
+    """Before 2026-12-07 noon a batch's record had no `since` (its sixth item): the
     since hash held it. Such a batch is still shown, split and closed with it."""
     await call(aredis, "queue_push", b"a", b"b")
     batch, _ = await pop_named(aredis, 2)

@@ -52,7 +52,8 @@ async def held(client: AsyncClient, batch: bytes) -> list[Any]:
     """[ids, delivery counts, payloads] of what `batch` still holds, and its consumer when a pop
     named one (the packed value's fifth item, its runs, is checked by `batched`; the sixth, when
     it was delivered, by `since_of`)."""
-    ids, counts, payloads, consumer, *_ = msgspec.msgpack.decode(await client.hget(K.batches, batch))
+    record = msgspec.msgpack.decode(await client.hget(K.batches, batch))
+    ids, counts, payloads, consumer = record[:4]
     return [ids, counts, payloads, consumer] if consumer else [ids, counts, payloads]
 
 

@@ -1,10 +1,11 @@
 -- _batch.lua: included (`-- include _batch.lua`) by the scripts that touch in-flight messages.
--- A pop leases everything it delivers as one batch `b` (named after the server time):
+-- A pop leases everything it delivers as one batch `b` (named after the server time; see below
+-- for a batch of one):
 --   inflight zset   b -> the batch's lease deadline (ms)
 --   batches hash    b -> cmsgpack.pack({ids, counts, payloads, consumer, runs, since}) of the
 --                   messages it still holds (consumer: who popped it, '' when the pop named
 --                   none; runs: the members of `batched` that index it; since: when it was
---                   delivered, ms — a batch leased before 2026-12-07's last round has no since
+--                   delivered, ms — a batch leased before 2026-12-07 noon has no since
 --                   in its record but a field in the since hash), and 'extra' -> how many messages
 --                   the batches hold beyond one each, so that the number in flight is ZCARD
 --                   inflight + extra (no HLEN: docs/acl.md's users may not run it)
@@ -12,11 +13,12 @@
 --                   ... last) that b holds: how a message is found by its id (batch_where), one
 --                   member per run rather than a field per message (pushes number their
 --                   payloads consecutively, so a pop's fresh messages are a run or a few)
--- A pop that delivers one message names its batch after it, 'b:<id>', and indexes it with no
--- run: batch_where finds such a batch by its name. (A batch of one has nothing to split, so it
--- never needs a run; a batch of more that shrinks to one keeps its name and runs.)
 -- so a pop, and the ack of its whole batch, write three fields and members per batch and none
--- per message. A message leaves its batch when it is acked, or when it needs state of its own:
+-- per message.
+-- A pop that delivers one message names its batch after it, 'b:<id>', and indexes it with no
+-- run (two entries, then): batch_where finds such a batch by its name. (A batch of one has
+-- nothing to split, so it never needs a run; a batch of more that shrinks to one keeps its name
+-- and runs.) A message leaves its batch when it is acked, or when it needs state of its own:
 -- an extend, a nack, a recovery or a job's admission first take it out (batch_detach,
 -- leases_take), giving it the per-message layout that every script also understands: payloads,
 -- deliveries (its count, the fencing token) and since fields, and its own member of the
