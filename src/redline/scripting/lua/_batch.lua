@@ -27,7 +27,7 @@
 -- Q is a table of the queue's keys: inflight, since, payloads, deliveries, batches, batched.
 
 -- An empty list, read only and shared (no table made per call): what a batch closed whole
--- keeps, the runs of a batch of one.
+-- keeps, a pop's nothing due or taken yet. Shared across calls: never write to it.
 local NONE = {}
 
 local function batch_is(member)

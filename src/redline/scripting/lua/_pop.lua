@@ -104,11 +104,11 @@ end
 -- field of position 1 with it, in one call. (HGETALL would read them all, but docs/acl.md's
 -- users may not run it.)
 local function ids_fields(Q, drained)
-  local taken, read = nil, {}
+  local taken, read = nil, NONE
   if drained then
     local got = redis.call('HMGET', Q.ids, 'taken', '1')
     taken = got[1]
-    if not taken or taken == '0' then read['1'] = got[2] end
+    if not taken or taken == '0' then read = {['1'] = got[2]} end
   else
     taken = redis.call('HGET', Q.ids, 'taken')  -- written first by queue_push
   end
@@ -122,7 +122,7 @@ end
 local function known_ids(Q, n, drained)
   local taken, read = ids_fields(Q, drained)
   if not taken then return {} end  -- raw LPUSHes only
-  local ids, p, used, rest = {}, 1, {}, {}
+  local ids, p, used, rest = {}, 1, {}, NONE
   while p <= n do
     local field = string.format('%d', taken + p)
     local run = read[field]

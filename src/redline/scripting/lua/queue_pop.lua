@@ -92,7 +92,7 @@ if count > 0 then
 end
 
 -- Due delayed messages join the batch: their payload and count fields move into it.
-local due = {}
+local due = NONE  -- (shared, read only: replaced when something is due)
 if delay1 and delay1 <= now then
   due = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now, 'LIMIT', 0, count)
   delay1 = nil
@@ -111,7 +111,7 @@ if #due > 0 then
   end
 end
 
-local fresh, want = {}, count - #due
+local fresh, want = NONE, count - #due
 for i = 2, 1, -1 do  -- the claim list (when there is one), then the waiting list
   local list = KEYS[i]
   if want > 0 and (i == 1 or present >= 4) then
