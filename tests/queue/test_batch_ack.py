@@ -8,7 +8,7 @@ import pytest
 from redline.connection import AsyncClient
 from redline.errors import QueueError
 from redline.queue import Batch, Delivery, Holder, QueueInfo, QueueKeys, ReliableQueue
-from redline.queue.replies import ack_args
+from redline.queue.replies import ack_args, in_order
 from tests.queue.support import existing_keys
 from tests.queue.test_lua import K, call, held
 
@@ -195,3 +195,13 @@ async def test_a_batch_leased_by_an_older_version_keeps_its_since_in_the_since_h
     assert int(await aredis.hget(K.since, "1")) == since - 1000
     assert (await call(aredis, "queue_pop", 0, 0, 5, "1", 1, "2", 1))[2:] == [2, b"1", b"2"]
     await gone(aredis)
+
+
+def test_acked_ids_come_in_the_order_of_the_deliveries_accepted() -> None:
+    """A stale delivery beside its message's redelivery in one ack: the id takes the place of
+    the delivery that can be accepted (the highest token), as the model says (hypothesis found
+    `['1', '2']` for a stale 1, then 2, then 1 redelivered)."""
+    stale, other, again = (Delivery("q", i, b"", n) for i, n in (("1", 1), ("2", 1), ("1", 2)))
+    assert in_order([stale, other, again], ["1", "2"]) == ["2", "1"]
+    assert in_order([other, stale, again], ["2", "1"]) == ["2", "1"]
+    assert in_order([again, other], ["2", "1"]) == ["1", "2"]
