@@ -5,10 +5,10 @@
 --   batches hash    b -> cmsgpack.pack({ids, counts, payloads, consumer, runs, since}) of the
 --                   messages it still holds (consumer: who popped it, '' when the pop named
 --                   none; runs: the members of `batched` that index it; since: when it was
---                   delivered, ms — a batch leased before 2026-12-07 noon has no since
---                   in its record but a field in the since hash), and 'extra' -> how many messages
---                   the batches hold beyond one each, so that the number in flight is ZCARD
---                   inflight + extra (no HLEN: docs/acl.md's users may not run it)
+--                   delivered, ms — a batch leased before 2026-12-07 noon has no since in
+--                   its record but a field in the since hash), and 'extra' -> how many
+--                   messages the batches hold beyond one each, so that the number in flight
+--                   is ZCARD inflight + extra (no HLEN: docs/acl.md's users may not run it)
 --   batched zset    'first:last:b' -> first, for each run of consecutive ids (first, first+1,
 --                   ... last) that b holds: how a message is found by its id (batch_where), one
 --                   member per run rather than a field per message (pushes number their
@@ -158,9 +158,10 @@ local function batch_store(Q, b, was, old, ids, counts, payloads, consumer, sinc
 end
 
 -- Leases the messages one pop delivers as a new batch, until `deadline`, held by `consumer`
--- (nil or '': unnamed); returns the batch's name. One message: 'b:<id>', with no run. An open batch is a member of the in-flight
--- zset (from here until batch_store closes it), so its lease's ZADD NX is also the look for a
--- name taken: no call of its own.
+-- (nil or '': unnamed); returns the batch's name. One message: 'b:<id>', with no run (a
+-- name taken falls back to the other naming). An open batch is a member of the in-flight zset
+-- (from here until batch_store closes it), so its lease's ZADD NX is also the look for a name
+-- taken: no call of its own.
 local function batch_open(Q, now, deadline, ids, counts, payloads, consumer)
   if #ids == 1 then
     local b = 'b:' .. ids[1]

@@ -74,7 +74,8 @@ local bids, bcounts, bpayloads, k = {}, {}, {}, 0
 -- call: EXISTS counts a key once per mention, so naming each that many times answers their sum.
 -- Most pops find no lease, no delayed message and no claimed payload, and skip those looks (a
 -- look at an absent key costs as much as any call).
-local present = redis.call('EXISTS', KEYS[5], KEYS[6], KEYS[6], KEYS[2], KEYS[2], KEYS[2], KEYS[2])
+local present = redis.call('EXISTS', KEYS[5], KEYS[6], KEYS[6], KEYS[2], KEYS[2], KEYS[2],
+  KEYS[2])
 
 -- A look at the first lease and at the first delayed message first: most calls find neither
 -- due, and then those looks are also what the reply's waits need. lease1, delay1: their

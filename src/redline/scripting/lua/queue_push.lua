@@ -2,7 +2,8 @@
 -- KEYS[1] waiting list   KEYS[2] claim list
 -- KEYS[3] ids hash: 'taken' -> list items queue_pop has taken so far; <position> -> '<id>:<n>':
 --         push gave the n messages from that position on the ids id, id+1, ... ('<id>': n = 1;
---         1 + taken is the next position queue_pop takes)
+--         1 + taken is the next position queue_pop takes; 'taken' is written first when this
+--         makes the hash, see below)
 -- KEYS[4] id counter
 -- ARGV    the payloads, oldest first
 -- Returns the ids, in ARGV order.
