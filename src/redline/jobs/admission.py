@@ -14,7 +14,16 @@ from redline.jobs.usage import KEPT, limits_key
 from redline.queue import Delivery
 from redline.queue.core import keys_of
 
-__all__ = ["Admission", "Limit", "Limits", "extend_call", "limits_of", "release_call"]
+__all__ = [
+    "Admission",
+    "Limit",
+    "Limits",
+    "Verdicts",
+    "extend_call",
+    "limits_of",
+    "release_call",
+    "verdicts",
+]
 
 Limit = tuple[str, str]  # a limit's two keys (`jobs.usage.limit_keys`)
 Call = tuple[list[str], list[Any]]  # a script call's keys and arguments
@@ -44,8 +53,9 @@ def _index(indexes: dict[Any, int], item: Any) -> int:
 
 class Admission:
     """One `job_admit` call: the slots of `queue` to give back first, then the jobs to decide.
-    Each distinct set of limits is sent once (a spec) and each job names its spec and source,
-    so a batch costs four arguments per job, whatever its limits."""
+    Each distinct set of limits is sent once (a spec), and jobs go in groups of consecutive
+    jobs of one source and spec: a batch costs two arguments per job (id, delivery count),
+    whatever its limits."""
 
     def __init__(self, queue: str, releases: Sequence[tuple[Limit, str]] = ()) -> None:
         self.queue = queue
@@ -55,7 +65,9 @@ class Admission:
         self._specs: dict[Limits, int] = {}
         self._limits: dict[Limit, int] = {}
         self._register: list[str] = []
-        self._jobs: list[Any] = []
+        self._jobs: list[Any] = []  # groups: source, spec, n, then n (id, delivery count)
+        self._group: tuple[int, int] = (0, 0)  # the last group's source and spec
+        self._counted = 0  # where the last group's n is in `_jobs`
 
     def register(self, member: str) -> None:
         """(Re)register `member` in the queue's registry of limits in use ("": nothing)."""
@@ -75,7 +87,12 @@ class Admission:
         new = spec is None
         if spec is None:
             spec = self._specs[limits] = len(self._specs) + 1
-        self._jobs += (d.id, d.deliveries, source, spec)
+        if self._group == (source, spec):
+            self._jobs[self._counted] += 1
+            self._jobs += (d.id, d.deliveries)
+        else:
+            self._group, self._counted = (source, spec), len(self._jobs) + 2
+            self._jobs += (source, spec, 1, d.id, d.deliveries)
         return new
 
     def call(self, lease_ms: int) -> Call:
@@ -97,6 +114,22 @@ class Admission:
         args += [len(self._limits), len(self._register), *self._register]
         args += [len(released) // 2, *released, len(self._specs), *specs, *self._priorities]
         return keys, [*args, *self._jobs]
+
+
+Verdicts = list[tuple[int, int, str]]
+_WAITS = {ord("c"): "concurrency", ord("r"): "rate"}
+_CODES = {ord("1"): 1, ord("-"): -1}
+
+
+def verdicts(reply: Sequence[Any]) -> Verdicts:
+    """`job_admit`'s reply, per job in the order asked: (1, 0, "") admitted, (0, ms until
+    due, "concurrency" or "rate") put back to wait, (-1, 0, "") not held (stale)."""
+    codes, dues = reply[0], iter(reply[1:])
+    found: Verdicts = []
+    for code in codes.encode() if isinstance(codes, str) else codes:
+        why = _WAITS.get(code)
+        found.append((0, int(next(dues)), why) if why else (_CODES[code], 0, ""))
+    return found
 
 
 def limits_of(cap: int, slots: Limit, rate: Rate | None, log: Limit) -> Limits:

@@ -11,8 +11,10 @@ over keys in the queue's cluster slot, each limit's set trimmed, counted and wri
   pop comes first, with the settling of its batch: one ``job_slot_release`` call), waking the
   first job waiting for one. A killed worker's slot is reclaimed once its deadline passes, like
   its lease.
-- rate: each start is a member of ``{q}:job-rate:<task>[:<key>]`` scored by when it started;
-  a job is admitted while fewer than N started in the last period (a sliding window).
+- rate: the starts are logged in ``{q}:job-rate:<task>[:<key>]``, one member per admission
+  call scored by when it was made, carrying how many it admitted (and a running total, so the
+  window is counted with two reads); a job is admitted while fewer than N started in the last
+  period (a sliding window).
 - refused jobs go back to their queue's delayed set, due when they may start, with their
   delivery count taken back: the wait is not an attempt, and holds no worker slot. Admitted
   ones stay in the batch they were leased with, so their ack stays the batch's one write.
@@ -33,7 +35,15 @@ from typing import Any
 
 from redline.connection.channels import Batched
 from redline.errors import JobSerializationError
-from redline.jobs.admission import Admission, Limit, Limits, extend_call, limits_of, release_call
+from redline.jobs.admission import (
+    Admission,
+    Limit,
+    Limits,
+    extend_call,
+    limits_of,
+    release_call,
+    verdicts,
+)
 from redline.jobs.document import JobDocument, JobState, job_keys
 from redline.jobs.job import JobRecord, describe_args
 from redline.jobs.options import Rate, parse_rate
@@ -249,17 +259,18 @@ class Gate:
         except BaseException:  # not given back: the next call tries again
             self.releasing.setdefault(asked.call.queue, []).extend(asked.call.releases)
             raise
-        return [self._verdict(job, reply) for job, reply in zip(asked.jobs, replies, strict=True)]
+        found = verdicts(replies)
+        return [self._verdict(job, *v) for job, v in zip(asked.jobs, found, strict=True)]
 
-    def _verdict(self, job: _Job, reply: Sequence[Any]) -> tuple[int, Verdict]:
+    def _verdict(self, job: _Job, code: int, ms: int, why: str) -> tuple[int, Verdict]:
         i, d, slots = job
-        if int(reply[0]) == 1:
+        if code == 1:
             if slots is not None:
                 self.held[(d.key, d.id)] = slots
             return i, Verdict.ADMIT
-        if int(reply[0]) == 0:
+        if code == 0:
             self.waited = time.monotonic()
-            log.debug("job waits id=%s key=%s for=%s ms=%s", d.id, d.key, reply[2], reply[1])
+            log.debug("job waits id=%s key=%s for=%s ms=%s", d.id, d.key, why, ms)
             return i, Verdict.WAIT
         return i, Verdict.STALE
 
