@@ -88,39 +88,25 @@ for s = 1, S do
 end
 a = a + 2 * S
 
--- The jobs as parallel arrays (no table per job): id, token (as sent), source, spec.
-local ids, tokens, of_source, of_spec = {}, {}, {}, {}
-while a <= #ARGV do
-  local s, p, count = tonumber(ARGV[a]), specs[tonumber(ARGV[a + 1])], tonumber(ARGV[a + 2])
-  for k = a + 3, a + 1 + 2 * count, 2 do
-    local i = #ids + 1
-    ids[i], tokens[i], of_source[i], of_spec[i] = ARGV[k], ARGV[k + 1], s, p
-  end
-  a = a + 3 + 2 * count
-end
-
--- Which jobs are still held with their token (`held`, by job): in a batch (one read of each
--- batch), or on their own (see _batch.lua). A batch's record lists exactly the messages it
--- holds, so a job the batch it was popped in still lists with its token is held, without
--- asking `batched`.
-local held, as_text = {}, {}
+-- Which jobs are still held with their token: in a batch (one read of each batch), or on
+-- their own (see _batch.lua). A batch's record lists exactly the messages it holds, so a job
+-- the batch it was popped in still lists with its token is held, without asking `batched`.
+local as_text = {}
 local function token_of(count)  -- a delivery count as the ARGV tokens are written (no tonumber
-  local token = as_text[count]  -- per job: one string per distinct count, mostly all 1)
-  if not token then
-    token = string.format('%d', count)
-    as_text[count] = token
-  end
+  local token = string.format('%d', count)  -- per job: one string per distinct count)
+  as_text[count] = token
   return token
 end
 
 local function tokens_of(Q, b)  -- id -> its token, of what batch b holds
   local listed, counts = batch_load(Q, b)
   local of = {}
-  for j, id in ipairs(listed) do of[id] = token_of(counts[j]) end
+  for j, id in ipairs(listed) do of[id] = as_text[counts[j]] or token_of(counts[j]) end
   return of
 end
 
-local function mark_loose(Q, loose)
+local ids, tokens, held = {}, {}, {}
+local function mark_loose(Q, loose)  -- jobs not in the batch their source names, or none named
   local names, read = {}, {}
   for k, i in ipairs(loose) do names[k] = ids[i] end
   local where = batch_where(Q, names)
@@ -136,31 +122,36 @@ local function mark_loose(Q, loose)
   end
 end
 
--- The jobs of source s (`list`, in the order sent): those its batch lists, walked in the
--- batch's order (a pop's jobs come in it: no table of the batch), are held; the others are
--- looked up on their own.
-local function mark_held_in(s, list)
-  local Q, loose = sources[s], {}
-  local listed, counts = {}, {}
-  if Q.batch ~= '' then listed, counts = batch_load(Q, Q.batch) end
-  local j = 1
-  for _, i in ipairs(list) do
-    local k = j
-    while listed[k] and listed[k] ~= ids[i] do k = k + 1 end
-    held[i] = listed[k] ~= nil and token_of(counts[k]) == tokens[i]
-    if held[i] then j = k + 1 else loose[#loose + 1] = i end
-  end
-  if #loose > 0 then mark_loose(Q, loose) end
+-- Each source's batch, as its record lists it, walked in its order below (a pop's jobs come in
+-- it: no table of the batch is made).
+local walks = {}
+for s = 1, S do
+  local Q, walk = sources[s], {listed = {}, counts = {}, at = 1, loose = {}}
+  if Q.batch ~= '' then walk.listed, walk.counts = batch_load(Q, Q.batch) end
+  walks[s] = walk
 end
 
-local lists = {}
-for i = 1, #ids do
-  local s = of_source[i]
-  lists[s] = lists[s] or {}
-  lists[s][#lists[s] + 1] = i
+-- The jobs as parallel arrays (no table per job), read and looked for in their batch in one
+-- pass; `groups` (first, last, source, spec) say whose limits they are under.
+local argv, groups, J = ARGV, {}, 0
+while a <= #argv do
+  local s, count = tonumber(argv[a]), tonumber(argv[a + 2])
+  groups[#groups + 1] = {J + 1, J + count, s, specs[tonumber(argv[a + 1])]}
+  local walk = walks[s]
+  local listed, counts, at = walk.listed, walk.counts, walk.at
+  for k = a + 3, a + 1 + 2 * count, 2 do
+    local id, token, m = argv[k], argv[k + 1], at
+    J = J + 1
+    ids[J], tokens[J] = id, token
+    while listed[m] and listed[m] ~= id do m = m + 1 end
+    held[J] = listed[m] ~= nil and (as_text[counts[m]] or token_of(counts[m])) == token
+    if held[J] then at = m + 1 else walk.loose[#walk.loose + 1] = J end
+  end
+  walk.at = at
+  a = a + 3 + 2 * count
 end
 for s = 1, S do
-  if lists[s] then mark_held_in(s, lists[s]) end
+  if #walks[s].loose > 0 then mark_loose(sources[s], walks[s].loose) end
 end
 
 -- Each limit's set, trimmed and counted once; its new members written once (`flush`): a cap's
@@ -197,11 +188,11 @@ local function flush(l)
   end
 end
 
-local function refuse_cap(i, spec)
+local function refuse_cap(i, spec, s)
   flush(spec.slots)
   local slots, waiters = limit(spec.slots)
-  local priority = sources[of_source[i]].priority
-  redis.call('RPUSH', waiters, priority .. ':' .. ids[i] .. ':' .. (tonumber(tokens[i]) - 1))
+  local entry = sources[s].priority .. ':' .. ids[i] .. ':' .. (tonumber(tokens[i]) - 1)
+  redis.call('RPUSH', waiters, entry)
   redis.call('PEXPIRE', waiters, 2 * lease)
   return tonumber(redis.call('ZRANGE', slots, 0, 0, 'WITHSCORES')[2]), 'c'
 end
@@ -215,14 +206,15 @@ local function refuse_rate(spec)
   return due, 'r'
 end
 
--- The verdict on held job i: nil (admitted) or the time it is due and why it waits.
-local function decide(i)
-  local spec, cap, holds = of_spec[i], nil, false
+-- The verdict on held job i of source s under `spec`: nil (admitted) or the time it is due
+-- and why it waits.
+local function decide(i, spec, s)
+  local cap, holds = nil, false
   if spec.cap > 0 then
     cap = open_cap(spec.slots)
     -- Only a redelivery can hold a slot already (a refused job's count is taken back).
     holds = tokens[i] ~= '1' and redis.call('ZSCORE', (limit(spec.slots)), ids[i])
-    if not holds and cap.count >= spec.cap then return refuse_cap(i, spec) end
+    if not holds and cap.count >= spec.cap then return refuse_cap(i, spec, s) end
   end
   if spec.rate > 0 then
     local log = open_rate(spec.log, spec.period)
@@ -236,14 +228,19 @@ local function decide(i)
   return nil
 end
 
-local verdicts, reply, refused = {}, {''}, {}
-for i = 1, #ids do
-  if not held[i] then
-    verdicts[i] = '-'
-  else
-    local due, why = decide(i)
-    verdicts[i] = why or '1'
-    if due then reply[#reply + 1], refused[#refused + 1] = due - now, i end
+local verdicts, reply, refused = {}, {''}, {}  -- refused: job, source, ...
+for _, g in ipairs(groups) do
+  local s, spec = g[3], g[4]
+  for i = g[1], g[2] do
+    if not held[i] then
+      verdicts[i] = '-'
+    else
+      local due, why = decide(i, spec, s)
+      verdicts[i] = why or '1'
+      if due then
+        reply[#reply + 1], refused[#refused + 1], refused[#refused + 2] = due - now, i, s
+      end
+    end
   end
 end
 for l in pairs(state) do flush(l) end
@@ -251,8 +248,8 @@ reply[1] = table.concat(verdicts)
 
 -- The refused leave their batches, then flight.
 local detach = {}
-for _, i in ipairs(refused) do
-  local s = of_source[i]
+for k = 1, #refused, 2 do
+  local i, s = refused[k], refused[k + 1]
   detach[s] = detach[s] or {{}, {}}
   table.insert(detach[s][1], ids[i])
   table.insert(detach[s][2], tokens[i])
@@ -260,11 +257,11 @@ end
 for s = 1, S do
   if detach[s] then batch_detach(sources[s], detach[s][1], detach[s][2]) end
 end
-for k, i in ipairs(refused) do
-  local Q = sources[of_source[i]]
+for k = 1, #refused, 2 do
+  local i, Q = refused[k], sources[refused[k + 1]]
   redis.call('ZREM', Q.inflight, ids[i])
   redis.call('HINCRBY', Q.deliveries, ids[i], -1)
   redis.call('HDEL', Q.since, ids[i])
-  redis.call('ZADD', Q.delayed, now + reply[k + 1], ids[i])
+  redis.call('ZADD', Q.delayed, now + reply[(k + 1) / 2 + 1], ids[i])
 end
 return reply
