@@ -68,6 +68,7 @@ class Admission:
         self._jobs: list[Any] = []  # groups: source, spec, n, then n (id, delivery count)
         self._group: tuple[int, int] = (0, 0)  # the last group's source and spec
         self._counted = 0  # where the last group's n is in `_jobs`
+        self._last: tuple[str, Any, Any] = ("", False, None)  # the last job's key, batch, limits
 
     def register(self, member: str) -> None:
         """(Re)register `member` in the queue's registry of limits in use ("": nothing)."""
@@ -76,6 +77,12 @@ class Admission:
 
     def add(self, d: Delivery, priority: int, limits: Limits) -> bool:
         """Ask about `d` under `limits` (`limits_of`); True when this call had not met them."""
+        last_key, last_batch, last_limits = self._last
+        if d.batch is last_batch and limits is last_limits and d.key == last_key:
+            self._jobs[self._counted] += 1  # the usual case: the last job's group goes on
+            self._jobs += (d.id, d.deliveries)
+            return False
+        self._last = (d.key, d.batch, limits)
         source = self._sources.get(d.key)
         batch = d.batch.name if d.batch else ""
         if source is None:

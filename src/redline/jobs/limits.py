@@ -143,14 +143,18 @@ class Gate:
         for decided in await self._decide_all(list(calls.values())):
             for i, verdict in decided:
                 verdicts[i] = verdict
-        judged = list(zip(deliveries, verdicts, docs, strict=True))
-        expired = [(d, doc) for d, v, doc in judged if v is Verdict.EXPIRED and doc is not None]
+        admitted: list[Delivery] = []
+        expired: list[tuple[Delivery, JobDocument]] = []
+        for d, v, doc in zip(deliveries, verdicts, docs, strict=True):
+            if v is Verdict.ADMIT:
+                admitted.append(d)
+                if doc is not None:  # the worker need not decode it again
+                    self.documents[(d.key, d.id)] = doc
+            elif v is Verdict.EXPIRED and doc is not None:
+                expired.append((d, doc))
         if expired:
             await self._expire(expired)
-        for d, v, doc in judged:
-            if v is Verdict.ADMIT and doc is not None:  # the worker need not decode it again
-                self.documents[(d.key, d.id)] = doc
-        return [d for d, v, _ in judged if v is Verdict.ADMIT]
+        return admitted
 
     def _verdicts(
         self, deliveries: Sequence[Delivery]
@@ -259,8 +263,18 @@ class Gate:
         except BaseException:  # not given back: the next call tries again
             self.releasing.setdefault(asked.call.queue, []).extend(asked.call.releases)
             raise
+        codes = replies[0]  # one character per job; all "1": each admitted (the usual)
+        if len(replies) == 1 and len(codes) == len(asked.jobs) == codes.count(b"1"):
+            return self._all_admitted(asked.jobs)
         found = verdicts(replies)
         return [self._verdict(job, *v) for job, v in zip(asked.jobs, found, strict=True)]
+
+    def _all_admitted(self, jobs: list[_Job]) -> list[tuple[int, Verdict]]:
+        held, admit = self.held, Verdict.ADMIT
+        for _, d, slots in jobs:
+            if slots is not None:
+                held[(d.key, d.id)] = slots
+        return [(i, admit) for i, _, _ in jobs]
 
     def _verdict(self, job: _Job, code: int, ms: int, why: str) -> tuple[int, Verdict]:
         i, d, slots = job
