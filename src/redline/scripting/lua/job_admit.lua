@@ -25,7 +25,8 @@
 -- then per source its priority and the batch its jobs were popped in ('' when unknown or
 --   several): 2 fields each
 -- then the jobs, in groups of consecutive jobs of one source and spec: source index, spec
---   index, n, then n pairs: id, delivery count (token)
+--   index, n, m, then m pairs (index in the group, delivery count) of the jobs whose count
+--   (token) is not 1, then the n ids
 -- Returns {verdicts, due...}: verdicts a string of one character per job, in order: '1'
 -- admitted, '-' not held (stale), 'c' / 'r' put back to wait for a slot / for the rate; then,
 -- for each put back in that order, the ms until it is due.
@@ -135,12 +136,15 @@ end
 -- pass; `groups` (first, last, source, spec) say whose limits they are under.
 local argv, groups, J = ARGV, {}, 0
 while a <= #argv do
-  local s, count = tonumber(argv[a]), tonumber(argv[a + 2])
+  local s, count, later = tonumber(argv[a]), tonumber(argv[a + 2]), tonumber(argv[a + 3])
   groups[#groups + 1] = {J + 1, J + count, s, specs[tonumber(argv[a + 1])]}
+  local odd = {}  -- index in the group -> token, of those not on their first delivery
+  for k = a + 4, a + 2 + 2 * later, 2 do odd[tonumber(argv[k])] = argv[k + 1] end
+  a = a + 4 + 2 * later
   local walk = walks[s]
   local listed, counts, at = walk.listed, walk.counts, walk.at
-  for k = a + 3, a + 1 + 2 * count, 2 do
-    local id, token, m = argv[k], argv[k + 1], at
+  for k = 1, count do
+    local id, token, m = argv[a + k - 1], odd[k] or '1', at
     J = J + 1
     ids[J], tokens[J] = id, token
     while listed[m] and listed[m] ~= id do m = m + 1 end
@@ -148,7 +152,7 @@ while a <= #argv do
     if held[J] then at = m + 1 else walk.loose[#walk.loose + 1] = J end
   end
   walk.at = at
-  a = a + 3 + 2 * count
+  a = a + count
 end
 for s = 1, S do
   if #walks[s].loose > 0 then mark_loose(sources[s], walks[s].loose) end
