@@ -58,6 +58,7 @@ __all__ = ["Gate", "limit_keys"]  # limit_keys: from jobs.usage, where it is nam
 
 log = logging.getLogger(__name__)
 
+HOLD = 0.02  # seconds the settling's slots may wait for the next admission (see `Gate.hold`)
 EXPIRES_MARK = b'"expires"'  # a document that carries its own deadline
 ESCAPE_MARK = b"\\"  # a document with an escape in it: a task name may be written escaped
 # Names every JSON encoder writes as they are: a document of such a task has its quoted name.
@@ -106,6 +107,11 @@ class Gate:
         self.releasing: dict[str, list[tuple[Limit, str]]] = {}  # queue -> slots to give back
         self.waited = -1e9  # monotonic time a job was last put back to wait
         self.registrar = Registrar()  # the limits in use, registered for readers
+        # Whether the settling's slots may wait for the next admission (the worker's jobs are
+        # fast, so one comes within `HOLD`): they go with it, or on their own after `HOLD`.
+        self.hold: Callable[[], bool] = lambda: False
+        self._held_back: asyncio.TimerHandle | None = None
+        self._sending: set[asyncio.Task[None]] = set()
         # The admissions' own connection: an admission is on the way from free run slots to
         # running jobs, and on the client's shared channel it waited behind the settling's
         # events write about a third of the time.
@@ -211,9 +217,18 @@ class Gate:
         queue = self.levels.queue_of(key)
         asked = calls.get(queue)
         if asked is None:
-            asked = calls[queue] = _Asked(Admission(queue, self.releasing.pop(queue, [])))
+            asked = calls[queue] = _Asked(Admission(queue, self._releases_of(queue)))
         routes[key] = asked, self.levels.priority_of(key)
         return routes[key]
+
+    def _releases_of(self, queue: str) -> list[tuple[Limit, str]]:
+        """The slots of `queue` to give back, taken by its admission call (which gives them
+        back first); none left held back: no timer to send them either."""
+        releases = self.releasing.pop(queue, [])
+        if not self.releasing and self._held_back is not None:
+            self._held_back.cancel()
+            self._held_back = None
+        return releases
 
     def _register(self, call: Admission, spec: _Spec) -> None:
         """Have `call` (re)register `spec`'s limits in its queue's registry when due."""
@@ -303,9 +318,35 @@ class Gate:
 
     async def release(self, deliveries: Iterable[Delivery]) -> None:
         """Give back the slots of finished jobs not given back yet (one call per queue), waking
-        a waiting job for each."""
+        a waiting job for each; or, while `hold` says so, leave them for the next admission,
+        and send what is left of them `HOLD` seconds later."""
         for d in deliveries:
             self.finish(d)
+        if self.releasing and self.hold():
+            if self._held_back is None:
+                self._held_back = asyncio.get_running_loop().call_later(HOLD, self._send_held)
+            return
+        if self._held_back is not None:
+            self._held_back.cancel()
+            self._held_back = None
+        if self._sending:  # sent after a hold: done before this returns (the worker may stop)
+            await asyncio.gather(*self._sending, return_exceptions=True)
+        await self._send_releases()
+
+    def _send_held(self) -> None:
+        """`HOLD` passed: send the slots no admission took meanwhile."""
+        self._held_back = None
+        if self.releasing:
+            sending = asyncio.create_task(self._send_releases())
+            self._sending.add(sending)
+            sending.add_done_callback(self._sent)
+
+    def _sent(self, sending: asyncio.Task[None]) -> None:
+        self._sending.discard(sending)
+        if not sending.cancelled() and sending.exception() is not None:
+            log.warning("slots not given back yet: %r (the next call tries)", sending.exception())
+
+    async def _send_releases(self) -> None:
         while self.releasing:
             queue, releases = self.releasing.popitem()
             keys, args = release_call(queue, releases)

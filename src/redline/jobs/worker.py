@@ -35,7 +35,7 @@ import msgspec
 
 from redline.connection import AsyncClient
 from redline.errors import TRANSIENT, JobError, JobSerializationError, UnknownTaskError
-from redline.jobs.ahead import Ahead
+from redline.jobs.ahead import FAST, Ahead
 from redline.jobs.busy import Busy
 from redline.jobs.control import CONTROL_EVERY
 from redline.jobs.cron import CronSchedule, CronScheduler
@@ -132,6 +132,8 @@ class Worker:
         deliveries = max([t.max_deliveries for t in self.tasks.values()] + [1]) + 1
         self._queue = ReliableQueue(client, lease=self.lease, max_deliveries=deliveries)
         self._gate = Gate(self._queue, self.tasks, self.levels, self._expired)
+        # Fast jobs: the next admission comes soon, and takes the finished jobs' slots along.
+        self._gate.hold = lambda: not self._closing and self.ahead.mean_run < FAST
         self._settle_with = Settler(self._queue, self._gate, self.levels, self.runs)
         return self._queue
 
