@@ -8,8 +8,8 @@ over keys in the queue's cluster slot, each limit's set trimmed, counted and wri
 - concurrency: a running job holds a slot, a member of ``{q}:job-concurrency:<task>[:<key>]``
   scored by its lease deadline. The worker's heartbeat extends all it holds in one call per
   queue; a job that finishes gives its slot back with the next admission call (or, when no
-  pop comes first, with the settling of its batch: one ``job_slot_release`` call), waking the
-  first job waiting for one. A killed worker's slot is reclaimed once its deadline passes, like
+  pop comes first, with the settling of its batch: one ``job_slot_release`` call; while the
+  worker's jobs are fast, `HOLD` after it), waking the first job waiting for one. A killed worker's slot is reclaimed once its deadline passes, like
   its lease.
 - rate: the starts are logged in ``{q}:job-rate:<task>[:<key>]``, one member per admission
   call scored by when it was made, carrying how many it admitted (and a running total, so the
