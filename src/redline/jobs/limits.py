@@ -9,8 +9,8 @@ over keys in the queue's cluster slot, each limit's set trimmed, counted and wri
   scored by its lease deadline. The worker's heartbeat extends all it holds in one call per
   queue; a job that finishes gives its slot back with the next admission call (or, when no
   pop comes first, with the settling of its batch: one ``job_slot_release`` call; while the
-  worker's jobs are fast, `HOLD` after it), waking the first job waiting for one. A killed worker's slot is reclaimed once its deadline passes, like
-  its lease.
+  worker's jobs are fast, `HOLD` after it), waking the first job waiting for one. A killed
+  worker's slot is reclaimed once its deadline passes, like its lease.
 - rate: the starts are logged in ``{q}:job-rate:<task>[:<key>]``, one member per admission
   call scored by when it was made, carrying how many it admitted (and a running total, so the
   window is counted with two reads); a job is admitted while fewer than N started in the last
@@ -104,6 +104,7 @@ class Gate:
         self.documents: dict[tuple[str, str], JobDocument] = {}  # admitted, decoded here
         self.judged: dict[tuple[str, str], _Judged] = {}  # popped ahead, judged (`prepare`)
         self.specs: dict[tuple[str, str, str | None, str | None], _Spec] = {}
+        self.task_specs: dict[tuple[str, str], _Spec] = {}  # (source key, task): no limit keys
         self.releasing: dict[str, list[tuple[Limit, str]]] = {}  # queue -> slots to give back
         self.waited = -1e9  # monotonic time a job was last put back to wait
         self.registrar = Registrar()  # the limits in use, registered for readers
@@ -205,6 +206,12 @@ class Gate:
             deadline = doc.enqueued_at + task.expires
         if task is None or not _limited(task):
             return Verdict.ADMIT, doc, None, deadline
+        if task.concurrency_key is None and task.rate_key is None:  # task-wide limits only
+            spec = self.task_specs.get((d.key, task.name))
+            if spec is None:
+                spec = self._spec(self.levels.queue_of(d.key), task, None, None)
+                self.task_specs[(d.key, task.name)] = spec
+            return Verdict.WAIT, doc, spec, deadline
         queue = self.levels.queue_of(d.key)
         keys = _key(task.concurrency_key, doc), _key(task.rate_key, doc)
         return Verdict.WAIT, doc, self._spec(queue, task, *keys), deadline
