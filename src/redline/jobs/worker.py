@@ -201,6 +201,9 @@ class Worker:
         for background in [t for t in (self._settler, *self._background) if t is not None]:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(background, 10)
+        if self._gate is not None:  # slots left for an admission that will not come now
+            with contextlib.suppress(*TRANSIENT):
+                await self._gate.release(())
         with contextlib.suppress(*TRANSIENT):
             await self._flush_counts()
         self.executor.shutdown(wait=False, cancel_futures=True)
