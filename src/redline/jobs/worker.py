@@ -132,10 +132,15 @@ class Worker:
         deliveries = max([t.max_deliveries for t in self.tasks.values()] + [1]) + 1
         self._queue = ReliableQueue(client, lease=self.lease, max_deliveries=deliveries)
         self._gate = Gate(self._queue, self.tasks, self.levels, self._expired)
-        # Fast jobs: the next admission comes soon, and takes the finished jobs' slots along.
-        self._gate.hold = lambda: not self._closing and self.ahead.mean_run < FAST
+        self._gate.hold = self._holding
         self._settle_with = Settler(self._queue, self._gate, self.levels, self.runs)
         return self._queue
+
+    def _holding(self) -> bool:
+        """Whether finished jobs' slots may wait for the next admission (`Gate.hold`): while
+        this worker runs as a service (not `run_once`), is not stopping, and its jobs are fast
+        (the next admission comes soon)."""
+        return self._settler is not None and not self._closing and self.ahead.mean_run < FAST
 
     def _expired(self, delivery: Delivery, doc: JobDocument) -> None:
         """A job the gate dropped unrun: its `expired` event (attempt 0, as its record says:
