@@ -125,7 +125,7 @@ async def test_an_admission_of_one_queue_is_sent_in_its_tasks_first_step(
 async def test_slots_held_back_go_with_the_next_admission_or_soon_after(
     aredis: AsyncClient, redis_url: str
 ) -> None:
-    """While the worker's jobs are fast (`Gate.hold`), the settling leaves finished jobs'
+    """While the worker's jobs are fast (`Returns.hold`), the settling leaves finished jobs'
     slots for the next admission, which gives them back in its call; those no admission
     takes go back on their own within `HOLD`. Otherwise the settling sends them at once."""
     queue = ReliableQueue(aredis)
@@ -135,20 +135,20 @@ async def test_slots_held_back_go_with_the_next_admission_or_soon_after(
         await enqueue(aredis, lt.capped, redis_url, n)
     first, second, third = await queue.pop("l:cap", count=3)
     assert await gate.admit([first, second, third]) == [first, second, third]
-    gate.hold = lambda: True
+    gate.returns.hold = lambda: True
     await gate.release([first])
-    assert await aredis.zcard(slots) == 3 and gate.releasing  # left for the admission
+    assert await aredis.zcard(slots) == 3 and gate.returns.queued  # left for the admission
     [fourth] = await queue.pop("l:cap")
     assert await gate.admit([fourth]) == [fourth]
     held = {d.id.encode() for d in (second, third, fourth)}
-    assert set(await aredis.zrange(slots, 0, -1)) == held and not gate.releasing
+    assert set(await aredis.zrange(slots, 0, -1)) == held and not gate.returns.queued
     await gate.release([second])  # no admission comes: it goes back on its own, soon
     await until(lambda: _count_is(aredis, slots, 2), 5)
-    gate.hold = lambda: False
+    gate.returns.hold = lambda: False
     await gate.release([third])  # at once
     assert await aredis.zrange(slots, 0, -1) == [fourth.id.encode()]
     await gate.release([fourth])
-    assert await aredis.zcard(slots) == 0 and not gate.releasing and not gate._sending
+    assert await aredis.zcard(slots) == 0 and not gate.returns.queued and not gate.returns._sending
 
 
 async def _count_is(client: AsyncClient, key: str, n: int) -> bool:

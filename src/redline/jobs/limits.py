@@ -9,8 +9,8 @@ over keys in the queue's cluster slot, each limit's set trimmed, counted and wri
   scored by its lease deadline. The worker's heartbeat extends all it holds in one call per
   queue; a job that finishes gives its slot back with the next admission call (or, when no
   pop comes first, with the settling of its batch: one ``job_slot_release`` call; while the
-  worker's jobs are fast, `HOLD` after it), waking the first job waiting for one. A killed
-  worker's slot is reclaimed once its deadline passes, like its lease.
+  worker's jobs are fast, `gate_slots.HOLD` after it), waking the first job waiting for one.
+  A killed worker's slot is reclaimed once its deadline passes, like its lease.
 - rate: the starts are logged in ``{q}:job-rate:<task>[:<key>]``, one member per admission
   call scored by when it was made, carrying how many it admitted (and a running total, so the
   window is counted with two reads); a job is admitted while fewer than N started in the last
@@ -41,10 +41,10 @@ from redline.jobs.admission import (
     Limits,
     extend_call,
     limits_of,
-    release_call,
     verdicts,
 )
 from redline.jobs.document import JobDocument, JobState, job_keys
+from redline.jobs.gate_slots import Returns
 from redline.jobs.job import JobRecord, describe_args
 from redline.jobs.options import Rate, parse_rate
 from redline.jobs.priority import Levels
@@ -58,7 +58,6 @@ __all__ = ["Gate", "limit_keys"]  # limit_keys: from jobs.usage, where it is nam
 
 log = logging.getLogger(__name__)
 
-HOLD = 0.02  # seconds the settling's slots may wait for the next admission (see `Gate.hold`)
 EXPIRES_MARK = b'"expires"'  # a document that carries its own deadline
 ESCAPE_MARK = b"\\"  # a document with an escape in it: a task name may be written escaped
 # Names every JSON encoder writes as they are: a document of such a task has its quoted name.
@@ -105,14 +104,9 @@ class Gate:
         self.judged: dict[tuple[str, str], _Judged] = {}  # popped ahead, judged (`prepare`)
         self.specs: dict[tuple[str, str, str | None, str | None], _Spec] = {}
         self.task_specs: dict[tuple[str, str], _Spec] = {}  # (source key, task): no limit keys
-        self.releasing: dict[str, list[tuple[Limit, str]]] = {}  # queue -> slots to give back
+        self.returns = Returns(queue.client)  # finished jobs' slots, to give back
         self.waited = -1e9  # monotonic time a job was last put back to wait
         self.registrar = Registrar()  # the limits in use, registered for readers
-        # Whether the settling's slots may wait for the next admission (the worker's jobs are
-        # fast, so one comes within `HOLD`): they go with it, or on their own after `HOLD`.
-        self.hold: Callable[[], bool] = lambda: False
-        self._held_back: asyncio.TimerHandle | None = None
-        self._sending: set[asyncio.Task[None]] = set()
         # The admissions' own connection: an admission is on the way from free run slots to
         # running jobs, and on the client's shared channel it waited behind the settling's
         # events write about a third of the time.
@@ -224,18 +218,9 @@ class Gate:
         queue = self.levels.queue_of(key)
         asked = calls.get(queue)
         if asked is None:
-            asked = calls[queue] = _Asked(Admission(queue, self._releases_of(queue)))
+            asked = calls[queue] = _Asked(Admission(queue, self.returns.take(queue)))
         routes[key] = asked, self.levels.priority_of(key)
         return routes[key]
-
-    def _releases_of(self, queue: str) -> list[tuple[Limit, str]]:
-        """The slots of `queue` to give back, taken by its admission call (which gives them
-        back first); none left held back: no timer to send them either."""
-        releases = self.releasing.pop(queue, [])
-        if not self.releasing and self._held_back is not None:
-            self._held_back.cancel()
-            self._held_back = None
-        return releases
 
     def _register(self, call: Admission, spec: _Spec) -> None:
         """Have `call` (re)register `spec`'s limits in its queue's registry when due."""
@@ -283,7 +268,7 @@ class Gate:
         try:
             replies = await run_batched(self.queue.client, "job_admit", keys, args, self.channel)
         except BaseException:  # not given back: the next call tries again
-            self.releasing.setdefault(asked.call.queue, []).extend(asked.call.releases)
+            self.returns.add(asked.call.queue, asked.call.releases)
             raise
         codes = replies[0]  # one character per job; all "1": each admitted (the usual)
         if len(replies) == 1 and len(codes) == len(asked.jobs) == codes.count(b"1"):
@@ -321,47 +306,14 @@ class Gate:
         held = self.held.pop(at, None)
         if held is not None:
             queue = self.levels.queue_of(delivery.key)
-            self.releasing.setdefault(queue, []).append((held, delivery.id))
+            self.returns.add(queue, [(held, delivery.id)])
 
     async def release(self, deliveries: Iterable[Delivery]) -> None:
-        """Give back the slots of finished jobs not given back yet (one call per queue), waking
-        a waiting job for each; or, while `hold` says so, leave them for the next admission,
-        and send what is left of them `HOLD` seconds later."""
+        """Give back the slots of finished jobs not given back yet (`gate_slots.Returns.send`:
+        now, or, while the worker's jobs are fast, with its next admission)."""
         for d in deliveries:
             self.finish(d)
-        if self.releasing and self.hold():
-            if self._held_back is None:
-                self._held_back = asyncio.get_running_loop().call_later(HOLD, self._send_held)
-            return
-        if self._held_back is not None:
-            self._held_back.cancel()
-            self._held_back = None
-        if self._sending:  # sent after a hold: done before this returns (the worker may stop)
-            await asyncio.gather(*self._sending, return_exceptions=True)
-        await self._send_releases()
-
-    def _send_held(self) -> None:
-        """`HOLD` passed: send the slots no admission took meanwhile."""
-        self._held_back = None
-        if self.releasing:
-            sending = asyncio.create_task(self._send_releases())
-            self._sending.add(sending)
-            sending.add_done_callback(self._sent)
-
-    def _sent(self, sending: asyncio.Task[None]) -> None:
-        self._sending.discard(sending)
-        if not sending.cancelled() and sending.exception() is not None:
-            log.warning("slots not given back yet: %r (the next call tries)", sending.exception())
-
-    async def _send_releases(self) -> None:
-        while self.releasing:
-            queue, releases = self.releasing.popitem()
-            keys, args = release_call(queue, releases)
-            try:
-                await run_batched(self.queue.client, "job_slot_release", keys, args)
-            except BaseException:
-                self.releasing.setdefault(queue, []).extend(releases)
-                raise
+        await self.returns.send()
 
     async def extend(self) -> None:
         """Extend the held slots with the leases (the worker's heartbeat): one call per queue."""

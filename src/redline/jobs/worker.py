@@ -132,12 +132,12 @@ class Worker:
         deliveries = max([t.max_deliveries for t in self.tasks.values()] + [1]) + 1
         self._queue = ReliableQueue(client, lease=self.lease, max_deliveries=deliveries)
         self._gate = Gate(self._queue, self.tasks, self.levels, self._expired)
-        self._gate.hold = self._holding
+        self._gate.returns.hold = self._holding
         self._settle_with = Settler(self._queue, self._gate, self.levels, self.runs)
         return self._queue
 
     def _holding(self) -> bool:
-        """Whether finished jobs' slots may wait for the next admission (`Gate.hold`): while
+        """Whether finished jobs' slots may wait for the next admission (`Returns.hold`): while
         this worker runs as a service (not `run_once`), is not stopping, and its jobs are fast
         (the next admission comes soon)."""
         return self._settler is not None and not self._closing and self.ahead.mean_run < FAST
