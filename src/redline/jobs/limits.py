@@ -271,7 +271,8 @@ class Gate:
             self.returns.add(asked.call.queue, asked.call.releases)
             raise
         codes = replies[0]  # one character per job; all "1": each admitted (the usual)
-        if len(replies) == 1 and len(codes) == len(asked.jobs) == codes.count(b"1"):
+        one = b"1" if isinstance(codes, bytes) else "1"  # bytes from redline's clients
+        if len(replies) == 1 and len(codes) == len(asked.jobs) == codes.count(one):
             return self._all_admitted(asked.jobs)
         found = verdicts(replies)
         return [self._verdict(job, *v) for job, v in zip(asked.jobs, found, strict=True)]
