@@ -3,10 +3,11 @@
 Runs the embedded Valkey binary under valgrind's callgrind (about fifty times slower) and counts
 the server's instructions (callgrind's Ir, counters zeroed once the queue's library is loaded)
 for fixed sequences from one `SyncReliableQueue`: a push of one then a pop of one acking the
-previous one (the batch-1 bench's steady step), a push of one alone (its share of that step), a
-pop that finds nothing (a waiting consumer's poll), and a push of 100 then a pop of 100 acking
-the previous batch; beside them, a plain LPUSH + RPOP of one and of 100, and an LPUSH of one
-(the push's comparison). Per message: compare two trees with it (interleaving does not
+previous one (the batch-1 bench's steady step), the same with 100 messages waiting behind (a
+producer ahead of its consumer, as in `bench queue`), a push of one alone (its share of the
+first), a pop that finds nothing (a waiting consumer's poll), and a push of 100 then a pop of
+100 acking the previous batch; beside them, a plain LPUSH + RPOP of one and of 100, and an
+LPUSH of one (the push's comparison). Per message: compare two trees with it (interleaving does not
 matter; a tree's counts vary by 1-2 % from run to run: the server's own timers, Lua's
 collector). Needs valgrind (`apt-get install valgrind`); skipped, saying so, without it.
 `BENCH_COST_STEPS` (default 200): steps per sequence.
@@ -31,6 +32,7 @@ from redline.connection import SyncClient, connect_sync
 from redline.queue import Delivery, SyncReliableQueue
 
 PAYLOAD = b"x" * 64
+BACKLOG = 100  # messages waiting behind the step's own, as when a producer is ahead
 
 
 class Counted:
@@ -103,8 +105,16 @@ def _steps(
         queue.push("hundred", *([PAYLOAD] * 100))
         batch = queue.pop("hundred", count=100, ack=batch)
 
+    def behind() -> None:
+        nonlocal held_behind
+        queue.push("behind", PAYLOAD)
+        held_behind = queue.pop("behind", ack=held_behind)
+
+    held_behind: list[Delivery] = []
+    queue.push("behind", *([PAYLOAD] * BACKLOG))  # before counting: the step keeps it this long
     return {
         "push 1 + pop 1 (acking the last)": (one, 1),
+        f"the same, {BACKLOG} messages behind": (behind, 1),
         "push 1 alone (its share of the above)": (lambda: queue.push("pushed", PAYLOAD), 1),
         "pop that finds nothing": (lambda: queue.pop("empty"), 1),
         "push 100 + pop 100 (acking the last)": (hundred, 100),
@@ -119,6 +129,7 @@ def _steps(
 
 PLAIN = {  # the plain list's sequence each is compared with
     "push 1 + pop 1 (acking the last)": "plain LPUSH 1 + RPOP 1",
+    f"the same, {BACKLOG} messages behind": "plain LPUSH 1 + RPOP 1",
     "push 1 alone (its share of the above)": "plain LPUSH 1",
     "pop that finds nothing": "plain LPUSH 1 + RPOP 1",
     "push 100 + pop 100 (acking the last)": "plain LPUSH 100 + RPOP 100",

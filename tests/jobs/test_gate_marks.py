@@ -16,6 +16,7 @@ from redline.jobs.limits import Gate
 from redline.jobs.priority import Levels
 from redline.queue import ReliableQueue
 from tests.jobs import limit_tasks as lt
+from tests.jobs.running import until
 
 
 def _gate(queue: ReliableQueue, *queues: str) -> Gate:
@@ -119,3 +120,36 @@ async def test_an_admission_of_one_queue_is_sent_in_its_tasks_first_step(
     await asyncio.sleep(0)  # the task's first step
     assert len(sent) == 1
     assert await admitting == [capped]
+
+
+async def test_slots_held_back_go_with_the_next_admission_or_soon_after(
+    aredis: AsyncClient, redis_url: str
+) -> None:
+    """While the worker's jobs are fast (`Returns.hold`), the settling leaves finished jobs'
+    slots for the next admission, which gives them back in its call; those no admission
+    takes go back on their own within `HOLD`. Otherwise the settling sends them at once."""
+    queue = ReliableQueue(aredis)
+    gate = _gate(queue, "l:cap")
+    slots = "{l:cap}:job-concurrency:" + lt.capped.name
+    for n in range(4):
+        await enqueue(aredis, lt.capped, redis_url, n)
+    first, second, third = await queue.pop("l:cap", count=3)
+    assert await gate.admit([first, second, third]) == [first, second, third]
+    gate.returns.hold = lambda: True
+    await gate.release([first])
+    assert await aredis.zcard(slots) == 3 and gate.returns.queued  # left for the admission
+    [fourth] = await queue.pop("l:cap")
+    assert await gate.admit([fourth]) == [fourth]
+    held = {d.id.encode() for d in (second, third, fourth)}
+    assert set(await aredis.zrange(slots, 0, -1)) == held and not gate.returns.queued
+    await gate.release([second])  # no admission comes: it goes back on its own, soon
+    await until(lambda: _count_is(aredis, slots, 2), 5)
+    gate.returns.hold = lambda: False
+    await gate.release([third])  # at once
+    assert await aredis.zrange(slots, 0, -1) == [fourth.id.encode()]
+    await gate.release([fourth])
+    assert await aredis.zcard(slots) == 0 and not gate.returns.queued and not gate.returns._sending
+
+
+async def _count_is(client: AsyncClient, key: str, n: int) -> bool:
+    return bool(await client.zcard(key) == n)

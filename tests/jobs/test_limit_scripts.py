@@ -10,11 +10,12 @@ import msgspec
 
 from redline.connection import AsyncClient
 from redline.jobs.admission import Admission, limits_of
+from redline.jobs.admission import verdicts as parse_verdicts
 from redline.jobs.events import JobEvent
 from redline.jobs.limits import limit_keys
 from redline.jobs.options import Rate
 from redline.jobs.priority import priority_key
-from redline.jobs.usage import limit_use, limits_key, member
+from redline.jobs.usage import limit_use, limits_key, member, rate_starts
 from redline.queue import ReliableQueue
 from redline.queue.core import keys_of
 from redline.scripting.scripts import run
@@ -46,7 +47,15 @@ async def _admit_many(
     for d in deliveries:
         call.add(d, 0, limits_of(cap, slots, Rate(rate, 60_000) if rate else None, log))
     keys, args = call.call(LEASE)
-    return [list(v) for v in await run(client, "job_admit", keys, args)]
+    found = parse_verdicts(await run(client, "job_admit", keys, args))
+    return [[code, ms, why] if code == 0 else [code] for code, ms, why in found]
+
+
+async def _starts(client: AsyncClient, log: str) -> int:
+    """The starts `log` holds, read as `redline jobs limits` reads them."""
+    first, last = await client.zrange(log, 0, 0), await client.zrange(log, -1, -1)
+    members = await client.zcard(log)
+    return rate_starts(first[0] if first else None, last[0] if last else None, members)
 
 
 def _release_keys(slots: tuple[str, str]) -> list[str]:
@@ -60,7 +69,7 @@ async def test_a_full_cap_puts_the_job_back_without_an_attempt(aredis: AsyncClie
     first, second = await queue.pop("q", count=2)
     assert await _admit(aredis, first, cap=1) == [1]
     refused = await _admit(aredis, second, cap=1)
-    assert refused[0] == 0 and refused[2] == b"concurrency" and 0 < int(refused[1]) <= LEASE
+    assert refused[0] == 0 and refused[2] == "concurrency" and 0 < int(refused[1]) <= LEASE
     info = await queue.info("q")
     assert (info.inflight, info.delayed) == (1, 1)
     assert await aredis.hget(keys_of("q").deliveries, second.id) == b"0"  # not an attempt
@@ -101,9 +110,9 @@ async def test_a_rate_limit_counts_starts_in_a_window(aredis: AsyncClient) -> No
     assert await _admit(aredis, a, cap=0, rate=2) == [1]
     assert await _admit(aredis, b, cap=0, rate=2) == [1]
     refused = await _admit(aredis, c, cap=0, rate=2)
-    assert refused[0] == 0 and refused[2] == b"rate" and 59_000 < int(refused[1]) <= 60_000
+    assert refused[0] == 0 and refused[2] == "rate" and 59_000 < int(refused[1]) <= 60_000
     log = limit_keys("q", "rate", "t", None)
-    assert await aredis.zcard(log[0]) == 2 and await aredis.get(log[1])  # the next is spread
+    assert await _starts(aredis, log[0]) == 2 and await aredis.get(log[1])  # the next is spread
 
 
 async def test_replace_swaps_in_place_and_enqueues_when_not_pending(aredis: AsyncClient) -> None:
@@ -186,7 +195,7 @@ async def test_one_call_decides_a_whole_batch_and_keeps_the_admitted_batched(
     stale = msgspec.structs.replace(popped[3], deliveries=7)
     verdicts = await _admit_many(aredis, [*popped[:3], stale], cap=2)
     assert [v[0] for v in verdicts] == [1, 1, 0, -1]
-    assert verdicts[2][2] == b"concurrency"
+    assert verdicts[2][2] == "concurrency"
     slots = limit_keys("q", "concurrency", "t", None)
     assert set(await aredis.zrange(slots[0], 0, -1)) == {
         popped[0].id.encode(),
@@ -213,9 +222,10 @@ async def test_a_batch_over_the_rate_admits_up_to_it_in_order(aredis: AsyncClien
     popped = await queue.pop("q", count=4)
     verdicts = await _admit_many(aredis, popped, cap=0, rate=2)
     assert [v[0] for v in verdicts] == [1, 1, 0, 0]
-    assert {v[2] for v in verdicts[2:]} == {b"rate"}
+    assert {v[2] for v in verdicts[2:]} == {"rate"}
     log = limit_keys("q", "rate", "t", None)
-    assert await aredis.zcard(log[0]) == 2
+    assert await _starts(aredis, log[0]) == 2
+    assert await aredis.zcard(log[0]) == 1  # one member for the call's starts
     assert (await queue.info("q")).delayed == 2
 
 
@@ -275,3 +285,58 @@ async def test_extend_and_release_cover_many_limits_in_one_call(aredis: AsyncCli
     keys = [*_release_keys(a), *b]
     assert await run(aredis, "job_slot_release", keys, [2, "1", "2", 1, "3"]) == 0
     assert await aredis.zcard(a[0]) == 0 and await aredis.zcard(b[0]) == 0
+
+
+async def test_a_rate_log_is_one_member_per_call_counted_over_a_sliding_window(
+    aredis: AsyncClient,
+) -> None:
+    """Each call logs its starts as one member ("#<running total>:<n>"); the window counts
+    them all, and a call's starts leave it together, a period after that call."""
+    queue = ReliableQueue(aredis)
+    await queue.push("q", *(str(n).encode() for n in range(8)))
+    popped = await queue.pop("q", count=8)
+    log = limit_keys("q", "rate", "t", None)[0]
+    assert [v[0] for v in await _admit_many(aredis, popped[:2], 0, 3)] == [1, 1]
+    [first] = await aredis.zrange(log, 0, -1)
+    assert first == b"#000000000000002:2"
+    verdicts = await _admit_many(aredis, popped[2:4], 0, 3)
+    assert [v[0] for v in verdicts] == [1, 0] and verdicts[1][2] == "rate"
+    assert await aredis.zcard(log) == 2 and await _starts(aredis, log) == 3
+    uses = await limit_use(aredis, "q")  # not registered: the registry lists no limit
+    assert uses == []
+    # the first call's two starts leave the window together (its member made older than a
+    # period): two start again, not more
+    await aredis.zadd(log, {first: 1}, xx=True)
+    verdicts = await _admit_many(aredis, popped[4:], 0, 3)
+    assert [v[0] for v in verdicts] == [1, 1, 0, 0]
+    assert await aredis.zrange(log, 0, -1) == [b"#000000000000003:1", b"#000000000000005:2"]
+    assert await _starts(aredis, log) == 3
+
+
+async def test_a_rate_log_of_an_earlier_version_counts_one_per_start(
+    aredis: AsyncClient,
+) -> None:
+    """Members an earlier version wrote (one per start, "<id>:<count>") still count, one each,
+    by the script and by the readers, beside this version's."""
+    queue = ReliableQueue(aredis)
+    await queue.push("q", b"a", b"b", b"c")
+    popped = await queue.pop("q", count=3)
+    log = limit_keys("q", "rate", "t", None)[0]
+    now = int(time.time() * 1000)
+    await aredis.zadd(log, {"900:1": now, "901:1": now})
+    verdicts = await _admit_many(aredis, popped, 0, 4)
+    assert [v[0] for v in verdicts] == [1, 1, 0]
+    assert await aredis.zcard(log) == 3 and await _starts(aredis, log) == 3  # read as members
+    await aredis.zrem(log, "900:1", "901:1")
+    assert await _starts(aredis, log) == 2  # this version's alone: its member's count
+
+
+async def test_limits_in_use_read_a_rate_logs_starts(aredis: AsyncClient) -> None:
+    queue = ReliableQueue(aredis)
+    await queue.push("q", b"a", b"b", b"c", b"d")
+    popped = await queue.pop("q", count=4)
+    paced = member("rate", "t", None, 3, 60_000)
+    await _admit_many(aredis, popped[:2], 0, 3, register=(paced, ""))
+    await _admit_many(aredis, popped[2:], 0, 3)
+    [use] = await limit_use(aredis, "q")
+    assert (use.kind, use.used, use.limit, use.per) == ("rate", 3, 3, "per 60s")  # "3/3"

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from redline.connection import AsyncClient
-from redline.jobs import JobState, enqueue, enqueue_in, enqueue_many, job_keys
+from redline.jobs import JobState, enqueue, enqueue_in, enqueue_many, gate_slots, job_keys
 from redline.jobs.limits import Gate
 from redline.jobs.priority import Levels, levels_key, priority_key
 from redline.queue import ReliableQueue
@@ -208,3 +208,20 @@ async def _count(client: AsyncClient, key: str, n: int) -> bool:
 
 async def _field(client: AsyncClient, key: str, field: bytes) -> Any:
     return await client.hget(key, field)  # type: ignore[misc]
+
+
+async def test_slots_left_for_the_next_admission_go_back_when_the_worker_stops(
+    aredis: AsyncClient, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker of fast jobs leaves its finished jobs' slots for its next admission
+    (`Returns.hold`); when none comes because it stops, `stop` gives them back."""
+    monkeypatch.setattr(gate_slots, "HOLD", 600.0)  # no timer sends them meanwhile
+    slots = "{l:cap}:job-concurrency:" + lt.capped.name
+    worker = Running(redis_url, ["l:cap"], concurrency=8)
+    worker.worker.ahead.mean_run = 0.0  # its jobs have been fast
+    await enqueue_many(aredis, lt.capped, [((redis_url, n, 0), {}) for n in range(lt.CAP)])
+    await until(lambda: _count(aredis, "l:done", lt.CAP), 30)
+    await until(lambda: drained(aredis, "l:cap"))
+    assert await aredis.zcard(slots) == lt.CAP  # finished, acked, their slots left for later
+    await worker.stop()
+    assert not await aredis.exists(slots)

@@ -31,12 +31,17 @@ async def batch_of(client: AsyncClient, mid: str) -> bytes:
 
 async def batched(client: AsyncClient) -> dict[bytes, bytes]:
     """id -> batch, for every message a batch holds: the runs of ids the `batched` zset indexes
-    (`first:last:batch` scored `first`), each batch's checked against what it holds."""
+    (`first:last:batch` scored `first`), and the batches of one (`b:<id>`, with no run), each
+    batch's checked against what it holds."""
     index: dict[bytes, bytes] = {}
     for member, score in await client.zrange(K.batched, 0, -1, withscores=True):
         first, last, batch = member.split(b":", 2)
         assert int(first) == score
         index.update({str(i).encode(): batch for i in range(int(first), int(last) + 1)})
+    for member in await client.zrange(K.inflight, 0, -1):
+        if member.startswith(b"b:"):
+            assert member[2:] not in index  # no run
+            index[member[2:]] = member
     for batch in set(index.values()):
         ids = sorted(k for k, b in index.items() if b == batch)
         assert ids == sorted(i.encode() for i in (await held(client, batch))[0])
@@ -45,9 +50,18 @@ async def batched(client: AsyncClient) -> dict[bytes, bytes]:
 
 async def held(client: AsyncClient, batch: bytes) -> list[Any]:
     """[ids, delivery counts, payloads] of what `batch` still holds, and its consumer when a pop
-    named one (the packed value's fifth item, its runs, is checked by `batched`)."""
-    ids, counts, payloads, consumer, _ = msgspec.msgpack.decode(await client.hget(K.batches, batch))
+    named one (the packed value's fifth item, its runs, is checked by `batched`; the sixth, when
+    it was delivered, by `since_of`)."""
+    record = msgspec.msgpack.decode(await client.hget(K.batches, batch))
+    ids, counts, payloads, consumer = record[:4]
     return [ids, counts, payloads, consumer] if consumer else [ids, counts, payloads]
+
+
+async def since_of(client: AsyncClient, batch: bytes) -> int:
+    """When `batch` was delivered (ms): its record's sixth item, not a field of the since hash."""
+    record = msgspec.msgpack.decode(await client.hget(K.batches, batch))
+    assert not await client.hexists(K.since, batch)
+    return int(record[5])
 
 
 async def test_push_lpushes_payloads_and_records_their_ids(aredis: AsyncClient) -> None:
@@ -56,7 +70,8 @@ async def test_push_lpushes_payloads_and_records_their_ids(aredis: AsyncClient) 
     await aredis.lpush("q", b"raw")
     assert await call(aredis, "queue_push", b"c") == [b"4"]
     ids = await aredis.hgetall(K.ids)  # position -> id:count, one field per push; 4 is raw
-    assert ids == {b"1": b"1:3", b"5": b"4"}
+    assert ids == {b"taken": b"0", b"1": b"1:3", b"5": b"4"}
+    assert next(iter(ids)) == b"taken"  # first, where a pop's look at it is cheapest
     assert await aredis.get(K.seq) == b"4"
 
 
@@ -71,7 +86,7 @@ async def test_pop_takes_pushed_ids_and_gives_raw_payloads_fresh_ones(aredis: As
     assert await batched(aredis) == {b"1": batch, b"2": batch}
     assert await held(aredis, batch) == [["1", "2"], [1, 1], ["pushed", "raw"]]
     assert not await aredis.exists(K.payloads, K.deliveries)  # no per-message fields
-    since = int(await aredis.hget(K.since, batch))
+    since = await since_of(aredis, batch)
     assert since >= before
     assert await aredis.zrange(K.inflight, 0, -1, withscores=True) == [(batch, since + 5000)]
 
@@ -167,7 +182,7 @@ async def test_view_lists_a_page_of_one_zset(aredis: AsyncClient) -> None:
     await call(aredis, "queue_pop", 2, 60000, 5)
     await call(aredis, "queue_nack", "2", 1, 0, 1, "why", "dead")
     now, *inflight = await call(aredis, "queue_view", 0, 10, 1)
-    since = int(await aredis.hget(K.since, await batch_of(aredis, "1")))
+    since = await since_of(aredis, await batch_of(aredis, "1"))
     assert inflight == [b"1", b"a", 1, since + 60000, since, b""]
     _, *dead = await call(aredis, "queue_view", 0, 10, 3)
     assert dead[:3] == [b"2", b"b", 1] and dead[4:] == [0, b"why"]

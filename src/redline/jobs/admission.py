@@ -14,7 +14,16 @@ from redline.jobs.usage import KEPT, limits_key
 from redline.queue import Delivery
 from redline.queue.core import keys_of
 
-__all__ = ["Admission", "Limit", "Limits", "extend_call", "limits_of", "release_call"]
+__all__ = [
+    "Admission",
+    "Limit",
+    "Limits",
+    "Verdicts",
+    "extend_call",
+    "limits_of",
+    "release_call",
+    "verdicts",
+]
 
 Limit = tuple[str, str]  # a limit's two keys (`jobs.usage.limit_keys`)
 Call = tuple[list[str], list[Any]]  # a script call's keys and arguments
@@ -37,6 +46,27 @@ def _source_keys(key: str) -> tuple[str, ...]:
     return (k.inflight, k.delayed, k.deliveries, k.since, k.payloads, k.batches, k.batched)
 
 
+class _Group:
+    """Consecutive jobs of one source and spec, as `job_admit` takes them: source, spec, n,
+    m, then m pairs (index in the group, delivery count) of the jobs not on their first
+    delivery, then the n ids: a job on its first delivery (most) is one argument."""
+
+    __slots__ = ("ids", "later", "source", "spec")
+
+    def __init__(self, source: int, spec: int) -> None:
+        self.source, self.spec = source, spec
+        self.ids: list[str] = []
+        self.later: list[int] = []  # index, delivery count, ...
+
+    def add(self, d: Delivery) -> None:
+        self.ids.append(d.id)
+        if d.deliveries != 1:
+            self.later += (len(self.ids), d.deliveries)
+
+    def args(self) -> list[Any]:
+        return [self.source, self.spec, len(self.ids), len(self.later) // 2, *self.later, *self.ids]
+
+
 def _index(indexes: dict[Any, int], item: Any) -> int:
     """`item`'s 1-based index in `indexes`, added when new (dicts keep insertion order)."""
     return indexes.setdefault(item, len(indexes) + 1)
@@ -44,8 +74,9 @@ def _index(indexes: dict[Any, int], item: Any) -> int:
 
 class Admission:
     """One `job_admit` call: the slots of `queue` to give back first, then the jobs to decide.
-    Each distinct set of limits is sent once (a spec) and each job names its spec and source,
-    so a batch costs four arguments per job, whatever its limits."""
+    Each distinct set of limits is sent once (a spec), and jobs go in groups of consecutive
+    jobs of one source and spec (`_Group`): a batch costs one argument per job on its first
+    delivery (its id), whatever its limits."""
 
     def __init__(self, queue: str, releases: Sequence[tuple[Limit, str]] = ()) -> None:
         self.queue = queue
@@ -55,7 +86,8 @@ class Admission:
         self._specs: dict[Limits, int] = {}
         self._limits: dict[Limit, int] = {}
         self._register: list[str] = []
-        self._jobs: list[Any] = []
+        self._groups: list[_Group] = []  # consecutive jobs of one source and spec
+        self._last: tuple[str, Any, Any] = ("", False, None)  # the last job's key, batch, limits
 
     def register(self, member: str) -> None:
         """(Re)register `member` in the queue's registry of limits in use ("": nothing)."""
@@ -64,6 +96,11 @@ class Admission:
 
     def add(self, d: Delivery, priority: int, limits: Limits) -> bool:
         """Ask about `d` under `limits` (`limits_of`); True when this call had not met them."""
+        last_key, last_batch, last_limits = self._last
+        if d.batch is last_batch and limits is last_limits and d.key == last_key:
+            self._groups[-1].add(d)  # the usual case: the last job's group goes on
+            return False
+        self._last = (d.key, d.batch, limits)
         source = self._sources.get(d.key)
         batch = d.batch.name if d.batch else ""
         if source is None:
@@ -75,7 +112,9 @@ class Admission:
         new = spec is None
         if spec is None:
             spec = self._specs[limits] = len(self._specs) + 1
-        self._jobs += (d.id, d.deliveries, source, spec)
+        if not self._groups or (self._groups[-1].source, self._groups[-1].spec) != (source, spec):
+            self._groups.append(_Group(source, spec))
+        self._groups[-1].add(d)
         return new
 
     def call(self, lease_ms: int) -> Call:
@@ -96,7 +135,23 @@ class Admission:
         args: list[Any] = [lease_ms, round(KEPT * 1000), len(self._sources), int(bool(released))]
         args += [len(self._limits), len(self._register), *self._register]
         args += [len(released) // 2, *released, len(self._specs), *specs, *self._priorities]
-        return keys, [*args, *self._jobs]
+        return keys, [*args, *(x for group in self._groups for x in group.args())]
+
+
+Verdicts = list[tuple[int, int, str]]
+_WAITS = {ord("c"): "concurrency", ord("r"): "rate"}
+_CODES = {ord("1"): 1, ord("-"): -1}
+
+
+def verdicts(reply: Sequence[Any]) -> Verdicts:
+    """`job_admit`'s reply, per job in the order asked: (1, 0, "") admitted, (0, ms until
+    due, "concurrency" or "rate") put back to wait, (-1, 0, "") not held (stale)."""
+    codes, dues = reply[0], iter(reply[1:])
+    found: Verdicts = []
+    for code in codes.encode() if isinstance(codes, str) else codes:
+        why = _WAITS.get(code)
+        found.append((0, int(next(dues)), why) if why else (_CODES[code], 0, ""))
+    return found
 
 
 def limits_of(cap: int, slots: Limit, rate: Rate | None, log: Limit) -> Limits:

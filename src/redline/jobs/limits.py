@@ -8,11 +8,13 @@ over keys in the queue's cluster slot, each limit's set trimmed, counted and wri
 - concurrency: a running job holds a slot, a member of ``{q}:job-concurrency:<task>[:<key>]``
   scored by its lease deadline. The worker's heartbeat extends all it holds in one call per
   queue; a job that finishes gives its slot back with the next admission call (or, when no
-  pop comes first, with the settling of its batch: one ``job_slot_release`` call), waking the
-  first job waiting for one. A killed worker's slot is reclaimed once its deadline passes, like
-  its lease.
-- rate: each start is a member of ``{q}:job-rate:<task>[:<key>]`` scored by when it started;
-  a job is admitted while fewer than N started in the last period (a sliding window).
+  pop comes first, with the settling of its batch: one ``job_slot_release`` call; while the
+  worker's jobs are fast, `gate_slots.HOLD` after it), waking the first job waiting for one.
+  A killed worker's slot is reclaimed once its deadline passes, like its lease.
+- rate: the starts are logged in ``{q}:job-rate:<task>[:<key>]``, one member per admission
+  call scored by when it was made, carrying how many it admitted (and a running total, so the
+  window is counted with two reads); a job is admitted while fewer than N started in the last
+  period (a sliding window).
 - refused jobs go back to their queue's delayed set, due when they may start, with their
   delivery count taken back: the wait is not an attempt, and holds no worker slot. Admitted
   ones stay in the batch they were leased with, so their ack stays the batch's one write.
@@ -33,8 +35,16 @@ from typing import Any
 
 from redline.connection.channels import Batched
 from redline.errors import JobSerializationError
-from redline.jobs.admission import Admission, Limit, Limits, extend_call, limits_of, release_call
+from redline.jobs.admission import (
+    Admission,
+    Limit,
+    Limits,
+    extend_call,
+    limits_of,
+    verdicts,
+)
 from redline.jobs.document import JobDocument, JobState, job_keys
+from redline.jobs.gate_slots import Returns
 from redline.jobs.job import JobRecord, describe_args
 from redline.jobs.options import Rate, parse_rate
 from redline.jobs.priority import Levels
@@ -93,7 +103,8 @@ class Gate:
         self.documents: dict[tuple[str, str], JobDocument] = {}  # admitted, decoded here
         self.judged: dict[tuple[str, str], _Judged] = {}  # popped ahead, judged (`prepare`)
         self.specs: dict[tuple[str, str, str | None, str | None], _Spec] = {}
-        self.releasing: dict[str, list[tuple[Limit, str]]] = {}  # queue -> slots to give back
+        self.task_specs: dict[tuple[str, str], _Spec] = {}  # (source key, task): no limit keys
+        self.returns = Returns(queue.client)  # finished jobs' slots, to give back
         self.waited = -1e9  # monotonic time a job was last put back to wait
         self.registrar = Registrar()  # the limits in use, registered for readers
         # The admissions' own connection: an admission is on the way from free run slots to
@@ -133,14 +144,18 @@ class Gate:
         for decided in await self._decide_all(list(calls.values())):
             for i, verdict in decided:
                 verdicts[i] = verdict
-        judged = list(zip(deliveries, verdicts, docs, strict=True))
-        expired = [(d, doc) for d, v, doc in judged if v is Verdict.EXPIRED and doc is not None]
+        admitted: list[Delivery] = []
+        expired: list[tuple[Delivery, JobDocument]] = []
+        for d, v, doc in zip(deliveries, verdicts, docs, strict=True):
+            if v is Verdict.ADMIT:
+                admitted.append(d)
+                if doc is not None:  # the worker need not decode it again
+                    self.documents[(d.key, d.id)] = doc
+            elif v is Verdict.EXPIRED and doc is not None:
+                expired.append((d, doc))
         if expired:
             await self._expire(expired)
-        for d, v, doc in judged:
-            if v is Verdict.ADMIT and doc is not None:  # the worker need not decode it again
-                self.documents[(d.key, d.id)] = doc
-        return [d for d, v, _ in judged if v is Verdict.ADMIT]
+        return admitted
 
     def _verdicts(
         self, deliveries: Sequence[Delivery]
@@ -185,6 +200,12 @@ class Gate:
             deadline = doc.enqueued_at + task.expires
         if task is None or not _limited(task):
             return Verdict.ADMIT, doc, None, deadline
+        if task.concurrency_key is None and task.rate_key is None:  # task-wide limits only
+            spec = self.task_specs.get((d.key, task.name))
+            if spec is None:
+                spec = self._spec(self.levels.queue_of(d.key), task, None, None)
+                self.task_specs[(d.key, task.name)] = spec
+            return Verdict.WAIT, doc, spec, deadline
         queue = self.levels.queue_of(d.key)
         keys = _key(task.concurrency_key, doc), _key(task.rate_key, doc)
         return Verdict.WAIT, doc, self._spec(queue, task, *keys), deadline
@@ -197,7 +218,7 @@ class Gate:
         queue = self.levels.queue_of(key)
         asked = calls.get(queue)
         if asked is None:
-            asked = calls[queue] = _Asked(Admission(queue, self.releasing.pop(queue, [])))
+            asked = calls[queue] = _Asked(Admission(queue, self.returns.take(queue)))
         routes[key] = asked, self.levels.priority_of(key)
         return routes[key]
 
@@ -247,19 +268,31 @@ class Gate:
         try:
             replies = await run_batched(self.queue.client, "job_admit", keys, args, self.channel)
         except BaseException:  # not given back: the next call tries again
-            self.releasing.setdefault(asked.call.queue, []).extend(asked.call.releases)
+            self.returns.add(asked.call.queue, asked.call.releases)
             raise
-        return [self._verdict(job, reply) for job, reply in zip(asked.jobs, replies, strict=True)]
+        codes = replies[0]  # one character per job; all "1": each admitted (the usual)
+        one = b"1" if isinstance(codes, bytes) else "1"  # bytes from redline's clients
+        if len(replies) == 1 and len(codes) == len(asked.jobs) == codes.count(one):
+            return self._all_admitted(asked.jobs)
+        found = verdicts(replies)
+        return [self._verdict(job, *v) for job, v in zip(asked.jobs, found, strict=True)]
 
-    def _verdict(self, job: _Job, reply: Sequence[Any]) -> tuple[int, Verdict]:
+    def _all_admitted(self, jobs: list[_Job]) -> list[tuple[int, Verdict]]:
+        held, admit = self.held, Verdict.ADMIT
+        for _, d, slots in jobs:
+            if slots is not None:
+                held[(d.key, d.id)] = slots
+        return [(i, admit) for i, _, _ in jobs]
+
+    def _verdict(self, job: _Job, code: int, ms: int, why: str) -> tuple[int, Verdict]:
         i, d, slots = job
-        if int(reply[0]) == 1:
+        if code == 1:
             if slots is not None:
                 self.held[(d.key, d.id)] = slots
             return i, Verdict.ADMIT
-        if int(reply[0]) == 0:
+        if code == 0:
             self.waited = time.monotonic()
-            log.debug("job waits id=%s key=%s for=%s ms=%s", d.id, d.key, reply[2], reply[1])
+            log.debug("job waits id=%s key=%s for=%s ms=%s", d.id, d.key, why, ms)
             return i, Verdict.WAIT
         return i, Verdict.STALE
 
@@ -274,21 +307,14 @@ class Gate:
         held = self.held.pop(at, None)
         if held is not None:
             queue = self.levels.queue_of(delivery.key)
-            self.releasing.setdefault(queue, []).append((held, delivery.id))
+            self.returns.add(queue, [(held, delivery.id)])
 
     async def release(self, deliveries: Iterable[Delivery]) -> None:
-        """Give back the slots of finished jobs not given back yet (one call per queue), waking
-        a waiting job for each."""
+        """Give back the slots of finished jobs not given back yet (`gate_slots.Returns.send`:
+        now, or, while the worker's jobs are fast, with its next admission)."""
         for d in deliveries:
             self.finish(d)
-        while self.releasing:
-            queue, releases = self.releasing.popitem()
-            keys, args = release_call(queue, releases)
-            try:
-                await run_batched(self.queue.client, "job_slot_release", keys, args)
-            except BaseException:
-                self.releasing.setdefault(queue, []).extend(releases)
-                raise
+        await self.returns.send()
 
     async def extend(self) -> None:
         """Extend the held slots with the leases (the worker's heartbeat): one call per queue."""

@@ -30,6 +30,7 @@ __all__ = [
     "limit_use",
     "limits_key",
     "member",
+    "rate_starts",
 ]
 
 REGISTER_EVERY = 60.0  # seconds between a worker's registrations of one limit
@@ -107,17 +108,44 @@ async def limit_use(client: AsyncClient, queue: str) -> list[LimitUse]:
             pipe.zcount(held, f"({now}", "+inf")  # slots whose lease has not lapsed
             pipe.llen(waiters)
         else:  # starts within the window; its jobs wait in the delayed set, uncounted
-            pipe.zcount(held, f"({now - period}", "+inf")
+            since = f"({now - period}"
+            pipe.zrangebyscore(held, since, "+inf", 0, 1)
+            pipe.zrevrangebyscore(held, "+inf", since, 0, 1)
+            pipe.zcount(held, since, "+inf")
     found = iter(await pipe.execute())
     uses = [
-        LimitUse(queue, kind, task, key, count, period, int(next(found)), _waiters(kind, found))
+        LimitUse(queue, kind, task, key, count, period, *_used(kind, found))
         for kind, task, key, count, period in described
     ]
     return sorted(uses, key=lambda u: (-u.used / max(u.limit, 1), u.task, u.key or ""))
 
 
-def _waiters(kind: str, found: Any) -> int:
-    return int(next(found)) if kind == "concurrency" else 0
+def _used(kind: str, found: Any) -> tuple[int, int]:
+    """A limit's use and waiting jobs from its replies in `found`: a cap's slots and waiters
+    list; a rate log's first and last member in the window and how many members it has."""
+    if kind == "concurrency":
+        return int(next(found)), int(next(found))
+    first, last, members = next(found), next(found), int(next(found))
+    return rate_starts(first[0] if first else None, last[0] if last else None, members), 0
+
+
+def rate_starts(first: bytes | str | None, last: bytes | str | None, members: int) -> int:
+    """The starts a rate log holds in a window (`job_admit.lua`, `_rate_log.lua`): each member
+    ``#<total>:<n>`` logs n starts, total the running count up to them; a member of an
+    earlier version (one per start) counts one, so a window of such is its `members`."""
+    if first is None or last is None:
+        return 0
+    low, high = _rate_member(text(first)), _rate_member(text(last))
+    if low is None or high is None or high[0] < low[0]:
+        return members
+    return high[0] - low[0] + low[1]
+
+
+def _rate_member(member: str) -> tuple[int, int] | None:
+    total, _, n = member.removeprefix("#").partition(":")
+    if not member.startswith("#") or not (total.isdigit() and n.isdigit()):
+        return None
+    return int(total), int(n)
 
 
 def _latest(members: Any) -> list[tuple[str, str, str | None, int, int]]:

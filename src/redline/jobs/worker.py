@@ -35,7 +35,7 @@ import msgspec
 
 from redline.connection import AsyncClient
 from redline.errors import TRANSIENT, JobError, JobSerializationError, UnknownTaskError
-from redline.jobs.ahead import Ahead
+from redline.jobs.ahead import FAST, Ahead
 from redline.jobs.busy import Busy
 from redline.jobs.control import CONTROL_EVERY
 from redline.jobs.cron import CronSchedule, CronScheduler
@@ -132,8 +132,15 @@ class Worker:
         deliveries = max([t.max_deliveries for t in self.tasks.values()] + [1]) + 1
         self._queue = ReliableQueue(client, lease=self.lease, max_deliveries=deliveries)
         self._gate = Gate(self._queue, self.tasks, self.levels, self._expired)
+        self._gate.returns.hold = self._holding
         self._settle_with = Settler(self._queue, self._gate, self.levels, self.runs)
         return self._queue
+
+    def _holding(self) -> bool:
+        """Whether finished jobs' slots may wait for the next admission (`Returns.hold`): while
+        this worker runs as a service (not `run_once`), is not stopping, and its jobs are fast
+        (the next admission comes soon)."""
+        return self._settler is not None and not self._closing and self.ahead.mean_run < FAST
 
     def _expired(self, delivery: Delivery, doc: JobDocument) -> None:
         """A job the gate dropped unrun: its `expired` event (attempt 0, as its record says:
@@ -199,6 +206,9 @@ class Worker:
         for background in [t for t in (self._settler, *self._background) if t is not None]:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(background, 10)
+        if self._gate is not None:  # slots left for an admission that will not come now
+            with contextlib.suppress(*TRANSIENT):
+                await self._gate.release(())
         with contextlib.suppress(*TRANSIENT):
             await self._flush_counts()
         self.executor.shutdown(wait=False, cancel_futures=True)

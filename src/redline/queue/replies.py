@@ -109,12 +109,17 @@ def in_order(wanted: Sequence[Delivery], acked: list[str]) -> list[str]:
     if len(acked) < 2:
         return acked
     left = Counter(acked)  # an id may be acked once per queue
+    # Of a message's deliveries in `wanted` (a stale one beside its redelivery), only the one
+    # with the highest token can have been accepted: its place is that one's.
+    latest: dict[tuple[str, str], int] = {}
+    for d in wanted:
+        latest[d.key, d.id] = max(latest.get((d.key, d.id), 0), d.deliveries)
     ordered = []
     for d in wanted:
-        if left[d.id] > 0:
+        if left[d.id] > 0 and d.deliveries == latest[d.key, d.id]:
             left[d.id] -= 1
             ordered.append(d.id)
-    return ordered
+    return ordered + list(left.elements())  # (none left unless a token was made up)
 
 
 def warn_refused(wanted: Sequence[Delivery], acked: Sequence[str]) -> None:

@@ -1,17 +1,24 @@
 -- _batch.lua: included (`-- include _batch.lua`) by the scripts that touch in-flight messages.
--- A pop leases everything it delivers as one batch `b` (named after the server time):
---   inflight zset   b -> the batch's lease deadline (ms)   since hash   b -> delivered at (ms)
---   batches hash    b -> cmsgpack.pack({ids, counts, payloads, consumer, runs}) of the messages
---                   it still holds (consumer: who popped it, '' when the pop named none; runs:
---                   the members of `batched` that index it), and 'extra' -> how many messages
---                   the batches hold beyond one each, so that the number in flight is ZCARD
---                   inflight + extra (no HLEN: docs/acl.md's users may not run it)
+-- A pop leases everything it delivers as one batch `b` (named after the server time; see below
+-- for a batch of one):
+--   inflight zset   b -> the batch's lease deadline (ms)
+--   batches hash    b -> cmsgpack.pack({ids, counts, payloads, consumer, runs, since}) of the
+--                   messages it still holds (consumer: who popped it, '' when the pop named
+--                   none; runs: the members of `batched` that index it; since: when it was
+--                   delivered, ms — a batch leased before 2026-12-07 noon has no since in
+--                   its record but a field in the since hash), and 'extra' -> how many
+--                   messages the batches hold beyond one each, so that the number in flight
+--                   is ZCARD inflight + extra (no HLEN: docs/acl.md's users may not run it)
 --   batched zset    'first:last:b' -> first, for each run of consecutive ids (first, first+1,
 --                   ... last) that b holds: how a message is found by its id (batch_where), one
 --                   member per run rather than a field per message (pushes number their
 --                   payloads consecutively, so a pop's fresh messages are a run or a few)
--- so a pop, and the ack of its whole batch, write a few fields and members per batch and none
--- per message. A message leaves its batch when it is acked, or when it needs state of its own:
+-- so a pop, and the ack of its whole batch, write three fields and members per batch and none
+-- per message.
+-- A pop that delivers one message names its batch after it, 'b:<id>', and indexes it with no
+-- run (two entries, then): batch_where finds such a batch by its name. (A batch of one has
+-- nothing to split, so it never needs a run; a batch of more that shrinks to one keeps its name
+-- and runs.) A message leaves its batch when it is acked, or when it needs state of its own:
 -- an extend, a nack, a recovery or a job's admission first take it out (batch_detach,
 -- leases_take), giving it the per-message layout that every script also understands: payloads,
 -- deliveries (its count, the fencing token) and since fields, and its own member of the
@@ -19,16 +26,27 @@
 -- batch changes.
 -- Q is a table of the queue's keys: inflight, since, payloads, deliveries, batches, batched.
 
+-- An empty list, read only and shared (no table made per call): what a batch closed whole
+-- keeps, a pop's nothing due or taken yet. Shared across calls: never write to it.
+local NONE = {}
+
 local function batch_is(member)
   return string.byte(member, 1) == 98  -- 'b': message ids are digits
 end
 
--- ids, counts, payloads, consumer and runs of what batch b holds.
+-- ids, counts, payloads, consumer, runs and since (nil: in the since hash, see above) of what
+-- batch b holds.
 local function batch_load(Q, b)
   local blob = redis.call('HGET', Q.batches, b)
-  if not blob then return {}, {}, {}, '', {} end
+  if not blob then return {}, {}, {}, '', {}, nil end
   local t = cmsgpack.unpack(blob)
-  return t[1], t[2], t[3], t[4] or '', t[5] or {}
+  return t[1], t[2], t[3], t[4] or '', t[5] or {}, t[6]
+end
+
+-- When batch b was delivered (ms), given batch_load's `since`: a batch of an older version
+-- keeps it in the since hash.
+local function batch_since(Q, b, since)
+  return since or tonumber(redis.call('HGET', Q.since, b) or '0')
 end
 
 -- The runs of consecutive ids in `ids` (in their order), as members of `batched` for batch b,
@@ -51,8 +69,8 @@ local function batch_runs(b, ids)
 end
 
 -- Writes batch b's messages (and indexes them), replacing its runs `old` (a delete comes
--- first: see batch_store).
-local function batch_write(Q, b, old, ids, counts, payloads, consumer)
+-- first: see batch_store). `since`: nil for a batch whose since is in the since hash.
+local function batch_write(Q, b, old, ids, counts, payloads, consumer, since)
   if #old > 0 then redis.call('ZREM', Q.batched, unpack(old)) end
   local runs, scored = batch_runs(b, ids)
   local added = redis.pcall('ZADD', Q.batched, unpack(scored))
@@ -64,7 +82,24 @@ local function batch_write(Q, b, old, ids, counts, payloads, consumer)
     redis.call('DEL', Q.batched)
     redis.call('ZADD', Q.batched, unpack(scored))
   end
-  redis.call('HSET', Q.batches, b, cmsgpack.pack({ids, counts, payloads, consumer or '', runs}))
+  local record = {ids, counts, payloads, consumer or '', runs, since}
+  redis.call('HSET', Q.batches, b, cmsgpack.pack(record))
+end
+
+-- Fills in `where` for the ids of `ids` that a batch of one holds ('b:<id>', see above).
+local function batch_alone(Q, ids, where)
+  local at, names = {}, {}
+  for i, id in ipairs(ids) do
+    if not where[i] and string.match(id, '^%d+$') then
+      at[#at + 1], names[#names + 1] = i, 'b:' .. id
+    end
+  end
+  if #names == 0 then return where end
+  local leased = redis.call('ZMSCORE', Q.inflight, unpack(names))
+  for j, i in ipairs(at) do
+    if leased[j] then where[i] = names[j] end
+  end
+  return where
 end
 
 -- For each of `ids`, the batch that holds it, or false (not held by a batch). Each look (the
@@ -96,7 +131,7 @@ local function batch_where(Q, ids)
     end
     where[i] = found
   end
-  return where
+  return batch_alone(Q, ids, where)
 end
 
 local function batch_count(Q, delta)
@@ -109,32 +144,40 @@ end
 -- closes it (its lease and since go too) when nothing. Its first write is a delete: at maxmemory
 -- a script without the allow-oom flag (EVALSHA) may not make a command that can grow memory
 -- (HSET, HINCRBY, ZADD) its first write, and acks must go on there (they free memory).
--- `consumer`: the batch's (batch_load's fourth value).
-local function batch_store(Q, b, was, old, ids, counts, payloads, consumer)
+-- `consumer`, `since`: the batch's (batch_load's fourth and sixth values).
+local function batch_store(Q, b, was, old, ids, counts, payloads, consumer, since)
   if #ids > 0 then
-    batch_write(Q, b, old, ids, counts, payloads, consumer)
+    batch_write(Q, b, old, ids, counts, payloads, consumer, since)
   else
     if #old > 0 then redis.call('ZREM', Q.batched, unpack(old)) end
     redis.call('HDEL', Q.batches, b)
     redis.call('ZREM', Q.inflight, b)
-    redis.call('HDEL', Q.since, b)
+    if not since then redis.call('HDEL', Q.since, b) end
   end
   batch_count(Q, math.max(#ids - 1, 0) - (was - 1))
 end
 
 -- Leases the messages one pop delivers as a new batch, until `deadline`, held by `consumer`
--- (nil or '': unnamed); returns the batch's name. An open batch is a member of the in-flight
--- zset (from here until batch_store closes it), so its lease's ZADD NX is also the look for a
--- name taken: no call of its own.
+-- (nil or '': unnamed); returns the batch's name. One message: 'b:<id>', with no run (a
+-- name taken falls back to the other naming). An open batch is a member of the in-flight zset
+-- (from here until batch_store closes it), so its lease's ZADD NX is also the look for a name
+-- taken: no call of its own.
 local function batch_open(Q, now, deadline, ids, counts, payloads, consumer)
+  if #ids == 1 then
+    local b = 'b:' .. ids[1]
+    if redis.call('ZADD', Q.inflight, 'NX', deadline, b) == 1 then
+      local record = {ids, counts, payloads, consumer or '', NONE, now}
+      redis.call('HSET', Q.batches, b, cmsgpack.pack(record))
+      return b
+    end
+  end
   local stamp = string.format('%d', now)
   local b, k = 'b' .. stamp, 0
   while redis.call('ZADD', Q.inflight, 'NX', deadline, b) == 0 do  -- two pops in one ms
     k = k + 1                                                      -- (or a clock set back)
     b = 'b' .. stamp .. '-' .. k
   end
-  batch_write(Q, b, {}, ids, counts, payloads, consumer)
-  redis.call('HSET', Q.since, b, stamp)
+  batch_write(Q, b, {}, ids, counts, payloads, consumer, now)
   batch_count(Q, #ids - 1)
   return b
 end
@@ -155,7 +198,7 @@ end
 -- Takes out of batch b the messages in `wanted` (a set of ids; nil: any), at most `limit`
 -- (nil: no limit), in id order; returns {ids, counts, payloads} of those taken.
 local function batch_take(Q, b, wanted, limit)
-  local ids, counts, payloads, consumer, runs = batch_load(Q, b)
+  local ids, counts, payloads, consumer, runs, since = batch_load(Q, b)
   local order = {}
   for i, id in ipairs(ids) do
     if wanted == nil or wanted[id] then order[#order + 1] = i end
@@ -168,7 +211,7 @@ local function batch_take(Q, b, wanted, limit)
     taken.ids[j], taken.counts[j], taken.payloads[j] = ids[i], counts[i], payloads[i]
   end
   local kept = batch_kept(ids, counts, payloads, gone)
-  batch_store(Q, b, #ids, runs, kept[1], kept[2], kept[3], consumer)
+  batch_store(Q, b, #ids, runs, kept[1], kept[2], kept[3], consumer, since)
   return taken
 end
 
@@ -199,7 +242,7 @@ local function batch_detach(Q, ids, tokens)
     end
   end
   for _, b in ipairs(order) do
-    local held, counts = batch_load(Q, b)
+    local held, counts, _, _, _, since = batch_load(Q, b)
     local current, wanted = {}, {}
     for i, id in ipairs(held) do current[id] = tostring(counts[i]) end
     for _, i in ipairs(by[b]) do
@@ -207,7 +250,7 @@ local function batch_detach(Q, ids, tokens)
     end
     if next(wanted) then
       local deadline = redis.call('ZSCORE', Q.inflight, b)
-      local since = redis.call('HGET', Q.since, b)
+      since = string.format('%d', batch_since(Q, b, since))  -- before the take, which may close b
       local taken = batch_take(Q, b, wanted, nil)
       batch_fields(Q, taken)
       for _, id in ipairs(taken.ids) do
@@ -241,7 +284,8 @@ local function leases_take(Q, now, limit, elapsed, holders)
   else
     for _, m in ipairs(redis.call('ZRANGE', Q.inflight, 0, -1)) do
       if #members >= limit then break end  -- each member holds one message at least
-      if tonumber(redis.call('HGET', Q.since, m) or 0) <= now - elapsed then
+      local at = batch_is(m) and select(6, batch_load(Q, m))  -- since, or nil
+      if (at or tonumber(redis.call('HGET', Q.since, m) or 0)) <= now - elapsed then
         members[#members + 1] = m
       end
     end

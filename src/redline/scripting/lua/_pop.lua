@@ -3,12 +3,9 @@
 -- ids, delayed, reasons): the library defines them once at its top level, so that a pop makes
 -- no closure of each (scripting/functions.py). Needs _batch.lua.
 
--- What a batch closed whole keeps: nothing (read only, shared: no table made per ack).
-local NONE = {}
-
 -- Acks of messages a batch holds: the whole batch acked at once closes it without rewriting.
 local function ack_batch(Q, b, picks, ids, tokens, ok)
-  local held, counts, payloads, consumer, runs = batch_load(Q, b)
+  local held, counts, payloads, consumer, runs, since = batch_load(Q, b)
   local at, gone, gone_ids = {}, {}, {}
   for i, id in ipairs(held) do at[id] = i end
   for _, i in ipairs(picks) do
@@ -21,7 +18,7 @@ local function ack_batch(Q, b, picks, ids, tokens, ok)
   local n = #gone_ids
   if n == 0 then return end
   local kept = batch_kept(held, counts, payloads, gone)
-  batch_store(Q, b, #held, runs, kept[1], kept[2], kept[3], consumer)
+  batch_store(Q, b, #held, runs, kept[1], kept[2], kept[3], consumer, since)
 end
 
 -- Drops the failure reasons of acked `ids`. The reasons hash exists only while some message
@@ -40,10 +37,15 @@ end
 local function ack_whole(Q, b, spec)
   local n, id, token = string.match(spec, '^(%d+):(%d+):(%d+)$')
   if not n then return false end
-  local held, counts, _, _, runs = batch_load(Q, b)
+  local held, counts, _, _, runs, since = batch_load(Q, b)
   if #held ~= tonumber(n) or held[1] ~= id or tostring(counts[1]) ~= token then return false end
-  batch_store(Q, b, #held, runs, NONE, NONE, NONE)
-  reasons_forget(Q, held)
+  batch_store(Q, b, #held, runs, NONE, NONE, NONE, nil, since)
+  for i = 1, #counts do  -- a reason is written only for a message given back (a nack, an
+    if counts[i] > 1 then  -- expiry), which comes back with a second delivery at least (a
+      reasons_forget(Q, held)  -- dead letter requeued loses it): first deliveries need no look
+      break
+    end
+  end
   return true
 end
 
@@ -96,16 +98,35 @@ local function pop_ack(Q, ids, tokens)
   return acked
 end
 
+-- The ids hash's 'taken' (a number) and the fields already read (field -> run, false: none);
+-- nil when there is no ids hash (raw LPUSHes only). A pop that drains the lists mostly finds
+-- 'taken' at 0 (queue_push writes it so in the hash it makes after a drain), so it reads the
+-- field of position 1 with it, in one call. (HGETALL would read them all, but docs/acl.md's
+-- users may not run it.)
+local function ids_fields(Q, drained)
+  local taken, read = nil, NONE
+  if drained then
+    local got = redis.call('HMGET', Q.ids, 'taken', '1')
+    taken = got[1]
+    if not taken or taken == '0' then read = {['1'] = got[2]} end
+  else
+    taken = redis.call('HGET', Q.ids, 'taken')  -- written first by queue_push
+  end
+  if not taken and not read['1'] and redis.call('EXISTS', Q.ids) == 0 then return nil end
+  return tonumber(taken or '0'), read
+end
+
 -- The ids push gave the `n` messages at positions taken+1 .. taken+n (false: a raw LPUSH): one
--- HGET per run that one push numbered (see queue_push) or per raw message, not per message.
+-- HGET per run that one push numbered (see queue_push) or per raw message, not per message
+-- (but the first, when ids_fields read it).
 local function known_ids(Q, n, drained)
-  local taken = redis.call('HGET', Q.ids, 'taken')  -- written by every pop that did not drain
-  if not taken and redis.call('EXISTS', Q.ids) == 0 then return {} end  -- raw LPUSHes only
-  taken = tonumber(taken or '0')
-  local ids, p, used, rest = {}, 1, {}, {}
+  local taken, read = ids_fields(Q, drained)
+  if not taken then return {} end  -- raw LPUSHes only
+  local ids, p, used, rest = {}, 1, {}, NONE
   while p <= n do
     local field = string.format('%d', taken + p)
-    local run = redis.call('HGET', Q.ids, field)
+    local run = read[field]
+    if run == nil then run = redis.call('HGET', Q.ids, field) end
     if run then
       local first, len, colon = run, 1, string.find(run, ':', 1, true)  -- '<id>' or '<id>:<n>'
       if colon then first, len = string.sub(run, 1, colon - 1), string.sub(run, colon + 1) end

@@ -2,19 +2,19 @@
 -- (not an attempt); first give back the slots of jobs that finished since the last call. One
 -- call per batch and queue: each limit's set is trimmed and counted once, and written once.
 -- Admitted: a job takes a concurrency slot (a member of the slots set scored by its lease
--- deadline, so a killed worker's slot is reclaimed once that passes) and a rate-limit start (a
--- member of the log, scored by the time it started); it stays in the batch it was leased with.
--- Refused: it leaves flight for the delayed set, its delivery count taken back, due when a start
--- frees up (rate) or when the earliest slot's lease ends (concurrency; a release wakes it
--- sooner).
+-- deadline, so a killed worker's slot is reclaimed once that passes) and a rate-limit start
+-- (counted in the log's one member for this call: see _rate_log.lua); it stays in the batch it
+-- was leased with. Refused: it leaves flight for the delayed set, its delivery count taken
+-- back, due when a start frees up (rate) or when the earliest slot's lease ends (concurrency;
+-- a release wakes it sooner).
 -- KEYS[1] the queue's registry of limits in use (zset: member -> ms last registered)
 -- then per source (a key jobs were delivered from), 7 keys: inflight zset, delayed zset,
 --   deliveries hash, since hash, payloads hash, batches hash, batched zset (see _batch.lua)
 -- then, when ARGV[4] is 1, the queue's delayed zsets of priorities 0-9 and their deliveries
 --   hashes (20 keys: a release wakes waiting jobs there)
 -- then per limit, 2 keys: concurrency slots zset (id -> lease deadline, ms) and waiters list
---   ("<priority>:<id>:<delivery count>"); or rate log zset ("<id>:<count>" -> start, ms) and
---   spreading key (ms when the next refused job is due)
+--   ("<priority>:<id>:<delivery count>"); or rate log zset (_rate_log.lua) and spreading key
+--   (ms when the next refused job is due)
 -- ARGV[1] lease (ms)   ARGV[2] ms a registry member is kept after it was last registered
 -- ARGV[3] sources   ARGV[4] 1 when there are releases (and the 20 level keys), else 0
 -- ARGV[5] limits    ARGV[6] R: registry members to (re)register, ARGV[7..6+R] the members
@@ -24,11 +24,15 @@
 --   cap's limit index, starts per period (0: none), period (ms), rate's limit index
 -- then per source its priority and the batch its jobs were popped in ('' when unknown or
 --   several): 2 fields each
--- then per job 4 fields: id, delivery count (token), source index, spec index
--- Returns per job, in order: {1} admitted, {0, ms until due, "concurrency"|"rate"} put back,
--- {-1} not held (stale).
+-- then the jobs, in groups of consecutive jobs of one source and spec: source index, spec
+--   index, n, m, then m pairs (index in the group, delivery count) of the jobs whose count
+--   (token) is not 1, then the n ids
+-- Returns {verdicts, due...}: verdicts a string of one character per job, in order: '1'
+-- admitted, '-' not held (stale), 'c' / 'r' put back to wait for a slot / for the rate; then,
+-- for each put back in that order, the ms until it is due.
 -- include _batch.lua
 -- include _job_slots.lua
+-- include _rate_log.lua
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local lease, S, R = tonumber(ARGV[1]), tonumber(ARGV[3]), tonumber(ARGV[6])
@@ -85,163 +89,183 @@ for s = 1, S do
 end
 a = a + 2 * S
 
-local jobs = {}
-for i = a, #ARGV, 4 do
-  jobs[#jobs + 1] = {
-    id = ARGV[i], token = ARGV[i + 1], source = tonumber(ARGV[i + 2]),
-    spec = specs[tonumber(ARGV[i + 3])],
-  }
+-- Which jobs are still held with their token: in a batch (one read of each batch), or on
+-- their own (see _batch.lua). A batch's record lists exactly the messages it holds, so a job
+-- the batch it was popped in still lists with its token is held, without asking `batched`.
+local as_text = {}
+local function token_of(count)  -- a delivery count as the ARGV tokens are written (no tonumber
+  local token = string.format('%d', count)  -- per job: one string per distinct count)
+  as_text[count] = token
+  return token
 end
 
--- Which jobs are still held with their token: in a batch (one read of each batch), or on their
--- own (see _batch.lua). A batch's record lists exactly the messages it holds, so a job the
--- batch it was popped in still lists with its token is held, without asking `batched`.
-local function held_alone(Q, job)
-  return redis.call('HGET', Q.deliveries, job.id) == job.token
-    and redis.call('ZSCORE', Q.inflight, job.id) ~= false
-end
-
-local function tokens_of(Q, b)
-  local held, tokens = batch_load(Q, b)
+local function tokens_of(Q, b)  -- id -> its token, of what batch b holds
+  local listed, counts = batch_load(Q, b)
   local of = {}
-  for j, id in ipairs(held) do of[id] = tostring(tokens[j]) end
+  for j, id in ipairs(listed) do of[id] = as_text[counts[j]] or token_of(counts[j]) end
   return of
 end
 
-local function mark_held_in(Q, list)
-  local popped, counts, ids = {}, {}, {}
-  if Q.batch ~= '' then
-    popped = tokens_of(Q, Q.batch)
-    counts[Q.batch] = popped
-  end
-  for _, job in ipairs(list) do
-    job.held = popped[job.id] == job.token
-    if not job.held then ids[#ids + 1] = job end
-  end
-  if #ids == 0 then return end
-  local names = {}
-  for i, job in ipairs(ids) do names[i] = job.id end
+local ids, tokens, held = {}, {}, {}
+local function mark_loose(Q, loose)  -- jobs not in the batch their source names, or none named
+  local names, read = {}, {}
+  for k, i in ipairs(loose) do names[k] = ids[i] end
   local where = batch_where(Q, names)
-  for i, job in ipairs(ids) do
-    local b = where[i]
+  for k, i in ipairs(loose) do
+    local b = where[k]
     if b then
-      counts[b] = counts[b] or tokens_of(Q, b)
-      job.held = counts[b][job.id] == job.token
+      read[b] = read[b] or tokens_of(Q, b)
+      held[i] = read[b][ids[i]] == tokens[i]
     else
-      job.held = held_alone(Q, job)
+      held[i] = redis.call('HGET', Q.deliveries, ids[i]) == tokens[i]
+        and redis.call('ZSCORE', Q.inflight, ids[i]) ~= false
     end
   end
 end
 
-local function mark_held()
-  local of = {}
-  for _, job in ipairs(jobs) do
-    of[job.source] = of[job.source] or {}
-    table.insert(of[job.source], job)
-  end
-  for s = 1, S do
-    if of[s] then mark_held_in(sources[s], of[s]) end
-  end
+-- Each source's batch, as its record lists it, walked in its order below (a pop's jobs come in
+-- it: no table of the batch is made).
+local walks = {}
+for s = 1, S do
+  local Q, walk = sources[s], {listed = {}, counts = {}, at = 1, loose = {}}
+  if Q.batch ~= '' then walk.listed, walk.counts = batch_load(Q, Q.batch) end
+  walks[s] = walk
 end
 
--- Each limit's set, trimmed and counted once; its new members written once (`flush`).
--- A rate log (`ttl`: its period) expires when no job started for a period.
-local state = {}
-local function open(l, trim_to, ttl)
-  if not state[l] then
-    local key = limit(l)
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', trim_to)
-    state[l] = {count = redis.call('ZCARD', key), add = {}, ttl = ttl}
+-- The jobs as parallel arrays (no table per job), read and looked for in their batch in one
+-- pass; `groups` (first, last, source, spec) say whose limits they are under.
+local argv, groups, J = ARGV, {}, 0
+while a <= #argv do
+  local s, count, later = tonumber(argv[a]), tonumber(argv[a + 2]), tonumber(argv[a + 3])
+  groups[#groups + 1] = {J + 1, J + count, s, specs[tonumber(argv[a + 1])]}
+  local odd = {}  -- index in the group -> token, of those not on their first delivery
+  for k = a + 4, a + 2 + 2 * later, 2 do odd[tonumber(argv[k])] = argv[k + 1] end
+  a = a + 4 + 2 * later
+  local walk = walks[s]
+  local listed, counts, at = walk.listed, walk.counts, walk.at
+  for k = 1, count do
+    local id, token, m = argv[a + k - 1], odd[k] or '1', at
+    J = J + 1
+    ids[J], tokens[J] = id, token
+    while listed[m] and listed[m] ~= id do m = m + 1 end
+    held[J] = listed[m] ~= nil and (as_text[counts[m]] or token_of(counts[m])) == token
+    if held[J] then at = m + 1 else walk.loose[#walk.loose + 1] = J end
   end
-  return state[l]
+  walk.at = at
+  a = a + count
+end
+for s = 1, S do
+  if #walks[s].loose > 0 then mark_loose(sources[s], walks[s].loose) end
+end
+
+-- Each limit's set, trimmed and counted once; its new members written once (`flush`): a cap's
+-- slots (`add`), a rate's starts (`fresh`, one member for them all).
+local state = {}
+local deadline = string.format('%d', now + lease)  -- a slot's score, made a string once
+local function open_cap(l)
+  local st = state[l]
+  if not st then
+    local key = limit(l)
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+    st = {count = redis.call('ZCARD', key), add = {}}
+    state[l] = st
+  end
+  return st
+end
+local function open_rate(l, period)
+  local st = state[l]
+  if not st then
+    local count, total, first = rate_open((limit(l)), now - period)
+    st = {count = count, total = total, first = first, fresh = 0, period = period}
+    state[l] = st
+  end
+  return st
 end
 local function flush(l)
   local st = state[l]
-  if #st.add == 0 then return end
-  local key = limit(l)
-  redis.call('ZADD', key, unpack(st.add))
-  if st.ttl then redis.call('PEXPIRE', key, st.ttl) end
-  st.add = {}
-end
-local function earliest(l)
-  local first = redis.call('ZRANGE', (limit(l)), 0, 0, 'WITHSCORES')
-  return tonumber(first[2])
+  if st.add and #st.add > 0 then
+    redis.call('ZADD', (limit(l)), unpack(st.add))
+    st.add = {}
+  elseif st.fresh and st.fresh > 0 then
+    st.total = rate_write((limit(l)), now, st.total, st.fresh, st.period)
+    st.first, st.fresh = st.first or now, 0
+  end
 end
 
-local function refuse_cap(job, spec)
+local function refuse_cap(i, spec, s)
   flush(spec.slots)
-  local _, waiters = limit(spec.slots)
-  local priority = sources[job.source].priority
-  redis.call('RPUSH', waiters, priority .. ':' .. job.id .. ':' .. (tonumber(job.token) - 1))
+  local slots, waiters = limit(spec.slots)
+  local entry = sources[s].priority .. ':' .. ids[i] .. ':' .. (tonumber(tokens[i]) - 1)
+  redis.call('RPUSH', waiters, entry)
   redis.call('PEXPIRE', waiters, 2 * lease)
-  return earliest(spec.slots), 'concurrency'
+  return tonumber(redis.call('ZRANGE', slots, 0, 0, 'WITHSCORES')[2]), 'c'
 end
 
 local function refuse_rate(spec)
   flush(spec.log)
   local _, spreading = limit(spec.log)
-  local due = math.max(earliest(spec.log) + spec.period, tonumber(redis.call('GET', spreading) or 0))
+  local due = math.max(state[spec.log].first + spec.period, tonumber(redis.call('GET', spreading) or 0))
   local step = math.max(1, math.floor(spec.period / spec.rate))
   redis.call('SET', spreading, due + step, 'PX', due + step - now + spec.period)
-  return due, 'rate'
+  return due, 'r'
 end
 
--- The verdict on one held job: nil (admitted) or the time it is due and why it waits.
-local function decide(job)
-  local spec, cap, holds = job.spec, nil, false
+-- The verdict on held job i of source s under `spec`: nil (admitted) or the time it is due
+-- and why it waits.
+local function decide(i, spec, s)
+  local cap, holds = nil, false
   if spec.cap > 0 then
-    cap = open(spec.slots, now)
+    cap = open_cap(spec.slots)
     -- Only a redelivery can hold a slot already (a refused job's count is taken back).
-    holds = tonumber(job.token) > 1 and redis.call('ZSCORE', (limit(spec.slots)), job.id)
-    if not holds and cap.count >= spec.cap then return refuse_cap(job, spec) end
+    holds = tokens[i] ~= '1' and redis.call('ZSCORE', (limit(spec.slots)), ids[i])
+    if not holds and cap.count >= spec.cap then return refuse_cap(i, spec, s) end
   end
   if spec.rate > 0 then
-    local log = open(spec.log, now - spec.period, spec.period)
+    local log = open_rate(spec.log, spec.period)
     if log.count >= spec.rate then return refuse_rate(spec) end
-    log.count = log.count + 1
-    log.add[#log.add + 1], log.add[#log.add + 2] = now, job.id .. ':' .. job.token
+    log.count, log.fresh = log.count + 1, log.fresh + 1
   end
   if cap then
     if not holds then cap.count = cap.count + 1 end
-    cap.add[#cap.add + 1], cap.add[#cap.add + 2] = now + lease, job.id
+    cap.add[#cap.add + 1], cap.add[#cap.add + 2] = deadline, ids[i]
   end
   return nil
 end
 
-mark_held()
-local out, refused = {}, {}
-for i, job in ipairs(jobs) do
-  if not job.held then
-    out[i] = {-1}
-  else
-    local due, why = decide(job)
-    if due then
-      out[i] = {0, due - now, why}
-      refused[#refused + 1] = {job, due}
+local verdicts, reply, refused = {}, {''}, {}  -- refused: job, source, ...
+for _, g in ipairs(groups) do
+  local s, spec = g[3], g[4]
+  for i = g[1], g[2] do
+    if not held[i] then
+      verdicts[i] = '-'
     else
-      out[i] = {1}
+      local due, why = decide(i, spec, s)
+      verdicts[i] = why or '1'
+      if due then
+        reply[#reply + 1], refused[#refused + 1], refused[#refused + 2] = due - now, i, s
+      end
     end
   end
 end
 for l in pairs(state) do flush(l) end
+reply[1] = table.concat(verdicts)
 
 -- The refused leave their batches, then flight.
 local detach = {}
-for _, r in ipairs(refused) do
-  local job = r[1]
-  detach[job.source] = detach[job.source] or {{}, {}}
-  table.insert(detach[job.source][1], job.id)
-  table.insert(detach[job.source][2], job.token)
+for k = 1, #refused, 2 do
+  local i, s = refused[k], refused[k + 1]
+  detach[s] = detach[s] or {{}, {}}
+  table.insert(detach[s][1], ids[i])
+  table.insert(detach[s][2], tokens[i])
 end
 for s = 1, S do
   if detach[s] then batch_detach(sources[s], detach[s][1], detach[s][2]) end
 end
-for _, r in ipairs(refused) do
-  local job, due = r[1], r[2]
-  local Q = sources[job.source]
-  redis.call('ZREM', Q.inflight, job.id)
-  redis.call('HINCRBY', Q.deliveries, job.id, -1)
-  redis.call('HDEL', Q.since, job.id)
-  redis.call('ZADD', Q.delayed, due, job.id)
+for k = 1, #refused, 2 do
+  local i, Q = refused[k], sources[refused[k + 1]]
+  redis.call('ZREM', Q.inflight, ids[i])
+  redis.call('HINCRBY', Q.deliveries, ids[i], -1)
+  redis.call('HDEL', Q.since, ids[i])
+  redis.call('ZADD', Q.delayed, now + reply[(k + 1) / 2 + 1], ids[i])
 end
-return out
+return reply

@@ -70,21 +70,30 @@ if consumer then out[named], o = '', o + 1 end
 -- What this call delivers, in order (k of them): leased as one batch, then put in the reply.
 local bids, bcounts, bpayloads, k = {}, {}, {}, 0
 
+-- Which of the in-flight zset (1), the delayed zset (2) and the claim list (4) exist, in one
+-- call: EXISTS counts a key once per mention, so naming each that many times answers their sum.
+-- Most pops find no lease, no delayed message and no claimed payload, and skip those looks (a
+-- look at an absent key costs as much as any call).
+local present = redis.call('EXISTS', KEYS[5], KEYS[6], KEYS[6], KEYS[2], KEYS[2], KEYS[2],
+  KEYS[2])
+
 -- A look at the first lease and at the first delayed message first: most calls find neither
 -- due, and then those looks are also what the reply's waits need. lease1, delay1: their
 -- scores (false: none), or nil where something changed since (then read again at the end).
-local lease1, delay1 = nil, nil
+local lease1, delay1 = false, false
+if present % 2 == 1 then lease1 = nil end
+if present % 4 >= 2 then delay1 = nil end
 if count > 0 then
-  lease1 = first_score(KEYS[5])
+  if lease1 == nil then lease1 = first_score(KEYS[5]) end
   if lease1 and lease1 <= now then
     recover_expired(Q, now, math.max(count, 100), max, ARGV[3])
-    lease1 = nil
+    lease1, delay1 = nil, nil  -- what it took went to the delayed set
   end
-  delay1 = first_score(KEYS[6])  -- after the recovery, which puts what it takes there
+  if delay1 == nil then delay1 = first_score(KEYS[6]) end
 end
 
 -- Due delayed messages join the batch: their payload and count fields move into it.
-local due = {}
+local due = NONE  -- (shared, read only: replaced when something is due)
 if delay1 and delay1 <= now then
   due = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now, 'LIMIT', 0, count)
   delay1 = nil
@@ -103,10 +112,10 @@ if #due > 0 then
   end
 end
 
-local fresh, want = {}, count - #due
-for i = 2, 1, -1 do  -- the claim list, then the waiting list
+local fresh, want = NONE, count - #due
+for i = 2, 1, -1 do  -- the claim list (when there is one), then the waiting list
   local list = KEYS[i]
-  if want > 0 then
+  if want > 0 and (i == 1 or present >= 4) then
     local got = redis.call('RPOP', list, want)
     if got and #fresh == 0 then
       fresh, want = got, want - #got

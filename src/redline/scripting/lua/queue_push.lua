@@ -2,7 +2,8 @@
 -- KEYS[1] waiting list   KEYS[2] claim list
 -- KEYS[3] ids hash: 'taken' -> list items queue_pop has taken so far; <position> -> '<id>:<n>':
 --         push gave the n messages from that position on the ids id, id+1, ... ('<id>': n = 1;
---         1 + taken is the next position queue_pop takes)
+--         1 + taken is the next position queue_pop takes; 'taken' is written first when this
+--         makes the hash, see below)
 -- KEYS[4] id counter
 -- ARGV    the payloads, oldest first
 -- Returns the ids, in ARGV order.
@@ -12,7 +13,8 @@
 -- LPUSH answers the list's length, so its own length is not asked for (one LLEN less).
 local n = #ARGV
 local last = redis.call('INCRBY', KEYS[4], n)
-local base = tonumber(redis.call('HGET', KEYS[3], 'taken') or '0') + redis.call('LLEN', KEYS[2])
+local taken = redis.call('HGET', KEYS[3], 'taken')
+local base = tonumber(taken or '0') + redis.call('LLEN', KEYS[2])
 local ids = {}
 for i = 1, n do ids[i] = string.format('%d', last - n + i) end
 for i = 1, n, 1000 do
@@ -20,6 +22,12 @@ for i = 1, n, 1000 do
   local length = redis.call('LPUSH', KEYS[1], unpack(ARGV, i, j))
   local run = ids[i]
   if j > i then run = run .. ':' .. string.format('%d', j - i + 1) end
-  redis.call('HSET', KEYS[3], string.format('%d', base + length - (j - i)), run)
+  local field = string.format('%d', base + length - (j - i))
+  if taken then
+    redis.call('HSET', KEYS[3], field, run)
+  else  -- a new ids hash gets 'taken' first: queue_pop reads it on every call, and a small
+    redis.call('HSET', KEYS[3], 'taken', '0', field, run)  -- hash (a listpack) is scanned
+    taken = '0'                                            -- from the front for a field
+  end
 end
 return ids

@@ -9,7 +9,7 @@
 -- ms; since is 0 when the message is not in flight; consumer: who popped it, when its pop named
 -- one and it is still in that pop's batch, else '').
 -- include _batch.lua
-local Q = {batches = KEYS[8]}
+local Q = {batches = KEYS[8], since = KEYS[6]}
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local start, count = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -33,8 +33,8 @@ end
 local function full() return #out >= 1 + width * count end
 
 local function add_batch(b, score)
-  local ids, counts, payloads, consumer = batch_load(Q, b)
-  local since = redis.call('HGET', KEYS[6], b)
+  local ids, counts, payloads, consumer, _, since = batch_load(Q, b)
+  since = batch_since(Q, b, since)
   local order = {}
   for i = 1, #ids do order[i] = i end
   table.sort(order, function(x, y) return ids[x] < ids[y] end)
