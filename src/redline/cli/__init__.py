@@ -64,9 +64,11 @@ class _Redline(click.Group):
 def main(log_level: str, log_format: str) -> None:
     """redline: stateless microservices that talk through Redis.
 
-    Every command takes --redis URL; without it redline uses 127.0.0.1:6379 (env
-    REDLINE_DEFAULT_PORT changes the port), else the server `redline dev` runs, else starts an
-    embedded Valkey server for the duration of the command.
+    Every command takes --redis URL (or env REDLINE_REDIS); without it redline uses
+    127.0.0.1:6379 (env REDLINE_DEFAULT_PORT changes the port), else the server `redline dev`
+    runs, else starts an embedded Valkey server for the duration of the command.
+
+    `redline COMMAND --help` explains each; all of them on one page: docs/cli.md.
     """
     configure(log_level, log_format)
 
