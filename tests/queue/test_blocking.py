@@ -78,6 +78,18 @@ async def test_blocking_longer_than_the_socket_timeout_is_safe(redis_url: str, k
         await client.aclose()
 
 
+async def test_blocking_longer_than_the_default_socket_timeout_is_safe(
+    redis_url: str, key: str
+) -> None:
+    """A client made with no timeout gets redis-py's default (5 s in redis-py 8), which is not
+    among its connection kwargs: the pop must still see it and wait in shorter rounds."""
+    client = connect(redis_url)
+    try:
+        assert await ReliableQueue(client).pop(key, block=6) == []
+    finally:
+        await client.aclose()
+
+
 async def test_what_a_dead_consumer_moved_to_the_claim_list_is_delivered(
     queue: ReliableQueue, qclient: AsyncClient, key: str
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
@@ -171,6 +172,26 @@ async def test_stop_returns_what_is_parked_in_its_own_pending(
     await aredis.lpush(forwarder.mine, b"parked")  # as if BLMOVE landed while stopping
     await forwarder.stop(Context(forwarder.config, aredis, asyncio.Event(), "1"))
     assert await aredis.lrange("demo:mpush:in", 0, -1) == [b"parked"]
+
+
+async def test_an_idle_forwarder_waits_past_the_default_socket_timeout_without_failing(
+    redis_url: str, aredis: AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """popTimeout 10 on a client with redis-py's default read timeout (5 s): the blocking move
+    is cut to what the timeout allows, so a quiet spell is not a failed step and a backoff."""
+    caplog.set_level(logging.INFO)
+    config = demo(redis_url, popTimeout=10)
+    _, stopping, task = await running(config)
+    await asyncio.sleep(6.5)
+    assert not [r.message for r in caplog.records if "step failed" in r.message]
+    await aredis.lpush(config.in_, b"after the quiet")
+
+    async def forwarded() -> bool:
+        return all([await aredis.llen(out) == 1 for out in config.out])
+
+    await wait_until(forwarded)
+    stopping.set()
+    await asyncio.wait_for(task, 30)
 
 
 def test_cross_slot_config_is_refused_on_a_cluster(cluster: Cluster) -> None:

@@ -13,7 +13,14 @@ from __future__ import annotations
 
 from redline.connection.client import connect, connect_sync
 from redline.connection.held import Command, HeldConnection, run_commands
-from redline.connection.kinds import AsyncClient, SyncClient, is_cluster_client, text
+from redline.connection.kinds import (
+    AsyncClient,
+    SyncClient,
+    is_cluster_client,
+    longest_block,
+    read_timeout,
+    text,
+)
 from redline.connection.url import is_cluster, mask_url, parse_url
 
 __all__ = [
@@ -25,8 +32,10 @@ __all__ = [
     "connect_sync",
     "is_cluster",
     "is_cluster_client",
+    "longest_block",
     "mask_url",
     "parse_url",
+    "read_timeout",
     "run_commands",
     "text",
 ]

@@ -1,5 +1,5 @@
 """What the rest of the layer asks of a client: its types, whether it is a cluster client,
-and the one reply-decoding helper."""
+how long it waits for a reply, and the one reply-decoding helper."""
 
 from __future__ import annotations
 
@@ -9,7 +9,14 @@ import redis
 import redis.asyncio
 import redis.cluster
 
-__all__ = ["AsyncClient", "SyncClient", "is_cluster_client", "text"]
+__all__ = [
+    "AsyncClient",
+    "SyncClient",
+    "is_cluster_client",
+    "longest_block",
+    "read_timeout",
+    "text",
+]
 
 AsyncClient: TypeAlias = "redis.asyncio.Redis | redis.asyncio.RedisCluster"
 SyncClient: TypeAlias = "redis.Redis | redis.cluster.RedisCluster"
@@ -30,7 +37,30 @@ def is_cluster_client(client: object) -> bool:
 _CLUSTER_CLASSES: dict[type, bool] = {}
 
 
+def read_timeout(client: AsyncClient | SyncClient) -> float | None:
+    """Seconds the client's connections wait for a reply (None: for ever). The one it was made
+    with, else the library's default, which is then not among the client's connection kwargs
+    (redis-py 8: 5 s) — read from a connection made with nothing (made, not opened; the
+    blocking and asyncio connections share the default)."""
+    kwargs = client.get_connection_kwargs()
+    timeout = kwargs["socket_timeout"] if "socket_timeout" in kwargs else _library_default()
+    return None if timeout is None else float(timeout)
+
+
+def _library_default() -> float | None:
+    return redis.asyncio.Connection().socket_timeout
+
+
 def text(reply: object, errors: str = "strict") -> str:
     """A reply as str: bytes decoded as UTF-8 (`errors` as for `bytes.decode`), anything else
     through ``str()``. The one decoding helper: redline's clients return bytes."""
     return reply.decode(errors=errors) if isinstance(reply, bytes) else str(reply)
+
+
+def longest_block(client: AsyncClient | SyncClient) -> float:
+    """Seconds one blocking command (BLMOVE) may wait on `client`: it must answer within the
+    client's read timeout, and servers time blocked clients out up to ~100 ms late."""
+    timeout = read_timeout(client)
+    if not timeout:
+        return 3600.0
+    return timeout - 0.5 if timeout > 1 else timeout / 4

@@ -16,7 +16,7 @@ from typing import Any, cast
 from redis.asyncio import RedisCluster
 from redis.exceptions import OutOfMemoryError
 
-from redline.connection import AsyncClient, Command, HeldConnection, SyncClient
+from redline.connection import AsyncClient, Command, HeldConnection, SyncClient, longest_block
 from redline.errors import QueueError, ServerFullError
 from redline.queue.core import (
     Block,
@@ -33,17 +33,7 @@ from redline.queue.model import DEAD_AGE, DEAD_MAX, Delivery, Holder, QueuedMess
 from redline.queue.replicated import checked_reply, push_on_cluster
 from redline.scripting import scripts
 
-__all__ = ["ReliableQueue", "check_client", "longest_block"]
-
-
-def longest_block(client: AsyncClient | SyncClient) -> float:
-    """Seconds one BLMOVE may block: it must answer within the client's socket timeout
-    (redis-py's default is 5 s), and servers time blocked clients out up to ~100 ms late."""
-    timeout = client.get_connection_kwargs().get("socket_timeout")
-    if not timeout:
-        return 3600.0
-    seconds = float(timeout)
-    return seconds - 0.5 if seconds > 1 else seconds / 4
+__all__ = ["ReliableQueue", "check_client"]
 
 
 def check_client(client: AsyncClient | SyncClient) -> None:

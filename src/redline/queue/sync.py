@@ -16,7 +16,7 @@ from typing import Any, cast
 from redis.cluster import RedisCluster
 from redis.exceptions import OutOfMemoryError, RedisError
 
-from redline.connection import SyncClient
+from redline.connection import SyncClient, longest_block
 from redline.errors import ServerFullError
 from redline.queue.core import (
     Call,
@@ -28,7 +28,7 @@ from redline.queue.core import (
 )
 from redline.queue.library import blocked_sync, run_sync
 from redline.queue.model import DEAD_AGE, DEAD_MAX, Delivery, Holder, QueuedMessage, QueueInfo
-from redline.queue.reliable import check_client, longest_block
+from redline.queue.reliable import check_client
 from redline.queue.replicated import checked_reply, push_on_cluster_sync
 from redline.scripting import scripts
 

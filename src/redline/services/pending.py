@@ -26,7 +26,7 @@ import time
 from collections.abc import Sequence
 
 from redline.config import ServiceConfig
-from redline.connection import AsyncClient, Command, run_commands, text
+from redline.connection import AsyncClient, Command, longest_block, run_commands, text
 from redline.keys import derived
 from redline.runtime import Context
 from redline.runtime.lifecycle import is_alive
@@ -77,9 +77,11 @@ async def blocking_move(
 
     On a stop the connection is closed: an element the server moved anyway is in
     `destination`, which is why callers block only into a list they recover (or onto `source`
-    itself). Connection errors are raised, for the runner's backoff.
+    itself). Connection errors are raised, for the runner's backoff. The wait is cut to what
+    the client's read timeout allows (`longest_block`): an idle service returns empty, it does
+    not fail.
     """
-    command = ("BLMOVE", source, destination, *ends, seconds)
+    command = ("BLMOVE", source, destination, *ends, min(seconds, longest_block(ctx.redis)))
     pop = asyncio.ensure_future(run_commands(ctx.redis, [*before, command], raise_on_error=True))
     stop = asyncio.ensure_future(ctx.stopping.wait())
     try:
