@@ -121,6 +121,31 @@ def test_blocking_calls_one_behind_the_other(redis_url: str) -> None:
         other.close()
 
 
+def test_blocking_calls_survive_the_pool_disconnecting_their_connection(redis_url: str) -> None:
+    """The held connection's socket is read and written directly: a pool that closes its
+    connections (`disconnect`, as a client's close does) leaves the next call to reopen the same
+    connection, not to fail or to take a second one; a read past the client's socket timeout
+    raises redis-py's TimeoutError and the connection after it is a fresh one."""
+    client = connect_sync(redis_url, socket_timeout=0.5)
+    watcher = redis.Redis.from_url(redis_url)
+    try:
+        channel = held(client)
+        assert channel.call(("CLIENT", "SETNAME", "kept")) == b"OK"
+        client.connection_pool.disconnect()
+        assert channel.call(("INCR", "reopened")) == 1
+        assert channel.call(("CLIENT", "GETNAME")) is None  # a new session on the same object
+        assert channel.run([("INCR", "reopened"), ("INCR", "reopened")]) == [2, 3]
+        with pytest.raises(redis.exceptions.TimeoutError):
+            channel.call(("BLPOP", "nothing-comes", "2"))
+        assert channel.call(("INCR", "reopened")) == 4
+        here = str(watcher.connection_pool.connection_kwargs.get("db", 0))  # the test's own db
+        me = str(watcher.client_id())
+        assert len([c for c in watcher.client_list() if c["db"] == here and c["id"] != me]) == 1
+    finally:
+        client.close()
+        watcher.close()
+
+
 def test_commands_run_together_after_a_blocking_one(redis_url: str) -> None:
     """`Held.run` writes every command at once: the one after a BLMOVE runs when it returns
     (so a queue's wait and the pop that claims what came are one round trip); a command's

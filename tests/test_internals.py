@@ -4,11 +4,12 @@ for shape against the installed releases: a failure names the internal that chan
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import redis
 import redis.asyncio
 
-from redline.connection import connect, internals
+from redline.connection import connect, connect_sync, internals
 
 
 def _versions() -> str:
@@ -60,3 +61,23 @@ def test_sentinel_pool_keeps_its_sentinels() -> None:
     assert list(internals.sentinels_of(pool)) == sentinel.sentinels, (
         f"SentinelConnectionPool.sentinel_manager.sentinels changed {_versions()}"
     )
+
+
+def test_connected_socket_is_the_socket_a_blocking_connection_talks_on(redis_url: str) -> None:
+    client = connect_sync(redis_url)
+    try:
+        pool = client.connection_pool
+        connection = pool.get_connection()
+        try:
+            sock = internals.connected_socket(connection)
+            assert isinstance(sock, socket.socket), (
+                f"redis.Connection._sock is not the connection's socket {_versions()}"
+            )
+            sock.sendall(b"PING\r\n")
+            assert sock.recv(64) == b"+PONG\r\n"
+            connection.disconnect()  # not connected: connected_socket connects it again
+            assert internals.connected_socket(connection).fileno() >= 0
+        finally:
+            pool.release(connection)
+    finally:
+        client.close()

@@ -12,6 +12,7 @@ Checked against redis-py 5.3.0 (the lower bound of pyproject's range) and 8.2.0.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
@@ -19,6 +20,7 @@ import redis.connection
 from redis._parsers import BaseParser
 
 __all__ = [
+    "connected_socket",
     "pack_command",
     "reply_error",
     "sentinels_of",
@@ -48,6 +50,17 @@ def stream_transport(connection: Any) -> asyncio.Transport:
     only a StreamReader/StreamWriter pair (``_reader``, ``_writer``), and ``HeldConnection``
     reads replies from the transport itself. (``Connection._writer``, redis-py 4.2 to 8.2.)"""
     return cast(asyncio.Transport, connection._writer.transport)
+
+
+def connected_socket(connection: Any) -> socket.socket:
+    """The socket of a connected blocking ``redis.Connection`` (its timeout set as the client
+    asked), which ``channels.Held`` writes and reads itself. (``Connection._sock``, redis-py
+    4.0 to 8.2; None while not connected.)"""
+    sock = connection._sock
+    if sock is None:
+        connection.connect()
+        sock = connection._sock
+    return cast(socket.socket, sock)
 
 
 def sentinels_of(pool: Any) -> Sequence[Any]:

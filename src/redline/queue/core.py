@@ -110,6 +110,14 @@ def _ms(seconds: float) -> int:
     return max(0, round(seconds * 1000))
 
 
+def _sooner(wait: float, *scheduled_ms: int) -> float:
+    """`wait`, or the seconds until the soonest of `scheduled_ms` (-1: nothing) if sooner."""
+    for ms in scheduled_ms:
+        if ms >= 0:
+            wait = min(wait, ms / 1000)
+    return wait
+
+
 def _chunks(items: Sequence[T], size: int = BATCH) -> Iterable[Sequence[T]]:
     return (items[i : i + size] for i in range(0, len(items), size))
 
@@ -118,7 +126,7 @@ def _by_key(deliveries: Sequence[Delivery]) -> dict[str, list[Delivery]]:
     if not deliveries:
         return {}
     key = deliveries[0].key
-    if all(d.key == key for d in deliveries):  # the usual case, in a tenth of the time
+    if len(deliveries) == 1 or all(d.key == key for d in deliveries):  # the usual case, fast
         return {key: list(deliveries)}
     groups: dict[str, list[Delivery]] = {}
     for delivery in deliveries:
@@ -191,7 +199,8 @@ class QueueCore:
             if acks:  # keys the pass did not reach (count filled first, or not popped at all)
                 acked += yield from self._ack_groups(acks)
                 acks = {}
-            warn_refused(ack, acked)
+            if len(acked) < len(ack):
+                warn_refused(ack, acked)
             ack = ()
             if batch or until is None:
                 return batch
@@ -205,55 +214,68 @@ class QueueCore:
     ) -> Steps[tuple[list[Delivery], float]]:
         """One non-blocking pass over `keys`; also the seconds until something is scheduled.
         queue_pop itself gives back expired leases, ahead of fresh messages (docs/queue.md)."""
+        if len(keys) == 1:  # the usual case, without the loop
+            got, due, expires = yield from self._pop_script(keys[0], count, acks, acked)
+            return got, _sooner(math.inf, due, expires)
         batch: list[Delivery] = []
-        wait = math.inf if len(keys) == 1 else self.poll
+        wait = self.poll
         for key in keys:
             if len(batch) >= count:
                 break
-            got, due, expires = yield from self._pop_script(
-                key, count - len(batch), acks.pop(key, []), acked
-            )
+            got, due, expires = yield from self._pop_script(key, count - len(batch), acks, acked)
             batch += got
-            for ms in (due, expires):
-                if ms >= 0:
-                    wait = min(wait, ms / 1000)
+            wait = _sooner(wait, due, expires)
         return batch, wait
 
     def _pop_script(
-        self, key: str, count: int, ack: Sequence[Delivery], acked: list[str]
+        self, key: str, count: int, acks: dict[str, list[Delivery]], acked: list[str]
     ) -> Steps[tuple[list[Delivery], int, int]]:
-        """queue_pop until `count` are delivered or the queue is dry; the acks (the last
-        BATCH of them) go with the first call."""
+        """queue_pop until `count` are delivered or the queue is dry; the acks of `key` in
+        `acks` (taken out of it; the last BATCH of them) go with the first call."""
+        ack: Sequence[Delivery] = acks.pop(key, ()) if acks else ()
         if len(ack) > BATCH:
             acked += yield from self._ack_groups({key: list(ack[:-BATCH])})
             ack = ack[-BATCH:]
         got: list[Delivery] = []
         while True:
             want = min(count - len(got), BATCH)
-            reply, rest = yield from self._settle(key, want, ack, acked)
+            pairs, wholes = ack_args(ack)
+            reply = yield self._pop_call(key, want, pairs)
+            rest, refused = take_acked(reply, acked, wholes)
+            if refused:
+                rest = yield from self._one_by_one(key, want, ack, refused, acked)
             ack = ()
             delivered = deliveries_of(key, rest)
             got += delivered
             if len(delivered) < want or len(got) >= count:
                 return got, int(reply[0]), int(reply[1])
 
+    def _pop_call(self, key: str, want: int, pairs: list[str | int]) -> Call:
+        """The queue_pop of `want` that acknowledges `pairs` first (see `ack_args`)."""
+        head = [want, _ms(self.lease), self.max_deliveries, "@", self.consumer]
+        return Call("queue_pop", key, head + pairs)
+
+    def _one_by_one(
+        self, key: str, want: int, ack: Sequence[Delivery], refused: list[str], acked: list[str]
+    ) -> Steps[Sequence[Any]]:
+        """A batch named whole but refused (changed since its pop: part of it extended,
+        nacked, acked or recovered) made the script deliver nothing: its messages are
+        acknowledged one by one in a second call, which pops. The rest of its reply."""
+        ids = set(refused)
+        again = [d for d in ack if d.id in ids]
+        reply = yield self._pop_call(key, want, tokens(again))
+        rest, _ = take_acked(reply, acked, {})
+        return rest
+
     def _settle(
         self, key: str, want: int, ack: Sequence[Delivery], acked: list[str]
-    ) -> Steps[tuple[Sequence[Any], Sequence[Any]]]:
-        """One queue_pop of `want` that acknowledges `ack` first; its reply, and the rest of it
-        past the acks. A batch named whole but refused (changed since its pop: part of it
-        extended, nacked, acked or recovered) made the script deliver nothing: its messages
-        are acknowledged one by one in a second call, which pops."""
+    ) -> Steps[None]:
+        """One queue_pop of `want` (0: an ack alone) that acknowledges `ack` first."""
         pairs, wholes = ack_args(ack)
-        head = [want, _ms(self.lease), self.max_deliveries, "@", self.consumer]
-        reply = yield Call("queue_pop", key, [*head, *pairs])
-        rest, refused = take_acked(reply, acked, wholes)
+        reply = yield self._pop_call(key, want, pairs)
+        _, refused = take_acked(reply, acked, wholes)
         if refused:
-            ids = set(refused)
-            again = [d for d in ack if d.id in ids]
-            reply = yield Call("queue_pop", key, [*head, *tokens(again)])
-            rest, _ = take_acked(reply, acked, {})
-        return reply, rest
+            yield from self._one_by_one(key, want, ack, refused, acked)
 
     # -- settling ----------------------------------------------------------------------------
 

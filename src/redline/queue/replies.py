@@ -81,7 +81,7 @@ def take_acked(
             acked.append(name)
         else:
             acked += ids
-    refused = [i for ids in wholes.values() for i in ids]
+    refused = [i for ids in wholes.values() for i in ids] if wholes else []
     return reply[3 + n :], refused
 
 
@@ -95,6 +95,8 @@ def deliveries_of(key: str, rest: Sequence[Any]) -> list[Delivery]:
     size = (len(rest) - 1) // 3
     first, count = rest[1].decode(), int(rest[3])
     batch = Batch(rest[0].decode(), size, f"{size}:{first}:{count}")
+    if size == 1:  # a pop of one
+        return [Delivery(key, first, rest[2], count, batch)]
     items = iter(rest)
     next(items)
     return [
