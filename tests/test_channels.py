@@ -138,6 +138,12 @@ def test_blocking_calls_survive_the_pool_disconnecting_their_connection(redis_ur
         with pytest.raises(redis.exceptions.TimeoutError):
             channel.call(("BLPOP", "nothing-comes", "2"))
         assert channel.call(("INCR", "reopened")) == 4
+        # an error reply redis-py counts as the connection's is raised, not handed back
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            channel.call(("AUTH", "nobody", "wrong"))
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            channel.run([("AUTH", "nobody", "wrong")])
+        assert channel.call(("INCR", "reopened")) == 5
         here = str(watcher.connection_pool.connection_kwargs.get("db", 0))  # the test's own db
         me = str(watcher.client_id())
         assert len([c for c in watcher.client_list() if c["db"] == here and c["id"] != me]) == 1

@@ -267,13 +267,19 @@ class _Link:
             raise _link_error(exc, "writing to") from exc
 
     def read(self) -> Any:
-        """The next reply (a `ResponseError` is returned, not raised); RESP3 pushes skipped."""
+        """The next reply (a `ResponseError` is returned, not raised); RESP3 pushes skipped.
+        An error reply redis-py counts as a connection's (``LOADING``, ``NOAUTH``: its
+        `ConnectionError`s) is raised, as redis-py's own read raises it."""
         reader = self.reader
         reply = reader.gets()
         while reply is False or isinstance(reply, hiredis.PushNotification):
             if reply is False:
                 self._fill()
             reply = reader.gets()
+        if isinstance(reply, RedisConnectionError):
+            raise reply
+        if type(reply) is list and reply and isinstance(reply[0], RedisConnectionError):
+            raise reply[0]
         return reply
 
     def _fill(self) -> None:
