@@ -170,10 +170,10 @@ class Gate:
         docs: list[JobDocument | None] = []
         calls: dict[str, _Asked] = {}
         routes: dict[str, tuple[_Asked, int]] = {}  # source key -> its call, its priority
-        now = time.time()
+        now, judged = time.time(), self.judged
         for i, d in enumerate(deliveries):
-            judged = self.judged.pop((d.key, d.id), None)
-            verdict, doc, spec, deadline = judged or self._judge(d)
+            found = judged.pop((d.key, d.id), None)
+            verdict, doc, spec, deadline = found or self._judge(d)
             # Only before its first start: a retry, or a redelivery after a crash, has started.
             if deadline is not None and d.deliveries == 1 and now > deadline:
                 verdict = Verdict.EXPIRED
