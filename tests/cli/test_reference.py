@@ -1,9 +1,12 @@
 """Every command is documented: it says what it does, each option says what it means, and
-docs/cli.md has a section for it that names each of its options (``make docs-cli`` writes it)."""
+docs/cli.md has a section for it that names each of its options (``make docs-cli`` writes it);
+and naming one loads only its own modules."""
 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -51,3 +54,18 @@ def test_each_top_level_command_links_to_its_page() -> None:
     assert tops == set(PAGES), "a new command needs its page in redline.cli.reference.PAGES"
     for page in {page.split("#")[0] for page in PAGES.values()}:
         assert (PAGE.parent / page).is_file(), page
+
+
+def test_a_command_loads_only_its_own_modules() -> None:
+    """`redline queue …` does not import the web server, the dashboard or the jobs worker:
+    the root group loads a subcommand when it is named."""
+    code = (
+        "import sys\n"
+        "from redline.cli import main\n"
+        "main(['queue', 'info', '--help'], standalone_mode=False)\n"
+        "print(sorted(m for m in ('redline.http', 'redline.dashboard', 'redline.jobs.worker')"
+        " if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 
 import click
@@ -9,31 +10,65 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from redline import __version__
 from redline.cli.common import fail, redis_failure
-from redline.cli.dashboard import dashboard
-from redline.cli.demo import demo
-from redline.cli.deploy import deploy_command, rollback_command
-from redline.cli.dev import dev, ping
-from redline.cli.http import COMMANDS as HTTP_COMMANDS
-from redline.cli.jobs import jobs
-from redline.cli.metrics import metrics_command
-from redline.cli.queue import queue
-from redline.cli.rquery import rquery, rquery_service
-from redline.cli.scale import cscale, scale
-from redline.cli.services import lpush_command, mbalance_command, mpush_command
-from redline.cli.sidekiq import sidekiq
-from redline.cli.status import services_command, status
-from redline.cli.up import up
-from redline.cli.vpush import vpush
-from redline.cli.worker import worker
 from redline.errors import RedlineError
 from redline.logs import configure
 
 __all__ = ["main"]
 
 
+# Each subcommand and where it is defined ("module:attribute"; an attribute that is a list
+# holds several, found by name). Imported when named: `redline queue info` loads the queue's
+# modules only, not the web server's, the dashboard's and the jobs' (half a second a run).
+COMMANDS = {
+    "dev": "redline.cli.dev:dev",
+    "ping": "redline.cli.dev:ping",
+    "demo": "redline.cli.demo:demo",
+    "mpush": "redline.cli.services:mpush_command",
+    "lpush": "redline.cli.services:lpush_command",
+    "mbalance": "redline.cli.services:mbalance_command",
+    "metrics": "redline.cli.metrics:metrics_command",
+    "queue": "redline.cli.queue:queue",
+    "rquery": "redline.cli.rquery:rquery",
+    "rquery-service": "redline.cli.rquery:rquery_service",
+    "vpush": "redline.cli.vpush:vpush",
+    "scale": "redline.cli.scale:scale",
+    "cscale": "redline.cli.scale:cscale",
+    "deploy": "redline.cli.deploy:deploy_command",
+    "rollback": "redline.cli.deploy:rollback_command",
+    "status": "redline.cli.status:status",
+    "services": "redline.cli.status:services_command",
+    "up": "redline.cli.up:up",
+    "himporter": "redline.cli.http:COMMANDS",
+    "hrouter": "redline.cli.http:COMMANDS",
+    "hassets": "redline.cli.http:COMMANDS",
+    "hrender": "redline.cli.http:COMMANDS",
+    "handler": "redline.cli.http:COMMANDS",
+    "worker": "redline.cli.worker:worker",
+    "jobs": "redline.cli.jobs:jobs",
+    "sidekiq": "redline.cli.sidekiq:sidekiq",
+    "dashboard": "redline.cli.dashboard:dashboard",
+}
+
+
 class _Redline(click.Group):
-    """The root group: an error a user can cause (a server down, a bad URL) that no command
-    caught ends the command with one line and exit code 1, never a traceback."""
+    """The root group: its subcommands loaded when named (`COMMANDS`); an error a user can
+    cause (a server down, a bad URL) that no command caught ends the command with one line and
+    exit code 1, never a traceback."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        where = COMMANDS.get(cmd_name)
+        if where is None:
+            return None
+        module, attribute = where.split(":")
+        found: click.Command | list[click.Command] = getattr(
+            importlib.import_module(module), attribute
+        )
+        if isinstance(found, click.Command):
+            return found
+        return next(command for command in found if command.name == cmd_name)
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -71,32 +106,3 @@ def main(log_level: str, log_format: str) -> None:
     `redline COMMAND --help` explains each; all of them on one page: docs/cli.md.
     """
     configure(log_level, log_format)
-
-
-COMMANDS = (
-    dev,
-    ping,
-    demo,
-    mpush_command,
-    lpush_command,
-    mbalance_command,
-    metrics_command,
-    queue,
-    rquery,
-    rquery_service,
-    vpush,
-    scale,
-    cscale,
-    deploy_command,
-    rollback_command,
-    status,
-    services_command,
-    up,
-    *HTTP_COMMANDS,
-    worker,
-    jobs,
-    sidekiq,
-    dashboard,
-)
-for command in COMMANDS:
-    main.add_command(command)

@@ -13,12 +13,11 @@ import click
 from redis.exceptions import RedisError
 
 from redline.cli.common import fail, redis_failure, redis_option, server_for
-from redline.cli.queue import queue
 from redline.connection import AsyncClient, connect, connect_sync, text
 from redline.dashboard.busy import busy_jobs, workers
 from redline.errors import JobError
 from redline.jobs import job_keys
-from redline.jobs.control import cancel_job_sync, pause_queue_sync, resume_queue_sync
+from redline.jobs.control import cancel_job_sync
 from redline.jobs.events import JobEvent, job_events
 from redline.jobs.status import job_status
 from redline.jobs.usage import LimitUse, limit_use
@@ -239,33 +238,3 @@ def busy(as_json: bool, redis_url: str | None) -> None:
             )
     if not running and not as_json:
         click.echo("no job is running")
-
-
-@queue.command()
-@click.argument("names", nargs=-1, required=True)
-@redis_option
-def pause(names: tuple[str, ...], redis_url: str | None) -> None:
-    """Pause job queues NAMES: within about a second no worker takes a job from them; running
-    jobs finish, and enqueueing still works. `redline queue resume` undoes it."""
-    _set_paused(names, redis_url, True)
-
-
-@queue.command()
-@click.argument("names", nargs=-1, required=True)
-@redis_option
-def resume(names: tuple[str, ...], redis_url: str | None) -> None:
-    """Resume paused job queues NAMES: their workers take jobs again within about a second."""
-    _set_paused(names, redis_url, False)
-
-
-def _set_paused(names: tuple[str, ...], redis_url: str | None, paused: bool) -> None:
-    with server_for(redis_url) as url:
-        client = connect_sync(url)
-        try:
-            for name in names:
-                (pause_queue_sync if paused else resume_queue_sync)(client, name)
-                click.echo(f"{'paused' if paused else 'resumed'} {name}")
-        except RedisError as exc:
-            fail(redis_failure(exc, url))
-        finally:
-            client.close()

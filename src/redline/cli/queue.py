@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from redline.cli.common import fail, redis_failure, redis_option, server_for
+from redline.cli.queue_pause import pause, resume
 from redline.connection import connect, connect_sync
 from redline.errors import RedlineError
 from redline.queue import (
@@ -407,3 +408,7 @@ def purge(key: str, yes: bool, redis_url: str | None) -> None:
         click.confirm(f"drop every waiting and delayed message of {key!r}?", abort=True)
     with _queue(redis_url) as q:
         click.echo(f"purged {q.purge(key)}")
+
+
+queue.add_command(pause)
+queue.add_command(resume)
