@@ -38,7 +38,7 @@ LEASE_MS = 30_000
 def _admit(client: SyncClient, queue: str, popped: list[Delivery], limits: Any) -> None:
     """One `job_admit` call on `popped`, giving back the slots `limits` names of `released`."""
     limit, rate, slots, log, released = limits
-    call = Admission(queue, [(slots, i) for i in released])
+    call = Admission(queue, {slots: released})
     for d in popped:
         call.add(d, 0, limits_of(limit, slots, rate, log))
     keys, args = call.call(LEASE_MS)

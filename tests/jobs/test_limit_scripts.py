@@ -41,7 +41,7 @@ async def _admit_many(
 ) -> list[list[object]]:
     slots = limit_keys("q", "concurrency", "t", None)
     log = limit_keys("q", "rate", "t", None)
-    call = Admission("q", [(slots, r) for r in releases])
+    call = Admission("q", {slots: list(releases)})
     for described in register:
         call.register(described)
     for d in deliveries:
@@ -340,3 +340,48 @@ async def test_limits_in_use_read_a_rate_logs_starts(aredis: AsyncClient) -> Non
     await _admit_many(aredis, popped[2:], 0, 3)
     [use] = await limit_use(aredis, "q")
     assert (use.kind, use.used, use.limit, use.per) == ("rate", 3, 3, "per 60s")  # "3/3"
+
+
+async def test_an_admission_takes_a_few_arguments_whatever_the_batchs_size(
+    aredis: AsyncClient,
+) -> None:
+    """A group's ids go in one argument, and so do a limit's slots to give back: a batch of 64
+    costs the call the arguments of a batch of one (each argument is the client's packing and
+    the server's parsing)."""
+    slots = limit_keys("q", "concurrency", "t", None)
+    queue = ReliableQueue(aredis)
+    sizes, held = [], ["0"]  # a slot to give back in the first call too (none is held)
+    for n in (1, 64):
+        await queue.push("q", *(b"x" for _ in range(n)))
+        popped = await queue.pop("q", count=n)
+        call = Admission("q", {slots: held})  # the last call's slots come back first
+        for d in popped:
+            call.add(d, 0, limits_of(64, slots, None, slots))
+        keys, args = call.call(LEASE)
+        sizes.append(len(keys) + len(args))
+        assert [v[0] for v in parse_verdicts(await run(aredis, "job_admit", keys, args))] == [1] * n
+        assert set(await aredis.zrange(slots[0], 0, -1)) == {d.id.encode() for d in popped}
+        await queue.ack(*popped)
+        held = [d.id for d in popped]
+    assert sizes[0] == sizes[1]
+
+
+async def test_a_batch_under_a_large_cap_holds_its_slots_in_a_skiplist(
+    aredis: AsyncClient,
+) -> None:
+    """A batch of 32 or more admitted under a cap makes its slots set a skiplist (each member
+    added or removed is then a lookup, not a search of the set), and the wide member that made
+    it one is gone; a few slots keep the compact listpack."""
+    queue = ReliableQueue(aredis)
+    slots = limit_keys("q", "concurrency", "t", None)[0]
+    await queue.push("q", *(b"x" for _ in range(40)))
+    few = await queue.pop("q", count=3)
+    assert [v[0] for v in await _admit_many(aredis, few, cap=64)] == [1] * 3
+    assert await aredis.object("encoding", slots) == b"listpack"
+    many = await queue.pop("q", count=37)
+    assert [v[0] for v in await _admit_many(aredis, many, cap=64)] == [1] * 37
+    assert await aredis.object("encoding", slots) == b"skiplist"
+    assert set(await aredis.zrange(slots, 0, -1)) == {d.id.encode() for d in few + many}
+    released = tuple(d.id for d in few + many)
+    assert await _admit_many(aredis, [], cap=64, releases=released) == []
+    assert await aredis.exists(slots) == 0  # every slot given back: the set is gone

@@ -5,7 +5,7 @@ ARGV refers to them by index (see each script's header). `jobs.limits` decides w
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from redline.jobs.options import MAX_PRIORITY, Rate
@@ -18,6 +18,7 @@ __all__ = [
     "Admission",
     "Limit",
     "Limits",
+    "Released",
     "Verdicts",
     "extend_call",
     "limits_of",
@@ -26,6 +27,7 @@ __all__ = [
 ]
 
 Limit = tuple[str, str]  # a limit's two keys (`jobs.usage.limit_keys`)
+Released = dict[Limit, list[str]]  # finished jobs' slots to give back: by limit, the jobs' ids
 Call = tuple[list[str], list[Any]]  # a script call's keys and arguments
 # A job's limits: cap (0: none), its slots (None: no cap), starts per period (0: none), period
 # (ms), its log (None: no rate).
@@ -47,9 +49,10 @@ def _source_keys(key: str) -> tuple[str, ...]:
 
 
 class _Group:
-    """Consecutive jobs of one source and spec, as `job_admit` takes them: source, spec, n,
-    m, then m pairs (index in the group, delivery count) of the jobs not on their first
-    delivery, then the n ids: a job on its first delivery (most) is one argument."""
+    """Consecutive jobs of one source and spec, as `job_admit` takes them: source, spec, m,
+    then m pairs (index in the group, delivery count) of the jobs not on their first
+    delivery, then the ids joined by commas (message ids are digits): a group of jobs on
+    their first delivery (most) is four arguments, however many jobs it has."""
 
     __slots__ = ("ids", "later", "source", "spec")
 
@@ -64,7 +67,8 @@ class _Group:
             self.later += (len(self.ids), d.deliveries)
 
     def args(self) -> list[Any]:
-        return [self.source, self.spec, len(self.ids), len(self.later) // 2, *self.later, *self.ids]
+        ids = ",".join(self.ids)
+        return [self.source, self.spec, len(self.later) // 2, *self.later, ids]
 
 
 def _index(indexes: dict[Any, int], item: Any) -> int:
@@ -75,12 +79,13 @@ def _index(indexes: dict[Any, int], item: Any) -> int:
 class Admission:
     """One `job_admit` call: the slots of `queue` to give back first, then the jobs to decide.
     Each distinct set of limits is sent once (a spec), and jobs go in groups of consecutive
-    jobs of one source and spec (`_Group`): a batch costs one argument per job on its first
-    delivery (its id), whatever its limits."""
+    jobs of one source and spec (`_Group`, its ids in one argument): a popped batch costs a
+    few arguments, not one per job, whatever its limits; so do the slots to give back (one
+    argument per limit, its jobs' ids joined)."""
 
-    def __init__(self, queue: str, releases: Sequence[tuple[Limit, str]] = ()) -> None:
+    def __init__(self, queue: str, releases: Mapping[Limit, Sequence[str]] | None = None) -> None:
         self.queue = queue
-        self.releases = list(releases)  # (the limit, the finished job's id)
+        self.releases: Mapping[Limit, Sequence[str]] = releases or {}  # by limit, job ids
         self._sources: dict[str, int] = {}
         self._priorities: list[Any] = []  # by source: its priority, the batch of its jobs
         self._specs: dict[Limits, int] = {}
@@ -98,7 +103,10 @@ class Admission:
         """Ask about `d` under `limits` (`limits_of`); True when this call had not met them."""
         last_key, last_batch, last_limits = self._last
         if d.batch is last_batch and limits is last_limits and d.key == last_key:
-            self._groups[-1].add(d)  # the usual case: the last job's group goes on
+            group = self._groups[-1]  # the usual case: the last job's group goes on
+            group.ids.append(d.id)
+            if d.deliveries != 1:
+                group.later += (len(group.ids), d.deliveries)
             return False
         self._last = (d.key, d.batch, limits)
         source = self._sources.get(d.key)
@@ -118,9 +126,10 @@ class Admission:
         return new
 
     def call(self, lease_ms: int) -> Call:
-        released = [
-            x for limit, job_id in self.releases for x in (_index(self._limits, limit), job_id)
-        ]
+        released: list[Any] = []
+        for limit, ids in self.releases.items():
+            if ids:
+                released += (_index(self._limits, limit), ",".join(ids))
         specs: list[Any] = []
         for cap, slots, count, period, log in self._specs:
             slots_at = _index(self._limits, slots) if slots else 0
@@ -162,13 +171,13 @@ def limits_of(cap: int, slots: Limit, rate: Rate | None, log: Limit) -> Limits:
     return (cap, slots if cap else None, rate.count, rate.period_ms, log)
 
 
-def release_call(queue: str, releases: Iterable[tuple[Limit, str]]) -> Call:
-    """One `job_slot_release` call giving back the slots of finished jobs of `queue`."""
-    by_limit: dict[Limit, list[str]] = {}
-    for limit, job_id in releases:
-        by_limit.setdefault(limit, []).append(job_id)
+def release_call(queue: str, releases: Mapping[Limit, Sequence[str]]) -> Call:
+    """One `job_slot_release` call giving back the slots of finished jobs of `queue` (by
+    limit, the finished jobs' ids)."""
     keys, args = list(level_keys(queue)), []
-    for limit, ids in by_limit.items():
+    for limit, ids in releases.items():
+        if not ids:
+            continue
         keys += limit
         args += [len(ids), *ids]
     return keys, args

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from redline.connection import AsyncClient
-from redline.jobs.admission import Limit, release_call
+from redline.jobs.admission import Limit, Released, release_call
 from redline.scripting.scripts import run_batched
 
 __all__ = ["HOLD", "Returns"]
@@ -24,29 +24,40 @@ log = logging.getLogger(__name__)
 
 HOLD = 0.02  # seconds the settling's slots may wait for the next admission (see `Returns.hold`)
 
-Release = tuple[Limit, str]  # a slot to give back: its limit, the finished job's id
-
 
 class Returns:
     """The slots of finished jobs not given back yet, by queue (see the module docstring)."""
 
     def __init__(self, client: AsyncClient) -> None:
         self.client = client
-        self.queued: dict[str, list[Release]] = {}  # queue -> slots to give back
+        self.queued: dict[str, Released] = {}  # queue -> by limit, the finished jobs' ids
         # Whether the settling's slots may wait for the next admission (the worker's jobs are
         # fast, so one comes within `HOLD`): they go with it, or on their own after `HOLD`.
         self.hold: Callable[[], bool] = lambda: False
         self._held_back: asyncio.TimerHandle | None = None
         self._sending: set[asyncio.Task[None]] = set()
 
-    def add(self, queue: str, releases: Sequence[Release]) -> None:
-        """Queue `releases` of `queue` (finished, or not sent after all)."""
-        self.queued.setdefault(queue, []).extend(releases)
+    def put(self, queue: str, limit: Limit, job_id: str) -> None:
+        """Queue the slot under `limit` of `queue` that finished job `job_id` held."""
+        by_limit = self.queued.get(queue)
+        if by_limit is None:
+            by_limit = self.queued[queue] = {}
+        ids = by_limit.get(limit)
+        if ids is None:
+            by_limit[limit] = [job_id]
+        else:
+            ids.append(job_id)
 
-    def take(self, queue: str) -> list[Release]:
+    def add(self, queue: str, releases: Mapping[Limit, Sequence[str]]) -> None:
+        """Queue `releases` of `queue` (by limit, job ids: not sent after all)."""
+        by_limit = self.queued.setdefault(queue, {})
+        for limit, ids in releases.items():
+            by_limit.setdefault(limit, []).extend(ids)
+
+    def take(self, queue: str) -> Released:
         """The slots of `queue`, taken by its admission call (which gives them back first);
         none left held back: no timer to send them either."""
-        releases = self.queued.pop(queue, [])
+        releases = self.queued.pop(queue, {})
         if not self.queued and self._held_back is not None:
             self._held_back.cancel()
             self._held_back = None

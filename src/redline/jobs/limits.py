@@ -64,11 +64,13 @@ ESCAPE_MARK = b"\\"  # a document with an escape in it: a task name may be writt
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_.:-]+\Z")
 
 
+_Held = tuple[str, Limit]  # a slot an admitted job holds: its queue, its limit
+
+
 class Verdict(enum.Enum):
     ADMIT = "admit"
     WAIT = "wait"
     EXPIRED = "expired"
-    STALE = "stale"
 
 
 def _limited(task: Task[Any, Any]) -> bool:
@@ -99,7 +101,7 @@ class Gate:
         self.expired = expired  # told of each job dropped unrun (the worker writes its event)
         self.guarded = {t.name: t for t in tasks.values() if _limited(t) or t.expires}
         self.marks = _marks(self.guarded)  # None: every batch is judged
-        self.held: dict[tuple[str, str], Limit] = {}  # delivery -> the slot it holds
+        self.held: dict[tuple[str, str], _Held] = {}  # delivery -> its queue, the slot it holds
         self.documents: dict[tuple[str, str], JobDocument] = {}  # admitted, decoded here
         self.judged: dict[tuple[str, str], _Judged] = {}  # popped ahead, judged (`prepare`)
         self.specs: dict[tuple[str, str, str | None, str | None], _Spec] = {}
@@ -141,16 +143,18 @@ class Gate:
         if not self.judges(deliveries):
             return list(deliveries)
         verdicts, docs, calls = self._verdicts(deliveries)
+        admit = Verdict.ADMIT
         for decided in await self._decide_all(list(calls.values())):
-            for i, verdict in decided:
-                verdicts[i] = verdict
+            for i in decided:
+                verdicts[i] = admit
         admitted: list[Delivery] = []
         expired: list[tuple[Delivery, JobDocument]] = []
+        documents = self.documents
         for d, v, doc in zip(deliveries, verdicts, docs, strict=True):
-            if v is Verdict.ADMIT:
+            if v is admit:
                 admitted.append(d)
                 if doc is not None:  # the worker need not decode it again
-                    self.documents[(d.key, d.id)] = doc
+                    documents[(d.key, d.id)] = doc
             elif v is Verdict.EXPIRED and doc is not None:
                 expired.append((d, doc))
         if expired:
@@ -166,10 +170,10 @@ class Gate:
         docs: list[JobDocument | None] = []
         calls: dict[str, _Asked] = {}
         routes: dict[str, tuple[_Asked, int]] = {}  # source key -> its call, its priority
-        now = time.time()
+        now, judged = time.time(), self.judged
         for i, d in enumerate(deliveries):
-            judged = self.judged.pop((d.key, d.id), None)
-            verdict, doc, spec, deadline = judged or self._judge(d)
+            found = judged.pop((d.key, d.id), None)
+            verdict, doc, spec, deadline = found or self._judge(d)
             # Only before its first start: a retry, or a redelivery after a crash, has started.
             if deadline is not None and d.deliveries == 1 and now > deadline:
                 verdict = Verdict.EXPIRED
@@ -248,22 +252,23 @@ class Gate:
                     parsed,
                     limit_keys(queue, "rate", task.name, rate_key),
                 ),
-                slots if task.concurrency else None,
+                (queue, slots) if task.concurrency else None,
                 _described("concurrency", task, slots_key, task.concurrency, 0),
                 _described("rate", task, rate_key, count, period),
             )
             self.specs[(queue, task.name, slots_key, rate_key)] = spec
         return spec
 
-    async def _decide_all(self, calls: list[_Asked]) -> list[list[tuple[int, Verdict]]]:
+    async def _decide_all(self, calls: list[_Asked]) -> list[list[int]]:
         """`_decide` each call, at once. One call (one queue: the usual batch) is sent in this
         task, before it first yields: the worker lets it go out before its next pop ahead."""
         if len(calls) == 1:
             return [await self._decide(calls[0])]
         return list(await asyncio.gather(*(self._decide(c) for c in calls)))
 
-    async def _decide(self, asked: _Asked) -> list[tuple[int, Verdict]]:
-        """Run one queue's admission; the verdicts by delivery index."""
+    async def _decide(self, asked: _Asked) -> list[int]:
+        """Run one queue's admission; the indexes of the deliveries it admitted (the others
+        wait, or were not held: stale)."""
         keys, args = asked.call.call(round(self.queue.lease * 1000))
         try:
             replies = await run_batched(self.queue.client, "job_admit", keys, args, self.channel)
@@ -275,26 +280,26 @@ class Gate:
         if len(replies) == 1 and len(codes) == len(asked.jobs) == codes.count(one):
             return self._all_admitted(asked.jobs)
         found = verdicts(replies)
-        return [self._verdict(job, *v) for job, v in zip(asked.jobs, found, strict=True)]
+        return [job[0] for job, v in zip(asked.jobs, found, strict=True) if self._admitted(job, *v)]
 
-    def _all_admitted(self, jobs: list[_Job]) -> list[tuple[int, Verdict]]:
-        held, admit = self.held, Verdict.ADMIT
+    def _all_admitted(self, jobs: list[_Job]) -> list[int]:
+        held = self.held
         for _, d, slots in jobs:
             if slots is not None:
                 held[(d.key, d.id)] = slots
-        return [(i, admit) for i, _, _ in jobs]
+        return [i for i, _, _ in jobs]
 
-    def _verdict(self, job: _Job, code: int, ms: int, why: str) -> tuple[int, Verdict]:
-        i, d, slots = job
+    def _admitted(self, job: _Job, code: int, ms: int, why: str) -> bool:
+        """Whether `job` was admitted (code 1; 0: put back to wait, -1: not held, stale)."""
+        _, d, slots = job
         if code == 1:
             if slots is not None:
                 self.held[(d.key, d.id)] = slots
-            return i, Verdict.ADMIT
+            return True
         if code == 0:
             self.waited = time.monotonic()
             log.debug("job waits id=%s key=%s for=%s ms=%s", d.id, d.key, why, ms)
-            return i, Verdict.WAIT
-        return i, Verdict.STALE
+        return False
 
     def finish(self, delivery: Delivery) -> None:
         """`delivery` finished (or was returned): its slot, if it holds one, goes back with the
@@ -306,8 +311,7 @@ class Gate:
         self.judged.pop(at, None)
         held = self.held.pop(at, None)
         if held is not None:
-            queue = self.levels.queue_of(delivery.key)
-            self.returns.add(queue, [(held, delivery.id)])
+            self.returns.put(held[0], held[1], delivery.id)
 
     async def release(self, deliveries: Iterable[Delivery]) -> None:
         """Give back the slots of finished jobs not given back yet (`gate_slots.Returns.send`:
@@ -319,8 +323,8 @@ class Gate:
     async def extend(self) -> None:
         """Extend the held slots with the leases (the worker's heartbeat): one call per queue."""
         by_queue: dict[str, dict[str, list[str]]] = {}
-        for (key, job_id), (slots, _) in list(self.held.items()):
-            held = by_queue.setdefault(self.levels.queue_of(key), {})
+        for (_, job_id), (queue, (slots, _)) in list(self.held.items()):
+            held = by_queue.setdefault(queue, {})
             held.setdefault(slots, []).append(job_id)
         lease = round(self.queue.lease * 1000)
         for held in by_queue.values():
@@ -360,11 +364,11 @@ class Gate:
 @dataclass(frozen=True)
 class _Spec:
     """One task's limits on one queue, for one pair of limit keys: as the admission call takes
-    them, the slots a job admitted under them holds (None: no cap), and their registry members
-    ("" where the task has no such limit)."""
+    them, the queue and slots a job admitted under them holds (None: no cap), and their
+    registry members ("" where the task has no such limit)."""
 
     limits: Limits
-    held: Limit | None
+    held: _Held | None
     capped: str
     paced: str
 
@@ -378,7 +382,7 @@ def _described(kind: str, task: Task[Any, Any], key: str | None, count: int | No
     return member(kind, task.name, key, count, ms) if count else ""
 
 
-_Job = tuple[int, Delivery, Limit | None]  # index, delivery, the slot it takes (None: no cap)
+_Job = tuple[int, Delivery, _Held | None]  # index, delivery, the slot it takes (None: no cap)
 
 
 @dataclass

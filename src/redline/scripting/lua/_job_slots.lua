@@ -35,3 +35,22 @@ local function slots_levels(first)
   end
   return W
 end
+
+-- A member no job id is, longer than the server's zset-max-listpack-value (64 bytes unless
+-- configured otherwise): see slots_add.
+local SLOTS_WIDE = string.rep('~', 128)
+
+-- Adds `scored` (deadline, id, ...) to `slots`. Many at once (a batch's, under a large cap)
+-- go into a skiplist set: a listpack (a set of up to 128 members of up to 64 bytes) is
+-- searched member by member for each one added or removed, ~12,000 instructions a member at
+-- 64; a skiplist looks each up in its hash. A ZADD whose first member is too long for a
+-- listpack makes (or turns) the set a skiplist, which it stays until it empties; the wide
+-- member leaves in the same call, so no reader ever sees it.
+local function slots_add(slots, scored)
+  if #scored < 64 then
+    redis.call('ZADD', slots, unpack(scored))
+    return
+  end
+  redis.call('ZADD', slots, 0, SLOTS_WIDE, unpack(scored))
+  redis.call('ZREM', slots, SLOTS_WIDE)
+end

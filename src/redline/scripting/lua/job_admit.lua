@@ -19,14 +19,16 @@
 -- ARGV[3] sources   ARGV[4] 1 when there are releases (and the 20 level keys), else 0
 -- ARGV[5] limits    ARGV[6] R: registry members to (re)register, ARGV[7..6+R] the members
 --   (workers send one when they first meet a limit, then once a minute)
--- then N: slots to give back, and N pairs: limit index (1-based), id of the finished job
+-- then N: limits with slots to give back, and N pairs: limit index (1-based), the ids of its
+--   finished jobs joined by ',' (message ids are digits)
 -- then P: specs (each distinct set of limits in the batch), and per spec 5 fields: cap (0: none),
 --   cap's limit index, starts per period (0: none), period (ms), rate's limit index
 -- then per source its priority and the batch its jobs were popped in ('' when unknown or
 --   several): 2 fields each
 -- then the jobs, in groups of consecutive jobs of one source and spec: source index, spec
---   index, n, m, then m pairs (index in the group, delivery count) of the jobs whose count
---   (token) is not 1, then the n ids
+--   index, m, then m pairs (index in the group, delivery count) of the jobs whose count
+--   (token) is not 1, then the group's ids joined by ',' (one argument: each ARGV costs the
+--   client its packing and the server its parsing, more than a split here)
 -- Returns {verdicts, due...}: verdicts a string of one character per job, in order: '1'
 -- admitted, '-' not held (stale), 'c' / 'r' put back to wait for a slot / for the rate; then,
 -- for each put back in that order, the ms until it is due.
@@ -61,17 +63,18 @@ if ARGV[4] == '1' then
 end
 local function limit(l) return KEYS[base + 2 * (l - 1)], KEYS[base + 2 * l - 1] end
 
+-- The ids joined in `text` (',' between them), as a list.
+local function split(text)
+  local list = {}
+  for id in string.gmatch(text, '[^,]+') do list[#list + 1] = id end
+  return list
+end
+
 -- The finished jobs' slots, by limit.
 local n = tonumber(ARGV[a])
-local by, order = {}, {}
 for i = a + 1, a + 2 * n, 2 do
-  local l = tonumber(ARGV[i])
-  if not by[l] then by[l], order[#order + 1] = {}, l end
-  table.insert(by[l], ARGV[i + 1])
-end
-for _, l in ipairs(order) do
-  local slots, waiters = limit(l)
-  slots_release(W, slots, waiters, by[l], now)
+  local slots, waiters = limit(tonumber(ARGV[i]))
+  slots_release(W, slots, waiters, split(ARGV[i + 1]), now)
 end
 a = a + 1 + 2 * n
 
@@ -136,23 +139,24 @@ end
 -- pass; `groups` (first, last, source, spec) say whose limits they are under.
 local argv, groups, J = ARGV, {}, 0
 while a <= #argv do
-  local s, count, later = tonumber(argv[a]), tonumber(argv[a + 2]), tonumber(argv[a + 3])
-  groups[#groups + 1] = {J + 1, J + count, s, specs[tonumber(argv[a + 1])]}
+  local s, spec, later = tonumber(argv[a]), specs[tonumber(argv[a + 1])], tonumber(argv[a + 2])
+  local first = J + 1
   local odd = {}  -- index in the group -> token, of those not on their first delivery
-  for k = a + 4, a + 2 + 2 * later, 2 do odd[tonumber(argv[k])] = argv[k + 1] end
-  a = a + 4 + 2 * later
-  local walk = walks[s]
+  for k = a + 3, a + 1 + 2 * later, 2 do odd[tonumber(argv[k])] = argv[k + 1] end
+  a = a + 3 + 2 * later
+  local walk, k = walks[s], 0
   local listed, counts, at = walk.listed, walk.counts, walk.at
-  for k = 1, count do
-    local id, token, m = argv[a + k - 1], odd[k] or '1', at
-    J = J + 1
+  for id in string.gmatch(argv[a], '[^,]+') do
+    local token, m = odd[k + 1] or '1', at
+    k, J = k + 1, J + 1
     ids[J], tokens[J] = id, token
     while listed[m] and listed[m] ~= id do m = m + 1 end
     held[J] = listed[m] ~= nil and (as_text[counts[m]] or token_of(counts[m])) == token
     if held[J] then at = m + 1 else walk.loose[#walk.loose + 1] = J end
   end
+  groups[#groups + 1] = {first, J, s, spec}
   walk.at = at
-  a = a + count
+  a = a + 1
 end
 for s = 1, S do
   if #walks[s].loose > 0 then mark_loose(sources[s], walks[s].loose) end
@@ -184,7 +188,7 @@ end
 local function flush(l)
   local st = state[l]
   if st.add and #st.add > 0 then
-    redis.call('ZADD', (limit(l)), unpack(st.add))
+    slots_add((limit(l)), st.add)
     st.add = {}
   elseif st.fresh and st.fresh > 0 then
     st.total = rate_write((limit(l)), now, st.total, st.fresh, st.period)
