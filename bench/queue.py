@@ -7,6 +7,10 @@ pipelined commands (when installed), a pipelined redis-py LPUSH-then-RPOP loop, 
 comparable floor - the same two processes and batches on a plain list (one `LPUSH key p1..pn`
 per batch, one `RPOP key n` per batch, BRPOP when empty), none with any guarantee. Uses
 SyncReliableQueue (the asyncio class makes the same server calls).
+
+The plain list and the queue run in turns, `REDLINE_BENCH_ROUNDS` rounds (default 3), and each
+keeps its best round (as `bench jobs` does): a VM whose speed drifts within a minute then moves
+both sides of a ratio alike, not one of them.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import multiprocessing
+import os
 import shutil
 import socket
 import subprocess
@@ -28,6 +33,7 @@ from redline.queue import Delivery, SyncReliableQueue
 
 CASES = ((1, 20_000), (100, 300_000))  # (batch, messages)
 RAW = 200_000
+ROUNDS = int(os.environ.get("REDLINE_BENCH_ROUNDS", "3"))
 
 
 def _produce(url: str, batch: int, n: int) -> None:
@@ -85,6 +91,16 @@ def end_to_end(url: str, batch: int, n: int, raw: bool = False) -> tuple[float, 
     return rate, sum(v["usec"] for k, v in stats.items() if "config" not in k) / n
 
 
+def interleaved(url: str, batch: int, n: int) -> tuple[tuple[float, float], tuple[float, float]]:
+    """`end_to_end` of the plain list and of the queue in turns, `ROUNDS` times: the best round
+    of each (its rate and server µs per message)."""
+    plain, queue = [], []
+    for _ in range(ROUNDS):
+        plain.append(end_to_end(url, batch, n, raw=True))
+        queue.append(end_to_end(url, batch, n))
+    return max(plain), max(queue)
+
+
 def pipelined(url: str, n: int = RAW, depth: int = 100) -> float:
     """A redis-py pipeline of `depth` LPUSH, then one of `depth` RPOP: messages/s through both."""
     client = connect_sync(url)
@@ -127,12 +143,10 @@ def main() -> None:
     with EmbeddedServer(port=port) as server:
         ceiling = redis_benchmark(port)
         raw = pipelined(server.url)
-        rows = [
-            (b, n, end_to_end(server.url, b, n, raw=True), end_to_end(server.url, b, n))
-            for b, n in CASES
-        ]
+        rows = [(b, n, *interleaved(server.url, b, n)) for b, n in CASES]
     base = ceiling or raw
-    table = Table(title="queue: push -> pop -> ack, one producer and one consumer process")
+    title = "queue: push -> pop -> ack, one producer and one consumer process"
+    table = Table(title=f"{title} (best of {ROUNDS} interleaved rounds)")
     table.add_column("what")
     table.add_column("messages/s", justify="right")
     table.add_column("vs ceiling", justify="right")

