@@ -35,8 +35,8 @@ import redis.asyncio.sentinel
 import redis.sentinel
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from redline.connection.held import Command, HeldConnection
-from redline.connection.internals import connected_socket, reply_error
+from redline.connection.held import Command, HeldConnection, reply_reader
+from redline.connection.internals import connected_socket
 from redline.connection.kinds import AsyncClient, SyncClient, is_cluster_client
 
 __all__ = ["Batched", "Held", "batched", "held"]
@@ -250,14 +250,7 @@ class _Link:
         self.connection = connection
         self.pid = _Process.pid
         self.sock = connected_socket(connection)
-        options: dict[str, Any] = {
-            "replyError": reply_error,
-            "protocolError": redis.exceptions.InvalidResponse,
-        }
-        if connection.encoder.decode_responses:
-            options["encoding"] = connection.encoder.encoding
-            options["errors"] = connection.encoder.encoding_errors
-        self.reader = hiredis.Reader(**options)
+        self.reader = reply_reader(connection)
         self.buffer = bytearray(65536)
 
     def send(self, pieces: list[bytes]) -> None:

@@ -14,7 +14,7 @@ import redis.asyncio
 from redline.connection.internals import reply_error, stream_transport
 from redline.connection.kinds import AsyncClient, is_cluster_client
 
-__all__ = ["Command", "HeldConnection", "run_commands"]
+__all__ = ["Command", "HeldConnection", "reply_reader", "run_commands"]
 
 Command = tuple[Any, ...]
 
@@ -92,6 +92,19 @@ def _packed(connection: Any, commands: Sequence[Command]) -> list[bytes]:
     return [piece for command in commands for piece in connection.pack_command(*command)]
 
 
+def reply_reader(connection: Any) -> hiredis.Reader:
+    """A hiredis reader that builds replies as redis-py's `connection` would: its errors, and
+    its decoding when the client decodes responses."""
+    options: dict[str, Any] = {
+        "replyError": reply_error,
+        "protocolError": redis.exceptions.InvalidResponse,
+    }
+    if connection.encoder.decode_responses:
+        options["encoding"] = connection.encoder.encoding
+        options["errors"] = connection.encoder.encoding_errors
+    return hiredis.Reader(**options)
+
+
 class _Replies(asyncio.Protocol):
     """The reading side of a held connection: bytes from the socket go straight into a hiredis
     reader, and `run` returns once the replies it waits for are complete."""
@@ -111,15 +124,8 @@ class _Replies(asyncio.Protocol):
     @classmethod
     def take_over(cls, connection: Any) -> _Replies:
         """Read `connection`'s replies from now on (it is idle: nothing is left unread)."""
-        options: dict[str, Any] = {
-            "replyError": reply_error,
-            "protocolError": redis.exceptions.InvalidResponse,
-        }
-        if connection.encoder.decode_responses:
-            options["encoding"] = connection.encoder.encoding
-            options["errors"] = connection.encoder.encoding_errors
         transport = stream_transport(connection)
-        replies = cls(transport, hiredis.Reader(**options), transport.get_protocol())
+        replies = cls(transport, reply_reader(connection), transport.get_protocol())
         transport.set_protocol(replies)
         return replies
 
