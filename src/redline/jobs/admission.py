@@ -103,10 +103,7 @@ class Admission:
         """Ask about `d` under `limits` (`limits_of`); True when this call had not met them."""
         last_key, last_batch, last_limits = self._last
         if d.batch is last_batch and limits is last_limits and d.key == last_key:
-            group = self._groups[-1]  # the usual case: the last job's group goes on
-            group.ids.append(d.id)
-            if d.deliveries != 1:
-                group.later += (len(group.ids), d.deliveries)
+            self._groups[-1].add(d)  # the usual case: the last job's group goes on
             return False
         self._last = (d.key, d.batch, limits)
         source = self._sources.get(d.key)
