@@ -212,9 +212,7 @@ class Held:
         except BaseException:
             self._drop(link)
             raise
-        if isinstance(reply, redis.exceptions.ResponseError):
-            raise reply  # the command's own error: the connection is fine
-        return reply
+        return _raised(reply)  # the command's own error: the connection is fine
 
     def _kept(self) -> _Link:
         """This thread's connection (taken from the pool on first use, and after a fork)."""
