@@ -1,6 +1,8 @@
 """The errors a newcomer meets first, each one line that says what to do, a non-zero exit and
 no traceback: a server down, a URL redline cannot use, a task or handler module that does not
-import, ids that name nothing. Real processes (`redline …`) against real servers."""
+import, ids that name nothing. Real processes (`run`) against real servers; a server down
+for each command and the ids that name nothing in this process (`invoke`: the same lines, no
+Python start-up each), a server down through REDLINE_REDIS in real processes."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import pytest
 
 from redline.connection import connect_sync
 from redline.queue import SyncReliableQueue
-from tests.helpers import run
+from tests.helpers import invoke, run
 
 DOWN = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 
@@ -41,7 +43,7 @@ def _one_line(done: subprocess.CompletedProcess[str], code: int, *said: str) -> 
     ],
 )
 def test_a_server_that_is_down_is_one_line(command: tuple[str, ...]) -> None:
-    done = run(*command, "--redis", DOWN)
+    done = invoke(*command, "--redis", DOWN)  # real processes: the REDLINE_REDIS test below
     _one_line(done, 1, "127.0.0.1:1", "is the server up? check --redis URL")
 
 
@@ -93,13 +95,15 @@ def test_ids_that_name_nothing_exit_1_and_say_where_to_look(redis_url: str) -> N
     queue = SyncReliableQueue(connect_sync(redis_url))
     queue.push("jobs", b"a")
     (held,) = queue.pop("jobs")
-    done = run("queue", "ack", "jobs", f"{held.id}:{held.deliveries}", "99:1", "--redis", redis_url)
+    done = invoke(
+        "queue", "ack", "jobs", f"{held.id}:{held.deliveries}", "99:1", "--redis", redis_url
+    )
     assert "acknowledged 1 of 2" in done.stdout
     _one_line(done, 1, "refused 99:1:", "redline queue inspect jobs --pending")
-    requeued = run("queue", "requeue", "jobs", "12345", "--redis", redis_url)
+    requeued = invoke("queue", "requeue", "jobs", "12345", "--redis", redis_url)
     assert requeued.stdout == "requeued 0 of 1\n"
     _one_line(requeued, 1, "not every id is a dead letter of 'jobs'", "redline queue dead jobs")
-    deleted = run("queue", "delete", "jobs", "12345", "--redis", redis_url)
+    deleted = invoke("queue", "delete", "jobs", "12345", "--redis", redis_url)
     _one_line(deleted, 1, "redline queue dead jobs")
 
 

@@ -1,4 +1,5 @@
-"""`redline queue …` as an operator types it, against a real server."""
+"""`redline queue …` as an operator types it, against a real server: in this process
+(`invoke`), and the first push of all as a real `redline` process (`run`)."""
 
 from __future__ import annotations
 
@@ -6,23 +7,23 @@ import re
 
 from redline.connection import connect_sync
 from redline.queue import SyncReliableQueue
-from tests.helpers import run
+from tests.helpers import invoke, run
 
 
 def test_push_info_pop_ack(redis_url: str) -> None:
     pushed = run("queue", "push", "jobs", "a", "b", "--redis", redis_url)
     assert pushed.returncode == 0 and pushed.stdout.split() == ["1", "2"]
-    info = run("queue", "info", "jobs", "--redis", redis_url)
+    info = invoke("queue", "info", "jobs", "--redis", redis_url)
     assert "jobs" in info.stdout and " 2 " in info.stdout
-    waiting = run("queue", "inspect", "jobs", "--redis", redis_url)
+    waiting = invoke("queue", "inspect", "jobs", "--redis", redis_url)
     assert "waiting" in waiting.stdout and "b" in waiting.stdout
-    popped = run("queue", "pop", "jobs", "--count", "2", "--redis", redis_url)
+    popped = invoke("queue", "pop", "jobs", "--count", "2", "--redis", redis_url)
     assert "1:1" in popped.stdout and "2:1" in popped.stdout
-    pending = run("queue", "inspect", "jobs", "--pending", "--redis", redis_url)
+    pending = invoke("queue", "inspect", "jobs", "--pending", "--redis", redis_url)
     assert "inflight" in pending.stdout
-    acked = run("queue", "ack", "jobs", "1:1", "2", "--redis", redis_url)
+    acked = invoke("queue", "ack", "jobs", "1:1", "2", "--redis", redis_url)
     assert acked.returncode == 0 and "acknowledged 2 of 2" in acked.stdout
-    stale = run("queue", "ack", "jobs", "1:1", "--redis", redis_url)
+    stale = invoke("queue", "ack", "jobs", "1:1", "--redis", redis_url)
     assert stale.returncode == 1 and "acknowledged 0 of 1" in stale.stdout
 
 
@@ -31,38 +32,42 @@ def test_dead_letters_requeue_delete_recover_purge(redis_url: str) -> None:
     queue.push("jobs", b"x", b"y", b"\xff")
     for delivery in queue.pop("jobs", count=2):
         queue.dead_letter(delivery, "broken")
-    dead = run("queue", "dead", "jobs", "--redis", redis_url)
+    dead = invoke("queue", "dead", "jobs", "--redis", redis_url)
     assert dead.stdout.count("broken") == 2
-    assert "IDS or --all" in run("queue", "requeue", "jobs", "--redis", redis_url).stderr
-    assert run("queue", "requeue", "jobs", "1", "--redis", redis_url).stdout == "requeued 1 of 1\n"
-    assert run("queue", "delete", "jobs", "--all", "--redis", redis_url).stdout == "deleted 1\n"
+    assert "IDS or --all" in invoke("queue", "requeue", "jobs", "--redis", redis_url).stderr
+    assert (
+        invoke("queue", "requeue", "jobs", "1", "--redis", redis_url).stdout == "requeued 1 of 1\n"
+    )
+    assert invoke("queue", "delete", "jobs", "--all", "--redis", redis_url).stdout == "deleted 1\n"
     queue.pop("jobs", count=1)  # "1" again, in flight
-    recovered = run("queue", "recover", "jobs", "--elapsed", "0", "--redis", redis_url)
+    recovered = invoke("queue", "recover", "jobs", "--elapsed", "0", "--redis", redis_url)
     assert recovered.stdout == "recovered 1\n"
-    purged = run("queue", "purge", "jobs", "--yes", "--redis", redis_url)
+    purged = invoke("queue", "purge", "jobs", "--yes", "--redis", redis_url)
     assert purged.stdout == "purged 2\n"  # "1" (delayed) and the waiting b"\xff"
 
 
 def test_errors_are_clear(redis_url: str) -> None:
-    down = run("queue", "info", "jobs", "--redis", "redis://127.0.0.1:1/0")
+    down = invoke("queue", "info", "jobs", "--redis", "redis://127.0.0.1:1/0")
     assert down.returncode != 0 and "error:" in down.stderr
     assert "Traceback" not in down.stderr
-    bad = run("queue", "ack", "jobs", "1:x", "--redis", redis_url)
+    bad = invoke("queue", "ack", "jobs", "1:x", "--redis", redis_url)
     assert bad.returncode == 2 and "ID:TOKEN" in bad.stderr
-    helped = run("queue", "--help")
+    helped = invoke("queue", "--help")
     for command in ("info", "inspect", "push", "pop", "ack", "recover", "requeue", "purge"):
         assert command in helped.stdout
 
 
 def test_retention_is_set_and_info_shows_the_drops(redis_url: str) -> None:
-    kept = run("queue", "retention", "jobs", "--entries", "1", "--days", "2", "--redis", redis_url)
+    kept = invoke(
+        "queue", "retention", "jobs", "--entries", "1", "--days", "2", "--redis", redis_url
+    )
     assert kept.returncode == 0
     assert "keeps the newest 1 dead letters, none older than 2 days" in kept.stdout
     queue = SyncReliableQueue(connect_sync(redis_url))
     queue.push("jobs", b"x", b"y")
     for delivery in queue.pop("jobs", count=2):
         queue.dead_letter(delivery, reason="bad")
-    info = run("queue", "info", "jobs", "--redis", redis_url, env={"COLUMNS": "200"})
+    info = invoke("queue", "info", "jobs", "--redis", redis_url, env={"COLUMNS": "200"})
     rows = [
         re.split("[│┃]", line)[1:-1]
         for line in info.stdout.splitlines()
@@ -80,7 +85,7 @@ def test_retention_is_set_and_info_shows_the_drops(redis_url: str) -> None:
         "records dropped": "0",
         "dead kept": "1, 2 days",
     }
-    bad = run("queue", "retention", "jobs", "--entries", "0", "--redis", redis_url)
+    bad = invoke("queue", "retention", "jobs", "--entries", "0", "--redis", redis_url)
     assert bad.returncode == 2 and "--entries" in bad.stderr
 
 
@@ -92,7 +97,7 @@ def test_holders_names_who_holds_and_releases_what_gone_instances_held(redis_url
     SyncReliableQueue(client, consumer="demo:svc:7").pop("jobs", count=1)
     SyncReliableQueue(client, consumer="demo:svc:8").pop("jobs", count=2)
     SyncReliableQueue(client, consumer="host:1:abc").pop("jobs", count=1)  # never judged
-    shown = run("queue", "holders", "jobs", "--redis", redis_url).stdout
+    shown = invoke("queue", "holders", "jobs", "--redis", redis_url).stdout
     cells = [[c.strip() for c in line.split("│")[1:-1]] for line in shown.splitlines()]
     rows = {row[0]: row[1:] for row in cells if row and ":" in row[0]}
     assert rows == {
@@ -100,7 +105,7 @@ def test_holders_names_who_holds_and_releases_what_gone_instances_held(redis_url
         "demo:svc:8": ["1", "2", "gone"],
         "host:1:abc": ["1", "1", ""],
     }
-    released = run("queue", "holders", "jobs", "--release-gone", "--redis", redis_url)
+    released = invoke("queue", "holders", "jobs", "--release-gone", "--redis", redis_url)
     assert "released 2 held by 1 gone instance(s)" in released.stdout
     info = SyncReliableQueue(client).info("jobs")
     assert (info.inflight, info.delayed) == (2, 2)
@@ -118,9 +123,9 @@ def test_empty_answers_say_so_in_one_line(redis_url: str) -> None:
         ("queue", "holders", "none"): "none: nothing in flight, so no holder\n",
     }  # fmt: skip
     for command, line in said.items():
-        done = run(*command, "--redis", redis_url)
+        done = invoke(*command, "--redis", redis_url)
         assert done.returncode == 0 and done.stdout == line, (command, done.stdout, done.stderr)
-    status = run("status", "--redis", redis_url)
+    status = invoke("status", "--redis", redis_url)
     assert status.returncode == 0, status.stderr
     assert status.stdout.splitlines() == [
         "services: none registered or desired",

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import redis
 
-from tests.helpers import run
+from tests.helpers import invoke, run
 
 SEED = {
     "parameters": {"articleId": 12345},
@@ -28,7 +28,7 @@ def test_rquery_reads_stdin_and_prints_json(redis_url: str) -> None:
 def test_rquery_reads_a_file_and_refuses_writes(redis_url: str, tmp_path: Path) -> None:
     query = tmp_path / "q.json"
     query.write_text(json.dumps({"commands": [{"command": "flushall"}]}))
-    done = run("rquery", "--redis", redis_url, str(query))
+    done = invoke("rquery", "--redis", redis_url, str(query))
     assert done.returncode == 1
     assert json.loads(done.stdout)["error"]["code"] == "disallowed-command"
     assert "'flushall' is not allowed" in done.stderr
@@ -41,15 +41,15 @@ def test_rquery_config_widens_the_allow_list(redis_url: str, tmp_path: Path) -> 
     query = json.dumps(
         {"commands": [{"command": "set app:x 1"}, {"command": "get app:x", "save": "x"}]}
     )
-    done = run("rquery", "--redis", redis_url, "--config", str(config), "-", input=query)
+    done = invoke("rquery", "--redis", redis_url, "--config", str(config), "-", input=query)
     assert json.loads(done.stdout) == {"values": {"x": "1"}}, done.stderr
 
 
 def test_rquery_bad_input(redis_url: str, tmp_path: Path) -> None:
-    done = run("rquery", "--redis", redis_url, "-", input="{nope")
+    done = invoke("rquery", "--redis", redis_url, "-", input="{nope")
     assert done.returncode == 1
     assert json.loads(done.stdout)["error"]["code"] == "malformed"
-    missing = run("rquery", "--redis", redis_url, str(tmp_path / "absent.json"))
+    missing = invoke("rquery", "--redis", redis_url, str(tmp_path / "absent.json"))
     assert missing.returncode == 2 and "cannot read" in missing.stderr
-    help_text = run("rquery-service", "--help").stdout
+    help_text = invoke("rquery-service", "--help").stdout
     assert "reply" in help_text

@@ -11,7 +11,7 @@ import redis
 from redline.cli.demo import DEMO_CONFIG
 from redline.runtime.lifecycle import ids_key
 from redline.runtime.metrics import Metrics
-from tests.helpers import run
+from tests.helpers import invoke, run
 from tests.servers import Cluster
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,7 +24,7 @@ def test_the_repository_demo_config_is_the_seeds() -> None:
 def test_bad_config_exits_2_with_one_line_per_problem(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"popTimeout": "soon", "out": "not-a-list", "colour": "red"}))
-    result = run("mpush", "--config", str(bad))
+    result = invoke("mpush", "--config", str(bad))
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 4, lines
@@ -35,13 +35,13 @@ def test_bad_config_exits_2_with_one_line_per_problem(tmp_path: Path) -> None:
 
 
 def test_mbalance_limit_naming_an_unknown_output_is_a_config_error() -> None:
-    result = run("mbalance", "--set", "in=a", "--set", 'out=["b"]', "--set", 'maxLength={"c":1}')
+    result = invoke("mbalance", "--set", "in=a", "--set", 'out=["b"]', "--set", 'maxLength={"c":1}')
     assert result.returncode == 2 and "not in out" in result.stderr
 
 
 def test_cross_slot_config_is_refused_with_exit_2(cluster: Cluster) -> None:
     sets = ["--set", "in=orders", "--set", 'out=["audit","billing"]']
-    result = run("mpush", "--redis", cluster.url, *sets)
+    result = invoke("mpush", "--redis", cluster.url, *sets)
     assert result.returncode == 2
     assert "keys must share one cluster slot" in result.stderr and "hash tag" in result.stderr
 
@@ -89,5 +89,5 @@ async def test_metrics_leave_out_columns_no_metric_fills(redis_url: str, aredis)
 
 @pytest.mark.parametrize("command", ["mpush", "lpush", "mbalance", "metrics"])
 def test_help_explains_the_command(command: str) -> None:
-    result = run(command, "--help")
+    result = invoke(command, "--help")
     assert result.returncode == 0 and "Usage:" in result.stdout

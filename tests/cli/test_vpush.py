@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from tests.helpers import run
+from tests.helpers import invoke, run
 
 
 def test_vpush_refuses_a_bad_config_before_touching_redis() -> None:
@@ -13,5 +13,5 @@ def test_vpush_refuses_a_bad_config_before_touching_redis() -> None:
 
 
 def test_vpush_help_explains_it() -> None:
-    done = run("vpush", "--help")
+    done = invoke("vpush", "--help")
     assert done.returncode == 0 and "outRedis" in done.stdout and "exactly" not in done.stderr
