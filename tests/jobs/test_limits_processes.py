@@ -51,9 +51,7 @@ def test_a_cap_holds_across_killed_workers_and_comes_back_whole(
     kills = 0
     try:
         while kills < 5:  # kill a worker running capped jobs, start another
-            busy = [p for p in workers if _running(client, p.pid) > 0]
-            if not busy:
-                continue
+            busy = wait_for(lambda: [p for p in workers if _running(client, p.pid)], 60, 0.01)
             victim = rng.choice(busy)
             if kill_holding(victim, lambda v=victim: _running(client, v.pid) > 0):
                 kills += 1
