@@ -12,6 +12,7 @@ import pytest
 import redis
 
 from redline.connection import AsyncClient, connect
+from tests import scheduling
 from tests.servers import Cluster, ServerProcess
 
 _db_numbers = itertools.count(1)
@@ -28,6 +29,18 @@ def needs_tool(tool: str, package: str) -> pytest.MarkDecorator:
         shutil.which(tool) is None,
         reason=f"needs `{tool}` on PATH (apt-get install {package})",
     )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest tests first (tests/scheduling.py)."""
+    scheduling.order(items)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """`-n N` (xdist's `load`): one test at a time, the longest first (tests/scheduling.py)."""
+    if config.getvalue("dist") != "load":
+        return None
+    return scheduling.LongestFirst(config, log)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")
