@@ -19,7 +19,7 @@ from redline.scaling.cscale import (
 )
 from redline.scaling.registry import Instance
 from redline.scripting import scripts
-from tests.helpers import run
+from tests.helpers import invoke
 
 POLICY = AutoscalePolicy(queue="q", perReplica=10, min=1, max=5, downAfter=30)
 
@@ -103,13 +103,13 @@ def test_scale_file_is_validated(tmp_path: Path) -> None:
 def test_cscale_command_exits_2_on_a_bad_file(tmp_path: Path, redis_url: str) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('[services."demo:w"]\nreplicas = -1\nservice = "lpush"\n')
-    result = run("cscale", str(bad), "--host", "a", "--redis", redis_url)
+    result = invoke("cscale", str(bad), "--host", "a", "--redis", redis_url)
     assert result.returncode == 2
     assert "replicas" in result.stderr
 
 
 def test_scale_command_sets_the_desired_count(redis_url: str, sredis) -> None:  # type: ignore[no-untyped-def]
-    result = run("scale", "demo:w", "3", "--redis", redis_url)
+    result = invoke("scale", "demo:w", "3", "--redis", redis_url)
     assert result.returncode == 0 and "desired replicas 3 (was unset)" in result.stdout
     assert sredis.hget("redline:scale", "demo:w") == b"3"
-    assert run("scale", "demo:w", "-1", "--redis", redis_url).returncode == 2
+    assert invoke("scale", "demo:w", "-1", "--redis", redis_url).returncode == 2

@@ -12,7 +12,7 @@ from redline.connection import AsyncClient
 from redline.runtime import Context, run_service
 from redline.runtime.lifecycle import Lifecycle
 from redline.scaling.registry import instances, peers, retire, services
-from tests.helpers import run
+from tests.helpers import invoke, run
 
 
 class Idle:
@@ -111,7 +111,7 @@ def test_status_shows_an_unhealthy_instance_and_recent_errors(redis_url: str, sr
     sredis.hset("demo:h:metrics:forwarded", "count", 40)  # the service as a whole: 5/40 is fine
     error = {"t": 0, "instance": "demo:h:2", "msg": "step failed 3 times: refused"}
     sredis.lpush("demo:h:errors", json.dumps(error))
-    result = run("status", "--redis", redis_url, env={"COLUMNS": "250"})  # no wrapped cells
+    result = invoke("status", "--redis", redis_url, env={"COLUMNS": "250"})  # no wrapped cells
     assert result.returncode == 0, result.stderr
     assert "unhealthy instance 2: errors 5/20 = 25% > 20%" in result.stdout
     assert "step failed 3 times: refused" in result.stdout

@@ -29,7 +29,7 @@ from redline.scaling.rollout import (
     rollout_state,
 )
 from redline.scripting import scripts
-from tests.helpers import run
+from tests.helpers import invoke, run
 
 HEALTH = HealthPolicy(threshold=0.1, minCount=10)
 POLICY = RolloutPolicy(bake=10)
@@ -140,12 +140,12 @@ def test_deploy_and_rollback_commands(redis_url: str, sredis: redis.Redis) -> No
     assert "revision 1 desired (was 0)" in result.stdout
     assert "warning: no cscale agent runs demo:w (a typo?" in result.stderr
     assert sredis.hget("{demo:w}:cscale:spec", "sets") == b'["work=0.1"]'
-    assert run("deploy", "demo:w", "--redis", redis_url).returncode == 2  # nothing to deploy
-    assert run("deploy", "demo:w", "--set", "x", "--redis", redis_url).returncode == 2
-    back = run("rollback", "demo:w", "--redis", redis_url)
+    assert invoke("deploy", "demo:w", "--redis", redis_url).returncode == 2  # nothing to deploy
+    assert invoke("deploy", "demo:w", "--set", "x", "--redis", redis_url).returncode == 2
+    back = invoke("rollback", "demo:w", "--redis", redis_url)
     assert back.returncode == 0 and "revision 0 desired again (was revision 1 (v2))" in back.stdout
-    again = run("rollback", "demo:w", "--redis", redis_url)
+    again = invoke("rollback", "demo:w", "--redis", redis_url)
     assert again.returncode == 2 and "no earlier good revision" in again.stderr
     sredis.hset(SPECS_KEY, "demo:w", "{}")  # as an agent publishes what it runs
-    known = run("deploy", "demo:w", "--version", "v3", "--redis", redis_url)
+    known = invoke("deploy", "demo:w", "--version", "v3", "--redis", redis_url)
     assert known.returncode == 0 and "warning" not in known.stderr

@@ -20,7 +20,7 @@ import pytest
 import redis
 
 from tests import cscale_helpers as ch
-from tests.helpers import run, wait_for
+from tests.helpers import invoke, run, wait_for
 
 NS, WORK, DONE, FAILED = "t:roll", "t:roll:work", "t:roll:done", "t:roll:failed"
 FAST = ["popTimeout=0.5", "serviceRenew=1", "serviceExpire=60", f"queue={WORK}", f"out={DONE}"]
@@ -102,9 +102,9 @@ def test_a_good_revision_replaces_every_replica_one_by_one(
     assert sredis.llen(FAILED) == 0
     assert any("rollout of revision 1 (v2) complete" in e for e in ch.events(sredis))
     wide = {"COLUMNS": "250"}  # no wrapped cells
-    status = run("status", "--redis", redis_url, env=wide).stdout
+    status = invoke("status", "--redis", redis_url, env=wide).stdout
     assert "1 (v2): r1=3" in status and "rollout of revision 1 (v2) complete" in status
-    listing = run("services", "--redis", redis_url, env=wide).stdout
+    listing = invoke("services", "--redis", redis_url, env=wide).stdout
     rows = [[cell.strip() for cell in line.split("│")] for line in listing.splitlines()]
     assert [row[9] for row in rows if len(row) > 9 and row[1] == NS] == ["1", "1", "1"]
 
@@ -132,7 +132,7 @@ def test_a_faulty_revision_rolls_itself_back_within_its_bake(
     reason = sredis.hget(STATE, "msg").decode()
     assert "rolled back to revision 0: errors" in reason and "old revision 0/" in reason
     assert any("rolled back to revision 0: errors" in e for e in ch.events(sredis))
-    status = run("status", "--redis", redis_url, env={"COLUMNS": "250"}).stdout
+    status = invoke("status", "--redis", redis_url, env={"COLUMNS": "250"}).stdout
     assert "rolled back" in status and "errors" in status and "0: r0=2" in status
 
 

@@ -15,14 +15,14 @@ from redline.dashboard.app import create_app
 from redline.dashboard.settings import DashboardConfig
 from redline.jobs import enqueue_sync
 from redline.queue import SyncReliableQueue
-from tests.helpers import run, spawn, stop, wait_for
+from tests.helpers import invoke, spawn, stop, wait_for
 from tests.jobs import busy_tasks as b
 
 CAPPED, PACED = "tests.jobs.busy_tasks.capped", "tests.jobs.busy_tasks.paced"
 
 
 def limits(url: str, *args: str) -> dict[tuple[str, str | None], dict[str, object]]:
-    done = run("jobs", "limits", *args, "--json", "--redis", url)
+    done = invoke("jobs", "limits", *args, "--json", "--redis", url)
     assert done.returncode == 0, done.stderr
     uses = [json.loads(line) for line in done.stdout.splitlines()]
     return {(u["task"], u["key"]): u for u in uses}
@@ -69,10 +69,10 @@ def test_slots_held_and_starts_in_the_window_are_shown_everywhere(
             60_000,
         )
         assert (zed["used"], zed["limit"]) == (1, 3) and len(uses) == 3
-        shown = run("jobs", "limits", "--redis", redis_url)  # every queue workers serve
+        shown = invoke("jobs", "limits", "--redis", redis_url)  # every queue workers serve
         assert f"b:limited {CAPPED} concurrency 2/2 running waiting=" in shown.stdout
         assert f"b:limited {PACED} key=acme rate 3/3 per 60s" in shown.stdout
-        status = run("status", "--redis", redis_url, env={"COLUMNS": "200"})
+        status = invoke("status", "--redis", redis_url, env={"COLUMNS": "200"})
         assert status.returncode == 0 and "job limits" in status.stdout
         assert "capped" in status.stdout and "acme" in status.stdout
         page = queue_page(redis_url, "b:limited")
