@@ -89,6 +89,26 @@ def test_retention_is_set_and_info_shows_the_drops(redis_url: str) -> None:
     assert bad.returncode == 2 and "--entries" in bad.stderr
 
 
+def test_info_reads_whole_at_80_columns(redis_url: str) -> None:
+    """Too narrow for a row per queue, `info` turns the table: a column per queue, every
+    heading whole (a row per queue cut them: "waiti…")."""
+    queue = SyncReliableQueue(connect_sync(redis_url))
+    queue.push("jobs", b"a", b"b")
+    queue.push("orders:priority", b"c")
+    info = invoke(
+        "queue", "info", "jobs", "orders:priority", "--redis", redis_url, env={"COLUMNS": "80"}
+    )
+    lines = info.stdout.splitlines()
+    assert "…" not in info.stdout and max(len(line) for line in lines) <= 80, info.stdout
+    cells = [[c.strip() for c in re.split("[│┃]", line)[1:-1]] for line in lines]
+    rows = {row[0]: row[1:] for row in cells if row}
+    assert rows[""] == ["jobs", "orders:priority"]
+    assert rows["waiting"] == ["2", "1"] and rows["records dropped"] == ["0", "0"]
+    assert rows["dead kept"] == ["10000, 180 days"] * 2
+    wide = invoke("queue", "info", "jobs", "--redis", redis_url, env={"COLUMNS": "120"})
+    assert "┃ queue " in wide.stdout  # wide enough: a row per queue, as before
+
+
 def test_holders_names_who_holds_and_releases_what_gone_instances_held(redis_url: str) -> None:
     client = connect_sync(redis_url)
     client.hset("redline:registry", "demo:svc", '{"service": "handler"}')

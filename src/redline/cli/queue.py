@@ -22,6 +22,7 @@ from redline.queue import (
     DEAD_MAX,
     Delivery,
     QueuedMessage,
+    QueueInfo,
     QueueKeys,
     SyncReliableQueue,
 )
@@ -129,18 +130,45 @@ def queue() -> None:
 def info(keys: tuple[str, ...], redis_url: str | None) -> None:
     """Counts of each queue KEY: waiting, in flight, delayed, dead, expired leases; the dead
     letters and job failure records its retention dropped, and the retention (entries kept,
-    days kept; see `redline queue retention`)."""
+    days kept; see `redline queue retention`). A row per queue; a column per queue when the
+    terminal is too narrow for that."""
     with _queue(redis_url) as q:
-        rows = [q.info(key) for key in keys]
+        counted = {key: _counts(q.info(key)) for key in keys}
+    console = Console()
+    table = _a_row_per_queue(counted)
+    unbounded = console.options.update_width(10_000)
+    if console.measure(table, options=unbounded).minimum > console.width:
+        table = _a_column_per_queue(counted)  # narrow terminal: headings in full, not cut
+    console.print(table)
+
+
+_COUNTS = ("waiting", "inflight", "delayed", "dead", "expired", "dropped", "records dropped")
+
+
+def _counts(i: QueueInfo) -> dict[str, str]:
+    """What `info` shows of one queue, by heading."""
+    numbers = (i.waiting, i.inflight, i.delayed, i.dead, i.expired, i.dropped, i.records_dropped)
+    shown = dict(zip(_COUNTS, (str(n) for n in numbers), strict=True))
+    return {**shown, "dead kept": f"{i.dead_max}, {_days(i.dead_age)}"}
+
+
+def _a_row_per_queue(counted: dict[str, dict[str, str]]) -> Table:
     table = Table(title="queues")
-    columns = ("waiting", "inflight", "delayed", "dead", "expired", "dropped", "records dropped")
-    for column in ("queue", *columns, "dead kept"):
+    for column in ("queue", *_COUNTS, "dead kept"):
         table.add_column(column, justify="left" if column == "queue" else "right")
-    for i in rows:
-        counts = (i.waiting, i.inflight, i.delayed, i.dead, i.expired, i.dropped)
-        kept = f"{i.dead_max}, {_days(i.dead_age)}"
-        table.add_row(i.key, *(str(n) for n in (*counts, i.records_dropped)), kept)
-    _print(table)
+    for key, shown in counted.items():
+        table.add_row(key, *shown.values())
+    return table
+
+
+def _a_column_per_queue(counted: dict[str, dict[str, str]]) -> Table:
+    table = Table(title="queues")
+    table.add_column("")
+    for key in counted:
+        table.add_column(key, justify="right")
+    for heading in (*_COUNTS, "dead kept"):
+        table.add_row(heading, *(shown[heading] for shown in counted.values()))
+    return table
 
 
 def _days(seconds: float) -> str:
