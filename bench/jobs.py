@@ -36,7 +36,7 @@ and `REDLINE_BENCH_FEATURE_ROUNDS` set its size).
 
     python -m bench jobs        REDLINE_BENCH_JOBS=40000 REDLINE_BENCH_ROUNDS=3 python -m bench jobs
     REDLINE_BENCH_SYSTEMS=redline,redline-p2,bullmq-c100 python -m bench jobs
-    REDLINE_BENCH_SYSTEMS=redline-priority,redline-rate,redline-cap \
+    REDLINE_BENCH_SYSTEMS=redline-priority,redline-rate,redline-cap \\
         REDLINE_BENCH_FEATURE_JOBS=200000 REDLINE_BENCH_FEATURE_ROUNDS=9 python -m bench jobs
 """
 

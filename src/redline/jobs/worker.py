@@ -310,6 +310,7 @@ class Worker:
             await self.runs.events.flush(client)  # an expired job's event
             return None
         outcome = await self._run_one(popped[0])
+        self.gate.finish(popped[0])  # as `_done` does for a run of `step`'s
         await self._settle([outcome])
         await self.runs.events.flush(client)
         return outcome
