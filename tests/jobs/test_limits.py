@@ -225,3 +225,17 @@ async def test_slots_left_for_the_next_admission_go_back_when_the_worker_stops(
     assert await aredis.zcard(slots) == lt.CAP  # finished, acked, their slots left for later
     await worker.stop()
     assert not await aredis.exists(slots)
+
+
+async def test_run_jobs_gives_each_capped_jobs_slot_back_before_the_next(
+    aredis: AsyncClient, redis_url: str
+) -> None:
+    """`run_jobs` (the worker's `run_once`) gives a capped job's slot back when it ends: with a
+    cap of one, every job of the key runs, one after the other, and no slot is left held."""
+    from redline.testing import run_jobs
+
+    for n in range(3):
+        await enqueue(aredis, lt.per_key, redis_url, "k", n)
+    runs = await run_jobs(aredis, "l:percap", [lt.per_key])
+    assert [run.ok for run in runs] == [True] * 3
+    assert not await aredis.exists("{l:percap}:job-concurrency:" + lt.per_key.name + ":k")
