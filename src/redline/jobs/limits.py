@@ -33,6 +33,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.exceptions import NoScriptError
+
 from redline.connection.channels import Batched
 from redline.errors import JobSerializationError
 from redline.jobs.admission import (
@@ -52,9 +54,9 @@ from redline.jobs.records import note_recent, record_failure
 from redline.jobs.task import Task, Tasks
 from redline.jobs.usage import Registrar, limit_keys, member
 from redline.queue import Delivery, ReliableQueue
-from redline.scripting.scripts import run, run_batched
+from redline.scripting.scripts import run, run_batched, sha
 
-__all__ = ["Gate", "limit_keys"]  # limit_keys: from jobs.usage, where it is named
+__all__ = ["Asking", "Gate", "limit_keys"]  # limit_keys: from jobs.usage, where it is named
 
 log = logging.getLogger(__name__)
 
@@ -142,15 +144,45 @@ class Gate:
         """The deliveries that may run now; the others wait, expire or were not ours."""
         if not self.judges(deliveries):
             return list(deliveries)
+        asking = self.ask(deliveries)
+        return await self._concluded(asking, await self._decide_all(asking.calls))
+
+    def ask(self, deliveries: Sequence[Delivery]) -> Asking:
+        """`admit`'s first half, for a caller that sends the admission with a call of its own
+        (the worker's pop ahead: `Asking.commands`, then `answer` with their replies)."""
         verdicts, docs, calls = self._verdicts(deliveries)
-        admit = Verdict.ADMIT
-        for decided in await self._decide_all(list(calls.values())):
-            for i in decided:
+        asked = list(calls.values())
+        return Asking(deliveries, verdicts, docs, asked, [self._command(a) for a in asked])
+
+    async def answer(self, asking: Asking, replies: Sequence[Any]) -> list[Delivery]:
+        """`admit`'s second half: the deliveries of `asking` admitted, by the replies of its
+        commands (a reply that is an error raises it, its slots to give back queued again; a
+        server that lacks the script has it loaded and the call made again)."""
+        decided: list[list[int]] = []
+        for asked, reply in zip(asking.calls, replies, strict=True):
+            if isinstance(reply, NoScriptError):
+                decided.append(await self._decide(asked))
+            elif isinstance(reply, Exception):
+                self.unasked(asking)
+                raise reply
+            else:
+                decided.append(self._read(asked, reply))
+        return await self._concluded(asking, decided)
+
+    def unasked(self, asking: Asking) -> None:
+        """`asking`'s commands failed: the slots they were to give back are queued again."""
+        for asked in asking.calls:
+            self.returns.add(asked.call.queue, asked.call.releases)
+
+    async def _concluded(self, asking: Asking, decided: list[list[int]]) -> list[Delivery]:
+        verdicts, admit = asking.verdicts, Verdict.ADMIT
+        for indexes in decided:
+            for i in indexes:
                 verdicts[i] = admit
         admitted: list[Delivery] = []
         expired: list[tuple[Delivery, JobDocument]] = []
         documents = self.documents
-        for d, v, doc in zip(deliveries, verdicts, docs, strict=True):
+        for d, v, doc in zip(asking.deliveries, verdicts, asking.docs, strict=True):
             if v is admit:
                 admitted.append(d)
                 if doc is not None:  # the worker need not decode it again
@@ -275,6 +307,15 @@ class Gate:
         except BaseException:  # not given back: the next call tries again
             self.returns.add(asked.call.queue, asked.call.releases)
             raise
+        return self._read(asked, replies)
+
+    def _command(self, asked: _Asked) -> tuple[Any, ...]:
+        """One queue's admission as a command to send with others (`ask`)."""
+        keys, args = asked.call.call(round(self.queue.lease * 1000))
+        return ("EVALSHA", sha("job_admit"), len(keys), *keys, *args)
+
+    def _read(self, asked: _Asked, replies: Any) -> list[int]:
+        """The indexes of `asked`'s deliveries that its admission's `replies` admitted."""
         codes = replies[0]  # one character per job; all "1": each admitted (the usual)
         one = b"1" if isinstance(codes, bytes) else "1"  # bytes from redline's clients
         if len(replies) == 1 and len(codes) == len(asked.jobs) == codes.count(one):
@@ -383,6 +424,18 @@ def _described(kind: str, task: Task[Any, Any], key: str | None, count: int | No
 
 
 _Job = tuple[int, Delivery, _Held | None]  # index, delivery, the slot it takes (None: no cap)
+
+
+@dataclass
+class Asking:
+    """A batch's admission made (`Gate.ask`) and not answered yet (`Gate.answer`): the
+    commands to send (one script call per queue), and what is known before their replies."""
+
+    deliveries: Sequence[Delivery]
+    verdicts: list[Verdict]
+    docs: list[JobDocument | None]
+    calls: list[_Asked]
+    commands: list[tuple[Any, ...]]
 
 
 @dataclass

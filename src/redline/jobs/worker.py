@@ -234,8 +234,10 @@ class Worker:
             return
         free = self.concurrency - self.active
         if self.ahead.held:  # popped while the last batch was admitted: they go first
-            self._dispatch(self._unpaused(self.ahead.take(free)))
-            await asyncio.sleep(0)  # their admission is sent before the next pop ahead
+            batch = self._unpaused(self.ahead.take(free))
+            if not await self._ride(ctx, batch):
+                self._dispatch(batch)
+                await asyncio.sleep(0)  # their admission is sent before the next pop ahead
         elif self.max_jobs is not None and (free := min(free, self.max_jobs - self.taken)) <= 0:
             log.info("worker recycling: took jobs=%d max_jobs=%d", self.taken, self.max_jobs)
             ctx.stopping.set()  # what is in hand finishes in `stop`
@@ -293,12 +295,61 @@ class Worker:
         except Exception:
             log.warning("worker admission failed jobs=%d", len(popped), exc_info=True)
         finally:
-            self.ahead.admitted(len(popped))
-            unrun = len(popped) - len(admitted)
-            self.active -= unrun
-            self.taken -= unrun
-            if unrun:
-                self._slot.set()
+            self._admitted(popped, admitted)
+        self._start(admitted)
+
+    def _admitted(self, popped: Sequence[Delivery], admitted: Sequence[Delivery]) -> None:
+        """The admission of `popped` is over: the run slots of those not admitted are free."""
+        self.ahead.admitted(len(popped))
+        unrun = len(popped) - len(admitted)
+        self.active -= unrun
+        self.taken -= unrun
+        if unrun:
+            self._slot.set()
+
+    async def _ride(self, ctx: Context, batch: Sequence[Delivery]) -> bool:
+        """Admit `batch`, jobs held ahead, in one round trip with the next pop ahead (its
+        admission's call written before the pop, on the queue's held connection) when the
+        worker would pop ahead right after sending it (see `jobs.ahead`); False: not done so.
+        It runs as a task that `stop` waits for, as `_admit` does."""
+        if ctx.stopping.is_set() or not self.gate.judges(batch):
+            return False
+        queues = self.runs.control.active(self.queues)
+        left = None if self.max_jobs is None else self.max_jobs - self.taken
+        self.active += len(batch)
+        self.ahead.admitting_now(len(batch))
+        count = self.ahead.wanted(left) if self.active >= self.concurrency and queues else 0
+        if not count:  # no pop ahead follows: the batch is admitted on its own
+            self.active -= len(batch)
+            self.ahead.admitted(len(batch))
+            return False
+        riding = asyncio.create_task(self._admit_riding(batch, self.levels.keys_for(queues), count))
+        self._admitting.add(riding)
+        riding.add_done_callback(self._admitting.discard)
+        await asyncio.wait([riding])  # not cancelled with this step: `stop` waits for it
+        return True
+
+    async def _admit_riding(self, batch: Sequence[Delivery], keys: list[str], count: int) -> None:
+        """`_ride`'s round trip: `batch`'s admission, then a pop ahead of up to `count` jobs
+        from `keys` (no wait); what is popped is held ahead and judged, what is admitted
+        starts. A failure leaves both leased, to come back when their leases run out."""
+        asking, admitted = self.gate.ask(batch), []
+        try:
+            try:
+                replies, popped = await self.queue.pop_after(
+                    asking.commands, *keys, count=count, block=0
+                )
+            except BaseException:
+                self.gate.unasked(asking)
+                raise
+            self.taken += len(popped)
+            self.ahead.keep(popped)
+            self.gate.prepare(popped)
+            admitted = await self.gate.answer(asking, replies)
+        except Exception:
+            log.warning("worker admission failed jobs=%d", len(batch), exc_info=True)
+        finally:
+            self._admitted(batch, admitted)
         self._start(admitted)
 
     async def run_once(self, client: AsyncClient) -> JobOutcome | None:
