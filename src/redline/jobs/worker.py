@@ -323,6 +323,7 @@ class Worker:
             self.active -= len(batch)
             self.ahead.admitted(len(batch))
             return False
+        self.ahead.rode += 1
         riding = asyncio.create_task(self._admit_riding(batch, self.levels.keys_for(queues), count))
         self._admitting.add(riding)
         riding.add_done_callback(self._admitting.discard)
