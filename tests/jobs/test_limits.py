@@ -96,6 +96,33 @@ async def test_concurrency_cap_holds_and_waiting_is_not_an_attempt(
     assert not await aredis.exists("{l:cap}:job-concurrency:" + lt.capped.name)  # all given back
 
 
+async def test_an_admission_sent_with_a_pop_is_answered_even_when_the_script_was_flushed(
+    aredis: AsyncClient, redis_url: str
+) -> None:
+    """`Gate.ask`'s commands go out with a pop (`pop_after`, as the worker's pop ahead sends
+    them); `Gate.answer` reads their replies. A server that lost the script (a restart, SCRIPT
+    FLUSH) answers NOSCRIPT: the admission is made again alone, and decides as it would have."""
+    await enqueue_many(aredis, lt.capped, [((redis_url, n), {}) for n in range(2 * lt.CAP)])
+    queue = ReliableQueue(aredis)
+    levels = Levels(["l:cap"], {"l:cap": {0}})
+    gate = Gate(queue, lt.tasks, levels)
+    first = await queue.pop(*levels.keys, count=lt.CAP)
+    asking = gate.ask(first)
+    replies, ahead = await queue.pop_after(asking.commands, *levels.keys, count=lt.CAP)
+    assert await gate.answer(asking, replies) == first and len(ahead) == lt.CAP
+    for d in first:  # their slots go back with the next admission
+        gate.finish(d)
+    await aredis.script_flush()
+    asking = gate.ask(ahead)
+    replies, rest = await queue.pop_after(asking.commands, *levels.keys, count=lt.CAP)
+    assert "NoScriptError" in repr(replies[0]) and rest == []
+    assert await gate.answer(asking, replies) == ahead  # made again: the slots came back first
+    for d in ahead:
+        gate.finish(d)
+    await gate.release(())
+    assert not await aredis.exists("{l:cap}:job-concurrency:" + lt.capped.name)
+
+
 async def test_the_gate_keeps_nothing_of_jobs_that_finished_or_never_started(
     aredis: AsyncClient, redis_url: str
 ) -> None:
