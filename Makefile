@@ -67,7 +67,8 @@ lint: $(BIN)/.installed
 REDIS7_TESTS := tests/queue tests/cli/test_queue.py tests/test_connection.py tests/test_keys.py
 
 # The suite in two steps: most tests on TEST_WORKERS pytest-xdist workers (they mostly wait on
-# servers and processes, so three share 2 cores well), then the tests marked `slow` (chaos under
+# servers and processes, so three share 2 cores well; handed out one at a time, the longest
+# first: tests/scheduling.py), then the tests marked `slow` (chaos under
 # load: kills timed against leases and wrk runs) one at a time, on an otherwise quiet machine.
 TEST_WORKERS ?= 3
 

@@ -15,6 +15,7 @@ from typing import Any
 import redis
 from click.testing import CliRunner
 
+from redline.cli import main
 from redline.services.pending import pending_key
 
 REDLINE = [sys.executable, "-m", "redline"]
@@ -94,8 +95,6 @@ def invoke(
     traceback at exit, the entry point) stays with `run`; each command group keeps at least
     one test through it. An exception no command caught is raised here, not printed.
     """
-    from redline.cli import main
-
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level  # `main` points the root logger at stderr
     try:
