@@ -28,9 +28,11 @@ def _free(port: int) -> bool:
 
 
 def free_port() -> int:
-    """A free port below the ephemeral range whose cluster bus port (+10000) is free too."""
+    """A free port whose cluster bus port (+10000) is free too, both below Linux's ephemeral
+    range (32768-60999), where any outgoing connection may take a port between the check here
+    and the server's bind (a cluster node's bus port did: "Address already in use")."""
     while True:
-        port = random.randrange(20000, 30000)
+        port = random.randrange(20000, 22700)
         if _free(port) and _free(port + 10000):
             return port
 
