@@ -54,6 +54,10 @@ async def held(client: AsyncClient, batch: bytes) -> list[Any]:
     it was delivered, by `since_of`)."""
     record = msgspec.msgpack.decode(await client.hget(K.batches, batch))
     ids, counts, payloads, consumer = record[:4]
+    if payloads is False:  # kept apart, by a batch with runs (_batch.lua)
+        payloads = msgspec.msgpack.decode(await client.hget(K.batches, b"p" + batch))
+    if isinstance(counts, int):  # all equal
+        counts = [counts] * len(ids)
     return [ids, counts, payloads, consumer] if consumer else [ids, counts, payloads]
 
 

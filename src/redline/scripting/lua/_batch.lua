@@ -6,7 +6,11 @@
 --                   messages it still holds (consumer: who popped it, '' when the pop named
 --                   none; runs: the members of `batched` that index it; since: when it was
 --                   delivered, ms — a batch leased before 2026-12-07 noon has no since in
---                   its record but a field in the since hash), and 'extra' -> how many
+--                   its record but a field in the since hash). A batch with runs keeps its
+--                   payloads apart, 'p' .. b -> cmsgpack.pack(payloads), its record saying
+--                   false in their place, and its counts as one number when all are equal
+--                   (since 2026-12-07 afternoon): the ack of a whole batch and the readers
+--                   that want no payloads then unpack no payload. And 'extra' -> how many
 --                   messages the batches hold beyond one each, so that the number in flight
 --                   is ZCARD inflight + extra (no HLEN: docs/acl.md's users may not run it)
 --   batched zset    'first:last:b' -> first, for each run of consecutive ids (first, first+1,
@@ -35,12 +39,31 @@ local function batch_is(member)
 end
 
 -- ids, counts, payloads, consumer, runs and since (nil: in the since hash, see above) of what
--- batch b holds.
-local function batch_load(Q, b)
+-- batch b holds; with `bare`, payloads kept apart are not read (NONE in their place).
+local function batch_load(Q, b, bare)
   local blob = redis.call('HGET', Q.batches, b)
   if not blob then return {}, {}, {}, '', {}, nil end
   local t = cmsgpack.unpack(blob)
-  return t[1], t[2], t[3], t[4] or '', t[5] or {}, t[6]
+  local ids, counts, payloads = t[1], t[2], t[3]
+  if type(counts) == 'number' then
+    local each = {}
+    for i = 1, #ids do each[i] = counts end
+    counts = each
+  end
+  if payloads == false then
+    payloads = NONE
+    if not bare then payloads = cmsgpack.unpack(redis.call('HGET', Q.batches, 'p' .. b)) end
+  end
+  return ids, counts, payloads, t[4] or '', t[5] or {}, t[6]
+end
+
+-- `counts` as the record keeps them: one number when all are equal (a fresh pop's are all 1).
+local function batch_counts(counts)
+  local c = counts[1]
+  for i = 2, #counts do
+    if counts[i] ~= c then return counts end
+  end
+  return c
 end
 
 -- When batch b was delivered (ms), given batch_load's `since`: a batch of an older version
@@ -82,8 +105,8 @@ local function batch_write(Q, b, old, ids, counts, payloads, consumer, since)
     redis.call('DEL', Q.batched)
     redis.call('ZADD', Q.batched, unpack(scored))
   end
-  local record = {ids, counts, payloads, consumer or '', runs, since}
-  redis.call('HSET', Q.batches, b, cmsgpack.pack(record))
+  local record = {ids, batch_counts(counts), false, consumer or '', runs, since}
+  redis.call('HSET', Q.batches, b, cmsgpack.pack(record), 'p' .. b, cmsgpack.pack(payloads))
 end
 
 -- Fills in `where` for the ids of `ids` that a batch of one holds ('b:<id>', see above).
@@ -149,8 +172,12 @@ local function batch_store(Q, b, was, old, ids, counts, payloads, consumer, sinc
   if #ids > 0 then
     batch_write(Q, b, old, ids, counts, payloads, consumer, since)
   else
-    if #old > 0 then redis.call('ZREM', Q.batched, unpack(old)) end
-    redis.call('HDEL', Q.batches, b)
+    if #old > 0 then  -- a batch with runs (batch_write's) keeps its payloads apart
+      redis.call('ZREM', Q.batched, unpack(old))
+      redis.call('HDEL', Q.batches, b, 'p' .. b)
+    else
+      redis.call('HDEL', Q.batches, b)
+    end
     redis.call('ZREM', Q.inflight, b)
     if not since then redis.call('HDEL', Q.since, b) end
   end
@@ -242,7 +269,7 @@ local function batch_detach(Q, ids, tokens)
     end
   end
   for _, b in ipairs(order) do
-    local held, counts, _, _, _, since = batch_load(Q, b)
+    local held, counts, _, _, _, since = batch_load(Q, b, true)
     local current, wanted = {}, {}
     for i, id in ipairs(held) do current[id] = tostring(counts[i]) end
     for _, i in ipairs(by[b]) do
@@ -265,7 +292,9 @@ end
 local function batches_of(Q, holders)
   local members = {}
   for _, m in ipairs(redis.call('ZRANGE', Q.inflight, 0, -1)) do
-    if batch_is(m) and holders[select(4, batch_load(Q, m))] then members[#members + 1] = m end
+    if batch_is(m) and holders[select(4, batch_load(Q, m, true))] then
+      members[#members + 1] = m
+    end
   end
   return members
 end
@@ -284,7 +313,7 @@ local function leases_take(Q, now, limit, elapsed, holders)
   else
     for _, m in ipairs(redis.call('ZRANGE', Q.inflight, 0, -1)) do
       if #members >= limit then break end  -- each member holds one message at least
-      local at = batch_is(m) and select(6, batch_load(Q, m))  -- since, or nil
+      local at = batch_is(m) and select(6, batch_load(Q, m, true))  -- since, or nil
       if (at or tonumber(redis.call('HGET', Q.since, m) or 0)) <= now - elapsed then
         members[#members + 1] = m
       end

@@ -37,7 +37,7 @@ end
 local function ack_whole(Q, b, spec)
   local n, id, token = string.match(spec, '^(%d+):(%d+):(%d+)$')
   if not n then return false end
-  local held, counts, _, _, runs, since = batch_load(Q, b)
+  local held, counts, _, _, runs, since = batch_load(Q, b, true)
   if #held ~= tonumber(n) or held[1] ~= id or tostring(counts[1]) ~= token then return false end
   batch_store(Q, b, #held, runs, NONE, NONE, NONE, nil, since)
   for i = 1, #counts do  -- a reason is written only for a message given back (a nack, an
