@@ -253,7 +253,7 @@ class QueueCore:
 
     def _pop_call(self, key: str, want: int, pairs: list[str | int]) -> Call:
         """The queue_pop of `want` that acknowledges `pairs` first (see `ack_args`)."""
-        head = [want, _ms(self.lease), self.max_deliveries, "@", self.consumer]
+        head = [want, _ms(self.lease), self.max_deliveries, "@", self.consumer, "#", "runs"]
         return Call("queue_pop", key, head + pairs)
 
     def _one_by_one(

@@ -73,29 +73,32 @@ local function batch_since(Q, b, since)
 end
 
 -- The runs of consecutive ids in `ids` (in their order), as members of `batched` for batch b,
--- and the ZADD arguments that add them.
+-- the ZADD arguments that add them, and each as 'first:last' (queue_pop's '#' reply).
 local function batch_runs(b, ids)
-  local runs, scored, first, last = {}, {}, nil, nil
+  local runs, scored, spans, first, last = {}, {}, {}, nil, nil
   for i = 1, #ids + 1 do  -- one step past the end closes the last run (no closure per call)
     local n = ids[i] and tonumber(ids[i])
     if first and n == last + 1 then
       last = n
     else
       if first then
-        local m = string.format('%d:%d:%s', first, last, b)
+        local span = string.format('%d:%d', first, last)
+        local m = span .. ':' .. b
         runs[#runs + 1], scored[#scored + 1], scored[#scored + 2] = m, string.format('%d', first), m
+        spans[#spans + 1] = span
       end
       first, last = n, n
     end
   end
-  return runs, scored
+  return runs, scored, spans
 end
 
 -- Writes batch b's messages (and indexes them), replacing its runs `old` (a delete comes
--- first: see batch_store). `since`: nil for a batch whose since is in the since hash.
+-- first: see batch_store). `since`: nil for a batch whose since is in the since hash. Returns
+-- the runs' spans (batch_runs).
 local function batch_write(Q, b, old, ids, counts, payloads, consumer, since)
   if #old > 0 then redis.call('ZREM', Q.batched, unpack(old)) end
-  local runs, scored = batch_runs(b, ids)
+  local runs, scored, spans = batch_runs(b, ids)
   local added = redis.pcall('ZADD', Q.batched, unpack(scored))
   if type(added) == 'table' and added.err then
     -- a hash: the index of a version before 2026-12-07 (a field per message). Its batches'
@@ -107,6 +110,7 @@ local function batch_write(Q, b, old, ids, counts, payloads, consumer, since)
   end
   local record = {ids, batch_counts(counts), false, consumer or '', runs, since}
   redis.call('HSET', Q.batches, b, cmsgpack.pack(record), 'p' .. b, cmsgpack.pack(payloads))
+  return spans
 end
 
 -- Fills in `where` for the ids of `ids` that a batch of one holds ('b:<id>', see above).
@@ -185,7 +189,8 @@ local function batch_store(Q, b, was, old, ids, counts, payloads, consumer, sinc
 end
 
 -- Leases the messages one pop delivers as a new batch, until `deadline`, held by `consumer`
--- (nil or '': unnamed); returns the batch's name. One message: 'b:<id>', with no run (a
+-- (nil or '': unnamed); returns the batch's name and its ids as spans ('first:last', or the
+-- id alone for a batch of one: queue_pop's '#' reply). One message: 'b:<id>', with no run (a
 -- name taken falls back to the other naming). An open batch is a member of the in-flight zset
 -- (from here until batch_store closes it), so its lease's ZADD NX is also the look for a name
 -- taken: no call of its own.
@@ -195,7 +200,7 @@ local function batch_open(Q, now, deadline, ids, counts, payloads, consumer)
     if redis.call('ZADD', Q.inflight, 'NX', deadline, b) == 1 then
       local record = {ids, counts, payloads, consumer or '', NONE, now}
       redis.call('HSET', Q.batches, b, cmsgpack.pack(record))
-      return b
+      return b, ids
     end
   end
   local stamp = string.format('%d', now)
@@ -204,9 +209,9 @@ local function batch_open(Q, now, deadline, ids, counts, payloads, consumer)
     k = k + 1                                                      -- (or a clock set back)
     b = 'b' .. stamp .. '-' .. k
   end
-  batch_write(Q, b, {}, ids, counts, payloads, consumer, now)
+  local spans = batch_write(Q, b, {}, ids, counts, payloads, consumer, now)
   batch_count(Q, #ids - 1)
-  return b
+  return b, spans
 end
 
 -- What a batch keeps of its messages (ids, counts, payloads, in order) but those whose index

@@ -26,11 +26,16 @@
 --                          messages one by one, still ahead of any recovery
 --   '@', consumer          lease what this call delivers to `consumer` (shown by queue_view)
 --                          and name its batch in the reply
+--   '#', 'runs'            give the deliveries in the short form below (since 2026-12-07)
 -- Returns {delayed_wait, lease_wait, n, acked1 .. ackedn, [batch,] id1, payload1, deliveries1,
 -- ...}: the waits are the ms until the next delayed message is due and until the next lease
 -- expires (0: already; -1: none); then the n acknowledged: the message ids acked one by one and
 -- the batches acked whole; then, when '@' was given, the name of the batch delivered ('' when
--- nothing was); then the deliveries.
+-- nothing was); then the deliveries. With '#', 'runs' the deliveries are instead, when there
+-- are any, {ids, counts, payload1, ..., payloadk}: ids the runs of their ids in order,
+-- 'first:last' (or one id alone) joined by ',', counts their delivery counts joined by ',',
+-- or one count for all when they are equal (a fresh pop's are all '1'): no id or count per
+-- message is made, sent or parsed.
 -- include _retention.lua
 -- include _batch.lua
 -- include _pop.lua
@@ -45,11 +50,14 @@ local Q = {
 -- The acks, the ids lookup, the recovery and the waits are _pop.lua's (pop_ack, ack_whole,
 -- known_ids, recover_expired, wait_ms): functions of Q, so that a call makes no closure.
 
-local ack_ids, ack_tokens, wholes, consumer = {}, {}, {}, nil
+local ack_ids, ack_tokens, wholes, consumer, short = {}, {}, {}, nil, false
 for i = 4, #ARGV, 2 do
   local first = ARGV[i]
   if first == '@' then
     consumer = ARGV[i + 1]
+  elseif first == '#' then
+    if ARGV[i + 1] ~= 'runs' then error("queue_pop: '#' takes 'runs', got " .. ARGV[i + 1]) end
+    short = true
   elseif batch_is(first) then
     wholes[#wholes + 1] = i
   else
@@ -144,13 +152,22 @@ if #fresh > 0 then
   end
 end
 
+local spans = NONE
 if k > 0 then
-  local b = batch_open(Q, now, now + lease, bids, bcounts, bpayloads, consumer)
+  local b
+  b, spans = batch_open(Q, now, now + lease, bids, bcounts, bpayloads, consumer)
   if consumer then out[named] = b end
   if lease1 ~= nil then lease1 = math.min(lease1 or now + lease, now + lease) end
 end
-for j = 1, k do
-  out[o + 1], out[o + 2], out[o + 3], o = bids[j], bpayloads[j], bcounts[j], o + 3
+if not short then
+  for j = 1, k do
+    out[o + 1], out[o + 2], out[o + 3], o = bids[j], bpayloads[j], bcounts[j], o + 3
+  end
+elseif k > 0 then
+  local counts = batch_counts(bcounts)
+  if type(counts) == 'table' then counts = table.concat(counts, ',') end
+  out[o + 1], out[o + 2] = table.concat(spans, ','), string.format('%s', counts)
+  for j = 1, k do out[o + 2 + j] = bpayloads[j] end
 end
 
 out[1], out[2] = wait_ms(delay1, KEYS[6], now), wait_ms(lease1, KEYS[5], now)
