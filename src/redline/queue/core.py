@@ -181,7 +181,8 @@ class QueueCore:
         ids = [] if ids is None else ids
         for start in range(0, len(checked), BATCH):  # (not _chunks: one call less per push)
             chunk = checked[start : start + BATCH]
-            ids += [i.decode() for i in (yield Call("queue_push", key, chunk))]  # ids are bytes
+            first, n = yield Call("queue_push_run", key, chunk)  # ids first .. first + n - 1
+            ids += map(str, range(first, first + n))
         return ids
 
     # -- consuming ---------------------------------------------------------------------------
