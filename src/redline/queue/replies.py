@@ -100,9 +100,7 @@ def deliveries_of(key: str, rest: Sequence[Any]) -> list[Delivery]:
     ids = _ids(spans)
     each = [int(n) for n in counts.split(b",")] if b"," in counts else [int(counts)] * size
     batch = Batch(name, size, f"{size}:{ids[0]}:{each[0]}")
-    return [
-        Delivery(key, i, p, n, batch) for i, p, n in zip(ids, payloads, each, strict=True)
-    ]
+    return [Delivery(key, i, p, n, batch) for i, p, n in zip(ids, payloads, each, strict=True)]
 
 
 def _ids(spans: bytes) -> list[str]:
