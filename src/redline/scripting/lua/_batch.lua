@@ -73,11 +73,12 @@ local function batch_since(Q, b, since)
 end
 
 -- The runs of consecutive ids in `ids` (in their order), as members of `batched` for batch b,
--- the ZADD arguments that add them, and each as 'first:last' (queue_pop's '#' reply).
-local function batch_runs(b, ids)
+-- the ZADD arguments that add them, and each as 'first:last' (queue_pop's '#' reply). `nums`:
+-- the ids as numbers, when the caller has them (nil: read from `ids`, a tonumber each).
+local function batch_runs(b, ids, nums)
   local runs, scored, spans, first, last = {}, {}, {}, nil, nil
   for i = 1, #ids + 1 do  -- one step past the end closes the last run (no closure per call)
-    local n = ids[i] and tonumber(ids[i])
+    local n = ids[i] and (nums and nums[i] or tonumber(ids[i]))
     if first and n == last + 1 then
       last = n
     else
@@ -95,10 +96,10 @@ end
 
 -- Writes batch b's messages (and indexes them), replacing its runs `old` (a delete comes
 -- first: see batch_store). `since`: nil for a batch whose since is in the since hash. Returns
--- the runs' spans (batch_runs).
-local function batch_write(Q, b, old, ids, counts, payloads, consumer, since)
+-- the runs' spans (batch_runs; `nums` as there).
+local function batch_write(Q, b, old, ids, counts, payloads, consumer, since, nums)
   if #old > 0 then redis.call('ZREM', Q.batched, unpack(old)) end
-  local runs, scored, spans = batch_runs(b, ids)
+  local runs, scored, spans = batch_runs(b, ids, nums)
   local added = redis.pcall('ZADD', Q.batched, unpack(scored))
   if type(added) == 'table' and added.err then
     -- a hash: the index of a version before 2026-12-07 (a field per message). Its batches'
@@ -193,8 +194,8 @@ end
 -- id alone for a batch of one: queue_pop's '#' reply). One message: 'b:<id>', with no run (a
 -- name taken falls back to the other naming). An open batch is a member of the in-flight zset
 -- (from here until batch_store closes it), so its lease's ZADD NX is also the look for a name
--- taken: no call of its own.
-local function batch_open(Q, now, deadline, ids, counts, payloads, consumer)
+-- taken: no call of its own. `nums`: the ids as numbers (see batch_runs).
+local function batch_open(Q, now, deadline, ids, counts, payloads, consumer, nums)
   if #ids == 1 then
     local b = 'b:' .. ids[1]
     if redis.call('ZADD', Q.inflight, 'NX', deadline, b) == 1 then
@@ -209,7 +210,7 @@ local function batch_open(Q, now, deadline, ids, counts, payloads, consumer)
     k = k + 1                                                      -- (or a clock set back)
     b = 'b' .. stamp .. '-' .. k
   end
-  local spans = batch_write(Q, b, {}, ids, counts, payloads, consumer, now)
+  local spans = batch_write(Q, b, {}, ids, counts, payloads, consumer, now, nums)
   batch_count(Q, #ids - 1)
   return b, spans
 end

@@ -116,10 +116,10 @@ local function ids_fields(Q, drained)
   return tonumber(taken or '0'), read
 end
 
--- The ids push gave the `n` messages at positions taken+1 .. taken+n (false: a raw LPUSH): one
--- HGET per run that one push numbered (see queue_push) or per raw message, not per message
--- (but the first, when ids_fields read it).
-local function known_ids(Q, n, drained)
+-- The ids push gave the `n` messages at positions taken+1 .. taken+n (false: a raw LPUSH), and
+-- the same as numbers in `nums` (filled in): one HGET per run that one push numbered (see
+-- queue_push) or per raw message, not per message (but the first, when ids_fields read it).
+local function known_ids(Q, n, drained, nums)
   local taken, read = ids_fields(Q, drained)
   if not taken then return {} end  -- raw LPUSHes only
   local ids, p, used, rest = {}, 1, {}, NONE
@@ -132,7 +132,7 @@ local function known_ids(Q, n, drained)
       if colon then first, len = string.sub(run, 1, colon - 1), string.sub(run, colon + 1) end
       first, len = tonumber(first), tonumber(len) or 1
       local k = math.min(len, n - p + 1)
-      for j = 0, k - 1 do ids[p + j] = string.format('%d', first + j) end
+      for j = 0, k - 1 do ids[p + j], nums[p + j] = string.format('%d', first + j), first + j end
       used[#used + 1] = field
       if k < len and not drained then  -- the rest of the run starts where the next pop takes
         rest = {string.format('%d', taken + p + k), string.format('%d:%d', first + k, len - k)}

@@ -77,6 +77,7 @@ if consumer then out[named], o = '', o + 1 end
 
 -- What this call delivers, in order (k of them): leased as one batch, then put in the reply.
 local bids, bcounts, bpayloads, k = {}, {}, {}, 0
+local bnums = {}  -- their ids as numbers (no tonumber of each to index the batch)
 
 -- Which of the in-flight zset (1), the delayed zset (2) and the claim list (4) exist, in one
 -- call: EXISTS counts a key once per mention, so naming each that many times answers their sum.
@@ -116,6 +117,7 @@ if #due > 0 then
     if payloads[i] then
       k = k + 1
       bids[k], bcounts[k], bpayloads[k] = id, tonumber(counts[i] or 0) + 1, payloads[i]
+      bnums[k] = tonumber(id)
     end
   end
 end
@@ -136,7 +138,8 @@ end
 
 if #fresh > 0 then
   local drained = want > 0 or redis.call('EXISTS', KEYS[1], KEYS[2]) == 0
-  local ids, unknown = known_ids(Q, #fresh, drained), 0
+  local nums = {}
+  local ids, unknown = known_ids(Q, #fresh, drained, nums), 0
   for i = 1, #fresh do
     if not ids[i] then unknown = unknown + 1 end
   end
@@ -145,17 +148,17 @@ if #fresh > 0 then
   for i, payload in ipairs(fresh) do
     if not ids[i] then
       next_id = next_id + 1
-      ids[i] = string.format('%d', next_id)
+      ids[i], nums[i] = string.format('%d', next_id), next_id
     end
     k = k + 1
-    bids[k], bcounts[k], bpayloads[k] = ids[i], 1, payload
+    bids[k], bcounts[k], bpayloads[k], bnums[k] = ids[i], 1, payload, nums[i]
   end
 end
 
 local spans = NONE
 if k > 0 then
   local b
-  b, spans = batch_open(Q, now, now + lease, bids, bcounts, bpayloads, consumer)
+  b, spans = batch_open(Q, now, now + lease, bids, bcounts, bpayloads, consumer, bnums)
   if consumer then out[named] = b end
   if lease1 ~= nil then lease1 = math.min(lease1 or now + lease, now + lease) end
 end
