@@ -6,11 +6,13 @@
 --                   messages it still holds (consumer: who popped it, '' when the pop named
 --                   none; runs: the members of `batched` that index it; since: when it was
 --                   delivered, ms — a batch leased before 2026-12-07 noon has no since in
---                   its record but a field in the since hash). A batch with runs keeps its
---                   payloads apart, 'p' .. b -> cmsgpack.pack(payloads), its record saying
---                   false in their place, and its counts as one number when all are equal
---                   (since 2026-12-07 afternoon): the ack of a whole batch and the readers
---                   that want no payloads then unpack no payload. And 'extra' -> how many
+--                   its record but a field in the since hash). Since 2026-12-07 afternoon
+--                   a batch with runs keeps in its record, instead of its ids, how many it
+--                   holds (its ids are those of its runs, in order: batch_ids), its counts
+--                   as one number when all are equal, and false for its payloads, which it
+--                   keeps apart, 'p' .. b -> cmsgpack.pack(payloads): a pop then makes no
+--                   text of each id, and the ack of a whole batch (batch_head), like the
+--                   readers that want no payloads, unpacks none. And 'extra' -> how many
 --                   messages the batches hold beyond one each, so that the number in flight
 --                   is ZCARD inflight + extra (no HLEN: docs/acl.md's users may not run it)
 --   batched zset    'first:last:b' -> first, for each run of consecutive ids (first, first+1,
@@ -38,6 +40,51 @@ local function batch_is(member)
   return string.byte(member, 1) == 98  -- 'b': message ids are digits
 end
 
+local DIGITS = {[0] = '0', '1', '2', '3', '4', '5', '6', '7', '8', '9'}
+
+-- Appends the ids first .. last, as text, to `out`: a string.format per ten ids, a
+-- concatenation for each (half the instructions of a string.format each).
+local function ids_text(first, last, out)
+  local n, prefix = #out, nil
+  for id = first, last do
+    local d = id % 10
+    if d == 0 or not prefix then
+      local tens = (id - d) / 10
+      prefix = tens > 0 and string.format('%d', tens) or ''
+    end
+    n = n + 1
+    out[n] = prefix .. DIGITS[d]
+  end
+  return out
+end
+
+-- The ids of a batch's runs (members of `batched`, 'first:last:b'), in order.
+local function batch_ids(runs)
+  local ids = {}
+  for _, m in ipairs(runs) do
+    local first, last = string.match(m, '^(%d+):(%d+):')
+    ids_text(tonumber(first), tonumber(last), ids)
+  end
+  return ids
+end
+
+-- How many messages batch b holds, the first one's id and count, and its counts (a list, or
+-- one number for all), runs and since, without reading its ids (unless its record lists
+-- them) or its payloads: the ack of a whole batch. nil when there is no batch b.
+local function batch_head(Q, b)
+  local blob = redis.call('HGET', Q.batches, b)
+  if not blob then return nil end
+  local t = cmsgpack.unpack(blob)
+  local n, first, runs = t[1], nil, t[5] or {}
+  if type(n) == 'number' then
+    first = string.match(runs[1], '^(%d+):')
+  else
+    n, first = #n, n[1]
+  end
+  local counts = t[2]
+  return n, first, type(counts) == 'number' and counts or counts[1], counts, runs, t[6]
+end
+
 -- ids, counts, payloads, consumer, runs and since (nil: in the since hash, see above) of what
 -- batch b holds; with `bare`, payloads kept apart are not read (NONE in their place).
 local function batch_load(Q, b, bare)
@@ -45,6 +92,7 @@ local function batch_load(Q, b, bare)
   if not blob then return {}, {}, {}, '', {}, nil end
   local t = cmsgpack.unpack(blob)
   local ids, counts, payloads = t[1], t[2], t[3]
+  if type(ids) == 'number' then ids = batch_ids(t[5]) end
   if type(counts) == 'number' then
     local each = {}
     for i = 1, #ids do each[i] = counts end
@@ -72,13 +120,13 @@ local function batch_since(Q, b, since)
   return since or tonumber(redis.call('HGET', Q.since, b) or '0')
 end
 
--- The runs of consecutive ids in `ids` (in their order), as members of `batched` for batch b,
--- the ZADD arguments that add them, and each as 'first:last' (queue_pop's '#' reply). `nums`:
--- the ids as numbers, when the caller has them (nil: read from `ids`, a tonumber each).
-local function batch_runs(b, ids, nums)
+-- The runs of consecutive ids in `ids` (in their order; text, or numbers where the caller
+-- has them, which need no tonumber), as members of `batched` for batch b, the ZADD arguments
+-- that add them, and each as 'first:last' (queue_pop's '#' reply).
+local function batch_runs(b, ids)
   local runs, scored, spans, first, last = {}, {}, {}, nil, nil
   for i = 1, #ids + 1 do  -- one step past the end closes the last run (no closure per call)
-    local n = ids[i] and (nums and nums[i] or tonumber(ids[i]))
+    local n = ids[i] and tonumber(ids[i])
     if first and n == last + 1 then
       last = n
     else
@@ -96,10 +144,11 @@ end
 
 -- Writes batch b's messages (and indexes them), replacing its runs `old` (a delete comes
 -- first: see batch_store). `since`: nil for a batch whose since is in the since hash. Returns
--- the runs' spans (batch_runs; `nums` as there).
-local function batch_write(Q, b, old, ids, counts, payloads, consumer, since, nums)
+-- the runs' spans (batch_runs, which takes `ids` as text or numbers: the record keeps only
+-- how many, its ids being those of its runs).
+local function batch_write(Q, b, old, ids, counts, payloads, consumer, since)
   if #old > 0 then redis.call('ZREM', Q.batched, unpack(old)) end
-  local runs, scored, spans = batch_runs(b, ids, nums)
+  local runs, scored, spans = batch_runs(b, ids)
   local added = redis.pcall('ZADD', Q.batched, unpack(scored))
   if type(added) == 'table' and added.err then
     -- a hash: the index of a version before 2026-12-07 (a field per message). Its batches'
@@ -109,7 +158,7 @@ local function batch_write(Q, b, old, ids, counts, payloads, consumer, since, nu
     redis.call('DEL', Q.batched)
     redis.call('ZADD', Q.batched, unpack(scored))
   end
-  local record = {ids, batch_counts(counts), false, consumer or '', runs, since}
+  local record = {#ids, batch_counts(counts), false, consumer or '', runs, since}
   redis.call('HSET', Q.batches, b, cmsgpack.pack(record), 'p' .. b, cmsgpack.pack(payloads))
   return spans
 end
@@ -194,9 +243,10 @@ end
 -- id alone for a batch of one: queue_pop's '#' reply). One message: 'b:<id>', with no run (a
 -- name taken falls back to the other naming). An open batch is a member of the in-flight zset
 -- (from here until batch_store closes it), so its lease's ZADD NX is also the look for a name
--- taken: no call of its own. `nums`: the ids as numbers (see batch_runs).
-local function batch_open(Q, now, deadline, ids, counts, payloads, consumer, nums)
+-- taken: no call of its own. `ids`: text, or numbers (see batch_write).
+local function batch_open(Q, now, deadline, ids, counts, payloads, consumer)
   if #ids == 1 then
+    if type(ids[1]) == 'number' then ids = {string.format('%d', ids[1])} end
     local b = 'b:' .. ids[1]
     if redis.call('ZADD', Q.inflight, 'NX', deadline, b) == 1 then
       local record = {ids, counts, payloads, consumer or '', NONE, now}
@@ -210,7 +260,7 @@ local function batch_open(Q, now, deadline, ids, counts, payloads, consumer, num
     k = k + 1                                                      -- (or a clock set back)
     b = 'b' .. stamp .. '-' .. k
   end
-  local spans = batch_write(Q, b, {}, ids, counts, payloads, consumer, now, nums)
+  local spans = batch_write(Q, b, {}, ids, counts, payloads, consumer, now)
   batch_count(Q, #ids - 1)
   return b, spans
 end

@@ -37,15 +37,17 @@ end
 local function ack_whole(Q, b, spec)
   local n, id, token = string.match(spec, '^(%d+):(%d+):(%d+)$')
   if not n then return false end
-  local held, counts, _, _, runs, since = batch_load(Q, b, true)
-  if #held ~= tonumber(n) or held[1] ~= id or tostring(counts[1]) ~= token then return false end
-  batch_store(Q, b, #held, runs, NONE, NONE, NONE, nil, since)
-  for i = 1, #counts do  -- a reason is written only for a message given back (a nack, an
-    if counts[i] > 1 then  -- expiry), which comes back with a second delivery at least (a
-      reasons_forget(Q, held)  -- dead letter requeued loses it): first deliveries need no look
-      break
-    end
+  local held, first, count, counts, runs, since = batch_head(Q, b)
+  if held ~= tonumber(n) or first ~= id or tostring(count) ~= token then return false end
+  batch_store(Q, b, held, runs, NONE, NONE, NONE, nil, since)
+  -- A reason is written only for a message given back (a nack, an expiry), which comes back
+  -- with a second delivery at least (a dead letter requeued loses it): first deliveries need
+  -- no look. (Counts all equal are one number.)
+  local again = type(counts) == 'number' and counts > 1
+  for i = 1, type(counts) == 'table' and #counts or 0 do
+    if counts[i] > 1 then again = true break end
   end
+  if again then reasons_forget(Q, #runs > 0 and batch_ids(runs) or {first}) end
   return true
 end
 
@@ -116,10 +118,10 @@ local function ids_fields(Q, drained)
   return tonumber(taken or '0'), read
 end
 
--- The ids push gave the `n` messages at positions taken+1 .. taken+n (false: a raw LPUSH), and
--- the same as numbers in `nums` (filled in): one HGET per run that one push numbered (see
--- queue_push) or per raw message, not per message (but the first, when ids_fields read it).
-local function known_ids(Q, n, drained, nums)
+-- The ids push gave the `n` messages at positions taken+1 .. taken+n, as numbers (false: a raw
+-- LPUSH): one HGET per run that one push numbered (see queue_push) or per raw message, not per
+-- message (but the first, when ids_fields read it).
+local function known_ids(Q, n, drained)
   local taken, read = ids_fields(Q, drained)
   if not taken then return {} end  -- raw LPUSHes only
   local ids, p, used, rest = {}, 1, {}, NONE
@@ -132,7 +134,7 @@ local function known_ids(Q, n, drained, nums)
       if colon then first, len = string.sub(run, 1, colon - 1), string.sub(run, colon + 1) end
       first, len = tonumber(first), tonumber(len) or 1
       local k = math.min(len, n - p + 1)
-      for j = 0, k - 1 do ids[p + j], nums[p + j] = string.format('%d', first + j), first + j end
+      for j = 0, k - 1 do ids[p + j] = first + j end
       used[#used + 1] = field
       if k < len and not drained then  -- the rest of the run starts where the next pop takes
         rest = {string.format('%d', taken + p + k), string.format('%d:%d', first + k, len - k)}

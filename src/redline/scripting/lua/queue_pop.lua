@@ -76,8 +76,8 @@ local named = o + 1  -- where the batch's name goes, with '@'
 if consumer then out[named], o = '', o + 1 end
 
 -- What this call delivers, in order (k of them): leased as one batch, then put in the reply.
+-- (The ids: text for delayed ones, numbers for fresh ones, made text only where they must be.)
 local bids, bcounts, bpayloads, k = {}, {}, {}, 0
-local bnums = {}  -- their ids as numbers (no tonumber of each to index the batch)
 
 -- Which of the in-flight zset (1), the delayed zset (2) and the claim list (4) exist, in one
 -- call: EXISTS counts a key once per mention, so naming each that many times answers their sum.
@@ -117,7 +117,6 @@ if #due > 0 then
     if payloads[i] then
       k = k + 1
       bids[k], bcounts[k], bpayloads[k] = id, tonumber(counts[i] or 0) + 1, payloads[i]
-      bnums[k] = tonumber(id)
     end
   end
 end
@@ -138,8 +137,7 @@ end
 
 if #fresh > 0 then
   local drained = want > 0 or redis.call('EXISTS', KEYS[1], KEYS[2]) == 0
-  local nums = {}
-  local ids, unknown = known_ids(Q, #fresh, drained, nums), 0
+  local ids, unknown = known_ids(Q, #fresh, drained), 0
   for i = 1, #fresh do
     if not ids[i] then unknown = unknown + 1 end
   end
@@ -148,23 +146,25 @@ if #fresh > 0 then
   for i, payload in ipairs(fresh) do
     if not ids[i] then
       next_id = next_id + 1
-      ids[i], nums[i] = string.format('%d', next_id), next_id
+      ids[i] = next_id
     end
     k = k + 1
-    bids[k], bcounts[k], bpayloads[k], bnums[k] = ids[i], 1, payload, nums[i]
+    bids[k], bcounts[k], bpayloads[k] = ids[i], 1, payload
   end
 end
 
 local spans = NONE
 if k > 0 then
   local b
-  b, spans = batch_open(Q, now, now + lease, bids, bcounts, bpayloads, consumer, bnums)
+  b, spans = batch_open(Q, now, now + lease, bids, bcounts, bpayloads, consumer)
   if consumer then out[named] = b end
   if lease1 ~= nil then lease1 = math.min(lease1 or now + lease, now + lease) end
 end
 if not short then
   for j = 1, k do
-    out[o + 1], out[o + 2], out[o + 3], o = bids[j], bpayloads[j], bcounts[j], o + 3
+    local id = bids[j]
+    if type(id) == 'number' then id = string.format('%d', id) end
+    out[o + 1], out[o + 2], out[o + 3], o = id, bpayloads[j], bcounts[j], o + 3
   end
 elseif k > 0 then
   local counts = batch_counts(bcounts)
