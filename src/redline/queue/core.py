@@ -247,14 +247,16 @@ class QueueCore:
             if refused:
                 rest = yield from self._one_by_one(key, want, ack, refused, acked)
             ack = ()
-            delivered = deliveries_of(key, rest)
+            delivered = deliveries_of(key, rest, want)
             got += delivered
             if len(delivered) < want or len(got) >= count:
                 return got, int(reply[0]), int(reply[1])
 
     def _pop_call(self, key: str, want: int, pairs: list[str | int]) -> Call:
         """The queue_pop of `want` that acknowledges `pairs` first (see `ack_args`)."""
-        head = [want, _ms(self.lease), self.max_deliveries, "@", self.consumer, "#", "runs"]
+        head = [want, _ms(self.lease), self.max_deliveries, "@", self.consumer]
+        if want > 1:  # the short reply (see `deliveries_of`)
+            head += ("#", "runs")
         return Call("queue_pop", key, head + pairs)
 
     def _one_by_one(

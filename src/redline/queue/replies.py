@@ -85,16 +85,22 @@ def take_acked(
     return reply[3 + n :], refused
 
 
-def deliveries_of(key: str, rest: Sequence[Any]) -> list[Delivery]:
-    """queue_pop's batch name and deliveries in its short form (`rest`, see `take_acked`; the
-    pop's ``#, runs`` pair): the runs of their ids, their counts (one for all when equal), then
-    the payloads. Replies are bytes (the queue classes refuse a client that decodes them), so
-    ids are decoded without `text`'s check."""
+def deliveries_of(key: str, rest: Sequence[Any], want: int) -> list[Delivery]:
+    """queue_pop's batch name and deliveries (`rest`, see `take_acked`) for a pop of `want`:
+    of more than one, in the short form its ``#, runs`` pair asks for (the runs of their ids,
+    their counts, one for all when equal, then the payloads); of one, in the long form (id,
+    payload, count: one id is no run, and the pair and the short reply would cost the server
+    more). Replies are bytes (the queue classes refuse a client that decodes them), so ids are
+    decoded without `text`'s check."""
     if len(rest) < 4:
         return []
-    name, spans, counts, payloads = rest[0].decode(), rest[1], rest[2], rest[3:]
+    name = rest[0].decode()
+    if want == 1:
+        first, count = rest[1].decode(), int(rest[3])
+        return [Delivery(key, first, rest[2], count, Batch(name, 1, f"1:{first}:{count}"))]
+    spans, counts, payloads = rest[1], rest[2], rest[3:]
     size = len(payloads)
-    if size == 1:  # a pop of one
+    if size == 1:  # one was left
         first, count = spans.partition(b":")[0].decode(), int(counts)  # (or "id:id")
         return [Delivery(key, first, payloads[0], count, Batch(name, 1, f"1:{first}:{count}"))]
     ids = _ids(spans)

@@ -68,21 +68,25 @@ local function batch_ids(runs)
   return ids
 end
 
--- How many messages batch b holds, the first one's id and count, and its counts (a list, or
--- one number for all), runs and since, without reading its ids (unless its record lists
+-- How many messages batch b holds, the first one's id and count, whether any was delivered
+-- more than once, and its runs and since, without reading its ids (unless its record lists
 -- them) or its payloads: the ack of a whole batch. nil when there is no batch b.
 local function batch_head(Q, b)
   local blob = redis.call('HGET', Q.batches, b)
   if not blob then return nil end
   local t = cmsgpack.unpack(blob)
-  local n, first, runs = t[1], nil, t[5] or {}
-  if type(n) == 'number' then
+  local n, first, runs = t[1], nil, t[5] or NONE
+  if t[3] == false then  -- payloads apart: how many, not ids (no type() call: it makes a string)
     first = string.match(runs[1], '^(%d+):')
+    if type(t[2]) == 'number' then return n, first, t[2], t[2] > 1, runs, t[6] end
   else
     n, first = #n, n[1]
   end
-  local counts = t[2]
-  return n, first, type(counts) == 'number' and counts or counts[1], counts, runs, t[6]
+  local counts, again = t[2], false
+  for i = 1, #counts do
+    if counts[i] > 1 then again = true break end
+  end
+  return n, first, counts[1], again, runs, t[6]
 end
 
 -- ids, counts, payloads, consumer, runs and since (nil: in the since hash, see above) of what
@@ -92,13 +96,13 @@ local function batch_load(Q, b, bare)
   if not blob then return {}, {}, {}, '', {}, nil end
   local t = cmsgpack.unpack(blob)
   local ids, counts, payloads = t[1], t[2], t[3]
-  if type(ids) == 'number' then ids = batch_ids(t[5]) end
-  if type(counts) == 'number' then
-    local each = {}
-    for i = 1, #ids do each[i] = counts end
-    counts = each
-  end
-  if payloads == false then
+  if payloads == false then  -- kept apart; ids: how many (see above)
+    ids = batch_ids(t[5])
+    if type(counts) == 'number' then
+      local each = {}
+      for i = 1, #ids do each[i] = counts end
+      counts = each
+    end
     payloads = NONE
     if not bare then payloads = cmsgpack.unpack(redis.call('HGET', Q.batches, 'p' .. b)) end
   end
@@ -243,10 +247,9 @@ end
 -- id alone for a batch of one: queue_pop's '#' reply). One message: 'b:<id>', with no run (a
 -- name taken falls back to the other naming). An open batch is a member of the in-flight zset
 -- (from here until batch_store closes it), so its lease's ZADD NX is also the look for a name
--- taken: no call of its own. `ids`: text, or numbers (see batch_write).
+-- taken: no call of its own. `ids`: text, or numbers (see batch_write) but for one message.
 local function batch_open(Q, now, deadline, ids, counts, payloads, consumer)
   if #ids == 1 then
-    if type(ids[1]) == 'number' then ids = {string.format('%d', ids[1])} end
     local b = 'b:' .. ids[1]
     if redis.call('ZADD', Q.inflight, 'NX', deadline, b) == 1 then
       local record = {ids, counts, payloads, consumer or '', NONE, now}

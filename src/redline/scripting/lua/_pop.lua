@@ -37,16 +37,12 @@ end
 local function ack_whole(Q, b, spec)
   local n, id, token = string.match(spec, '^(%d+):(%d+):(%d+)$')
   if not n then return false end
-  local held, first, count, counts, runs, since = batch_head(Q, b)
+  local held, first, count, again, runs, since = batch_head(Q, b)
   if held ~= tonumber(n) or first ~= id or tostring(count) ~= token then return false end
   batch_store(Q, b, held, runs, NONE, NONE, NONE, nil, since)
   -- A reason is written only for a message given back (a nack, an expiry), which comes back
   -- with a second delivery at least (a dead letter requeued loses it): first deliveries need
-  -- no look. (Counts all equal are one number.)
-  local again = type(counts) == 'number' and counts > 1
-  for i = 1, type(counts) == 'table' and #counts or 0 do
-    if counts[i] > 1 then again = true break end
-  end
+  -- no look.
   if again then reasons_forget(Q, #runs > 0 and batch_ids(runs) or {first}) end
   return true
 end

@@ -76,7 +76,7 @@ local named = o + 1  -- where the batch's name goes, with '@'
 if consumer then out[named], o = '', o + 1 end
 
 -- What this call delivers, in order (k of them): leased as one batch, then put in the reply.
--- (The ids: text for delayed ones, numbers for fresh ones, made text only where they must be.)
+-- (The ids: text for delayed ones; numbers for fresh ones, but where text is needed, below.)
 local bids, bcounts, bpayloads, k = {}, {}, {}, 0
 
 -- Which of the in-flight zset (1), the delayed zset (2) and the claim list (4) exist, in one
@@ -143,13 +143,15 @@ if #fresh > 0 then
   end
   local next_id = 0
   if unknown > 0 then next_id = redis.call('INCRBY', KEYS[4], unknown) - unknown end
+  -- Ids as text only for the long reply and a batch of one (named after its message).
+  local text = not short or k + #fresh == 1
   for i, payload in ipairs(fresh) do
     if not ids[i] then
       next_id = next_id + 1
       ids[i] = next_id
     end
     k = k + 1
-    bids[k], bcounts[k], bpayloads[k] = ids[i], 1, payload
+    bids[k], bcounts[k], bpayloads[k] = text and string.format('%d', ids[i]) or ids[i], 1, payload
   end
 end
 
@@ -162,9 +164,7 @@ if k > 0 then
 end
 if not short then
   for j = 1, k do
-    local id = bids[j]
-    if type(id) == 'number' then id = string.format('%d', id) end
-    out[o + 1], out[o + 2], out[o + 3], o = id, bpayloads[j], bcounts[j], o + 3
+    out[o + 1], out[o + 2], out[o + 3], o = bids[j], bpayloads[j], bcounts[j], o + 3
   end
 elseif k > 0 then
   local counts = batch_counts(bcounts)
