@@ -36,6 +36,7 @@ from redline.queue.replies import (
     ack_args,
     deliveries_of,
     in_order,
+    pushed_ids,
     take_acked,
     tokens,
     viewed,
@@ -181,8 +182,7 @@ class QueueCore:
         ids = [] if ids is None else ids
         for start in range(0, len(checked), BATCH):  # (not _chunks: one call less per push)
             chunk = checked[start : start + BATCH]
-            first, n = yield Call("queue_push_run", key, chunk)  # ids first .. first + n - 1
-            ids += map(str, range(first, first + n))
+            ids += pushed_ids((yield Call("queue_push_run", key, chunk)))
         return ids
 
     # -- consuming ---------------------------------------------------------------------------

@@ -16,6 +16,7 @@ __all__ = [
     "ack_args",
     "deliveries_of",
     "in_order",
+    "pushed_ids",
     "take_acked",
     "tokens",
     "viewed",
@@ -23,6 +24,12 @@ __all__ = [
 ]
 
 log = logging.getLogger("redline.queue")
+
+
+def pushed_ids(reply: Sequence[Any]) -> list[str]:
+    """The ids of queue_push_run's reply, ``{first, n}``: first … first + n - 1."""
+    first, n = reply
+    return list(map(str, range(first, first + n)))
 
 
 def tokens(deliveries: Iterable[Delivery]) -> list[str | int]:
