@@ -90,8 +90,9 @@ local function batch_head(Q, b)
 end
 
 -- ids, counts, payloads, consumer, runs and since (nil: in the since hash, see above) of what
--- batch b holds; with `bare`, payloads kept apart are not read (NONE in their place).
-local function batch_load(Q, b, bare)
+-- batch b holds. Payloads kept apart are read only `with_payloads` (else NONE in their place:
+-- most readers want ids and counts only).
+local function batch_load(Q, b, with_payloads)
   local blob = redis.call('HGET', Q.batches, b)
   if not blob then return {}, {}, {}, '', {}, nil end
   local t = cmsgpack.unpack(blob)
@@ -104,7 +105,9 @@ local function batch_load(Q, b, bare)
       counts = each
     end
     payloads = NONE
-    if not bare then payloads = cmsgpack.unpack(redis.call('HGET', Q.batches, 'p' .. b)) end
+    if with_payloads then
+      payloads = cmsgpack.unpack(redis.call('HGET', Q.batches, 'p' .. b))
+    end
   end
   return ids, counts, payloads, t[4] or '', t[5] or {}, t[6]
 end
@@ -284,7 +287,7 @@ end
 -- Takes out of batch b the messages in `wanted` (a set of ids; nil: any), at most `limit`
 -- (nil: no limit), in id order; returns {ids, counts, payloads} of those taken.
 local function batch_take(Q, b, wanted, limit)
-  local ids, counts, payloads, consumer, runs, since = batch_load(Q, b)
+  local ids, counts, payloads, consumer, runs, since = batch_load(Q, b, true)
   local order = {}
   for i, id in ipairs(ids) do
     if wanted == nil or wanted[id] then order[#order + 1] = i end
@@ -328,7 +331,7 @@ local function batch_detach(Q, ids, tokens)
     end
   end
   for _, b in ipairs(order) do
-    local held, counts, _, _, _, since = batch_load(Q, b, true)
+    local held, counts, _, _, _, since = batch_load(Q, b)
     local current, wanted = {}, {}
     for i, id in ipairs(held) do current[id] = tostring(counts[i]) end
     for _, i in ipairs(by[b]) do
@@ -351,7 +354,7 @@ end
 local function batches_of(Q, holders)
   local members = {}
   for _, m in ipairs(redis.call('ZRANGE', Q.inflight, 0, -1)) do
-    if batch_is(m) and holders[select(4, batch_load(Q, m, true))] then
+    if batch_is(m) and holders[select(4, batch_load(Q, m))] then
       members[#members + 1] = m
     end
   end
@@ -372,7 +375,7 @@ local function leases_take(Q, now, limit, elapsed, holders)
   else
     for _, m in ipairs(redis.call('ZRANGE', Q.inflight, 0, -1)) do
       if #members >= limit then break end  -- each member holds one message at least
-      local at = batch_is(m) and select(6, batch_load(Q, m, true))  -- since, or nil
+      local at = batch_is(m) and select(6, batch_load(Q, m))  -- since, or nil
       if (at or tonumber(redis.call('HGET', Q.since, m) or 0)) <= now - elapsed then
         members[#members + 1] = m
       end

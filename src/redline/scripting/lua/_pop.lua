@@ -5,7 +5,7 @@
 
 -- Acks of messages a batch holds: the whole batch acked at once closes it without rewriting.
 local function ack_batch(Q, b, picks, ids, tokens, ok)
-  local held, counts, payloads, consumer, runs, since = batch_load(Q, b)
+  local held, counts, payloads, consumer, runs, since = batch_load(Q, b, true)
   local at, gone, gone_ids = {}, {}, {}
   for i, id in ipairs(held) do at[id] = i end
   for _, i in ipairs(picks) do

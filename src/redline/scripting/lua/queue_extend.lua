@@ -28,7 +28,7 @@ for i, b in ipairs(where) do
 end
 local whole = {}
 for _, b in ipairs(order) do
-  local held, counts = batch_load(Q, b, true)
+  local held, counts = batch_load(Q, b)
   local all = #held > 0
   for j, id in ipairs(held) do
     if named[b][id] ~= tostring(counts[j]) then all = false break end

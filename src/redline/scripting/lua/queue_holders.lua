@@ -10,7 +10,7 @@ local seen, order = {}, {}
 for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local name, n = '', 1
   if batch_is(m) then
-    local ids, _, _, consumer = batch_load(Q, m, true)
+    local ids, _, _, consumer = batch_load(Q, m)
     name, n = consumer, #ids
   end
   if not seen[name] then

@@ -16,7 +16,7 @@ local dropped = redis.call('HMGET', KEYS[6], 'dropped', 'records_dropped')
 local expired = 0
 for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)) do
   if batch_is(m) then
-    expired = expired + #batch_load({batches = KEYS[7]}, m, true)
+    expired = expired + #batch_load({batches = KEYS[7]}, m)
   else
     expired = expired + 1
   end
