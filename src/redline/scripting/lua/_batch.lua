@@ -133,7 +133,7 @@ end
 local function batch_runs(b, ids)
   local runs, scored, spans, first, last = {}, {}, {}, nil, nil
   for i = 1, #ids + 1 do  -- one step past the end closes the last run (no closure per call)
-    local n = ids[i] and tonumber(ids[i])
+    local n = ids[i] and ids[i] + 0  -- (a number as it is; text coerced, as tonumber does)
     if first and n == last + 1 then
       last = n
     else
