@@ -145,7 +145,8 @@ if #fresh > 0 then
   if unknown > 0 then next_id = redis.call('INCRBY', KEYS[4], unknown) - unknown end
   -- Ids as text only for the long reply and a batch of one (named after its message).
   local text = not short or k + #fresh == 1
-  for i, payload in ipairs(fresh) do
+  for i = 1, #fresh do  -- (not ipairs: a C call per message)
+    local payload = fresh[i]
     if not ids[i] then
       next_id = next_id + 1
       ids[i] = next_id
