@@ -26,8 +26,10 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import _jobs_tasks
+from bench._cpu import server_cpu as _server_cpu
+from bench._cpu import tree_cpu as _tree_cpu
+from bench._jobs_redline import jobs_left, start_worker
 from bench._server import server
-from bench.jobs import _redline_left, _redline_worker
 from redline.connection import connect_sync
 from redline.jobs import enqueue_many_sync
 
@@ -37,31 +39,10 @@ SHOWN = 8  # commands listed per drain, the costliest first
 Drain = dict[str, Any]
 
 
-def _tree_cpu(pid: int) -> float:
-    """CPU seconds of process `pid` and its children (the --processes supervisor's workers)."""
-    tick, total, todo = os.sysconf("SC_CLK_TCK"), 0.0, [pid]
-    while todo:
-        current = todo.pop()
-        try:
-            with open(f"/proc/{current}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-            with open(f"/proc/{current}/task/{current}/children") as children:
-                todo += [int(child) for child in children.read().split()]
-        except FileNotFoundError:  # ended meanwhile
-            pass
-    return total
-
-
-def _server_cpu(client: redis.Redis) -> float:
-    cpu: dict[str, float] = client.info("cpu")
-    return cpu["used_cpu_user"] + cpu["used_cpu_sys"]
-
-
 def _drain(url: str, client: redis.Redis, processes: int) -> Drain:
     client.flushall()
     enqueue_many_sync(connect_sync(url), _jobs_tasks.noop, [((), {})] * JOBS)
-    left, worker = _redline_left(client), _redline_worker(url, processes)
+    left, worker = jobs_left(client), start_worker(url, processes)
     try:
         while left() > JOBS * 0.8:
             time.sleep(0.002)

@@ -28,49 +28,43 @@ than that, and gives p50 and p99 of enqueue → start. Every worker logs at warn
 `REDLINE_BENCH_SYSTEMS` (comma-separated) runs only those systems; `REDLINE_BENCH_JOBS` sets
 the jobs per drain (a fifth of it for RQ, arq and SAQ, which are slow). `redline-priority`,
 `redline-rate` and `redline-cap` drain the same no-ops with one of issue 20's features on (a
-priority, a rate limit far above the drain rate, a concurrency cap of 64); each is printed as
-a ratio to plain `redline` (one process each).
+priority, a rate limit far above the drain rate, a concurrency cap of 64) against plain
+`redline`, in a table of their own measured so that it resolves 15 %: long drains, paired
+rounds in rotating order, the median of the paired ratios with their spread, and each drain's
+worker and server CPU per job (bench/_jobs_features.py says how; `REDLINE_BENCH_FEATURE_JOBS`
+and `REDLINE_BENCH_FEATURE_ROUNDS` set its size).
 
     python -m bench jobs        REDLINE_BENCH_JOBS=40000 REDLINE_BENCH_ROUNDS=3 python -m bench jobs
     REDLINE_BENCH_SYSTEMS=redline,redline-p2,bullmq-c100 python -m bench jobs
+    REDLINE_BENCH_SYSTEMS=redline-priority,redline-rate,redline-cap \\
+        REDLINE_BENCH_FEATURE_JOBS=200000 REDLINE_BENCH_FEATURE_ROUNDS=9 python -m bench jobs
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import redis
 from rich.console import Console
 from rich.table import Table
 
-from bench import _jobs_bullmq, _jobs_python, _jobs_sidekiq
+from bench import _jobs_bullmq, _jobs_features, _jobs_python, _jobs_sidekiq
+from bench._jobs_redline import CONCURRENCY, jobs_left, start_worker
 from bench._jobs_result import Result
 from bench.peers import _timing
 from redline.connection import connect, connect_sync
 from redline.connection.embedded import EmbeddedServer
 from redline.jobs import enqueue, enqueue_sync
-from redline.jobs.priority import priority_key
-from redline.queue import SyncReliableQueue
 
-HERE = Path(__file__).resolve().parent
 JOBS = int(os.environ.get("REDLINE_BENCH_JOBS", "20000"))
 ROUNDS = int(os.environ.get("REDLINE_BENCH_ROUNDS", "2"))
 LATENCY_JOBS = int(os.environ.get("REDLINE_BENCH_LATENCY_JOBS", "5000"))
 LATENCY_RATE = 1000.0  # jobs/s offered in the latency runs
-CONCURRENCY = 64
-QUEUE = "bench:jobs"
-# The drain with one of issue 20's features on, beside plain "redline" (one process each).
-FEATURES = {"redline-priority": "noop_priority", "redline-rate": "noop_rated"}
-FEATURES |= {"redline-cap": "noop_capped"}
-REDLINE = ("redline", "redline-p2", *FEATURES)
+REDLINE = ("redline", "redline-p2", *_jobs_features.FEATURES)
 SYSTEMS = [
     name.strip()
     for name in os.environ.get(
@@ -81,12 +75,11 @@ SYSTEMS = [
 ]
 
 
-def _redline_enqueue(url: str, n: int, task_name: str = "noop") -> float:
+def _redline_enqueue(url: str, n: int) -> float:
     """Seconds to enqueue `n` jobs with the blocking API (the peers' enqueues are blocking)."""
-    from bench import _jobs_feature_tasks, _jobs_tasks
+    from bench._jobs_tasks import noop
 
-    module = _jobs_feature_tasks if task_name in FEATURES.values() else _jobs_tasks
-    client, task = connect_sync(url), getattr(module, task_name)
+    client, task = connect_sync(url), noop
     started = time.perf_counter()
     for _ in range(n):
         enqueue_sync(client, task)
@@ -138,51 +131,20 @@ def _print_async(console: Console, rates: dict[str, float], best: dict[str, Resu
         )
 
 
-def _redline_left(client: redis.Redis) -> Callable[[], int]:
-    """Jobs not yet done: waiting, in flight or delayed (`info`, whatever the queue's keys)."""
-    queue = SyncReliableQueue(client)
-
-    def left() -> int:  # the queue, and the list of priority 5 (`redline-priority`)
-        infos = [queue.info(QUEUE), queue.info(priority_key(QUEUE, 5))]
-        return sum(i.waiting + i.inflight + i.delayed for i in infos)
-
-    return left
-
-
-def _redline_worker(
-    url: str, processes: int, module: str = "bench._jobs_tasks"
-) -> subprocess.Popen[bytes]:
-    command = [
-        sys.executable, "-m", "redline", "--log-level", "warning", "worker", module,
-        "--redis", url, "-c", str(CONCURRENCY), "--set", "cron=false",
-        "--processes", str(processes),  # always given: without it, a worker takes every core
-    ]  # fmt: skip
-    return subprocess.Popen(
-        command,
-        cwd=HERE.parent,
-        env={**os.environ, "BENCH_URL": url},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
 def run_redline(name: str, url: str, n: int) -> Result:
     processes = 2 if name == "redline-p2" else 1
-    module = "bench._jobs_feature_tasks" if name in FEATURES else "bench._jobs_tasks"
     client = redis.Redis.from_url(url)
     try:
         measured = _timing.drain_run(
             client,
-            _redline_left(client),
-            lambda: _redline_enqueue(url, n, FEATURES.get(name, "noop")),
-            lambda: [_redline_worker(url, processes, module)],
+            jobs_left(client),
+            lambda: _redline_enqueue(url, n),
+            lambda: [start_worker(url, processes)],
             n,
         )
     finally:
         client.close()
     label = f"redline (-c {CONCURRENCY}{', --processes 2' if processes > 1 else ''})"
-    if name in FEATURES:
-        label = f"redline (-c {CONCURRENCY}, {name.removeprefix('redline-')} on)"
     return Result(label, n, *measured)
 
 
@@ -190,7 +152,7 @@ def latency_redline(name: str, url: str, n: int) -> tuple[float, float]:
     from bench._jobs_tasks import latency
 
     client = connect_sync(url)
-    worker = _redline_worker(url, 2 if name == "redline-p2" else 1)
+    worker = start_worker(url, 2 if name == "redline-p2" else 1)
     try:
         produce: Callable[[int], None] = lambda count: _timing.at_rate(  # noqa: E731
             lambda sent: enqueue_sync(client, latency, sent), count, LATENCY_RATE
@@ -262,46 +224,36 @@ def latency_table(rows: dict[str, tuple[float, float] | str]) -> Table:
     return out
 
 
-def _drains(url: str, console: Console) -> tuple[dict[str, Result], dict[str, list[float]]]:
-    """Each system's best round, and every round's drain rate (in round order)."""
+def _drains(url: str, console: Console) -> dict[str, Result]:
+    """Each system's best round (the feature rows are measured apart: `_features`)."""
     best: dict[str, Result] = {}
-    rounds: dict[str, list[float]] = {}
+    systems = [name for name in SYSTEMS if name not in _jobs_features.FEATURES]
     for round_ in range(1, ROUNDS + 1):  # rounds interleave the systems; each keeps its best
-        for name in SYSTEMS:
+        for name in systems:
             console.print(f"jobs: round {round_}/{ROUNDS} {name} …")
             n = JOBS // 5 if name in _jobs_python.SLOW else JOBS
             found = measure(url, name, n)
-            rounds.setdefault(name, []).append(found.drain)
             if name not in best or found.drain > best[name].drain:
                 best[name] = found
-    return best, rounds
+    return best
 
 
-def _feature_ratios(
-    console: Console, best: dict[str, Result], rounds: dict[str, list[float]]
-) -> None:
-    """Each feature row against plain redline: best against best, and the median of the
-    rounds' own ratios (a feature's drain over plain's in the same round, minutes apart at
-    most: steadier than two bests that may fall in different moments of a drifting VM)."""
-    plain = rounds.get("redline", [])
-    for name in FEATURES:
-        if name not in best or not plain or not all(plain):
-            continue
-        paired = sorted(f / p for f, p in zip(rounds[name], plain, strict=True))
-        ratio = best[name].drain / best["redline"].drain
-        console.print(
-            f"{best[name].name}: drain {ratio:.2f}x plain redline's best; median of "
-            f"{len(paired)} rounds' ratios {statistics.median(paired):.2f}x "
-            f"({paired[0]:.2f} to {paired[-1]:.2f}) (issue 20: ≥ 0.85x)"
-        )
+def _features(url: str, console: Console) -> Table | None:
+    """The table of issue 20's feature rows, when any is among `SYSTEMS`."""
+    if not set(SYSTEMS) & set(_jobs_features.FEATURES):
+        return None
+    before = _jobs_features.load_average()
+    found = _jobs_features.rounds(url, SYSTEMS, console)
+    after = _jobs_features.load_average()
+    return _jobs_features.table(found, f"{before} at the start, {after} at the end")
 
 
 def _latencies(url: str, best: dict[str, Result], console: Console) -> dict[str, Any]:
     rows: dict[str, tuple[float, float] | str] = {}
     for name in SYSTEMS:
-        label = best[name].name
-        if name in FEATURES:  # drain rows only
+        if name in _jobs_features.FEATURES:  # drain rows only
             continue
+        label = best[name].name
         if best[name].note:
             rows[label] = best[name].note
             continue
@@ -322,10 +274,13 @@ def main() -> None:
         )
     console = Console(width=130)
     with EmbeddedServer(port=None) as server:
-        best, rounds = _drains(server.url, console)
+        best = _drains(server.url, console)
         rows = _latencies(server.url, best, console)
         async_rates = _async_enqueues(server.url) if "redline" in SYSTEMS else {}
-    console.print(drain_table(list(best.values())))
-    _print_async(console, async_rates, best)
-    console.print(latency_table(rows))
-    _feature_ratios(console, best, rounds)
+        features = _features(server.url, console)
+    if best:
+        console.print(drain_table(list(best.values())))
+        _print_async(console, async_rates, best)
+        console.print(latency_table(rows))
+    if features:
+        console.print(features)

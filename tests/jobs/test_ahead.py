@@ -108,6 +108,24 @@ async def test_jobs_popped_ahead_go_back_unrun_when_their_queue_is_paused(
     assert sorted(int(n) for n in await aredis.lrange("l:ran", 0, -1)) == list(range(2 * C))
 
 
+async def test_a_batch_held_ahead_is_admitted_in_one_round_trip_with_the_next_pop_ahead(
+    aredis: AsyncClient, redis_url: str, held: list[Held]
+) -> None:
+    await enqueue_many(aredis, lt.quick_async, [((redis_url, n), {}) for n in range(8 * C)])
+    held.append(worker := Held(redis_url))
+    await until(lambda: _inflight(aredis, 2 * C))  # C in admission (held open), C ahead
+    worker.opened.set()
+    await until(lambda: _ran(aredis, 8 * C), 30)
+    ran = [int(n) for n in await aredis.lrange("l:ran", 0, -1)]
+    assert sorted(ran) == list(range(8 * C))  # each once
+    # The batches held ahead were admitted with the next pop ahead (`Worker._ride`), not by
+    # `_admit` (held open above: only the first batch went that way).
+    assert worker.worker.ahead.rode >= 3
+    await until(lambda: _inflight(aredis, 0))
+    assert worker.worker.ahead.held == [] and worker.worker.ahead.admitting == 0
+    assert worker.worker.gate.judged == {} and worker.worker.gate.documents == {}
+
+
 async def _is(value: bool) -> bool:
     return value
 

@@ -96,6 +96,33 @@ async def test_concurrency_cap_holds_and_waiting_is_not_an_attempt(
     assert not await aredis.exists("{l:cap}:job-concurrency:" + lt.capped.name)  # all given back
 
 
+async def test_an_admission_sent_with_a_pop_is_answered_even_when_the_script_was_flushed(
+    aredis: AsyncClient, redis_url: str
+) -> None:
+    """`Gate.ask`'s commands go out with a pop (`pop_after`, as the worker's pop ahead sends
+    them); `Gate.answer` reads their replies. A server that lost the script (a restart, SCRIPT
+    FLUSH) answers NOSCRIPT: the admission is made again alone, and decides as it would have."""
+    await enqueue_many(aredis, lt.capped, [((redis_url, n), {}) for n in range(2 * lt.CAP)])
+    queue = ReliableQueue(aredis)
+    levels = Levels(["l:cap"], {"l:cap": {0}})
+    gate = Gate(queue, lt.tasks, levels)
+    first = await queue.pop(*levels.keys, count=lt.CAP)
+    asking = gate.ask(first)
+    replies, ahead = await queue.pop_after(asking.commands, *levels.keys, count=lt.CAP)
+    assert await gate.answer(asking, replies) == first and len(ahead) == lt.CAP
+    for d in first:  # their slots go back with the next admission
+        gate.finish(d)
+    await aredis.script_flush()
+    asking = gate.ask(ahead)
+    replies, rest = await queue.pop_after(asking.commands, *levels.keys, count=lt.CAP)
+    assert "NoScriptError" in repr(replies[0]) and rest == []
+    assert await gate.answer(asking, replies) == ahead  # made again: the slots came back first
+    for d in ahead:
+        gate.finish(d)
+    await gate.release(())
+    assert not await aredis.exists("{l:cap}:job-concurrency:" + lt.capped.name)
+
+
 async def test_the_gate_keeps_nothing_of_jobs_that_finished_or_never_started(
     aredis: AsyncClient, redis_url: str
 ) -> None:
@@ -225,3 +252,17 @@ async def test_slots_left_for_the_next_admission_go_back_when_the_worker_stops(
     assert await aredis.zcard(slots) == lt.CAP  # finished, acked, their slots left for later
     await worker.stop()
     assert not await aredis.exists(slots)
+
+
+async def test_run_jobs_gives_each_capped_jobs_slot_back_before_the_next(
+    aredis: AsyncClient, redis_url: str
+) -> None:
+    """`run_jobs` (the worker's `run_once`) gives a capped job's slot back when it ends: with a
+    cap of one, every job of the key runs, one after the other, and no slot is left held."""
+    from redline.testing import run_jobs
+
+    for n in range(3):
+        await enqueue(aredis, lt.per_key, redis_url, "k", n)
+    runs = await run_jobs(aredis, "l:percap", [lt.per_key])
+    assert [run.ok for run in runs] == [True] * 3
+    assert not await aredis.exists("{l:percap}:job-concurrency:" + lt.per_key.name + ":k")

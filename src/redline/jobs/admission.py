@@ -4,10 +4,13 @@ ARGV refers to them by index (see each script's header). `jobs.limits` decides w
 
 from __future__ import annotations
 
+import enum
 import functools
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from redline.jobs.document import JobDocument
 from redline.jobs.options import MAX_PRIORITY, Rate
 from redline.jobs.priority import priority_key
 from redline.jobs.usage import KEPT, limits_key
@@ -16,9 +19,14 @@ from redline.queue.core import keys_of
 
 __all__ = [
     "Admission",
+    "Asked",
+    "Asking",
+    "Held",
+    "Job",
     "Limit",
     "Limits",
     "Released",
+    "Verdict",
     "Verdicts",
     "extend_call",
     "limits_of",
@@ -142,6 +150,38 @@ class Admission:
         args += [len(self._limits), len(self._register), *self._register]
         args += [len(released) // 2, *released, len(self._specs), *specs, *self._priorities]
         return keys, [*args, *(x for group in self._groups for x in group.args())]
+
+
+class Verdict(enum.Enum):
+    """What is known of a popped job before (or after) its admission's reply."""
+
+    ADMIT = "admit"
+    WAIT = "wait"
+    EXPIRED = "expired"
+
+
+Held = tuple[str, Limit]  # a slot an admitted job holds: its queue, its limit
+Job = tuple[int, Delivery, Held | None]  # index, delivery, the slot it takes (None: no cap)
+
+
+@dataclass
+class Asked:
+    """One queue's admission call, and the jobs it asks about (in the order it asks)."""
+
+    call: Admission
+    jobs: list[Job] = field(default_factory=list)
+
+
+@dataclass
+class Asking:
+    """A batch's admission made (`Gate.ask`) and not answered yet (`Gate.answer`): the
+    commands to send (one script call per queue), and what is known before their replies."""
+
+    deliveries: Sequence[Delivery]
+    verdicts: list[Verdict]
+    docs: list[JobDocument | None]
+    calls: list[Asked]
+    commands: list[tuple[Any, ...]]
 
 
 Verdicts = list[tuple[int, int, str]]

@@ -36,6 +36,7 @@ class Ahead:
         self.admitting = 0  # jobs in admission now
         self.armed = False  # an admission started since the last pop ahead
         self.mean_run = FAST  # seconds, a running mean; not fast until jobs have shown it
+        self.rode = 0  # admissions sent in one round trip with a pop ahead (`Worker._ride`)
 
     def wanted(self, left: int | None = None) -> int:
         """How many jobs to pop ahead now (0: none): as many as are in admission, once per

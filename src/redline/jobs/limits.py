@@ -25,20 +25,25 @@ over keys in the queue's cluster slot, each limit's set trimmed, counted and wri
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from redis.exceptions import NoScriptError
 
 from redline.connection.channels import Batched
 from redline.errors import JobSerializationError
 from redline.jobs.admission import (
     Admission,
-    Limit,
+    Asked,
+    Asking,
+    Held,
+    Job,
     Limits,
+    Verdict,
     extend_call,
     limits_of,
     verdicts,
@@ -52,7 +57,7 @@ from redline.jobs.records import note_recent, record_failure
 from redline.jobs.task import Task, Tasks
 from redline.jobs.usage import Registrar, limit_keys, member
 from redline.queue import Delivery, ReliableQueue
-from redline.scripting.scripts import run, run_batched
+from redline.scripting.scripts import run, run_batched, sha
 
 __all__ = ["Gate", "limit_keys"]  # limit_keys: from jobs.usage, where it is named
 
@@ -62,15 +67,6 @@ EXPIRES_MARK = b'"expires"'  # a document that carries its own deadline
 ESCAPE_MARK = b"\\"  # a document with an escape in it: a task name may be written escaped
 # Names every JSON encoder writes as they are: a document of such a task has its quoted name.
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_.:-]+\Z")
-
-
-_Held = tuple[str, Limit]  # a slot an admitted job holds: its queue, its limit
-
-
-class Verdict(enum.Enum):
-    ADMIT = "admit"
-    WAIT = "wait"
-    EXPIRED = "expired"
 
 
 def _limited(task: Task[Any, Any]) -> bool:
@@ -101,7 +97,7 @@ class Gate:
         self.expired = expired  # told of each job dropped unrun (the worker writes its event)
         self.guarded = {t.name: t for t in tasks.values() if _limited(t) or t.expires}
         self.marks = _marks(self.guarded)  # None: every batch is judged
-        self.held: dict[tuple[str, str], _Held] = {}  # delivery -> its queue, the slot it holds
+        self.held: dict[tuple[str, str], Held] = {}  # delivery -> its queue, the slot it holds
         self.documents: dict[tuple[str, str], JobDocument] = {}  # admitted, decoded here
         self.judged: dict[tuple[str, str], _Judged] = {}  # popped ahead, judged (`prepare`)
         self.specs: dict[tuple[str, str, str | None, str | None], _Spec] = {}
@@ -142,15 +138,45 @@ class Gate:
         """The deliveries that may run now; the others wait, expire or were not ours."""
         if not self.judges(deliveries):
             return list(deliveries)
+        asking = self.ask(deliveries)
+        return await self._concluded(asking, await self._decide_all(asking.calls))
+
+    def ask(self, deliveries: Sequence[Delivery]) -> Asking:
+        """`admit`'s first half, for a caller that sends the admission with a call of its own
+        (the worker's pop ahead: `Asking.commands`, then `answer` with their replies)."""
         verdicts, docs, calls = self._verdicts(deliveries)
-        admit = Verdict.ADMIT
-        for decided in await self._decide_all(list(calls.values())):
-            for i in decided:
+        asked = list(calls.values())
+        return Asking(deliveries, verdicts, docs, asked, [self._command(a) for a in asked])
+
+    async def answer(self, asking: Asking, replies: Sequence[Any]) -> list[Delivery]:
+        """`admit`'s second half: the deliveries of `asking` admitted, by the replies of its
+        commands (a reply that is an error raises it, its slots to give back queued again; a
+        server that lacks the script has it loaded and the call made again)."""
+        decided: list[list[int]] = []
+        for asked, reply in zip(asking.calls, replies, strict=True):
+            if isinstance(reply, NoScriptError):
+                decided.append(await self._decide(asked))
+            elif isinstance(reply, Exception):
+                self.unasked(asking)
+                raise reply
+            else:
+                decided.append(self._read(asked, reply))
+        return await self._concluded(asking, decided)
+
+    def unasked(self, asking: Asking) -> None:
+        """`asking`'s commands failed: the slots they were to give back are queued again."""
+        for asked in asking.calls:
+            self.returns.add(asked.call.queue, asked.call.releases)
+
+    async def _concluded(self, asking: Asking, decided: list[list[int]]) -> list[Delivery]:
+        verdicts, admit = asking.verdicts, Verdict.ADMIT
+        for indexes in decided:
+            for i in indexes:
                 verdicts[i] = admit
         admitted: list[Delivery] = []
         expired: list[tuple[Delivery, JobDocument]] = []
         documents = self.documents
-        for d, v, doc in zip(deliveries, verdicts, docs, strict=True):
+        for d, v, doc in zip(asking.deliveries, verdicts, asking.docs, strict=True):
             if v is admit:
                 admitted.append(d)
                 if doc is not None:  # the worker need not decode it again
@@ -163,13 +189,13 @@ class Gate:
 
     def _verdicts(
         self, deliveries: Sequence[Delivery]
-    ) -> tuple[list[Verdict], list[JobDocument | None], dict[str, _Asked]]:
+    ) -> tuple[list[Verdict], list[JobDocument | None], dict[str, Asked]]:
         """What is known of `deliveries` before the script's answer: ADMIT, EXPIRED or WAIT
         (those in the admission calls returned, by queue), and their documents."""
         verdicts: list[Verdict] = []
         docs: list[JobDocument | None] = []
-        calls: dict[str, _Asked] = {}
-        routes: dict[str, tuple[_Asked, int]] = {}  # source key -> its call, its priority
+        calls: dict[str, Asked] = {}
+        routes: dict[str, tuple[Asked, int]] = {}  # source key -> its call, its priority
         now, judged = time.time(), self.judged
         for i, d in enumerate(deliveries):
             found = judged.pop((d.key, d.id), None)
@@ -215,14 +241,14 @@ class Gate:
         return Verdict.WAIT, doc, self._spec(queue, task, *keys), deadline
 
     def _route(
-        self, calls: dict[str, _Asked], routes: dict[str, tuple[_Asked, int]], key: str
-    ) -> tuple[_Asked, int]:
+        self, calls: dict[str, Asked], routes: dict[str, tuple[Asked, int]], key: str
+    ) -> tuple[Asked, int]:
         """The admission call of source `key`'s queue (made when new: the slots finished jobs
         hold go back with it), and `key`'s priority."""
         queue = self.levels.queue_of(key)
         asked = calls.get(queue)
         if asked is None:
-            asked = calls[queue] = _Asked(Admission(queue, self.returns.take(queue)))
+            asked = calls[queue] = Asked(Admission(queue, self.returns.take(queue)))
         routes[key] = asked, self.levels.priority_of(key)
         return routes[key]
 
@@ -259,14 +285,14 @@ class Gate:
             self.specs[(queue, task.name, slots_key, rate_key)] = spec
         return spec
 
-    async def _decide_all(self, calls: list[_Asked]) -> list[list[int]]:
+    async def _decide_all(self, calls: list[Asked]) -> list[list[int]]:
         """`_decide` each call, at once. One call (one queue: the usual batch) is sent in this
         task, before it first yields: the worker lets it go out before its next pop ahead."""
         if len(calls) == 1:
             return [await self._decide(calls[0])]
         return list(await asyncio.gather(*(self._decide(c) for c in calls)))
 
-    async def _decide(self, asked: _Asked) -> list[int]:
+    async def _decide(self, asked: Asked) -> list[int]:
         """Run one queue's admission; the indexes of the deliveries it admitted (the others
         wait, or were not held: stale)."""
         keys, args = asked.call.call(round(self.queue.lease * 1000))
@@ -275,6 +301,15 @@ class Gate:
         except BaseException:  # not given back: the next call tries again
             self.returns.add(asked.call.queue, asked.call.releases)
             raise
+        return self._read(asked, replies)
+
+    def _command(self, asked: Asked) -> tuple[Any, ...]:
+        """One queue's admission as a command to send with others (`ask`)."""
+        keys, args = asked.call.call(round(self.queue.lease * 1000))
+        return ("EVALSHA", sha("job_admit"), len(keys), *keys, *args)
+
+    def _read(self, asked: Asked, replies: Any) -> list[int]:
+        """The indexes of `asked`'s deliveries that its admission's `replies` admitted."""
         codes = replies[0]  # one character per job; all "1": each admitted (the usual)
         one = b"1" if isinstance(codes, bytes) else "1"  # bytes from redline's clients
         if len(replies) == 1 and len(codes) == len(asked.jobs) == codes.count(one):
@@ -282,14 +317,14 @@ class Gate:
         found = verdicts(replies)
         return [job[0] for job, v in zip(asked.jobs, found, strict=True) if self._admitted(job, *v)]
 
-    def _all_admitted(self, jobs: list[_Job]) -> list[int]:
+    def _all_admitted(self, jobs: list[Job]) -> list[int]:
         held = self.held
         for _, d, slots in jobs:
             if slots is not None:
                 held[(d.key, d.id)] = slots
         return [i for i, _, _ in jobs]
 
-    def _admitted(self, job: _Job, code: int, ms: int, why: str) -> bool:
+    def _admitted(self, job: Job, code: int, ms: int, why: str) -> bool:
         """Whether `job` was admitted (code 1; 0: put back to wait, -1: not held, stale)."""
         _, d, slots = job
         if code == 1:
@@ -368,7 +403,7 @@ class _Spec:
     registry members ("" where the task has no such limit)."""
 
     limits: Limits
-    held: _Held | None
+    held: Held | None
     capped: str
     paced: str
 
@@ -380,17 +415,6 @@ _Judged = tuple[Verdict, JobDocument | None, _Spec | None, float | None]
 
 def _described(kind: str, task: Task[Any, Any], key: str | None, count: int | None, ms: int) -> str:
     return member(kind, task.name, key, count, ms) if count else ""
-
-
-_Job = tuple[int, Delivery, _Held | None]  # index, delivery, the slot it takes (None: no cap)
-
-
-@dataclass
-class _Asked:
-    """One queue's admission call, and the jobs it asks about (in the order it asks)."""
-
-    call: Admission
-    jobs: list[_Job] = field(default_factory=list)
 
 
 def _count_period(parsed: Rate | None) -> tuple[int | None, int]:

@@ -2,7 +2,8 @@
 
 `Settler.settle` takes the outcomes of every job that finished since the last settling and,
 in this order: reports workflow members' outcomes (`jobs.workflow.progress`); releases unique
-locks; gives back concurrency slots (`jobs.limits.Gate.release`); acks the jobs that are done
+locks; gives back concurrency slots (`jobs.limits.Gate.release`: those of jobs returned unrun,
+and those `Gate.finish` queued as runs ended); acks the jobs that are done
 (one call); nacks or dead-letters the rest (concurrently); writes the job records (one
 pipeline for kept results); and queues each job's events. The counts the dashboard charts
 are kept here and added by `flush_counts` (twice a second, and at stop).
@@ -102,7 +103,9 @@ class Settler:
         # (which would turn every later enqueue with the key, a cron entry's too, into a no-op
         # for unique_ttl).
         await self._unlock(o for o in outcomes if o.ok or o.dead or o.cancelled)
-        await self.gate.release(o.delivery for o in outcomes)
+        # A run's slot was queued when it finished (`Gate.finish`, the worker's `_done`); a
+        # job returned unrun never ran: its slot is queued here. Then the queued slots go.
+        await self.gate.release(o.delivery for o in outcomes if o.returned)
         done = [o for o in outcomes if o.ok or o.cancelled]
         if done:
             await self.queue.ack(*(o.delivery for o in done))

@@ -23,18 +23,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
-import time
-import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import msgspec
 
 from redline.connection import AsyncClient
-from redline.errors import TRANSIENT, JobError, JobSerializationError, UnknownTaskError
+from redline.errors import TRANSIENT, JobError
 from redline.jobs.ahead import FAST, Ahead
 from redline.jobs.busy import Busy
 from redline.jobs.control import CONTROL_EVERY
@@ -44,14 +41,13 @@ from redline.jobs.job import enqueue
 from redline.jobs.limits import Gate
 from redline.jobs.priority import Levels
 from redline.jobs.promoting import Promoter
+from redline.jobs.running import JobRunner
 from redline.jobs.runs import Runs
 from redline.jobs.settling import JobOutcome, Settler
-from redline.jobs.task import Task, Tasks
-from redline.jobs.workflow.progress import kept_result
+from redline.jobs.task import Tasks
 from redline.queue import Delivery, ReliableQueue
 from redline.runtime import Context
 from redline.runtime.metrics import Metrics
-from redline.runtime.tracing import tracer
 
 __all__ = ["QUEUES_KEY", "JobOutcome", "Worker"]
 
@@ -61,20 +57,7 @@ QUEUES_KEY = "redline:jobs:queues"  # set of queue names workers serve (the dash
 WAKE_POLL = 0.2  # seconds a pop blocks while jobs wait for a concurrency slot
 
 
-def _failure(
-    delivery: Delivery, doc: JobDocument | None, task: Task[..., Any] | None, exc: BaseException
-) -> JobOutcome:
-    text = "".join(traceback.format_exception(exc))
-    error = f"{type(exc).__name__}: {exc}"
-    dead = task is None or delivery.deliveries > task.retries or isinstance(exc, _TooMany)
-    return JobOutcome(delivery, doc, task, error=error, traceback=text, dead=dead)
-
-
-class _TooMany(JobError):
-    """A job delivered more often than its task's max_deliveries."""
-
-
-class Worker:
+class Worker(JobRunner):
     """Runs the jobs of `tasks` from their queues; a `Service` and a `Hook` for `run_service`."""
 
     name = "worker"
@@ -93,12 +76,11 @@ class Worker:
     ) -> None:
         if concurrency < 1:
             raise JobError(f"concurrency {concurrency!r} must be >= 1")
-        self.tasks, self.queues = tasks, list(queues) or tasks.queues
+        self.queues = list(queues) or tasks.queues
         self.concurrency, self.lease, self.grace, self.cron = concurrency, lease, grace, cron
         # When given: job durations ("jobs"), failures ("failed"), and what each queue's
         # retention dropped ("dropped:<queue>", fields dead_letters and records).
         self.metrics = metrics
-        self.executor = ThreadPoolExecutor(threads or concurrency, thread_name_prefix="job")
         self.active = 0  # jobs popped and not yet finished
         self.completed = 0
         self.max_jobs: int | None = None  # jobs to take before stopping (`jobs.recycle`)
@@ -117,7 +99,8 @@ class Worker:
         self.levels = Levels(self.queues, _declared(tasks))  # priorities: the keys to pop
         self._gate: Gate | None = None
         self._settle_with: Settler | None = None
-        self.runs = Runs(self.queues, track, self._ready.set)  # pause, cancel, events
+        executor = ThreadPoolExecutor(threads or concurrency, thread_name_prefix="job")
+        super().__init__(tasks, executor, Runs(self.queues, track, self._ready.set))
         self.busy = Busy(concurrency, self.levels.queue_of)  # what runs, in the instance record
 
     @property
@@ -234,8 +217,10 @@ class Worker:
             return
         free = self.concurrency - self.active
         if self.ahead.held:  # popped while the last batch was admitted: they go first
-            self._dispatch(self._unpaused(self.ahead.take(free)))
-            await asyncio.sleep(0)  # their admission is sent before the next pop ahead
+            batch = self._unpaused(self.ahead.take(free))
+            if not await self._ride(ctx, batch):
+                self._dispatch(batch)
+                await asyncio.sleep(0)  # their admission is sent before the next pop ahead
         elif self.max_jobs is not None and (free := min(free, self.max_jobs - self.taken)) <= 0:
             log.info("worker recycling: took jobs=%d max_jobs=%d", self.taken, self.max_jobs)
             ctx.stopping.set()  # what is in hand finishes in `stop`
@@ -293,12 +278,62 @@ class Worker:
         except Exception:
             log.warning("worker admission failed jobs=%d", len(popped), exc_info=True)
         finally:
-            self.ahead.admitted(len(popped))
-            unrun = len(popped) - len(admitted)
-            self.active -= unrun
-            self.taken -= unrun
-            if unrun:
-                self._slot.set()
+            self._admitted(popped, admitted)
+        self._start(admitted)
+
+    def _admitted(self, popped: Sequence[Delivery], admitted: Sequence[Delivery]) -> None:
+        """The admission of `popped` is over: the run slots of those not admitted are free."""
+        self.ahead.admitted(len(popped))
+        unrun = len(popped) - len(admitted)
+        self.active -= unrun
+        self.taken -= unrun
+        if unrun:
+            self._slot.set()
+
+    async def _ride(self, ctx: Context, batch: Sequence[Delivery]) -> bool:
+        """Admit `batch`, jobs held ahead, in one round trip with the next pop ahead (its
+        admission's call written before the pop, on the queue's held connection) when the
+        worker would pop ahead right after sending it (see `jobs.ahead`); False: not done so.
+        It runs as a task that `stop` waits for, as `_admit` does."""
+        if ctx.stopping.is_set() or not self.gate.judges(batch):
+            return False
+        queues = self.runs.control.active(self.queues)
+        left = None if self.max_jobs is None else self.max_jobs - self.taken
+        self.active += len(batch)
+        self.ahead.admitting_now(len(batch))
+        count = self.ahead.wanted(left) if self.active >= self.concurrency and queues else 0
+        if not count:  # no pop ahead follows: the batch is admitted on its own
+            self.active -= len(batch)
+            self.ahead.admitted(len(batch))
+            return False
+        self.ahead.rode += 1
+        riding = asyncio.create_task(self._admit_riding(batch, self.levels.keys_for(queues), count))
+        self._admitting.add(riding)
+        riding.add_done_callback(self._admitting.discard)
+        await asyncio.wait([riding])  # not cancelled with this step: `stop` waits for it
+        return True
+
+    async def _admit_riding(self, batch: Sequence[Delivery], keys: list[str], count: int) -> None:
+        """`_ride`'s round trip: `batch`'s admission, then a pop ahead of up to `count` jobs
+        from `keys` (no wait); what is popped is held ahead and judged, what is admitted
+        starts. A failure leaves both leased, to come back when their leases run out."""
+        asking, admitted = self.gate.ask(batch), []
+        try:
+            try:
+                replies, popped = await self.queue.pop_after(
+                    asking.commands, *keys, count=count, block=0
+                )
+            except BaseException:
+                self.gate.unasked(asking)
+                raise
+            self.taken += len(popped)
+            self.ahead.keep(popped)
+            self.gate.prepare(popped)
+            admitted = await self.gate.answer(asking, replies)
+        except Exception:
+            log.warning("worker admission failed jobs=%d", len(batch), exc_info=True)
+        finally:
+            self._admitted(batch, admitted)
         self._start(admitted)
 
     async def run_once(self, client: AsyncClient) -> JobOutcome | None:
@@ -310,6 +345,7 @@ class Worker:
             await self.runs.events.flush(client)  # an expired job's event
             return None
         outcome = await self._run_one(popped[0])
+        self.gate.finish(popped[0])  # as `_done` does for a run of `step`'s
         await self._settle([outcome])
         await self.runs.events.flush(client)
         return outcome
@@ -374,64 +410,6 @@ class Worker:
                 with contextlib.suppress(*TRANSIENT):
                     await self.queue.extend(*running)
                     await self.gate.extend()
-
-    async def _run_one(self, delivery: Delivery) -> JobOutcome:
-        started = time.perf_counter()
-        outcome = await self._outcome(delivery)
-        return msgspec.structs.replace(outcome, millis=1000 * (time.perf_counter() - started))
-
-    async def _outcome(self, delivery: Delivery) -> JobOutcome:
-        doc: JobDocument | None = None
-        task: Task[..., Any] | None = None
-        try:
-            doc = self.gate.document(delivery)
-            task = self.tasks.get(doc.task)
-            if delivery.deliveries > max(task.max_deliveries, task.retries + 1):
-                raise _TooMany(
-                    f"delivered {delivery.deliveries} times, more than max_deliveries="
-                    f"{task.max_deliveries}: its runs never finished (killed workers?)"
-                )
-            if self.runs.control.is_cancelled(doc.id):
-                return JobOutcome(delivery, doc, task, cancelled=True)
-            with self.runs.running(doc, delivery, task.is_async) as job:
-                value = await self._traced_call(task, doc, delivery)
-            if job.cancelled:  # a sync run that finished after all: its result is discarded
-                return JobOutcome(delivery, doc, task, cancelled=True)
-            kept = kept_result(doc, value)  # workflow members' too: their dependants get it
-            return JobOutcome(delivery, doc, task, ok=True, value=kept)
-        except asyncio.CancelledError:
-            cancelled = doc is not None and self.runs.control.is_cancelled(doc.id)
-            return JobOutcome(delivery, doc, task, returned=not cancelled, cancelled=cancelled)
-        except (JobSerializationError, UnknownTaskError) as exc:  # not the task's code: no trace
-            return JobOutcome(delivery, doc, task, error=f"{type(exc).__name__}: {exc}", dead=True)
-        except Exception as exc:
-            return _failure(delivery, doc, task, exc)
-
-    async def _traced_call(self, task: Task[..., Any], doc: JobDocument, delivery: Delivery) -> Any:
-        """`_call`, inside a span continuing the enqueue's trace when tracing is on."""
-        traced = tracer()
-        if traced is None:
-            return await self._call(task, doc)
-        with traced.process(delivery.key, doc.trace, doc.id, delivery.deliveries, doc.task):
-            return await self._call(task, doc)
-
-    async def _call(self, task: Task[..., Any], doc: JobDocument) -> Any:
-        return await self._invoke(task, doc.args, doc.kwargs)
-
-    async def _invoke(
-        self, task: Task[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]
-    ) -> Any:
-        """Run `task` here: async on the loop, sync in the thread pool; its timeout applies."""
-        if task.is_async:
-            if task.timeout is None:
-                return await task(*args, **kwargs)
-            async with asyncio.timeout(task.timeout):
-                return await task(*args, **kwargs)
-        loop = asyncio.get_running_loop()
-        # In the caller's context: a sync task sees the run's span (and any contextvar) too.
-        call = contextvars.copy_context().run
-        running = loop.run_in_executor(self.executor, lambda: call(task, *args, **kwargs))
-        return await asyncio.wait_for(running, task.timeout)
 
     # -- settling (jobs.settling) ----------------------------------------------------------
 
