@@ -34,6 +34,9 @@ from redline.queue import Delivery, SyncReliableQueue
 
 PAYLOAD = b"x" * 64
 BACKLOG = 100  # messages waiting behind the step's own, as when a producer is ahead
+# No slow log: under callgrind a call may pass its 10 ms, and logging it copies its arguments
+# (a few thousand instructions that came and went with the machine's load).
+QUIET = ("--slowlog-log-slower-than", "-1")
 
 
 class Counted:
@@ -44,7 +47,7 @@ class Counted:
         self.out = Path(workdir) / "callgrind.out"
         grind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={self.out}.%p"]
         self.proc = subprocess.Popen(
-            [*grind, binary, "--port", str(self.port), "--save", "", "--appendonly", "no"],
+            [*grind, binary, "--port", str(self.port), "--save", "", "--appendonly", "no", *QUIET],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

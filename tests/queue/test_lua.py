@@ -54,6 +54,14 @@ async def held(client: AsyncClient, batch: bytes) -> list[Any]:
     it was delivered, by `since_of`)."""
     record = msgspec.msgpack.decode(await client.hget(K.batches, batch))
     ids, counts, payloads, consumer = record[:4]
+    if isinstance(ids, int):  # how many: the ids are those of its runs, in order (_batch.lua)
+        spans = [run.split(":")[:2] for run in record[4]]
+        ids = [str(i) for first, last in spans for i in range(int(first), int(last) + 1)]
+        assert len(ids) == record[0]
+    if payloads is False:  # kept apart, by a batch with runs (_batch.lua)
+        payloads = msgspec.msgpack.decode(await client.hget(K.batches, b"p" + batch))
+    if isinstance(counts, int):  # all equal
+        counts = [counts] * len(ids)
     return [ids, counts, payloads, consumer] if consumer else [ids, counts, payloads]
 
 

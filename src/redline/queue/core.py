@@ -36,6 +36,7 @@ from redline.queue.replies import (
     ack_args,
     deliveries_of,
     in_order,
+    pushed_ids,
     take_acked,
     tokens,
     viewed,
@@ -181,7 +182,7 @@ class QueueCore:
         ids = [] if ids is None else ids
         for start in range(0, len(checked), BATCH):  # (not _chunks: one call less per push)
             chunk = checked[start : start + BATCH]
-            ids += [i.decode() for i in (yield Call("queue_push", key, chunk))]  # ids are bytes
+            ids += pushed_ids((yield Call("queue_push_run", key, chunk)))
         return ids
 
     # -- consuming ---------------------------------------------------------------------------
@@ -246,7 +247,7 @@ class QueueCore:
             if refused:
                 rest = yield from self._one_by_one(key, want, ack, refused, acked)
             ack = ()
-            delivered = deliveries_of(key, rest)
+            delivered = deliveries_of(key, rest, want)
             got += delivered
             if len(delivered) < want or len(got) >= count:
                 return got, int(reply[0]), int(reply[1])
@@ -254,6 +255,8 @@ class QueueCore:
     def _pop_call(self, key: str, want: int, pairs: list[str | int]) -> Call:
         """The queue_pop of `want` that acknowledges `pairs` first (see `ack_args`)."""
         head = [want, _ms(self.lease), self.max_deliveries, "@", self.consumer]
+        if want > 1:  # the short reply (see `deliveries_of`)
+            head += ("#", "runs")
         return Call("queue_pop", key, head + pairs)
 
     def _one_by_one(

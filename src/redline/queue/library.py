@@ -16,13 +16,14 @@ from redline.scripting.functions import Library
 __all__ = ["LIBRARY", "blocked_sync", "pipelined", "run_async", "run_sync"]
 
 _READ_ONLY = ("queue_info", "queue_view", "queue_waiting", "queue_holders")
+_PUSHES = ("queue_push", "queue_push_run")
 # At maxmemory (noeviction) only push is refused: consumers must still be able to take, settle
 # and clean up, or a full server could never be drained (tests/hardening/test_memory.py).
 LIBRARY = Library(
     "redline_queue",
     SCRIPT_KEYS,
     read_only=_READ_ONLY,
-    allow_oom=[s for s in SCRIPT_KEYS if s not in (*_READ_ONLY, "queue_push")],
+    allow_oom=[s for s in SCRIPT_KEYS if s not in (*_READ_ONLY, *_PUSHES)],
 )
 
 

@@ -37,6 +37,7 @@ _GIVE_BACK = (
 # The KEYS of each script, by role (a field of QueueKeys), in order: the one place that says it.
 SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
     "queue_push": ("waiting", "claimed", "ids", "seq"),
+    "queue_push_run": ("waiting", "claimed", "ids", "seq"),
     "queue_pop": (
         "waiting",
         "claimed",

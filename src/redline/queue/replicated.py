@@ -34,9 +34,9 @@ from redis.exceptions import (
 )
 
 from redline.backoff import delay_for
-from redline.connection import text
 from redline.errors import ReplicationError
 from redline.queue.core import Call, keys_of
+from redline.queue.replies import pushed_ids
 from redline.scripting import scripts
 
 __all__ = ["ATTEMPTS", "checked_reply", "push_on_cluster", "push_on_cluster_sync"]
@@ -59,7 +59,7 @@ def checked_reply(key: str, ids: list[str], results: Sequence[Any], replicas: in
             raise result
     reply, acked = results[-2], int(results[-1])
     if acked < replicas:
-        raise ReplicationError(key, [*ids, *map(text, reply)], replicas, acked)
+        raise ReplicationError(key, [*ids, *pushed_ids(reply)], replicas, acked)
     return reply
 
 

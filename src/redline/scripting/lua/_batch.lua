@@ -6,7 +6,13 @@
 --                   messages it still holds (consumer: who popped it, '' when the pop named
 --                   none; runs: the members of `batched` that index it; since: when it was
 --                   delivered, ms — a batch leased before 2026-12-07 noon has no since in
---                   its record but a field in the since hash), and 'extra' -> how many
+--                   its record but a field in the since hash). Since 2026-12-07 afternoon
+--                   a batch with runs keeps in its record, instead of its ids, how many it
+--                   holds (its ids are those of its runs, in order: batch_ids), its counts
+--                   as one number when all are equal, and false for its payloads, which it
+--                   keeps apart, 'p' .. b -> cmsgpack.pack(payloads): a pop then makes no
+--                   text of each id, and the ack of a whole batch (batch_head), like the
+--                   readers that want no payloads, unpacks none. And 'extra' -> how many
 --                   messages the batches hold beyond one each, so that the number in flight
 --                   is ZCARD inflight + extra (no HLEN: docs/acl.md's users may not run it)
 --   batched zset    'first:last:b' -> first, for each run of consecutive ids (first, first+1,
@@ -34,13 +40,85 @@ local function batch_is(member)
   return string.byte(member, 1) == 98  -- 'b': message ids are digits
 end
 
+local DIGITS = {[0] = '0', '1', '2', '3', '4', '5', '6', '7', '8', '9'}
+
+-- Appends the ids first .. last, as text, to `out`: a string.format per ten ids, a
+-- concatenation for each (half the instructions of a string.format each).
+local function ids_text(first, last, out)
+  local n, prefix = #out, nil
+  for id = first, last do
+    local d = id % 10
+    if d == 0 or not prefix then
+      local tens = (id - d) / 10
+      prefix = tens > 0 and string.format('%d', tens) or ''
+    end
+    n = n + 1
+    out[n] = prefix .. DIGITS[d]
+  end
+  return out
+end
+
+-- The ids of a batch's runs (members of `batched`, 'first:last:b'), in order.
+local function batch_ids(runs)
+  local ids = {}
+  for _, m in ipairs(runs) do
+    local first, last = string.match(m, '^(%d+):(%d+):')
+    ids_text(tonumber(first), tonumber(last), ids)
+  end
+  return ids
+end
+
+-- How many messages batch b holds, the first one's id and count, whether any was delivered
+-- more than once, and its runs and since, without reading its ids (unless its record lists
+-- them) or its payloads: the ack of a whole batch. nil when there is no batch b.
+local function batch_head(Q, b)
+  local blob = redis.call('HGET', Q.batches, b)
+  if not blob then return nil end
+  local t = cmsgpack.unpack(blob)
+  local n, first, runs = t[1], nil, t[5] or NONE
+  if t[3] == false then  -- payloads apart: how many, not ids (no type() call: it makes a string)
+    first = string.match(runs[1], '^(%d+):')
+    if type(t[2]) == 'number' then return n, first, t[2], t[2] > 1, runs, t[6] end
+  else
+    n, first = #n, n[1]
+  end
+  local counts, again = t[2], false
+  for i = 1, #counts do
+    if counts[i] > 1 then again = true break end
+  end
+  return n, first, counts[1], again, runs, t[6]
+end
+
 -- ids, counts, payloads, consumer, runs and since (nil: in the since hash, see above) of what
--- batch b holds.
-local function batch_load(Q, b)
+-- batch b holds. Payloads kept apart are read only `with_payloads` (else NONE in their place:
+-- most readers want ids and counts only).
+local function batch_load(Q, b, with_payloads)
   local blob = redis.call('HGET', Q.batches, b)
   if not blob then return {}, {}, {}, '', {}, nil end
   local t = cmsgpack.unpack(blob)
-  return t[1], t[2], t[3], t[4] or '', t[5] or {}, t[6]
+  local ids, counts, payloads = t[1], t[2], t[3]
+  if payloads == false then  -- kept apart; ids: how many (see above)
+    ids = batch_ids(t[5])
+    if type(counts) == 'number' then
+      local each = {}
+      for i = 1, #ids do each[i] = counts end
+      counts = each
+    end
+    payloads = NONE
+    if with_payloads then
+      payloads = cmsgpack.unpack(redis.call('HGET', Q.batches, 'p' .. b))
+    end
+  end
+  return ids, counts, payloads, t[4] or '', t[5] or {}, t[6]
+end
+
+-- `counts` as the record keeps them: one number when all are equal (a fresh pop's are all 1).
+local function batch_counts(counts)
+  local c = counts[1]
+  for i = 2, #counts do
+    if counts[i] ~= c then return counts end
+  end
+  return c
 end
 
 -- When batch b was delivered (ms), given batch_load's `since`: a batch of an older version
@@ -49,30 +127,35 @@ local function batch_since(Q, b, since)
   return since or tonumber(redis.call('HGET', Q.since, b) or '0')
 end
 
--- The runs of consecutive ids in `ids` (in their order), as members of `batched` for batch b,
--- and the ZADD arguments that add them.
+-- The runs of consecutive ids in `ids` (in their order; text, or numbers where the caller
+-- has them, which need no tonumber), as members of `batched` for batch b, the ZADD arguments
+-- that add them, and each as 'first:last' (queue_pop's '#' reply).
 local function batch_runs(b, ids)
-  local runs, scored, first, last = {}, {}, nil, nil
+  local runs, scored, spans, first, last = {}, {}, {}, nil, nil
   for i = 1, #ids + 1 do  -- one step past the end closes the last run (no closure per call)
-    local n = ids[i] and tonumber(ids[i])
+    local n = ids[i] and ids[i] + 0  -- (a number as it is; text coerced, as tonumber does)
     if first and n == last + 1 then
       last = n
     else
       if first then
-        local m = string.format('%d:%d:%s', first, last, b)
+        local span = string.format('%d:%d', first, last)
+        local m = span .. ':' .. b
         runs[#runs + 1], scored[#scored + 1], scored[#scored + 2] = m, string.format('%d', first), m
+        spans[#spans + 1] = span
       end
       first, last = n, n
     end
   end
-  return runs, scored
+  return runs, scored, spans
 end
 
 -- Writes batch b's messages (and indexes them), replacing its runs `old` (a delete comes
--- first: see batch_store). `since`: nil for a batch whose since is in the since hash.
+-- first: see batch_store). `since`: nil for a batch whose since is in the since hash. Returns
+-- the runs' spans (batch_runs, which takes `ids` as text or numbers: the record keeps only
+-- how many, its ids being those of its runs).
 local function batch_write(Q, b, old, ids, counts, payloads, consumer, since)
   if #old > 0 then redis.call('ZREM', Q.batched, unpack(old)) end
-  local runs, scored = batch_runs(b, ids)
+  local runs, scored, spans = batch_runs(b, ids)
   local added = redis.pcall('ZADD', Q.batched, unpack(scored))
   if type(added) == 'table' and added.err then
     -- a hash: the index of a version before 2026-12-07 (a field per message). Its batches'
@@ -82,8 +165,9 @@ local function batch_write(Q, b, old, ids, counts, payloads, consumer, since)
     redis.call('DEL', Q.batched)
     redis.call('ZADD', Q.batched, unpack(scored))
   end
-  local record = {ids, counts, payloads, consumer or '', runs, since}
-  redis.call('HSET', Q.batches, b, cmsgpack.pack(record))
+  local record = {#ids, batch_counts(counts), false, consumer or '', runs, since}
+  redis.call('HSET', Q.batches, b, cmsgpack.pack(record), 'p' .. b, cmsgpack.pack(payloads))
+  return spans
 end
 
 -- Fills in `where` for the ids of `ids` that a batch of one holds ('b:<id>', see above).
@@ -149,8 +233,12 @@ local function batch_store(Q, b, was, old, ids, counts, payloads, consumer, sinc
   if #ids > 0 then
     batch_write(Q, b, old, ids, counts, payloads, consumer, since)
   else
-    if #old > 0 then redis.call('ZREM', Q.batched, unpack(old)) end
-    redis.call('HDEL', Q.batches, b)
+    if #old > 0 then  -- a batch with runs (batch_write's) keeps its payloads apart
+      redis.call('ZREM', Q.batched, unpack(old))
+      redis.call('HDEL', Q.batches, b, 'p' .. b)
+    else
+      redis.call('HDEL', Q.batches, b)
+    end
     redis.call('ZREM', Q.inflight, b)
     if not since then redis.call('HDEL', Q.since, b) end
   end
@@ -158,17 +246,18 @@ local function batch_store(Q, b, was, old, ids, counts, payloads, consumer, sinc
 end
 
 -- Leases the messages one pop delivers as a new batch, until `deadline`, held by `consumer`
--- (nil or '': unnamed); returns the batch's name. One message: 'b:<id>', with no run (a
+-- (nil or '': unnamed); returns the batch's name and its ids as spans ('first:last', or the
+-- id alone for a batch of one: queue_pop's '#' reply). One message: 'b:<id>', with no run (a
 -- name taken falls back to the other naming). An open batch is a member of the in-flight zset
 -- (from here until batch_store closes it), so its lease's ZADD NX is also the look for a name
--- taken: no call of its own.
+-- taken: no call of its own. `ids`: text, or numbers (see batch_write) but for one message.
 local function batch_open(Q, now, deadline, ids, counts, payloads, consumer)
   if #ids == 1 then
     local b = 'b:' .. ids[1]
     if redis.call('ZADD', Q.inflight, 'NX', deadline, b) == 1 then
       local record = {ids, counts, payloads, consumer or '', NONE, now}
       redis.call('HSET', Q.batches, b, cmsgpack.pack(record))
-      return b
+      return b, ids
     end
   end
   local stamp = string.format('%d', now)
@@ -177,9 +266,9 @@ local function batch_open(Q, now, deadline, ids, counts, payloads, consumer)
     k = k + 1                                                      -- (or a clock set back)
     b = 'b' .. stamp .. '-' .. k
   end
-  batch_write(Q, b, {}, ids, counts, payloads, consumer, now)
+  local spans = batch_write(Q, b, {}, ids, counts, payloads, consumer, now)
   batch_count(Q, #ids - 1)
-  return b
+  return b, spans
 end
 
 -- What a batch keeps of its messages (ids, counts, payloads, in order) but those whose index
@@ -198,7 +287,7 @@ end
 -- Takes out of batch b the messages in `wanted` (a set of ids; nil: any), at most `limit`
 -- (nil: no limit), in id order; returns {ids, counts, payloads} of those taken.
 local function batch_take(Q, b, wanted, limit)
-  local ids, counts, payloads, consumer, runs, since = batch_load(Q, b)
+  local ids, counts, payloads, consumer, runs, since = batch_load(Q, b, true)
   local order = {}
   for i, id in ipairs(ids) do
     if wanted == nil or wanted[id] then order[#order + 1] = i end
@@ -265,7 +354,9 @@ end
 local function batches_of(Q, holders)
   local members = {}
   for _, m in ipairs(redis.call('ZRANGE', Q.inflight, 0, -1)) do
-    if batch_is(m) and holders[select(4, batch_load(Q, m))] then members[#members + 1] = m end
+    if batch_is(m) and holders[select(4, batch_load(Q, m))] then
+      members[#members + 1] = m
+    end
   end
   return members
 end

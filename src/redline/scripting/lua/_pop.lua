@@ -5,7 +5,7 @@
 
 -- Acks of messages a batch holds: the whole batch acked at once closes it without rewriting.
 local function ack_batch(Q, b, picks, ids, tokens, ok)
-  local held, counts, payloads, consumer, runs, since = batch_load(Q, b)
+  local held, counts, payloads, consumer, runs, since = batch_load(Q, b, true)
   local at, gone, gone_ids = {}, {}, {}
   for i, id in ipairs(held) do at[id] = i end
   for _, i in ipairs(picks) do
@@ -37,15 +37,13 @@ end
 local function ack_whole(Q, b, spec)
   local n, id, token = string.match(spec, '^(%d+):(%d+):(%d+)$')
   if not n then return false end
-  local held, counts, _, _, runs, since = batch_load(Q, b)
-  if #held ~= tonumber(n) or held[1] ~= id or tostring(counts[1]) ~= token then return false end
-  batch_store(Q, b, #held, runs, NONE, NONE, NONE, nil, since)
-  for i = 1, #counts do  -- a reason is written only for a message given back (a nack, an
-    if counts[i] > 1 then  -- expiry), which comes back with a second delivery at least (a
-      reasons_forget(Q, held)  -- dead letter requeued loses it): first deliveries need no look
-      break
-    end
-  end
+  local held, first, count, again, runs, since = batch_head(Q, b)
+  if held ~= tonumber(n) or first ~= id or tostring(count) ~= token then return false end
+  batch_store(Q, b, held, runs, NONE, NONE, NONE, nil, since)
+  -- A reason is written only for a message given back (a nack, an expiry), which comes back
+  -- with a second delivery at least (a dead letter requeued loses it): first deliveries need
+  -- no look.
+  if again then reasons_forget(Q, #runs > 0 and batch_ids(runs) or {first}) end
   return true
 end
 
@@ -116,9 +114,9 @@ local function ids_fields(Q, drained)
   return tonumber(taken or '0'), read
 end
 
--- The ids push gave the `n` messages at positions taken+1 .. taken+n (false: a raw LPUSH): one
--- HGET per run that one push numbered (see queue_push) or per raw message, not per message
--- (but the first, when ids_fields read it).
+-- The ids push gave the `n` messages at positions taken+1 .. taken+n, as numbers (false: a raw
+-- LPUSH): one HGET per run that one push numbered (see queue_push) or per raw message, not per
+-- message (but the first, when ids_fields read it).
 local function known_ids(Q, n, drained)
   local taken, read = ids_fields(Q, drained)
   if not taken then return {} end  -- raw LPUSHes only
@@ -132,7 +130,7 @@ local function known_ids(Q, n, drained)
       if colon then first, len = string.sub(run, 1, colon - 1), string.sub(run, colon + 1) end
       first, len = tonumber(first), tonumber(len) or 1
       local k = math.min(len, n - p + 1)
-      for j = 0, k - 1 do ids[p + j] = string.format('%d', first + j) end
+      for j = 0, k - 1 do ids[p + j] = first + j end
       used[#used + 1] = field
       if k < len and not drained then  -- the rest of the run starts where the next pop takes
         rest = {string.format('%d', taken + p + k), string.format('%d:%d', first + k, len - k)}

@@ -26,11 +26,16 @@
 --                          messages one by one, still ahead of any recovery
 --   '@', consumer          lease what this call delivers to `consumer` (shown by queue_view)
 --                          and name its batch in the reply
+--   '#', 'runs'            give the deliveries in the short form below (since 2026-12-07)
 -- Returns {delayed_wait, lease_wait, n, acked1 .. ackedn, [batch,] id1, payload1, deliveries1,
 -- ...}: the waits are the ms until the next delayed message is due and until the next lease
 -- expires (0: already; -1: none); then the n acknowledged: the message ids acked one by one and
 -- the batches acked whole; then, when '@' was given, the name of the batch delivered ('' when
--- nothing was); then the deliveries.
+-- nothing was); then the deliveries. With '#', 'runs' the deliveries are instead, when there
+-- are any, {ids, counts, payload1, ..., payloadk}: ids the runs of their ids in order,
+-- 'first:last' (or one id alone) joined by ',', counts their delivery counts joined by ',',
+-- or one count for all when they are equal (a fresh pop's are all '1'): no id or count per
+-- message is made, sent or parsed.
 -- include _retention.lua
 -- include _batch.lua
 -- include _pop.lua
@@ -45,11 +50,14 @@ local Q = {
 -- The acks, the ids lookup, the recovery and the waits are _pop.lua's (pop_ack, ack_whole,
 -- known_ids, recover_expired, wait_ms): functions of Q, so that a call makes no closure.
 
-local ack_ids, ack_tokens, wholes, consumer = {}, {}, {}, nil
+local ack_ids, ack_tokens, wholes, consumer, short = {}, {}, {}, nil, false
 for i = 4, #ARGV, 2 do
   local first = ARGV[i]
   if first == '@' then
     consumer = ARGV[i + 1]
+  elseif first == '#' then
+    if ARGV[i + 1] ~= 'runs' then error("queue_pop: '#' takes 'runs', got " .. ARGV[i + 1]) end
+    short = true
   elseif batch_is(first) then
     wholes[#wholes + 1] = i
   else
@@ -68,6 +76,7 @@ local named = o + 1  -- where the batch's name goes, with '@'
 if consumer then out[named], o = '', o + 1 end
 
 -- What this call delivers, in order (k of them): leased as one batch, then put in the reply.
+-- (The ids: text for delayed ones; numbers for fresh ones, but where text is needed, below.)
 local bids, bcounts, bpayloads, k = {}, {}, {}, 0
 
 -- Which of the in-flight zset (1), the delayed zset (2) and the claim list (4) exist, in one
@@ -134,23 +143,35 @@ if #fresh > 0 then
   end
   local next_id = 0
   if unknown > 0 then next_id = redis.call('INCRBY', KEYS[4], unknown) - unknown end
-  for i, payload in ipairs(fresh) do
+  -- Ids as text only for the long reply and a batch of one (named after its message).
+  local text = not short or k + #fresh == 1
+  for i = 1, #fresh do  -- (not ipairs: a C call per message)
+    local payload = fresh[i]
     if not ids[i] then
       next_id = next_id + 1
-      ids[i] = string.format('%d', next_id)
+      ids[i] = next_id
     end
     k = k + 1
-    bids[k], bcounts[k], bpayloads[k] = ids[i], 1, payload
+    bids[k], bcounts[k], bpayloads[k] = text and string.format('%d', ids[i]) or ids[i], 1, payload
   end
 end
 
+local spans = NONE
 if k > 0 then
-  local b = batch_open(Q, now, now + lease, bids, bcounts, bpayloads, consumer)
+  local b
+  b, spans = batch_open(Q, now, now + lease, bids, bcounts, bpayloads, consumer)
   if consumer then out[named] = b end
   if lease1 ~= nil then lease1 = math.min(lease1 or now + lease, now + lease) end
 end
-for j = 1, k do
-  out[o + 1], out[o + 2], out[o + 3], o = bids[j], bpayloads[j], bcounts[j], o + 3
+if not short then
+  for j = 1, k do
+    out[o + 1], out[o + 2], out[o + 3], o = bids[j], bpayloads[j], bcounts[j], o + 3
+  end
+elseif k > 0 then
+  local counts = batch_counts(bcounts)
+  if type(counts) == 'table' then counts = table.concat(counts, ',') end
+  out[o + 1], out[o + 2] = table.concat(spans, ','), string.format('%s', counts)
+  for j = 1, k do out[o + 2 + j] = bpayloads[j] end
 end
 
 out[1], out[2] = wait_ms(delay1, KEYS[6], now), wait_ms(lease1, KEYS[5], now)

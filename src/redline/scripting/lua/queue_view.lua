@@ -33,7 +33,7 @@ end
 local function full() return #out >= 1 + width * count end
 
 local function add_batch(b, score)
-  local ids, counts, payloads, consumer, _, since = batch_load(Q, b)
+  local ids, counts, payloads, consumer, _, since = batch_load(Q, b, true)
   since = batch_since(Q, b, since)
   local order = {}
   for i = 1, #ids do order[i] = i end
