@@ -54,6 +54,7 @@ LONGEST_FIRST = (
 ONE_WORKER = frozenset(
     {
         "tests/test_tls.py",
+        "tests/test_scheduling.py",
         "tests/http/test_website.py",
         "tests/http/test_limits.py",
         "tests/queue/test_functions.py",
