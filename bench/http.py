@@ -1,4 +1,5 @@
-"""The distributed web server against plain ASGI and nginx: wrk, 50 connections, a 1 KiB file.
+"""The distributed web server against plain ASGI and nginx: wrk, 50 connections, a 1 KiB file;
+then, on each server, the latency at a fixed offered rate (bench/_paced.py).
 
 Rows, measured in the same run on the same machine:
 - redline: wrk → himporter → hrouter → hassets (three processes, Redis between them);
@@ -31,10 +32,15 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from bench import _paced
 from redline.connection.embedded import EmbeddedServer
 
 SECONDS = int(os.environ.get("BENCH_HTTP_SECONDS", "10"))
 CONNECTIONS = 50
+# Then, on the same server, latency at a fixed offered rate (bench/_paced.py).
+PACED_RATE = float(os.environ.get("BENCH_HTTP_PACED_RATE", "1000"))
+PACED_SECONDS = float(os.environ.get("BENCH_HTTP_PACED_SECONDS", "5"))
+PACED_OVER = 1.2  # only a server whose wrk rate is this much above PACED_RATE is offered it
 
 
 def _port() -> int:
@@ -124,6 +130,9 @@ def _wrk(port: int, watch: dict[int, str] | None = None) -> dict[str, float]:
     ).stdout
     after = _usage(watch or {})
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    paced = (
+        _paced.offered(port, PACED_RATE, PACED_SECONDS) if rate >= PACED_OVER * PACED_RATE else {}
+    )
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     row = {
         "rps": rate,
@@ -131,6 +140,7 @@ def _wrk(port: int, watch: dict[int, str] | None = None) -> dict[str, float]:
         "p50": _ms(out, "50%"),
         "p99": _ms(out, "99%"),
         "errors": int(errors.group(1)) if errors else 0,
+        **{f"paced:{k}": v for k, v in paced.items()},
     }
     requests = rate * SECONDS
     for pid, role in (watch or {}).items():
@@ -253,6 +263,32 @@ def _median(rows: list[dict[str, float]], field: str) -> float:
     return statistics.median(row[field] for row in rows)
 
 
+def _paced_table(runs: dict[str, list[dict[str, float]] | None]) -> Table:
+    """Each server's latency at PACED_RATE requests a second offered on a clock (medians of
+    the rounds), measured after its wrk run on the same server."""
+    table = Table(
+        title=f"latency at {PACED_RATE:,.0f} req/s offered (open loop, {PACED_SECONDS:g} s after"
+        " each wrk run; bench/_paced.py)"
+    )
+    for column in ("server", "p50 ms", "p99 ms", "errors", "client late ms", "connections"):
+        table.add_column(column, justify="left" if column == "server" else "right")
+    for name, rows in runs.items():
+        paced = [row for row in rows or [] if "paced:p99" in row]
+        if not paced:
+            why = "not installed" if not rows else f"not measured: under {PACED_OVER:g}x the rate"
+            table.add_row(name, why, "", "", "", "")
+            continue
+        table.add_row(
+            name,
+            f"{_median(paced, 'paced:p50'):.2f}",
+            f"{_median(paced, 'paced:p99'):.2f}",
+            str(int(sum(r["paced:errors"] for r in paced))),
+            f"{max(r['paced:late'] for r in paced):.1f}",
+            f"{max(r['paced:connections'] for r in paced):.0f}",
+        )
+    return table
+
+
 def main() -> None:
     console = Console()
     if shutil.which("wrk") is None:
@@ -293,6 +329,7 @@ def main() -> None:
         f" (wrk keeps {CONNECTIONS} requests in flight, so the average latency is {CONNECTIONS}"
         " / req/s and a p99 follows the rate: compare the shapes, not the p99s)."
     )
+    console.print(_paced_table(runs))
     if any("wakeups" in row for row in runs.get(REDLINE) or []):  # Linux: from /proc
         console.print(_cpu_table(runs))
 
