@@ -271,15 +271,13 @@ class QueueCore:
         rest, _ = take_acked(reply, acked, {})
         return rest
 
-    def _settle(
-        self, key: str, want: int, ack: Sequence[Delivery], acked: list[str]
-    ) -> Steps[None]:
-        """One queue_pop of `want` (0: an ack alone) that acknowledges `ack` first."""
+    def _settle(self, key: str, ack: Sequence[Delivery], acked: list[str]) -> Steps[None]:
+        """One queue_pop that acknowledges `ack` and pops nothing (an ack alone)."""
         pairs, wholes = ack_args(ack)
-        reply = yield self._pop_call(key, want, pairs)
+        reply = yield self._pop_call(key, 0, pairs)
         _, refused = take_acked(reply, acked, wholes)
         if refused:
-            yield from self._one_by_one(key, want, ack, refused, acked)
+            yield from self._one_by_one(key, 0, ack, refused, acked)
 
     # -- settling ----------------------------------------------------------------------------
 
@@ -292,7 +290,7 @@ class QueueCore:
         acked: list[str] = []
         for key, group in groups.items():
             for chunk in _chunks(group):
-                yield from self._settle(key, 0, chunk, acked)
+                yield from self._settle(key, chunk, acked)
         return acked
 
     def _nack(self, delivery: Delivery, delay: float | None, reason: str) -> Steps[bool]:
