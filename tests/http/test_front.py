@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pytest
 
 from redline.http.envelope import Response
-from redline.http.front import Front
+from redline.http.front import _BLOCKS, BLOCKS_KEPT, Front, _encode, _header_block
 from redline.http.handler import HandlerService, HandlerSet, handler
 from redline.http.himporter import ImporterSettings, create_app
 from redline.http.hrouter import Router, RouterConfig
@@ -289,3 +289,23 @@ async def test_a_request_that_stops_half_way_is_408_and_closed(site: Site) -> No
     release.set()
     assert (await asyncio.wait_for(slow.read(), 30)).endswith(b"slow done")
     asking.close()
+
+
+def test_an_answers_header_lines_are_built_once_per_header_set() -> None:
+    headers = (("content-type", "text/plain"), ("etag", '"1-2"'), ("content-length", "9"))
+    answer = _encode(Response("a", 200, headers, b"one"), head=False, keep=True, date=b"")
+    assert answer == (
+        b'HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\netag: "1-2"\r\n'
+        b"content-length: 3\r\n\r\none"
+    )
+    head = _encode(Response("b", 200, headers, b""), head=True, keep=False, date=b"")
+    assert head.endswith(b"content-length: 9\r\nconnection: close\r\n\r\n")
+    # An equal header set (a decoded reply's is a new tuple each time) reuses the lines.
+    assert _header_block(tuple(list(headers)))[0] is _header_block(headers)[0]
+    bad = (("x-split", "a\r\nset-cookie: evil=1"),)
+    for _ in range(2):  # refused every time, never remembered
+        with pytest.raises(ValueError):
+            _header_block(bad)
+    for n in range(BLOCKS_KEPT + 5):  # the memory stays bounded
+        _header_block((("x-n", str(n)),))
+    assert len(_BLOCKS) <= BLOCKS_KEPT

@@ -40,7 +40,7 @@ from collections import deque
 
 import httptools
 
-from redline.http.envelope import Response
+from redline.http.envelope import Headers, Response
 from redline.http.himporter import Importer, Incoming
 
 __all__ = ["KEEP_ALIVE", "PIPELINED", "STALL", "Front", "FrontProtocol"]
@@ -374,11 +374,38 @@ def _declared(headers: list[tuple[str, str]]) -> int:
 def _encode(response: Response, head: bool, keep: bool, date: bytes) -> bytes:
     """The answer's bytes: status line, headers, ``Date``, framing, then the body (none for
     HEAD, 1xx, 204 and 304). Raises ValueError for a header that would break the framing (and
-    UnicodeEncodeError for one that is not latin-1). The headers are joined as text and
-    encoded once: cheaper than a name and a value encoded and checked at a time."""
+    UnicodeEncodeError for one that is not latin-1)."""
     status, body = response.status, response.body
+    lines, length = _header_block(response.headers)
+    parts = [_STATUS[status], lines, date]
+    if status >= 200 and status not in _NO_BODY:
+        if not (head and length.isdigit()):  # a HEAD answer may say how long the body would be
+            length = str(len(body))
+        parts.append(b"content-length: %s\r\n" % length.encode())
+        if not head:
+            parts += (b"" if keep else b"connection: close\r\n", b"\r\n", body)
+            return b"".join(parts)
+    if not keep:
+        parts.append(b"connection: close\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+_BLOCKS: dict[Headers, tuple[bytes, str]] = {}
+BLOCKS_KEPT = 1024  # distinct header sets remembered (a file's answers all share one)
+
+
+def _header_block(headers: Headers) -> tuple[bytes, str]:
+    """The header lines of an answer (hop-by-hop ones dropped, checked, encoded) and the
+    Content-Length it gave ("" if none). Remembered per header set: the answers of one file,
+    or of one route, repeat theirs, and building and checking the lines was most of
+    `_encode`'s cost. The headers are joined as text and encoded once: cheaper than a name and
+    a value encoded and checked at a time."""
+    block = _BLOCKS.get(headers)
+    if block is not None:
+        return block
     lines, length = [], ""
-    for name, value in response.headers:
+    for name, value in headers:
         if name in _HOP:
             if name == "content-length":
                 length = value
@@ -388,15 +415,8 @@ def _encode(response: Response, head: bool, keep: bool, date: bytes) -> bytes:
     # One line per header: a value holding CR LF would otherwise read as two good lines.
     if text.count("\n") != len(lines) or _HEADER_LINES.fullmatch(text) is None:
         raise ValueError("a header name that is not a token, or a control character in a value")
-    framed = status >= 200 and status not in _NO_BODY
-    if framed:
-        if not (head and length.isdigit()):  # a HEAD answer may say how long the body would be
-            length = str(len(body))
-        text += f"content-length: {length}\r\n"
-    parts = [_STATUS[status], text.encode("latin-1"), date]
-    if not keep:
-        parts.append(b"connection: close\r\n")
-    parts.append(b"\r\n")
-    if framed and not head:
-        parts.append(body)
-    return b"".join(parts)
+    block = (text.encode("latin-1"), length)
+    if len(_BLOCKS) >= BLOCKS_KEPT:
+        _BLOCKS.clear()
+    _BLOCKS[headers] = block
+    return block
