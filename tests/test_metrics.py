@@ -29,6 +29,15 @@ def test_buckets_are_tenths_of_the_timeout() -> None:
     assert bucket(1001, 1000) == "above"
 
 
+def test_an_observation_lands_in_the_bucket_of_its_value() -> None:
+    for timeout in (1, 7, 1000):
+        for millis in (-3.0, 0, 0.4, 0.6, *range(1, timeout + 3), timeout + 0.5):
+            metrics = Metrics(NS, timeout_ms=timeout)
+            metrics.observe("done", millis)
+            fields = metrics._pending["done"].fields
+            assert fields == {"count": 1, "sum": round(millis), bucket(round(millis), timeout): 1}
+
+
 async def test_observations_are_added_to_the_hash_on_flush(aredis: AsyncClient) -> None:
     metrics = Metrics(NS, timeout_ms=1000)
     metrics.observe("done", 50)
