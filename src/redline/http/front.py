@@ -138,6 +138,7 @@ class FrontProtocol(asyncio.Protocol):
 
     def __init__(self, front: Front) -> None:
         self.front, self.importer = front, front.importer
+        self.max_header = front.importer.settings.max_header
         assert front.loop is not None, "made by Front.serve"
         self.loop = front.loop
         self.parser = httptools.HttpRequestParser(self)
@@ -255,9 +256,10 @@ class FrontProtocol(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         value = value.rstrip(b" \t")  # llhttp keeps trailing whitespace; RFC 9110 drops it
         self.size += len(name) + len(value) + 4
-        if self.size <= self.importer.settings.max_header:  # past it, only counted (431)
-            self.headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
-            if name.lower() == b"expect" and value.lower() == b"100-continue":
+        if self.size <= self.max_header:  # past it, only counted (431)
+            lowered = name.decode("latin-1").lower()
+            self.headers.append((lowered, value.decode("latin-1")))
+            if lowered == "expect" and value.lower() == b"100-continue":
                 self.expect = True
 
     def on_headers_complete(self) -> None:

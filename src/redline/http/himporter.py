@@ -117,7 +117,7 @@ class Importer:
         ``maxConcurrency`` requests in flight, 431 past ``maxHeader`` bytes of headers — or
         None; counted (``rejected``, ``headers``)."""
         settings = self.settings
-        if len(self.dispatcher) >= settings.max_concurrency:
+        if len(self.dispatcher.pending) >= settings.max_concurrency:
             self.metrics.count("rejected")
             retry = [("retry-after", str(settings.retry_after))]
             return Response.text(request_id, "too many requests in flight\n", 503, headers=retry)
