@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pytest
 
 from redline.http.envelope import Response
-from redline.http.front import _BLOCKS, BLOCKS_KEPT, Front, _encode, _header_block
+from redline.http.front import _BLOCKS, BLOCKS_KEPT, Front, _encode, _header_block, _result
 from redline.http.handler import HandlerService, HandlerSet, handler
 from redline.http.himporter import ImporterSettings, create_app
 from redline.http.hrouter import Router, RouterConfig
@@ -309,3 +309,13 @@ def test_an_answers_header_lines_are_built_once_per_header_set() -> None:
     for n in range(BLOCKS_KEPT + 5):  # the memory stays bounded
         _header_block((("x-n", str(n)),))
     assert len(_BLOCKS) <= BLOCKS_KEPT
+
+
+async def test_an_answer_that_failed_or_was_cancelled_is_503() -> None:
+    loop = asyncio.get_running_loop()
+    answered, failed, cancelled = loop.create_future(), loop.create_future(), loop.create_future()
+    answered.set_result(Response.text("a", "fine\n"))
+    failed.set_exception(RuntimeError("the traced dispatch broke"))
+    cancelled.cancel()
+    assert _result(answered).body == b"fine\n"
+    assert _result(failed).status == _result(cancelled).status == 503

@@ -288,7 +288,7 @@ class FrontProtocol(asyncio.Protocol):
             return  # answered already; its body (if any) was read and dropped
         future = self.importer.start(self._incoming())
         self.answers.append((future, self.method == "HEAD", self._keep_alive()))
-        future.add_done_callback(self._answered)
+        future.add_done_callback(self._write_ready)
         self._reading()
 
     def _refuse(self, response: Response) -> None:
@@ -324,11 +324,9 @@ class FrontProtocol(asyncio.Protocol):
 
     # -- answers ----------------------------------------------------------------------------
 
-    def _answered(self, _future: asyncio.Future[Response]) -> None:
-        self._write_ready()
-
-    def _write_ready(self) -> None:
-        """Write the answers at the front of the queue that are ready (in request order)."""
+    def _write_ready(self, _answered: object = None) -> None:
+        """Write the answers at the front of the queue that are ready (in request order); also
+        the done callback of each answer's future (`_answered`, unused: a frame less)."""
         answers = self.answers
         if self.transport.is_closing():
             answers.clear()
@@ -359,9 +357,10 @@ class FrontProtocol(asyncio.Protocol):
 
 
 def _result(future: asyncio.Future[Response]) -> Response:
-    if future.cancelled() or future.exception() is not None:
+    try:
+        return future.result()  # (one call, not cancelled(), exception() and result())
+    except (asyncio.CancelledError, Exception):
         return Response.text("", "service unavailable\n", 503)
-    return future.result()
 
 
 def _declared(headers: list[tuple[str, str]]) -> int:
