@@ -118,9 +118,6 @@ class _Pending:
     max: int | None = None
     values: dict[str, Value] = field(default_factory=dict)
 
-    def add(self, name: str, amount: int) -> None:
-        self.fields[name] = self.fields.get(name, 0) + amount
-
 
 @dataclass
 class Metrics:
@@ -145,11 +142,13 @@ class Metrics:
 
     def count(self, name: str, amount: int = 1) -> None:
         """Add `amount` to the ``count`` of metric `name`."""
-        self._of(name).add("count", amount)
+        # Written out, as `observe`: each hop counts each request.
+        fields = (self._pending.get(name) or self._of(name)).fields
+        fields["count"] = fields.get("count", 0) + amount
 
     def observe(self, name: str, millis: float, histogram: bool = True) -> None:
         """Record one duration: count, sum, max and (with `histogram`) its tenth of the timeout."""
-        # Written out (no `add`, no `bucket` call): himporter observes every response.
+        # Written out (no `bucket` call within the timeout): himporter observes every response.
         value = round(millis)
         pending = self._pending.get(name) or self._of(name)
         fields, most = pending.fields, pending.max
