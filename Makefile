@@ -69,8 +69,8 @@ REDIS7_TESTS := tests/queue tests/cli/test_queue.py tests/test_connection.py tes
 # The suite in three steps: most tests on TEST_WORKERS pytest-xdist workers (they mostly wait
 # on servers and processes, so three share 2 cores well; handed out one at a time, the longest
 # first: tests/scheduling.py), then the tests marked `slow` (chaos: kills, outages, rollouts),
-# two at a time, then those also marked `alone` (wrk runs, leases of 1 s) one at a time, on an
-# otherwise quiet machine.
+# two at a time, then those also marked `alone` (wrk load, a server restart) one at a time,
+# on an otherwise quiet machine.
 TEST_WORKERS ?= 3
 
 test: lint
