@@ -61,7 +61,7 @@ end
 local base = 2 + 7 * S
 local W = nil
 if ARGV[4] == '1' then
-  W = slots_levels(base)
+  W = slots_levels(KEYS, base)
   base = base + 20
 end
 local function limit(l) return KEYS[base + 2 * (l - 1)], KEYS[base + 2 * l - 1] end
