@@ -152,7 +152,7 @@ class Gate:
     async def answer(self, asking: Asking, replies: Sequence[Any]) -> list[Delivery]:
         """`admit`'s second half: the deliveries of `asking` admitted, by the replies of its
         commands (a reply that is an error raises it, its slots to give back queued again; a
-        server that lacks the script has it loaded and the call made again)."""
+        server that lacks the script or the library has it loaded and the call made again)."""
         decided: list[list[int]] = []
         for asked, reply in zip(asking.calls, replies, strict=True):
             if isinstance(reply, NoScriptError) or LIBRARY.missing(reply):
