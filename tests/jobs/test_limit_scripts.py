@@ -222,13 +222,13 @@ async def test_one_call_decides_a_whole_batch_and_keeps_the_admitted_batched(
     assert await _admit_many(aredis, [again], cap=2) == [[1]]
 
 
-async def test_a_whole_popped_batch_is_named_whole_and_judged_as_it_is_now(
+async def test_a_popped_batch_is_named_by_its_head_and_judged_as_it_is_now(
     aredis: AsyncClient,
 ) -> None:
-    """An admission asking about every delivery of a pop names the batch whole (its
-    ``n:id:token``), so the script finds them held by the batch's head alone while the batch is
-    as its pop left it; part of a batch is not named whole; and a batch changed since (one of
-    its messages acked) is judged job by job."""
+    """An admission names the batch its deliveries were popped in by its ``n:id:token``, so
+    the script finds them held by the batch's head alone while the batch is as its pop left it
+    (all of it asked about, or part); a batch changed since (one of its messages acked) is
+    judged job by job."""
     queue = ReliableQueue(aredis)
     slots = limit_keys("q", "concurrency", "t", None)
     await queue.push("q", b"a", b"b", b"c", b"d")
@@ -243,8 +243,8 @@ async def test_a_whole_popped_batch_is_named_whole_and_judged_as_it_is_now(
         _, args = call.call(LEASE)
         return str(args[args.index(batch.name) + 1])
 
-    assert whole_named(popped) == batch.whole
-    assert whole_named(popped[:3]) == ""
+    assert whole_named(popped) == whole_named(popped[:1]) == batch.whole
+    assert await _admit_many(aredis, popped[:1], cap=5) == [[1]]  # part: the batch is intact
     assert await queue.ack(popped[1]) == [popped[1].id]  # the batch holds three now
     assert await _admit_many(aredis, popped, cap=5) == [[1], [-1], [1], [1]]
     assert set(await aredis.zrange(slots[0], 0, -1)) == {popped[i].id.encode() for i in (0, 2, 3)}

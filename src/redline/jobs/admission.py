@@ -152,19 +152,15 @@ class Admission:
 
     def _batches(self) -> list[Any]:
         """Per source: its priority, the one batch its jobs were popped in ("": several or
-        unknown) and, when the call asks about every delivery of that batch, its `whole`
-        (``n:id:token``: the script then finds them all held with one read of the batch's
-        head, when the batch is as its pop left it, as a whole-batch ack does)."""
-        ids: list[list[str]] = [[] for _ in self._heads]
-        for group in self._groups:
-            ids[group.source - 1] += group.ids
+        unknown) and that batch's `whole` (``n:id:token``: while the batch is as its pop left
+        it, the script finds every job of it held with one read of the batch's head, as a
+        whole-batch ack does)."""
         fields: list[Any] = []
-        for (priority, batch), asked in zip(self._heads, ids, strict=True):
+        for priority, batch in self._heads:
             if batch is None:
                 fields += (priority, "", "")
             else:
-                whole = len(asked) == batch.size == len(set(asked))
-                fields += (priority, batch.name, batch.whole if whole else "")
+                fields += (priority, batch.name, batch.whole)
         return fields
 
 

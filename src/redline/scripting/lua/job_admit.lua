@@ -24,10 +24,10 @@
 -- then P: specs (each distinct set of limits in the batch), and per spec 5 fields: cap (0: none),
 --   cap's limit index, starts per period (0: none), period (ms), rate's limit index
 -- then per source its priority, the batch its jobs were popped in ('' when unknown or
---   several) and, when the call asks about every delivery of that batch, the batch's
---   'n:id:token' (Batch.whole; else ''): 3 fields each. A batch still holding all it was
---   delivered with holds every job asked about with its token (batch_intact): no job of it is
---   looked for, and a group under limits with room for all its jobs is decided at once.
+--   several) and that batch's 'n:id:token' (Batch.whole; '' with no batch): 3 fields each. A
+--   batch still holding all it was delivered with holds every job of it asked about with its
+--   token (batch_intact): no job of it is looked for, and a group under limits with room for
+--   all its jobs is decided at once.
 -- then the jobs, in groups of consecutive jobs of one source and spec: source index, spec
 --   index, n (jobs in the group), m, then m pairs (index in the group, delivery count) of the
 --   jobs whose count (token) is not 1, then the group's ids joined by ',' (one argument: each
