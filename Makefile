@@ -63,8 +63,10 @@ lint: $(BIN)/.installed
 	$(BIN)/lint-imports --no-cache
 
 # The full suite on the embedded Valkey, then the queue and connection tests again on Debian's
-# Redis 7 (REDLINE_TEST_SERVER=redis-server) when it is installed.
-REDIS7_TESTS := tests/queue tests/cli/test_queue.py tests/test_connection.py tests/test_keys.py
+# Redis 7 (REDLINE_TEST_SERVER=redis-server) when it is installed, with the job limits' scripts
+# (`job_admit` is a function of the `redline_jobs` library).
+REDIS7_TESTS := tests/queue tests/jobs/test_limit_scripts.py tests/cli/test_queue.py tests/test_connection.py \
+	tests/test_keys.py
 
 # The suite in three steps: most tests on TEST_WORKERS pytest-xdist workers (they mostly wait
 # on servers and processes, so three share 2 cores well; handed out one at a time, the longest
