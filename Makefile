@@ -63,18 +63,22 @@ lint: $(BIN)/.installed
 	$(BIN)/lint-imports --no-cache
 
 # The full suite on the embedded Valkey, then the queue and connection tests again on Debian's
-# Redis 7 (REDLINE_TEST_SERVER=redis-server) when it is installed.
-REDIS7_TESTS := tests/queue tests/cli/test_queue.py tests/test_connection.py tests/test_keys.py
+# Redis 7 (REDLINE_TEST_SERVER=redis-server) when it is installed, with the job limits' scripts
+# (`job_admit` is a function of the `redline_jobs` library).
+REDIS7_TESTS := tests/queue tests/jobs/test_limit_scripts.py tests/cli/test_queue.py tests/test_connection.py \
+	tests/test_keys.py
 
-# The suite in two steps: most tests on TEST_WORKERS pytest-xdist workers (they mostly wait on
-# servers and processes, so three share 2 cores well; handed out one at a time, the longest
-# first: tests/scheduling.py), then the tests marked `slow` (chaos under
-# load: kills timed against leases and wrk runs) one at a time, on an otherwise quiet machine.
+# The suite in three steps: most tests on TEST_WORKERS pytest-xdist workers (they mostly wait
+# on servers and processes, so three share 2 cores well; handed out one at a time, the longest
+# first: tests/scheduling.py), then the tests marked `slow` (chaos: kills, outages, rollouts),
+# two at a time, then those also marked `alone` (wrk load, a server restart) one at a time,
+# on an otherwise quiet machine.
 TEST_WORKERS ?= 3
 
 test: lint
 	$(BIN)/pytest -n $(TEST_WORKERS) -m "not slow" --durations=15
-	$(BIN)/pytest -m slow --durations=19
+	$(BIN)/pytest -n 2 -m "slow and not alone" --durations=11
+	$(BIN)/pytest -m alone --durations=6
 	@if command -v redis-server >/dev/null; then \
 		echo "Redis 7 pass: $$(redis-server --version | cut -d' ' -f1-3)"; \
 		REDLINE_TEST_SERVER=redis-server $(BIN)/pytest -q -n $(TEST_WORKERS) $(REDIS7_TESTS); \

@@ -6,8 +6,9 @@ one `SyncReliableQueue` at the jobs worker's batch of 64: a push of 64 then a po
 the previous batch (plain: what every drained job costs the server), and the same step with the
 popped batch passed through `job_admit` under a rate limit far above the rate (1,000,000/s, the
 bench's `redline-rate`) or a cap of 64 (`redline-cap`, the previous batch's slots given back
-in the call, as the worker's `Gate.finish` queues them). The admission's own cost is the
-difference. Needs valgrind (`apt-get install valgrind`); skipped, saying so, without it.
+in the call, as the worker's `Gate.finish` queues them), called as the worker calls it (FCALL of
+the `redline_jobs` library). The admission's own cost is the difference. Needs valgrind
+(`apt-get install valgrind`); skipped, saying so, without it.
 `BENCH_COST_STEPS` (default 100): steps per sequence.
 """
 
@@ -23,10 +24,10 @@ from rich.table import Table
 from bench.queue_cost import counted_server, valgrind_missing
 from redline.connection import SyncClient
 from redline.jobs.admission import Admission, Limit, limits_of, verdicts
+from redline.jobs.library import LIBRARY
 from redline.jobs.options import Rate
 from redline.jobs.usage import limit_keys
 from redline.queue import Delivery, SyncReliableQueue
-from redline.scripting.scripts import run_sync
 
 BATCH = 64
 PAYLOAD = b'{"task":"bench.noop","id":"x","args":[],"kwargs":{}}'
@@ -40,7 +41,7 @@ def _admit(client: SyncClient, queue: str, popped: list[Delivery], limits: Any) 
     for d in popped:
         call.add(d, 0, limits_of(limit, slots, rate, log))
     keys, args = call.call(LEASE_MS)
-    found = verdicts(run_sync(client, "job_admit", keys, args))
+    found = verdicts(LIBRARY.call_sync(client, "job_admit", keys, args))
     if any(code != 1 for code, _, _ in found):
         raise RuntimeError(f"admit_cost: a job was not admitted: {found[:3]}")
 

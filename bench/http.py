@@ -1,5 +1,7 @@
 """The distributed web server against plain ASGI and nginx: wrk, 50 connections, a 1 KiB file;
-then, on each server, the latency at a fixed offered rate (bench/_paced.py).
+then, on each server, the latency at a fixed offered rate (bench/_paced.py) and the server's
+CPU per request meanwhile (at that rate a batch holds a request or two: its fixed costs are paid
+per request, and that CPU against the machine's cores is what the tail follows).
 
 Rows, measured in the same run on the same machine:
 - redline: wrk → himporter → hrouter → hassets (three processes, Redis between them);
@@ -130,9 +132,7 @@ def _wrk(port: int, watch: dict[int, str] | None = None) -> dict[str, float]:
     ).stdout
     after = _usage(watch or {})
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    paced = (
-        _paced.offered(port, PACED_RATE, PACED_SECONDS) if rate >= PACED_OVER * PACED_RATE else {}
-    )
+    paced = _paced_row(port, watch or {}) if rate >= PACED_OVER * PACED_RATE else {}
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     row = {
         "rps": rate,
@@ -148,6 +148,20 @@ def _wrk(port: int, watch: dict[int, str] | None = None) -> dict[str, float]:
             cpu = (after[pid][0] - before[pid][0]) / requests * 1e6
             row[f"cpu:{role}"] = row.get(f"cpu:{role}", 0.0) + cpu
             row["wakeups"] = row.get("wakeups", 0.0) + (after[pid][1] - before[pid][1]) / requests
+    return row
+
+
+def _paced_row(port: int, watch: dict[int, str]) -> dict[str, float]:
+    """The latency at PACED_RATE offered (bench/_paced.py) and, where /proc tells, the CPU µs
+    per request of the `watch`ed processes meanwhile ("cpu"): at this rate a batch holds a
+    request or two, so a batch's fixed costs are paid per request, and the processes' CPU
+    (against the machine's cores) is what their tail follows."""
+    before = _usage(watch)
+    row = _paced.offered(port, PACED_RATE, PACED_SECONDS)
+    after = _usage(watch)
+    if before and after:
+        spent = sum(after[pid][0] - before[pid][0] for pid in before if pid in after)
+        row["cpu"] = spent / (PACED_RATE * PACED_SECONDS) * 1e6
     return row
 
 
@@ -268,15 +282,26 @@ def _paced_table(runs: dict[str, list[dict[str, float]] | None]) -> Table:
     the rounds), measured after its wrk run on the same server."""
     table = Table(
         title=f"latency at {PACED_RATE:,.0f} req/s offered (open loop, {PACED_SECONDS:g} s after"
-        " each wrk run; bench/_paced.py)"
+        " each wrk run; bench/_paced.py)",
+        caption="CPU µs/req: the server's processes meanwhile (redline: its services and"
+        " Valkey), from /proc; at this rate a batch holds a request or two",
     )
-    for column in ("server", "p50 ms", "p99 ms", "errors", "client late ms", "connections"):
+    columns = (
+        "server",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "client late ms",
+        "connections",
+        "CPU µs/req",
+    )
+    for column in columns:
         table.add_column(column, justify="left" if column == "server" else "right")
     for name, rows in runs.items():
         paced = [row for row in rows or [] if "paced:p99" in row]
         if not paced:
             why = "not installed" if not rows else f"not measured: under {PACED_OVER:g}x the rate"
-            table.add_row(name, why, "", "", "", "")
+            table.add_row(name, why, "", "", "", "", "")
             continue
         table.add_row(
             name,
@@ -285,6 +310,7 @@ def _paced_table(runs: dict[str, list[dict[str, float]] | None]) -> Table:
             str(int(sum(r["paced:errors"] for r in paced))),
             f"{max(r['paced:late'] for r in paced):.1f}",
             f"{max(r['paced:connections'] for r in paced):.0f}",
+            f"{_median(paced, 'paced:cpu'):.0f}" if "paced:cpu" in paced[0] else "",
         )
     return table
 

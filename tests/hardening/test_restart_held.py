@@ -69,7 +69,9 @@ async def _registered_again(server: ServerProcess, keys: list[str]) -> None:
     client.close()
 
 
+# Alone, as test_restart_web.py's: the whole web chain across a server restart.
 @pytest.mark.slow
+@pytest.mark.alone
 async def test_the_chain_answers_again_after_its_checks_saw_the_empty_server(
     restartable: ServerProcess, tmp_path: Path
 ) -> None:

@@ -33,6 +33,7 @@ async def _until_ok(client: httpx.AsyncClient, seconds: float = 60) -> int:
 # cause was found later (tests/hardening/test_restart_held.py): the empty server had lost the
 # services' lifecycle hashes, which read as a remote stop; they now register again.
 @pytest.mark.slow
+@pytest.mark.alone
 async def test_the_chain_recovers_after_the_server_is_killed_and_restarted(
     restartable: ServerProcess, tmp_path: Path
 ) -> None:

@@ -37,7 +37,9 @@ autoscale = { min = 1, max = 3, perReplica = 2, interval = 1, downAfter = 3 }
 """
 
 
+# Alone: replicas follow the load wrk makes; other tests beside it would load it too.
 @pytest.mark.slow
+@pytest.mark.alone
 @needs_tool("wrk", "wrk")
 def test_hassets_replicas_follow_a_load_ramp(server: ServerProcess, tmp_path: Path) -> None:
     (tmp_path / "www").mkdir()

@@ -158,7 +158,9 @@ SERVICES = ("hassets", "hrender", "hrouter", "hello")
 PATHS = ("/style.css", "/articles/1", "/", "/api/articles", "/hello/ann")
 
 
+# Alone: wrk drives the chain at full speed while replicas are killed.
 @pytest.mark.slow
+@pytest.mark.alone
 @needs_tool("wrk", "wrk")
 def test_killing_any_handler_replica_under_load_costs_no_error(
     server: ServerProcess, tmp_path: Path

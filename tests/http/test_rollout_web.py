@@ -26,7 +26,7 @@ from tests.helpers import run, spawn, wait_for
 from tests.http.web import WEBSITE, answers, topology
 from tests.servers import free_port
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.slow, pytest.mark.alone, pytest.mark.timeout(240)]
 
 NS = "website:hello"
 STATE = "{website:hello}:cscale:rollout"

@@ -12,6 +12,7 @@ from redline.connection import AsyncClient
 from redline.connection.channels import batched
 from redline.jobs import enqueue
 from redline.jobs.document import job_keys
+from redline.jobs.library import LIBRARY
 from redline.jobs.limits import Gate
 from redline.jobs.priority import Levels
 from redline.queue import ReliableQueue
@@ -103,9 +104,11 @@ async def test_an_admission_of_one_queue_is_sent_in_its_tasks_first_step(
 ) -> None:
     """The worker starts an admission as a task and yields once before its next pop ahead, so
     that the server answers the admission (on the way to the run) first: the call must be
-    made in the task's first step, not in a task of its own."""
+    made in the task's first step, not in a task of its own (once the jobs' library is
+    loaded on the client: its first admission loads it first)."""
     queue = ReliableQueue(aredis)
     gate = _gate(queue, "l:cap")
+    await LIBRARY.load(aredis)
     await enqueue(aredis, lt.capped, redis_url, 1)
     [capped] = await queue.pop("l:cap")
     sent: list[object] = []

@@ -7,18 +7,24 @@ import time
 from typing import Any
 
 import msgspec
+import pytest
 
-from redline.connection import AsyncClient
+from redline.connection import AsyncClient, connect
+from redline.errors import ServerFullError
+from redline.jobs import enqueue
 from redline.jobs.admission import Admission, limits_of
 from redline.jobs.admission import verdicts as parse_verdicts
 from redline.jobs.events import JobEvent
-from redline.jobs.limits import limit_keys
+from redline.jobs.library import LIBRARY
+from redline.jobs.limits import Gate, limit_keys
 from redline.jobs.options import Rate
-from redline.jobs.priority import priority_key
+from redline.jobs.priority import Levels, priority_key
 from redline.jobs.usage import limit_use, limits_key, member, rate_starts
 from redline.queue import ReliableQueue
 from redline.queue.core import keys_of
 from redline.scripting.scripts import run
+from tests.jobs import limit_tasks as lt
+from tests.servers import ServerProcess
 
 LEASE = 30_000
 
@@ -47,7 +53,7 @@ async def _admit_many(
     for d in deliveries:
         call.add(d, 0, limits_of(cap, slots, Rate(rate, 60_000) if rate else None, log))
     keys, args = call.call(LEASE)
-    found = parse_verdicts(await run(client, "job_admit", keys, args))
+    found = parse_verdicts(await LIBRARY.call(client, "job_admit", keys, args))
     return [[code, ms, why] if code == 0 else [code] for code, ms, why in found]
 
 
@@ -216,6 +222,34 @@ async def test_one_call_decides_a_whole_batch_and_keeps_the_admitted_batched(
     assert await _admit_many(aredis, [again], cap=2) == [[1]]
 
 
+async def test_a_popped_batch_is_named_by_its_head_and_judged_as_it_is_now(
+    aredis: AsyncClient,
+) -> None:
+    """An admission names the batch its deliveries were popped in by its ``n:id:token``, so
+    the script finds them held by the batch's head alone while the batch is as its pop left it
+    (all of it asked about, or part); a batch changed since (one of its messages acked) is
+    judged job by job."""
+    queue = ReliableQueue(aredis)
+    slots = limit_keys("q", "concurrency", "t", None)
+    await queue.push("q", b"a", b"b", b"c", b"d")
+    popped = await queue.pop("q", count=4)
+    batch = popped[0].batch
+    assert batch is not None
+
+    def whole_named(deliveries: list[Any]) -> str:
+        call = Admission("q")
+        for d in deliveries:
+            call.add(d, 0, limits_of(5, slots, None, slots))
+        _, args = call.call(LEASE)
+        return str(args[args.index(batch.name) + 1])
+
+    assert whole_named(popped) == whole_named(popped[:1]) == batch.whole
+    assert await _admit_many(aredis, popped[:1], cap=5) == [[1]]  # part: the batch is intact
+    assert await queue.ack(popped[1]) == [popped[1].id]  # the batch holds three now
+    assert await _admit_many(aredis, popped, cap=5) == [[1], [-1], [1], [1]]
+    assert set(await aredis.zrange(slots[0], 0, -1)) == {popped[i].id.encode() for i in (0, 2, 3)}
+
+
 async def test_a_batch_over_the_rate_admits_up_to_it_in_order(aredis: AsyncClient) -> None:
     queue = ReliableQueue(aredis)
     await queue.push("q", b"a", b"b", b"c", b"d")
@@ -359,7 +393,8 @@ async def test_an_admission_takes_a_few_arguments_whatever_the_batchs_size(
             call.add(d, 0, limits_of(64, slots, None, slots))
         keys, args = call.call(LEASE)
         sizes.append(len(keys) + len(args))
-        assert [v[0] for v in parse_verdicts(await run(aredis, "job_admit", keys, args))] == [1] * n
+        found = parse_verdicts(await LIBRARY.call(aredis, "job_admit", keys, args))
+        assert [v[0] for v in found] == [1] * n
         assert set(await aredis.zrange(slots[0], 0, -1)) == {d.id.encode() for d in popped}
         await queue.ack(*popped)
         held = [d.id for d in popped]
@@ -385,3 +420,53 @@ async def test_a_batch_under_a_large_cap_holds_its_slots_in_a_skiplist(
     released = tuple(d.id for d in few + many)
     assert await _admit_many(aredis, [], cap=64, releases=released) == []
     assert await aredis.exists(slots) == 0  # every slot given back: the set is gone
+
+
+async def test_the_admission_is_a_function_of_the_jobs_library(
+    aredis: AsyncClient, redis_url: str
+) -> None:
+    """`job_admit` runs as ``FCALL redline_job_admit`` (library `redline_jobs`, allowed at
+    maxmemory), the parts it includes defined once at the library's top level (no closure of
+    each per call); once a gate has admitted a batch, its admissions that ride a pop are FCALLs
+    too, and one that finds the library gone (a flushed server) has it loaded again."""
+    source = LIBRARY.source
+    for helper in ("batch_load", "batch_intact", "slots_release", "slots_levels", "rate_open"):
+        assert source.count(f"local function {helper}(") == 1
+        assert source.index(f"local function {helper}(") < source.index("register_function")
+    queue = ReliableQueue(aredis)
+    gate = Gate(queue, lt.tasks, Levels(["l:ahead"], {"l:ahead": {0}}))
+    for n in range(2):
+        await enqueue(aredis, lt.quick, redis_url, n)
+    [first] = await queue.pop("l:ahead")
+    assert await gate.admit([first]) == [first]
+    [library] = await aredis.function_list(library="redline_jobs")
+    functions = {f[1]: f[5] for f in library[library.index(b"functions") + 1]}
+    assert functions == {b"redline_job_admit": [b"allow-oom"]}
+    [second] = await queue.pop("l:ahead")
+    asking = gate.ask([second])
+    assert asking.commands[0][:2] == ("FCALL", "redline_job_admit")
+    await aredis.function_flush()
+    replies, _ = await queue.pop_after(asking.commands, "l:ahead", count=1, block=0)
+    assert LIBRARY.missing(replies[0])
+    assert await gate.answer(asking, replies) == [second]
+    assert await aredis.function_list(library="redline_jobs") != []  # loaded again
+
+
+async def test_an_admission_runs_on_a_server_at_maxmemory() -> None:
+    """A full server (maxmemory, noeviction) refuses pushes, but a worker can still start what
+    it took under limits, as it can still pop and ack: the admission may run there."""
+    srv = ServerProcess(config={"maxmemory-policy": "noeviction"}).start()
+    client = connect(srv.url)
+    try:
+        queue = ReliableQueue(client)
+        await queue.push("q", b"a", b"b", b"c")
+        popped = await queue.pop("q", count=3)
+        assert await _admit_many(client, popped[:1], cap=5, rate=100) == [[1]]
+        used = int((await client.info("memory"))["used_memory"])
+        await client.config_set("maxmemory", used // 2)
+        with pytest.raises(ServerFullError):
+            await queue.push("q", b"d")
+        assert await _admit_many(client, popped[1:], cap=5, rate=100) == [[1], [1]]
+    finally:
+        await client.aclose()
+        srv.close()

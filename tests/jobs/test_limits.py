@@ -13,6 +13,7 @@ import redis
 
 from redline.connection import AsyncClient
 from redline.jobs import JobState, enqueue, enqueue_in, enqueue_many, gate_slots, job_keys
+from redline.jobs.library import LIBRARY
 from redline.jobs.limits import Gate
 from redline.jobs.priority import Levels, levels_key, priority_key
 from redline.queue import ReliableQueue
@@ -100,22 +101,28 @@ async def test_an_admission_sent_with_a_pop_is_answered_even_when_the_script_was
     aredis: AsyncClient, redis_url: str
 ) -> None:
     """`Gate.ask`'s commands go out with a pop (`pop_after`, as the worker's pop ahead sends
-    them); `Gate.answer` reads their replies. A server that lost the script (a restart, SCRIPT
-    FLUSH) answers NOSCRIPT: the admission is made again alone, and decides as it would have."""
+    them); `Gate.answer` reads their replies. An EVALSHA (before the jobs' library is loaded on
+    the client) that finds the script lost (a restart, SCRIPT FLUSH) answers NOSCRIPT, an FCALL
+    that finds the library lost (FUNCTION FLUSH) that the function is missing: either way the
+    admission is made again alone (loading what was lost), and decides as it would have."""
     await enqueue_many(aredis, lt.capped, [((redis_url, n), {}) for n in range(2 * lt.CAP)])
     queue = ReliableQueue(aredis)
     levels = Levels(["l:cap"], {"l:cap": {0}})
     gate = Gate(queue, lt.tasks, levels)
     first = await queue.pop(*levels.keys, count=lt.CAP)
+    await aredis.script_flush()
     asking = gate.ask(first)
+    assert asking.commands[0][0] == "EVALSHA"
     replies, ahead = await queue.pop_after(asking.commands, *levels.keys, count=lt.CAP)
+    assert "NoScriptError" in repr(replies[0])
     assert await gate.answer(asking, replies) == first and len(ahead) == lt.CAP
     for d in first:  # their slots go back with the next admission
         gate.finish(d)
-    await aredis.script_flush()
+    await aredis.function_flush()
     asking = gate.ask(ahead)
+    assert asking.commands[0][0] == "FCALL"
     replies, rest = await queue.pop_after(asking.commands, *levels.keys, count=lt.CAP)
-    assert "NoScriptError" in repr(replies[0]) and rest == []
+    assert LIBRARY.missing(replies[0]) and rest == []
     assert await gate.answer(asking, replies) == ahead  # made again: the slots came back first
     for d in ahead:
         gate.finish(d)

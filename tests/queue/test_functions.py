@@ -10,6 +10,7 @@ import redis
 from redline.connection import connect, connect_sync
 from redline.queue import QueueKeys, ReliableQueue, SyncReliableQueue
 from redline.queue.library import LIBRARY
+from redline.scripting import scripts
 from redline.scripting.functions import Library, function_name
 from tests.servers import ServerProcess
 
@@ -41,14 +42,31 @@ def test_included_parts_are_defined_once_where_they_can_be(redis_url: str) -> No
     assert source.count("local function batch_load(") == 1
     assert source.index("local function batch_load(") < source.index("register_function")
     assert source.count("local function retention_trim(") == 1
-    mixed = Library("t", ["queue_pop", "job_admit"]).source  # job_admit's _job_slots reads KEYS
-    assert mixed.count("local function batch_load(") == 1
-    assert mixed.count("local function slots_release(") == 1  # inline, in job_admit's function
-    assert mixed.index("local function slots_release(") > mixed.index("'redline_job_admit'")
-    jobs = Library("t", ["job_admit", "job_slot_release"]).source
-    client = connect_sync(redis_url)
-    assert client.function_load(jobs, replace=True) == b"t"
+    jobs = Library("t", ["queue_pop", "job_admit", "job_slot_release"]).source
+    assert jobs.count("local function batch_load(") == 1
+    assert jobs.count("local function slots_release(") == 1  # _job_slots.lua: keys passed in
+    assert jobs.index("local function slots_release(") < jobs.index("register_function")
+    client = connect_sync(redis_url)  # (job_admit is redline_jobs' already: not loaded here)
+    slots = Library("t", ["job_slot_release"]).source
+    assert client.function_load(slots, replace=True) == b"t"
     client.function_delete("t")
+
+
+def test_a_part_that_reads_keys_stays_inline_in_each_function(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A part that reads KEYS (each call's) is written into every function that includes it."""
+    texts = {
+        "_t_part": "local function t_first() return KEYS[1] end\n",
+        "t_a": "-- include _t_part.lua\nreturn t_first()\n",
+        "t_b": "-- include _t_part.lua\n-- include _batch.lua\nreturn t_first()\n",
+    }
+    real = scripts._lua_text
+    monkeypatch.setattr(scripts, "_lua_text", lambda name: texts.get(name) or real(name))
+    source = Library("t", ["t_a", "t_b"]).source
+    assert source.count("local function t_first(") == 2
+    assert source.index("local function t_first(") > source.index("'redline_t_a'")
+    assert source.count("local function batch_load(") == 1
 
 
 def test_a_pop_makes_no_closure_per_call() -> None:

@@ -57,10 +57,10 @@ def _source_keys(key: str) -> tuple[str, ...]:
 
 
 class _Group:
-    """Consecutive jobs of one source and spec, as `job_admit` takes them: source, spec, m,
-    then m pairs (index in the group, delivery count) of the jobs not on their first
+    """Consecutive jobs of one source and spec, as `job_admit` takes them: source, spec, n,
+    m, then m pairs (index in the group, delivery count) of the jobs not on their first
     delivery, then the ids joined by commas (message ids are digits): a group of jobs on
-    their first delivery (most) is four arguments, however many jobs it has."""
+    their first delivery (most) is five arguments, however many jobs it has."""
 
     __slots__ = ("ids", "later", "source", "spec")
 
@@ -76,7 +76,7 @@ class _Group:
 
     def args(self) -> list[Any]:
         ids = ",".join(self.ids)
-        return [self.source, self.spec, len(self.later) // 2, *self.later, ids]
+        return [self.source, self.spec, len(self.ids), len(self.later) // 2, *self.later, ids]
 
 
 def _index(indexes: dict[Any, int], item: Any) -> int:
@@ -95,7 +95,7 @@ class Admission:
         self.queue = queue
         self.releases: Mapping[Limit, Sequence[str]] = releases or {}  # by limit, job ids
         self._sources: dict[str, int] = {}
-        self._priorities: list[Any] = []  # by source: its priority, the batch of its jobs
+        self._heads: list[list[Any]] = []  # by source: its priority, its jobs' one batch or None
         self._specs: dict[Limits, int] = {}
         self._limits: dict[Limit, int] = {}
         self._register: list[str] = []
@@ -115,12 +115,11 @@ class Admission:
             return False
         self._last = (d.key, d.batch, limits)
         source = self._sources.get(d.key)
-        batch = d.batch.name if d.batch else ""
         if source is None:
             source = self._sources[d.key] = len(self._sources) + 1
-            self._priorities += (priority, batch)
-        elif self._priorities[2 * source - 1] != batch:  # several: the script looks each up
-            self._priorities[2 * source - 1] = ""
+            self._heads.append([priority, d.batch])
+        elif self._heads[source - 1][1] is not d.batch:  # several: the script looks each up
+            self._heads[source - 1][1] = None
         spec = self._specs.get(limits)
         new = spec is None
         if spec is None:
@@ -148,8 +147,21 @@ class Admission:
             keys += pair
         args: list[Any] = [lease_ms, round(KEPT * 1000), len(self._sources), int(bool(released))]
         args += [len(self._limits), len(self._register), *self._register]
-        args += [len(released) // 2, *released, len(self._specs), *specs, *self._priorities]
+        args += [len(released) // 2, *released, len(self._specs), *specs, *self._batches()]
         return keys, [*args, *(x for group in self._groups for x in group.args())]
+
+    def _batches(self) -> list[Any]:
+        """Per source: its priority, the one batch its jobs were popped in ("": several or
+        unknown) and that batch's `whole` (``n:id:token``: while the batch is as its pop left
+        it, the script finds every job of it held with one read of the batch's head, as a
+        whole-batch ack does)."""
+        fields: list[Any] = []
+        for priority, batch in self._heads:
+            if batch is None:
+                fields += (priority, "", "")
+            else:
+                fields += (priority, batch.name, batch.whole)
+        return fields
 
 
 class Verdict(enum.Enum):

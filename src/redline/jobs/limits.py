@@ -51,6 +51,7 @@ from redline.jobs.admission import (
 from redline.jobs.document import JobDocument, JobState, job_keys
 from redline.jobs.gate_slots import Returns
 from redline.jobs.job import JobRecord, describe_args
+from redline.jobs.library import LIBRARY
 from redline.jobs.options import Rate, parse_rate
 from redline.jobs.priority import Levels
 from redline.jobs.records import note_recent, record_failure
@@ -151,16 +152,18 @@ class Gate:
     async def answer(self, asking: Asking, replies: Sequence[Any]) -> list[Delivery]:
         """`admit`'s second half: the deliveries of `asking` admitted, by the replies of its
         commands (a reply that is an error raises it, its slots to give back queued again; a
-        server that lacks the script has it loaded and the call made again)."""
+        server that lacks the script or the library has it loaded and the call made again)."""
         decided: list[list[int]] = []
         for asked, reply in zip(asking.calls, replies, strict=True):
-            if isinstance(reply, NoScriptError):
+            if isinstance(reply, NoScriptError) or LIBRARY.missing(reply):
                 decided.append(await self._decide(asked))
             elif isinstance(reply, Exception):
                 self.unasked(asking)
                 raise reply
             else:
                 decided.append(self._read(asked, reply))
+        if LIBRARY.uses_functions(self.queue.client) is None:  # the next rides go as FCALL
+            await LIBRARY.load(self.queue.client)
         return await self._concluded(asking, decided)
 
     def unasked(self, asking: Asking) -> None:
@@ -297,16 +300,18 @@ class Gate:
         wait, or were not held: stale)."""
         keys, args = asked.call.call(round(self.queue.lease * 1000))
         try:
-            replies = await run_batched(self.queue.client, "job_admit", keys, args, self.channel)
+            replies = await LIBRARY.call(self.queue.client, "job_admit", keys, args, self.channel)
         except BaseException:  # not given back: the next call tries again
             self.returns.add(asked.call.queue, asked.call.releases)
             raise
         return self._read(asked, replies)
 
     def _command(self, asked: Asked) -> tuple[Any, ...]:
-        """One queue's admission as a command to send with others (`ask`)."""
+        """One queue's admission as a command to send with others (`ask`): an FCALL where the
+        jobs' library is loaded on the client, else an EVALSHA."""
         keys, args = asked.call.call(round(self.queue.lease * 1000))
-        return ("EVALSHA", sha("job_admit"), len(keys), *keys, *args)
+        command = LIBRARY.command(self.queue.client, "job_admit", keys, args)
+        return command or ("EVALSHA", sha("job_admit"), len(keys), *keys, *args)
 
     def _read(self, asked: Asked, replies: Any) -> list[int]:
         """The indexes of `asked`'s deliveries that its admission's `replies` admitted."""

@@ -21,7 +21,7 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from redline.connection import AsyncClient, SyncClient, is_cluster_client
-from redline.connection.channels import held
+from redline.connection.channels import Batched, held
 from redline.scripting import scripts
 
 __all__ = ["Library", "function_name"]
@@ -162,25 +162,37 @@ class Library:
             return None
         return ("FCALL", function_name(script), len(keys), *keys, *args)
 
+    @staticmethod
+    def missing(reply: object) -> bool:
+        """Whether `reply` (a pipelined `command`'s) is the error of a server that lacks the
+        library (restarted without persistence, flushed): `call` loads it again."""
+        return isinstance(reply, ResponseError) and _missing(reply)
+
     async def call(
-        self, client: AsyncClient, script: str, keys: Sequence[str], args: Sequence[Arg] = ()
+        self,
+        client: AsyncClient,
+        script: str,
+        keys: Sequence[str],
+        args: Sequence[Arg] = (),
+        channel: Batched | None = None,
     ) -> Any:
-        """Run `script` with `keys` (one cluster slot) and `args`: FCALL, or EVALSHA."""
+        """Run `script` with `keys` (one cluster slot) and `args`: FCALL, or EVALSHA; over
+        `channel` (a `Batched` of `client`) when given, else the client's own connections."""
         mode = self._modes.get(client)
         if mode is None:
             mode = await self.load(client)
         if not mode or _clustered(client):
-            return await scripts.run(client, script, keys, args)
+            return await _evalsha(client, script, keys, args, channel)
         command = ("FCALL", function_name(script), len(keys), *keys, *args)
         try:
-            return await client.execute_command(*command)
+            return await _send(client, command, channel)
         except ResponseError as exc:
             if not _missing(exc):
                 raise
         log.info("library %s missing on the server (restarted?); loading it again", self.name)
         if not await self.load(client):
-            return await scripts.run(client, script, keys, args)
-        return await client.execute_command(*command)
+            return await _evalsha(client, script, keys, args, channel)
+        return await _send(client, command, channel)
 
     def call_sync(
         self, client: SyncClient, script: str, keys: Sequence[str], args: Sequence[Arg] = ()
@@ -201,3 +213,21 @@ class Library:
         if not self.load_sync(client):
             return scripts.run_sync(client, script, keys, args)
         return held(client).call(command)
+
+
+async def _send(client: AsyncClient, command: tuple[Any, ...], channel: Batched | None) -> Any:
+    if channel is None:
+        return await client.execute_command(*command)
+    return await channel.call(command)
+
+
+async def _evalsha(
+    client: AsyncClient,
+    script: str,
+    keys: Sequence[str],
+    args: Sequence[Arg],
+    channel: Batched | None,
+) -> Any:
+    if channel is None:
+        return await scripts.run(client, script, keys, args)
+    return await scripts.run_batched(client, script, keys, args, channel)

@@ -37,8 +37,11 @@ def failing(why: str) -> None:
 
 @task(sidekiq_class="BlockingWorker")
 async def blocking(key: str) -> None:
-    """Runs until something is pushed onto `key` (a job a test can hold in hand)."""
-    client = redis.asyncio.Redis.from_url(os.environ["REDLINE_TEST_URL"])
+    """Runs until something is pushed onto `key` (a job a test can hold in hand). Its client
+    has no read timeout: redis-py's default (5 s) would fail the job (and count a failure and
+    a retry) when the test holds it longer, as a loaded machine makes it."""
+    url = os.environ["REDLINE_TEST_URL"]
+    client = redis.asyncio.Redis.from_url(url, socket_timeout=None)
     try:
         await client.blpop([key], timeout=120)
     finally:

@@ -89,6 +89,18 @@ local function batch_head(Q, b)
   return n, first, counts[1], again, runs, t[6]
 end
 
+-- batch_head's values when batch b still holds exactly what a pop delivered as `spec`
+-- ('n:id:token': Batch.whole), else nil. The first message's (id, token) names one delivery, and
+-- a batch never gains messages: holding n, it holds exactly those the pop delivered, each with
+-- the delivery count the pop gave it.
+local function batch_intact(Q, b, spec)
+  local n, id, token = string.match(spec, '^(%d+):(%d+):(%d+)$')
+  if not n then return nil end
+  local held, first, count, again, runs, since = batch_head(Q, b)
+  if held ~= tonumber(n) or first ~= id or tostring(count) ~= token then return nil end
+  return held, first, count, again, runs, since
+end
+
 -- ids, counts, payloads, consumer, runs and since (nil: in the since hash, see above) of what
 -- batch b holds. Payloads kept apart are read only `with_payloads` (else NONE in their place:
 -- most readers want ids and counts only).

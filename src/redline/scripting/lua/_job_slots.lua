@@ -26,19 +26,22 @@ local function slots_release(W, slots, waiters, ids, now)
   return woken
 end
 
--- The W table of the 20 keys from KEYS[first]: delayed zsets of priorities 0-9, then their
--- deliveries hashes.
-local function slots_levels(first)
+-- The W table of the 20 keys of `keys` (the call's keys, passed: a library then defines
+-- these helpers once) from keys[first]: delayed zsets of priorities 0-9, then their deliveries
+-- hashes.
+local function slots_levels(keys, first)
   local W = {delayed = {}, deliveries = {}}
   for p = 1, 10 do
-    W.delayed[p], W.deliveries[p] = KEYS[first + p - 1], KEYS[first + 9 + p]
+    W.delayed[p], W.deliveries[p] = keys[first + p - 1], keys[first + 9 + p]
   end
   return W
 end
 
 -- A member no job id is, longer than the server's zset-max-listpack-value (64 bytes unless
--- configured otherwise): see slots_add.
-local SLOTS_WIDE = string.rep('~', 128)
+-- configured otherwise): see slots_add. 128 '~', written out: a library's top level runs where
+-- the string module is not there yet (FUNCTION LOAD).
+local SLOTS_WIDE = '~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~'
+  .. '~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~'
 
 -- Adds `scored` (deadline, id, ...) to `slots`. Many at once (a batch's, under a large cap)
 -- go into a skiplist set: a listpack (a set of up to 128 members of up to 64 bytes) is

@@ -32,13 +32,10 @@ local function reasons_forget(Q, ids)
 end
 
 -- The ack of the whole batch b, which a pop delivered as `spec` ('n:id:token') says; whether
--- it was accepted. The first message's (id, token) names one delivery, and a batch never gains
--- messages: holding n, it holds exactly those the pop delivered.
+-- it was accepted (see batch_intact).
 local function ack_whole(Q, b, spec)
-  local n, id, token = string.match(spec, '^(%d+):(%d+):(%d+)$')
-  if not n then return false end
-  local held, first, count, again, runs, since = batch_head(Q, b)
-  if held ~= tonumber(n) or first ~= id or tostring(count) ~= token then return false end
+  local held, first, _, again, runs, since = batch_intact(Q, b, spec)
+  if not held then return false end
   batch_store(Q, b, held, runs, NONE, NONE, NONE, nil, since)
   -- A reason is written only for a message given back (a nack, an expiry), which comes back
   -- with a second delivery at least (a dead letter requeued loses it): first deliveries need

@@ -23,12 +23,15 @@
 --   finished jobs joined by ',' (message ids are digits)
 -- then P: specs (each distinct set of limits in the batch), and per spec 5 fields: cap (0: none),
 --   cap's limit index, starts per period (0: none), period (ms), rate's limit index
--- then per source its priority and the batch its jobs were popped in ('' when unknown or
---   several): 2 fields each
+-- then per source its priority, the batch its jobs were popped in ('' when unknown or
+--   several) and that batch's 'n:id:token' (Batch.whole; '' with no batch): 3 fields each. A
+--   batch still holding all it was delivered with holds every job of it asked about with its
+--   token (batch_intact): no job of it is looked for, and a group under limits with room for
+--   all its jobs is decided at once.
 -- then the jobs, in groups of consecutive jobs of one source and spec: source index, spec
---   index, m, then m pairs (index in the group, delivery count) of the jobs whose count
---   (token) is not 1, then the group's ids joined by ',' (one argument: each ARGV costs the
---   client its packing and the server its parsing, more than a split here)
+--   index, n (jobs in the group), m, then m pairs (index in the group, delivery count) of the
+--   jobs whose count (token) is not 1, then the group's ids joined by ',' (one argument: each
+--   ARGV costs the client its packing and the server its parsing, more than a split here)
 -- Returns {verdicts, due...}: verdicts a string of one character per job, in order: '1'
 -- admitted, '-' not held (stale), 'c' / 'r' put back to wait for a slot / for the rate; then,
 -- for each put back in that order, the ms until it is due.
@@ -58,7 +61,7 @@ end
 local base = 2 + 7 * S
 local W = nil
 if ARGV[4] == '1' then
-  W = slots_levels(base)
+  W = slots_levels(KEYS, base)
   base = base + 20
 end
 local function limit(l) return KEYS[base + 2 * (l - 1)], KEYS[base + 2 * l - 1] end
@@ -88,9 +91,10 @@ for p = 1, tonumber(ARGV[a]) do
 end
 a = a + 1 + 5 * #specs
 for s = 1, S do
-  sources[s].priority, sources[s].batch = ARGV[a + 2 * s - 2], ARGV[a + 2 * s - 1]
+  local Q = sources[s]
+  Q.priority, Q.batch, Q.whole = ARGV[a + 3 * s - 3], ARGV[a + 3 * s - 2], ARGV[a + 3 * s - 1]
 end
-a = a + 2 * S
+a = a + 3 * S
 
 -- Which jobs are still held with their token: in a batch (one read of each batch), or on
 -- their own (see _batch.lua). A batch's record lists exactly the messages it holds, so a job
@@ -126,36 +130,53 @@ local function mark_loose(Q, loose)  -- jobs not in the batch their source names
   end
 end
 
--- Each source's batch, as its record lists it, walked in its order below (a pop's jobs come in
--- it: no table of the batch is made).
+-- Each source's batch: intact (as its pop left it, see batch_intact, its messages all on their
+-- first delivery: a job asked about with token 1 is held, no job is looked for), or as its
+-- record lists it, walked in its order below (a pop's jobs come in it: no table of the batch is
+-- made).
 local walks = {}
 for s = 1, S do
   local Q, walk = sources[s], {listed = {}, counts = {}, at = 1, loose = {}}
-  if Q.batch ~= '' then walk.listed, walk.counts = batch_load(Q, Q.batch) end
+  local intact, again = nil, true
+  if Q.whole ~= '' then
+    local held_n, _, _, any_again = batch_intact(Q, Q.batch, Q.whole)
+    intact, again = held_n, any_again
+  end
+  if intact and not again then  -- as popped, every message on its first delivery
+    walk.intact = true
+  elseif Q.batch ~= '' then
+    walk.listed, walk.counts = batch_load(Q, Q.batch)
+  end
   walks[s] = walk
 end
 
 -- The jobs as parallel arrays (no table per job), read and looked for in their batch in one
--- pass; `groups` (first, last, source, spec) say whose limits they are under.
+-- pass; `groups` (first, last, source, spec, and for a group of an intact batch its ids and
+-- odd tokens, read only if needed: `unfold`) say whose limits they are under.
 local argv, groups, J = ARGV, {}, 0
 while a <= #argv do
-  local s, spec, later = tonumber(argv[a]), specs[tonumber(argv[a + 1])], tonumber(argv[a + 2])
-  local first = J + 1
+  local s, spec, n = tonumber(argv[a]), specs[tonumber(argv[a + 1])], tonumber(argv[a + 2])
+  local later, first = tonumber(argv[a + 3]), J + 1
   local odd = {}  -- index in the group -> token, of those not on their first delivery
-  for k = a + 3, a + 1 + 2 * later, 2 do odd[tonumber(argv[k])] = argv[k + 1] end
-  a = a + 3 + 2 * later
-  local walk, k = walks[s], 0
-  local listed, counts, at = walk.listed, walk.counts, walk.at
-  for id in string.gmatch(argv[a], '[^,]+') do
-    local token, m = odd[k + 1] or '1', at
-    k, J = k + 1, J + 1
-    ids[J], tokens[J] = id, token
-    while listed[m] and listed[m] ~= id do m = m + 1 end
-    held[J] = listed[m] ~= nil and (as_text[counts[m]] or token_of(counts[m])) == token
-    if held[J] then at = m + 1 else walk.loose[#walk.loose + 1] = J end
+  for k = a + 4, a + 2 + 2 * later, 2 do odd[tonumber(argv[k])] = argv[k + 1] end
+  a = a + 4 + 2 * later
+  local walk = walks[s]
+  if walk.intact then
+    J = J + n
+    groups[#groups + 1] = {first, J, s, spec, argv[a], odd, later}
+  else
+    local listed, counts, at, k = walk.listed, walk.counts, walk.at, 0
+    for id in string.gmatch(argv[a], '[^,]+') do
+      local token, m = odd[k + 1] or '1', at
+      k, J = k + 1, J + 1
+      ids[J], tokens[J] = id, token
+      while listed[m] and listed[m] ~= id do m = m + 1 end
+      held[J] = listed[m] ~= nil and (as_text[counts[m]] or token_of(counts[m])) == token
+      if held[J] then at = m + 1 else walk.loose[#walk.loose + 1] = J end
+    end
+    groups[#groups + 1] = {first, J, s, spec}
+    walk.at = at
   end
-  groups[#groups + 1] = {first, J, s, spec}
-  walk.at = at
   a = a + 1
 end
 for s = 1, S do
@@ -236,17 +257,53 @@ local function decide(i, spec, s)
   return nil
 end
 
-local verdicts, reply, refused = {}, {''}, {}  -- refused: job, source, ...
+-- The ids and tokens of group g of an intact batch, for deciding its jobs one by one: held
+-- are those asked about with its messages' one delivery count, 1.
+local function unfold(g)
+  local i, odd = g[1], g[6]
+  for id in string.gmatch(g[5], '[^,]+') do
+    ids[i], tokens[i] = id, odd[i - g[1] + 1] or '1'
+    held[i] = tokens[i] == '1'
+    i = i + 1
+  end
+end
+
+-- Whether group g of an intact batch, all on their first delivery, fits under `spec` whole:
+-- then its jobs are admitted at once (a cap's slots taken by their ids, a rate's starts
+-- counted), each as `decide` would have admitted it.
+local function admit_all(g, spec)
+  local n = g[2] - g[1] + 1
+  if g[7] > 0 then return false end  -- some asked with another token (stale): one by one
+  local cap = spec.cap > 0 and open_cap(spec.slots)
+  local log = spec.rate > 0 and open_rate(spec.log, spec.period)
+  if (cap and cap.count + n > spec.cap) or (log and log.count + n > spec.rate) then
+    return false
+  end
+  if log then log.count, log.fresh = log.count + n, log.fresh + n end
+  if cap then
+    local add = cap.add
+    cap.count = cap.count + n
+    for id in string.gmatch(g[5], '[^,]+') do add[#add + 1], add[#add + 2] = deadline, id end
+  end
+  return true
+end
+
+local verdicts, reply, refused = {}, {''}, {}  -- verdicts: in job order; refused: job, source, ...
 for _, g in ipairs(groups) do
   local s, spec = g[3], g[4]
-  for i = g[1], g[2] do
-    if not held[i] then
-      verdicts[i] = '-'
-    else
-      local due, why = decide(i, spec, s)
-      verdicts[i] = why or '1'
-      if due then
-        reply[#reply + 1], refused[#refused + 1], refused[#refused + 2] = due - now, i, s
+  if g[5] and admit_all(g, spec) then
+    verdicts[#verdicts + 1] = string.rep('1', g[2] - g[1] + 1)
+  else
+    if g[5] then unfold(g) end
+    for i = g[1], g[2] do
+      if not held[i] then
+        verdicts[#verdicts + 1] = '-'
+      else
+        local due, why = decide(i, spec, s)
+        verdicts[#verdicts + 1] = why or '1'
+        if due then
+          reply[#reply + 1], refused[#refused + 1], refused[#refused + 2] = due - now, i, s
+        end
       end
     end
   end

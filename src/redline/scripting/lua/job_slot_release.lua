@@ -9,7 +9,7 @@
 -- include _job_slots.lua
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-local W = slots_levels(1)
+local W = slots_levels(KEYS, 1)
 local woken, a = 0, 1
 for k = 21, #KEYS, 2 do
   local n = tonumber(ARGV[a])

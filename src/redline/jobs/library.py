@@ -1,0 +1,17 @@
+"""The jobs' server-side functions: library `redline_jobs`, the admission (`job_admit.lua`).
+
+Called as the queue's are (`redline.scripting.functions.Library`): FCALL where the server has
+Functions, EVALSHA of the same file where it does not and on a cluster. As a function, the
+Lua parts it includes (`_batch.lua`, `_job_slots.lua`, `_rate_log.lua`) are defined once, at
+the library's top level, not made anew by every call.
+"""
+
+from __future__ import annotations
+
+from redline.scripting.functions import Library
+
+__all__ = ["LIBRARY"]
+
+# Allowed at maxmemory, as the queue's consumers' functions are: an admission only decides
+# what was already taken, and a full server must still be drained (under limits too).
+LIBRARY = Library("redline_jobs", ["job_admit"], allow_oom=["job_admit"])
