@@ -258,10 +258,16 @@ async def test_a_gather_of_a_thousand_enqueues_waits_for_connections(redis_url: 
 
 
 async def test_a_pool_busy_for_too_long_says_what_to_do(redis_url: str) -> None:
-    client = connect(redis_url, max_connections=1, pool_timeout=0.2)
+    # No read timeout and a BLPOP without one: the only connection stays held until the
+    # cancel below, however slow the machine (redis-py's default 5 s read timeout, which
+    # applies to blocking commands too, once ended a 5 s BLPOP before the ping was refused).
+    client = connect(redis_url, max_connections=1, pool_timeout=0.2, socket_timeout=None)
+    watcher = connect(redis_url)
     try:
-        blocked = asyncio.create_task(client.blpop(["never"], timeout=5))
-        await asyncio.sleep(0)  # it takes the only connection
+        blocked = asyncio.create_task(client.blpop(["never"], timeout=0))
+        while "cmd=blpop" not in str(await watcher.execute_command("CLIENT", "LIST")):
+            assert not blocked.done(), blocked
+            await asyncio.sleep(0.01)
         with pytest.raises(PoolTimeoutError, match=r"all 1 connections .* max_connections=N"):
             await client.ping()
         blocked.cancel()
@@ -269,6 +275,7 @@ async def test_a_pool_busy_for_too_long_says_what_to_do(redis_url: str) -> None:
             await blocked
     finally:
         await client.aclose()
+        await watcher.aclose()
 
 
 def test_the_blocking_client_waits_for_connections_too(redis_url: str) -> None:

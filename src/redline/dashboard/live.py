@@ -71,7 +71,11 @@ class Live:
         self.latest: dict[str, Any] | None = None
         self.events: deque[JobEvent] = deque(maxlen=FEED)  # the newest job events, first
         self.seen: dict[str, str] = {}  # each queue's newest event id read
-        self.changed = asyncio.Condition()
+        # Set (and replaced) at each publish and at the stop. An event and no lock: a page's
+        # stream is cancelled over and over when its page goes (anyio's cancel scope), and a
+        # condition's lock, re-acquired inside a cancelled wait, could be left held or released
+        # twice, which stopped the sampler and cut other pages' streams mid-chunk.
+        self.changed = asyncio.Event()
         self.stopping = asyncio.Event()
 
     async def publish(self, sample: dict[str, Any]) -> None:
@@ -80,8 +84,12 @@ class Live:
             self.samples.append(sample)
             if not self.hour or sample["t"] - self.hour[-1]["t"] >= HOUR_EVERY:
                 self.hour.append(sample)
-        async with self.changed:
-            self.changed.notify_all()
+        self.wake()
+
+    def wake(self) -> None:
+        """Every stream waiting in `newer` looks again (a sample was published, or the stop)."""
+        self.changed.set()
+        self.changed = asyncio.Event()
 
     def last_hour(self) -> list[dict[str, Any]]:
         """One sample a minute over the last hour, and the latest (the minute so far)."""
@@ -93,12 +101,12 @@ class Live:
     async def newer(self, seen: float, wait: float) -> dict[str, Any] | None:
         """The latest sample once it is newer than `seen` (None after `wait` seconds)."""
 
-        def fresh() -> bool:
-            return self.stopping.is_set() or (self.latest is not None and self.latest["t"] > seen)
-
-        async with self.changed:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.changed.wait_for(fresh), wait)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                while not self.stopping.is_set() and (
+                    self.latest is None or self.latest["t"] <= seen
+                ):
+                    await self.changed.wait()
         latest = self.latest
         return latest if latest is not None and latest["t"] > seen else None
 
