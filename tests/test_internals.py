@@ -81,3 +81,18 @@ def test_connected_socket_is_the_socket_a_blocking_connection_talks_on(redis_url
             pool.release(connection)
     finally:
         client.close()
+
+
+def test_command_packer_packs_a_blocking_connections_commands(redis_url: str) -> None:
+    client = connect_sync(redis_url)
+    try:
+        connection = client.connection_pool.get_connection()
+        try:
+            pack = internals.command_packer(connection)
+            assert pack("SET", "k", b"v") == connection.pack_command("SET", "k", b"v"), (
+                f"redis.Connection._command_packer.pack changed shape {_versions()}"
+            )
+        finally:
+            client.connection_pool.release(connection)
+    finally:
+        client.close()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -133,3 +135,53 @@ async def test_both_ways_give_the_same_results(redis_url: str, use_functions: bo
     assert await queue.requeue("q", everything=True) == 1
     assert (await queue.info("q")).delayed == 1
     await client.aclose()
+
+
+def _python_calls(action: Callable[..., object], *args: Any, **kwargs: Any) -> int:
+    """How many Python functions `action(*args, **kwargs)` calls, itself included (C functions
+    not counted)."""
+    calls = 0
+
+    def count(frame: object, event: str, arg: object) -> None:
+        nonlocal calls
+        calls += event == "call"
+
+    sys.setprofile(count)
+    try:
+        action(*args, **kwargs)
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
+def test_a_blocking_push_and_pop_of_one_make_few_python_calls(redis_url: str) -> None:
+    """The blocking client's call path (a kept FCALL channel, its packer and socket read with
+    no frame in between): a pop of one acking the last made 34 Python calls, a push 26."""
+    queue = SyncReliableQueue(connect_sync(redis_url))
+    queue.push("q", b"a")
+    held = queue.pop("q")
+    queue.push("q", b"b")
+    assert _python_calls(queue.pop, "q", ack=held) <= 26
+    assert _python_calls(queue.push, "q", b"c") <= 18
+
+
+def test_a_client_that_may_no_longer_load_the_library_goes_on_with_evalsha() -> None:
+    """The kept FCALL channel is dropped when loading the library again fails: the calls after
+    are EVALSHAs, not an FCALL and a FUNCTION LOAD refused each time."""
+    srv = ServerProcess().start()
+    try:
+        admin = connect_sync(srv.url)
+        admin.acl_setuser("app", enabled=True, passwords=["+pw"], keys=["*"], commands=["+@all"])
+        client = connect_sync(f"redis://app:pw@127.0.0.1:{srv.port}/0")
+        queue = SyncReliableQueue(client)
+        assert queue.push("q", b"a") == ["1"]
+        admin.acl_setuser("app", enabled=True, commands=["-function"])
+        admin.function_flush()
+        assert queue.push("q", b"b") == ["2"]
+        admin.config_resetstat()
+        assert queue.push("q", b"c") == ["3"]
+        assert [d.payload for d in queue.pop("q", count=3)] == [b"a", b"b", b"c"]
+        assert "cmdstat_fcall" not in admin.info("commandstats")
+        assert LIBRARY.uses_functions(client) is False
+    finally:
+        srv.close()

@@ -36,7 +36,7 @@ import redis.sentinel
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from redline.connection.held import Command, HeldConnection, reply_reader
-from redline.connection.internals import connected_socket
+from redline.connection.internals import command_packer, connected_socket
 from redline.connection.kinds import AsyncClient, SyncClient, is_cluster_client
 
 __all__ = ["Batched", "Held", "batched", "held"]
@@ -174,7 +174,7 @@ class Held:
     def _run(self, commands: Sequence[Command]) -> list[Any]:
         link = self._kept()
         try:
-            link.send([piece for c in commands for piece in link.connection.pack_command(*c)])
+            link.send([piece for c in commands for piece in link.pack(*c)])
             return [link.read() for _ in commands]  # a command's ResponseError in its place
         except BaseException:
             self._drop(link)
@@ -193,7 +193,7 @@ class Held:
         link, unread = self._kept(), 0
         try:
             for command in commands:
-                link.send(link.connection.pack_command(*command))
+                link.send(link.pack(*command))
                 unread += 1
                 if unread == 2:
                     unread -= 1
@@ -207,12 +207,14 @@ class Held:
     def _call(self, command: Command) -> Any:
         link = self._kept()
         try:
-            link.send(link.connection.pack_command(*command))
+            link.send(link.pack(*command))
             reply = link.read()
         except BaseException:
             self._drop(link)
             raise
-        return _raised(reply)  # the command's own error: the connection is fine
+        if isinstance(reply, redis.exceptions.ResponseError):  # (not _raised: a frame less)
+            raise reply  # the command's own error: the connection is fine
+        return reply
 
     def _kept(self) -> _Link:
         """This thread's connection (taken from the pool on first use, and after a fork)."""
@@ -246,6 +248,7 @@ class _Link:
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
+        self.pack = command_packer(connection)  # (not its pack_command: one frame less a call)
         self.pid = _Process.pid
         self.sock = connected_socket(connection)
         self.reader = reply_reader(connection)
@@ -264,23 +267,20 @@ class _Link:
         reader = self.reader
         reply = reader.gets()
         while reply is False or isinstance(reply, hiredis.PushNotification):
-            if reply is False:
-                self._fill()
+            if reply is False:  # (the socket read here, not in a method: a frame less a call)
+                try:
+                    got = self.sock.recv_into(self.buffer)
+                except OSError as exc:
+                    raise _link_error(exc, "reading from") from exc
+                if not got:
+                    raise RedisConnectionError("the server closed the connection")
+                reader.feed(self.buffer, 0, got)  # type: ignore[arg-type]  # (any buffer)
             reply = reader.gets()
         if isinstance(reply, RedisConnectionError):
             raise reply
         if type(reply) is list and reply and isinstance(reply[0], RedisConnectionError):
             raise reply[0]
         return reply
-
-    def _fill(self) -> None:
-        try:
-            got = self.sock.recv_into(self.buffer)
-        except OSError as exc:
-            raise _link_error(exc, "reading from") from exc
-        if not got:
-            raise RedisConnectionError("the server closed the connection")
-        self.reader.feed(self.buffer, 0, got)  # type: ignore[arg-type]  # (any buffer)
 
 
 def _link_error(exc: OSError, doing: str) -> redis.exceptions.RedisError:

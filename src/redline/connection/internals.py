@@ -20,6 +20,7 @@ import redis.connection
 from redis._parsers import BaseParser
 
 __all__ = [
+    "command_packer",
     "connected_socket",
     "pack_command",
     "reply_error",
@@ -50,6 +51,13 @@ def stream_transport(connection: Any) -> asyncio.Transport:
     only a StreamReader/StreamWriter pair (``_reader``, ``_writer``), and ``HeldConnection``
     reads replies from the transport itself. (``Connection._writer``, redis-py 4.2 to 8.2.)"""
     return cast(asyncio.Transport, connection._writer.transport)
+
+
+def command_packer(connection: Any) -> Callable[..., list[bytes]]:
+    """What packs a blocking ``redis.Connection``'s commands (``pack(*args) -> list[bytes]``):
+    its ``pack_command`` calls it through one frame more, per command. (``Connection
+    ._command_packer``, redis-py 5.0 to 8.2.)"""
+    return cast(Callable[..., list[bytes]], connection._command_packer.pack)
 
 
 def connected_socket(connection: Any) -> socket.socket:

@@ -21,7 +21,7 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from redline.connection import AsyncClient, SyncClient, is_cluster_client
-from redline.connection.channels import Batched, held
+from redline.connection.channels import Batched, Held, held
 from redline.scripting import scripts
 
 __all__ = ["Library", "function_name"]
@@ -100,6 +100,10 @@ class Library:
         # Per client: True once the library is loaded there, False when the server has no
         # Functions (then every call is an EVALSHA). Weak: a closed client is forgotten.
         self._modes: weakref.WeakKeyDictionary[object, bool] = weakref.WeakKeyDictionary()
+        self._names = {script: function_name(script) for script in self.scripts}
+        # A blocking client whose calls are plain FCALLs keeps its `Held` channel under this
+        # attribute (see `call_sync`): its next call finds it in one look.
+        self._fcalls = f"_redline_fcalls_{name}"
 
     @cached_property
     def source(self) -> str:
@@ -148,6 +152,7 @@ class Library:
         try:
             client.function_load(self.source, replace=True)
         except ResponseError as exc:
+            vars(client).pop(self._fcalls, None)  # EVALSHA from now on
             return self._loaded(client, exc)
         return self._loaded(client, None)
 
@@ -197,22 +202,38 @@ class Library:
     def call_sync(
         self, client: SyncClient, script: str, keys: Sequence[str], args: Sequence[Arg] = ()
     ) -> Any:
-        """Blocking twin of `call`."""
-        mode = self._modes.get(client)
-        if mode is None:
-            mode = self.load_sync(client)
-        if not mode or _clustered(client):
-            return scripts.run_sync(client, script, keys, args)
-        command = ("FCALL", function_name(script), len(keys), *keys, *args)
+        """Blocking twin of `call`. Once a client's calls are known to be plain FCALLs, its
+        channel is kept on it (`_fcall_channel`): a call then makes no frame to find out again
+        (a pop of one at a time made five: the mode's weak lookup, the cluster check, the
+        function's name, the channel)."""
+        channel: Held | None = vars(client).get(self._fcalls)
+        if channel is None:
+            channel = self._fcall_channel(client)
+            if channel is None:
+                return scripts.run_sync(client, script, keys, args)
+        name = self._names.get(script) or function_name(script)
+        command = ("FCALL", name, len(keys), *keys, *args)
         try:  # over the thread's held connection: no pool check-out per call (channels.py)
-            return held(client).call(command)
+            return channel.call(command)
         except ResponseError as exc:
             if not _missing(exc):
                 raise
         log.info("library %s missing on the server (restarted?); loading it again", self.name)
         if not self.load_sync(client):
             return scripts.run_sync(client, script, keys, args)
-        return held(client).call(command)
+        return channel.call(command)
+
+    def _fcall_channel(self, client: SyncClient) -> Held | None:
+        """The channel `client`'s calls go over as FCALLs (loading the library on the first
+        call), kept on the client; None where they are EVALSHAs (no Functions, a cluster)."""
+        mode = self._modes.get(client)
+        if mode is None:
+            mode = self.load_sync(client)
+        if not mode or _clustered(client):
+            return None
+        channel: Held = held(client)
+        vars(client)[self._fcalls] = channel
+        return channel
 
 
 async def _send(client: AsyncClient, command: tuple[Any, ...], channel: Batched | None) -> Any:
