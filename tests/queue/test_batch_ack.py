@@ -205,3 +205,48 @@ def test_acked_ids_come_in_the_order_of_the_deliveries_accepted() -> None:
     assert in_order([stale, other, again], ["1", "2"]) == ["2", "1"]
     assert in_order([other, stale, again], ["2", "1"]) == ["2", "1"]
     assert in_order([again, other], ["2", "1"]) == ["1", "2"]
+
+
+async def test_a_batch_of_one_is_named_after_its_delivery_and_closed_by_that_name(
+    aredis: AsyncClient,
+) -> None:
+    """'b:<id>:<token>': no other delivery has that name, so the whole ack closes the batch by
+    it (its lease's ZREM answers whether it was still open) without reading its record."""
+    await call(aredis, "queue_push", b"a", b"b")
+    batch, flat = await pop_named(aredis, 1)
+    assert (batch, flat) == (b"b:1:1", [b"1", b"a", 1])
+    assert await call(aredis, "queue_nack", "1", 1, 0, 5, "boom", "retry") == 1
+    again, flat = await pop_named(aredis, 1)  # the redelivery: another name
+    assert (again, flat) == (b"b:1:2", [b"1", b"a", 2])
+    stale = await call(aredis, "queue_pop", 1, 60000, 5, "b:1:1", "1:1:1")
+    assert stale[2:] == [0]  # refused whole: nothing delivered (the caller goes one by one)
+    assert await aredis.hexists(K.reasons, "1")
+    assert (await call(aredis, "queue_pop", 0, 0, 5, "b:1:2", "1:1:2"))[2:] == [1, b"b:1:2"]
+    assert not await aredis.hexists(K.reasons, "1")  # a redelivery's whole ack drops its reason
+    assert (await call(aredis, "queue_pop", 0, 0, 5, "b:1:2", "1:1:2"))[2:] == [0]  # once
+    batch, _ = await pop_named(aredis, 1)
+    assert batch == b"b:2:1"
+    assert await call(aredis, "queue_extend", 60000, "2", 1) == [1]  # found by id and token
+    assert (await call(aredis, "queue_pop", 0, 0, 5, "2", 1))[2:] == [1, b"2"]
+    await gone(aredis)
+
+
+async def test_a_batch_of_one_leased_by_an_older_version_is_still_acked(
+    aredis: AsyncClient,
+) -> None:
+    """Before 2026-12-07 evening a batch of one was named 'b:<id>': such a batch is still acked
+    whole (its record read, as then), found by id to be extended and acked, and recovered."""
+    await call(aredis, "queue_push", b"a", b"b", b"c")
+    for one in (b"1", b"2", b"3"):
+        batch, _ = await pop_named(aredis, 1)
+        older = b"b:" + one
+        deadline = await aredis.zscore(K.inflight, batch)
+        await aredis.zadd(K.inflight, {older: deadline})
+        await aredis.hset(K.batches, older, await aredis.hget(K.batches, batch))
+        await aredis.zrem(K.inflight, batch)
+        await aredis.hdel(K.batches, batch)
+    assert (await call(aredis, "queue_pop", 0, 0, 5, "b:1", "1:1:1"))[2:] == [1, b"b:1"]
+    assert await call(aredis, "queue_extend", 60000, "2", 1) == [1]
+    assert (await call(aredis, "queue_pop", 0, 0, 5, "2", 1))[2:] == [1, b"2"]
+    assert await call(aredis, "queue_recover", 10, 0, 5) == [1, 0]  # 3, as any lease
+    assert (await call(aredis, "queue_pop", 1, 60000, 5))[3:6] == [b"3", b"c", 2]

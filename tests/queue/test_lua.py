@@ -31,8 +31,9 @@ async def batch_of(client: AsyncClient, mid: str) -> bytes:
 
 async def batched(client: AsyncClient) -> dict[bytes, bytes]:
     """id -> batch, for every message a batch holds: the runs of ids the `batched` zset indexes
-    (`first:last:batch` scored `first`), and the batches of one (`b:<id>`, with no run), each
-    batch's checked against what it holds."""
+    (`first:last:batch` scored `first`), and the batches of one (`b:<id>:<token>`, or `b:<id>`
+    as leased before 2026-12-07 evening, with no run), each batch's checked against what it
+    holds."""
     index: dict[bytes, bytes] = {}
     for member, score in await client.zrange(K.batched, 0, -1, withscores=True):
         first, last, batch = member.split(b":", 2)
@@ -40,8 +41,9 @@ async def batched(client: AsyncClient) -> dict[bytes, bytes]:
         index.update({str(i).encode(): batch for i in range(int(first), int(last) + 1)})
     for member in await client.zrange(K.inflight, 0, -1):
         if member.startswith(b"b:"):
-            assert member[2:] not in index  # no run
-            index[member[2:]] = member
+            alone = member.split(b":")[1]
+            assert alone not in index  # no run
+            index[alone] = member
     for batch in set(index.values()):
         ids = sorted(k for k, b in index.items() if b == batch)
         assert ids == sorted(i.encode() for i in (await held(client, batch))[0])

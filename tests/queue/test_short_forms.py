@@ -52,9 +52,10 @@ async def test_a_short_pop_lists_counts_when_they_differ(aredis: AsyncClient) ->
     assert await held(aredis, reply[3]) == [["1", "2", "3"], [2, 1, 1], ["a", "b", "c"], "c1"]
 
 
-async def test_a_short_pop_of_one_names_its_batch_after_it(aredis: AsyncClient) -> None:
+async def test_a_short_pop_of_one_names_its_batch_after_its_delivery(aredis: AsyncClient) -> None:
     await call(aredis, "queue_push_run", b"a")
-    assert (await call(aredis, "queue_pop", 1, 60000, 5, *SHORT))[3:] == [b"b:1", b"1", b"1", b"a"]
+    reply = await call(aredis, "queue_pop", 1, 60000, 5, *SHORT)
+    assert reply[3:] == [b"b:1:1", b"1", b"1", b"a"]  # 'b:<id>:<token>'
 
 
 async def test_a_pop_refuses_an_unknown_reply_form(aredis: AsyncClient) -> None:

@@ -21,10 +21,12 @@
 --                   payloads consecutively, so a pop's fresh messages are a run or a few)
 -- so a pop, and the ack of its whole batch, write three fields and members per batch and none
 -- per message.
--- A pop that delivers one message names its batch after it, 'b:<id>', and indexes it with no
--- run (two entries, then): batch_where finds such a batch by its name. (A batch of one has
--- nothing to split, so it never needs a run; a batch of more that shrinks to one keeps its name
--- and runs.) A message leaves its batch when it is acked, or when it needs state of its own:
+-- A pop that delivers one message names its batch after that delivery, 'b:<id>:<token>' (its
+-- delivery count: a name no other delivery has), and indexes it with no run (two entries,
+-- then): batch_where finds such a batch by its name, and the ack of the whole batch needs no
+-- read of its record (see alone_named). Batches of one leased before 2026-12-07 evening are
+-- named 'b:<id>' and are found and acked as before. (A batch of one has nothing to split, so
+-- it never needs a run; a batch of more that shrinks to one keeps its name and runs.) A message leaves its batch when it is acked, or when it needs state of its own:
 -- an extend, a nack, a recovery or a job's admission first take it out (batch_detach,
 -- leases_take), giving it the per-message layout that every script also understands: payloads,
 -- deliveries (its count, the fencing token) and since fields, and its own member of the
@@ -182,27 +184,35 @@ local function batch_write(Q, b, old, ids, counts, payloads, consumer, since)
   return spans
 end
 
--- Fills in `where` for the ids of `ids` that a batch of one holds ('b:<id>', see above).
-local function batch_alone(Q, ids, where)
+-- Fills in `where` for the ids of `ids` that a batch of one holds: named after that delivery,
+-- 'b:<id>:<token>' with the token in `tokens` (the same index; with another token, no batch of
+-- one holds it so), or 'b:<id>' (leased before 2026-12-07 evening), both looked at in one call.
+local function batch_alone(Q, ids, tokens, where)
   local at, names = {}, {}
   for i, id in ipairs(ids) do
     if not where[i] and string.match(id, '^%d+$') then
-      at[#at + 1], names[#names + 1] = i, 'b:' .. id
+      local n = #names
+      at[#at + 1], names[n + 1], names[n + 2] = i, 'b:' .. id .. ':' .. tokens[i], 'b:' .. id
     end
   end
   if #names == 0 then return where end
   local leased = redis.call('ZMSCORE', Q.inflight, unpack(names))
   for j, i in ipairs(at) do
-    if leased[j] then where[i] = names[j] end
+    if leased[2 * j - 1] then
+      where[i] = names[2 * j - 1]
+    elseif leased[2 * j] then
+      where[i] = names[2 * j]
+    end
   end
   return where
 end
 
--- For each of `ids`, the batch that holds it, or false (not held by a batch). Each look (the
--- run that starts at or before an id) also tells what lies between that run's end and the id:
--- no batch. Taken from the highest id down, one look serves a run's ids and the loose ids
--- above it. Callers check that the batch holds the id (with its token) before they act on it.
-local function batch_where(Q, ids)
+-- For each of `ids`, the batch that holds it, or false (not held by a batch); `tokens` (the
+-- same index: the delivery each is named with) find the batches of one. Each look (the run
+-- that starts at or before an id) also tells what lies between that run's end and the id: no
+-- batch. Taken from the highest id down, one look serves a run's ids and the loose ids above
+-- it. Callers check that the batch holds the id (with its token) before they act on it.
+local function batch_where(Q, ids, tokens)
   local where, order, known = {}, {}, {}  -- known: {low, high, batch or false}
   for i, id in ipairs(ids) do
     where[i] = false
@@ -227,7 +237,7 @@ local function batch_where(Q, ids)
     end
     where[i] = found
   end
-  return batch_alone(Q, ids, where)
+  return batch_alone(Q, ids, tokens, where)
 end
 
 local function batch_count(Q, delta)
@@ -259,13 +269,13 @@ end
 
 -- Leases the messages one pop delivers as a new batch, until `deadline`, held by `consumer`
 -- (nil or '': unnamed); returns the batch's name and its ids as spans ('first:last', or the
--- id alone for a batch of one: queue_pop's '#' reply). One message: 'b:<id>', with no run (a
--- name taken falls back to the other naming). An open batch is a member of the in-flight zset
--- (from here until batch_store closes it), so its lease's ZADD NX is also the look for a name
--- taken: no call of its own. `ids`: text, or numbers (see batch_write) but for one message.
+-- id alone for a batch of one: queue_pop's '#' reply). One message: 'b:<id>:<token>', with no
+-- run (a name taken falls back to the other naming). An open batch is a member of the in-flight
+-- zset (from here until batch_store closes it), so its lease's ZADD NX is also the look for a
+-- name taken: no call of its own. `ids`: text, or numbers (see batch_write) but for one message.
 local function batch_open(Q, now, deadline, ids, counts, payloads, consumer)
   if #ids == 1 then
-    local b = 'b:' .. ids[1]
+    local b = 'b:' .. ids[1] .. ':' .. string.format('%d', counts[1])
     if redis.call('ZADD', Q.inflight, 'NX', deadline, b) == 1 then
       local record = {ids, counts, payloads, consumer or '', NONE, now}
       redis.call('HSET', Q.batches, b, cmsgpack.pack(record))
@@ -334,7 +344,7 @@ end
 -- nothing.
 local function batch_detach(Q, ids, tokens)
   if #ids == 0 then return end
-  local where = batch_where(Q, ids)
+  local where = batch_where(Q, ids, tokens)
   local by, order = {}, {}
   for i, b in ipairs(where) do
     if b then

@@ -31,9 +31,25 @@ local function reasons_forget(Q, ids)
   end
 end
 
+-- Whether b is the batch of one a pop named after the delivery `spec` says ('1:id:token', see
+-- _batch.lua): then it holds exactly that delivery while it is open.
+local function alone_named(b, spec)
+  return string.byte(b, 2) == 58 and string.byte(spec, 2) == 58  -- 'b:', '1:' (58: ':')
+    and string.byte(spec, 1) == 49 and b == 'b' .. string.sub(spec, 2)
+end
+
 -- The ack of the whole batch b, which a pop delivered as `spec` ('n:id:token') says; whether
--- it was accepted (see batch_intact).
+-- it was accepted (see batch_intact). A batch of one named after its delivery is closed by
+-- name: its lease's ZREM answers whether it was still open, and no record is read.
 local function ack_whole(Q, b, spec)
+  if alone_named(b, spec) then
+    if redis.call('ZREM', Q.inflight, b) == 0 then return false end
+    redis.call('HDEL', Q.batches, b)
+    if string.sub(spec, -2) ~= ':1' then  -- delivered again: maybe a reason (see below)
+      reasons_forget(Q, {string.match(spec, '^1:(%d+):')})
+    end
+    return true
+  end
   local held, first, _, again, runs, since = batch_intact(Q, b, spec)
   if not held then return false end
   batch_store(Q, b, held, runs, NONE, NONE, NONE, nil, since)
@@ -73,7 +89,7 @@ end
 -- batch_where finds where each acked message is; then one call or so per batch.
 local function pop_ack(Q, ids, tokens)
   if #ids == 0 then return {} end
-  local where = batch_where(Q, ids)
+  local where = batch_where(Q, ids, tokens)
   local groups, order, loose, ok = {}, {}, {}, {}
   for i, b in ipairs(where) do
     if b then

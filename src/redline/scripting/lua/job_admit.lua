@@ -115,9 +115,9 @@ end
 
 local ids, tokens, held = {}, {}, {}
 local function mark_loose(Q, loose)  -- jobs not in the batch their source names, or none named
-  local names, read = {}, {}
-  for k, i in ipairs(loose) do names[k] = ids[i] end
-  local where = batch_where(Q, names)
+  local names, named, read = {}, {}, {}
+  for k, i in ipairs(loose) do names[k], named[k] = ids[i], tokens[i] end
+  local where = batch_where(Q, names, named)
   for k, i in ipairs(loose) do
     local b = where[k]
     if b then

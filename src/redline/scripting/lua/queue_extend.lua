@@ -19,7 +19,7 @@ local ids, tokens = {}, {}
 for i = 2, #ARGV, 2 do ids[#ids + 1], tokens[#tokens + 1] = ARGV[i], ARGV[i + 1] end
 
 -- The batches named whole: each held message with its current token.
-local where, named, order = batch_where(Q, ids), {}, {}
+local where, named, order = batch_where(Q, ids, tokens), {}, {}
 for i, b in ipairs(where) do
   if b then
     if not named[b] then named[b], order[#order + 1] = {}, b end
