@@ -275,7 +275,7 @@ end
 -- name taken: no call of its own. `ids`: text, or numbers (see batch_write) but for one message.
 local function batch_open(Q, now, deadline, ids, counts, payloads, consumer)
   if #ids == 1 then
-    local b = 'b:' .. ids[1] .. ':' .. string.format('%d', counts[1])
+    local b = 'b:' .. ids[1] .. ':' .. (counts[1] == 1 and '1' or string.format('%d', counts[1]))
     if redis.call('ZADD', Q.inflight, 'NX', deadline, b) == 1 then
       local record = {ids, counts, payloads, consumer or '', NONE, now}
       redis.call('HSET', Q.batches, b, cmsgpack.pack(record))

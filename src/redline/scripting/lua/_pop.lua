@@ -34,8 +34,7 @@ end
 -- Whether b is the batch of one a pop named after the delivery `spec` says ('1:id:token', see
 -- _batch.lua): then it holds exactly that delivery while it is open.
 local function alone_named(b, spec)
-  return string.byte(b, 2) == 58 and string.byte(spec, 2) == 58  -- 'b:', '1:' (58: ':')
-    and string.byte(spec, 1) == 49 and b == 'b' .. string.sub(spec, 2)
+  return string.sub(spec, 1, 2) == '1:' and b == 'b' .. string.sub(spec, 2)
 end
 
 -- The ack of the whole batch b, which a pop delivered as `spec` ('n:id:token') says; whether
@@ -124,7 +123,7 @@ local function ids_fields(Q, drained)
     taken = redis.call('HGET', Q.ids, 'taken')  -- written first by queue_push
   end
   if not taken and not read['1'] and redis.call('EXISTS', Q.ids) == 0 then return nil end
-  return tonumber(taken or '0'), read
+  return (taken or 0) + 0, read
 end
 
 -- The ids push gave the `n` messages at positions taken+1 .. taken+n, as numbers (false: a raw
@@ -140,9 +139,10 @@ local function known_ids(Q, n, drained)
     if run == nil then run = redis.call('HGET', Q.ids, field) end
     if run then
       local first, len, colon = run, 1, string.find(run, ':', 1, true)  -- '<id>' or '<id>:<n>'
-      if colon then first, len = string.sub(run, 1, colon - 1), string.sub(run, colon + 1) end
-      first, len = tonumber(first), tonumber(len) or 1
-      local k = math.min(len, n - p + 1)
+      if colon then first, len = string.sub(run, 1, colon - 1), string.sub(run, colon + 1) + 0 end
+      first = first + 0  -- (numbers by arithmetic: no C call, as tonumber or math.min would be)
+      local k = n - p + 1
+      if len < k then k = len end
       for j = 0, k - 1 do ids[p + j] = first + j end
       used[#used + 1] = field
       if k < len and not drained then  -- the rest of the run starts where the next pop takes
@@ -156,8 +156,16 @@ local function known_ids(Q, n, drained)
   if drained then  -- nothing left to number: positions start again from 1
     redis.call('DEL', Q.ids)
   else
-    if #used > 0 then redis.call('HDEL', Q.ids, unpack(used)) end
-    redis.call('HSET', Q.ids, 'taken', string.format('%d', taken + n), unpack(rest))
+    if #used == 1 then  -- (the usual case: one run, no unpack)
+      redis.call('HDEL', Q.ids, used[1])
+    elseif #used > 0 then
+      redis.call('HDEL', Q.ids, unpack(used))
+    end
+    if rest == NONE then  -- (no unpack of it: a C call)
+      redis.call('HSET', Q.ids, 'taken', string.format('%d', taken + n))
+    else
+      redis.call('HSET', Q.ids, 'taken', string.format('%d', taken + n), rest[1], rest[2])
+    end
   end
   return ids
 end
@@ -166,7 +174,7 @@ end
 local function first_score(zset)
   local first = redis.call('ZRANGE', zset, 0, 0, 'WITHSCORES')
   if not first[2] then return false end
-  return tonumber(first[2])
+  return first[2] + 0
 end
 
 -- The ms from `now` until the first member of `zset` is due (-1: none).

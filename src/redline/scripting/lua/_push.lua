@@ -13,11 +13,17 @@ local function push_payloads(keys, payloads)
   local n = #payloads
   local last = redis.call('INCRBY', keys[4], n)
   local taken = redis.call('HGET', keys[3], 'taken')
-  local base = tonumber(taken or '0') + redis.call('LLEN', keys[2])
+  local base = (taken or 0) + redis.call('LLEN', keys[2])  -- (arithmetic, not tonumber: no C call)
   local first = last - n + 1
   for i = 1, n, 1000 do
-    local j = math.min(i + 999, n)
-    local length = redis.call('LPUSH', keys[1], unpack(payloads, i, j))
+    local j = i + 999
+    if j > n then j = n end
+    local length
+    if i == j then  -- one payload (a push of one: no unpack)
+      length = redis.call('LPUSH', keys[1], payloads[i])
+    else
+      length = redis.call('LPUSH', keys[1], unpack(payloads, i, j))
+    end
     local run = string.format('%d', first + i - 1)
     if j > i then run = run .. ':' .. string.format('%d', j - i + 1) end
     local field = string.format('%d', base + length - (j - i))

@@ -39,9 +39,12 @@
 -- include _retention.lua
 -- include _batch.lua
 -- include _pop.lua
-local count, lease, max = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+-- (Numbers by arithmetic, not tonumber or math.floor: a C function call each costs a pop of one
+-- about as much as the conversion itself.)
+local count, lease, max = ARGV[1] + 0, ARGV[2] + 0, ARGV[3] + 0
 local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local us = clock[2] + 0
+local now = clock[1] * 1000 + (us - us % 1000) / 1000
 local Q = {
   ids = KEYS[3], inflight = KEYS[5], delayed = KEYS[6], payloads = KEYS[7], deliveries = KEYS[8],
   since = KEYS[9], reasons = KEYS[10], dead = KEYS[11], retention = KEYS[12], batches = KEYS[13],
@@ -65,12 +68,13 @@ for i = 4, #ARGV, 2 do
   end
 end
 local acked = pop_ack(Q, ack_ids, ack_tokens)
-for _, i in ipairs(wholes) do
+for w = 1, #wholes do  -- (numeric loops here: ipairs is a C call per step)
+  local i = wholes[w]
   if ack_whole(Q, ARGV[i], ARGV[i + 1]) then acked[#acked + 1] = ARGV[i] else count = 0 end
 end
 
 local out = {0, 0, #acked}
-for i, id in ipairs(acked) do out[3 + i] = id end
+for i = 1, #acked do out[3 + i] = acked[i] end
 local o = #out  -- the length of out: Lua 5.1's # is not free
 local named = o + 1  -- where the batch's name goes, with '@'
 if consumer then out[named], o = '', o + 1 end
@@ -161,7 +165,7 @@ if k > 0 then
   local b
   b, spans = batch_open(Q, now, now + lease, bids, bcounts, bpayloads, consumer)
   if consumer then out[named] = b end
-  if lease1 ~= nil then lease1 = math.min(lease1 or now + lease, now + lease) end
+  if lease1 ~= nil and not (lease1 and lease1 < now + lease) then lease1 = now + lease end
 end
 if not short then
   for j = 1, k do
