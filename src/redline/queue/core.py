@@ -135,10 +135,8 @@ def _by_key(deliveries: Sequence[Delivery]) -> dict[str, list[Delivery]]:
     return groups
 
 
-def _payload(value: object) -> bytes | str:
-    if isinstance(value, bytes | str):
-        return value
-    raise QueueError(f"a payload must be bytes or str, got {type(value).__name__}: {value!r:.60}")
+def _not_a_payload(value: object) -> QueueError:
+    return QueueError(f"a payload must be bytes or str, got {type(value).__name__}: {value!r:.60}")
 
 
 class QueueCore:
@@ -178,10 +176,12 @@ class QueueCore:
     ) -> Steps[list[str]]:
         """Push in chunks; `ids` (when given) holds the ids of the chunks stored so far, so a
         caller whose push failed midway knows what was stored."""
-        checked = [_payload(p) for p in payloads]
+        for p in payloads:  # (checked in this loop: no call per payload)
+            if not isinstance(p, bytes | str):
+                raise _not_a_payload(p)
         ids = [] if ids is None else ids
-        for start in range(0, len(checked), BATCH):  # (not _chunks: one call less per push)
-            chunk = checked[start : start + BATCH]
+        for start in range(0, len(payloads), BATCH):  # (not _chunks: one call less per push)
+            chunk = payloads[start : start + BATCH]
             ids += pushed_ids((yield Call("queue_push_run", key, chunk)))
         return ids
 
