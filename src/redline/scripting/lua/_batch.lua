@@ -22,12 +22,13 @@
 -- so a pop, and the ack of its whole batch, write three fields and members per batch and none
 -- per message.
 -- A pop that delivers one message names its batch after that delivery, 'b:<id>:<token>' (its
--- delivery count: a name no other delivery has), and indexes it with no run (two entries,
--- then): batch_where finds such a batch by its name, and the ack of the whole batch needs no
--- read of its record (see alone_named). Batches of one leased before 2026-12-07 evening are
--- named 'b:<id>' and are found and acked as before. (A batch of one has nothing to split, so
--- it never needs a run; a batch of more that shrinks to one keeps its name and runs.) A message leaves its batch when it is acked, or when it needs state of its own:
--- an extend, a nack, a recovery or a job's admission first take it out (batch_detach,
+-- delivery count: the fencing token), and indexes it with no run (two entries, then):
+-- batch_where finds such a batch by its name, and the ack of the whole batch needs no read of
+-- its record (see _pop.lua's alone_named). Batches of one leased before 2026-12-07 evening
+-- are named 'b:<id>' and are found and acked as before. (A batch of one has nothing to split,
+-- so it never needs a run; a batch of more that shrinks to one keeps its name and runs.) A
+-- message leaves its batch when it is acked, or when it needs state of its own: an extend, a
+-- nack, a recovery or a job's admission first take it out (batch_detach,
 -- leases_take), giving it the per-message layout that every script also understands: payloads,
 -- deliveries (its count, the fencing token) and since fields, and its own member of the
 -- inflight zset. Runs never overlap: each covers ids its batch holds, rewritten whenever the
@@ -192,7 +193,8 @@ local function batch_alone(Q, ids, tokens, where)
   for i, id in ipairs(ids) do
     if not where[i] and string.match(id, '^%d+$') then
       local n = #names
-      at[#at + 1], names[n + 1], names[n + 2] = i, 'b:' .. id .. ':' .. tokens[i], 'b:' .. id
+      local named = 'b:' .. id .. ':' .. (tokens[i] or '')  -- (no token: matches no batch)
+      at[#at + 1], names[n + 1], names[n + 2] = i, named, 'b:' .. id
     end
   end
   if #names == 0 then return where end
