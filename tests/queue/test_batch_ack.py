@@ -250,3 +250,12 @@ async def test_a_batch_of_one_leased_by_an_older_version_is_still_acked(
     assert (await call(aredis, "queue_pop", 0, 0, 5, "2", 1))[2:] == [1, b"2"]
     assert await call(aredis, "queue_recover", 10, 0, 5) == [1, 0]  # 3, as any lease
     assert (await call(aredis, "queue_pop", 1, 60000, 5))[3:6] == [b"3", b"c", 2]
+
+
+async def test_an_id_named_without_its_token_holds_nothing(aredis: AsyncClient) -> None:
+    """A call that names an id but no token (ARGV cut short) finds no batch of one for it
+    (whose name carries the token) and changes nothing, as a wrong token would."""
+    await call(aredis, "queue_push", b"a")
+    batch, _ = await pop_named(aredis, 1)
+    assert await call(aredis, "queue_extend", 60000, "1") == [0]
+    assert await aredis.zscore(K.inflight, batch) is not None  # still held as it was
