@@ -91,8 +91,12 @@ class Admission:
     few arguments, not one per job, whatever its limits; so do the slots to give back (one
     argument per limit, its jobs' ids joined)."""
 
-    def __init__(self, queue: str, releases: Mapping[Limit, Sequence[str]] | None = None) -> None:
+    def __init__(
+        self, queue: str, releases: Mapping[Limit, Sequence[str]] | None = None, prefix: str = ""
+    ) -> None:
         self.queue = queue
+        # This call's slot names: prefix + job id (`jobs.held_slots`; "": the job's id).
+        self.prefix = prefix
         self.releases: Mapping[Limit, Sequence[str]] = releases or {}  # by limit, job ids
         self._sources: dict[str, int] = {}
         self._heads: list[list[Any]] = []  # by source: its priority, its jobs' one batch or None
@@ -145,7 +149,8 @@ class Admission:
             keys += level_keys(self.queue)
         for pair in self._limits:
             keys += pair
-        args: list[Any] = [lease_ms, round(KEPT * 1000), len(self._sources), int(bool(released))]
+        kept = f"{round(KEPT * 1000)}/{self.prefix}"
+        args: list[Any] = [lease_ms, kept, len(self._sources), int(bool(released))]
         args += [len(self._limits), len(self._register), *self._register]
         args += [len(released) // 2, *released, len(self._specs), *specs, *self._batches()]
         return keys, [*args, *(x for group in self._groups for x in group.args())]
@@ -172,7 +177,7 @@ class Verdict(enum.Enum):
     EXPIRED = "expired"
 
 
-Held = tuple[str, Limit]  # a slot an admitted job holds: its queue, its limit
+Held = tuple[str, Limit]  # a limit whose slots a worker holds: its queue, its limit
 Job = tuple[int, Delivery, Held | None]  # index, delivery, the slot it takes (None: no cap)
 
 
@@ -232,9 +237,11 @@ def release_call(queue: str, releases: Mapping[Limit, Sequence[str]]) -> Call:
     return keys, args
 
 
-def extend_call(lease_ms: int, held: Mapping[str, Sequence[str]]) -> Call:
-    """One `job_slot_extend` call: `held` maps a slots zset to the ids holding slots there."""
+def extend_call(lease_ms: int, held: Mapping[Limit, Sequence[str]]) -> Call:
+    """One `job_slot_extend` call: `held` maps a limit to the names of the slots held there."""
+    keys: list[str] = []
     args: list[Any] = [lease_ms]
-    for ids in held.values():
-        args += [len(ids), *ids]
-    return list(held), args
+    for limit, names in held.items():
+        keys += limit
+        args += [len(names), *names]
+    return keys, args

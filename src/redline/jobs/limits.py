@@ -6,11 +6,11 @@ the others of one queue are decided by one script call per batch (``job_admit``)
 over keys in the queue's cluster slot, each limit's set trimmed, counted and written once:
 
 - concurrency: a running job holds a slot, a member of ``{q}:job-concurrency:<task>[:<key>]``
-  scored by its lease deadline. The worker's heartbeat extends all it holds in one call per
-  queue; a job that finishes gives its slot back with the next admission call (or, when no
-  pop comes first, with the settling of its batch: one ``job_slot_release`` call; while the
-  worker's jobs are fast, `gate_slots.HOLD` after it), waking the first job waiting for one.
-  A killed worker's slot is reclaimed once its deadline passes, like its lease.
+  scored by its lease deadline and named for the worker that holds it. When the job ends the
+  worker keeps the slot for its next job of that limit, which then starts with no call
+  (`admit_held`; `jobs.held_slots`); a slot kept free a moment goes back with the next
+  admission call (or one ``job_slot_release`` call), waking the first job waiting for one.
+  A killed worker's slots are reclaimed once their deadline passes, like its leases.
 - rate: the starts are logged in ``{q}:job-rate:<task>[:<key>]``, one member per admission
   call scored by when it was made, carrying how many it admitted (and a running total, so the
   window is counted with two reads); a job is admitted while fewer than N started in the last
@@ -44,12 +44,12 @@ from redline.jobs.admission import (
     Job,
     Limits,
     Verdict,
-    extend_call,
     limits_of,
     verdicts,
 )
 from redline.jobs.document import JobDocument, JobState, job_keys
 from redline.jobs.gate_slots import Returns
+from redline.jobs.held_slots import Slots
 from redline.jobs.job import JobRecord, describe_args
 from redline.jobs.library import LIBRARY
 from redline.jobs.options import Rate, parse_rate
@@ -58,7 +58,7 @@ from redline.jobs.records import note_recent, record_failure
 from redline.jobs.task import Task, Tasks
 from redline.jobs.usage import Registrar, limit_keys, member
 from redline.queue import Delivery, ReliableQueue
-from redline.scripting.scripts import run, run_batched, sha
+from redline.scripting.scripts import run, sha
 
 __all__ = ["Gate", "limit_keys"]  # limit_keys: from jobs.usage, where it is named
 
@@ -98,12 +98,13 @@ class Gate:
         self.expired = expired  # told of each job dropped unrun (the worker writes its event)
         self.guarded = {t.name: t for t in tasks.values() if _limited(t) or t.expires}
         self.marks = _marks(self.guarded)  # None: every batch is judged
-        self.held: dict[tuple[str, str], Held] = {}  # delivery -> its queue, the slot it holds
+        self.held: dict[tuple[str, str], tuple[Held, str]] = {}  # delivery -> its limit, slot
         self.documents: dict[tuple[str, str], JobDocument] = {}  # admitted, decoded here
         self.judged: dict[tuple[str, str], _Judged] = {}  # popped ahead, judged (`prepare`)
         self.specs: dict[tuple[str, str, str | None, str | None], _Spec] = {}
         self.task_specs: dict[tuple[str, str], _Spec] = {}  # (source key, task): no limit keys
         self.returns = Returns(queue.client)  # finished jobs' slots, to give back
+        self.slots = Slots(self.returns)  # the slots this worker holds, kept between jobs
         self.waited = -1e9  # monotonic time a job was last put back to wait
         self.registrar = Registrar()  # the limits in use, registered for readers
         # The admissions' own connection: an admission is on the way from free run slots to
@@ -134,6 +135,39 @@ class Gate:
         if self.judges(deliveries):
             for d in deliveries:
                 self.judged[(d.key, d.id)] = self._judge(d)
+
+    def admit_held(self, deliveries: Sequence[Delivery]) -> tuple[list[Delivery], list[Delivery]]:
+        """Of `deliveries`, those that start now with no call: jobs of unlimited tasks, and
+        those under a cap alone that find a slot this worker holds free (`jobs.held_slots`),
+        none expired; and the rest, for `admit`. A job started so is not checked as still held
+        (its lease lapsed and another worker took it): it runs again, at least once, and its
+        ack is refused by the fencing."""
+        if not self.slots.free:
+            return [], list(deliveries)
+        started: list[Delivery] = []
+        rest: list[Delivery] = []
+        now, judged = time.time(), self.judged
+        for d in deliveries:
+            at = (d.key, d.id)
+            found = judged.pop(at, None) or self._judge(d)
+            _, doc, spec, deadline = found
+            name = None
+            if deadline is not None and d.deliveries == 1 and now > deadline:
+                pass  # expired: `admit` drops it
+            elif spec is None or spec.held is None or spec.limits[2]:  # unlimited, or a rate
+                name = "" if spec is None else None
+            else:
+                name = self.slots.take(spec.held)
+            if name is None:
+                judged[at] = found
+                rest.append(d)
+                continue
+            started.append(d)
+            if doc is not None:
+                self.documents[at] = doc
+            if spec is not None and spec.held is not None:
+                self.held[at] = (spec.held, name)
+        return started, rest
 
     async def admit(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
         """The deliveries that may run now; the others wait, expire or were not ours."""
@@ -251,7 +285,8 @@ class Gate:
         queue = self.levels.queue_of(key)
         asked = calls.get(queue)
         if asked is None:
-            asked = calls[queue] = Asked(Admission(queue, self.returns.take(queue)))
+            call = Admission(queue, self.returns.take(queue), self.slots.prefix())
+            asked = calls[queue] = Asked(call)
         routes[key] = asked, self.levels.priority_of(key)
         return routes[key]
 
@@ -317,24 +352,32 @@ class Gate:
         """The indexes of `asked`'s deliveries that its admission's `replies` admitted."""
         codes = replies[0]  # one character per job; all "1": each admitted (the usual)
         one = b"1" if isinstance(codes, bytes) else "1"  # bytes from redline's clients
+        prefix = asked.call.prefix
         if len(replies) == 1 and len(codes) == len(asked.jobs) == codes.count(one):
-            return self._all_admitted(asked.jobs)
+            return self._all_admitted(asked.jobs, prefix)
         found = verdicts(replies)
-        return [job[0] for job, v in zip(asked.jobs, found, strict=True) if self._admitted(job, *v)]
+        return [
+            job[0]
+            for job, v in zip(asked.jobs, found, strict=True)
+            if self._admitted(job, prefix, *v)
+        ]
 
-    def _all_admitted(self, jobs: list[Job]) -> list[int]:
-        held = self.held
+    def _all_admitted(self, jobs: list[Job], prefix: str) -> list[int]:
+        held, own = self.held, self.slots.own
         for _, d, slots in jobs:
             if slots is not None:
-                held[(d.key, d.id)] = slots
+                held[(d.key, d.id)] = slots, prefix + d.id
+                own(slots, prefix + d.id)
         return [i for i, _, _ in jobs]
 
-    def _admitted(self, job: Job, code: int, ms: int, why: str) -> bool:
-        """Whether `job` was admitted (code 1; 0: put back to wait, -1: not held, stale)."""
+    def _admitted(self, job: Job, prefix: str, code: int, ms: int, why: str) -> bool:
+        """Whether `job` was admitted (code 1; 0: put back to wait, -1: not held, stale); its
+        slot, if it takes one, named `prefix` and its id."""
         _, d, slots = job
         if code == 1:
             if slots is not None:
-                self.held[(d.key, d.id)] = slots
+                self.held[(d.key, d.id)] = slots, prefix + d.id
+                self.slots.own(slots, prefix + d.id)
             return True
         if code == 0:
             self.waited = time.monotonic()
@@ -342,34 +385,32 @@ class Gate:
         return False
 
     def finish(self, delivery: Delivery) -> None:
-        """`delivery` finished (or was returned): its slot, if it holds one, goes back with the
-        next admission call of its queue, or with `release`, whichever comes first; its
-        document (or what `prepare` judged of it) is dropped if no run took it (one cancelled
-        before it started, or popped ahead and given back unrun)."""
+        """`delivery` finished (or was returned): its slot, if it holds one, is kept for the
+        worker's next job of its limit (`held_slots.Slots.done`) or goes back with the next
+        admission call of its queue, or with `release`, whichever comes first; its document
+        (or what `prepare` judged of it) is dropped if no run took it (one cancelled before it
+        started, or popped ahead and given back unrun)."""
         at = (delivery.key, delivery.id)
         self.documents.pop(at, None)
         self.judged.pop(at, None)
         held = self.held.pop(at, None)
         if held is not None:
-            self.returns.put(held[0], held[1], delivery.id)
+            self.slots.done(*held)
 
     async def release(self, deliveries: Iterable[Delivery]) -> None:
         """Give back the slots of finished jobs not given back yet (`gate_slots.Returns.send`:
-        now, or, while the worker's jobs are fast, with its next admission)."""
+        now, or, while the worker's jobs are fast, with its next admission); and, once the
+        worker keeps slots no longer (it stops), the free ones it held."""
         for d in deliveries:
             self.finish(d)
+        if self.slots.free and not self.slots.keeps():
+            self.slots.give_back_free()
         await self.returns.send()
 
     async def extend(self) -> None:
-        """Extend the held slots with the leases (the worker's heartbeat): one call per queue."""
-        by_queue: dict[str, dict[str, list[str]]] = {}
-        for (_, job_id), (queue, (slots, _)) in list(self.held.items()):
-            held = by_queue.setdefault(queue, {})
-            held.setdefault(slots, []).append(job_id)
-        lease = round(self.queue.lease * 1000)
-        for held in by_queue.values():
-            keys, args = extend_call(lease, held)
-            await run_batched(self.queue.client, "job_slot_extend", keys, args)
+        """Extend the slots this worker holds, and learn which limits have jobs waiting
+        (`held_slots.Slots.check`): one call per queue."""
+        await self.slots.check(self.queue.client, round(self.queue.lease * 1000))
 
     async def _expire(self, expired: Sequence[tuple[Delivery, JobDocument]]) -> None:
         """Drop jobs past their deadline: unlocked, acknowledged, recorded and counted."""

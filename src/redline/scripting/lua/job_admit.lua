@@ -2,7 +2,9 @@
 -- (not an attempt); first give back the slots of jobs that finished since the last call. One
 -- call per batch and queue: each limit's set is trimmed and counted once, and written once.
 -- Admitted: a job takes a concurrency slot (a member of the slots set scored by its lease
--- deadline, so a killed worker's slot is reclaimed once that passes) and a rate-limit start
+-- deadline, so a killed worker's slot is reclaimed once that passes; named by the worker's
+-- prefix and the job's id: the worker holds it after the job, see jobs/held_slots.py) and a
+-- rate-limit start
 -- (counted in the log's one member for this call: see _rate_log.lua); it stays in the batch it
 -- was leased with. Refused: it leaves flight for the delayed set, its delivery count taken
 -- back, due when a start frees up (rate) or when the earliest slot's lease ends (concurrency;
@@ -15,7 +17,9 @@
 -- then per limit, 2 keys: concurrency slots zset (id -> lease deadline, ms) and waiters list
 --   ("<priority>:<id>:<delivery count>"); or rate log zset (_rate_log.lua) and spreading key
 --   (ms when the next refused job is due)
--- ARGV[1] lease (ms)   ARGV[2] ms a registry member is kept after it was last registered
+-- ARGV[1] lease (ms)   ARGV[2] ms a registry member is kept after it was last registered,
+--   then '/' and the prefix of this call's slot names ('@<worker>.<call>:'), a slot being
+--   named prefix .. job id (without '/', as an earlier worker sends it: a slot is the job's id)
 -- ARGV[3] sources   ARGV[4] 1 when there are releases (and the 20 level keys), else 0
 -- ARGV[5] limits    ARGV[6] R: registry members to (re)register, ARGV[7..6+R] the members
 --   (workers send one when they first meet a limit, then once a minute)
@@ -41,13 +45,14 @@
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local lease, S, R = tonumber(ARGV[1]), tonumber(ARGV[3]), tonumber(ARGV[6])
+local kept_ms, prefix = string.match(ARGV[2], '^(%d+)/?(.*)$')
 local a = 7 + R
 
 if R > 0 then
   local scored = {}
   for i = 7, 6 + R do scored[#scored + 1], scored[#scored + 2] = now, ARGV[i] end
   redis.call('ZADD', KEYS[1], unpack(scored))
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(kept_ms))
 end
 
 local sources = {}
@@ -241,8 +246,10 @@ local function decide(i, spec, s)
   local cap, holds = nil, false
   if spec.cap > 0 then
     cap = open_cap(spec.slots)
-    -- Only a redelivery can hold a slot already (a refused job's count is taken back).
-    holds = tokens[i] ~= '1' and redis.call('ZSCORE', (limit(spec.slots)), ids[i])
+    -- Only a redelivery can hold a slot already (a refused job's count is taken back), and
+    -- only one named by its id (an earlier worker's): a named slot is a new member each time.
+    holds = prefix == '' and tokens[i] ~= '1'
+      and redis.call('ZSCORE', (limit(spec.slots)), ids[i])
     if not holds and cap.count >= spec.cap then return refuse_cap(i, spec, s) end
   end
   if spec.rate > 0 then
@@ -252,7 +259,7 @@ local function decide(i, spec, s)
   end
   if cap then
     if not holds then cap.count = cap.count + 1 end
-    cap.add[#cap.add + 1], cap.add[#cap.add + 2] = deadline, ids[i]
+    cap.add[#cap.add + 1], cap.add[#cap.add + 2] = deadline, prefix .. ids[i]
   end
   return nil
 end
@@ -283,7 +290,9 @@ local function admit_all(g, spec)
   if cap then
     local add = cap.add
     cap.count = cap.count + n
-    for id in string.gmatch(g[5], '[^,]+') do add[#add + 1], add[#add + 2] = deadline, id end
+    for id in string.gmatch(g[5], '[^,]+') do
+      add[#add + 1], add[#add + 2] = deadline, prefix .. id
+    end
   end
   return true
 end
