@@ -71,6 +71,12 @@ def held_slow(url: str, n: int, seconds: float = 0.05) -> None:
     _mark_running(client, -1)
 
 
+@tasks.task(queue="l:rate40", rate_limit="40/s", max_deliveries=50)
+async def rated_ahead(url: str, n: int) -> None:
+    """Records when it started (``l:starts``): a limit whose admissions take starts ahead."""
+    _client(url).rpush("l:starts", repr(time.time()))
+
+
 @tasks.task(queue="l:percap", concurrency=1, concurrency_key=lambda url, key, n: key)
 def per_key(url: str, key: str, n: int) -> None:
     client = _client(url)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from redline.connection import AsyncClient
-from redline.jobs import enqueue_many, gate_slots
+from redline.jobs import enqueue_many, gate_slots, held_slots
 from redline.jobs.held_slots import Slots
 from tests.jobs import limit_tasks as lt
 from tests.jobs.running import until
@@ -122,3 +122,42 @@ async def _gone(client: AsyncClient, key: str) -> bool:
 
 async def _completed(running: Running) -> bool:
     return running.worker.completed > 0
+
+
+async def test_a_worker_spends_starts_taken_ahead_with_no_admission_call(
+    aredis: AsyncClient, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under a rate limit far above the drain, each admission takes ahead as many starts as
+    the worker asked for lately, and the next batches start on them: 400 no-ops at 8 a batch
+    (50 batches) take a handful of admission calls, each asking for about twice the last."""
+    monkeypatch.setattr(held_slots, "SPEND", 600.0)  # spendable however slow the machine is
+    jobs = 400
+    await enqueue_many(aredis, lt.quick_async, [((redis_url, n), {}) for n in range(jobs)])
+    worker = Running(redis_url, ["l:ahead"], concurrency=8)
+    try:
+        await until(lambda: _listed(aredis, "l:ran", jobs), 60)
+        assert worker.worker.gate.slots.calls <= 12, worker.worker.gate.slots.calls
+    finally:
+        await worker.stop()
+    assert sorted(int(n) for n in await aredis.lrange("l:ran", 0, -1)) == list(range(jobs))
+
+
+async def test_starts_taken_ahead_keep_any_one_second_window_within_the_limit_and_burst(
+    aredis: AsyncClient, redis_url: str
+) -> None:
+    """Two workers drain a 40/s limit whose admissions take starts ahead (up to 5 a call),
+    spent within `SPEND`: the starts in any one-second window stay within N + burst (80),
+    and the workers did start jobs on starts taken ahead."""
+    jobs = 200
+    await enqueue_many(aredis, lt.rated_ahead, [((redis_url, n), {}) for n in range(jobs)])
+    workers = [Running(redis_url, ["l:rate40"], concurrency=8) for _ in range(2)]
+    try:
+        await until(lambda: _listed(aredis, "l:starts", jobs), 60)
+        spent = [w.worker.gate.starts.spent for w in workers]
+    finally:
+        for worker in workers:
+            await worker.stop()
+    starts = sorted(float(t) for t in await aredis.lrange("l:starts", 0, -1))
+    busiest = max(sum(1 for t in starts if s <= t < s + 1) for s in starts)
+    assert busiest <= 80, busiest
+    assert sum(spent) > 0

@@ -334,6 +334,31 @@ async def test_a_worker_names_its_slots_and_a_redelivery_counts_afresh(
         assert parse_verdicts(await LIBRARY.call(aredis, "job_admit", keys, args))[0][0] == code
 
 
+async def test_an_admission_takes_starts_ahead_logged_at_once_and_bounded(
+    aredis: AsyncClient,
+) -> None:
+    """Starts asked ahead under a rate are granted up to an eighth of the limit and what the
+    window has room for, logged as starts in the same call, and named at the reply's end
+    (the limit's index in the call, how many)."""
+    queue = ReliableQueue(aredis)
+    log = limit_keys("q", "rate", "t", None)
+    await queue.push("q", b"a", b"b", b"c", b"d", b"e", b"f")
+    popped = await queue.pop("q", count=6)
+    for batch, asked, rate, reply_tail, logged in (
+        (popped[:2], 10, 16, [1, 2], 4),  # an eighth of 16: 2
+        (popped[2:4], 100, 800, [1, 100], 4 + 2 + 100),
+        (popped[4:], 1000, 110, [1, 2], 110),  # the window's room: 110 - 106 - 2
+    ):
+        call = Admission("q", prefix="@w.1:")
+        for d in batch:
+            call.add(d, 0, limits_of(0, log, Rate(rate, 60_000), log))
+        call.take_ahead(log, asked)
+        keys, args = call.call(LEASE)
+        reply = await LIBRARY.call(aredis, "job_admit", keys, args)
+        assert reply == [b"11", *reply_tail]
+        assert await _starts(aredis, log[0]) == logged
+
+
 async def test_a_delivery_is_judged_by_the_batch_it_was_popped_in_or_found_stale(
     aredis: AsyncClient,
 ) -> None:

@@ -16,6 +16,14 @@ worker's slots come back when it passes), and the reply says which limits have j
 for a slot: for those the worker gives its free slots back at once, and each slot as its job
 ends, until none wait (`contended`). A slot the server no longer has (reclaimed while the
 worker stalled past its lease) is forgotten.
+
+Rate limits the same way, with starts (`Starts`): an admission call also takes up to as many
+starts as the worker asked under that limit in the last `SPEND` seconds (at most an eighth of
+the limit, and what its window has room for), logged as starts at once; the worker spends them
+on its next jobs of that limit with no call, and drops what it has not spent `SPEND` seconds
+after it sent the call. Logged before the jobs start, and spent within `SPEND` <= 1 s, the
+starts in any one-second window are then at most those logged in it and in the `SPEND`
+before it: at most two windows' worth, N + burst with burst = N, as without chunks.
 """
 
 from __future__ import annotations
@@ -32,9 +40,10 @@ from redline.jobs.admission import Held, Limit, extend_call
 from redline.jobs.gate_slots import Returns
 from redline.scripting.scripts import run_batched
 
-__all__ = ["CHECK", "Slots"]
+__all__ = ["CHECK", "SPEND", "Slots", "Starts"]
 
 CHECK = 1.0  # seconds between a worker's checks of its slots (a third of its lease if shorter)
+SPEND = 0.5  # seconds a worker may spend starts taken ahead, from its call (at most 1: above)
 
 
 class Slots:
@@ -154,3 +163,57 @@ class Slots:
             self._sweep = asyncio.get_running_loop().call_later(gate_slots.HOLD, self._swept)
         if given:
             self.returns.send_soon()
+
+
+class Starts:
+    """The starts a worker took ahead under rate limits, and how many it asks for (see the
+    module docstring)."""
+
+    def __init__(self) -> None:
+        self.chunks: dict[Limit, list[list[float]]] = {}  # limit -> [starts left, spend by]
+        # limit -> [jobs asked about since `since`, in the SPEND before, since]
+        self.asked: dict[Limit, list[float]] = {}
+        self.spent = 0  # starts taken ahead spent (jobs started with no call)
+
+    def note(self, log: Limit) -> None:
+        """A job under rate limit `log` is to start (asked about, or started locally)."""
+        counts = self.asked.get(log)
+        now = time.monotonic()
+        if counts is None:
+            if len(self.asked) > 10_000:  # many per-key limits: forget, and count again
+                self.asked.clear()
+            counts = self.asked[log] = [0.0, 0.0, now]
+        elif now - counts[2] > SPEND:
+            counts[:] = [0.0, counts[0] if now - counts[2] < 2 * SPEND else 0.0, now]
+        counts[0] += 1
+
+    def wanted(self, log: Limit) -> int:
+        """How many starts to take ahead under `log`: as many as were asked in a `SPEND`."""
+        counts = self.asked.get(log)
+        return 0 if counts is None else int(max(counts[0], counts[1]))
+
+    def grant(self, log: Limit, starts: int, made: float) -> None:
+        """An admission call made at `made` (monotonic) took `starts` ahead under `log`."""
+        if len(self.chunks) > 10_000:
+            self.chunks.clear()
+        self.chunks.setdefault(log, []).append([starts, made + SPEND])
+
+    def take(self, log: Limit) -> bool:
+        """Spend a start taken ahead under `log`; False: none left (or too old to spend)."""
+        chunks = self.chunks.get(log)
+        if not chunks:
+            return False
+        now = time.monotonic()
+        while chunks and (chunks[0][0] < 1 or chunks[0][1] < now):
+            chunks.pop(0)
+        if not chunks:
+            del self.chunks[log]
+            return False
+        chunks[0][0] -= 1
+        self.spent += 1
+        return True
+
+    def give(self, log: Limit) -> None:
+        """Put back a start `take` just gave (its job did not start after all)."""
+        self.chunks[log][0][0] += 1
+        self.spent -= 1

@@ -14,7 +14,8 @@ over keys in the queue's cluster slot, each limit's set trimmed, counted and wri
 - rate: the starts are logged in ``{q}:job-rate:<task>[:<key>]``, one member per admission
   call scored by when it was made, carrying how many it admitted (and a running total, so the
   window is counted with two reads); a job is admitted while fewer than N started in the last
-  period (a sliding window).
+  period (a sliding window). A call also takes starts ahead, which the worker spends on its
+  next jobs of that limit with no call, within `held_slots.SPEND` (`admit_held`).
 - refused jobs go back to their queue's delayed set, due when they may start, with their
   delivery count taken back: the wait is not an attempt, and holds no worker slot. Admitted
   ones stay in the batch they were leased with, so their ack stays the batch's one write.
@@ -49,7 +50,7 @@ from redline.jobs.admission import (
 )
 from redline.jobs.document import JobDocument, JobState, job_keys
 from redline.jobs.gate_slots import Returns
-from redline.jobs.held_slots import Slots
+from redline.jobs.held_slots import Slots, Starts
 from redline.jobs.job import JobRecord, describe_args
 from redline.jobs.library import LIBRARY
 from redline.jobs.options import Rate, parse_rate
@@ -105,6 +106,7 @@ class Gate:
         self.task_specs: dict[tuple[str, str], _Spec] = {}  # (source key, task): no limit keys
         self.returns = Returns(queue.client)  # finished jobs' slots, to give back
         self.slots = Slots(self.returns)  # the slots this worker holds, kept between jobs
+        self.starts = Starts()  # the starts it took ahead under rate limits
         self.waited = -1e9  # monotonic time a job was last put back to wait
         self.registrar = Registrar()  # the limits in use, registered for readers
         # The admissions' own connection: an admission is on the way from free run slots to
@@ -136,13 +138,18 @@ class Gate:
             for d in deliveries:
                 self.judged[(d.key, d.id)] = self._judge(d)
 
+    @property
+    def holds(self) -> bool:
+        """Whether this worker holds free slots or starts taken ahead (`admit_held`)."""
+        return bool(self.slots.free or self.starts.chunks)
+
     def admit_held(self, deliveries: Sequence[Delivery]) -> tuple[list[Delivery], list[Delivery]]:
         """Of `deliveries`, those that start now with no call: jobs of unlimited tasks, and
-        those under a cap alone that find a slot this worker holds free (`jobs.held_slots`),
-        none expired; and the rest, for `admit`. A job started so is not checked as still held
-        (its lease lapsed and another worker took it): it runs again, at least once, and its
-        ack is refused by the fencing."""
-        if not self.slots.free:
+        those that find a slot this worker holds free under their cap and a start it took
+        ahead under their rate (`jobs.held_slots`), none expired; and the rest, for `admit`.
+        A job started so is not checked as still held (its lease lapsed and another worker
+        took it): it runs again, at least once, and its ack is refused by the fencing."""
+        if not self.holds:
             return [], list(deliveries)
         started: list[Delivery] = []
         rest: list[Delivery] = []
@@ -154,10 +161,10 @@ class Gate:
             name = None
             if deadline is not None and d.deliveries == 1 and now > deadline:
                 pass  # expired: `admit` drops it
-            elif spec is None or spec.held is None or spec.limits[2]:  # unlimited, or a rate
-                name = "" if spec is None else None
+            elif spec is None:
+                name = ""
             else:
-                name = self.slots.take(spec.held)
+                name = self._held_for(spec)
             if name is None:
                 judged[at] = found
                 rest.append(d)
@@ -168,6 +175,21 @@ class Gate:
             if spec is not None and spec.held is not None:
                 self.held[at] = (spec.held, name)
         return started, rest
+
+    def _held_for(self, spec: _Spec) -> str | None:
+        """What a job under `spec` starts on with no call: its free slot's name ("": no cap),
+        a start taken ahead spent if it has a rate; None: it needs the admission."""
+        log = spec.limits[4]
+        if log is not None:
+            if not self.starts.take(log):
+                return None
+            self.starts.note(log)
+        if spec.held is None:
+            return ""
+        name = self.slots.take(spec.held)
+        if name is None and log is not None:
+            self.starts.give(log)
+        return name
 
     async def admit(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
         """The deliveries that may run now; the others wait, expire or were not ours."""
@@ -241,6 +263,8 @@ class Gate:
             if deadline is not None and d.deliveries == 1 and now > deadline:
                 verdict = Verdict.EXPIRED
             elif spec is not None:
+                if spec.paced and (log := spec.limits[4]) is not None:
+                    self.starts.note(log)
                 asked, priority = routes.get(d.key) or self._route(calls, routes, d.key)
                 if asked.call.add(d, priority, spec.limits):  # first in this call
                     self._register(asked.call, spec)
@@ -296,6 +320,9 @@ class Gate:
             call.register(self.registrar.due(call.queue, spec.capped))
         if spec.paced:
             call.register(self.registrar.due(call.queue, spec.paced))
+            log = spec.limits[4]
+            if log is not None and self.slots.keeps():  # a worker that will spend them
+                call.take_ahead(log, self.starts.wanted(log))
 
     def _spec(
         self, queue: str, task: Task[Any, Any], slots_key: str | None, rate_key: str | None
@@ -353,6 +380,8 @@ class Gate:
         codes = replies[0]  # one character per job; all "1": each admitted (the usual)
         one = b"1" if isinstance(codes, bytes) else "1"  # bytes from redline's clients
         prefix = asked.call.prefix
+        if len(replies) > 1:
+            replies = self._granted(asked.call, replies)
         if len(replies) == 1 and len(codes) == len(asked.jobs) == codes.count(one):
             return self._all_admitted(asked.jobs, prefix)
         found = verdicts(replies)
@@ -361,6 +390,16 @@ class Gate:
             for job, v in zip(asked.jobs, found, strict=True)
             if self._admitted(job, prefix, *v)
         ]
+
+    def _granted(self, call: Admission, replies: Any) -> Any:
+        """`replies` less the starts `call` took ahead at their end (kept in `starts`)."""
+        codes = replies[0]
+        waits = b"cr" if isinstance(codes, bytes) else "cr"
+        end = 1 + codes.count(waits[:1]) + codes.count(waits[1:])
+        granted = replies[end:]
+        for i in range(0, len(granted), 2):
+            self.starts.grant(call.limit(int(granted[i])), int(granted[i + 1]), call.made)
+        return replies[:end]
 
     def _all_admitted(self, jobs: list[Job], prefix: str) -> list[int]:
         held, own = self.held, self.slots.own

@@ -246,8 +246,8 @@ class Worker(JobRunner):
 
     def _start_held(self, popped: Sequence[Delivery]) -> Sequence[Delivery]:
         """Start those of `popped` the gate admits with no call (`Gate.admit_held`: on slots
-        this worker holds); the rest, to be admitted."""
-        if self._gate is None or not self._gate.slots.free or not self._gate.judges(popped):
+        this worker holds, with starts it took ahead); the rest, to be admitted."""
+        if self._gate is None or not self._gate.holds or not self._gate.judges(popped):
             return popped
         started, rest = self._gate.admit_held(popped)
         self.active += len(started)
