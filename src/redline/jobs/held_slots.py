@@ -174,6 +174,7 @@ class Starts:
         # limit -> [jobs asked about since `since`, in the SPEND before, since]
         self.asked: dict[Limit, list[float]] = {}
         self.spent = 0  # starts taken ahead spent (jobs started with no call)
+        self.least = 0  # starts to ask for at least: the worker's next batch (its concurrency)
 
     def note(self, log: Limit) -> None:
         """A job under rate limit `log` is to start (asked about, or started locally)."""
@@ -188,9 +189,15 @@ class Starts:
         counts[0] += 1
 
     def wanted(self, log: Limit) -> int:
-        """How many starts to take ahead under `log`: as many as were asked in a `SPEND`."""
+        """How many starts to take ahead under `log`: as many as were asked in a `SPEND`, and
+        at least the next batch's."""
         counts = self.asked.get(log)
-        return 0 if counts is None else int(max(counts[0], counts[1]))
+        return self.least if counts is None else int(max(counts[0], counts[1], self.least))
+
+    def left(self, log: Limit) -> int:
+        """The starts taken ahead under `log` still to spend."""
+        now = time.monotonic()
+        return int(sum(n for n, until in self.chunks.get(log, ()) if until >= now))
 
     def grant(self, log: Limit, starts: int, made: float) -> None:
         """An admission call made at `made` (monotonic) took `starts` ahead under `log`."""

@@ -43,6 +43,7 @@ from redline.jobs.admission import (
     Asking,
     Held,
     Job,
+    Limit,
     Limits,
     Verdict,
     limits_of,
@@ -148,22 +149,24 @@ class Gate:
         those that find a slot this worker holds free under their cap and a start it took
         ahead under their rate (`jobs.held_slots`), none expired; and the rest, for `admit`.
         A job started so is not checked as still held (its lease lapsed and another worker
-        took it): it runs again, at least once, and its ack is refused by the fencing."""
+        took it): it runs again, at least once, and its ack is refused by the fencing. Jobs
+        under a rate start so only if all of the batch's under it can (a batch split between
+        its starts and an admission would run as two smaller batches from then on)."""
         if not self.holds:
             return [], list(deliveries)
         started: list[Delivery] = []
         rest: list[Delivery] = []
         now, judged = time.time(), self.judged
-        for d in deliveries:
+        found_all, short = self._needs(deliveries)
+        for d, found in zip(deliveries, found_all, strict=True):
             at = (d.key, d.id)
-            found = judged.pop(at, None) or self._judge(d)
             _, doc, spec, deadline = found
             name = None
             if deadline is not None and d.deliveries == 1 and now > deadline:
                 pass  # expired: `admit` drops it
             elif spec is None:
                 name = ""
-            else:
+            elif spec.limits[4] not in short:
                 name = self._held_for(spec)
             if name is None:
                 judged[at] = found
@@ -175,6 +178,20 @@ class Gate:
             if spec is not None and spec.held is not None:
                 self.held[at] = (spec.held, name)
         return started, rest
+
+    def _needs(self, deliveries: Sequence[Delivery]) -> tuple[list[_Judged], set[Limit]]:
+        """`deliveries` judged (taken from `judged`), and the rate limits whose starts taken
+        ahead do not cover all of their jobs."""
+        judged, found_all = self.judged, []
+        needed: dict[Limit, int] = {}
+        for d in deliveries:
+            found = judged.pop((d.key, d.id), None) or self._judge(d)
+            found_all.append(found)
+            spec = found[2]
+            if spec is not None and (log := spec.limits[4]) is not None:
+                needed[log] = needed.get(log, 0) + 1
+        short = {log for log, n in needed.items() if self.starts.left(log) < n}
+        return found_all, short
 
     def _held_for(self, spec: _Spec) -> str | None:
         """What a job under `spec` starts on with no call: its free slot's name ("": no cap),

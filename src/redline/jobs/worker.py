@@ -119,6 +119,7 @@ class Worker(JobRunner):
         self._gate = Gate(self._queue, self.tasks, self.levels, self._expired)
         self._gate.returns.hold = self._holding
         self._gate.slots.keeps = self._keeping
+        self._gate.starts.least = self.concurrency
         self._settle_with = Settler(self._queue, self._gate, self.levels, self.runs)
         return self._queue
 
