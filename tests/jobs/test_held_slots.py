@@ -82,11 +82,13 @@ async def test_a_job_waiting_on_another_worker_gets_a_slot_while_the_holder_has_
 
 
 async def test_a_slot_reclaimed_meanwhile_is_forgotten_and_waiters_stop_reuse(
-    aredis: AsyncClient,
+    aredis: AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`Slots.check` extends the slots held; one the server no longer has (reclaimed while
     the worker stalled) is forgotten, free or not; a limit with jobs waiting takes its free
     slots back (queued to go) and lends none until none wait."""
+    # No sweep of idle slots meanwhile: its release would wake (pop) the waiter put below.
+    monkeypatch.setattr(gate_slots, "HOLD", 600.0)
     slots_key, waiters = "{q}:job-concurrency:t", "{q}:job-concurrency-next:t"
     held = ("q", (slots_key, waiters))
     returns = gate_slots.Returns(aredis)
