@@ -53,6 +53,30 @@ def capped(url: str, n: int, seconds: float = 0.05, together: int = 0) -> int:
     return n
 
 
+@tasks.task(queue="l:hold", concurrency=CAP, max_deliveries=50)
+async def held_quick(url: str, n: int) -> None:
+    """A no-op under a cap (its worker holds the slots between jobs): records that job n ran
+    (``l:ran``)."""
+    _client(url).rpush("l:ran", n)
+
+
+@tasks.task(queue="l:hold", concurrency=CAP, max_deliveries=50)
+def held_slow(url: str, n: int, seconds: float = 0.05) -> None:
+    """A short job under a cap: records how many run at once (``l:seen``) and that job n ran
+    (``l:done``)."""
+    client = _client(url)
+    client.rpush("l:seen", _mark_running(client, 1))
+    time.sleep(seconds)
+    client.sadd("l:done", n)
+    _mark_running(client, -1)
+
+
+@tasks.task(queue="l:rate40", rate_limit="40/s", max_deliveries=50)
+async def rated_ahead(url: str, n: int) -> None:
+    """Records when it started (``l:starts``): a limit whose admissions take starts ahead."""
+    _client(url).rpush("l:starts", repr(time.time()))
+
+
 @tasks.task(queue="l:percap", concurrency=1, concurrency_key=lambda url, key, n: key)
 def per_key(url: str, key: str, n: int) -> None:
     client = _client(url)

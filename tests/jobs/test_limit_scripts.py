@@ -102,11 +102,27 @@ async def test_a_waiter_whose_count_changed_is_not_woken(aredis: AsyncClient) ->
     assert await aredis.llen(slots[1]) == 0
 
 
-async def test_extend_keeps_only_held_slots(aredis: AsyncClient) -> None:
-    slots = limit_keys("q", "concurrency", "t", None)[0]
+async def test_extend_keeps_only_held_slots_and_names_the_lost(aredis: AsyncClient) -> None:
+    slots, waiters = limit_keys("q", "concurrency", "t", None)
     await aredis.zadd(slots, {"1": 5})
-    assert await run(aredis, "job_slot_extend", [slots], [LEASE, 2, "1", "2"]) == 1
+    assert await run(aredis, "job_slot_extend", [slots, waiters], [LEASE, 2, "1", "2"]) == [
+        b"0",
+        b"2",
+    ]
     assert (await aredis.zscore(slots, "1") or 0) > 10**12 and await aredis.zcard(slots) == 1
+
+
+async def test_extend_says_which_limits_have_jobs_waiting(aredis: AsyncClient) -> None:
+    """A worker holding slots learns from its extend that jobs wait for one (it then gives
+    its free slots back rather than reusing them: jobs.held_slots)."""
+    a = limit_keys("q", "concurrency", "t", "a")
+    b = limit_keys("q", "concurrency", "t", "b")
+    await aredis.zadd(a[0], {"@w.1:1": 5})
+    await aredis.zadd(b[0], {"@w.1:2": 5})
+    await aredis.rpush(b[1], "0:7:0")
+    assert await run(aredis, "job_slot_extend", [*a, *b], [LEASE, 1, "@w.1:1", 1, "@w.1:2"]) == [
+        b"01"
+    ]
 
 
 async def test_a_rate_limit_counts_starts_in_a_window(aredis: AsyncClient) -> None:
@@ -285,6 +301,64 @@ async def test_a_redelivered_job_keeps_its_slot_and_a_cap_counts_it_once(
     assert await aredis.zcard(slots[0]) == 1
 
 
+async def test_a_worker_names_its_slots_and_a_redelivery_counts_afresh(
+    aredis: AsyncClient,
+) -> None:
+    """A call with a prefix names each slot it takes prefix + the job's id (the worker keeps
+    it between jobs: jobs.held_slots); a redelivered job then holds no slot by its id, so it
+    is counted as any job is (a slot named by its id is an earlier worker's: see above)."""
+    queue = ReliableQueue(aredis, lease=0.05)
+    slots = limit_keys("q", "concurrency", "t", None)
+    await queue.push("q", b"a", b"b")
+    popped = await queue.pop("q", count=2)
+    call = Admission("q", prefix="@w.7:")
+    for d in popped:
+        call.add(d, 0, limits_of(2, slots, None, slots))
+    keys, args = call.call(LEASE)
+    assert parse_verdicts(await LIBRARY.call(aredis, "job_admit", keys, args)) == [(1, 0, "")] * 2
+    named = {f"@w.7:{d.id}".encode() for d in popped}
+    assert set(await aredis.zrange(slots[0], 0, -1)) == named
+    await aredis.zadd(slots[0], dict.fromkeys(named, 10**14))  # their worker died
+    again: list[Any] = []
+    for _ in range(400):  # a pop recovers them once their lease has lapsed
+        again = await queue.pop("q", count=2)
+        if again:
+            break
+        await asyncio.sleep(0.05)
+    assert again and again[0].deliveries == 2
+    await aredis.zadd(slots[0], {again[0].id: 10**14})  # a slot by its id: 3 held of 3
+    for prefix, code in (("", 1), ("@w.8:", 0)):  # an earlier worker's call; a named one's
+        call = Admission("q", prefix=prefix)
+        call.add(again[0], 0, limits_of(3, slots, None, slots))
+        keys, args = call.call(LEASE)
+        assert parse_verdicts(await LIBRARY.call(aredis, "job_admit", keys, args))[0][0] == code
+
+
+async def test_an_admission_takes_starts_ahead_logged_at_once_and_bounded(
+    aredis: AsyncClient,
+) -> None:
+    """Starts asked ahead under a rate are granted up to an eighth of the limit and what the
+    window has room for, logged as starts in the same call, and named at the reply's end
+    (the limit's index in the call, how many)."""
+    queue = ReliableQueue(aredis)
+    log = limit_keys("q", "rate", "t", None)
+    await queue.push("q", b"a", b"b", b"c", b"d", b"e", b"f")
+    popped = await queue.pop("q", count=6)
+    for batch, asked, rate, reply_tail, logged in (
+        (popped[:2], 10, 16, [1, 2], 4),  # an eighth of 16: 2
+        (popped[2:4], 100, 800, [1, 100], 4 + 2 + 100),
+        (popped[4:], 1000, 110, [1, 2], 110),  # the window's room: 110 - 106 - 2
+    ):
+        call = Admission("q", prefix="@w.1:")
+        for d in batch:
+            call.add(d, 0, limits_of(0, log, Rate(rate, 60_000), log))
+        call.take_ahead(log, asked)
+        keys, args = call.call(LEASE)
+        reply = await LIBRARY.call(aredis, "job_admit", keys, args)
+        assert reply == [b"11", *reply_tail]
+        assert await _starts(aredis, log[0]) == logged
+
+
 async def test_a_delivery_is_judged_by_the_batch_it_was_popped_in_or_found_stale(
     aredis: AsyncClient,
 ) -> None:
@@ -314,7 +388,8 @@ async def test_extend_and_release_cover_many_limits_in_one_call(aredis: AsyncCli
     b = limit_keys("q", "concurrency", "t", "b")
     await aredis.zadd(a[0], {"1": 5, "2": 5})
     await aredis.zadd(b[0], {"3": 5})
-    assert await run(aredis, "job_slot_extend", [a[0], b[0]], [LEASE, 2, "1", "9", 1, "3"]) == 2
+    reply = await run(aredis, "job_slot_extend", [*a, *b], [LEASE, 2, "1", "9", 1, "3"])
+    assert reply == [b"00", b"9"]
     assert (await aredis.zscore(b[0], "3") or 0) > 10**12
     keys = [*_release_keys(a), *b]
     assert await run(aredis, "job_slot_release", keys, [2, "1", "2", 1, "3"]) == 0

@@ -106,3 +106,33 @@ def _state(client: redis.Redis) -> str:
         f"waiters={client.lrange(slots.replace('concurrency', 'concurrency-next'), 0, -1)} "
         f"running={client.hgetall('l:running')} info={client.hgetall('{l:cap}:deliveries')}"
     )
+
+
+def test_a_killed_workers_held_slots_come_back_after_its_lease(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """A worker SIGKILLed while it runs capped jobs leaves the slots it held (named for it)
+    counted until their lease deadline (2 s) passes; then another worker has the whole cap
+    again: CAP jobs that each wait until CAP run at once all finish."""
+    client = redis.Redis.from_url(redis_url)
+    slots = "{l:cap}:job-concurrency:" + lt.capped.name
+    enqueue_many_sync(client, lt.capped, [((redis_url, n, 3.0), {}) for n in range(lt.CAP)])
+    log = tmp_path / "workers.log"
+    victim = start_worker(redis_url, "l:cap", log)
+    try:
+        wait_for(lambda: _running(client, victim.pid) == lt.CAP, 60, 0.01)
+        assert kill_holding(victim, lambda: _running(client, victim.pid) == lt.CAP)
+    finally:
+        stop(victim)
+    held = client.zrange(slots, 0, -1)
+    assert len(held) == lt.CAP and all(name.startswith(b"@") for name in held), held
+    client.delete("l:running", "l:seen")
+    enqueue_many_sync(
+        client, lt.capped, [((redis_url, lt.CAP + n, 0, lt.CAP), {}) for n in range(lt.CAP)]
+    )
+    worker = start_worker(redis_url, "l:cap", log)
+    try:
+        wait_for(lambda: client.scard("l:done") == 2 * lt.CAP, timeout=90)
+    finally:
+        stop(worker)
+    assert max(int(n) for n in client.lrange("l:seen", 0, -1)) == lt.CAP

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,8 +92,14 @@ class Admission:
     few arguments, not one per job, whatever its limits; so do the slots to give back (one
     argument per limit, its jobs' ids joined)."""
 
-    def __init__(self, queue: str, releases: Mapping[Limit, Sequence[str]] | None = None) -> None:
+    def __init__(
+        self, queue: str, releases: Mapping[Limit, Sequence[str]] | None = None, prefix: str = ""
+    ) -> None:
         self.queue = queue
+        # This call's slot names: prefix + job id (`jobs.held_slots`; "": the job's id).
+        self.prefix = prefix
+        self.made = time.monotonic()  # starts taken ahead are spent within SPEND of this
+        self._ahead: dict[Limit, int] = {}  # rate limit -> starts asked to take ahead
         self.releases: Mapping[Limit, Sequence[str]] = releases or {}  # by limit, job ids
         self._sources: dict[str, int] = {}
         self._heads: list[list[Any]] = []  # by source: its priority, its jobs' one batch or None
@@ -106,6 +113,15 @@ class Admission:
         """(Re)register `member` in the queue's registry of limits in use ("": nothing)."""
         if member:
             self._register.append(member)
+
+    def take_ahead(self, log: Limit, starts: int) -> None:
+        """Ask for up to `starts` more starts under rate limit `log`, to spend without a call."""
+        if starts > 0:
+            self._ahead[log] = starts
+
+    def limit(self, index: int) -> Limit:
+        """The limit of 1-based `index` in this call (as its reply names one)."""
+        return list(self._limits)[index - 1]
 
     def add(self, d: Delivery, priority: int, limits: Limits) -> bool:
         """Ask about `d` under `limits` (`limits_of`); True when this call had not met them."""
@@ -145,7 +161,9 @@ class Admission:
             keys += level_keys(self.queue)
         for pair in self._limits:
             keys += pair
-        args: list[Any] = [lease_ms, round(KEPT * 1000), len(self._sources), int(bool(released))]
+        ahead = ",".join(f"{self._limits[log]}={n}" for log, n in self._ahead.items())
+        kept = f"{round(KEPT * 1000)}/{self.prefix}/{ahead}"
+        args: list[Any] = [lease_ms, kept, len(self._sources), int(bool(released))]
         args += [len(self._limits), len(self._register), *self._register]
         args += [len(released) // 2, *released, len(self._specs), *specs, *self._batches()]
         return keys, [*args, *(x for group in self._groups for x in group.args())]
@@ -172,7 +190,7 @@ class Verdict(enum.Enum):
     EXPIRED = "expired"
 
 
-Held = tuple[str, Limit]  # a slot an admitted job holds: its queue, its limit
+Held = tuple[str, Limit]  # a limit whose slots a worker holds: its queue, its limit
 Job = tuple[int, Delivery, Held | None]  # index, delivery, the slot it takes (None: no cap)
 
 
@@ -232,9 +250,11 @@ def release_call(queue: str, releases: Mapping[Limit, Sequence[str]]) -> Call:
     return keys, args
 
 
-def extend_call(lease_ms: int, held: Mapping[str, Sequence[str]]) -> Call:
-    """One `job_slot_extend` call: `held` maps a slots zset to the ids holding slots there."""
+def extend_call(lease_ms: int, held: Mapping[Limit, Sequence[str]]) -> Call:
+    """One `job_slot_extend` call: `held` maps a limit to the names of the slots held there."""
+    keys: list[str] = []
     args: list[Any] = [lease_ms]
-    for ids in held.values():
-        args += [len(ids), *ids]
-    return list(held), args
+    for limit, names in held.items():
+        keys += limit
+        args += [len(names), *names]
+    return keys, args

@@ -69,7 +69,7 @@ class Returns:
         them `HOLD` seconds later."""
         if self.queued and self.hold():
             if self._held_back is None:
-                self._held_back = asyncio.get_running_loop().call_later(HOLD, self._send_held)
+                self._held_back = asyncio.get_running_loop().call_later(HOLD, self.send_soon)
             return
         if self._held_back is not None:
             self._held_back.cancel()
@@ -78,8 +78,9 @@ class Returns:
             await asyncio.gather(*self._sending, return_exceptions=True)
         await self._send_all()
 
-    def _send_held(self) -> None:
-        """`HOLD` passed: send the slots no admission took meanwhile."""
+    def send_soon(self) -> None:
+        """Send the queued slots in a task of their own (`HOLD` passed, and no admission took
+        them meanwhile; or slots a worker held free, `jobs.held_slots`)."""
         self._held_back = None
         if self.queued:
             sending = asyncio.create_task(self._send_all())

@@ -6,15 +6,16 @@ the others of one queue are decided by one script call per batch (``job_admit``)
 over keys in the queue's cluster slot, each limit's set trimmed, counted and written once:
 
 - concurrency: a running job holds a slot, a member of ``{q}:job-concurrency:<task>[:<key>]``
-  scored by its lease deadline. The worker's heartbeat extends all it holds in one call per
-  queue; a job that finishes gives its slot back with the next admission call (or, when no
-  pop comes first, with the settling of its batch: one ``job_slot_release`` call; while the
-  worker's jobs are fast, `gate_slots.HOLD` after it), waking the first job waiting for one.
-  A killed worker's slot is reclaimed once its deadline passes, like its lease.
+  scored by its lease deadline and named for the worker that holds it. When the job ends the
+  worker keeps the slot for its next job of that limit, which then starts with no call
+  (`admit_held`; `jobs.held_slots`); a slot kept free a moment goes back with the next
+  admission call (or one ``job_slot_release`` call), waking the first job waiting for one.
+  A killed worker's slots are reclaimed once their deadline passes, like its leases.
 - rate: the starts are logged in ``{q}:job-rate:<task>[:<key>]``, one member per admission
   call scored by when it was made, carrying how many it admitted (and a running total, so the
   window is counted with two reads); a job is admitted while fewer than N started in the last
-  period (a sliding window).
+  period (a sliding window). A call also takes starts ahead, which the worker spends on its
+  next jobs of that limit with no call, within `held_slots.SPEND` (`admit_held`).
 - refused jobs go back to their queue's delayed set, due when they may start, with their
   delivery count taken back: the wait is not an attempt, and holds no worker slot. Admitted
   ones stay in the batch they were leased with, so their ack stays the batch's one write.
@@ -42,14 +43,15 @@ from redline.jobs.admission import (
     Asking,
     Held,
     Job,
+    Limit,
     Limits,
     Verdict,
-    extend_call,
     limits_of,
     verdicts,
 )
 from redline.jobs.document import JobDocument, JobState, job_keys
 from redline.jobs.gate_slots import Returns
+from redline.jobs.held_slots import Slots, Starts
 from redline.jobs.job import JobRecord, describe_args
 from redline.jobs.library import LIBRARY
 from redline.jobs.options import Rate, parse_rate
@@ -58,7 +60,7 @@ from redline.jobs.records import note_recent, record_failure
 from redline.jobs.task import Task, Tasks
 from redline.jobs.usage import Registrar, limit_keys, member
 from redline.queue import Delivery, ReliableQueue
-from redline.scripting.scripts import run, run_batched, sha
+from redline.scripting.scripts import run, sha
 
 __all__ = ["Gate", "limit_keys"]  # limit_keys: from jobs.usage, where it is named
 
@@ -98,12 +100,14 @@ class Gate:
         self.expired = expired  # told of each job dropped unrun (the worker writes its event)
         self.guarded = {t.name: t for t in tasks.values() if _limited(t) or t.expires}
         self.marks = _marks(self.guarded)  # None: every batch is judged
-        self.held: dict[tuple[str, str], Held] = {}  # delivery -> its queue, the slot it holds
+        self.held: dict[tuple[str, str], tuple[Held, str]] = {}  # delivery -> its limit, slot
         self.documents: dict[tuple[str, str], JobDocument] = {}  # admitted, decoded here
         self.judged: dict[tuple[str, str], _Judged] = {}  # popped ahead, judged (`prepare`)
         self.specs: dict[tuple[str, str, str | None, str | None], _Spec] = {}
         self.task_specs: dict[tuple[str, str], _Spec] = {}  # (source key, task): no limit keys
         self.returns = Returns(queue.client)  # finished jobs' slots, to give back
+        self.slots = Slots(self.returns)  # the slots this worker holds, kept between jobs
+        self.starts = Starts()  # the starts it took ahead under rate limits
         self.waited = -1e9  # monotonic time a job was last put back to wait
         self.registrar = Registrar()  # the limits in use, registered for readers
         # The admissions' own connection: an admission is on the way from free run slots to
@@ -134,6 +138,75 @@ class Gate:
         if self.judges(deliveries):
             for d in deliveries:
                 self.judged[(d.key, d.id)] = self._judge(d)
+
+    @property
+    def holds(self) -> bool:
+        """Whether this worker holds free slots or starts taken ahead (`admit_held`)."""
+        return bool(self.slots.free or self.starts.chunks)
+
+    def admit_held(self, deliveries: Sequence[Delivery]) -> tuple[list[Delivery], list[Delivery]]:
+        """Of `deliveries`, those that start now with no call: jobs of unlimited tasks, and
+        those that find a slot this worker holds free under their cap and a start it took
+        ahead under their rate (`jobs.held_slots`), none expired; and the rest, for `admit`.
+        A job started so is not checked as still held (its lease lapsed and another worker
+        took it): it runs again, at least once, and its ack is refused by the fencing. Jobs
+        under a rate start so only if all of the batch's under it can (a batch split between
+        its starts and an admission would run as two smaller batches from then on)."""
+        if not self.holds:
+            return [], list(deliveries)
+        started: list[Delivery] = []
+        rest: list[Delivery] = []
+        now, judged = time.time(), self.judged
+        found_all, short = self._needs(deliveries)
+        for d, found in zip(deliveries, found_all, strict=True):
+            at = (d.key, d.id)
+            _, doc, spec, deadline = found
+            name = None
+            if deadline is not None and d.deliveries == 1 and now > deadline:
+                pass  # expired: `admit` drops it
+            elif spec is None:
+                name = ""
+            elif spec.limits[4] not in short:
+                name = self._held_for(spec)
+            if name is None:
+                judged[at] = found
+                rest.append(d)
+                continue
+            started.append(d)
+            if doc is not None:
+                self.documents[at] = doc
+            if spec is not None and spec.held is not None:
+                self.held[at] = (spec.held, name)
+        return started, rest
+
+    def _needs(self, deliveries: Sequence[Delivery]) -> tuple[list[_Judged], set[Limit]]:
+        """`deliveries` judged (taken from `judged`), and the rate limits whose starts taken
+        ahead do not cover all of their jobs."""
+        judged, found_all = self.judged, []
+        needed: dict[Limit, int] = {}
+        for d in deliveries:
+            found = judged.pop((d.key, d.id), None) or self._judge(d)
+            found_all.append(found)
+            spec = found[2]
+            if spec is not None and (log := spec.limits[4]) is not None:
+                needed[log] = needed.get(log, 0) + 1
+        short = {log for log, n in needed.items() if self.starts.left(log) < n}
+        return found_all, short
+
+    def _held_for(self, spec: _Spec) -> str | None:
+        """What a job under `spec` starts on with no call: its free slot's name ("": no cap),
+        a start taken ahead spent if it has a rate; None: it needs the admission."""
+        log = spec.limits[4]
+        if log is not None:
+            if not self.starts.take(log):
+                return None
+            self.starts.note(log)
+        if spec.held is None:
+            return ""
+        name = self.slots.take(spec.held)
+        if name is None and log is not None:
+            self.starts.give(log)
+        return name
 
     async def admit(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
         """The deliveries that may run now; the others wait, expire or were not ours."""
@@ -207,6 +280,8 @@ class Gate:
             if deadline is not None and d.deliveries == 1 and now > deadline:
                 verdict = Verdict.EXPIRED
             elif spec is not None:
+                if spec.paced and (log := spec.limits[4]) is not None:
+                    self.starts.note(log)
                 asked, priority = routes.get(d.key) or self._route(calls, routes, d.key)
                 if asked.call.add(d, priority, spec.limits):  # first in this call
                     self._register(asked.call, spec)
@@ -251,7 +326,8 @@ class Gate:
         queue = self.levels.queue_of(key)
         asked = calls.get(queue)
         if asked is None:
-            asked = calls[queue] = Asked(Admission(queue, self.returns.take(queue)))
+            call = Admission(queue, self.returns.take(queue), self.slots.prefix())
+            asked = calls[queue] = Asked(call)
         routes[key] = asked, self.levels.priority_of(key)
         return routes[key]
 
@@ -261,6 +337,9 @@ class Gate:
             call.register(self.registrar.due(call.queue, spec.capped))
         if spec.paced:
             call.register(self.registrar.due(call.queue, spec.paced))
+            log = spec.limits[4]
+            if log is not None and self.slots.keeps():  # a worker that will spend them
+                call.take_ahead(log, self.starts.wanted(log))
 
     def _spec(
         self, queue: str, task: Task[Any, Any], slots_key: str | None, rate_key: str | None
@@ -317,24 +396,44 @@ class Gate:
         """The indexes of `asked`'s deliveries that its admission's `replies` admitted."""
         codes = replies[0]  # one character per job; all "1": each admitted (the usual)
         one = b"1" if isinstance(codes, bytes) else "1"  # bytes from redline's clients
+        prefix = asked.call.prefix
+        if len(replies) > 1:
+            replies = self._granted(asked.call, replies)
         if len(replies) == 1 and len(codes) == len(asked.jobs) == codes.count(one):
-            return self._all_admitted(asked.jobs)
+            return self._all_admitted(asked.jobs, prefix)
         found = verdicts(replies)
-        return [job[0] for job, v in zip(asked.jobs, found, strict=True) if self._admitted(job, *v)]
+        return [
+            job[0]
+            for job, v in zip(asked.jobs, found, strict=True)
+            if self._admitted(job, prefix, *v)
+        ]
 
-    def _all_admitted(self, jobs: list[Job]) -> list[int]:
-        held = self.held
+    def _granted(self, call: Admission, replies: Any) -> Any:
+        """`replies` less the starts `call` took ahead at their end (kept in `starts`)."""
+        codes = replies[0]
+        waits = b"cr" if isinstance(codes, bytes) else "cr"
+        end = 1 + codes.count(waits[:1]) + codes.count(waits[1:])
+        granted = replies[end:]
+        for i in range(0, len(granted), 2):
+            self.starts.grant(call.limit(int(granted[i])), int(granted[i + 1]), call.made)
+        return replies[:end]
+
+    def _all_admitted(self, jobs: list[Job], prefix: str) -> list[int]:
+        held, own = self.held, self.slots.own
         for _, d, slots in jobs:
             if slots is not None:
-                held[(d.key, d.id)] = slots
+                held[(d.key, d.id)] = slots, prefix + d.id
+                own(slots, prefix + d.id)
         return [i for i, _, _ in jobs]
 
-    def _admitted(self, job: Job, code: int, ms: int, why: str) -> bool:
-        """Whether `job` was admitted (code 1; 0: put back to wait, -1: not held, stale)."""
+    def _admitted(self, job: Job, prefix: str, code: int, ms: int, why: str) -> bool:
+        """Whether `job` was admitted (code 1; 0: put back to wait, -1: not held, stale); its
+        slot, if it takes one, named `prefix` and its id."""
         _, d, slots = job
         if code == 1:
             if slots is not None:
-                self.held[(d.key, d.id)] = slots
+                self.held[(d.key, d.id)] = slots, prefix + d.id
+                self.slots.own(slots, prefix + d.id)
             return True
         if code == 0:
             self.waited = time.monotonic()
@@ -342,34 +441,32 @@ class Gate:
         return False
 
     def finish(self, delivery: Delivery) -> None:
-        """`delivery` finished (or was returned): its slot, if it holds one, goes back with the
-        next admission call of its queue, or with `release`, whichever comes first; its
-        document (or what `prepare` judged of it) is dropped if no run took it (one cancelled
-        before it started, or popped ahead and given back unrun)."""
+        """`delivery` finished (or was returned): its slot, if it holds one, is kept for the
+        worker's next job of its limit (`held_slots.Slots.done`) or goes back with the next
+        admission call of its queue, or with `release`, whichever comes first; its document
+        (or what `prepare` judged of it) is dropped if no run took it (one cancelled before it
+        started, or popped ahead and given back unrun)."""
         at = (delivery.key, delivery.id)
         self.documents.pop(at, None)
         self.judged.pop(at, None)
         held = self.held.pop(at, None)
         if held is not None:
-            self.returns.put(held[0], held[1], delivery.id)
+            self.slots.done(*held)
 
     async def release(self, deliveries: Iterable[Delivery]) -> None:
         """Give back the slots of finished jobs not given back yet (`gate_slots.Returns.send`:
-        now, or, while the worker's jobs are fast, with its next admission)."""
+        now, or, while the worker's jobs are fast, with its next admission); and, once the
+        worker keeps slots no longer (it stops), the free ones it held."""
         for d in deliveries:
             self.finish(d)
+        if self.slots.free and not self.slots.keeps():
+            self.slots.give_back_free()
         await self.returns.send()
 
     async def extend(self) -> None:
-        """Extend the held slots with the leases (the worker's heartbeat): one call per queue."""
-        by_queue: dict[str, dict[str, list[str]]] = {}
-        for (_, job_id), (queue, (slots, _)) in list(self.held.items()):
-            held = by_queue.setdefault(queue, {})
-            held.setdefault(slots, []).append(job_id)
-        lease = round(self.queue.lease * 1000)
-        for held in by_queue.values():
-            keys, args = extend_call(lease, held)
-            await run_batched(self.queue.client, "job_slot_extend", keys, args)
+        """Extend the slots this worker holds, and learn which limits have jobs waiting
+        (`held_slots.Slots.check`): one call per queue."""
+        await self.slots.check(self.queue.client, round(self.queue.lease * 1000))
 
     async def _expire(self, expired: Sequence[tuple[Delivery, JobDocument]]) -> None:
         """Drop jobs past their deadline: unlocked, acknowledged, recorded and counted."""

@@ -37,6 +37,7 @@ from redline.jobs.busy import Busy
 from redline.jobs.control import CONTROL_EVERY
 from redline.jobs.cron import CronSchedule, CronScheduler
 from redline.jobs.document import JobDocument, JobState
+from redline.jobs.held_slots import CHECK
 from redline.jobs.job import enqueue
 from redline.jobs.limits import Gate
 from redline.jobs.priority import Levels
@@ -95,6 +96,7 @@ class Worker(JobRunner):
         self._background: list[asyncio.Task[None]] = []
         self._settler: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
+        self._checking: asyncio.Task[None] | None = None  # the held slots' checks
         self._queue: ReliableQueue | None = None
         self.levels = Levels(self.queues, _declared(tasks))  # priorities: the keys to pop
         self._gate: Gate | None = None
@@ -116,6 +118,8 @@ class Worker(JobRunner):
         self._queue = ReliableQueue(client, lease=self.lease, max_deliveries=deliveries)
         self._gate = Gate(self._queue, self.tasks, self.levels, self._expired)
         self._gate.returns.hold = self._holding
+        self._gate.slots.keeps = self._keeping
+        self._gate.starts.least = self.concurrency
         self._settle_with = Settler(self._queue, self._gate, self.levels, self.runs)
         return self._queue
 
@@ -124,6 +128,11 @@ class Worker(JobRunner):
         this worker runs as a service (not `run_once`), is not stopping, and its jobs are fast
         (the next admission comes soon)."""
         return self._settler is not None and not self._closing and self.ahead.mean_run < FAST
+
+    def _keeping(self) -> bool:
+        """Whether a finished job's slot is kept for the next job of its limit
+        (`held_slots.Slots.keeps`): while this worker runs as a service and is not stopping."""
+        return self._settler is not None and not self._closing
 
     def _expired(self, delivery: Delivery, doc: JobDocument) -> None:
         """A job the gate dropped unrun: its `expired` event (attempt 0, as its record says:
@@ -152,6 +161,7 @@ class Worker(JobRunner):
         self._background.append(asyncio.create_task(control))
         self._settler = asyncio.create_task(self._settle_loop())
         self._heartbeat = asyncio.create_task(self._heartbeat_loop())
+        self._checking = asyncio.create_task(self._check_loop())
         promoter = Promoter(self.queue, self.levels, self.metrics, self._flush_counts)
         self._background.append(asyncio.create_task(promoter.run(ctx.stopping)))
         entries = [(t.name, CronSchedule.parse(t.cron)) for t in self.tasks.values() if t.cron]
@@ -182,14 +192,15 @@ class Worker(JobRunner):
             running.cancel()  # its job is returned to the queue (see _run_one)
         if self._runs:
             await asyncio.wait(list(self._runs), timeout=5)
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
+        for beat in (self._heartbeat, self._checking):
+            if beat is not None:
+                beat.cancel()
         self._closing = True
         self._ready.set()
         for background in [t for t in (self._settler, *self._background) if t is not None]:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(background, 10)
-        if self._gate is not None:  # slots left for an admission that will not come now
+        if self._gate is not None:  # slots held, or left for an admission that will not come
             with contextlib.suppress(*TRANSIENT):
                 await self._gate.release(())
         with contextlib.suppress(*TRANSIENT):
@@ -217,7 +228,7 @@ class Worker(JobRunner):
             return
         free = self.concurrency - self.active
         if self.ahead.held:  # popped while the last batch was admitted: they go first
-            batch = self._unpaused(self.ahead.take(free))
+            batch = self._start_held(self._unpaused(self.ahead.take(free)))
             if not await self._ride(ctx, batch):
                 self._dispatch(batch)
                 await asyncio.sleep(0)  # their admission is sent before the next pop ahead
@@ -230,9 +241,19 @@ class Worker(JobRunner):
             block = min(ctx.config.pop_timeout, 5.0, CONTROL_EVERY)
             popped = await self._pop(ctx, free, block)
             self.taken += len(popped)
-            self._dispatch(popped)
+            self._dispatch(self._start_held(popped))
         if self.runs.events:
             self._ready.set()  # write the started events of the last step's jobs now
+
+    def _start_held(self, popped: Sequence[Delivery]) -> Sequence[Delivery]:
+        """Start those of `popped` the gate admits with no call (`Gate.admit_held`: on slots
+        this worker holds, with starts it took ahead); the rest, to be admitted."""
+        if self._gate is None or not self._gate.holds or not self._gate.judges(popped):
+            return popped
+        started, rest = self._gate.admit_held(popped)
+        self.active += len(started)
+        self._start(started)
+        return rest
 
     def _dispatch(self, popped: Sequence[Delivery]) -> None:
         """Start `popped` (they hold their run slots from here on, also while admitted)."""
@@ -409,6 +430,15 @@ class Worker(JobRunner):
             if running:
                 with contextlib.suppress(*TRANSIENT):
                     await self.queue.extend(*running)
+
+    async def _check_loop(self) -> None:
+        """Extend the concurrency slots this worker holds, and learn which limits have jobs
+        waiting for one (`Gate.extend`), every `CHECK` seconds or a third of the lease
+        (cancelled by stop)."""
+        while True:
+            await asyncio.sleep(min(CHECK, self.lease / 3))
+            if self.gate.slots.owned:
+                with contextlib.suppress(*TRANSIENT):
                     await self.gate.extend()
 
     # -- settling (jobs.settling) ----------------------------------------------------------

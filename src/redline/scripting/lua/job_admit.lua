@@ -2,7 +2,9 @@
 -- (not an attempt); first give back the slots of jobs that finished since the last call. One
 -- call per batch and queue: each limit's set is trimmed and counted once, and written once.
 -- Admitted: a job takes a concurrency slot (a member of the slots set scored by its lease
--- deadline, so a killed worker's slot is reclaimed once that passes) and a rate-limit start
+-- deadline, so a killed worker's slot is reclaimed once that passes; named by the worker's
+-- prefix and the job's id: the worker holds it after the job, see jobs/held_slots.py) and a
+-- rate-limit start
 -- (counted in the log's one member for this call: see _rate_log.lua); it stays in the batch it
 -- was leased with. Refused: it leaves flight for the delayed set, its delivery count taken
 -- back, due when a start frees up (rate) or when the earliest slot's lease ends (concurrency;
@@ -15,7 +17,11 @@
 -- then per limit, 2 keys: concurrency slots zset (id -> lease deadline, ms) and waiters list
 --   ("<priority>:<id>:<delivery count>"); or rate log zset (_rate_log.lua) and spreading key
 --   (ms when the next refused job is due)
--- ARGV[1] lease (ms)   ARGV[2] ms a registry member is kept after it was last registered
+-- ARGV[1] lease (ms)   ARGV[2] ms a registry member is kept after it was last registered,
+--   then '/' and the prefix of this call's slot names ('@<worker>.<call>:'), a slot being
+--   named prefix .. job id (without '/', as an earlier worker sends it: a slot is the job's id),
+--   then '/' and, per limit ('l=n' joined by ','), the starts the worker asks to take ahead
+--   under rate limit l (it spends them within a second with no call: jobs/held_slots.py)
 -- ARGV[3] sources   ARGV[4] 1 when there are releases (and the 20 level keys), else 0
 -- ARGV[5] limits    ARGV[6] R: registry members to (re)register, ARGV[7..6+R] the members
 --   (workers send one when they first meet a limit, then once a minute)
@@ -32,22 +38,25 @@
 --   index, n (jobs in the group), m, then m pairs (index in the group, delivery count) of the
 --   jobs whose count (token) is not 1, then the group's ids joined by ',' (one argument: each
 --   ARGV costs the client its packing and the server its parsing, more than a split here)
--- Returns {verdicts, due...}: verdicts a string of one character per job, in order: '1'
--- admitted, '-' not held (stale), 'c' / 'r' put back to wait for a slot / for the rate; then,
--- for each put back in that order, the ms until it is due.
+-- Returns {verdicts, due..., (limit, starts)...}: verdicts a string of one character per job,
+-- in order: '1' admitted, '-' not held (stale), 'c' / 'r' put back to wait for a slot / for
+-- the rate; then, for each put back in that order, the ms until it is due; then, per rate
+-- limit that granted starts taken ahead, its index and how many (at most an eighth of its
+-- limit, and what its window has room for: they are logged as starts now).
 -- include _batch.lua
 -- include _job_slots.lua
 -- include _rate_log.lua
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local lease, S, R = tonumber(ARGV[1]), tonumber(ARGV[3]), tonumber(ARGV[6])
+local kept_ms, prefix, ahead = string.match(ARGV[2], '^(%d+)/?([^/]*)/?(.*)$')
 local a = 7 + R
 
 if R > 0 then
   local scored = {}
   for i = 7, 6 + R do scored[#scored + 1], scored[#scored + 2] = now, ARGV[i] end
   redis.call('ZADD', KEYS[1], unpack(scored))
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(kept_ms))
 end
 
 local sources = {}
@@ -197,11 +206,11 @@ local function open_cap(l)
   end
   return st
 end
-local function open_rate(l, period)
+local function open_rate(l, period, rate)
   local st = state[l]
   if not st then
     local count, total, first = rate_open((limit(l)), now - period)
-    st = {count = count, total = total, first = first, fresh = 0, period = period}
+    st = {count = count, total = total, first = first, fresh = 0, period = period, rate = rate}
     state[l] = st
   end
   return st
@@ -241,18 +250,20 @@ local function decide(i, spec, s)
   local cap, holds = nil, false
   if spec.cap > 0 then
     cap = open_cap(spec.slots)
-    -- Only a redelivery can hold a slot already (a refused job's count is taken back).
-    holds = tokens[i] ~= '1' and redis.call('ZSCORE', (limit(spec.slots)), ids[i])
+    -- Only a redelivery can hold a slot already (a refused job's count is taken back), and
+    -- only one named by its id (an earlier worker's): a named slot is a new member each time.
+    holds = prefix == '' and tokens[i] ~= '1'
+      and redis.call('ZSCORE', (limit(spec.slots)), ids[i])
     if not holds and cap.count >= spec.cap then return refuse_cap(i, spec, s) end
   end
   if spec.rate > 0 then
-    local log = open_rate(spec.log, spec.period)
+    local log = open_rate(spec.log, spec.period, spec.rate)
     if log.count >= spec.rate then return refuse_rate(spec) end
     log.count, log.fresh = log.count + 1, log.fresh + 1
   end
   if cap then
     if not holds then cap.count = cap.count + 1 end
-    cap.add[#cap.add + 1], cap.add[#cap.add + 2] = deadline, ids[i]
+    cap.add[#cap.add + 1], cap.add[#cap.add + 2] = deadline, prefix .. ids[i]
   end
   return nil
 end
@@ -275,7 +286,7 @@ local function admit_all(g, spec)
   local n = g[2] - g[1] + 1
   if g[7] > 0 then return false end  -- some asked with another token (stale): one by one
   local cap = spec.cap > 0 and open_cap(spec.slots)
-  local log = spec.rate > 0 and open_rate(spec.log, spec.period)
+  local log = spec.rate > 0 and open_rate(spec.log, spec.period, spec.rate)
   if (cap and cap.count + n > spec.cap) or (log and log.count + n > spec.rate) then
     return false
   end
@@ -283,7 +294,9 @@ local function admit_all(g, spec)
   if cap then
     local add = cap.add
     cap.count = cap.count + n
-    for id in string.gmatch(g[5], '[^,]+') do add[#add + 1], add[#add + 2] = deadline, id end
+    for id in string.gmatch(g[5], '[^,]+') do
+      add[#add + 1], add[#add + 2] = deadline, prefix .. id
+    end
   end
   return true
 end
@@ -308,6 +321,18 @@ for _, g in ipairs(groups) do
     end
   end
 end
+-- Starts taken ahead, logged now: at most an eighth of the limit, while its window has room.
+local grants = {}
+for l, n in string.gmatch(ahead, '(%d+)=(%d+)') do
+  local st = state[tonumber(l)]
+  if st and st.rate then
+    local extra = math.min(tonumber(n), math.floor(st.rate / 8), st.rate - st.count)
+    if extra > 0 then
+      st.count, st.fresh = st.count + extra, st.fresh + extra
+      grants[#grants + 1], grants[#grants + 2] = tonumber(l), extra
+    end
+  end
+end
 for l in pairs(state) do flush(l) end
 reply[1] = table.concat(verdicts)
 
@@ -329,4 +354,5 @@ for k = 1, #refused, 2 do
   redis.call('HDEL', Q.since, ids[i])
   redis.call('ZADD', Q.delayed, now + reply[(k + 1) / 2 + 1], ids[i])
 end
+for _, x in ipairs(grants) do reply[#reply + 1] = x end
 return reply
