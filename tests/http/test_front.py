@@ -13,14 +13,16 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
 
 from redline.http.envelope import Response
-from redline.http.front import _BLOCKS, BLOCKS_KEPT, Front, _encode, _header_block, _result
+from redline.http.front import _BLOCKS, BLOCKS_KEPT, Front, _encode, _header_block
 from redline.http.handler import HandlerService, HandlerSet, handler
-from redline.http.himporter import ImporterSettings, create_app
+from redline.http.himporter import Importer, ImporterSettings, Incoming, create_app
 from redline.http.hrouter import Router, RouterConfig
 from redline.http.worker import WorkerConfig
 from redline.runtime import run_service
+from redline.runtime.otel import OtelTracer
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -311,11 +313,27 @@ def test_an_answers_header_lines_are_built_once_per_header_set() -> None:
     assert len(_BLOCKS) <= BLOCKS_KEPT
 
 
-async def test_an_answer_that_failed_or_was_cancelled_is_503() -> None:
-    loop = asyncio.get_running_loop()
-    answered, failed, cancelled = loop.create_future(), loop.create_future(), loop.create_future()
-    answered.set_result(Response.text("a", "fine\n"))
-    failed.set_exception(RuntimeError("the traced dispatch broke"))
-    cancelled.cancel()
-    assert _result(answered).body == b"fine\n"
-    assert _result(failed).status == _result(cancelled).status == 503
+class _BrokenTracer:
+    def http_server(self, *args: object) -> object:
+        raise RuntimeError("the tracer broke")
+
+
+async def test_a_traced_dispatch_that_failed_or_was_cancelled_is_answered_503(
+    redis_url: str,
+) -> None:
+    importer = Importer(ImporterSettings.model_validate({"redis": redis_url}))
+    answers: list[Response] = []
+    failing = Incoming("f", "GET", "/", "", [], b"", "")
+    await importer._trace(_BrokenTracer(), failing, answers.append)
+    assert [(a.id, a.status) for a in answers] == [("f", 503)]
+    # A span that works, but the wait for the answer is cancelled (the stop).
+    traced = OtelTracer(TracerProvider())
+    waiting = asyncio.create_task(
+        importer._trace(traced, Incoming("c", "GET", "/", "", [], b"", ""), answers.append)
+    )
+    await asyncio.sleep(0.05)
+    assert not answers[1:]  # dispatched, waiting for its answer
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert [(a.id, a.status) for a in answers[1:]] == [("c", 503)]
