@@ -73,7 +73,8 @@ class _HeaderLookup:
                 return value
         return default
 
-    def _lower_header_names(self) -> None:
+    def __post_init__(self) -> None:
+        """Header names lower-cased (a Response's own `__post_init__`: no frame more)."""
         # A plain loop, and `islower` (no new string): every envelope decoded comes through
         # here. A name without letters is not `islower`; lowering it changes nothing.
         for name, _ in self.headers:
@@ -116,7 +117,7 @@ class Request(_HeaderLookup, Struct, frozen=True):
     def __post_init__(self) -> None:
         if not self.method.isupper():
             force_setattr(self, "method", self.method.upper())
-        self._lower_header_names()
+        super().__post_init__()
 
     @property
     def host(self) -> str:
@@ -168,9 +169,6 @@ class Response(_HeaderLookup, Struct, frozen=True):
     headers: Headers = ()
     body: bytes = b""
     v: int = VERSION
-
-    def __post_init__(self) -> None:
-        self._lower_header_names()
 
     @classmethod
     def text(cls, request_id: str, text: str, status: int = 200, **kw: Any) -> Response:
