@@ -21,7 +21,6 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -55,9 +54,9 @@ class WorkerConfig(ServiceConfig):
     concurrency: int = Field(64, gt=0, description="requests at once (hrender, handlers)")
 
 
-@dataclass(frozen=True)
-class Forward:
-    """Send `request` on to `queue` (instead of answering it)."""
+class Forward(msgspec.Struct, frozen=True):
+    """Send `request` on to `queue` (instead of answering it). (A msgspec struct: hrouter
+    makes one per request, in a sixth of a frozen dataclass's time.)"""
 
     queue: str
     request: Request
@@ -157,6 +156,8 @@ class HttpService:
         # straight: a coroutine and a `tracer()` call less per request.
         answer = self._answer if tracer() is None else self._safe
         outcomes = [await answer(ctx, r) for r in live]
+        if live:
+            self.metrics.count("requests", len(live))  # (per batch, not a call per request)
         self._sends = _commands(zip(live, outcomes, strict=True))
         self._answered = [d for d, _ in requests]
 
@@ -247,14 +248,14 @@ class HttpService:
             return outcome
 
     async def _answer(self, ctx: Context, request: Request) -> Outcome:
-        """The outcome of `request`, counted: ``requests``, and ``errors`` for a 5xx answer
-        (what an instance's health, and a rollout's, is judged by)."""
+        """The outcome of `request`, with ``errors`` counted for a 5xx answer (what an
+        instance's health, and a rollout's, is judged by, against ``requests``: its callers
+        count those, a batch at a time where they can)."""
         try:
             outcome = await self.respond(ctx, request)
         except Exception:
             log.exception("%s failed id=%s path=%s", self.name, request.id, request.path)
             outcome = Response.text(request.id, "internal server error\n", 500)
-        self.metrics.count("requests")
         if isinstance(outcome, Response) and outcome.status >= 500:
             self.metrics.count("errors")
         return outcome
@@ -262,13 +263,15 @@ class HttpService:
     async def _bounded(self, ctx: Context, request: Request) -> Outcome:
         remaining = request.deadline - time.time() if request.deadline else None
         try:
-            return await asyncio.wait_for(self._safe(ctx, request), remaining)
+            outcome = await asyncio.wait_for(self._safe(ctx, request), remaining)
         except TimeoutError:
             self.metrics.count("expired")
             log.warning(
                 "%s gave up at the deadline id=%s path=%s", self.name, request.id, request.path
             )
             return None
+        self.metrics.count("requests")
+        return outcome
 
     def _sent(self, results: list[Any]) -> bool:
         """Whether every send of a step went in (a failed one leaves its batch to the lease)."""
