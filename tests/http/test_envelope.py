@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from redline.errors import EnvelopeError
-from redline.http.envelope import Request, Response
+from redline.http.envelope import _LOWERED, LOWERED_KEPT, Request, Response
 
 latin1 = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF), max_size=20)
 headers = st.lists(st.tuples(latin1.map(str.lower), latin1), max_size=5).map(tuple)
@@ -73,3 +73,15 @@ def test_helpers_set_content_type() -> None:
     assert Response.json("1", {"a": 1}).header("content-type") == "application/json"
     assert Response.text("1", "hi").body == b"hi"
     assert Response.html("1", "<p>").header("Content-Type") == "text/html; charset=utf-8"
+
+
+def test_a_responses_header_names_are_lower_case_whether_its_set_was_seen_or_not() -> None:
+    lower = (("content-type", "text/plain"), ("etag", '"1"'))
+    raw = b'{"id": "a", "headers": [["Content-Type", "text/plain"], ["ETag", "\\"1\\""]]}'
+    for _ in range(2):  # the second time round, both sets have been seen
+        assert Response("a", 200, lower).headers == lower
+        assert Response.decode(raw).headers == lower
+        assert Response("a", 200, (("ETag", '"1"'),)).headers == (("etag", '"1"'),)
+    for n in range(LOWERED_KEPT + 5):  # the memory stays bounded
+        Response("a", 200, (("x-n", str(n)),))
+    assert len(_LOWERED) <= LOWERED_KEPT

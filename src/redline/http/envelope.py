@@ -30,7 +30,6 @@ Response::
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 import urllib.parse
@@ -74,7 +73,7 @@ class _HeaderLookup:
         return default
 
     def __post_init__(self) -> None:
-        """Header names lower-cased (a Response's own `__post_init__`: no frame more)."""
+        """Header names lower-cased."""
         # A plain loop, and `islower` (no new string): every envelope decoded comes through
         # here. A name without letters is not `islower`; lowering it changes nothing.
         for name, _ in self.headers:
@@ -146,7 +145,8 @@ class Request(_HeaderLookup, Struct, frozen=True):
         if not params:
             return self
         # A copy, then the one field set: `replace` would run __post_init__ (its checks) again.
-        copied = copy.copy(self)
+        # (`__copy__` itself: `copy.copy` looks it up through three calls first.)
+        copied: Request = self.__copy__()  # type: ignore[attr-defined]  # (not in the stubs)
         force_setattr(copied, "params", {**self.params, **params})
         return copied
 
@@ -169,6 +169,16 @@ class Response(_HeaderLookup, Struct, frozen=True):
     headers: Headers = ()
     body: bytes = b""
     v: int = VERSION
+
+    def __post_init__(self) -> None:
+        # The answers of one file, or of one route, repeat their header set: one seen before
+        # (its names lower-case, or lowered then) is known by one set lookup, not a check per
+        # name. A set with a name in capitals is never remembered, only its lowered form.
+        if self.headers not in _LOWERED:
+            super().__post_init__()
+            if len(_LOWERED) >= LOWERED_KEPT:
+                _LOWERED.clear()
+            _LOWERED.add(self.headers)
 
     @classmethod
     def text(cls, request_id: str, text: str, status: int = 200, **kw: Any) -> Response:
@@ -208,6 +218,9 @@ class Response(_HeaderLookup, Struct, frozen=True):
         response: Response = _decode(_RESPONSES, data, "response")
         return response
 
+
+_LOWERED: set[Headers] = set()  # response header sets whose names are all lower-case
+LOWERED_KEPT = 1024  # distinct sets remembered (as `front`'s header lines)
 
 _ENCODER = msgspec.json.Encoder()
 _REQUESTS = msgspec.json.Decoder(Request)
