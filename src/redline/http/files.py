@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
 
-from redline.http.envelope import Headers, Request, Response
+from redline.http.envelope import Headers, Request, Response, keep_body
 
 __all__ = ["Asset", "StaticFiles"]
 
@@ -289,6 +289,8 @@ def _open(target: Path, probe: str) -> Asset | None:
         if not stat.S_ISREG(info.st_mode):
             return None
         data = handle.read() if info.st_size <= CACHE_BYTES else None
+    if data:
+        keep_body(data)  # its answers' envelopes reuse its base64 (envelope.keep_body)
     etag = f'"{info.st_size:x}-{info.st_mtime_ns:x}"'
     identity = _identity(info)
     kind = _content_type(target)
