@@ -40,6 +40,11 @@ def numbered(request, n: str) -> str:  # type: ignore[no-untyped-def]
     return f"number {n}"
 
 
+@handler(r"GET /q", into=app)
+def query(request) -> str:  # type: ignore[no-untyped-def]
+    return f"{request.path}|{request.query}"
+
+
 @handler(r"GET /big", into=app)
 def big(request) -> bytes:  # type: ignore[no-untyped-def]
     return b"a" * (1 << 20)
@@ -127,6 +132,23 @@ async def test_keep_alive_and_pipelined_requests_are_answered_in_order(site: Sit
     ]
     assert all(b"content-length: " in a and b"\r\ndate: " in a for a in answers)
     assert b"connection: close" in answers[-1] and b"connection: close" not in answers[0]
+
+
+async def test_the_path_and_query_reach_the_handler_as_on_the_wire(site: Site) -> None:
+    requests = [
+        _get("/q?a=1&b=%20#frag"),
+        _get("/q#only?frag"),
+        _get("/q"),
+        b"GET http://t/q?z=2 HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n",
+    ]
+    data = await _exchange(site.port, b"".join(requests))
+    answers = data.split(b"HTTP/1.1 200 OK\r\n")[1:]
+    assert [a.rsplit(b"\r\n\r\n", 1)[1] for a in answers] == [
+        b"/q|a=1&b=%20",
+        b"/q|",
+        b"/q|",
+        b"/q|z=2",
+    ]
 
 
 async def test_large_answers_pipelined_arrive_whole(site: Site) -> None:

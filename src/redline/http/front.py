@@ -317,21 +317,15 @@ class FrontProtocol(asyncio.Protocol):
         )
 
     def _incoming(self) -> Incoming:
-        url = httptools.parse_url(self.url) if self.url[:1] != b"/" else None
-        path, query = self.url, b""
-        if url is not None:
-            path, query = url.path or b"/", url.query or b""
-        elif b"?" in path or b"#" in path:
-            path, _, query = path.split(b"#", 1)[0].partition(b"?")
-        return Incoming(
-            self.request_id,
-            self.method,
-            path.decode("latin-1"),
-            query.decode("latin-1"),
-            self.headers,
-            b"".join(self.body),
-            self.client,
-        )
+        if self.url[:1] != b"/":  # an absolute URL (or "*")
+            url = httptools.parse_url(self.url)
+            path, query = (url.path or b"/").decode("latin-1"), (url.query or b"").decode("latin-1")
+        else:  # (tested as text: `b"?" in path` makes and drops a TypeError first, in 3.11)
+            path, query = self.url.decode("latin-1"), ""
+            if "?" in path or "#" in path:
+                path, _, query = path.split("#", 1)[0].partition("?")
+        body = b"".join(self.body)
+        return Incoming(self.request_id, self.method, path, query, self.headers, body, self.client)
 
     # -- answers ----------------------------------------------------------------------------
 
