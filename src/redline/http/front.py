@@ -298,6 +298,9 @@ class FrontProtocol(asyncio.Protocol):
             return  # answered already; its body (if any) was read and dropped
         answer = _Answer(None, self.method == "HEAD", self._keep_alive())
         self.answers.append(answer)  # in the queue first: an answer may come at once
+        # Not idle while it waits, even if an answer written earlier in this read (a refused
+        # request's) left the queue empty and marked it idle then.
+        self.idle_since = None
         self.importer.start(self._incoming(), partial(self._answered, answer))
         if len(self.answers) >= PIPELINED:
             self._reading()
