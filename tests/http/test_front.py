@@ -120,16 +120,19 @@ def _get(path: str, *extra: str) -> bytes:
     return "\r\n".join([f"GET {path} HTTP/1.1", "host: t", *extra, "", ""]).encode()
 
 
+def _answers(data: bytes) -> list[bytes]:
+    """The 200 answers in `data`, each without its status line."""
+    return data.split(b"HTTP/1.1 200 OK\r\n")[1:]
+
+
+def _bodies(answers: list[bytes]) -> list[bytes]:
+    return [a.rsplit(b"\r\n\r\n", 1)[1] for a in answers]
+
+
 async def test_keep_alive_and_pipelined_requests_are_answered_in_order(site: Site) -> None:
     requests = [_get(f"/n/{n}") for n in (1, 22, 333)] + [_get("/n/4", "connection: close")]
-    data = await _exchange(site.port, b"".join(requests))
-    answers = data.split(b"HTTP/1.1 200 OK\r\n")[1:]
-    assert [a.rsplit(b"\r\n\r\n", 1)[1] for a in answers] == [
-        b"number 1",
-        b"number 22",
-        b"number 333",
-        b"number 4",
-    ]
+    answers = _answers(await _exchange(site.port, b"".join(requests)))
+    assert _bodies(answers) == [b"number 1", b"number 22", b"number 333", b"number 4"]
     assert all(b"content-length: " in a and b"\r\ndate: " in a for a in answers)
     assert b"connection: close" in answers[-1] and b"connection: close" not in answers[0]
 
@@ -141,14 +144,8 @@ async def test_the_path_and_query_reach_the_handler_as_on_the_wire(site: Site) -
         _get("/q"),
         b"GET http://t/q?z=2 HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n",
     ]
-    data = await _exchange(site.port, b"".join(requests))
-    answers = data.split(b"HTTP/1.1 200 OK\r\n")[1:]
-    assert [a.rsplit(b"\r\n\r\n", 1)[1] for a in answers] == [
-        b"/q|a=1&b=%20",
-        b"/q|",
-        b"/q|",
-        b"/q|z=2",
-    ]
+    answers = _answers(await _exchange(site.port, b"".join(requests)))
+    assert _bodies(answers) == [b"/q|a=1&b=%20", b"/q|", b"/q|", b"/q|z=2"]
 
 
 async def test_large_answers_pipelined_arrive_whole(site: Site) -> None:
@@ -359,3 +356,18 @@ async def test_a_traced_dispatch_that_failed_or_was_cancelled_is_answered_503(
     with pytest.raises(asyncio.CancelledError):
         await waiting
     assert [(a.id, a.status) for a in answers[1:]] == [("c", 503)]
+
+
+async def test_a_connection_waiting_for_an_answer_is_not_closed_as_idle(site: Site) -> None:
+    # A refused request's answer is written at once and leaves no answer waiting; the request
+    # read after it in the same packet must keep the connection from looking idle meanwhile.
+    big = b"POST /echo HTTP/1.1\r\nhost: t\r\ncontent-length: 101\r\n\r\n" + b"x" * 101
+    reader, writer = await asyncio.open_connection("127.0.0.1", site.port)
+    writer.write(big + _get("/slow", "connection: close"))
+    await asyncio.sleep(1)  # past the keep-alive (0.3 s here) and a few of its sweeps
+    release.set()
+    try:
+        data = await asyncio.wait_for(reader.read(), 30)
+    finally:
+        writer.close()
+    assert data.startswith(b"HTTP/1.1 413 ") and data.endswith(b"slow done")
