@@ -71,6 +71,17 @@ def test_range_gives_206(site: StaticFiles, spec: str, first: int, last: int) ->
     assert response.header("content-range") == f"bytes {first}-{last}/256"
 
 
+def test_if_range_and_the_first_of_repeated_headers_decide(site: StaticFiles) -> None:
+    etag = site.respond(get("/data.bin")).header("etag")
+    assert etag
+    same = site.respond(get("/data.bin", ("Range", "bytes=0-9"), ("If-Range", etag)))
+    assert (same.status, same.body) == (206, bytes(range(10)))
+    changed = site.respond(get("/data.bin", ("range", "bytes=0-9"), ("if-range", '"old"')))
+    assert (changed.status, changed.body) == (200, bytes(range(256)))  # the whole, current file
+    repeated = site.respond(get("/data.bin", ("range", "bytes=0-1"), ("range", "bytes=0-5")))
+    assert repeated.body == bytes(range(2))  # the first value of a header counts
+
+
 @pytest.mark.parametrize("spec", ["bytes=300-", "bytes=9-3", "bytes=-0", "lines=1-2"])
 def test_unsatisfiable_range_gives_416(site: StaticFiles, spec: str) -> None:
     response = site.respond(get("/data.bin", ("range", spec)))

@@ -13,14 +13,16 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
 
 from redline.http.envelope import Response
-from redline.http.front import _BLOCKS, BLOCKS_KEPT, Front, _encode, _header_block, _result
+from redline.http.front import _BLOCKS, BLOCKS_KEPT, Front, _encode, _header_block
 from redline.http.handler import HandlerService, HandlerSet, handler
-from redline.http.himporter import ImporterSettings, create_app
+from redline.http.himporter import Importer, ImporterSettings, Incoming, create_app
 from redline.http.hrouter import Router, RouterConfig
 from redline.http.worker import WorkerConfig
 from redline.runtime import run_service
+from redline.runtime.otel import OtelTracer
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -36,6 +38,11 @@ def echo(request) -> bytes:  # type: ignore[no-untyped-def]
 @handler(r"/n/(?P<n>\d+)", into=app)
 def numbered(request, n: str) -> str:  # type: ignore[no-untyped-def]
     return f"number {n}"
+
+
+@handler(r"GET /q", into=app)
+def query(request) -> str:  # type: ignore[no-untyped-def]
+    return f"{request.path}|{request.query}"
 
 
 @handler(r"GET /big", into=app)
@@ -113,18 +120,32 @@ def _get(path: str, *extra: str) -> bytes:
     return "\r\n".join([f"GET {path} HTTP/1.1", "host: t", *extra, "", ""]).encode()
 
 
+def _answers(data: bytes) -> list[bytes]:
+    """The 200 answers in `data`, each without its status line."""
+    return data.split(b"HTTP/1.1 200 OK\r\n")[1:]
+
+
+def _bodies(answers: list[bytes]) -> list[bytes]:
+    return [a.rsplit(b"\r\n\r\n", 1)[1] for a in answers]
+
+
 async def test_keep_alive_and_pipelined_requests_are_answered_in_order(site: Site) -> None:
     requests = [_get(f"/n/{n}") for n in (1, 22, 333)] + [_get("/n/4", "connection: close")]
-    data = await _exchange(site.port, b"".join(requests))
-    answers = data.split(b"HTTP/1.1 200 OK\r\n")[1:]
-    assert [a.rsplit(b"\r\n\r\n", 1)[1] for a in answers] == [
-        b"number 1",
-        b"number 22",
-        b"number 333",
-        b"number 4",
-    ]
+    answers = _answers(await _exchange(site.port, b"".join(requests)))
+    assert _bodies(answers) == [b"number 1", b"number 22", b"number 333", b"number 4"]
     assert all(b"content-length: " in a and b"\r\ndate: " in a for a in answers)
     assert b"connection: close" in answers[-1] and b"connection: close" not in answers[0]
+
+
+async def test_the_path_and_query_reach_the_handler_as_on_the_wire(site: Site) -> None:
+    requests = [
+        _get("/q?a=1&b=%20#frag"),
+        _get("/q#only?frag"),
+        _get("/q"),
+        b"GET http://t/q?z=2 HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n",
+    ]
+    answers = _answers(await _exchange(site.port, b"".join(requests)))
+    assert _bodies(answers) == [b"/q|a=1&b=%20", b"/q|", b"/q|", b"/q|z=2"]
 
 
 async def test_large_answers_pipelined_arrive_whole(site: Site) -> None:
@@ -311,11 +332,42 @@ def test_an_answers_header_lines_are_built_once_per_header_set() -> None:
     assert len(_BLOCKS) <= BLOCKS_KEPT
 
 
-async def test_an_answer_that_failed_or_was_cancelled_is_503() -> None:
-    loop = asyncio.get_running_loop()
-    answered, failed, cancelled = loop.create_future(), loop.create_future(), loop.create_future()
-    answered.set_result(Response.text("a", "fine\n"))
-    failed.set_exception(RuntimeError("the traced dispatch broke"))
-    cancelled.cancel()
-    assert _result(answered).body == b"fine\n"
-    assert _result(failed).status == _result(cancelled).status == 503
+class _BrokenTracer:
+    def http_server(self, *args: object) -> object:
+        raise RuntimeError("the tracer broke")
+
+
+async def test_a_traced_dispatch_that_failed_or_was_cancelled_is_answered_503(
+    redis_url: str,
+) -> None:
+    importer = Importer(ImporterSettings.model_validate({"redis": redis_url}))
+    answers: list[Response] = []
+    failing = Incoming("f", "GET", "/", "", [], b"", "")
+    await importer._trace(_BrokenTracer(), failing, answers.append)
+    assert [(a.id, a.status) for a in answers] == [("f", 503)]
+    # A span that works, but the wait for the answer is cancelled (the stop).
+    traced = OtelTracer(TracerProvider())
+    waiting = asyncio.create_task(
+        importer._trace(traced, Incoming("c", "GET", "/", "", [], b"", ""), answers.append)
+    )
+    await asyncio.sleep(0.05)
+    assert not answers[1:]  # dispatched, waiting for its answer
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert [(a.id, a.status) for a in answers[1:]] == [("c", 503)]
+
+
+async def test_a_connection_waiting_for_an_answer_is_not_closed_as_idle(site: Site) -> None:
+    # A refused request's answer is written at once and leaves no answer waiting; the request
+    # read after it in the same packet must keep the connection from looking idle meanwhile.
+    big = b"POST /echo HTTP/1.1\r\nhost: t\r\ncontent-length: 101\r\n\r\n" + b"x" * 101
+    reader, writer = await asyncio.open_connection("127.0.0.1", site.port)
+    writer.write(big + _get("/slow", "connection: close"))
+    await asyncio.sleep(1)  # past the keep-alive (0.3 s here) and a few of its sweeps
+    release.set()
+    try:
+        data = await asyncio.wait_for(reader.read(), 30)
+    finally:
+        writer.close()
+    assert data.startswith(b"HTTP/1.1 413 ") and data.endswith(b"slow done")

@@ -30,7 +30,6 @@ Response::
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 import urllib.parse
@@ -43,7 +42,7 @@ from msgspec.structs import force_setattr
 
 from redline.errors import EnvelopeError
 
-__all__ = ["VERSION", "Headers", "Request", "Response"]
+__all__ = ["VERSION", "Headers", "Request", "Response", "keep_body"]
 
 VERSION = 1
 
@@ -73,7 +72,8 @@ class _HeaderLookup:
                 return value
         return default
 
-    def _lower_header_names(self) -> None:
+    def __post_init__(self) -> None:
+        """Header names lower-cased."""
         # A plain loop, and `islower` (no new string): every envelope decoded comes through
         # here. A name without letters is not `islower`; lowering it changes nothing.
         for name, _ in self.headers:
@@ -116,7 +116,7 @@ class Request(_HeaderLookup, Struct, frozen=True):
     def __post_init__(self) -> None:
         if not self.method.isupper():
             force_setattr(self, "method", self.method.upper())
-        self._lower_header_names()
+        super().__post_init__()
 
     @property
     def host(self) -> str:
@@ -145,7 +145,8 @@ class Request(_HeaderLookup, Struct, frozen=True):
         if not params:
             return self
         # A copy, then the one field set: `replace` would run __post_init__ (its checks) again.
-        copied = copy.copy(self)
+        # (`__copy__` itself: `copy.copy` looks it up through three calls first.)
+        copied: Request = self.__copy__()  # type: ignore[attr-defined]  # (not in the stubs)
         force_setattr(copied, "params", {**self.params, **params})
         return copied
 
@@ -170,7 +171,14 @@ class Response(_HeaderLookup, Struct, frozen=True):
     v: int = VERSION
 
     def __post_init__(self) -> None:
-        self._lower_header_names()
+        # The answers of one file, or of one route, repeat their header set: one seen before
+        # (its names lower-case, or lowered then) is known by one set lookup, not a check per
+        # name. A set with a name in capitals is never remembered, only its lowered form.
+        if self.headers not in _LOWERED:
+            super().__post_init__()
+            if len(_LOWERED) >= LOWERED_KEPT:
+                _LOWERED.clear()
+            _LOWERED.add(self.headers)
 
     @classmethod
     def text(cls, request_id: str, text: str, status: int = 200, **kw: Any) -> Response:
@@ -201,8 +209,12 @@ class Response(_HeaderLookup, Struct, frozen=True):
         return cls(request_id, status, (("content-type", content_type), *_headers(headers)), body)
 
     def encode(self) -> bytes:
-        """The JSON envelope, as bytes for a reply list."""
-        return _ENCODER.encode(self)
+        """The JSON envelope, as bytes for a reply list (a body given to `keep_body` is not
+        encoded again)."""
+        kept = _BODIES.get(id(self.body))
+        if kept is None:
+            return _ENCODER.encode(self)
+        return _ENCODER.encode(_KeptResponse(self.id, self.status, self.headers, kept[1], self.v))
 
     @classmethod
     def decode(cls, data: bytes | str) -> Response:
@@ -210,6 +222,36 @@ class Response(_HeaderLookup, Struct, frozen=True):
         response: Response = _decode(_RESPONSES, data, "response")
         return response
 
+
+class _KeptResponse(Struct, frozen=True):
+    """A `Response` as encoded with a kept body: the same fields in the same order (so the same
+    JSON), the body's JSON (its base64 string) made once by `keep_body`."""
+
+    id: str
+    status: int
+    headers: Headers
+    body: msgspec.Raw
+    v: int
+
+
+# id(body) -> (body, its JSON). Holding the body keeps its id from being reused by another
+# object, so an id found here is that very body.
+_BODIES: dict[int, tuple[bytes, msgspec.Raw]] = {}
+BODIES_KEPT = 512  # bodies remembered (hassets keeps as many files' bytes)
+
+
+def keep_body(body: bytes) -> None:
+    """Encode `body` for the envelope (base64, as a JSON string) now, once, and reuse that
+    whenever a `Response` whose body is this very object is encoded: for bytes answered again
+    and again, such as hassets' kept files (base64 was a quarter of hassets' instructions per
+    request for a 1 KiB file). At most ``BODIES_KEPT`` bodies are remembered."""
+    if len(_BODIES) >= BODIES_KEPT:
+        _BODIES.clear()
+    _BODIES[id(body)] = (body, msgspec.Raw(_ENCODER.encode(body)))
+
+
+_LOWERED: set[Headers] = set()  # response header sets whose names are all lower-case
+LOWERED_KEPT = 1024  # distinct sets remembered (as `front`'s header lines)
 
 _ENCODER = msgspec.json.Encoder()
 _REQUESTS = msgspec.json.Decoder(Request)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
 
-from redline.http.envelope import Headers, Request, Response
+from redline.http.envelope import Headers, Request, Response, keep_body
 
 __all__ = ["Asset", "StaticFiles"]
 
@@ -119,8 +119,25 @@ def _gzipped(path: Path, etag: str) -> bytes:  # etag in the key: a changed file
     return gzip.compress(path.read_bytes(), compresslevel=6, mtime=0)
 
 
-def _accepts_gzip(request: Request) -> bool:
-    for part in (request.header("accept-encoding") or "").split(","):
+# The request headers a file's answer depends on (`_conditions`).
+_CONDITIONS = frozenset(
+    ("if-none-match", "if-modified-since", "range", "if-range", "accept-encoding")
+)
+
+
+def _conditions(request: Request) -> dict[str, str]:
+    """The first value of each of the request's `_CONDITIONS` headers, in one pass over its
+    headers (not a `Request.header` scan for each: most requests carry none of them)."""
+    found: dict[str, str] = {}
+    for name, value in request.headers:
+        if name in _CONDITIONS and name not in found:
+            found[name] = value
+    return found
+
+
+def _accepts_gzip(accepted: str) -> bool:
+    """Whether an ``Accept-Encoding`` value accepts gzip."""
+    for part in accepted.split(","):
         coding, _, quality = part.strip().partition(";")
         if coding.strip().lower() in ("gzip", "*"):
             return quality.strip().replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
@@ -214,12 +231,13 @@ class StaticFiles:
         return None
 
     def _serve(self, request: Request, asset: Asset) -> Response:
-        if _not_modified(request, asset):
+        conditions = _conditions(request)
+        if conditions and _not_modified(conditions, asset):
             return Response(request.id, 304, asset.validators)
-        spec = request.header("range")
-        if spec is not None and request.header("if-range") in (None, asset.etag):
+        spec = conditions.get("range")
+        if spec is not None and conditions.get("if-range") in (None, asset.etag):
             return self._partial(request, asset, spec, list(asset.validators))
-        if asset.compressible and _accepts_gzip(request):
+        if asset.compressible and _accepts_gzip(conditions.get("accept-encoding", "")):
             gz_etag = ("etag", asset.gzip_etag)
             headers = [gz_etag, *asset.headers[1:], ("content-encoding", "gzip")]
             return _finish(request, 200, headers, _gzipped(asset.path, asset.etag))
@@ -244,12 +262,12 @@ class StaticFiles:
         return _finish(request, 206, headers, body)
 
 
-def _not_modified(request: Request, asset: Asset) -> bool:
-    tags = request.header("if-none-match")
+def _not_modified(conditions: dict[str, str], asset: Asset) -> bool:
+    tags = conditions.get("if-none-match")
     if tags is not None:
         offered = {t.strip().removeprefix("W/") for t in tags.split(",")}
         return "*" in offered or bool(offered & {asset.etag, asset.gzip_etag})
-    since = request.header("if-modified-since")
+    since = conditions.get("if-modified-since")
     if since:
         try:
             when = email.utils.parsedate_to_datetime(since).timestamp()
@@ -271,6 +289,8 @@ def _open(target: Path, probe: str) -> Asset | None:
         if not stat.S_ISREG(info.st_mode):
             return None
         data = handle.read() if info.st_size <= CACHE_BYTES else None
+    if data:
+        keep_body(data)  # its answers' envelopes reuse its base64 (envelope.keep_body)
     etag = f'"{info.st_size:x}-{info.st_mtime_ns:x}"'
     identity = _identity(info)
     kind = _content_type(target)

@@ -37,8 +37,10 @@ import re
 import socket
 import time
 from collections import deque
+from functools import partial
 
 import httptools
+from msgspec import Struct
 
 from redline.http.envelope import Headers, Response
 from redline.http.himporter import Importer, Incoming
@@ -69,6 +71,16 @@ def _status_line(code: int) -> bytes:
 
 
 _STATUS = {code: _status_line(code) for code in range(100, 600)}
+
+
+class _Answer(Struct):
+    """An answer in a connection's queue: its response once known (None until then), whether
+    it answers a HEAD, whether the connection stays open after it. (A msgspec struct: made per
+    request without a Python `__init__` frame.)"""
+
+    response: Response | None
+    head: bool
+    keep: bool
 
 
 class Front:
@@ -134,7 +146,7 @@ class Front:
 
 class FrontProtocol(asyncio.Protocol):
     """One client connection: httptools' callbacks build each request; answers go out in
-    order as their futures complete."""
+    order as the importer's dispatcher hands them over (`_answered`)."""
 
     def __init__(self, front: Front) -> None:
         self.front, self.importer = front, front.importer
@@ -148,19 +160,11 @@ class FrontProtocol(asyncio.Protocol):
             self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.client = ""
-        self.answers: deque[tuple[asyncio.Future[Response] | Response, bool, bool]] = deque()
+        self.answers: deque[_Answer] = deque()
         self.idle_since: float | None = None  # when it last had nothing to read or answer
         self.heard = self.loop.time()  # when its last bytes came
         self.write_paused = self.read_paused = self.closing = False
-        self._new_request()
-
-    def _new_request(self) -> None:
-        self.url, self.size = b"", 0
-        self.headers: list[tuple[str, str]] = []
-        self.body: list[bytes] = []
-        self.body_size, self.expect, self.queued = 0, False, False
-        self.request_id, self.method = "", ""
-        self.refused: Response | None = None
+        self.on_message_begin()
 
     # -- the connection ---------------------------------------------------------------------
 
@@ -178,7 +182,7 @@ class FrontProtocol(asyncio.Protocol):
         if self.front.stopping and not self.front.connections:
             self.front.drained.set()
         self.closing = True
-        self.answers.clear()  # their futures complete unseen; the dispatcher forgets them
+        self.answers.clear()  # their responses come unseen; the dispatcher forgets them
 
     def data_received(self, data: bytes) -> None:
         if self.closing:  # after a parse error, an upgrade or the stop: nothing more is read
@@ -239,14 +243,20 @@ class FrontProtocol(asyncio.Protocol):
 
     def _fail(self, response: Response) -> None:
         """Answer `response` after what is queued, then close (the stream cannot go on)."""
-        self.answers.append((response, False, False))
+        self.answers.append(_Answer(response, False, False))
         self._close_after_answers()
         self._write_ready()
 
     # -- httptools' callbacks ---------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        self._new_request()
+        """A new request: its state starts empty."""
+        self.url, self.size = b"", 0
+        self.headers: list[tuple[str, str]] = []
+        self.body: list[bytes] = []
+        self.body_size, self.expect = 0, False
+        self.request_id, self.method = "", ""
+        self.refused: Response | None = None
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -286,16 +296,20 @@ class FrontProtocol(asyncio.Protocol):
     def on_message_complete(self) -> None:
         if self.refused is not None:
             return  # answered already; its body (if any) was read and dropped
-        future = self.importer.start(self._incoming())
-        self.answers.append((future, self.method == "HEAD", self._keep_alive()))
-        future.add_done_callback(self._write_ready)
-        self._reading()
+        answer = _Answer(None, self.method == "HEAD", self._keep_alive())
+        self.answers.append(answer)  # in the queue first: an answer may come at once
+        # Not idle while it waits, even if an answer written earlier in this read (a refused
+        # request's) left the queue empty and marked it idle then.
+        self.idle_since = None
+        self.importer.start(self._incoming(), partial(self._answered, answer))
+        if len(self.answers) >= PIPELINED:
+            self._reading()
 
     def _refuse(self, response: Response) -> None:
         """Answer a refused request now (in its turn); what is left of its body is read and
         dropped, so the connection stays usable."""
         self.refused, self.body = response, []
-        self.answers.append((response, self.method == "HEAD", self._keep_alive()))
+        self.answers.append(_Answer(response, self.method == "HEAD", self._keep_alive()))
         self._write_ready()
 
     def _keep_alive(self) -> bool:
@@ -306,46 +320,44 @@ class FrontProtocol(asyncio.Protocol):
         )
 
     def _incoming(self) -> Incoming:
-        url = httptools.parse_url(self.url) if self.url[:1] != b"/" else None
-        path, query = self.url, b""
-        if url is not None:
-            path, query = url.path or b"/", url.query or b""
-        elif b"?" in path or b"#" in path:
-            path, _, query = path.split(b"#", 1)[0].partition(b"?")
-        return Incoming(
-            self.request_id,
-            self.method,
-            path.decode("latin-1"),
-            query.decode("latin-1"),
-            self.headers,
-            b"".join(self.body),
-            self.client,
-        )
+        if self.url[:1] != b"/":  # an absolute URL (or "*")
+            url = httptools.parse_url(self.url)
+            path, query = (url.path or b"/").decode("latin-1"), (url.query or b"").decode("latin-1")
+        else:  # (tested as text: `b"?" in path` makes and drops a TypeError first, in 3.11)
+            path, query = self.url.decode("latin-1"), ""
+            if "?" in path or "#" in path:
+                path, _, query = path.split("#", 1)[0].partition("?")
+        body = b"".join(self.body)
+        return Incoming(self.request_id, self.method, path, query, self.headers, body, self.client)
 
     # -- answers ----------------------------------------------------------------------------
 
-    def _write_ready(self, _answered: object = None) -> None:
-        """Write the answers at the front of the queue that are ready (in request order); also
-        the done callback of each answer's future (`_answered`, unused: a frame less)."""
+    def _answered(self, answer: _Answer, response: Response) -> None:
+        """The dispatcher's call with a request's response: written now if its turn has come."""
+        answer.response = response
+        self._write_ready()
+
+    def _write_ready(self) -> None:
+        """Write the answers at the front of the queue that are ready (in request order)."""
         answers = self.answers
         if self.transport.is_closing():
             answers.clear()
             return
         while answers:
-            answer, head, keep = answers[0]
-            if isinstance(answer, asyncio.Future):
-                if not answer.done():
-                    break
-                answer = _result(answer)
+            answer = answers[0]
+            response = answer.response
+            if response is None:
+                break
             answers.popleft()
-            keep = keep and not (self.closing and not answers)
-            self.transport.write(self._encoded(answer, head, keep))
+            keep = answer.keep and not (self.closing and not answers)
+            self.transport.write(self._encoded(response, answer.head, keep))
             if not keep:
                 self.transport.close()
                 return
         if not answers:
             self.idle_since = self.loop.time()
-        self._reading()
+        if self.read_paused or len(answers) >= PIPELINED:  # (else reading cannot change)
+            self._reading()
 
     def _encoded(self, response: Response, head: bool, keep: bool) -> bytes:
         try:
@@ -354,13 +366,6 @@ class FrontProtocol(asyncio.Protocol):
             log.warning("himporter: answer id=%s cannot be sent: %s", response.id, exc)
             failed = Response.text(response.id, "internal server error\n", 500)
             return _encode(failed, head, keep, self.front.date())
-
-
-def _result(future: asyncio.Future[Response]) -> Response:
-    try:
-        return future.result()  # (one call, not cancelled(), exception() and result())
-    except (asyncio.CancelledError, Exception):
-        return Response.text("", "service unavailable\n", 503)
 
 
 def _declared(headers: list[tuple[str, str]]) -> int:

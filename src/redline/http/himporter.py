@@ -23,8 +23,10 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from typing import Any, NamedTuple
+from functools import partial
+from typing import Any
 
+from msgspec import Struct
 from pydantic import Field
 from redis.exceptions import ResponseError
 from starlette.applications import Starlette
@@ -34,7 +36,7 @@ from redline.config import ServiceConfig
 from redline.connection import AsyncClient, HeldConnection, connect
 from redline.errors import EnvelopeError
 from redline.http.envelope import Request, Response
-from redline.http.mdispatch import Dispatcher
+from redline.http.mdispatch import Answer, Dispatcher, settle
 from redline.runtime import Context, assemble, run_service
 from redline.runtime.tracing import tracer, with_carrier
 
@@ -70,9 +72,10 @@ class _TooLarge(Exception):
     pass
 
 
-class Incoming(NamedTuple):
+class Incoming(Struct, frozen=True):
     """A request as read from the client, before it becomes an envelope: the path and query
-    as on the wire (latin-1), header names lower-case, ``client`` as ``host:port``."""
+    as on the wire (latin-1), header names lower-case, ``client`` as ``host:port``. (A msgspec
+    struct: made per request without a Python frame, unlike a NamedTuple.)"""
 
     id: str
     method: str
@@ -101,6 +104,7 @@ class Importer:
         self.stopping = asyncio.Event()
         self._ids = itertools.count()
         self._client: AsyncClient | None = None
+        self._traced: set[asyncio.Task[None]] = set()  # traced dispatches under way
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -146,39 +150,50 @@ class Importer:
             return self.too_large(request_id)
         raw = scope.get("raw_path") or scope["path"].encode()
         client = scope.get("client") or ("", 0)
-        return await self.start(
-            Incoming(
-                request_id,
-                scope["method"],
-                raw.decode("latin-1"),
-                scope.get("query_string", b"").decode("latin-1"),
-                headers,
-                body,
-                f"{client[0]}:{client[1]}",
-            )
+        incoming = Incoming(
+            request_id,
+            scope["method"],
+            raw.decode("latin-1"),
+            scope.get("query_string", b"").decode("latin-1"),
+            headers,
+            body,
+            f"{client[0]}:{client[1]}",
         )
+        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        self.start(incoming, partial(settle, future))
+        return await future
 
-    def start(self, incoming: Incoming) -> asyncio.Future[Response]:
-        """Dispatch a request that passed the limits; the future gets its answer (or the 504
-        at the timeout, the 503 when Redis is down)."""
+    def start(self, incoming: Incoming, answer: Answer) -> None:
+        """Dispatch a request that passed the limits; `answer` is called once with its
+        response (or the 504 at the timeout, the 503 when Redis is down or at the stop)."""
         traced = tracer()
         if traced is None:
-            return self._dispatch(self._envelope(incoming, incoming.headers))
-        return asyncio.ensure_future(self._traced(traced, incoming))
+            self._dispatch(self._envelope(incoming, incoming.headers), answer)
+            return
+        task = asyncio.ensure_future(self._trace(traced, incoming, answer))
+        self._traced.add(task)  # (the loop keeps only a weak reference to a task)
+        task.add_done_callback(self._traced.discard)
 
-    async def _traced(self, traced: Any, incoming: Incoming) -> Response:
-        with traced.http_server(incoming.method, incoming.path, incoming.headers) as span:
-            headers = list(with_carrier(incoming.headers, span.carrier))
-            response = await self._dispatch(self._envelope(incoming, headers))
-            span.answered(response.status)
-            return response
+    async def _trace(self, traced: Any, incoming: Incoming, answer: Answer) -> None:
+        response = Response.text(incoming.id, "service unavailable\n", 503)
+        try:
+            with traced.http_server(incoming.method, incoming.path, incoming.headers) as span:
+                headers = list(with_carrier(incoming.headers, span.carrier))
+                future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+                self._dispatch(self._envelope(incoming, headers), partial(settle, future))
+                response = await future
+                span.answered(response.status)
+        except Exception:
+            log.exception("himporter: the traced dispatch of id=%s failed", incoming.id)
+        finally:  # answered whatever happened: a 503 if the tracing failed or was cancelled
+            answer(response)
 
-    def _dispatch(self, request: Request) -> asyncio.Future[Response]:
-        """Queue `request` for the next push; the future gets its answer."""
-        future = self.dispatcher.track(request.id)
+    def _dispatch(self, request: Request, answer: Answer) -> None:
+        """Queue `request` for the next push; `answer` gets its response."""
+        self.dispatcher.track(request.id, answer)
+        if not self.outbox:  # (else it is set: the push loop clears it only with none left)
+            self._outbox_ready.set()
         self.outbox.append((request.id, request.encode()))
-        self._outbox_ready.set()
-        return future
 
     def _envelope(self, incoming: Incoming, headers: list[tuple[str, str]]) -> Request:
         return Request(
@@ -229,7 +244,7 @@ class Importer:
                 await self._outbox_ready.wait()
             batch, self.outbox = self.outbox[:PUSH_BATCH], self.outbox[PUSH_BATCH:]
             try:
-                [pushed] = await link.run([("LPUSH", self.settings.out, *(p for _, p in batch))])
+                [pushed] = await link.run([("LPUSH", self.settings.out, *[p for _, p in batch])])
                 if isinstance(pushed, Exception):
                     raise pushed
             except Exception as exc:  # Redis down: answer now rather than at the timeout
