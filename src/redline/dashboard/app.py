@@ -243,8 +243,7 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
     finally:
         # The flag, not only the cancel: a cancel that lands inside a Redis call can be turned
         # into a connection error by the client and swallowed, which hung the stop.
-        live.stopping.set()
-        live.wake()
+        live.stop()
         task.cancel()
         await asyncio.wait({task}, timeout=5)
         with contextlib.suppress(Exception):

@@ -86,6 +86,12 @@ class Live:
                 self.hour.append(sample)
         self.wake()
 
+    def stop(self) -> None:
+        """End the sampler and every page's stream: each stream's response completes (the
+        page's EventSource reconnects, to this dashboard or the next)."""
+        self.stopping.set()
+        self.wake()
+
     def wake(self) -> None:
         """Every stream waiting in `newer` looks again (a sample was published, or the stop)."""
         self.changed.set()
