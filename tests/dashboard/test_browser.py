@@ -191,6 +191,29 @@ def test_the_page_says_it_is_reconnecting_while_redis_is_down(
     assert browser.problems == []
 
 
+def test_a_page_opened_while_redis_is_down_says_so_and_loads_once_it_is_back(
+    tmp_path: Path, browser: Browser
+) -> None:
+    server = ServerProcess().start()
+    base, proc = start_dashboard(server.url, tmp_path / "dashboard.log")
+    try:
+        server.stop()
+        browser.open(base + "/queues/orders")
+        assert text_of(browser, "h1") == "Redis unreachable"  # a 503 that says so, not a 500
+        wait_for(lambda: live_state(browser) == "down", timeout=30)
+        server.start()
+        server.client().lpush("orders", b"after the restart")
+        wait_for(lambda: text_of(browser, "#n-waiting") == "1", timeout=60)  # loaded by itself
+        wait_for(lambda: live_state(browser) == "live", timeout=30)
+    finally:
+        stop(proc)  # type: ignore[arg-type]
+        server.close()
+    unavailable = (
+        f"{base}/queues/orders: Failed to load resource: the server responded with a status of 503"
+    )
+    assert [p for p in browser.problems if not p.startswith(unavailable)] == []
+
+
 def test_retry_a_dead_letter_in_chromium(redis_url: str, dashboard: str, browser: Browser) -> None:
     seed(redis_url)
     browser.open(dashboard + "/")

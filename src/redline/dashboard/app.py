@@ -42,6 +42,7 @@ from redline.dashboard.audit import AUDIT
 from redline.dashboard.live import Live, live_stream, sampler
 from redline.dashboard.security import SecurityMiddleware, csrf_token
 from redline.dashboard.settings import DashboardConfig
+from redline.errors import TRANSIENT
 from redline.jobs.document import JobState
 from redline.jobs.usage import limit_use
 from redline.runtime.holders import held_by
@@ -234,6 +235,17 @@ async def metrics_page(request: Request) -> Response:
     return render(request, "metrics.html", rows=rows, hour=hour, watch="metrics")
 
 
+async def unreachable(request: Request, error: Exception) -> Response:
+    """A page asked for while Redis cannot be read: 503, a page that says so and loads again
+    by itself once the live stream's samples say Redis answers."""
+    page = render(
+        request, "unreachable.html", error=f"{type(error).__name__}: {error}", reload="live"
+    )
+    page.status_code = 503
+    page.headers["Retry-After"] = "2"
+    return page
+
+
 @contextlib.asynccontextmanager
 async def _lifespan(app: Starlette) -> AsyncIterator[None]:
     live: Live = app.state.live
@@ -290,6 +302,7 @@ def create_app(config: DashboardConfig, client: AsyncClient | None = None) -> St
     app = Starlette(
         routes=routes,
         middleware=[Middleware(SecurityMiddleware, config=config)],
+        exception_handlers=dict.fromkeys(TRANSIENT, unreachable),
         lifespan=_lifespan,
     )
     app.state.config = config

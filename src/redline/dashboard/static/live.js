@@ -66,6 +66,8 @@
 
   function onSample(sample) {
     if (!sample.ok) { status("down", "Redis unreachable, reconnecting…"); return; }
+    // A page the dashboard could not read Redis for loads again once a sample says it can.
+    if (document.body.dataset.reload === "live" && sample.t > rendered) { location.reload(); return; }
     status("live", "live");
     lastGood = new Date(sample.t * 1000);
     samples.push(sample);
