@@ -98,6 +98,11 @@ PAGES = {
 }
 
 
+def settled(browser: Browser) -> bool:
+    """No re-read of the page's regions is in flight (live.js marks them aria-busy)."""
+    return browser.evaluate("document.querySelector('[data-region][aria-busy]') === null") is True
+
+
 def open_live(browser: Browser, url: str) -> None:
     """Open `url`, wait until its stream is live, and mark the page: a reload would lose
     ``window.notReloaded``."""
@@ -177,6 +182,9 @@ def test_the_page_says_it_is_reconnecting_while_redis_is_down(
     try:
         browser.open(base + "/")
         wait_for(lambda: live_state(browser) == "live", timeout=30)
+        # A sample newer than the page makes it re-read itself: one still in flight when Redis
+        # stops is answered 503 (the console's error), so the outage starts after it.
+        wait_for(lambda: settled(browser), timeout=30)
         server.stop()
         wait_for(lambda: live_state(browser) == "down", timeout=30)
         assert "reconnecting" in (text_of(browser, "#live") or "")
@@ -255,10 +263,32 @@ def test_scale_from_the_services_page(redis_url: str, dashboard: str, browser: B
     seed(redis_url)
     browser.open(dashboard + "/services")
     form = 'article[data-ns="demo:worker"] form.scale'
-    browser.evaluate(f"document.querySelector('{form} input[name=replicas]').value = '5'")
+    field = f"document.querySelector('{form} input[name=replicas]')"
+    browser.evaluate(f"{field}.focus(); {field}.value = '5'")  # as a person types: focus first
     browser.evaluate(f"document.querySelector('{form} button').click()")
     wait_for(lambda: text_of(browser, '[data-desired-ns="demo:worker"]') == "5", timeout=30)
     assert redis.Redis.from_url(redis_url).hget(DESIRED_KEY, "demo:worker") == b"5"
+    assert browser.problems == []
+
+
+def test_a_form_being_filled_in_is_not_replaced_by_a_re_read(
+    redis_url: str, dashboard: str, browser: Browser
+) -> None:
+    seed(redis_url)
+    open_live(browser, dashboard + "/services")
+    wait_for(lambda: settled(browser), timeout=30)
+    browser.hold("*/services")  # the page's re-read of itself stays in flight until released
+    redis.Redis.from_url(redis_url).hset("demo:worker:1", "revision", "1")  # a change to show
+    wait_for(browser.holding, timeout=30)
+    form = 'article[data-ns="demo:worker"] form.scale'
+    field = f"document.querySelector('{form} input[name=replicas]')"
+    browser.evaluate(f"{field}.focus(); {field}.value = '7'")  # a person starts typing
+    browser.release()  # the re-read's answer comes while they type
+    wait_for(lambda: settled(browser), timeout=30)
+    assert browser.evaluate(f"{field} === document.activeElement && {field}.value") == "7"
+    browser.evaluate(f"document.querySelector('{form} button').click()")
+    wait_for(lambda: text_of(browser, '[data-desired-ns="demo:worker"]') == "7", timeout=30)
+    assert text_of(browser, 'tr.instance td[data-label="revision"]') == "1"
     assert browser.problems == []
 
 

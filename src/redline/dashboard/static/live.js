@@ -47,13 +47,26 @@
     return keys.map(function (k) { return k + "=" + digest[k]; }).join(" ");
   }
 
+  // A form a person is filling in (its field has the focus) is not replaced under them: not
+  // when the re-read starts, nor when its answer comes.
+  function editing() {
+    return Boolean(document.activeElement && document.activeElement.closest("[data-region] form"));
+  }
+
+  function busy(on) {  // aria-busy: the regions are being re-read (assistive tech waits)
+    document.querySelectorAll("[data-region]").forEach(function (region) {
+      if (on) { region.setAttribute("aria-busy", "true"); } else { region.removeAttribute("aria-busy"); }
+    });
+  }
+
   function refresh() {
-    if (refreshing || !document.querySelector("[data-region]")) { return; }
-    if (document.activeElement && document.activeElement.closest("[data-region] form")) { return; }
+    if (refreshing || !document.querySelector("[data-region]") || editing()) { return; }
     refreshing = true;
+    busy(true);
     fetch(location.href, { credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
       .then(function (html) {
+        if (editing()) { return; }  // the next change tries again
         var fresh = new DOMParser().parseFromString(html, "text/html");
         document.querySelectorAll("[data-region]").forEach(function (old) {
           var next = fresh.querySelector('[data-region="' + old.dataset.region + '"]');
@@ -61,7 +74,7 @@
         });
       })
       .catch(function () { /* the next change tries again */ })
-      .then(function () { refreshing = false; });
+      .then(function () { refreshing = false; busy(false); });
   }
 
   function onSample(sample) {
