@@ -9,8 +9,10 @@ after; retry, purge and scale are done by clicking.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import redis
@@ -174,12 +176,29 @@ def test_a_hidden_page_closes_its_stream_and_catches_up_when_shown(
     assert browser.problems == []
 
 
+@contextlib.contextmanager
+def on_own_redis(log: Path) -> Iterator[tuple[ServerProcess, str]]:
+    """A Redis server of the test's own (to stop and start) and a dashboard on it."""
+    server = ServerProcess().start()
+    try:
+        base, proc = start_dashboard(server.url, log)
+        try:
+            yield server, base
+        finally:
+            stop(proc)  # type: ignore[arg-type]
+    finally:
+        server.close()
+
+
+def unexpected(browser: Browser, expected: str) -> list[str]:
+    """The browser's problems but those starting with `expected`."""
+    return [p for p in browser.problems if not p.startswith(expected)]
+
+
 def test_the_page_says_it_is_reconnecting_while_redis_is_down(
     tmp_path: Path, browser: Browser
 ) -> None:
-    server = ServerProcess().start()
-    base, proc = start_dashboard(server.url, tmp_path / "dashboard.log")
-    try:
+    with on_own_redis(tmp_path / "dashboard.log") as (server, base):
         browser.open(base + "/")
         wait_for(lambda: live_state(browser) == "live", timeout=30)
         # A sample newer than the page makes it re-read itself: one still in flight when Redis
@@ -193,18 +212,32 @@ def test_the_page_says_it_is_reconnecting_while_redis_is_down(
         server.client().lpush("orders", b"after the restart")
         wait_for(lambda: live_state(browser) == "live", timeout=60)
         wait_for(lambda: text_of(browser, '[data-q="orders"][data-f="all_waiting"]') == "1", 60)
+    assert browser.problems == []
+
+
+def test_the_page_says_it_is_reconnecting_while_the_dashboard_restarts(
+    redis_url: str, tmp_path: Path, browser: Browser
+) -> None:
+    base, proc = start_dashboard(redis_url, tmp_path / "dashboard.log")
+    try:
+        open_live(browser, base + "/")
+        stop(proc)  # type: ignore[arg-type]  # its stop ends the page's stream first
+        wait_for(lambda: live_state(browser) == "down", timeout=30)
+        assert "connection lost, reconnecting" in (text_of(browser, "#live") or "")
+        port = int(base.rsplit(":", 1)[1])
+        base, proc = start_dashboard(redis_url, tmp_path / "again.log", port)
+        wait_for(lambda: live_state(browser) == "live", timeout=60)  # the EventSource's retry
+        assert browser.evaluate("window.notReloaded") is True
     finally:
         stop(proc)  # type: ignore[arg-type]
-        server.close()
-    assert browser.problems == []
+    refused = f"{base}/live: Failed to load resource: net::ERR_CONNECTION_REFUSED"
+    assert unexpected(browser, refused) == []  # the retries while it was down
 
 
 def test_a_page_opened_while_redis_is_down_says_so_and_loads_once_it_is_back(
     tmp_path: Path, browser: Browser
 ) -> None:
-    server = ServerProcess().start()
-    base, proc = start_dashboard(server.url, tmp_path / "dashboard.log")
-    try:
+    with on_own_redis(tmp_path / "dashboard.log") as (server, base):
         server.stop()
         browser.open(base + "/queues/orders")
         assert text_of(browser, "h1") == "Redis unreachable"  # a 503 that says so, not a 500
@@ -213,13 +246,10 @@ def test_a_page_opened_while_redis_is_down_says_so_and_loads_once_it_is_back(
         server.client().lpush("orders", b"after the restart")
         wait_for(lambda: text_of(browser, "#n-waiting") == "1", timeout=60)  # loaded by itself
         wait_for(lambda: live_state(browser) == "live", timeout=30)
-    finally:
-        stop(proc)  # type: ignore[arg-type]
-        server.close()
-    unavailable = (
+    said = (
         f"{base}/queues/orders: Failed to load resource: the server responded with a status of 503"
     )
-    assert [p for p in browser.problems if not p.startswith(unavailable)] == []
+    assert unexpected(browser, said) == []  # only the page's own 503
 
 
 def test_retry_a_dead_letter_in_chromium(redis_url: str, dashboard: str, browser: Browser) -> None:
