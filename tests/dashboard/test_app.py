@@ -198,6 +198,13 @@ async def test_a_page_while_redis_is_unreachable_says_so() -> None:
             assert "ConnectionError" in page.text
             assert 'data-reload="live"' in page.text  # live.js loads it again once Redis answers
             assert page.headers["retry-after"] == "2"
+        token = http.cookies["redline_csrf"]
+        action = await http.post(
+            "/queues/orders/control/pause", data={"csrf": token}, headers={"Origin": BASE}
+        )
+        assert action.status_code == 503 and "<h1>Redis unreachable</h1>" in action.text
+        assert "data-reload" not in action.text  # a reload would send the POST again
+        assert "may not have been done" in action.text
     await gone.aclose()
 
 

@@ -236,10 +236,11 @@ async def metrics_page(request: Request) -> Response:
 
 
 async def unreachable(request: Request, error: Exception) -> Response:
-    """A page asked for while Redis cannot be read: 503, a page that says so and loads again
-    by itself once the live stream's samples say Redis answers."""
+    """A page asked for while Redis cannot be read: 503, a page that says so and (a GET, which
+    is safe to repeat) loads again by itself once the live stream's samples say Redis answers."""
+    reload = "live" if request.method == "GET" else None
     page = render(
-        request, "unreachable.html", error=f"{type(error).__name__}: {error}", reload="live"
+        request, "unreachable.html", error=f"{type(error).__name__}: {error}", reload=reload
     )
     page.status_code = 503
     page.headers["Retry-After"] = "2"
