@@ -49,6 +49,8 @@ from redline.runtime.holders import held_by
 
 __all__ = ["create_app"]
 
+logger = logging.getLogger(__name__)
+
 OVERVIEW_ACTIONS = 10  # the newest actions the overview lists
 AUDIT_SHOWN = 100  # the audit page's default count
 
@@ -238,6 +240,7 @@ async def metrics_page(request: Request) -> Response:
 async def unreachable(request: Request, error: Exception) -> Response:
     """A page asked for while Redis cannot be read: 503, a page that says so and (a GET, which
     is safe to repeat) loads again by itself once the live stream's samples say Redis answers."""
+    logger.warning("%s %s: Redis unreachable", request.method, request.url.path, exc_info=error)
     reload = "live" if request.method == "GET" else None
     page = render(
         request, "unreachable.html", error=f"{type(error).__name__}: {error}", reload=reload
