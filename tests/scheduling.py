@@ -39,6 +39,7 @@ LONGEST_FIRST = (
     "tests/jobs/test_supervisor.py::test_max_jobs_recycles_children",
     "tests/services/test_mpush.py::test_sigkill_chaos",  # the slow pass
     "tests/dashboard/test_browser.py::test_the_page_says_it_is_reconnecting",
+    "tests/dashboard/test_browser.py::test_a_page_opened_while_redis_is_down",
     "tests/queue/test_model.py",
     "tests/jobs/test_worker_processes.py::test_one_cron_scheduler_across_two_workers",
     "tests/hardening/test_atheris.py",

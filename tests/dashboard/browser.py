@@ -61,6 +61,7 @@ class Browser:
         )
         self._ids = itertools.count(1)
         self.problems: list[str] = []  # console errors and uncaught exceptions, as they come
+        self.held: list[str] = []  # the ids of requests held by `hold`, as they come
         self.call("Runtime.enable")
         self.call("Log.enable")
         self.call("Page.enable")
@@ -86,6 +87,8 @@ class Browser:
             self.problems.append(str(params.get("args")))
         elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
             self.problems.append(f"{params['entry'].get('url', '')}: {params['entry']['text']}")
+        elif method == "Fetch.requestPaused":
+            self.held.append(params["requestId"])
         elif method == "Page.javascriptDialogOpening":  # a confirm() the test did not expect
             self.problems.append(f"dialog: {params.get('message')}")
 
@@ -116,6 +119,24 @@ class Browser:
                 windowsVirtualKeyCode=code,
                 **({"text": "\r"} if key == "Enter" and kind == "keyDown" else {}),
             )
+
+    def hold(self, url_pattern: str) -> None:
+        """Hold every request of the page's whose URL matches `url_pattern` (DevTools'
+        wildcards) before it is sent, until `release`: a request in flight for as long as the
+        test needs."""
+        self.call("Fetch.enable", patterns=[{"urlPattern": url_pattern}])
+
+    def holding(self) -> bool:
+        """Whether a request is held (the messages that came meanwhile are read first)."""
+        self.evaluate("0")
+        return bool(self.held)
+
+    def release(self) -> None:
+        """Send the held requests on, and hold no more."""
+        for request_id in self.held:
+            self.call("Fetch.continueRequest", requestId=request_id)
+        self.held.clear()
+        self.call("Fetch.disable")
 
     def evaluate(self, expression: str) -> Any:
         result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)

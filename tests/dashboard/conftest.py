@@ -24,9 +24,10 @@ def _up(url: str) -> bool:
         return False
 
 
-def start_dashboard(redis_url: str, log: Path) -> tuple[str, object]:
-    """A `redline dashboard` on a free port, sampling every 0.5 s: its base URL and process."""
-    port = free_port()
+def start_dashboard(redis_url: str, log: Path, port: int | None = None) -> tuple[str, object]:
+    """A `redline dashboard` on `port` (a free one), sampling every 0.5 s: its base URL and
+    process."""
+    port = port or free_port()
     proc = spawn(
         "dashboard",
         "--redis",

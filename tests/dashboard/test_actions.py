@@ -23,7 +23,7 @@ from redline.queue import ReliableQueue
 from redline.runtime.desired import get_desired
 from tests.dashboard.test_app import BASE, csrf_of, make
 from tests.helpers import wait_for
-from tests.servers import free_port
+from tests.servers import ServerProcess, free_port
 
 ORIGIN = {"Origin": BASE}
 
@@ -157,6 +157,25 @@ async def test_the_stream_sends_history_then_each_sample(aredis: AsyncClient) ->
         await stream.aclose()
     assert first.startswith("event: sample\n") and '"waiting":1' in first and '"ok":true' in first
     assert '"queue:orders"' in later
+
+
+async def test_a_samples_time_is_when_its_reads_began() -> None:
+    """A page takes a sample's counts when the sample is newer than the page: so its ``t``
+    must not be later than its reads (a sample whose reads were slow once set a page's fresh
+    counts back to what Redis held before the page was rendered)."""
+    server = ServerProcess().start()
+    client = connect(server.url)
+    try:
+        server.client().execute_command("CLIENT", "PAUSE", "3000", "ALL")  # the reads wait
+        reading = asyncio.create_task(take_sample(client, DashboardConfig(), Live(10)))
+        await asyncio.sleep(0)  # it starts, and sends its first read
+        meanwhile = time.time()
+        assert not reading.done()
+        sample = await reading
+    finally:
+        await client.aclose()
+        server.close()
+    assert sample["ok"] and sample["t"] < meanwhile
 
 
 async def test_a_sample_says_when_redis_is_unreachable() -> None:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from redline.config import load_config
-from redline.connection import AsyncClient
+from redline.connection import AsyncClient, connect
 from redline.dashboard.app import create_app
 from redline.dashboard.settings import DashboardConfig
 from redline.errors import ConfigError
@@ -21,6 +21,7 @@ from redline.jobs.control import is_paused
 from redline.queue import ReliableQueue
 from redline.scaling import registry
 from redline.scaling.rollout import set_state
+from tests.servers import free_port
 
 BASE = "http://dash.test"
 
@@ -185,6 +186,26 @@ async def test_api_queues_returns_samples(aredis: AsyncClient) -> None:
 async def test_api_queues_has_no_samples_before_the_sampler_ran(http: httpx.AsyncClient) -> None:
     body = (await http.get("/api/queues")).json()  # the transport runs no lifespan
     assert body["every"] == 2.0 and body["samples"] == []
+
+
+async def test_a_page_while_redis_is_unreachable_says_so() -> None:
+    gone = connect(f"redis://127.0.0.1:{free_port()}")  # nothing listens there
+    async with make(gone) as http:
+        for path in ("/", "/queues/orders", "/jobs", "/services"):
+            page = await http.get(path)
+            assert page.status_code == 503, (path, page.text)
+            assert "<h1>Redis unreachable</h1>" in page.text
+            assert "ConnectionError" in page.text
+            assert 'data-reload="live"' in page.text  # live.js loads it again once Redis answers
+            assert page.headers["retry-after"] == "2"
+        token = http.cookies["redline_csrf"]
+        action = await http.post(
+            "/queues/orders/control/pause", data={"csrf": token}, headers={"Origin": BASE}
+        )
+        assert action.status_code == 503 and "<h1>Redis unreachable</h1>" in action.text
+        assert "data-reload" not in action.text  # a reload would send the POST again
+        assert "may not have been done" in action.text
+    await gone.aclose()
 
 
 @pytest.mark.cluster

@@ -9,8 +9,10 @@ after; retry, purge and scale are done by clicking.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import redis
@@ -98,6 +100,11 @@ PAGES = {
 }
 
 
+def settled(browser: Browser) -> bool:
+    """No re-read of the page's regions is in flight (live.js marks them aria-busy)."""
+    return browser.evaluate("document.querySelector('[data-region][aria-busy]') === null") is True
+
+
 def open_live(browser: Browser, url: str) -> None:
     """Open `url`, wait until its stream is live, and mark the page: a reload would lose
     ``window.notReloaded``."""
@@ -169,14 +176,34 @@ def test_a_hidden_page_closes_its_stream_and_catches_up_when_shown(
     assert browser.problems == []
 
 
+@contextlib.contextmanager
+def on_own_redis(log: Path) -> Iterator[tuple[ServerProcess, str]]:
+    """A Redis server of the test's own (to stop and start) and a dashboard on it."""
+    server = ServerProcess().start()
+    try:
+        base, proc = start_dashboard(server.url, log)
+        try:
+            yield server, base
+        finally:
+            stop(proc)  # type: ignore[arg-type]
+    finally:
+        server.close()
+
+
+def unexpected(browser: Browser, expected: str) -> list[str]:
+    """The browser's problems but those starting with `expected`."""
+    return [p for p in browser.problems if not p.startswith(expected)]
+
+
 def test_the_page_says_it_is_reconnecting_while_redis_is_down(
     tmp_path: Path, browser: Browser
 ) -> None:
-    server = ServerProcess().start()
-    base, proc = start_dashboard(server.url, tmp_path / "dashboard.log")
-    try:
+    with on_own_redis(tmp_path / "dashboard.log") as (server, base):
         browser.open(base + "/")
         wait_for(lambda: live_state(browser) == "live", timeout=30)
+        # A sample newer than the page makes it re-read itself: one still in flight when Redis
+        # stops is answered 503 (the console's error), so the outage starts after it.
+        wait_for(lambda: settled(browser), timeout=30)
         server.stop()
         wait_for(lambda: live_state(browser) == "down", timeout=30)
         assert "reconnecting" in (text_of(browser, "#live") or "")
@@ -185,10 +212,44 @@ def test_the_page_says_it_is_reconnecting_while_redis_is_down(
         server.client().lpush("orders", b"after the restart")
         wait_for(lambda: live_state(browser) == "live", timeout=60)
         wait_for(lambda: text_of(browser, '[data-q="orders"][data-f="all_waiting"]') == "1", 60)
+    assert browser.problems == []
+
+
+def test_the_page_says_it_is_reconnecting_while_the_dashboard_restarts(
+    redis_url: str, tmp_path: Path, browser: Browser
+) -> None:
+    base, proc = start_dashboard(redis_url, tmp_path / "dashboard.log")
+    try:
+        open_live(browser, base + "/")
+        stop(proc)  # type: ignore[arg-type]  # its stop ends the page's stream first
+        wait_for(lambda: live_state(browser) == "down", timeout=30)
+        assert "connection lost, reconnecting" in (text_of(browser, "#live") or "")
+        port = int(base.rsplit(":", 1)[1])
+        base, proc = start_dashboard(redis_url, tmp_path / "again.log", port)
+        wait_for(lambda: live_state(browser) == "live", timeout=60)  # the EventSource's retry
+        assert browser.evaluate("window.notReloaded") is True
     finally:
         stop(proc)  # type: ignore[arg-type]
-        server.close()
-    assert browser.problems == []
+    refused = f"{base}/live: Failed to load resource: net::ERR_CONNECTION_REFUSED"
+    assert unexpected(browser, refused) == []  # the retries while it was down
+
+
+def test_a_page_opened_while_redis_is_down_says_so_and_loads_once_it_is_back(
+    tmp_path: Path, browser: Browser
+) -> None:
+    with on_own_redis(tmp_path / "dashboard.log") as (server, base):
+        server.stop()
+        browser.open(base + "/queues/orders")
+        assert text_of(browser, "h1") == "Redis unreachable"  # a 503 that says so, not a 500
+        wait_for(lambda: live_state(browser) == "down", timeout=30)
+        server.start()
+        server.client().lpush("orders", b"after the restart")
+        wait_for(lambda: text_of(browser, "#n-waiting") == "1", timeout=60)  # loaded by itself
+        wait_for(lambda: live_state(browser) == "live", timeout=30)
+    said = (
+        f"{base}/queues/orders: Failed to load resource: the server responded with a status of 503"
+    )
+    assert unexpected(browser, said) == []  # only the page's own 503
 
 
 def test_retry_a_dead_letter_in_chromium(redis_url: str, dashboard: str, browser: Browser) -> None:
@@ -232,10 +293,32 @@ def test_scale_from_the_services_page(redis_url: str, dashboard: str, browser: B
     seed(redis_url)
     browser.open(dashboard + "/services")
     form = 'article[data-ns="demo:worker"] form.scale'
-    browser.evaluate(f"document.querySelector('{form} input[name=replicas]').value = '5'")
+    field = f"document.querySelector('{form} input[name=replicas]')"
+    browser.evaluate(f"{field}.focus(); {field}.value = '5'")  # as a person types: focus first
     browser.evaluate(f"document.querySelector('{form} button').click()")
     wait_for(lambda: text_of(browser, '[data-desired-ns="demo:worker"]') == "5", timeout=30)
     assert redis.Redis.from_url(redis_url).hget(DESIRED_KEY, "demo:worker") == b"5"
+    assert browser.problems == []
+
+
+def test_a_form_being_filled_in_is_not_replaced_by_a_re_read(
+    redis_url: str, dashboard: str, browser: Browser
+) -> None:
+    seed(redis_url)
+    open_live(browser, dashboard + "/services")
+    wait_for(lambda: settled(browser), timeout=30)
+    browser.hold("*/services")  # the page's re-read of itself stays in flight until released
+    redis.Redis.from_url(redis_url).hset("demo:worker:1", "revision", "1")  # a change to show
+    wait_for(browser.holding, timeout=30)
+    form = 'article[data-ns="demo:worker"] form.scale'
+    field = f"document.querySelector('{form} input[name=replicas]')"
+    browser.evaluate(f"{field}.focus(); {field}.value = '7'")  # a person starts typing
+    browser.release()  # the re-read's answer comes while they type
+    wait_for(lambda: settled(browser), timeout=30)
+    assert browser.evaluate(f"{field} === document.activeElement && {field}.value") == "7"
+    browser.evaluate(f"document.querySelector('{form} button').click()")
+    wait_for(lambda: text_of(browser, '[data-desired-ns="demo:worker"]') == "7", timeout=30)
+    assert text_of(browser, 'tr.instance td[data-label="revision"]') == "1"
     assert browser.problems == []
 
 

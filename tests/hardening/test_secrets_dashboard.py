@@ -161,20 +161,20 @@ def test_dashboard_never_shows_a_secret(guarded: ServerProcess, tmp_path: Path) 
 
 
 def test_dashboard_errors_never_show_a_secret(guarded: ServerProcess, tmp_path: Path) -> None:
-    """Wrong password, or no server at all: every page that reads Redis fails (500), the log
-    has the traceback, and neither says anything secret."""
+    """Wrong password, or no server at all: every page that reads Redis says it cannot (503),
+    the log has the traceback, and neither says anything secret."""
     wrong = _url(guarded.port, PASSWORD + "x")
     for n, url in enumerate((wrong, _url(free_port()))):
         log = tmp_path / f"dashboard{n}.log"
         dash, base = _dashboard(url, log)
         try:
             wait_for(lambda b=base: _up(b), timeout=30)
-            # One connection each: uvicorn drops a kept-alive connection after a 500.
+            # One connection each (uvicorn dropped a kept-alive connection after a 500).
             pages = ("/", "/services", "/metrics", "/jobs", "/api/queues")
             responses = [httpx.get(base + p, headers=_bearer()) for p in pages]
         finally:
             assert stop(dash) == -signal.SIGTERM
-        assert [r.status_code for r in responses] == [500, 500, 500, 500, 200]
+        assert [r.status_code for r in responses] == [503, 503, 503, 503, 200]
         for response in responses:
             _clean(_visible(response))
         assert "Traceback" in _clean(log.read_text())

@@ -21,9 +21,12 @@ from redline.dashboard.settings import DashboardConfig
 if TYPE_CHECKING:
     import uvicorn
 
+    from redline.dashboard.live import Live
+
 __all__ = ["dashboard"]
 
 SHUTDOWN_LIMIT = 15.0  # seconds from SIGTERM/SIGINT to exit, whatever holds the stop
+GRACEFUL = 5  # seconds an open response (a slow page) gets at the stop before it is cut
 
 
 @click.command()
@@ -60,10 +63,6 @@ def dashboard(
     \b
     Example:  redline dashboard --queue hits   then open http://127.0.0.1:8790/
     """
-    import uvicorn
-
-    from redline.dashboard.app import create_app
-
     given = {"host": host, "port": port, "token": token}
     extra = {k: json.dumps(v) for k, v in given.items() if v is not None}
     if queues:
@@ -73,14 +72,25 @@ def dashboard(
         config = config.model_copy(update={"redis": url})
         sock = _listen(config.host, config.port)
         click.echo(f"redline dashboard at http://{config.host}:{config.port}/", err=True)
-        settings = uvicorn.Config(
-            create_app(config),
-            host=config.host,
-            port=config.port,
-            log_level="warning",
-            timeout_graceful_shutdown=5,  # a browser tab left open must not hold a stop
-        )
-        _bounded_server(uvicorn.Server)(settings).run(sockets=[sock])
+        dashboard_server(config).run(sockets=[sock])
+
+
+def dashboard_server(config: DashboardConfig, graceful: int = GRACEFUL) -> uvicorn.Server:
+    """The dashboard's app for `config` in uvicorn's server, bounded as `_bounded_server`
+    says; open responses get `graceful` seconds at the stop (pages' live streams end first)."""
+    import uvicorn
+
+    from redline.dashboard.app import create_app
+
+    app = create_app(config)
+    settings = uvicorn.Config(
+        app,
+        host=config.host,
+        port=config.port,
+        log_level="warning",
+        timeout_graceful_shutdown=graceful,
+    )
+    return _bounded_server(uvicorn.Server, app.state.live)(settings)
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -97,12 +107,21 @@ def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
-def _bounded_server(base: type[uvicorn.Server]) -> type[uvicorn.Server]:
-    """uvicorn's Server, whose stop on SIGTERM/SIGINT has a hard deadline: past
-    `SHUTDOWN_LIMIT` seconds it prints every thread's stack (the evidence of what held it)
-    and ends the process by the same signal, as an unhandled one would have."""
+def _bounded_server(base: type[uvicorn.Server], live: Live) -> type[uvicorn.Server]:
+    """uvicorn's Server, whose stop ends the pages' live streams at once and, on
+    SIGTERM/SIGINT, has a hard deadline: past `SHUTDOWN_LIMIT` seconds it prints every
+    thread's stack (the evidence of what held it) and ends the process by the same signal,
+    as an unhandled one would have."""
 
     class BoundedServer(base):  # type: ignore[valid-type,misc]
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            # uvicorn waits for open responses before it runs the lifespan's stop, and a
+            # page's /live stream ended only there: each stop waited out the graceful
+            # timeout. The streams wake at the shutdown's first await, after uvicorn has
+            # closed the listening sockets and told every connection to close when done.
+            live.stop()
+            await super().shutdown(sockets)
+
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             if not self.should_exit:
                 timer = threading.Timer(SHUTDOWN_LIMIT, _die, (sig,))

@@ -42,11 +42,14 @@ from redline.dashboard.audit import AUDIT
 from redline.dashboard.live import Live, live_stream, sampler
 from redline.dashboard.security import SecurityMiddleware, csrf_token
 from redline.dashboard.settings import DashboardConfig
+from redline.errors import TRANSIENT
 from redline.jobs.document import JobState
 from redline.jobs.usage import limit_use
 from redline.runtime.holders import held_by
 
 __all__ = ["create_app"]
+
+logger = logging.getLogger(__name__)
 
 OVERVIEW_ACTIONS = 10  # the newest actions the overview lists
 AUDIT_SHOWN = 100  # the audit page's default count
@@ -234,6 +237,19 @@ async def metrics_page(request: Request) -> Response:
     return render(request, "metrics.html", rows=rows, hour=hour, watch="metrics")
 
 
+async def unreachable(request: Request, error: Exception) -> Response:
+    """A page asked for while Redis cannot be read: 503, a page that says so and (a GET, which
+    is safe to repeat) loads again by itself once the live stream's samples say Redis answers."""
+    logger.warning("%s %s: Redis unreachable", request.method, request.url.path, exc_info=error)
+    reload = "live" if request.method == "GET" else None
+    page = render(
+        request, "unreachable.html", error=f"{type(error).__name__}: {error}", reload=reload
+    )
+    page.status_code = 503
+    page.headers["Retry-After"] = "2"
+    return page
+
+
 @contextlib.asynccontextmanager
 async def _lifespan(app: Starlette) -> AsyncIterator[None]:
     live: Live = app.state.live
@@ -243,8 +259,7 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
     finally:
         # The flag, not only the cancel: a cancel that lands inside a Redis call can be turned
         # into a connection error by the client and swallowed, which hung the stop.
-        live.stopping.set()
-        live.wake()
+        live.stop()
         task.cancel()
         await asyncio.wait({task}, timeout=5)
         with contextlib.suppress(Exception):
@@ -291,6 +306,7 @@ def create_app(config: DashboardConfig, client: AsyncClient | None = None) -> St
     app = Starlette(
         routes=routes,
         middleware=[Middleware(SecurityMiddleware, config=config)],
+        exception_handlers=dict.fromkeys(TRANSIENT, unreachable),
         lifespan=_lifespan,
     )
     app.state.config = config

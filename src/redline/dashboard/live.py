@@ -86,6 +86,12 @@ class Live:
                 self.hour.append(sample)
         self.wake()
 
+    def stop(self) -> None:
+        """End the sampler and every page's stream: each stream's response completes (the
+        page's EventSource reconnects, to this dashboard or the next)."""
+        self.stopping.set()
+        self.wake()
+
     def wake(self) -> None:
         """Every stream waiting in `newer` looks again (a sample was published, or the stop)."""
         self.changed.set()
@@ -113,7 +119,10 @@ class Live:
 
 async def take_sample(client: AsyncClient, config: DashboardConfig, live: Live) -> dict[str, Any]:
     """Every queue's counts, each service's live and desired replicas, the metrics totals,
-    and the job events since the last sample (also kept in `live.events`)."""
+    and the job events since the last sample (also kept in `live.events`). Its ``t`` is when
+    the reads began: whatever it shows is at least that new (a page rendered before ``t``
+    may take its counts)."""
+    began = time.time()
     names = await data.list_queues(client, config.queues)
     rows = await data.queue_rows(client, names)
     events = await new_events(client, names, live.seen)
@@ -129,7 +138,7 @@ async def take_sample(client: AsyncClient, config: DashboardConfig, live: Live) 
     digest["busy"] = _digest([(w.instance.key, w.running, w.jobs_digest) for w in workers])
     digest["audit"] = await audit.newest(client)  # an action taken here or by another dashboard
     return {
-        "t": time.time(),
+        "t": began,
         "ok": True,
         "queues": queues,
         "services": replicas,

@@ -47,13 +47,26 @@
     return keys.map(function (k) { return k + "=" + digest[k]; }).join(" ");
   }
 
+  // A form a person is filling in (its field has the focus) is not replaced under them: not
+  // when the re-read starts, nor when its answer comes.
+  function editing() {
+    return Boolean(document.activeElement && document.activeElement.closest("[data-region] form"));
+  }
+
+  function busy(on) {  // aria-busy: the regions are being re-read (assistive tech waits)
+    document.querySelectorAll("[data-region]").forEach(function (region) {
+      if (on) { region.setAttribute("aria-busy", "true"); } else { region.removeAttribute("aria-busy"); }
+    });
+  }
+
   function refresh() {
-    if (refreshing || !document.querySelector("[data-region]")) { return; }
-    if (document.activeElement && document.activeElement.closest("[data-region] form")) { return; }
+    if (refreshing || !document.querySelector("[data-region]") || editing()) { return; }
     refreshing = true;
+    busy(true);
     fetch(location.href, { credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
       .then(function (html) {
+        if (editing()) { return; }  // the next change tries again
         var fresh = new DOMParser().parseFromString(html, "text/html");
         document.querySelectorAll("[data-region]").forEach(function (old) {
           var next = fresh.querySelector('[data-region="' + old.dataset.region + '"]');
@@ -61,11 +74,13 @@
         });
       })
       .catch(function () { /* the next change tries again */ })
-      .then(function () { refreshing = false; });
+      .then(function () { refreshing = false; busy(false); });
   }
 
   function onSample(sample) {
     if (!sample.ok) { status("down", "Redis unreachable, reconnecting…"); return; }
+    // A page the dashboard could not read Redis for loads again once a sample says it can.
+    if (document.body.dataset.reload === "live" && sample.t > rendered) { location.reload(); return; }
     status("live", "live");
     lastGood = new Date(sample.t * 1000);
     samples.push(sample);
