@@ -81,7 +81,9 @@ class Returns:
     def send_soon(self) -> None:
         """Send the queued slots in a task of their own (`HOLD` passed, and no admission took
         them meanwhile; or slots a worker held free, `jobs.held_slots`)."""
-        self._held_back = None
+        if self._held_back is not None:  # called before its timer: that send is this one
+            self._held_back.cancel()
+            self._held_back = None
         if self.queued:
             sending = asyncio.create_task(self._send_all())
             self._sending.add(sending)

@@ -419,12 +419,15 @@ class Gate:
         return replies[:end]
 
     def _all_admitted(self, jobs: list[Job], prefix: str) -> list[int]:
-        held, own = self.held, self.slots.own
         for _, d, slots in jobs:
             if slots is not None:
-                held[(d.key, d.id)] = slots, prefix + d.id
-                own(slots, prefix + d.id)
+                self._hold(d, slots, prefix + d.id)
         return [i for i, _, _ in jobs]
+
+    def _hold(self, d: Delivery, slots: Held, name: str) -> None:
+        """Admitted `d` holds slot `name` of `slots`, which this worker now owns."""
+        self.held[(d.key, d.id)] = slots, name
+        self.slots.own(slots, name)
 
     def _admitted(self, job: Job, prefix: str, code: int, ms: int, why: str) -> bool:
         """Whether `job` was admitted (code 1; 0: put back to wait, -1: not held, stale); its
@@ -432,8 +435,7 @@ class Gate:
         _, d, slots = job
         if code == 1:
             if slots is not None:
-                self.held[(d.key, d.id)] = slots, prefix + d.id
-                self.slots.own(slots, prefix + d.id)
+                self._hold(d, slots, prefix + d.id)
             return True
         if code == 0:
             self.waited = time.monotonic()
