@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from redline.cli.worker import WorkerConfig
+from redline.connection import AsyncClient
 from redline.jobs import Tasks
 from redline.jobs.worker import Worker
 from redline.runtime import run_service
@@ -53,3 +54,8 @@ async def until(check: Callable[[], Awaitable[Any]], seconds: float = 20) -> Any
         while not (value := await check()):  # noqa: ASYNC110
             await asyncio.sleep(0.02)
         return value
+
+
+async def gone(client: AsyncClient, key: str) -> bool:
+    """Whether `key` no longer exists (for `until`)."""
+    return not await client.exists(key)

@@ -9,7 +9,7 @@ from redline.connection import AsyncClient
 from redline.jobs import enqueue_many, gate_slots, held_slots
 from redline.jobs.held_slots import Slots
 from tests.jobs import limit_tasks as lt
-from tests.jobs.running import until
+from tests.jobs.running import gone, until
 from tests.jobs.test_limits import Running, _count, drained
 
 SLOTS = "{l:hold}:job-concurrency:" + lt.held_quick.name
@@ -47,7 +47,7 @@ async def test_slots_kept_free_go_back_after_a_short_hold(
     try:
         await until(lambda: _listed(aredis, "l:ran", 8), 60)
         await until(lambda: drained(aredis, "l:hold"))
-        await until(lambda: _gone(aredis, SLOTS), 10)
+        await until(lambda: gone(aredis, SLOTS), 10)
         assert worker.worker.gate.slots.owned == {}
     finally:
         await worker.stop()
@@ -116,10 +116,6 @@ async def test_a_slot_reclaimed_meanwhile_is_forgotten_and_waiters_stop_reuse(
 
 async def _listed(client: AsyncClient, key: str, n: int) -> bool:
     return bool(await client.llen(key) >= n)  # type: ignore[misc]
-
-
-async def _gone(client: AsyncClient, key: str) -> bool:
-    return not await client.exists(key)
 
 
 async def _completed(running: Running) -> bool:
