@@ -78,6 +78,17 @@ def _window(client: redis.Redis, pid: int, n: int) -> Drain:
     return Drain(counted / wall, worker / counted * 1e6, server / counted * 1e6, worker / wall)
 
 
+def worker_tasks(name: str) -> str:
+    """The tasks row `name`'s worker loads (`redline worker`'s MODULE or MODULE:ATTR): plain's
+    module, or the row's own task alone, so that each row's worker differs from plain's by
+    its one feature. (A rate or cap worker that also declared the priority row's task popped
+    that priority's empty list before its own on every batch: one more round trip per pop.)"""
+    if name == PLAIN:
+        return "bench._jobs_tasks"
+    module, _, attr = TASKS[name].name.rpartition(".")  # a task's default name: module.function
+    return f"{module}:{attr}"
+
+
 def drain(url: str, name: str, n: int = JOBS) -> Drain:
     """`n` jobs of row `name` put on the flushed server, then drained by a fresh worker."""
     client = redis.Redis.from_url(url)
@@ -85,8 +96,7 @@ def drain(url: str, name: str, n: int = JOBS) -> Drain:
     enqueuer = connect_sync(url)
     enqueue_many_sync(enqueuer, TASKS[name], [((), {})] * n)
     enqueuer.close()
-    module = "bench._jobs_tasks" if name == PLAIN else "bench._jobs_feature_tasks"
-    worker = start_worker(url, 1, module)
+    worker = start_worker(url, 1, worker_tasks(name))
     try:
         return _window(client, worker.pid, n)
     finally:
