@@ -7,8 +7,8 @@ A drain of 20,000 jobs lasts about a second, and a hiccup of the VM moves it by 
 
 - **Long drains**: `REDLINE_BENCH_FEATURE_JOBS` jobs per drain (default 60,000: a few seconds
   each), put on the flushed server with `enqueue_many_sync` (the enqueue is not what these rows
-  measure), then drained by a fresh worker; timed, as every drain of the benchmark, from a
-  fifth done until none is left.
+  measure), then drained by a fresh worker that loads the row's task alone (`worker_tasks`);
+  timed, as every drain of the benchmark, from a fifth done until none is left.
 - **Paired rounds in rotating order**: `REDLINE_BENCH_FEATURE_ROUNDS` rounds (default 5), each
   drains plain and every feature once, the order rotated by one each round, so that no row is
   always first or last after the same neighbour. A row's figure is the **median of its
