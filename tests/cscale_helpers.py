@@ -10,12 +10,13 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import redis
 
+from redline.scaling.cscale import AGENTS_KEY
 from tests.helpers import spawn, stop, wait_for
 
 
@@ -83,8 +84,37 @@ def agents(client: redis.Redis) -> Iterator[list[subprocess.Popen[str]]]:
                 os.kill(int(inst["pid"]), signal.SIGKILL)
 
 
+def full_round(client: redis.Redis) -> None:
+    """Wait until every agent has completed a whole round begun after now: it has seen the
+    instances as they are now, and its decisions on them are recorded. (An agent notes the
+    time in ``redline:cscale:agents`` as each round begins, and runs one round at a time.)"""
+    for _ in range(2):  # a round begun after now, then the next: the first one is over
+        wait_for(_began_after(client, time.time()), timeout=60)
+
+
+def _began_after(client: redis.Redis, since: float) -> Callable[[], bool]:
+    """Whether every agent has begun a round after `since` (for `wait_for`)."""
+    return lambda: all(t > since for _, t in client.zrange(AGENTS_KEY, 0, -1, withscores=True))
+
+
+# The live instances of a namespace (KEYS[1] its ids list, ARGV[1] the namespace), counted in
+# one script: `live` reads the list and then each hash, so a count it makes spans the changes
+# made meanwhile (an instance that started after the list was read is missed while one that
+# stopped is not counted either: fewer than ever lived at once).
+COUNT_LIVE = """
+local n = 0
+for _, id in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  n = n + redis.call('HEXISTS', ARGV[1] .. ':' .. id, 'pid')
+end
+return n
+"""
+
+
 class Sampler(threading.Thread):
-    """Counts the live instances of `ns` continuously; `samples` holds (phase, count)."""
+    """Counts the live instances of `ns` continuously; `samples` holds (phase, count). A count
+    is kept only when `phase` was the same before and after it was taken, so a sample belongs
+    wholly to its phase. How many samples a phase gets depends on the scheduler (a short
+    phase may get none under load)."""
 
     def __init__(self, url: str, ns: str) -> None:
         super().__init__(daemon=True)
@@ -92,8 +122,12 @@ class Sampler(threading.Thread):
         self.phase, self.samples, self.done = "", list[tuple[str, int]](), threading.Event()
 
     def run(self) -> None:
+        count = self.client.register_script(COUNT_LIVE)
         while not self.done.is_set():
-            self.samples.append((self.phase, len(live(self.client, self.ns))))
+            phase = self.phase
+            found = int(count(keys=[f"{self.ns}:ids"], args=[self.ns]))
+            if self.phase == phase:
+                self.samples.append((phase, found))
             time.sleep(0.02)
 
     def counts(self, phase: str) -> list[int]:

@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -63,10 +62,16 @@ def settle(client: redis.Redis, replicas: int, timeout: float = 60) -> list[dict
 def test_two_agents_converge_without_overshoot(
     tmp_path: Path, redis_url: str, sredis: redis.Redis, agents: list[Any]
 ) -> None:
-    plan = write_plan(tmp_path / "plan.json")
+    """Scaled 0 -> 5 -> 2 -> 0 by two agents. What the claims under the service's lease
+    guarantee is that between them the agents start exactly the shortfall and stop exactly the
+    surplus, however their rounds interleave: the events they record say so. The sampled live
+    counts (what a sampler happened to see, fewer samples the busier the machine) never exceed
+    the target either, and once a target is reached each agent runs a whole round on it and
+    changes nothing. (A start gets 120 s to register, so that no start is killed as late.)"""
+    plan = write_plan(tmp_path / "plan.json", startTimeout=120)
     scale(sredis, 0)
     agents += [agent(plan, h, redis_url, tmp_path / f"{h}.log") for h in ("alpha", "beta")]
-    wait_for(lambda: sredis.zcard("redline:cscale:agents") == 2, timeout=30)
+    wait_for(lambda: sredis.zcard("redline:cscale:agents") == 2, timeout=60)
     sampler = ch.Sampler(redis_url, NS)
     sampler.start()
     for target in (5, 2, 0):
@@ -77,15 +82,25 @@ def test_two_agents_converge_without_overshoot(
         else:
             wait_for(lambda: not live(sredis), timeout=60)
         sampler.phase = f"at {target}"
-        time.sleep(0.6)  # observe the settled state across three agent rounds (not a wait)
+        ch.full_round(sredis)  # both agents have seen the target reached, and acted on it
+        assert len(live(sredis)) == target
         if target == 5:  # both hosts took part
             assert {inst.get("agent") for inst in live(sredis)} == {"alpha", "beta"}
     sampler.done.set()
     sampler.join()
-    assert max(sampler.counts("to 5")) <= 5
-    assert set(sampler.counts("at 5")) == {5}
-    assert max(sampler.counts("to 2")) <= 5 and set(sampler.counts("at 2")) == {2}
-    assert max(sampler.counts("to 0")) <= 2 and set(sampler.counts("at 0")) == {0}
+    limits = {"to 5": 5, "to 2": 5, "to 0": 2}  # the target, or the count it came down from
+    for phase, count in sampler.samples:
+        if phase in limits:
+            assert count <= limits[phase], (phase, count)
+        elif phase.startswith("at "):
+            assert count == int(phase[3:]), (phase, count)
+    messages = ch.events(sredis)
+    replaced = ("not registered in time", "before registering", "died")
+    assert not [m for m in messages if any(what in m for what in replaced)]
+    started = [int(m.split()[1]) for m in messages if m.startswith("starting ")]
+    stopped = [m.split()[1].split(",") for m in messages if m.startswith("stopping ")]
+    assert sum(started) == 5  # the shortfall, started once
+    assert sum(map(len, stopped)) == len({key for keys in stopped for key in keys}) == 5
 
 
 def test_a_killed_worker_is_replaced_by_its_agent(
