@@ -28,13 +28,14 @@ class WorkerRunning:
         concurrency: int,
         grace: float,
         metrics: Metrics | None = None,
+        lease: float = 5,
     ) -> None:
         self.worker = Worker(
             tasks,
             queues,
             concurrency=concurrency,
             grace=grace,
-            lease=5,
+            lease=lease,
             cron=False,
             metrics=metrics,
         )

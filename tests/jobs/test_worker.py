@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
 
 from redline.connection import AsyncClient
-from redline.errors import JobFailed, JobTimeout
+from redline.errors import JobError, JobFailed, JobTimeout
 from redline.jobs import Job, JobState, Task, enqueue, enqueue_in, job_keys
-from redline.queue import ReliableQueue
+from redline.jobs.document import JobDocument
+from redline.jobs.settling import JobOutcome, Settler
+from redline.queue import QueueKeys, ReliableQueue
 from redline.runtime.metrics import Metrics
 from tests.jobs import tasks as t
 from tests.jobs.running import WorkerRunning, until
@@ -26,9 +30,10 @@ class Running(WorkerRunning):
         grace: float = 5.0,
         concurrency: int = 8,
         metrics: Metrics | None = None,
+        lease: float = 5,
     ) -> None:
         super().__init__(
-            t.tasks, url, queues, concurrency=concurrency, grace=grace, metrics=metrics
+            t.tasks, url, queues, concurrency=concurrency, grace=grace, metrics=metrics, lease=lease
         )
 
 
@@ -62,6 +67,55 @@ async def test_failures_are_retried_then_dead_lettered_with_traceback(
     assert "ValueError: refused: no" in dead[0].reason
     stats = await until(lambda: _stats_if(aredis, b"failed"))
     assert stats[b"retried"] == b"2" and stats[b"failed"] == b"1"
+
+
+async def test_a_finished_job_keeps_its_lease_until_it_is_settled(
+    redis_url: str, aredis: AsyncClient
+) -> None:
+    """A finished job frees its slot at once and waits for the settling, which a loaded worker
+    can have far behind (a flood of failing jobs): its lease is extended meanwhile, as a
+    running job's is, so it is not delivered again. Here the settling is held until the lease
+    has either been extended or run out and the job been delivered again. (A lease of 15 s:
+    its extension every 5 s is late only if the loop stalls for 10 s.)"""
+    running = Running(redis_url, ["t:poison"], lease=15)
+    try:
+        settler = await until(lambda: _settler(running))
+        settle, reached, go_on = settler.settle, asyncio.Event(), asyncio.Event()
+
+        async def held(outcomes: Sequence[JobOutcome]) -> int:
+            reached.set()
+            await go_on.wait()
+            return await settle(outcomes)
+
+        settler.settle = held  # type: ignore[method-assign]
+        doc = JobDocument(t.poison.name, (1,), queue="t:poison")
+        await aredis.lpush("t:poison", doc.encode())
+        await asyncio.wait_for(reached.wait(), 30)  # it ran, failed, and waits to be settled
+        keys = QueueKeys.of("t:poison")
+        first = await _lease_end(aredis, keys)
+        await until(lambda: _lease_moved(aredis, keys, first), seconds=60)
+        go_on.set()
+        dead = await until(lambda: ReliableQueue(aredis).dead("t:poison"), seconds=30)
+        assert [d.deliveries for d in dead] == [1]  # extended, not delivered again
+    finally:
+        await running.stop()
+
+
+async def _settler(running: Running) -> Settler | None:
+    with contextlib.suppress(JobError):  # not started yet
+        return running.worker.settler
+    return None
+
+
+async def _lease_end(client: AsyncClient, keys: QueueKeys) -> float:
+    """The latest lease deadline of the queue's in-flight messages (0: none in flight)."""
+    ends = await client.zrange(keys.inflight, 0, -1, withscores=True)
+    return max((end for _, end in ends), default=0.0)
+
+
+async def _lease_moved(client: AsyncClient, keys: QueueKeys, first: float) -> bool:
+    """Whether a lease now ends later than `first`: extended, or a new delivery's."""
+    return await _lease_end(client, keys) > first
 
 
 async def test_a_task_gets_all_its_retries_whatever_its_max_deliveries(

@@ -1,12 +1,12 @@
 """The worker: pops jobs in batches, runs them concurrently, acks them in batches.
 
 Async tasks run on the event loop, sync tasks in a thread pool; at most `concurrency` jobs run
-at once. Pops take as many jobs as there are free slots; the leases of running jobs are extended
-together (`ReliableQueue.extend`, every third of the lease); finished jobs are settled together
-by `jobs.settling` (one ack call, and one pipeline for any job records, for all that finished
-since the last settling); the counters the dashboard charts are added twice a second. So a busy
-worker spends a few Redis round trips per batch of jobs, not per job, and an idle one acks a
-job as soon as it finishes.
+at once. Pops take as many jobs as there are free slots; the leases of the jobs in hand (running,
+or finished and not yet settled) are extended together (`ReliableQueue.extend`, every third of
+the lease); finished jobs are settled together by `jobs.settling` (one ack call, and one
+pipeline for any job records, for all that finished since the last settling); the counters the
+dashboard charts are added twice a second. So a busy worker spends a few Redis round trips per
+batch of jobs, not per job, and an idle one acks a job as soon as it finishes.
 
 Outcomes: success → ack (and a result record when the task has ``result_ttl``); failure →
 ``nack`` with the task's backoff while retries remain, else the dead-letter list with the
@@ -90,6 +90,7 @@ class Worker(JobRunner):
         self._admitting: set[asyncio.Task[None]] = set()  # popped batches the gate decides on
         self.ahead = Ahead()  # the next batch, popped while one is admitted (jobs.ahead)
         self._finished: list[JobOutcome] = []
+        self._settling: list[JobOutcome] = []  # taken from `_finished` by the settling now
         self._ready = asyncio.Event()  # outcomes wait to be settled
         self._slot = asyncio.Event()  # a slot came free
         self._closing = False
@@ -412,6 +413,7 @@ class Worker(JobRunner):
             await self._ready.wait()
             self._ready.clear()
             outcomes, self._finished = self._finished, []
+            self._settling = outcomes
             try:
                 if outcomes:
                     await self._settle(outcomes)
@@ -421,15 +423,22 @@ class Worker(JobRunner):
                 log.warning("worker could not settle jobs=%d error=%r", len(outcomes), str(exc))
                 if self._closing:
                     return  # stopping with the server out of reach: no retry loop
+            finally:
+                self._settling = []
 
     async def _heartbeat_loop(self) -> None:
-        """Extend the leases of running jobs every third of the lease (cancelled by stop)."""
+        """Extend the leases of the jobs in hand every third of the lease (cancelled by stop):
+        those running or popped ahead, and those finished and not yet settled — a finished job
+        frees its slot at once, so under load the pops can outrun the settling, and a lease
+        left to lapse there had the job run again (a flood of failing jobs redelivered its
+        dead letters over and over)."""
         while True:
             await asyncio.sleep(self.lease / 3)
-            running = [*self._runs.values(), *self.ahead.held]
-            if running:
+            unsettled = (o.delivery for o in (*self._settling, *self._finished))
+            held = [*self._runs.values(), *self.ahead.held, *unsettled]
+            if held:
                 with contextlib.suppress(*TRANSIENT):
-                    await self.queue.extend(*running)
+                    await self.queue.extend(*held)
 
     async def _check_loop(self) -> None:
         """Extend the concurrency slots this worker holds, and learn which limits have jobs
