@@ -95,8 +95,9 @@ def test_failover_loses_only_unreplicated_pushes(
             # replica — a full sync that empties it, every acknowledged push lost. So it comes
             # back only once every sentinel names the new primary (and then it is the one
             # made a replica), and never to be promoted: under load the new primary can miss
-            # down-after-milliseconds (1 s), and a second failover onto the empty node lost
-            # every push acknowledged before it (0..379 of 740), not what this test measures.
+            # down-after-milliseconds (1 s), and a second failover onto the empty node would
+            # lose every push acknowledged before it (as 0..379 of 740 were, once, under load):
+            # not what this test measures.
             wait_for(lambda: _failed_over(sentinels), timeout=60, interval=0.2)
             sentinels.primary.config["replica-priority"] = "0"
             sentinels.primary.start()
