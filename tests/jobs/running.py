@@ -4,12 +4,15 @@ tests share (test_worker, test_control, test_limits and the tests that import fr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from redline.cli.worker import WorkerConfig
 from redline.connection import AsyncClient
+from redline.errors import JobError
 from redline.jobs import Tasks
+from redline.jobs.settling import Settler
 from redline.jobs.worker import Worker
 from redline.runtime import run_service
 from redline.runtime.metrics import Metrics
@@ -55,6 +58,13 @@ async def until(check: Callable[[], Awaitable[Any]], seconds: float = 20) -> Any
         while not (value := await check()):  # noqa: ASYNC110
             await asyncio.sleep(0.02)
         return value
+
+
+async def settler_of(running: WorkerRunning) -> Settler | None:
+    """The worker's settler, once it has started (for `until`)."""
+    with contextlib.suppress(JobError):
+        return running.worker.settler
+    return None
 
 
 async def gone(client: AsyncClient, key: str) -> bool:

@@ -4,13 +4,15 @@ retried-then-completed job, a cancelled one), a reader restarted mid-stream miss
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
 from redline.connection import AsyncClient
 from redline.jobs import JobEvent, JobState, enqueue, job_events
+from redline.jobs.settling import JobOutcome
 from tests.jobs import control_tasks as c
+from tests.jobs.running import settler_of
 from tests.jobs.test_control import Running, state_is, until
 
 
@@ -49,6 +51,32 @@ async def test_a_retried_then_completed_job_shows_every_change_in_order(
     assert status.attempts == 2 and status.progress == 1.0 and status.message == "done"
     assert status.enqueued_at and status.started_at and status.finished_at
     assert status.enqueued_at <= status.started_at <= status.finished_at
+
+
+async def test_a_retry_that_starts_before_its_failure_is_settled_comes_after_it(
+    aredis: AsyncClient, redis_url: str, worker: Running
+) -> None:
+    """Once a failed job is given back, its retry can be popped and started while the
+    settling of the failure still goes on (on a loaded machine it did): the stream still
+    shows the failure before the retry's start. The failure's records are held here until the
+    second attempt has begun."""
+    settler = await until(lambda: settler_of(worker))
+    record = settler._record
+
+    async def held(outcomes: Sequence[JobOutcome]) -> None:
+        await until(lambda: _attempts_are(aredis, 2), 30)
+        await record(outcomes)
+
+    settler._record = held  # type: ignore[method-assign]
+    job = await enqueue(aredis, c.flaky, redis_url, "retried")
+    assert job is not None and await job.result(timeout=60) == "attempt 2"
+    seen = await until(lambda: _when_complete(aredis, job.id))
+    order = [(e.event, e.attempt) for e in seen]
+    assert order[3:6] == [("failed", 1), ("retried", 1), ("started", 2)]
+
+
+async def _attempts_are(client: AsyncClient, n: int) -> bool:
+    return await client.get("retried") == str(n).encode()
 
 
 async def _when_complete(client: AsyncClient, job: str) -> list[JobEvent] | None:

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
 
 from redline.connection import AsyncClient
-from redline.errors import JobError, JobFailed, JobTimeout
+from redline.errors import JobFailed, JobTimeout
 from redline.jobs import Job, JobState, Task, enqueue, enqueue_in, job_keys
 from redline.jobs.document import JobDocument
-from redline.jobs.settling import JobOutcome, Settler
+from redline.jobs.settling import JobOutcome
 from redline.queue import QueueKeys, ReliableQueue
 from redline.runtime.metrics import Metrics
 from tests.jobs import tasks as t
-from tests.jobs.running import WorkerRunning, until
+from tests.jobs.running import WorkerRunning, settler_of, until
 
 
 class Running(WorkerRunning):
@@ -79,7 +78,7 @@ async def test_a_finished_job_keeps_its_lease_until_it_is_settled(
     its extension every 5 s is late only if the loop stalls for 10 s.)"""
     running = Running(redis_url, ["t:poison"], lease=15)
     try:
-        settler = await until(lambda: _settler(running))
+        settler = await until(lambda: settler_of(running))
         settle, reached, go_on = settler.settle, asyncio.Event(), asyncio.Event()
 
         async def held(outcomes: Sequence[JobOutcome]) -> int:
@@ -99,12 +98,6 @@ async def test_a_finished_job_keeps_its_lease_until_it_is_settled(
         assert [d.deliveries for d in dead] == [1]  # extended, not delivered again
     finally:
         await running.stop()
-
-
-async def _settler(running: Running) -> Settler | None:
-    with contextlib.suppress(JobError):  # not started yet
-        return running.worker.settler
-    return None
 
 
 async def _lease_end(client: AsyncClient, keys: QueueKeys) -> float:

@@ -112,15 +112,23 @@ class Settler:
         # Given back concurrently (the client's pool waits for free connections): one at a
         # time, a flood of failing jobs outran the settling until leases expired (issue 28).
         failing = [o for o in outcomes if not (o.ok or o.cancelled)]
+        # The failures' events come before they are given back: once nacked, a retry can be
+        # popped and started (its `started` added) before this settling ends, and the stream
+        # showed attempt 2 start before attempt 1 failed.
+        self._events(failing)
         taken = await asyncio.gather(*(self._give_back(o) for o in failing))
         # A failure whose nack was refused as stale (its lease ran out and another delivery
         # holds the job now) is not recorded: the holder records the job's own outcome.
         stale = {id(o) for o, accepted in zip(failing, taken, strict=True) if not accepted}
         await self._record([o for o in outcomes if id(o) not in stale])
+        self._events(done)
+        return sum(1 for o in done if o.ok)
+
+    def _events(self, outcomes: Iterable[JobOutcome]) -> None:
+        """Add the events of the settled runs among `outcomes` (not of jobs returned unrun)."""
         for o in outcomes:
             if o.doc is not None and not o.returned:
                 self.runs.settled(o.delivery, o.doc, o.state, o.error)
-        return sum(1 for o in done if o.ok)
 
     async def _give_back(self, outcome: JobOutcome) -> bool:
         """Nack or dead-letter a delivery that did not succeed; False: refused as stale."""
