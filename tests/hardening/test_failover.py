@@ -85,7 +85,7 @@ def test_failover_loses_only_unreplicated_pushes(
         sentinels.primary.kill()
         wait_for(lambda: _promoted(sentinels), timeout=40, interval=0.2)
         if replicas:
-            # The old primary comes back and Sentinel makes it a replica of the new one, so that
+            # The old primary comes back, as a replica of the new one, so that
             # WAIT 1 can be satisfied again. Without WAIT, a restarted old primary is a master
             # until Sentinel demotes it, and a sentinel that has not yet seen the failover may
             # still name it: pushes acknowledged there in that window are lost at the demotion
@@ -93,12 +93,13 @@ def test_failover_loses_only_unreplicated_pushes(
             # It comes back empty: a sentinel still in the failover (or not yet told of it) sees
             # a sane primary again and a replica turned master, and makes the new primary its
             # replica — a full sync that empties it, every acknowledged push lost. So it comes
-            # back only once every sentinel names the new primary (and then it is the one
-            # made a replica), and never to be promoted: under load the new primary can miss
-            # down-after-milliseconds (1 s), and a second failover onto the empty node would
-            # lose every push acknowledged before it (as 0..379 of 740 were, once, under load):
-            # not what this test measures.
+            # back only once every sentinel names the new primary, and as its replica, never
+            # to be promoted: under load the new primary can miss down-after-milliseconds (1 s),
+            # and a second failover onto the empty node would lose every push acknowledged
+            # before it (as 0..379 of 740 were, once, under load). Started as a master it is a
+            # candidate until Sentinel converts it (INFO shows a master no replica-priority).
             wait_for(lambda: _failed_over(sentinels), timeout=60, interval=0.2)
+            sentinels.primary.config["replicaof"] = f"127.0.0.1 {sentinels.replica.port}"
             sentinels.primary.config["replica-priority"] = "0"
             sentinels.primary.start()
         wait_for(_grew(acked_file, 300), timeout=60, interval=0.2)
