@@ -17,6 +17,11 @@ JOBS = 300
 
 
 def start_worker(url: str, queue: str, log: Path) -> subprocess.Popen[str]:
+    """A worker of 16 with a 4 s lease: a killed one's slots come back soon, and a live one
+    starved for a second or two (CI runs three test processes on two cores) still keeps its
+    slots — a slot whose lease lapsed is free to another worker while its job runs on, which
+    would break the cap for a reason outside the code under test (a 6 was seen against 4 with
+    2 s leases at load 20)."""
     return spawn(
         "worker",
         "tests.jobs.limit_tasks",
@@ -27,7 +32,7 @@ def start_worker(url: str, queue: str, log: Path) -> subprocess.Popen[str]:
         "-c",
         "16",
         "--set",
-        "lease=2",
+        "lease=4",
         "--set",
         "popTimeout=0.5",
         "--set",
@@ -112,7 +117,7 @@ def test_a_killed_workers_held_slots_come_back_after_its_lease(
     redis_url: str, tmp_path: Path
 ) -> None:
     """A worker SIGKILLed while it runs capped jobs leaves the slots it held (named for it)
-    counted until their lease deadline (2 s) passes; then another worker has the whole cap
+    counted until their lease deadline (4 s) passes; then another worker has the whole cap
     again: CAP jobs that each wait until CAP run at once all finish."""
     client = redis.Redis.from_url(redis_url)
     slots = "{l:cap}:job-concurrency:" + lt.capped.name
