@@ -67,6 +67,11 @@ async def settler_of(running: WorkerRunning) -> Settler | None:
     return None
 
 
+async def holds(value: bool) -> bool:
+    """`value`, as a check for `until` (a state of this process: nothing to read in Redis)."""
+    return value
+
+
 async def gone(client: AsyncClient, key: str) -> bool:
     """Whether `key` no longer exists (for `until`)."""
     return not await client.exists(key)
