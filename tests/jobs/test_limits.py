@@ -97,7 +97,7 @@ async def test_concurrency_cap_holds_and_waiting_is_not_an_attempt(
     # All given back: the workers keep a finished job's slot free for `gate_slots.HOLD` for
     # their next job, then send it back in a task of its own — after the last record, maybe.
     slots = "{l:cap}:job-concurrency:" + lt.capped.name
-    await until(lambda: gone(aredis, slots), 10)
+    await until(lambda: gone(aredis, slots))
 
 
 async def test_an_admission_sent_with_a_pop_is_answered_even_when_the_script_was_flushed(
