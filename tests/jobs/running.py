@@ -52,8 +52,9 @@ class WorkerRunning:
         await asyncio.wait_for(self.task, 30)
 
 
-async def until(check: Callable[[], Awaitable[Any]], seconds: float = 20) -> Any:
-    """Poll `check` until it returns something truthy (a state in Redis: no event to wait on)."""
+async def until(check: Callable[[], Awaitable[Any]], seconds: float = 60) -> Any:
+    """Poll `check` until it returns something truthy (a state in Redis: no event to wait on);
+    fail the test after `seconds` (generous: a starved machine settles late, never wrongly)."""
     async with asyncio.timeout(seconds):
         while not (value := await check()):  # noqa: ASYNC110
             await asyncio.sleep(0.02)
@@ -65,6 +66,11 @@ async def settler_of(running: WorkerRunning) -> Settler | None:
     with contextlib.suppress(JobError):
         return running.worker.settler
     return None
+
+
+async def holds(value: bool) -> bool:
+    """`value`, as a check for `until` (a state of this process: nothing to read in Redis)."""
+    return value
 
 
 async def gone(client: AsyncClient, key: str) -> bool:

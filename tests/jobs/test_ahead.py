@@ -15,7 +15,7 @@ from redline.jobs import enqueue_many, held_slots, pause_queue, resume_queue
 from redline.jobs.ahead import FAST, Ahead
 from redline.queue import Delivery, ReliableQueue
 from tests.jobs import limit_tasks as lt
-from tests.jobs.running import until
+from tests.jobs.running import holds, until
 from tests.jobs.test_limits import Running
 
 C = 8  # the worker's concurrency
@@ -57,7 +57,7 @@ async def test_the_next_batch_is_leased_while_one_is_admitted(
     await enqueue_many(aredis, lt.quick, [((redis_url, n), {}) for n in range(5 * C)])
     held.append(worker := Held(redis_url))
     await until(lambda: _inflight(aredis, 2 * C))  # C in admission, C popped ahead
-    await until(lambda: _is(len(worker.worker.ahead.held) == C))  # once its reply is read
+    await until(lambda: holds(len(worker.worker.ahead.held) == C))  # once its reply is read
     assert worker.worker.active == C and worker.worker.ahead.admitting == C
     # judged while they wait (decoded, limits found): their admission only sends the call
     assert set(worker.worker.gate.judged) == {(d.key, d.id) for d in worker.worker.ahead.held}
@@ -96,7 +96,7 @@ async def test_jobs_popped_ahead_go_back_unrun_when_their_queue_is_paused(
     held.append(worker := Held(redis_url))
     await until(lambda: _inflight(aredis, 2 * C))
     await pause_queue(aredis, "l:ahead")
-    await until(lambda: _is("l:ahead" in worker.worker.runs.control.paused))
+    await until(lambda: holds("l:ahead" in worker.worker.runs.control.paused))
     worker.opened.set()  # the batch in admission was in hand: it runs; the one ahead not
     await until(lambda: _ran(aredis, C))
     await until(lambda: _inflight(aredis, 0))
@@ -127,10 +127,6 @@ async def test_a_batch_held_ahead_is_admitted_in_one_round_trip_with_the_next_po
     await until(lambda: _inflight(aredis, 0))
     assert worker.worker.ahead.held == [] and worker.worker.ahead.admitting == 0
     assert worker.worker.gate.judged == {} and worker.worker.gate.documents == {}
-
-
-async def _is(value: bool) -> bool:
-    return value
 
 
 async def _ran(client: AsyncClient, n: int) -> bool:

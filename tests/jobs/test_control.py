@@ -27,7 +27,7 @@ from redline.jobs.control import CONTROL_EVERY
 from redline.queue import ReliableQueue
 from tests.helpers import spawn, stop
 from tests.jobs import control_tasks as c
-from tests.jobs.running import WorkerRunning, until
+from tests.jobs.running import WorkerRunning, holds, until
 
 
 class Running(WorkerRunning):
@@ -142,7 +142,7 @@ async def test_a_paused_queue_starts_nothing_until_resumed(
     first = await enqueue(aredis, c.mark, redis_url, "ran", 0)
     assert first is not None and await first.result(timeout=20) == 0  # the worker is serving
     await pause_queue(aredis, "c:jobs")
-    await asyncio.sleep(2 * CONTROL_EVERY + 0.5)  # the bound a pause takes to reach workers
+    await paused_in(worker, "c:jobs")
     for n in range(1, 21):  # a few seconds of enqueueing while paused
         assert await enqueue(aredis, c.mark, redis_url, "ran", n) is not None
         await asyncio.sleep(0.15)
@@ -152,6 +152,16 @@ async def test_a_paused_queue_starts_nothing_until_resumed(
     await until(lambda: _count_is(aredis, "ran", 21))
     assert sorted(int(n) for n in await marks(aredis, "ran")) == list(range(21))
     await assert_queue_empty(aredis, "c:jobs")
+
+
+async def paused_in(running: Running, queue: str) -> None:
+    """Wait (bounded) until `running`'s worker has read that `queue` is paused, and the pop it
+    may have had in flight from before has ended: from then on it pops nothing of `queue`. A
+    fixed sleep (the pause's ~1 s bound) is not enough on a starved machine."""
+    await until(lambda: holds(queue in running.worker.runs.control.paused), 60)
+    # The worker's pops take turns on the queue's held connection with `send`: a send of
+    # nothing returns once the pop in flight (sent before the pause was read) is over.
+    await running.worker.queue.send(())
 
 
 async def _count_is(client: AsyncClient, key: str, n: int) -> bool:

@@ -9,7 +9,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-from tests.helpers import spawn, stop
+import redis
+
+from tests.helpers import spawn, stop, wait_for
 
 ROOT = Path(__file__).parents[2]
 
@@ -26,15 +28,20 @@ def test_the_first_example_runs_as_written(redis_url: str, tmp_path: Path) -> No
     (tmp_path / "app" / "__init__.py").write_text("")
     (tmp_path / "app" / "tasks.py").write_text(tasks.replace("    ...\n", "    pass\n"))
     calls = calls.replace("redis://127.0.0.1:6379/0", redis_url)
+    # Its result's 10 s bound a job's run, not a worker's start on a loaded machine: the
+    # snippet runs once the worker is registered, and waits longer for the run all the same.
+    calls = calls.replace("result(timeout=10)", "result(timeout=60)")
     script = tmp_path / "calls.py"  # its top-level awaits, in the function they stand for
     body = textwrap.indent(calls, "    ")
     script.write_text(f"import asyncio\n\nasync def main():\n{body}\n\nasyncio.run(main())\n")
     log = tmp_path / "worker.log"
     args = ("worker", "app.tasks", "--processes", "1", "--redis", redis_url)
     worker = spawn(*args, log=log, cwd=tmp_path)
+    client = redis.Redis.from_url(redis_url)
     try:
+        wait_for(lambda: client.llen("redline:worker:ids"), timeout=60)
         done = subprocess.run(
-            [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=60
+            [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120
         )
         assert done.returncode == 0, done.stderr + log.read_text()[-2000:]
     finally:

@@ -154,7 +154,7 @@ async def test_slots_held_back_go_with_the_next_admission_or_soon_after(
     assert set(await aredis.zrange(slots, 0, -1)) == held and not gate.returns.queued
     monkeypatch.setattr(gate_slots, "HOLD", HOLD)
     await gate.release([second])  # no admission comes: it goes back on its own, soon
-    await until(lambda: _count_is(aredis, slots, 2), 5)
+    await until(lambda: _count_is(aredis, slots, 2))
     gate.returns.hold = lambda: False
     last = gate.held[(fourth.key, fourth.id)][1]
     await gate.release([third])  # at once

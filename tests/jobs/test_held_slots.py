@@ -47,7 +47,7 @@ async def test_slots_kept_free_go_back_after_a_short_hold(
     try:
         await until(lambda: _listed(aredis, "l:ran", 8), 60)
         await until(lambda: drained(aredis, "l:hold"))
-        await until(lambda: gone(aredis, SLOTS), 10)
+        await until(lambda: gone(aredis, SLOTS))
         assert worker.worker.gate.slots.owned == {}
     finally:
         await worker.stop()

@@ -3,17 +3,25 @@ signals, scheduled jobs (the Ruby side is in test_ruby.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import time
 from pathlib import Path
 
+import pytest
 import redis
 
-from redline.jobs.sidekiq import enqueue_sidekiq_sync
+from redline.cli.worker_config import SidekiqWorkerConfig
+from redline.connection import AsyncClient
+from redline.jobs import load_tasks
+from redline.jobs import worker as jobs_worker
+from redline.jobs.sidekiq import SidekiqWorker, enqueue_sidekiq, enqueue_sidekiq_sync
 from redline.jobs.sidekiq.fetch import INFLIGHT
+from redline.runtime import run_service
 from tests.conftest import Cluster
 from tests.helpers import run, stop, wait_for
+from tests.jobs.running import until
 from tests.jobs.sidekiq.support import start_worker
 from tests.jobs.sidekiq.test_ruby import identity_of, leftovers
 
@@ -95,12 +103,51 @@ def test_the_web_uis_quiet_and_stop_buttons(redis_url: str, tmp_path: Path) -> N
         wait_for(lambda: client.hget(identity, "quiet") == b"true", timeout=30)
         enqueue_sidekiq_sync(client, "HardWorker", 1)
         time.sleep(1)  # quiet: the job stays queued (a pause, not a synchronisation)
-        assert client.llen("queue:default") == 1
+        # A fetch out when quiet came may have taken it: it goes back unrun, soon (bounded).
+        wait_for(lambda: client.llen("queue:default") == 1, timeout=30)
         client.lpush(f"{identity}-signals", "TERM")  # Sidekiq::Process#stop!
         assert worker.wait(60) == 0
     finally:
         stop(worker)
     assert client.llen("queue:default") == 1 and client.smembers("processes") == set()
+
+
+async def test_a_job_fetched_after_quiet_goes_back_to_its_queue_unrun(
+    redis_url: str, aredis: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Quiet (the Web UI's, which a heartbeat reads) can come while a fetch is out, blocked on
+    the empty queue: the job that fetch then takes goes back to its queue unrun, as Sidekiq's
+    own processor does with a job it fetched after quiet; it is not run."""
+    monkeypatch.setattr(jobs_worker, "CONTROL_EVERY", 30.0)  # a fetch blocks its popTimeout
+    monkeypatch.setenv("REDLINE_TEST_URL", redis_url)
+    worker = SidekiqWorker(load_tasks("tests.jobs.sidekiq.tasks"), concurrency=2, grace=1)
+    config = SidekiqWorkerConfig(redis=redis_url, popTimeout=4)
+    stopping = asyncio.Event()
+    running = asyncio.create_task(run_service(worker, config, [worker], stopping))
+    try:
+        await until(lambda: _fetch_just_blocked(aredis), 60)
+        worker.process.quiet = True  # what its heartbeat does on TSTP
+        assert await enqueue_sidekiq(aredis, "HardWorker", 1)
+        await until(lambda: _queued_or_run(aredis, worker), 60)
+    finally:
+        stopping.set()
+        await asyncio.wait_for(running, 30)
+    assert worker.completed == 0 and worker.taken == 0
+    assert leftovers(redis.Redis.from_url(redis_url)) == {"queue:default": 1}
+
+
+async def _fetch_just_blocked(client: AsyncClient) -> bool:
+    """Whether a client of this database is blocked in a BLMOVE it sent less than 1 s ago (a
+    fetch out on the empty queue, with seconds of its block left)."""
+    db = client.connection_pool.connection_kwargs["db"]
+    return any(
+        c["cmd"] == "blmove" and "b" in c["flags"] and int(c["idle"]) == 0 and int(c["db"]) == db
+        for c in await client.client_list()
+    )
+
+
+async def _queued_or_run(client: AsyncClient, worker: SidekiqWorker) -> bool:
+    return bool(await client.llen("queue:default") == 1 or worker.completed)  # type: ignore[misc]
 
 
 def test_scheduled_jobs_and_async_tasks_run(redis_url: str, tmp_path: Path) -> None:

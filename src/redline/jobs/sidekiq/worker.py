@@ -165,7 +165,15 @@ class SidekiqWorker(Worker):
             return []
         fetched = await self.fetcher.fetch(ctx, count, block)
         started = str(int(time.time()))  # a Delivery's id here: when it started (run_at)
-        return [Delivery(f.queue, started, f.raw, 1) for f in fetched]
+        popped = [Delivery(f.queue, started, f.raw, 1) for f in fetched]
+        if popped and self.process.quiet:
+            # Quiet came while the fetch was out (blocked on an empty queue): what it took
+            # goes back to its queue unrun, as Sidekiq's own processor requeues a job it
+            # fetched after quiet. Counted as `step` counts a pop, for `_give_back` to uncount.
+            self.taken += len(popped)
+            self._give_back(popped)
+            return []
+        return popped
 
     async def _outcome(self, delivery: Delivery) -> JobOutcome:
         try:
