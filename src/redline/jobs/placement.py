@@ -74,29 +74,33 @@ def _fixed_keys(queue: str, priority: int) -> tuple[str, str, str, str]:
     return (*lists, job_keys(queue).events)
 
 
+# job_enqueue's constant arguments as text: hiredis packs an int through a printf of its own
+# (a few hundred instructions more per argument than a str).
+_EVENTS_CAP, _STATUS_TTL = str(EVENTS_MAXLEN), str(LIVE_TTL)
+
+
 @functools.lru_cache(maxsize=1024)
-def _single_keys(queue: str, priority: int, due: bool) -> tuple[str, str, str, str | None]:
+def _single_keys(queue: str, priority: int, due: bool) -> tuple[str, str, str, str | None, str]:
     """job_enqueue's keys for a job of `queue` at `priority` (cached: each enqueue of a queue
     needs the same): where it waits, the event stream, the prefix of its status hash, and the
-    set of priorities used (None at priority 0, whose jobs do not name it)."""
+    set of priorities used (None at priority 0, whose jobs do not name it); then the priority
+    as text."""
     target = scheduled_key(queue, priority) if due else priority_key(queue, priority)
     keys = job_keys(queue)
-    return target, keys.events, keys.status(""), levels_key(queue) if priority else None
+    levels = levels_key(queue) if priority else None
+    return target, keys.events, keys.status(""), levels, str(priority)
 
 
 def _single(task: Any, due: float | None, doc: JobDocument, payload: bytes) -> Placement:
     """One `job_enqueue` call: `doc` and its `enqueued` event, together."""
-    target, events, status, levels = _single_keys(task.queue, task.priority, due is not None)
+    target, events, status, levels, p = _single_keys(task.queue, task.priority, due is not None)
     keys = [target, events, status + doc.id]
     if levels is not None:
         keys.append(levels)
     if doc.unique is not None:
         keys.append(job_keys(task.queue).unique(doc.unique))
     when = "" if due is None else repr(due)  # (as `_due`, without its frame)
-    args = [
-        *(payload, task.priority, when, task.unique_ttl, EVENTS_MAXLEN),
-        *(doc.id, task.name, LIVE_TTL),
-    ]
+    args = [payload, p, when, task.unique_ttl, _EVENTS_CAP, doc.id, task.name, _STATUS_TTL]
     return Placement("job_enqueue", keys, args)
 
 
