@@ -7,8 +7,8 @@ A drain of 20,000 jobs lasts about a second, and a hiccup of the VM moves it by 
 
 - **Long drains**: `REDLINE_BENCH_FEATURE_JOBS` jobs per drain (default 60,000: a few seconds
   each), put on the flushed server with `enqueue_many_sync` (the enqueue is not what these rows
-  measure), then drained by a fresh worker; timed, as every drain of the benchmark, from a
-  fifth done until none is left.
+  measure), then drained by a fresh worker that loads the row's task alone (`worker_tasks`);
+  timed, as every drain of the benchmark, from a fifth done until none is left.
 - **Paired rounds in rotating order**: `REDLINE_BENCH_FEATURE_ROUNDS` rounds (default 5), each
   drains plain and every feature once, the order rotated by one each round, so that no row is
   always first or last after the same neighbour. A row's figure is the **median of its
@@ -78,6 +78,17 @@ def _window(client: redis.Redis, pid: int, n: int) -> Drain:
     return Drain(counted / wall, worker / counted * 1e6, server / counted * 1e6, worker / wall)
 
 
+def worker_tasks(name: str) -> str:
+    """The tasks row `name`'s worker loads (`redline worker`'s MODULE or MODULE:ATTR): plain's
+    module, or the row's own task alone, so that each row's worker differs from plain's by
+    its one feature. (A rate or cap worker that also declared the priority row's task popped
+    that priority's empty list before its own on every batch: one more round trip per pop.)"""
+    if name == PLAIN:
+        return "bench._jobs_tasks"
+    module, _, attr = TASKS[name].name.rpartition(".")  # a task's default name: module.function
+    return f"{module}:{attr}"
+
+
 def drain(url: str, name: str, n: int = JOBS) -> Drain:
     """`n` jobs of row `name` put on the flushed server, then drained by a fresh worker."""
     client = redis.Redis.from_url(url)
@@ -85,8 +96,7 @@ def drain(url: str, name: str, n: int = JOBS) -> Drain:
     enqueuer = connect_sync(url)
     enqueue_many_sync(enqueuer, TASKS[name], [((), {})] * n)
     enqueuer.close()
-    module = "bench._jobs_tasks" if name == PLAIN else "bench._jobs_feature_tasks"
-    worker = start_worker(url, 1, module)
+    worker = start_worker(url, 1, worker_tasks(name))
     try:
         return _window(client, worker.pid, n)
     finally:

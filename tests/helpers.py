@@ -22,8 +22,12 @@ from redline.services.pending import pending_key
 REDLINE = [sys.executable, "-m", "redline"]
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 10, interval: float = 0.05) -> Any:
-    """Poll `predicate` until it returns something truthy; fail the test after `timeout`."""
+def wait_for(predicate: Callable[[], Any], timeout: float = 30, interval: float = 0.05) -> Any:
+    """Poll `predicate` until it returns something truthy; fail the test after `timeout`.
+
+    The default is generous: a wait costs only as long as the condition takes, and CI runs
+    three test processes on two cores (a 10 s default failed there: a lifecycle hash renewed
+    every 5 s, under load)."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()

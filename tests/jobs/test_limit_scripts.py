@@ -500,9 +500,10 @@ async def test_a_batch_under_a_large_cap_holds_its_slots_in_a_skiplist(
 async def test_the_admission_is_a_function_of_the_jobs_library(
     aredis: AsyncClient, redis_url: str
 ) -> None:
-    """`job_admit` runs as ``FCALL redline_job_admit`` (library `redline_jobs`, allowed at
-    maxmemory), the parts it includes defined once at the library's top level (no closure of
-    each per call); once a gate has admitted a batch, its admissions that ride a pop are FCALLs
+    """`job_admit` runs as ``FCALL redline_job_admit_v2`` (library `redline_jobs`, allowed at
+    maxmemory; the same function also as ``redline_job_admit``, for earlier workers), the
+    parts it includes defined once at the library's top level (no closure of each per call);
+    once a gate has admitted a batch, its admissions that ride a pop are FCALLs
     too, and one that finds the library gone (a flushed server) has it loaded again."""
     source = LIBRARY.source
     for helper in ("batch_load", "batch_intact", "slots_release", "slots_levels", "rate_open"):
@@ -516,15 +517,56 @@ async def test_the_admission_is_a_function_of_the_jobs_library(
     assert await gate.admit([first]) == [first]
     [library] = await aredis.function_list(library="redline_jobs")
     functions = {f[1]: f[5] for f in library[library.index(b"functions") + 1]}
-    assert functions == {b"redline_job_admit": [b"allow-oom"]}
+    assert functions == {
+        b"redline_job_admit_v2": [b"allow-oom"],
+        b"redline_job_admit": [b"allow-oom"],
+    }
     [second] = await queue.pop("l:ahead")
     asking = gate.ask([second])
-    assert asking.commands[0][:2] == ("FCALL", "redline_job_admit")
+    assert asking.commands[0][:2] == ("FCALL", "redline_job_admit_v2")
     await aredis.function_flush()
     replies, _ = await queue.pop_after(asking.commands, "l:ahead", count=1, block=0)
     assert LIBRARY.missing(replies[0])
     assert await gate.answer(asking, replies) == [second]
     assert await aredis.function_list(library="redline_jobs") != []  # loaded again
+
+
+# An earlier worker's `redline_jobs`: its `redline_job_admit` read ARGV[2] as a number (a
+# stand-in for its body: it fails on a call of today's arguments as the old one did).
+EARLIER_LIBRARY = """#!lua name=redline_jobs
+redis.register_function{function_name='redline_job_admit', callback=function(KEYS, ARGV)
+  return {string.rep('1', tonumber(ARGV[2]) + 0)}
+end, flags={'allow-oom'}}
+"""
+
+
+async def test_an_earlier_workers_library_loaded_over_this_one_breaks_no_call(
+    aredis: AsyncClient, redis_url: str
+) -> None:
+    """An earlier worker restarted after this version's loads its `redline_jobs` over theirs
+    (the library name is one per server): this version's admissions call the versioned name,
+    find it missing and load their library again, whose plain name then serves the earlier
+    worker's calls (their bare ARGV[2]) with today's body."""
+    queue = ReliableQueue(aredis)
+    gate = Gate(queue, lt.tasks, Levels(["l:ahead"], {"l:ahead": {0}}))
+    for n in range(3):
+        await enqueue(aredis, lt.quick, redis_url, n)
+    first, second, third = await queue.pop("l:ahead", count=3)
+    assert await gate.admit([first]) == [first]
+    await aredis.function_load(EARLIER_LIBRARY, replace=True)
+    assert await gate.admit([second]) == [second]  # its call named the function it meant
+    [library] = await aredis.function_list(library="redline_jobs")
+    assert {f[1] for f in library[library.index(b"functions") + 1]} == {
+        b"redline_job_admit_v2",
+        b"redline_job_admit",
+    }
+    call = Admission("l:ahead")  # as an earlier worker calls it: ARGV[2] its kept ms alone
+    slots, log = (limit_keys("l:ahead", kind, "t", None) for kind in ("concurrency", "rate"))
+    call.add(third, 0, limits_of(0, slots, Rate(100, 60_000), log))
+    keys, args = call.call(LEASE)
+    args[1] = str(args[1]).split("/")[0]
+    reply = await aredis.fcall("redline_job_admit", len(keys), *keys, *args)
+    assert parse_verdicts(reply) == [(1, 0, "")]
 
 
 async def test_an_admission_runs_on_a_server_at_maxmemory() -> None:

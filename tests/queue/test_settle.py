@@ -187,11 +187,13 @@ async def test_purge_drops_waiting_and_delayed_but_not_inflight(
 async def test_keep_leases_extends_while_work_runs_and_reports_lost_ones(
     qclient: AsyncClient, key: str
 ) -> None:
-    queue = ReliableQueue(qclient, lease=1.0)
+    # A lease of 2 s renewed every 0.1 s: held past 2.5 leases only if renewed. (With 1 s, a
+    # test process starved for 0.9 s — seen in CI-like runs at load 20 — lost it for real.)
+    queue = ReliableQueue(qclient, lease=2.0)
     await queue.push(key, b"long work")
     [delivery] = await queue.pop(key)
     async with queue.keep_leases([delivery], every=0.1) as keeper:
-        await until(lambda: _held_longer_than(queue, key, 2.5))
+        await until(lambda: _held_longer_than(queue, key, 5.0))
         assert (await queue.info(key)).expired == 0
         assert await queue.pop(key) == []
     assert keeper.lost == []

@@ -14,4 +14,7 @@ __all__ = ["LIBRARY"]
 
 # Allowed at maxmemory, as the queue's consumers' functions are: an admission only decides
 # what was already taken, and a full server must still be drained (under limits too).
-LIBRARY = Library("redline_jobs", ["job_admit"], allow_oom=["job_admit"])
+# `job_admit`'s arguments are at version 2 (ARGV[2] names the slots' prefix and the starts
+# asked ahead, where version 1 had a number): it is called as ``redline_job_admit_v2``, and
+# ``redline_job_admit`` takes the calls of workers before it (docs/jobs.md, "Rolling upgrade").
+LIBRARY = Library("redline_jobs", ["job_admit"], allow_oom=["job_admit"], versions={"job_admit": 2})

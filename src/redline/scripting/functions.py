@@ -30,9 +30,10 @@ log = logging.getLogger(__name__)
 Arg = scripts.Arg
 
 
-def function_name(script: str) -> str:
-    """The FCALL name of `script`: ``queue_push`` → ``redline_queue_push``."""
-    return f"redline_{script}"
+def function_name(script: str, version: int | None = None) -> str:
+    """The FCALL name of `script`: ``queue_push`` → ``redline_queue_push``; of a version of its
+    arguments, ``job_admit`` 2 → ``redline_job_admit_v2`` (see `Library`'s `versions`)."""
+    return f"redline_{script}" if version is None else f"redline_{script}_v{version}"
 
 
 def _clustered(client: object) -> bool:
@@ -83,7 +84,15 @@ class Library:
     """The Redis Functions library `name` made of `scripts`; `read_only` ones get the
     ``no-writes`` flag (so `FCALL_RO` and replicas accept them), `allow_oom` ones the
     ``allow-oom`` flag (they run when the server is at ``maxmemory``: without it a function that
-    writes is refused there, even one that frees memory, such as taking from a queue)."""
+    writes is refused there, even one that frees memory, such as taking from a queue).
+
+    A script in `versions` is called by the name of its arguments' version
+    (``redline_job_admit_v2``), and registered under its plain name too, for the callers of the
+    versions before, whose arguments it still takes. A library name is one per server: an
+    older process that loads its library over this one (``FUNCTION LOAD REPLACE``) then takes
+    the versioned name away rather than putting its old body under the name this process calls;
+    this process's next call finds its function missing and loads this library again, whose
+    plain name serves the older process from then on."""
 
     def __init__(
         self,
@@ -91,12 +100,14 @@ class Library:
         scripts: Iterable[str],
         read_only: Iterable[str] = (),
         allow_oom: Iterable[str] = (),
+        versions: dict[str, int] | None = None,
     ) -> None:
         self.name = name
         self.scripts = tuple(scripts)
         self.read_only = frozenset(read_only)
         self.allow_oom = frozenset(allow_oom)
-        self._names = {script: function_name(script) for script in self.scripts}
+        self.versions = dict(versions or {})
+        self._names = {s: function_name(s, self.versions.get(s)) for s in self.scripts}
         # Each client's mode, kept on the client itself (so it goes with the client), under
         # this attribute: absent until its first call, False when its calls are EVALSHAs (no
         # Functions there), True once the library is loaded, and for a blocking client whose
@@ -118,10 +129,15 @@ class Library:
                 flags = ", flags={'no-writes'}"
             elif script in self.allow_oom:
                 flags = ", flags={'allow-oom'}"
-            lines.append(
-                f"redis.register_function{{function_name='{function_name(script)}',"
-                f" callback=function(KEYS, ARGV)\n{_body(script, shared)}\nend{flags}}}"
-            )
+            callback = f"function(KEYS, ARGV)\n{_body(script, shared)}\nend"
+            names = [self._names[script]]
+            if script in self.versions:  # one body under both names (see the class docstring)
+                lines.append(f"local {self._names[script]} = {callback}")
+                callback, names = self._names[script], [*names, function_name(script)]
+            lines += [
+                f"redis.register_function{{function_name='{name}', callback={callback}{flags}}}"
+                for name in names
+            ]
         return "\n".join(lines) + "\n"
 
     def uses_functions(self, client: AsyncClient | SyncClient) -> bool | None:
@@ -163,7 +179,7 @@ class Library:
         like any command; `call` then loads it again."""
         if not vars(client).get(self._mode) or _clustered(client):
             return None
-        return ("FCALL", function_name(script), len(keys), *keys, *args)
+        return ("FCALL", self._names[script], len(keys), *keys, *args)
 
     @staticmethod
     def missing(reply: object) -> bool:
@@ -186,7 +202,7 @@ class Library:
             mode = await self.load(client)
         if not mode or _clustered(client):
             return await _evalsha(client, script, keys, args, channel)
-        command = ("FCALL", function_name(script), len(keys), *keys, *args)
+        command = ("FCALL", self._names[script], len(keys), *keys, *args)
         try:
             return await _send(client, command, channel)
         except ResponseError as exc:
