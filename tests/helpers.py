@@ -15,6 +15,7 @@ from typing import Any
 import redis
 from click.testing import CliRunner
 
+import redline
 from redline.cli import main
 from redline.services.pending import pending_key
 
@@ -35,6 +36,30 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30, interval: float 
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s: {predicate}")
         time.sleep(interval)
+
+
+class PythonCalls:
+    """Counts the Python functions called while it is on (C functions not counted), those of
+    redline's own modules apart: ``with PythonCalls() as calls: ...``, then ``calls.all`` and
+    ``calls.redline``. A count, not a time: what a loaded machine does not change."""
+
+    _ours = str(Path(redline.__file__).parent)
+
+    def __init__(self) -> None:
+        self.all = self.redline = 0
+
+    def _count(self, frame: Any, event: str, arg: object) -> None:
+        if event == "call":
+            self.all += 1
+            self.redline += frame.f_code.co_filename.startswith(self._ours)
+
+    def __enter__(self) -> PythonCalls:
+        sys.setprofile(self._count)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        sys.setprofile(None)
+        self.all -= 1  # this call's own
 
 
 def spawn(

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from redline.connection import AsyncClient
+from redline.connection import AsyncClient, connect_sync
 from redline.errors import JobError
 from redline.jobs import (
     CronSchedule,
@@ -23,6 +23,7 @@ from redline.jobs import (
     job_keys,
 )
 from redline.scripting.scripts import run
+from tests.helpers import PythonCalls
 
 send = Task.ref("app.send", queue="mail")
 
@@ -95,3 +96,25 @@ async def test_only_one_cron_scheduler_enqueues(aredis: AsyncClient) -> None:
     later = await two.tick(now + dt.timedelta(minutes=2))  # takes over: one run for the missed ones
     assert [when.minute for _, when in later] == [2]
     assert len(fired) == 2
+
+
+def test_a_blocking_enqueue_makes_few_python_calls(redis_url: str) -> None:
+    """One `enqueue_sync` of a plain job: the document made with no call per option it does
+    not use and encoded with none for arguments it has not, the placement's keys cached per
+    queue and its event's arguments written by the script: 34 Python calls on main
+    (2026-12-07, Python 3.11), 21 now."""
+    client = connect_sync(redis_url)
+    enqueue_sync(client, send, "a@b")  # the channel and the script's keys made once
+    with PythonCalls() as calls:
+        assert enqueue_sync(client, send) is not None
+    assert calls.all <= 21
+
+
+async def test_an_awaited_enqueue_makes_few_python_calls_of_redline(aredis: AsyncClient) -> None:
+    """One ``await enqueue`` of a plain job, redline's own frames (the loop's are asyncio's):
+    as the blocking one, and no coroutine between `_enqueue` and `_put`, the held connection's
+    cluster check made once: 45 on main, 32 now (a coroutine counts twice: called, resumed)."""
+    await enqueue(aredis, send, "a@b")
+    with PythonCalls() as calls:
+        assert await enqueue(aredis, send) is not None
+    assert calls.redline <= 34

@@ -6,7 +6,7 @@ import redis
 
 from redline.jobs import events as ev
 from redline.jobs import job_keys
-from redline.jobs.priority import levels_key, priority_key
+from redline.jobs.priority import levels_key, priority_key, scheduled_key
 from redline.scripting.scripts import run_sync
 
 Q = "s:jobs"
@@ -111,13 +111,12 @@ def enqueue_one(
 ) -> bytes:
     """job_enqueue.lua with document ``doc-<job>``: its list (or scheduled set), its event."""
     keys = job_keys(Q)
-    called = [priority_key(Q, priority), keys.scheduled, levels_key(Q), keys.events]
-    called.append(keys.status(job))
+    target = scheduled_key(Q, priority) if due else priority_key(Q, priority)
+    called = [target, keys.events, keys.status(job)]
+    called += [levels_key(Q)] if priority else []
     called += [keys.unique(lock)] if lock else []
-    state = "waiting" if not due else "scheduled"
-    event = [job, "enqueued", state, 0, "t", "", "", 60]
     reply: bytes = run_sync(
-        client, "job_enqueue", called, [f"doc-{job}", priority, due, 30, 100, *event]
+        client, "job_enqueue", called, [f"doc-{job}", priority, due, 30, 100, job, "t", 60]
     )
     return reply
 
@@ -153,3 +152,8 @@ def test_a_unique_enqueue_whose_key_is_held_changes_nothing(sredis: redis.Redis)
     assert enqueue_one(sredis, "u2", lock="k") == b"u1"  # held: the holder's id
     assert sredis.lrange(Q, 0, -1) == [b"doc-u1"]
     assert sredis.xlen(keys.events) == 1 and not sredis.exists(keys.status("u2"))
+    # with a priority, the lock key follows the set of priorities used
+    assert enqueue_one(sredis, "p1", priority=2, lock="kp") == b""
+    assert enqueue_one(sredis, "p2", priority=2, lock="kp") == b"p1"
+    assert sredis.lrange(priority_key(Q, 2), 0, -1) == [b"doc-p1"]
+    assert sredis.smembers(levels_key(Q)) == {b"2"} and sredis.get(keys.unique("kp")) == b"p1"

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -14,6 +12,7 @@ from redline.queue import QueueKeys, ReliableQueue, SyncReliableQueue
 from redline.queue.library import LIBRARY
 from redline.scripting import scripts
 from redline.scripting.functions import Library, function_name
+from tests.helpers import PythonCalls
 from tests.servers import ServerProcess
 
 
@@ -137,23 +136,6 @@ async def test_both_ways_give_the_same_results(redis_url: str, use_functions: bo
     await client.aclose()
 
 
-def _python_calls(action: Callable[..., object], *args: Any, **kwargs: Any) -> int:
-    """How many Python functions `action(*args, **kwargs)` calls, itself included (C functions
-    not counted)."""
-    calls = 0
-
-    def count(frame: object, event: str, arg: object) -> None:
-        nonlocal calls
-        calls += event == "call"
-
-    sys.setprofile(count)
-    try:
-        action(*args, **kwargs)
-    finally:
-        sys.setprofile(None)
-    return calls
-
-
 def test_a_blocking_push_and_pop_of_one_make_few_python_calls(redis_url: str) -> None:
     """The blocking client's call path (a kept FCALL channel, its packer and socket read with
     no frame in between; payloads checked in a loop, ids made without a comprehension): a pop
@@ -162,8 +144,11 @@ def test_a_blocking_push_and_pop_of_one_make_few_python_calls(redis_url: str) ->
     queue.push("q", b"a")
     held = queue.pop("q")
     queue.push("q", b"b")
-    assert _python_calls(queue.pop, "q", ack=held) <= 25
-    assert _python_calls(queue.push, "q", b"c") <= 15
+    with PythonCalls() as popped:
+        queue.pop("q", ack=held)
+    with PythonCalls() as pushed:
+        queue.push("q", b"c")
+    assert popped.all <= 25 and pushed.all <= 15
 
 
 def test_a_client_that_may_no_longer_load_the_library_goes_on_with_evalsha() -> None:

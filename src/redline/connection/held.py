@@ -52,6 +52,9 @@ class HeldConnection:
 
     def __init__(self, client: AsyncClient) -> None:
         self.client = client
+        # A client's kind does not change: looked at once, not per call (two frames a call).
+        direct = not is_cluster_client(client)
+        self._pool: Any = cast(redis.asyncio.Redis, client).connection_pool if direct else None
         self._connection: Any = None
         self._replies: _Replies | None = None
 
@@ -59,13 +62,13 @@ class HeldConnection:
         """The reply of each command, or the `ResponseError` it got."""
         if not commands:
             return []  # nothing to write, so no reply would ever come
-        if is_cluster_client(self.client):
+        pool = self._pool
+        if pool is None:  # a cluster client
             return await run_commands(self.client, commands)
-        pool = cast(redis.asyncio.Redis, self.client).connection_pool
         if self._replies is not None and self._replies.lost is not None:
             await self._drop(pool)  # it died while idle (a server restart): nothing sent on it
         if self._connection is None:
-            connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+            connection = await pool.get_connection()
             self._connection, self._replies = connection, _Replies.take_over(connection)
         replies = self._replies
         assert replies is not None
@@ -88,7 +91,8 @@ def _packed(connection: Any, commands: Sequence[Command]) -> list[bytes]:
     redis-py's `pack_commands`, which re-buffers every piece in Python (a tenth of an asyncio
     enqueue's client CPU); the transport's `writelines` joins them."""
     if len(commands) == 1:
-        return cast(list[bytes], connection.pack_command(*commands[0]))
+        packed: list[bytes] = connection.pack_command(*commands[0])  # (no `cast`: a frame)
+        return packed
     return [piece for command in commands for piece in connection.pack_command(*command)]
 
 

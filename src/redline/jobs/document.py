@@ -181,14 +181,17 @@ class JobDocument(msgspec.Struct, frozen=True):
 
     def plain(self) -> bool:
         """Whether the arguments are all str, bool, None, int or finite float (keywords named
-        by str): `encode` then takes its fast path, and cannot fail."""
-        kwargs = self.kwargs
-        return _plain(self.args) and _plain(kwargs.values()) and all(type(k) is str for k in kwargs)
+        by str): `encode` then takes its fast path, and cannot fail. (No arguments, or no
+        keywords, are looked at with no call: a job of none is common.)"""
+        args, kwargs = self.args, self.kwargs
+        return (not args or _plain(args)) and (
+            not kwargs or (_plain(kwargs.values()) and all(type(k) is str for k in kwargs))
+        )
 
     def encode(self) -> bytes:
         """The payload to push; JobSerializationError names an argument that is not JSON."""
         if self.plain():
-            return self.encode_plain()
+            return _FAST.encode(self.to_json())  # (`encode_plain`, a frame less per enqueue)
         try:
             return encode_value(self.to_json(), f"task {self.task}").encode()
         except JobSerializationError:

@@ -204,15 +204,19 @@ async def read_records(
     ]
 
 
-def _document(task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> JobDocument:
-    return JobDocument(
+def _document(
+    task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], due: float | None
+) -> JobDocument:
+    """The document of a job of `task` with these arguments, due at `due` (None: now)."""
+    doc = JobDocument(
         task=task.name,
         args=args,
         kwargs=kwargs,
         queue=task.queue,
-        unique=task.unique_key(args, kwargs),
+        unique=None if task.unique is False else task.unique_key(args, kwargs),
         result_ttl=task.result_ttl,
     )
+    return with_expiry(doc, task, due) if task.expires else doc
 
 
 async def push_jobs(client: AsyncClient, queue: str, *payloads: bytes) -> list[str]:
@@ -221,22 +225,15 @@ async def push_jobs(client: AsyncClient, queue: str, *payloads: bytes) -> list[s
     return await ReliableQueue(client, consumer="producer").push(queue, *payloads)
 
 
-async def _enqueue_doc(
-    client: AsyncClient, task: Task[..., Any], due: float | None, doc: JobDocument
+async def _enqueue(
+    client: AsyncClient, task: Task[..., Any], due: float | None, args: Any, kwargs: Any
 ) -> Job | None:
+    doc = _document(task, args, kwargs, due)
     traced = tracer()
     if traced is None:
         return await _put(client, task, due, doc)
     with traced.publish(task.queue, doc.id) as carrier:
         return await _put(client, task, due, msgspec.structs.replace(doc, trace=carrier))
-
-
-async def _enqueue(
-    client: AsyncClient, task: Task[..., Any], due: float | None, args: Any, kwargs: Any
-) -> Job | None:
-    return await _enqueue_doc(
-        client, task, due, with_expiry(_document(task, args, kwargs), task, due)
-    )
 
 
 async def _put(
@@ -337,7 +334,7 @@ def enqueue_sync(client: SyncClient, task: Any, /, *args: Any, **kwargs: Any) ->
     if not isinstance(task, Task):
         _other(task, args, kwargs)
         return task.enqueue_with_sync(client)
-    doc = with_expiry(_document(task, args, kwargs), task, None)
+    doc = _document(task, args, kwargs, None)
     traced = tracer()
     if traced is None:
         return _put_sync(client, task, doc)

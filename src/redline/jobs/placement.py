@@ -8,22 +8,21 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
 from redline.jobs.document import JobDocument, job_keys
-from redline.jobs.events import EVENTS_MAXLEN, PACK, enqueued_event
+from redline.jobs.events import EVENTS_MAXLEN, LIVE_TTL, PACK, enqueued_event
 from redline.jobs.priority import levels_key, priority_key, scheduled_key
 from redline.keys import derived
 
 __all__ = ["Placement", "pending_key", "placement", "replaces", "with_expiry"]
 
 
-@dataclass(frozen=True)
-class Placement:
-    """One script call; `enqueued(reply)` says whether the job was put on the queue."""
+class Placement(msgspec.Struct, frozen=True):
+    """One script call; `enqueued(reply)` says whether the job was put on the queue. (A
+    msgspec struct: made per enqueue, without a Python frame.)"""
 
     script: str
     keys: list[str]
@@ -70,18 +69,38 @@ def placement(task: Any, due: float | None, doc: JobDocument, payload: bytes) ->
 
 @functools.lru_cache(maxsize=1024)
 def _fixed_keys(queue: str, priority: int) -> tuple[str, str, str, str]:
-    """job_enqueue's first four keys (cached: each enqueue of a queue needs the same)."""
+    """job_enqueue_many's first four keys (cached: each batch of a queue needs the same)."""
     lists = (priority_key(queue, priority), scheduled_key(queue, priority), levels_key(queue))
     return (*lists, job_keys(queue).events)
 
 
+# job_enqueue's constant arguments as text: hiredis packs an int through a printf of its own
+# (a few hundred instructions more per argument than a str).
+_EVENTS_CAP, _STATUS_TTL = str(EVENTS_MAXLEN), str(LIVE_TTL)
+
+
+@functools.lru_cache(maxsize=1024)
+def _single_keys(queue: str, priority: int, due: bool) -> tuple[str, str, str, str | None, str]:
+    """job_enqueue's keys for a job of `queue` at `priority` (cached: each enqueue of a queue
+    needs the same): where it waits, the event stream, the prefix of its status hash, and the
+    set of priorities used (None at priority 0, whose jobs do not name it); then the priority
+    as text."""
+    target = scheduled_key(queue, priority) if due else priority_key(queue, priority)
+    keys = job_keys(queue)
+    levels = levels_key(queue) if priority else None
+    return target, keys.events, keys.status(""), levels, str(priority)
+
+
 def _single(task: Any, due: float | None, doc: JobDocument, payload: bytes) -> Placement:
     """One `job_enqueue` call: `doc` and its `enqueued` event, together."""
-    keys = [*_fixed_keys(task.queue, task.priority), job_keys(task.queue).status(doc.id)]
+    target, events, status, levels, p = _single_keys(task.queue, task.priority, due is not None)
+    keys = [target, events, status + doc.id]
+    if levels is not None:
+        keys.append(levels)
     if doc.unique is not None:
         keys.append(job_keys(task.queue).unique(doc.unique))
-    event = enqueued_event(task.queue, doc.id, task.name, due).args()
-    args = [payload, task.priority, _due(due), task.unique_ttl, EVENTS_MAXLEN, *event]
+    when = "" if due is None else repr(due)  # (as `_due`, without its frame)
+    args = [payload, p, when, task.unique_ttl, _EVENTS_CAP, doc.id, task.name, _STATUS_TTL]
     return Placement("job_enqueue", keys, args)
 
 

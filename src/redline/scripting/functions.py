@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import re
-import weakref
 from collections.abc import Iterable, Sequence
 from functools import cached_property
 from typing import Any
@@ -108,13 +107,13 @@ class Library:
         self.read_only = frozenset(read_only)
         self.allow_oom = frozenset(allow_oom)
         self.versions = dict(versions or {})
-        # Per client: True once the library is loaded there, False when the server has no
-        # Functions (then every call is an EVALSHA). Weak: a closed client is forgotten.
-        self._modes: weakref.WeakKeyDictionary[object, bool] = weakref.WeakKeyDictionary()
         self._names = {s: function_name(s, self.versions.get(s)) for s in self.scripts}
-        # A blocking client whose calls are plain FCALLs keeps its `Held` channel under this
-        # attribute (see `call_sync`): its next call finds it in one look.
-        self._fcalls = f"_redline_fcalls_{name}"
+        # Each client's mode, kept on the client itself (so it goes with the client), under
+        # this attribute: absent until its first call, False when its calls are EVALSHAs (no
+        # Functions there), True once the library is loaded, and for a blocking client whose
+        # calls are plain FCALLs the `Held` channel they go over (`call_sync` finds it in one
+        # look).
+        self._mode = f"_redline_library_{name}"
 
     @cached_property
     def source(self) -> str:
@@ -143,16 +142,16 @@ class Library:
 
     def uses_functions(self, client: AsyncClient | SyncClient) -> bool | None:
         """True: calls on `client` are FCALLs; False: EVALSHA; None: not decided yet."""
-        return self._modes.get(client)
+        mode: bool | Held | None = vars(client).get(self._mode)
+        return None if mode is None else mode is not False
 
     def _loaded(self, client: object, error: ResponseError | None) -> bool:
+        vars(client)[self._mode] = error is None
         if error is None:
-            self._modes[client] = True
             return True
         log.warning(
             "Redis Functions unavailable (%s); library=%s runs through EVALSHA", error, self.name
         )
-        self._modes[client] = False
         return False
 
     async def load(self, client: AsyncClient) -> bool:
@@ -168,8 +167,7 @@ class Library:
         try:
             client.function_load(self.source, replace=True)
         except ResponseError as exc:
-            vars(client).pop(self._fcalls, None)  # EVALSHA from now on
-            return self._loaded(client, exc)
+            return self._loaded(client, exc)  # EVALSHA from now on (its kept channel dropped)
         return self._loaded(client, None)
 
     def command(
@@ -179,7 +177,7 @@ class Library:
         where a call there is not a plain FCALL (library not loaded yet, the EVALSHA fallback,
         a cluster): then use `call`. A pipelined FCALL that finds the library missing fails
         like any command; `call` then loads it again."""
-        if not self._modes.get(client) or _clustered(client):
+        if not vars(client).get(self._mode) or _clustered(client):
             return None
         return ("FCALL", self._names[script], len(keys), *keys, *args)
 
@@ -199,7 +197,7 @@ class Library:
     ) -> Any:
         """Run `script` with `keys` (one cluster slot) and `args`: FCALL, or EVALSHA; over
         `channel` (a `Batched` of `client`) when given, else the client's own connections."""
-        mode = self._modes.get(client)
+        mode: bool | None = vars(client).get(self._mode)
         if mode is None:
             mode = await self.load(client)
         if not mode or _clustered(client):
@@ -219,11 +217,11 @@ class Library:
         self, client: SyncClient, script: str, keys: Sequence[str], args: Sequence[Arg] = ()
     ) -> Any:
         """Blocking twin of `call`. Once a client's calls are known to be plain FCALLs, its
-        channel is kept on it (`_fcall_channel`): a call then makes no frame to find out again
-        (a pop of one at a time made five: the mode's weak lookup, the cluster check, the
-        function's name, the channel)."""
-        channel: Held | None = vars(client).get(self._fcalls)
-        if channel is None:
+        mode is the channel they go over (`_fcall_channel`): a call then makes no frame to find
+        out again (a pop of one at a time made five: the mode's weak lookup, the cluster check,
+        the function's name, the channel)."""
+        channel: bool | Held | None = vars(client).get(self._mode)
+        if type(channel) is not Held:
             channel = self._fcall_channel(client)
             if channel is None:
                 return scripts.run_sync(client, script, keys, args)
@@ -241,14 +239,14 @@ class Library:
 
     def _fcall_channel(self, client: SyncClient) -> Held | None:
         """The channel `client`'s calls go over as FCALLs (loading the library on the first
-        call), kept on the client; None where they are EVALSHAs (no Functions, a cluster)."""
-        mode = self._modes.get(client)
+        call), kept as its mode; None where they are EVALSHAs (no Functions, a cluster)."""
+        mode: bool | None = vars(client).get(self._mode)
         if mode is None:
             mode = self.load_sync(client)
         if not mode or _clustered(client):
             return None
         channel: Held = held(client)
-        vars(client)[self._fcalls] = channel
+        vars(client)[self._mode] = channel
         return channel
 
 
