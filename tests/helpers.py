@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -47,6 +48,7 @@ class PythonCalls:
 
     def __init__(self) -> None:
         self.all = self.redline = 0
+        self._collecting = False
 
     def _count(self, frame: Any, event: str, arg: object) -> None:
         if event == "call":
@@ -54,11 +56,17 @@ class PythonCalls:
             self.redline += frame.f_code.co_filename.startswith(self._ours)
 
     def __enter__(self) -> PythonCalls:
+        # The collector off while counting: a collection that lands inside would run the
+        # finalizers (`__del__`) of whatever earlier tests left in cycles — calls of no path.
+        self._collecting = gc.isenabled()
+        gc.disable()
         sys.setprofile(self._count)
         return self
 
     def __exit__(self, *exc: object) -> None:
         sys.setprofile(None)
+        if self._collecting:
+            gc.enable()
         self.all -= 1  # this call's own
 
 
