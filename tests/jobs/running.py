@@ -17,10 +17,17 @@ from redline.jobs.worker import Worker
 from redline.runtime import run_service
 from redline.runtime.metrics import Metrics
 
+# The in-process workers' lease: far longer than any stall of a starved test process, so that
+# a job runs once and the tests can count runs exactly (with 5 s, a loop starved past it at
+# load 20+ saw jobs delivered again: 32 runs of 30 jobs, a cancelled job counted twice). Its
+# heartbeat is a third of it (20 s); a test that needs a lapse, or a heartbeat's extension,
+# passes a short lease of its own (`lease=`).
+LEASE = 60.0
+
 
 class WorkerRunning:
     """A worker of `tasks` over `queues`, running in this event loop until `stop()` (the
-    metrics, when given, are its hook too)."""
+    metrics, when given, are its hook too; its lease `LEASE` unless given)."""
 
     def __init__(
         self,
@@ -31,7 +38,7 @@ class WorkerRunning:
         concurrency: int,
         grace: float,
         metrics: Metrics | None = None,
-        lease: float = 5,
+        lease: float = LEASE,
     ) -> None:
         self.worker = Worker(
             tasks,

@@ -8,15 +8,12 @@ from typing import Any
 
 import pytest
 
-from redline.cli.worker import WorkerConfig
 from redline.connection import AsyncClient
 from redline.jobs import JobState, Tasks, enqueue, enqueue_many
 from redline.jobs.job import read_records
 from redline.jobs.priority import priority_key
-from redline.jobs.worker import Worker
-from redline.runtime import run_service
 from tests.jobs import limit_tasks as lt
-from tests.jobs.test_worker import until
+from tests.jobs.running import WorkerRunning, until
 
 pytestmark = pytest.mark.cluster
 
@@ -29,7 +26,6 @@ async def test_the_features_on_a_cluster(cluster: Any, acluster: AsyncClient, pr
         for name in ("capped", "keyed", "prio", "fleeting", "latest", "settled", "bulked")
     }
     t = Tasks(made.values())
-    worker = Worker(t, [queue], concurrency=8, lease=5, cron=False)
     for key in lt.RECORDS:  # the cluster is shared by the session's tests: start clean
         await acluster.delete(key)
     await enqueue(acluster, made["fleeting"].options(expires=0.1), url, 1)
@@ -44,14 +40,11 @@ async def test_the_features_on_a_cluster(cluster: Any, acluster: AsyncClient, pr
     assert sum(1 for j in bulk if j) == 10
     await enqueue_many(acluster, made["capped"], [((url, n, 0.05), {}) for n in range(12)])
     await enqueue_many(acluster, made["keyed"], [((url, "a", n), {}) for n in range(4)])
-    stopping = asyncio.Event()
-    config = WorkerConfig(redis=url, popTimeout=0.2)
-    running = asyncio.create_task(run_service(worker, config, [worker], stopping))
+    running = WorkerRunning(t, url, [queue], concurrency=8, grace=10)
     try:
         await until(lambda: _ran(acluster), 60)
     finally:
-        stopping.set()
-        await asyncio.wait_for(running, 30)
+        await running.stop()
     order = [tag.decode() for tag in await acluster.lrange("l:order", 0, -1)]
     # The 5 priority-9 jobs are taken by the first pop (up to 8: the rest of it from the
     # priority-0 list); the 8 run on threads at once, so their order among themselves is the

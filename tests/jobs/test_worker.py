@@ -16,7 +16,7 @@ from redline.jobs.settling import JobOutcome
 from redline.queue import QueueKeys, ReliableQueue
 from redline.runtime.metrics import Metrics
 from tests.jobs import tasks as t
-from tests.jobs.running import WorkerRunning, settler_of, until
+from tests.jobs.running import LEASE, WorkerRunning, settler_of, until
 
 
 class Running(WorkerRunning):
@@ -29,7 +29,7 @@ class Running(WorkerRunning):
         grace: float = 5.0,
         concurrency: int = 8,
         metrics: Metrics | None = None,
-        lease: float = 5,
+        lease: float = LEASE,
     ) -> None:
         super().__init__(
             t.tasks, url, queues, concurrency=concurrency, grace=grace, metrics=metrics, lease=lease

@@ -11,32 +11,20 @@ from typing import Any
 import pytest
 import redis
 
-from redline.cli.worker import WorkerConfig
 from redline.connection import AsyncClient
 from redline.errors import WorkflowFailed
 from redline.jobs import MemberState, chain, chord, enqueue, enqueue_sync, group, workflow
-from redline.jobs.worker import Worker
 from redline.jobs.workflow import WorkflowKeys
 from redline.queue import ReliableQueue
-from redline.runtime import run_service
 from tests.jobs import workflow_tasks as w
-from tests.jobs.test_worker import until
+from tests.jobs.running import WorkerRunning, until
 
 
-class Running:
+class Running(WorkerRunning):
     """A worker of the workflow tasks running in this event loop until `stop()`."""
 
     def __init__(self, url: str, queues: list[str]) -> None:
-        self.worker = Worker(w.tasks, queues, concurrency=8, grace=2, lease=5, cron=False)
-        config = WorkerConfig(redis=url, popTimeout=0.2)
-        self.stopping = asyncio.Event()
-        self.task = asyncio.create_task(
-            run_service(self.worker, config, [self.worker], self.stopping)
-        )
-
-    async def stop(self) -> None:
-        self.stopping.set()
-        await asyncio.wait_for(self.task, 30)
+        super().__init__(w.tasks, url, queues, concurrency=8, grace=2)
 
 
 @pytest.fixture
