@@ -1,14 +1,14 @@
 """The worker: pops jobs in batches, runs them concurrently, acks them in batches.
 
 Async tasks run on the event loop, sync tasks in a thread pool; at most `concurrency` jobs run
-at once. Pops take as many jobs as there are free slots, and none while `UNSETTLED` ×
+at once. Pops take as many jobs as there are free slots, and none while `UNSETTLED` times
 `concurrency` finished jobs wait to be settled (so the settling never falls behind the pops
-without limit); the leases of the jobs in hand (running,
-or finished and not yet settled) are extended together (`ReliableQueue.extend`, every third of
-the lease); finished jobs are settled together by `jobs.settling` (one ack call, and one
-pipeline for any job records, for all that finished since the last settling); the counters the
-dashboard charts are added twice a second. So a busy worker spends a few Redis round trips per
-batch of jobs, not per job, and an idle one acks a job as soon as it finishes.
+without limit); the leases of the jobs in hand (running, or finished and not yet settled) are
+extended together (`ReliableQueue.extend`, every third of the lease); finished jobs are settled
+together by `jobs.settling` (one ack call, and one pipeline for any job records, for all that
+finished since the last settling); the counters the dashboard charts are added twice a second.
+So a busy worker spends a few Redis round trips per batch of jobs, not per job, and an idle one
+acks a job as soon as it finishes.
 
 Outcomes: success → ack (and a result record when the task has ``result_ttl``); failure →
 ``nack`` with the task's backoff while retries remain, else the dead-letter list with the
@@ -59,10 +59,12 @@ log = logging.getLogger(__name__)
 QUEUES_KEY = "redline:jobs:queues"  # set of queue names workers serve (the dashboard lists them)
 WAKE_POLL = 0.2  # seconds a pop blocks while jobs wait for a concurrency slot
 # Finished jobs waiting to be settled, in concurrencies, at which the worker stops popping until
-# the settling catches up. The settle loop takes everything finished in one go, and while it
-# settles that the pops fill the freed slots once, so a healthy drain has about one
-# concurrency's worth waiting and one being settled: under this, never at it.
-UNSETTLED = 3
+# the settling catches up (a bound on the backlog's memory and on the leases the heartbeat
+# extends). The settle loop takes everything finished in one go, so a healthy drain has about
+# one concurrency's worth waiting and one being settled; a loaded one peaked at 4-5 (no-op jobs,
+# docs/DEVELOPING.md, `settlebound`). A flood of failing jobs, each a nack and a record, had
+# thousands: it meets this.
+UNSETTLED = 8
 
 
 class Worker(JobRunner):
@@ -216,7 +218,7 @@ class Worker(JobRunner):
         with contextlib.suppress(*TRANSIENT):
             await self._flush_counts()
         self.executor.shutdown(wait=False, cancel_futures=True)
-        log.info("worker stopped completed=%d", self.completed)
+        log.info("worker stopped completed=%d held_back=%d", self.completed, self.held_back)
 
     # -- Service ---------------------------------------------------------------------------
 
