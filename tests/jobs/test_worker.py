@@ -13,10 +13,10 @@ from redline.errors import JobFailed, JobTimeout
 from redline.jobs import Job, JobState, Task, enqueue, enqueue_in, job_keys
 from redline.jobs.document import JobDocument
 from redline.jobs.settling import JobOutcome
-from redline.queue import QueueKeys, ReliableQueue
+from redline.queue import Delivery, QueueKeys, ReliableQueue
 from redline.runtime.metrics import Metrics
 from tests.jobs import tasks as t
-from tests.jobs.running import LEASE, WorkerRunning, settler_of, until
+from tests.jobs.running import LEASE, WorkerRunning, holds, settler_of, until
 
 
 class Running(WorkerRunning):
@@ -97,6 +97,48 @@ async def test_a_finished_job_keeps_its_lease_until_it_is_settled(
         dead = await until(lambda: ReliableQueue(aredis).dead("t:poison"), seconds=30)
         assert [d.deliveries for d in dead] == [1]  # extended, not delivered again
     finally:
+        await running.stop()
+
+
+async def test_the_worker_pops_nothing_while_its_settling_is_behind(
+    redis_url: str, aredis: AsyncClient
+) -> None:
+    """With the settling held, the worker takes jobs until `unsettled_limit` finished jobs wait
+    to be settled, and then none (every pop is counted with the backlog it was sent at): the
+    rest stay waiting in the queue. Once the settling goes on, everything is drained, each
+    job run once."""
+    jobs = 40
+    running = Running(redis_url, ["t:jobs"], concurrency=2)
+    worker = running.worker
+    try:
+        settler = await until(lambda: settler_of(running))
+        settle, go_on = settler.settle, asyncio.Event()
+
+        async def held(outcomes: Sequence[JobOutcome]) -> int:
+            await go_on.wait()
+            return await settle(outcomes)
+
+        settler.settle = held  # type: ignore[method-assign]
+        pop, backlogs = worker._pop, []
+
+        async def counted(*args: Any) -> list[Delivery]:
+            backlogs.append(worker.unsettled)
+            return await pop(*args)
+
+        worker._pop = counted  # type: ignore[method-assign]
+        enqueued = [await enqueue(aredis, t.add, i, 1) for i in range(jobs)]
+        limit = worker.unsettled_limit
+        await until(lambda: holds(worker.unsettled >= limit and worker.active == 0))
+        assert [b for b in backlogs if b >= limit] == []  # no pop once the bound was met
+        assert limit <= worker.taken <= limit + worker.concurrency
+        assert (await ReliableQueue(aredis).info("t:jobs")).waiting == jobs - worker.taken
+        go_on.set()
+        for i, job in enumerate(enqueued):
+            assert job is not None and await job.result(timeout=60) == i + 1
+            record = await job.record()
+            assert record is not None and record.attempts == 1
+    finally:
+        go_on.set()
         await running.stop()
 
 

@@ -1,12 +1,14 @@
 """The worker: pops jobs in batches, runs them concurrently, acks them in batches.
 
 Async tasks run on the event loop, sync tasks in a thread pool; at most `concurrency` jobs run
-at once. Pops take as many jobs as there are free slots; the leases of the jobs in hand (running,
-or finished and not yet settled) are extended together (`ReliableQueue.extend`, every third of
-the lease); finished jobs are settled together by `jobs.settling` (one ack call, and one
-pipeline for any job records, for all that finished since the last settling); the counters the
-dashboard charts are added twice a second. So a busy worker spends a few Redis round trips per
-batch of jobs, not per job, and an idle one acks a job as soon as it finishes.
+at once. Pops take as many jobs as there are free slots, and none while `UNSETTLED` times
+`concurrency` finished jobs wait to be settled (so the settling never falls behind the pops
+without limit); the leases of the jobs in hand (running, or finished and not yet settled) are
+extended together (`ReliableQueue.extend`, every third of the lease); finished jobs are settled
+together by `jobs.settling` (one ack call, and one pipeline for any job records, for all that
+finished since the last settling); the counters the dashboard charts are added twice a second.
+So a busy worker spends a few Redis round trips per batch of jobs, not per job, and an idle one
+acks a job as soon as it finishes.
 
 Outcomes: success → ack (and a result record when the task has ``result_ttl``); failure →
 ``nack`` with the task's backoff while retries remain, else the dead-letter list with the
@@ -56,6 +58,13 @@ log = logging.getLogger(__name__)
 
 QUEUES_KEY = "redline:jobs:queues"  # set of queue names workers serve (the dashboard lists them)
 WAKE_POLL = 0.2  # seconds a pop blocks while jobs wait for a concurrency slot
+# Finished jobs waiting to be settled, in concurrencies, at which the worker stops popping until
+# the settling catches up (a bound on the backlog's memory and on the leases the heartbeat
+# extends). The settle loop takes everything finished in one go, so a healthy drain has about
+# one concurrency's worth waiting and one being settled; a loaded one peaked at 4-5 (no-op jobs,
+# docs/DEVELOPING.md, `settlebound`). A flood of failing jobs, each a nack and a record, had
+# thousands: it meets this.
+UNSETTLED = 8
 
 
 class Worker(JobRunner):
@@ -86,13 +95,15 @@ class Worker(JobRunner):
         self.completed = 0
         self.max_jobs: int | None = None  # jobs to take before stopping (`jobs.recycle`)
         self.taken = 0
+        self.unsettled_limit = UNSETTLED * concurrency
+        self.held_back = 0  # times the pops waited for the settling to catch up (`_behind`)
         self._runs: dict[asyncio.Task[JobOutcome], Delivery] = {}
         self._admitting: set[asyncio.Task[None]] = set()  # popped batches the gate decides on
         self.ahead = Ahead()  # the next batch, popped while one is admitted (jobs.ahead)
         self._finished: list[JobOutcome] = []
         self._settling: list[JobOutcome] = []  # taken from `_finished` by the settling now
         self._ready = asyncio.Event()  # outcomes wait to be settled
-        self._slot = asyncio.Event()  # a slot came free
+        self._slot = asyncio.Event()  # a slot came free, or the settling caught up
         self._closing = False
         self._background: list[asyncio.Task[None]] = []
         self._settler: asyncio.Task[None] | None = None
@@ -207,16 +218,21 @@ class Worker(JobRunner):
         with contextlib.suppress(*TRANSIENT):
             await self._flush_counts()
         self.executor.shutdown(wait=False, cancel_futures=True)
-        log.info("worker stopped completed=%d", self.completed)
+        log.info("worker stopped completed=%d held_back=%d", self.completed, self.held_back)
 
     # -- Service ---------------------------------------------------------------------------
 
     async def step(self, ctx: Context) -> None:
         """Wait for a free slot (popping ahead meanwhile while jobs are admitted: see
-        `jobs.ahead`), pop up to that many jobs, start them."""
-        while self.active >= self.concurrency and not ctx.stopping.is_set():
+        `jobs.ahead`), pop up to that many jobs, start them. No pop while the settling is
+        behind (`_behind`): it resumes when the settling's round ends."""
+        counted = False
+        while (self.active >= self.concurrency or self._behind()) and not ctx.stopping.is_set():
             left = None if self.max_jobs is None else self.max_jobs - self.taken
-            if ahead := self.ahead.wanted(left):
+            if self._behind():
+                self.held_back += 0 if counted else 1
+                counted = True
+            elif ahead := self.ahead.wanted(left):
                 popped = await self._pop(ctx, ahead, 0)  # no wait: the slots fill meanwhile
                 self.taken += len(popped)
                 self.ahead.keep(popped)
@@ -323,7 +339,8 @@ class Worker(JobRunner):
         left = None if self.max_jobs is None else self.max_jobs - self.taken
         self.active += len(batch)
         self.ahead.admitting_now(len(batch))
-        count = self.ahead.wanted(left) if self.active >= self.concurrency and queues else 0
+        popping = self.active >= self.concurrency and queues and not self._behind()
+        count = self.ahead.wanted(left) if popping else 0
         if not count:  # no pop ahead follows: the batch is admitted on its own
             self.active -= len(batch)
             self.ahead.admitted(len(batch))
@@ -387,6 +404,17 @@ class Worker(JobRunner):
         _, popped = await self.queue.pop_after((), *keys, count=count, block=block)
         return popped  # `step` has the gate admit them
 
+    @property
+    def unsettled(self) -> int:
+        """Finished jobs waiting to be settled or being settled."""
+        return len(self._finished) + len(self._settling)
+
+    def _behind(self) -> bool:
+        """Whether `unsettled_limit` finished jobs wait to be settled: then the worker pops
+        nothing, so that the backlog, its memory and the leases the heartbeat extends stay
+        bounded."""
+        return self.unsettled >= self.unsettled_limit
+
     # -- running jobs ----------------------------------------------------------------------
 
     def _done(self, running: asyncio.Task[JobOutcome]) -> None:
@@ -425,6 +453,7 @@ class Worker(JobRunner):
                     return  # stopping with the server out of reach: no retry loop
             finally:
                 self._settling = []
+                self._slot.set()  # the pops held back by `_behind` go on
 
     async def _heartbeat_loop(self) -> None:
         """Extend the leases of the jobs in hand every third of the lease (cancelled by stop):
