@@ -22,13 +22,12 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-import redline
+from bench._calls import PythonCalls
 from bench.queue_cost import counted_server, valgrind_missing
 from redline.connection import SyncClient, connect, connect_sync
 from redline.connection.embedded import EmbeddedServer
@@ -69,39 +68,17 @@ def _server_table() -> Table | None:
     return table
 
 
-class _Calls:
-    """Python functions called while on (`sys.setprofile`), redline's own apart."""
-
-    ours = str(Path(redline.__file__).parent)
-
-    def __init__(self) -> None:
-        self.all = self.redline = 0
-
-    def __call__(self, frame: Any, event: str, arg: object) -> None:
-        if event == "call":
-            self.all += 1
-            self.redline += frame.f_code.co_filename.startswith(self.ours)
-
-
-def _counted(action: Callable[..., object], *args: Any) -> _Calls:
-    calls = _Calls()
-    sys.setprofile(calls)
-    try:
+def _counted(action: Callable[..., object], *args: Any) -> PythonCalls:
+    with PythonCalls() as calls:
         action(*args)
-    finally:
-        sys.setprofile(None)
     return calls
 
 
-async def _awaited(url: str) -> _Calls:
+async def _awaited(url: str) -> PythonCalls:
     client = connect(url)
     await enqueue(client, PLAIN)  # its channel and connection made before counting
-    calls = _Calls()
-    sys.setprofile(calls)
-    try:
+    with PythonCalls() as calls:
         await enqueue(client, PLAIN)
-    finally:
-        sys.setprofile(None)
     await client.aclose()
     return calls
 

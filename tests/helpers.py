@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import signal
@@ -16,7 +15,6 @@ from typing import Any
 import redis
 from click.testing import CliRunner
 
-import redline
 from redline.cli import main
 from redline.services.pending import pending_key
 
@@ -37,37 +35,6 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30, interval: float 
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s: {predicate}")
         time.sleep(interval)
-
-
-class PythonCalls:
-    """Counts the Python functions called while it is on (C functions not counted), those of
-    redline's own modules apart: ``with PythonCalls() as calls: ...``, then ``calls.all`` and
-    ``calls.redline``. A count, not a time: what a loaded machine does not change."""
-
-    _ours = str(Path(redline.__file__).parent)
-
-    def __init__(self) -> None:
-        self.all = self.redline = 0
-        self._collecting = False
-
-    def _count(self, frame: Any, event: str, arg: object) -> None:
-        if event == "call":
-            self.all += 1
-            self.redline += frame.f_code.co_filename.startswith(self._ours)
-
-    def __enter__(self) -> PythonCalls:
-        # The collector off while counting: a collection that lands inside would run the
-        # finalizers (`__del__`) of whatever earlier tests left in cycles — calls of no path.
-        self._collecting = gc.isenabled()
-        gc.disable()
-        sys.setprofile(self._count)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        sys.setprofile(None)
-        if self._collecting:
-            gc.enable()
-        self.all -= 1  # this call's own
 
 
 def spawn(

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from bench._calls import PythonCalls
 from redline.connection import AsyncClient, connect_sync
 from redline.errors import JobError
 from redline.jobs import (
@@ -23,7 +24,6 @@ from redline.jobs import (
     job_keys,
 )
 from redline.scripting.scripts import run
-from tests.helpers import PythonCalls
 
 send = Task.ref("app.send", queue="mail")
 

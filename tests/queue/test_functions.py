@@ -7,12 +7,12 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from bench._calls import PythonCalls
 from redline.connection import connect, connect_sync
 from redline.queue import QueueKeys, ReliableQueue, SyncReliableQueue
 from redline.queue.library import LIBRARY
 from redline.scripting import scripts
 from redline.scripting.functions import Library, function_name
-from tests.helpers import PythonCalls
 from tests.servers import ServerProcess
 
 
