@@ -135,8 +135,11 @@ def test_killing_one_agent_leaves_the_other_converging(
     wait_for(lambda: sredis.zcard("redline:cscale:agents") == 2, timeout=30)
     scale(sredis, 4)
     settle(sredis, 4)
-    # the victim is an agent that supervises instances (which one starts them is not fixed)
-    victim = next(inst.get("agent") for inst in live(sredis) if inst.get("agent") in hosts)
+    # the victim is an agent that supervises instances (which one starts them is not fixed);
+    # an instance registers itself, and its agent writes its name into its hash a round later
+    victim = wait_for(
+        lambda: next((i.get("agent") for i in live(sredis) if i.get("agent") in hosts), None)
+    )
     survivor = next(h for h in hosts if h != victim)
     hosts[victim].kill()
     hosts[victim].wait()
